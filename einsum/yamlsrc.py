@@ -1,0 +1,97 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's composer gives nodes with marks; we turn them into plain Python data and a
+:class:`Source` that maps each YAML path to its line, so later validation can name
+``file:line a.b[2]`` in its errors. Duplicate keys are an error (PyYAML silently keeps
+the last one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+YPath = tuple[str | int, ...]
+
+
+@dataclass
+class Source:
+    """Where the values of one loaded YAML document came from."""
+
+    file: str
+    lines: dict[YPath, int] = field(default_factory=dict)
+
+    def line(self, path: YPath) -> int | None:
+        """Line (1-based) of ``path``, or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while True:
+            if p in self.lines:
+                return self.lines[p]
+            if not p:
+                return None
+            p = p[:-1]
+
+    def error(self, path: YPath, message: str) -> ConfigError:
+        return ConfigError(message, file=self.file, line=self.line(path), ypath=tuple(path))
+
+
+def _construct(node: yaml.Node, path: YPath, src: Source) -> Any:
+    src.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for knode, vnode in node.value:
+            if knode.tag == "tag:yaml.org,2002:merge":
+                raise ConfigError("YAML merge keys ('<<') are not supported",
+                                  src.file, knode.start_mark.line + 1, path)
+            key = _construct(knode, path + ("<key>",), src)
+            if isinstance(key, (list, dict)):
+                raise ConfigError("a mapping key must be a scalar", src.file,
+                                  knode.start_mark.line + 1, path)
+            if key in out:
+                raise ConfigError(f"duplicate key {key!r}", src.file,
+                                  knode.start_mark.line + 1, path + (str(key),))
+            out[key] = _construct(vnode, path + (str(key),), src)
+            src.lines[path + (str(key),)] = knode.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(v, path + (i,), src) for i, v in enumerate(node.value)]
+    loader = yaml.SafeLoader("")
+    return loader.construct_object(node, deep=True)
+
+
+def loads(text: str, file: str = "<string>") -> tuple[Any, Source]:
+    """Parse YAML text into plain data plus its :class:`Source`."""
+    src = Source(file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = exc.problem or "malformed YAML"
+        raise ConfigError(f"malformed YAML: {what}", file, line) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - defensive
+        raise ConfigError(f"malformed YAML: {exc}", file) from None
+    if node is None:
+        raise ConfigError("the file is empty", file, 1)
+    try:
+        data = _construct(node, (), src)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {exc}", file) from None
+    return data, src
+
+
+def load(path: str | Path) -> tuple[Any, Source]:
+    """Read and parse a YAML file; a missing or unreadable file is a ConfigError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", str(path)) from None
+    return loads(text, str(path))

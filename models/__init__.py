@@ -1,0 +1,1 @@
+"""einarray: models package."""
