@@ -1,0 +1,464 @@
+"""The unified compute unit: an R x C output-stationary MAC array with a command port.
+
+One instance serves every matmul of a ViT/MoE layer (Edge-MoE's "unified compute unit"):
+Q/K/V projections, attention output projection, MLP fc1 (+ fused GELU), fc2, MoE expert
+fc1/fc2, and the attention matmuls ``Q K^T`` and ``A V``. The bit-exact reference is
+:mod:`einsum.golden_gemm`.
+
+Ports (Amaranth ``lib.stream``, valid/ready, any back-pressure):
+
+``cmd``  one command per tile (layout in :data:`CMD_FIELDS`, encode with :func:`encode_cmd`)
+``i``    left operand, one beat per k step: column ``a[:, k]`` of the R x K tile (R lanes)
+``w``    right operand, one beat per k step: row ``w[k, :]`` (C lanes); for ``QK^T`` this is
+         column ``k`` of the K tile (``w = K^T``), for ``A V`` row ``k`` of V. If the command
+         has the ``bias`` flag, the first ``w`` beat is the bias vector (C lanes).
+``o``    results, R beats, beat r = row r of the output tile (C lanes)
+
+A tile runs: accept ``cmd`` -> (clear accumulators unless ``acc``) -> optional bias beat
+added into the accumulators -> K beats of outer products ``acc += a[:, k] w[k, :]`` ->
+R output rows through the epilogue ``round/shift -> saturate -> relu -> gelu``.
+
+The ``reuse`` flag takes the left operand from the unit's operand buffer (every ``i`` beat of
+the last non-reuse command is stored, up to ``max_k`` beats) instead of the ``i`` port, so
+one activation/query tile is streamed once and reused for every weight/key tile (Edge-MoE
+buffers its input row the same way). ``acc`` keeps the accumulators of the previous tile so
+K larger than ``max_k`` is split over several commands.
+
+Cycle count of one tile, see :func:`tile_cycles`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from einsum.errors import ConfigError
+from einsum.golden_gemm import OP_AV, OP_GEMM, OP_QKT, GemmFormat
+
+__all__ = ["ComputeUnit", "tile_cycles", "encode_cmd", "cmd_fields", "SHIFT_BITS",
+           "OP_GEMM", "OP_QKT", "OP_AV"]
+
+SHIFT_BITS = 4  # command shift field: extra right shift 0..15 (attention scale, etc.)
+
+# Pipeline depths (see tile_cycles): operand register, product register, accumulate.
+_MAC_PIPE = 2      # cycles between the last operand handshake and the final accumulator
+_DRAIN_PIPE = 2    # row select register, requantize/relu register (= o payload)
+
+
+def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
+                epilogue_latency: int = 0) -> int:
+    """Clock cycles of one tile with no stalls, from command to last output, inclusive.
+
+    Counting the cycle in which ``cmd`` is accepted as cycle 1 and the cycle in which the
+    last ``o`` beat is accepted as cycle N, with ``i``/``w`` always valid and ``o`` always
+    ready::
+
+        N = 1 (command) + bias + k (one operand beat per cycle) + 2 (MAC pipeline flush)
+            + rows (one output row per cycle) + 2 (row select, requantize)
+            + epilogue_latency (GELU pipeline, 0 when the tile has no gelu)
+          = k + rows + bias + 5 + epilogue_latency
+
+    ``cols`` does not appear: the C columns are computed in parallel. The next command is
+    accepted in cycle N + 1, so back-to-back tiles take exactly N cycles each. Stalls on
+    any port only add cycles. ``bias`` counts only for the ``gemm`` opcode.
+    """
+    for name, v in (("rows", rows), ("cols", cols), ("k", k)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+    if not isinstance(epilogue_latency, int) or epilogue_latency < 0:
+        raise ConfigError(f"epilogue_latency must be a non-negative integer, got {epilogue_latency!r}")
+    return 1 + int(bool(bias)) + k + _MAC_PIPE + rows + _DRAIN_PIPE + epilogue_latency
+
+
+def _kbits(max_k: int) -> int:
+    return max(1, (max_k - 1).bit_length())
+
+
+def cmd_fields(max_k: int) -> dict[str, tuple[int, int]]:
+    """Command payload fields: name -> (lsb offset, width). LSB first."""
+    fields = [("k_m1", _kbits(max_k)), ("op", 2), ("bias", 1), ("acc", 1), ("reuse", 1),
+              ("relu", 1), ("gelu", 1), ("shift", SHIFT_BITS)]
+    out, off = {}, 0
+    for name, width in fields:
+        out[name] = (off, width)
+        off += width
+    return out
+
+
+def encode_cmd(k: int, *, max_k: int, op: int = OP_GEMM, bias: bool = False,
+               acc: bool = False, reuse: bool = False, relu: bool = False,
+               gelu: bool = False, shift: int = 0) -> int:
+    """Pack one command into the integer driven on ``cmd__payload``."""
+    if not 1 <= k <= max_k:
+        raise ConfigError(f"k={k} out of range [1, max_k={max_k}]")
+    if op not in (OP_GEMM, OP_QKT, OP_AV):
+        raise ConfigError(f"unknown opcode {op!r} (0=gemm, 1=qkt, 2=av)")
+    if not 0 <= shift < (1 << SHIFT_BITS):
+        raise ConfigError(f"shift={shift} out of range [0, {(1 << SHIFT_BITS) - 1}]")
+    vals = {"k_m1": k - 1, "op": op, "bias": int(bias), "acc": int(acc), "reuse": int(reuse),
+            "relu": int(relu), "gelu": int(gelu), "shift": shift}
+    word = 0
+    for name, (off, _w) in cmd_fields(max_k).items():
+        word |= vals[name] << off
+    return word
+
+
+def _check_int(name, v, lo, hi=None):
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ConfigError(f"ComputeUnit: {name} must be an integer {rng}, got {v!r}")
+
+
+class _LaneFork(wiring.Component):
+    """Broadcast one multi-lane beat to N single-lane streams, then join their results.
+
+    Each lane ``l`` gets ``i.payload[l]`` on its own stream (a lane that has taken the beat
+    is masked until all lanes have), so lanes may run skewed; results are joined when every
+    lane has one. Lanes must preserve order (pipelines do). Valid never waits for ready.
+    """
+
+    def __init__(self, lanes, in_shape, out_shape):
+        self._lanes = lanes
+        self._n = len(lanes)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(in_shape, self._n))),
+            "o": Out(stream.Signature(data.ArrayLayout(out_shape, self._n))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._n
+        taken = Signal(n)
+        hs = Signal(n)
+        for idx, lane in enumerate(self._lanes):
+            m.submodules[f"lane{idx}"] = lane
+            m.d.comb += [
+                lane.i.payload.eq(self.i.payload[idx]),
+                lane.i.valid.eq(self.i.valid & ~taken[idx]),
+                hs[idx].eq(lane.i.valid & lane.i.ready),
+                self.o.payload[idx].eq(lane.o.payload),
+                lane.o.ready.eq(self.o.valid & self.o.ready),
+            ]
+        done = Signal()
+        m.d.comb += done.eq((taken | hs).all())
+        m.d.comb += self.i.ready.eq(done)
+        with m.If(self.i.valid & done):
+            m.d.sync += taken.eq(0)
+        with m.Else():
+            m.d.sync += taken.eq(taken | hs)
+        all_valid = Const(1)
+        for lane in self._lanes:
+            all_valid = all_valid & lane.o.valid
+        m.d.comb += self.o.valid.eq(all_valid)
+        return m
+
+
+class ComputeUnit(wiring.Component):
+    """Unified compute unit: R x C MAC array, tiled GEMM with bias preload and epilogues.
+
+    Keyword-only parameters (all validated, :class:`einsum.errors.ConfigError` on error):
+
+    rows, cols        array size R x C (output tile), 1..64 each
+    a_width, a_frac   activations (``i`` lanes), signed fixed point
+    w_width, w_frac   weights (``w`` lanes)
+    bias_frac         fraction bits of the bias beat (``w_width`` bits wide)
+    acc_width         accumulator width (>= a_width + w_width; wraps on overflow)
+    o_width, o_frac   results (``o`` lanes); default: the activation format
+    max_k             operand buffer depth and largest K of one command (power of two)
+    gelu              instantiate one GELU lane per column (:class:`hw.gelu.Gelu`) so the
+                      ``gelu`` command flag works; if False the flag is ignored
+    gelu_params       extra keyword parameters for :class:`hw.gelu.Gelu`
+    """
+
+    def __init__(self, *, rows: int = 4, cols: int = 4, a_width: int = 16, a_frac: int = 10,
+                 w_width: int = 16, w_frac: int = 14, bias_frac: int | None = None,
+                 acc_width: int = 40, o_width: int | None = None, o_frac: int | None = None,
+                 max_k: int = 256, gelu: bool = False, gelu_params: dict | None = None):
+        _check_int("rows", rows, 1, 64)
+        _check_int("cols", cols, 1, 64)
+        _check_int("a_width", a_width, 2, 32)
+        _check_int("w_width", w_width, 2, 32)
+        _check_int("acc_width", acc_width, 4, 96)
+        _check_int("max_k", max_k, 1, 1 << 16)
+        if max_k & (max_k - 1):
+            raise ConfigError(f"ComputeUnit: max_k must be a power of two, got {max_k}")
+        o_width = a_width if o_width is None else o_width
+        o_frac = a_frac if o_frac is None else o_frac
+        bias_frac = w_frac if bias_frac is None else bias_frac
+        _check_int("o_width", o_width, 2, 32)
+        try:
+            fmt = GemmFormat(a_width=a_width, a_frac=a_frac, w_width=w_width, w_frac=w_frac,
+                             acc_width=acc_width, o_width=o_width, o_frac=o_frac,
+                             bias_frac=bias_frac)
+        except Exception as exc:  # NumericError -> ConfigError with the unit's name
+            raise ConfigError(f"ComputeUnit: {exc}") from None
+        if not isinstance(gelu, bool):
+            raise ConfigError(f"ComputeUnit: gelu must be a bool, got {gelu!r}")
+        self.rows, self.cols, self.max_k = rows, cols, max_k
+        self.fmt = fmt
+        self.gelu = gelu
+        self.gelu_params = dict(gelu_params or {})
+        self._gelu_lanes = None
+        self.gelu_latency = 0
+        if gelu:
+            self._gelu_lanes = [self._make_gelu() for _ in range(cols)]
+            self.gelu_latency = int(self._gelu_lanes[0].describe()["latency"])
+        self.cmd_fields = cmd_fields(max_k)
+        cmd_layout = data.StructLayout({name: unsigned(w) for name, (_o, w) in self.cmd_fields.items()})
+        super().__init__({
+            "cmd": In(stream.Signature(cmd_layout)),
+            "i": In(stream.Signature(data.ArrayLayout(signed(a_width), rows))),
+            "w": In(stream.Signature(data.ArrayLayout(signed(w_width), cols))),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(o_width), cols))),
+        })
+
+    # -- plug-in epilogue ------------------------------------------------------------
+    def _make_gelu(self):
+        """One GELU lane taking and giving output-format codes."""
+        from hw.gelu import Gelu  # lazy: optional block
+
+        params = {"width": self.fmt.o_width, "frac_bits": self.fmt.o_frac}
+        params.update(self.gelu_params)
+        g = Gelu(**params)
+        d = g.describe()
+        pi, po = d["ports"]["i"], d["ports"]["o"]
+        if (pi["width"], pi["frac_bits"], po["width"], po["frac_bits"]) != (
+                self.fmt.o_width, self.fmt.o_frac, self.fmt.o_width, self.fmt.o_frac):
+            raise ConfigError(
+                "ComputeUnit: the GELU lane must take and give the output format "
+                f"Q{self.fmt.o_width}.{self.fmt.o_frac}; got i={pi['width']}/{pi['frac_bits']} "
+                f"o={po['width']}/{po['frac_bits']}")
+        return g
+
+    def tile_cycles(self, k: int, *, bias: bool = False, gelu: bool = False) -> int:
+        """:func:`tile_cycles` for this instance (gelu counts only if the unit has lanes)."""
+        return tile_cycles(self.rows, self.cols, k, bias=bias,
+                           epilogue_latency=self.gelu_latency if (gelu and self.gelu) else 0)
+
+    def params(self) -> dict:
+        p = self.fmt.as_dict()
+        p.update(rows=self.rows, cols=self.cols, max_k=self.max_k, gelu=self.gelu)
+        if self.gelu_params:
+            p["gelu_params"] = dict(self.gelu_params)
+        return p
+
+    def describe(self) -> dict:
+        f = self.fmt
+
+        def port(name, width, frac, lanes):
+            return {"payload": f"{name}__payload", "valid": f"{name}__valid",
+                    "ready": f"{name}__ready", "width": width, "frac_bits": frac,
+                    "signed": True, "lanes": lanes}
+
+        return {
+            "top": "compute_unit",
+            "clock": "clk",
+            "reset": "rst",
+            "ports": {
+                "cmd": {"payload": "cmd__payload", "valid": "cmd__valid", "ready": "cmd__ready",
+                        "width": sum(w for _o, w in self.cmd_fields.values()),
+                        "frac_bits": 0, "signed": False, "lanes": 1},
+                "i": port("i", f.a_width, f.a_frac, self.rows),
+                "w": port("w", f.w_width, f.w_frac, self.cols),
+                "o": port("o", f.o_width, f.o_frac, self.cols),
+            },
+            "latency": {
+                "formula": "k + rows + bias + 5 + (gelu_latency if gelu else 0)",
+                "gelu_latency": self.gelu_latency,
+                "example_k16": self.tile_cycles(16),
+            },
+            "params": self.params(),
+            "commands": {
+                "fields": {n: {"lsb": o, "width": w} for n, (o, w) in self.cmd_fields.items()},
+                "opcodes": {"gemm": OP_GEMM, "qkt": OP_QKT, "av": OP_AV},
+                "notes": {
+                    "k_m1": "K depth minus one (K in 1..max_k)",
+                    "bias": "gemm only: first w beat is the bias, added into the accumulators",
+                    "acc": "keep the accumulators of the previous tile (K split)",
+                    "reuse": "take the left operand from the buffer (last non-reuse command)",
+                    "relu": "gemm only: max(0, y) after requantization",
+                    "gelu": "gemm only: GELU lane per column (needs gelu=True)",
+                    "shift": "extra right shift before rounding (scale by 2**-shift)",
+                },
+            },
+        }
+
+    # -- RTL -------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        R, C, f = self.rows, self.cols, self.fmt
+        kb = _kbits(self.max_k)
+        pw = f.a_width + f.w_width
+
+        # operand buffer (BRAM-friendly: synchronous read, address = next k)
+        m.submodules.abuf = abuf = Memory(shape=data.ArrayLayout(signed(f.a_width), R),
+                                          depth=self.max_k, init=[])
+        rd = abuf.read_port(domain="sync")
+        wr = abuf.write_port()
+
+        # latched command
+        k_m1 = Signal(kb)
+        c_bias = Signal()
+        c_reuse = Signal()
+        c_relu = Signal()
+        c_gelu = Signal()
+        c_shift = Signal(SHIFT_BITS)
+
+        kcnt = Signal(kb)
+        kcnt_next = Signal(kb)
+
+        acc = [[Signal(signed(f.acc_width), name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
+        a_r = [Signal(signed(f.a_width), name=f"a_r{r}") for r in range(R)]
+        w_r = [Signal(signed(f.w_width), name=f"w_r{c}") for c in range(C)]
+        prod = [[Signal(signed(pw), name=f"p_{r}_{c}") for c in range(C)] for r in range(R)]
+        v1 = Signal()
+        v2 = Signal()
+        clear = Signal()
+        bias_hs = Signal()
+        mac_hs = Signal()
+
+        # drain pipeline
+        rcnt = Signal(range(max(R, 2)))
+        ocnt = Signal(range(max(R, 2)))
+        s1_v = Signal()
+        s1 = [Signal(signed(f.acc_width), name=f"s1_{c}") for c in range(C)]
+        s2_v = Signal()
+        s2 = Signal(data.ArrayLayout(signed(f.o_width), C))
+        issue = Signal()
+        s2_rdy = Signal()
+
+        cmd = self.cmd.payload
+        m.d.comb += kcnt_next.eq(kcnt)
+        m.d.comb += [rd.addr.eq(kcnt_next), rd.en.eq(1)]
+
+        with m.FSM(name="cu"):
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    is_gemm = cmd.op == OP_GEMM
+                    m.d.sync += [
+                        k_m1.eq(cmd.k_m1),
+                        c_bias.eq(cmd.bias & is_gemm),
+                        c_reuse.eq(cmd.reuse),
+                        c_relu.eq(cmd.relu & is_gemm),
+                        c_gelu.eq(cmd.gelu & is_gemm & int(self.gelu)),
+                        c_shift.eq(cmd.shift),
+                        kcnt.eq(0),
+                        rcnt.eq(0),
+                        ocnt.eq(0),
+                    ]
+                    m.d.comb += [clear.eq(~cmd.acc), kcnt_next.eq(0)]
+                    with m.If(cmd.bias & is_gemm):
+                        m.next = "BIAS"
+                    with m.Else():
+                        m.next = "MAC"
+            with m.State("BIAS"):
+                m.d.comb += [self.w.ready.eq(1), bias_hs.eq(self.w.valid)]
+                with m.If(self.w.valid):
+                    m.next = "MAC"
+            with m.State("MAC"):
+                a_ok = Signal()
+                m.d.comb += a_ok.eq(c_reuse | self.i.valid)
+                m.d.comb += [
+                    mac_hs.eq(a_ok & self.w.valid),
+                    self.w.ready.eq(a_ok),
+                    self.i.ready.eq(self.w.valid & ~c_reuse),
+                ]
+                with m.If(mac_hs):
+                    m.d.sync += kcnt.eq(kcnt + 1)
+                    m.d.comb += kcnt_next.eq(kcnt + 1)
+                    with m.If(kcnt == k_m1):
+                        m.next = "FLUSH"
+            with m.State("FLUSH"):
+                with m.If(~v1):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.comb += issue.eq(~s1_v | ~s2_v | s2_rdy)
+                with m.If(issue):
+                    m.d.sync += rcnt.eq(rcnt + 1)
+                    with m.If(rcnt == R - 1):
+                        m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(self.o.valid & self.o.ready & (ocnt == R - 1)):
+                    m.next = "IDLE"
+
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += ocnt.eq(ocnt + 1)
+
+        # operand buffer write / operand select
+        a_sel = Signal(data.ArrayLayout(signed(f.a_width), R))
+        m.d.comb += a_sel.eq(self.i.payload)
+        with m.If(c_reuse):
+            m.d.comb += a_sel.eq(rd.data)
+        m.d.comb += [wr.addr.eq(kcnt), wr.data.eq(self.i.payload),
+                     wr.en.eq(mac_hs & ~c_reuse)]
+
+        # MAC pipeline: operand registers -> product registers -> accumulate
+        m.d.sync += [v1.eq(mac_hs), v2.eq(v1)]
+        with m.If(mac_hs):
+            m.d.sync += [a_r[r].eq(a_sel[r]) for r in range(R)]
+            m.d.sync += [w_r[c].eq(self.w.payload[c]) for c in range(C)]
+        m.d.sync += [prod[r][c].eq(a_r[r] * w_r[c]) for r in range(R) for c in range(C)]
+        for r in range(R):
+            for c in range(C):
+                with m.If(clear):
+                    m.d.sync += acc[r][c].eq(0)
+                with m.Elif(bias_hs):
+                    b = self.w.payload[c].as_signed()
+                    m.d.sync += acc[r][c].eq(acc[r][c] + (b << f.bias_shift))
+                with m.Elif(v2):
+                    m.d.sync += acc[r][c].eq(acc[r][c] + prod[r][c])
+
+        # drain: row select -> requantize/saturate/relu -> (gelu lanes) -> o
+        adv1 = Signal()
+        adv2 = Signal()
+        m.d.comb += [adv2.eq(~s2_v | s2_rdy), adv1.eq(~s1_v | adv2)]
+        with m.If(adv1):
+            m.d.sync += s1_v.eq(issue)
+            with m.Switch(rcnt):
+                for r in range(R):
+                    with m.Case(r):
+                        m.d.sync += [s1[c].eq(acc[r][c]) for c in range(C)]
+        lo, hi = -(1 << (f.o_width - 1)), (1 << (f.o_width - 1)) - 1
+        with m.If(adv2):
+            m.d.sync += s2_v.eq(s1_v)
+            for c in range(C):
+                x = Signal(signed(f.acc_width + 1), name=f"rq_x{c}")
+                y = Signal(signed(f.acc_width + 1), name=f"rq_y{c}")
+                z = Signal(signed(f.o_width), name=f"rq_z{c}")
+                s = f.base_shift + c_shift
+                # rounding constant 2**(s-1), or 0 when s == 0
+                rnd = (Const(1, unsigned(f.acc_width + 1)) << s)[1:]
+                m.d.comb += [x.eq(s1[c] + rnd), y.eq(x >> s)]
+                with m.If(y > hi):
+                    m.d.comb += z.eq(hi)
+                with m.Elif(y < lo):
+                    m.d.comb += z.eq(lo)
+                with m.Else():
+                    m.d.comb += z.eq(y)
+                with m.If(c_relu & z[-1]):
+                    m.d.sync += s2[c].eq(0)
+                with m.Else():
+                    m.d.sync += s2[c].eq(z)
+
+        if self._gelu_lanes is not None:
+            m.submodules.gelu = fork = _LaneFork(self._gelu_lanes, signed(f.o_width), signed(f.o_width))
+            m.d.comb += [
+                fork.i.payload.eq(s2),
+                fork.i.valid.eq(s2_v & c_gelu),
+            ]
+            with m.If(c_gelu):
+                m.d.comb += [
+                    s2_rdy.eq(fork.i.ready),
+                    self.o.payload.eq(fork.o.payload),
+                    self.o.valid.eq(fork.o.valid),
+                    fork.o.ready.eq(self.o.ready),
+                ]
+            with m.Else():
+                m.d.comb += [s2_rdy.eq(self.o.ready), self.o.payload.eq(s2),
+                             self.o.valid.eq(s2_v)]
+        else:
+            m.d.comb += [s2_rdy.eq(self.o.ready), self.o.payload.eq(s2), self.o.valid.eq(s2_v)]
+        return m
