@@ -1,0 +1,155 @@
+"""Core types of a validated Einsum cascade (no parsing here; see :mod:`einsum.load`).
+
+A :class:`Cascade` is a DAG of :class:`Einsum` s (built with networkx). Recurrences
+over an iterative rank (``RM[m, p1+1] = max(RM[m,p1], LM[m,p1])`` with the initial
+value ``RM[m, 0] = -inf``) are the only cycles allowed: the read of ``RM[m,p1]``
+is a *loop-carried* edge, and removing loop-carried edges leaves a DAG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+import networkx as nx
+
+from .expr import Statement
+
+RankKind = Literal["base", "part", "derived", "alias"]
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    name: str
+    size: int
+    kind: RankKind = "base"
+    root: str = ""  # the input rank this one traverses (P for P1 and P0)
+
+    @property
+    def index(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    ranks: tuple[str, ...]
+    shape: tuple[int, ...]
+    kind: Literal["input", "intermediate", "output"]
+    iterative_dim: int | None = None  # this dim has extent size+1 (a recurrence)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+@dataclass(frozen=True)
+class Einsum:
+    name: str  # unique; the output tensor, or 'T.init' for a recurrence's initial value
+    position: int  # index in the expressions list
+    stmt: Statement
+    output: str
+    kind: Literal["plain", "init", "update"]
+    iter_indices: tuple[str, ...]  # every index variable the Einsum iterates, LHS first
+    lhs_indices: tuple[str, ...]  # indices kept in the output (plus the update variable)
+    reduced: tuple[str, ...]
+    reduce_op: Literal["sum", "max", "min"] | None  # None: nothing is reduced
+    reads: tuple[str, ...]  # tensors read, in order of first access
+    iter_var: str | None = None  # update: the index at the '+1' position
+    carried: frozenset[str] = frozenset()  # tensors read at the previous iteration
+
+    def __str__(self) -> str:
+        return str(self.stmt)
+
+
+@dataclass(frozen=True)
+class Cascade:
+    name: str
+    ranks: Mapping[str, RankInfo]
+    params: Mapping[str, float]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    tensors: Mapping[str, TensorInfo]
+    einsums: tuple[Einsum, ...]
+    description: str = ""
+    source: str | None = None
+    partitions: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+
+    # -- lookups -----------------------------------------------------------------
+    def rank_of_index(self, idx: str) -> RankInfo:
+        for r in self.ranks.values():
+            if r.index == idx:
+                return r
+        raise KeyError(idx)
+
+    def index_size(self, idx: str) -> int:
+        return self.rank_of_index(idx).size
+
+    def einsum(self, name: str) -> Einsum:
+        for e in self.einsums:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def producers(self, tensor: str) -> list[Einsum]:
+        return [e for e in self.einsums if e.output == tensor]
+
+    # -- graphs ------------------------------------------------------------------
+    def graph(self, *, with_carried: bool = True) -> nx.DiGraph:
+        """Einsum dependency graph: edge u -> v when v reads a tensor u writes.
+
+        Edges carry ``tensor`` and ``carried`` (a loop-carried read of a recurrence).
+        """
+        g = nx.DiGraph()
+        for e in self.einsums:
+            g.add_node(e.name, einsum=e)
+        for e in self.einsums:
+            for t in e.reads:
+                for p in self.producers(t):
+                    carried = t in e.carried and p.kind == "update"
+                    if carried and not with_carried:
+                        continue
+                    if g.has_edge(p.name, e.name):
+                        g.edges[p.name, e.name]["carried"] &= carried
+                    else:
+                        g.add_edge(p.name, e.name, tensor=t, carried=carried)
+        return g
+
+    def tensor_graph(self) -> nx.DiGraph:
+        """Bipartite tensor/Einsum graph used for drawing (tensor -> einsum -> tensor)."""
+        g = nx.DiGraph()
+        for t, info in self.tensors.items():
+            g.add_node(("T", t), kind=info.kind, label=t)
+        for e in self.einsums:
+            g.add_node(("E", e.name), kind="einsum", label=str(e.stmt))
+            for t in e.reads:
+                g.add_edge(("T", t), ("E", e.name))
+            g.add_edge(("E", e.name), ("T", e.output))
+        return g
+
+    def schedule(self) -> list[list[str]]:
+        """Evaluation order: a list of groups of Einsum names.
+
+        A group of one is evaluated at once; a larger group (or a self-recurrence) is a
+        strongly connected component iterated over its recurrence variable, its members
+        in the order given by the graph without loop-carried edges.
+        """
+        full = self.graph(with_carried=True)
+        acyclic = self.graph(with_carried=False)
+        cond = nx.condensation(full)
+        order = []
+        pos = {e.name: e.position for e in self.einsums}
+        for c in nx.lexicographical_topological_sort(
+                cond, key=lambda c: min(pos[m] for m in cond.nodes[c]["members"])):
+            members = cond.nodes[c]["members"]
+            if len(members) == 1:
+                order.append(list(members))
+            else:
+                sub = acyclic.subgraph(members)
+                order.append(list(nx.lexicographical_topological_sort(
+                    sub, key=lambda n: self.einsum(n).position)))
+        return order

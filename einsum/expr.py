@@ -1,0 +1,164 @@
+"""Expression trees of the Einsum language (core types; no parsing here).
+
+A statement ``QK[m,p] = Q[m,e] * K[p,e] * scale`` is a :class:`Statement` whose
+left side is an :class:`Access` and whose right side is a tree of the node types
+below. Index expressions in subscripts use the same node types (restricted to
+integer arithmetic of :class:`Index`, :class:`RankSize`, :class:`Param`,
+:class:`Num` and ``min``/``max``/``clamp``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Union
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float | int
+
+    def __str__(self) -> str:
+        v = self.value
+        if isinstance(v, float) and v == float("inf"):
+            return "inf"
+        if isinstance(v, float) and v == float("-inf"):
+            return "-inf"
+        return repr(v)
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index variable used as a value or in a subscript (``m``, ``p1``)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class RankSize:
+    """The size of a rank used as a value (``P1`` in ``RD[m, P1]``)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Access:
+    tensor: str
+    subscripts: tuple["Expr", ...]
+
+    def __str__(self) -> str:
+        return f"{self.tensor}[{', '.join(map(str, self.subscripts))}]"
+
+
+@dataclass(frozen=True)
+class Call:
+    op: str
+    args: tuple["Expr", ...]
+
+    def __str__(self) -> str:
+        return f"{self.op}({', '.join(map(str, self.args))})"
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # + - * / // % **
+    left: "Expr"
+    right: "Expr"
+
+    def __str__(self) -> str:
+        return f"({self.left} {self.op} {self.right})"
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # '-' or 'not'
+    operand: "Expr"
+
+    def __str__(self) -> str:
+        return f"-{self.operand}" if self.op == "-" else f"not {self.operand}"
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str  # < <= > >= == !=
+    left: "Expr"
+    right: "Expr"
+
+    def __str__(self) -> str:
+        return f"({self.left} {self.op} {self.right})"
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # 'and' | 'or'
+    values: tuple["Expr", ...]
+
+    def __str__(self) -> str:
+        return "(" + f" {self.op} ".join(map(str, self.values)) + ")"
+
+
+Expr = Union[Num, Index, Param, RankSize, Access, Call, BinOp, Unary, Compare, BoolOp]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One Einsum: ``lhs = [reduce_op(reduce_indices)] rhs [where filter]``."""
+
+    lhs: Access
+    rhs: Expr
+    reduce_op: str | None = None  # 'sum' | 'max' | 'min' or None (default sum)
+    reduce_indices: tuple[str, ...] = ()
+    filter: Expr | None = None
+    text: str = ""
+
+    def __str__(self) -> str:
+        red = f"{self.reduce_op}({', '.join(self.reduce_indices)}) " if self.reduce_op else ""
+        flt = f" where {self.filter}" if self.filter is not None else ""
+        return f"{self.lhs} = {red}{self.rhs}{flt}"
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, Access):
+        return e.subscripts
+    if isinstance(e, Call):
+        return e.args
+    if isinstance(e, BinOp) or isinstance(e, Compare):
+        return (e.left, e.right)
+    if isinstance(e, Unary):
+        return (e.operand,)
+    if isinstance(e, BoolOp):
+        return e.values
+    return ()
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    """Pre-order traversal of an expression, including subscripts."""
+    yield e
+    for c in children(e):
+        yield from walk(c)
+
+
+def indices_in(e: Expr) -> list[str]:
+    """Index variables used anywhere in ``e``, in first-appearance order."""
+    seen: dict[str, None] = {}
+    for n in walk(e):
+        if isinstance(n, Index):
+            seen.setdefault(n.name)
+    return list(seen)
+
+
+def accesses_in(e: Expr) -> list[Access]:
+    return [n for n in walk(e) if isinstance(n, Access)]
