@@ -1,0 +1,234 @@
+"""Static analysis of a cascade: operation counts, intermediate sizes and passes.
+
+Operation counts are per Einsum over its iteration space (the points that pass its
+``where`` filter). A sum of products counts one MAC per point for the product of
+the factors that depend on the reduced indices (plus one extra multiply per point
+for each further such factor); factors independent of the reduced indices are
+applied once per output element. Every other operator is counted once per point,
+by action class (``add``, ``mul``, ``div``, ``exp``, ``max`` ...), and a ``max``/``min``
+reduction one ``max`` per point, a non-product sum one ``add`` per point.
+
+Passes follow FuseMax (Nayak et al., MICRO 2024, Sec. III): the number of times a
+fibre of an input rank must be traversed because a later Einsum iterating that rank
+needs a value reduced over the whole rank. A partitioned rank (P -> P1, P0) is
+traversed through its parts; a recurrence over P1 carries running values within the
+same pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from . import expr as E
+from .cascade import Cascade, Einsum
+from .interp import _Ctx, _factors
+from .ops import OPERATORS
+
+ACTIONS = ("mac", "add", "mul", "div", "exp", "max", "sqrt", "log", "gelu", "select", "cmp")
+
+
+@dataclass(frozen=True)
+class OpCounts:
+    """Operation counts of one Einsum (see the module docstring for the rules)."""
+
+    points: int
+    outputs: int
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, action: str) -> int:
+        return int(self.counts.get(action, 0))
+
+    @property
+    def macs(self) -> int:
+        return self["mac"]
+
+    def as_dict(self) -> dict[str, int]:
+        return {"points": self.points, "outputs": self.outputs,
+                **{a: int(self.counts.get(a, 0)) for a in ACTIONS if self.counts.get(a, 0)}}
+
+
+def _ops_in(x: E.Expr, ctr: Counter) -> None:
+    """Count operators per evaluation of ``x`` (subscript arithmetic is free)."""
+    if isinstance(x, E.Access):
+        return
+    if isinstance(x, E.BinOp):
+        cls = {"+": "add", "-": "add", "*": "mul", "/": "div", "//": "div", "%": "div",
+               "**": "exp"}[x.op]
+        ctr[cls] += 1
+    elif isinstance(x, E.Unary) and x.op == "-":
+        pass  # sign flips are free
+    elif isinstance(x, E.Compare):
+        ctr["cmp"] += 1
+    elif isinstance(x, E.Call):
+        ctr[OPERATORS[x.op].action] += 1
+    for ch in E.children(x):
+        _ops_in(ch, ctr)
+
+
+def _count_filter(c: Cascade, e: Einsum, fixed: Mapping[str, int] | None = None) -> int:
+    """Iteration points of ``e`` that pass its filter."""
+    sizes = [c.index_size(ix) for ix in e.iter_indices]
+    total = int(np.prod(sizes, dtype=np.int64)) if sizes else 1
+    flt = e.stmt.filter
+    if flt is None:
+        return total
+    fidx = E.indices_in(flt)
+    rest = total // int(np.prod([c.index_size(ix) for ix in fidx], dtype=np.int64))
+    # closed form for a comparison of two plain indices: a OP b
+    if (isinstance(flt, E.Compare) and isinstance(flt.left, E.Index)
+            and isinstance(flt.right, E.Index) and flt.left.name != flt.right.name
+            and flt.op in ("<", "<=", ">", ">=")):
+        a, b = c.index_size(flt.left.name), c.index_size(flt.right.name)
+        op = flt.op
+        if op in (">", ">="):  # a > b  <=>  b < a
+            a, b = b, a
+            op = "<" if op == ">" else "<="
+        # count pairs (x in [0,a), y in [0,b)) with x < y (or <=)
+        def cnt(y: int) -> int:  # number of x < y (strict) for y in range
+            return min(max(y, 0), a)
+        ys = np.arange(b, dtype=np.int64)
+        bound = ys + (1 if op == "<=" else 0)
+        n = int(np.minimum(bound, a).sum())
+        return n * rest
+    # general case: evaluate the mask over its own indices, in chunks
+    ctx = _Ctx(c, e, {}, {})
+    fsz = int(np.prod([c.index_size(ix) for ix in fidx], dtype=np.int64))
+    if fsz > 2_000_000_000:
+        raise ValueError(f"{e.name}: the filter spans {fsz} points; too many to count")
+    mask = np.asarray(ctx.ev(flt), dtype=bool)
+    mask = np.broadcast_to(mask, mask.shape[:0] + tuple(
+        c.index_size(ix) if ix in fidx else 1 for ix in e.iter_indices[: mask.ndim]))
+    return int(mask.sum()) * rest
+
+
+def op_counts(c: Cascade) -> dict[str, OpCounts]:
+    """Operation counts of every Einsum, keyed by Einsum name."""
+    out: dict[str, OpCounts] = {}
+    for e in c.einsums:
+        pts = _count_filter(c, e)
+        nout = int(np.prod([c.index_size(ix) for ix in e.lhs_indices], dtype=np.int64)) \
+            if e.lhs_indices else 1
+        ctr: Counter = Counter()
+        red = set(e.reduced)
+        if e.reduce_op == "sum":
+            facs = _factors(e.stmt.rhs)
+            inner = [(f, d) for f, d in facs if set(E.indices_in(f)) & red]
+            if inner and not any(d for _, d in inner):
+                if len(inner) >= 2:
+                    ctr["mac"] += pts
+                    ctr["mul"] += pts * (len(inner) - 2)
+                else:
+                    ctr["add"] += pts
+                for f, _ in inner:
+                    sub: Counter = Counter()
+                    _ops_in(f, sub)
+                    for k, v in sub.items():
+                        ctr[k] += v * pts
+                for f, d in facs:
+                    if (f, d) in inner:
+                        continue
+                    sub = Counter()
+                    _ops_in(f, sub)
+                    for k, v in sub.items():
+                        ctr[k] += v * nout
+                    if not (isinstance(f, E.Num) and f.value in (1, -1)):
+                        ctr["div" if d else "mul"] += nout
+                out[e.name] = OpCounts(pts, nout, dict(ctr))
+                continue
+        sub = Counter()
+        _ops_in(e.stmt.rhs, sub)
+        for k, v in sub.items():
+            ctr[k] += v * pts
+        if e.reduce_op == "sum":
+            ctr["add"] += pts
+        elif e.reduce_op in ("max", "min"):
+            ctr["max"] += pts
+        out[e.name] = OpCounts(pts, nout, dict(ctr))
+    return out
+
+
+def totals(counts: Mapping[str, OpCounts]) -> dict[str, int]:
+    t: Counter = Counter()
+    for oc in counts.values():
+        for k, v in oc.counts.items():
+            t[k] += v
+    return {a: int(t[a]) for a in ACTIONS if t[a]}
+
+
+# ----------------------------------------------------------------------------------
+def input_ranks(c: Cascade) -> list[str]:
+    """Root ranks of the input tensors, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for t in c.inputs:
+        for r in c.tensors[t].ranks:
+            seen.setdefault(c.ranks[r].root)
+    return list(seen)
+
+
+def einsum_passes(c: Cascade) -> dict[str, dict[str, int]]:
+    """For each Einsum, the pass (1-based; 0 = does not traverse) over each root rank."""
+    roots = sorted({r.root for r in c.ranks.values()})
+    root_of_idx = {r.index: r.root for r in c.ranks.values()}
+    stream: dict[str, dict[str, int]] = {t: {} for t in c.tensors}
+    done: dict[str, dict[str, int]] = {t: {} for t in c.tensors}
+    result: dict[str, dict[str, int]] = {}
+    order = [n for grp in c.schedule() for n in grp]
+    for name in order:
+        e = c.einsum(name)
+        accs = E.accesses_in(e.stmt.rhs)
+        per: dict[str, int] = {}
+        for R in roots:
+            it = any(root_of_idx[ix] == R for ix in e.iter_indices)
+            need = 1 if it else 0
+            for a in accs:
+                info = c.tensors[a.tensor]
+                streams = any(c.ranks[info.ranks[d]].root == R and
+                              any(root_of_idx[ix] == R for ix in E.indices_in(s))
+                              for d, s in enumerate(a.subscripts))
+                if streams:
+                    need = max(need, stream[a.tensor].get(R, 0), done[a.tensor].get(R, 0)
+                               if not stream[a.tensor].get(R) else 0)
+                else:
+                    k = done[a.tensor].get(R, 0) or stream[a.tensor].get(R, 0)
+                    if k:
+                        need = max(need, k + (1 if it else 0))
+            per[R] = need
+            keeps = any(root_of_idx[ix] == R for ix in e.lhs_indices)
+            if it and keeps:
+                stream[e.output][R] = max(stream[e.output].get(R, 0), need)
+                done[e.output][R] = max(done[e.output].get(R, 0), need)
+            else:
+                done[e.output][R] = max(done[e.output].get(R, 0), need)
+        result[name] = per
+    return result
+
+
+def passes(c: Cascade) -> dict[str, int]:
+    """Passes over each input rank (FuseMax's definition), keyed by rank name."""
+    ep = einsum_passes(c)
+    return {R: max((p.get(R, 0) for p in ep.values()), default=0) for R in input_ranks(c)}
+
+
+def summary(c: Cascade) -> dict:
+    """Everything ``einarray check`` reports, as plain JSON-able data."""
+    counts = op_counts(c)
+    ep = einsum_passes(c)
+    roots = input_ranks(c)
+    return {
+        "name": c.name,
+        "source": c.source,
+        "ranks": {r: i.size for r, i in c.ranks.items()},
+        "params": dict(c.params),
+        "tensors": {t: {"ranks": list(i.ranks), "shape": list(i.shape), "kind": i.kind,
+                        "elements": i.size} for t, i in c.tensors.items()},
+        "einsums": [{"name": e.name, "expression": e.stmt.text, "reduce": e.reduce_op,
+                     "reduced": list(e.reduced), "ops": counts[e.name].as_dict(),
+                     "pass": {R: ep[e.name].get(R, 0) for R in roots}} for e in c.einsums],
+        "totals": totals(counts),
+        "intermediate_elements": sum(i.size for i in c.tensors.values() if i.kind == "intermediate"),
+        "passes": passes(c),
+    }
