@@ -174,7 +174,9 @@ def quantize(
         )
     # float(max_int) may round up to 2**63 for width 64: clip in float, then fix in int.
     r = np.clip(r, lo, hi)
-    out = np.where(r >= 2.0**63, np.iinfo(np.int64).max, r).astype(np.int64)
+    top = r >= 2.0**63
+    out = np.where(top, 0.0, r).astype(np.int64)
+    out[top] = np.iinfo(np.int64).max
     return np.clip(out, fmt.min_int, fmt.max_int)
 
 
