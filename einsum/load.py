@@ -461,6 +461,7 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
             raise ParseError(f"{op_name}() takes {want} argument{'s' * (want != 1)}, got {nargs}")
     reads: list[str] = []
     carried: set[str] = set()
+    fresh: set[str] = set()
     for acc in E.accesses_in(st.rhs):
         info = tensors[acc.tensor]
         if len(acc.subscripts) != len(info.shape):
@@ -482,6 +483,9 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
                                      f"but dimension {d} of {acc.tensor} has size {info.shape[d]}")
                 if info.iterative_dim == d and acc.tensor in recur_var and s.name == recur_var[acc.tensor]:
                     carried.add(acc.tensor)
+            if info.iterative_dim == d and acc.tensor in recur_var and not (
+                    isinstance(s, E.Index) and s.name == recur_var[acc.tensor]):
+                fresh.add(acc.tensor)  # also read after the update: an ordinary dependency
         if acc.tensor not in reads:
             reads.append(acc.tensor)
     rhs_idx = E.indices_in(st.rhs)
@@ -513,7 +517,7 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
     return Einsum(name=f"{out}.init" if k == "init" else out, position=pos, stmt=st, output=out,
                   kind=k, iter_indices=tuple(space), lhs_indices=tuple(lhs_idx),  # type: ignore[arg-type]
                   reduced=tuple(reduced), reduce_op=red_op, reads=tuple(reads),  # type: ignore[arg-type]
-                  iter_var=var, carried=frozenset(carried))
+                  iter_var=var, carried=frozenset(carried - fresh))
 
 
 def _check_cycles(c: Cascade, src: Source, base: YPath) -> None:

@@ -1,0 +1,296 @@
+"""Subcommands for Einsum cascades: ``cascades``, ``show``, ``check``, ``eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from einsum import analysis
+from einsum.cascade import Cascade
+from einsum.errors import ConfigError
+from einsum.interp import evaluate, random_inputs
+from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
+
+from .common import add_override_args, atomic_path, parse_params, parse_ranks
+
+# Evaluating in `check` is skipped above this many iteration points (a memory guard).
+CHECK_EVAL_LIMIT = 300_000_000
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cascades", help="list the library of attention and layer cascades",
+                       description="List the cascades shipped with einarray, with their passes "
+                                   "over each input rank at their default shapes.")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=cmd_cascades)
+
+    p = sub.add_parser("show", help="print a cascade or draw its DAG",
+                       description="Print a cascade (a library name or a YAML file) as text, as its "
+                                   "YAML source, as a Graphviz DOT graph, or draw its DAG to a PNG.")
+    p.add_argument("cascade", help="library name (see 'einarray cascades') or path to a YAML file")
+    p.add_argument("--format", "-f", choices=["text", "yaml", "dot", "png"], default="text")
+    p.add_argument("--output", "-o", help="output file (required for png; default stdout)")
+    add_override_args(p)
+    p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser("check", help="validate a cascade, run it on random inputs, count ops and passes",
+                       description="Parse and validate a cascade, evaluate the NumPy reference on "
+                                   "seeded random inputs, and summarise Einsums, shapes, operation "
+                                   "counts, intermediate sizes and the number of passes over each "
+                                   "input rank (FuseMax's definition).")
+    p.add_argument("cascade", help="library name or path to a YAML file")
+    add_override_args(p)
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--no-eval", action="store_true",
+                   help="skip the reference evaluation (for shapes too large to run)")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser("eval", help="evaluate a cascade on tensors from an .npz file",
+                       description="Evaluate a cascade with the NumPy reference interpreter on the "
+                                   "input tensors of an .npz file (names as in the cascade's inputs) "
+                                   "and write every output tensor to an .npz file.")
+    p.add_argument("cascade", help="library name or path to a YAML file")
+    p.add_argument("--inputs", "-i", required=True, help="input .npz file")
+    p.add_argument("--output", "-o", required=True, help="output .npz file (written atomically)")
+    p.add_argument("--all", action="store_true", help="also write every intermediate tensor")
+    add_override_args(p)
+    p.set_defaults(handler=cmd_eval)
+
+
+def _load(args: argparse.Namespace) -> Cascade:
+    return load_cascade(args.cascade, ranks=parse_ranks(args.rank), params=parse_params(args.param))
+
+
+# -- cascades -------------------------------------------------------------------------
+def cmd_cascades(args: argparse.Namespace) -> int:
+    rows = []
+    for name in library_names():
+        c = load_cascade(name)
+        rows.append({"name": name, "inputs": list(c.inputs), "outputs": list(c.outputs),
+                     "einsums": len(c.einsums), "passes": analysis.passes(c),
+                     "description": " ".join(c.description.split())})
+    if args.json:
+        print(json.dumps({"library": str(LIBRARY_DIR), "cascades": rows}, indent=2))
+        return 0
+    t = Table(title=f"einarray cascade library ({len(rows)})")
+    for col in ("name", "einsums", "passes", "description"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        desc = r["description"]
+        first = desc if len(desc) <= 100 else desc[:97].rsplit(" ", 1)[0] + " ..."
+        t.add_row(r["name"], str(r["einsums"]),
+                  " ".join(f"{k}:{v}" for k, v in r["passes"].items()), first)
+    Console().print(t)
+    return 0
+
+
+# -- show -----------------------------------------------------------------------------
+def to_dot(c: Cascade) -> str:
+    def q(s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"digraph {q(c.name)} {{", "  rankdir=TB;", '  node [fontname="Helvetica"];']
+    for t in c.inputs:
+        info = c.tensors[t]
+        lines.append(f"  {q('in:' + t)} [shape=ellipse, label={q(t + '[' + ','.join(info.ranks) + ']')}];")
+    for e in c.einsums:
+        style = ", style=bold" if e.output in c.outputs and e.kind != "init" else ""
+        lines.append(f"  {q(e.name)} [shape=box{style}, label={q(e.stmt.text)}];")
+    for e in c.einsums:
+        for t in e.reads:
+            if t in c.inputs:
+                lines.append(f"  {q('in:' + t)} -> {q(e.name)};")
+    for u, v, d in c.graph(with_carried=True).edges(data=True):
+        attr = f'label={q(d["tensor"])}' + (", style=dashed, constraint=false" if d["carried"] else "")
+        lines.append(f"  {q(u)} -> {q(v)} [{attr}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def draw_png(c: Cascade, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import networkx as nx
+
+    g = c.graph(with_carried=False).copy()
+    for t in c.inputs:
+        g.add_node("in:" + t)
+        for e in c.einsums:
+            if t in e.reads:
+                g.add_edge("in:" + t, e.name)
+    layers = [sorted(nodes, key=str) for nodes in nx.topological_generations(g)]
+    pos: dict[str, tuple[float, float]] = {}
+    for depth, nodes in enumerate(layers):
+        # order a layer by the mean x of its predecessors (barycentre heuristic)
+        def bary(n: str) -> float:
+            xs = [pos[p][0] for p in g.predecessors(n) if p in pos]
+            return sum(xs) / len(xs) if xs else 0.0
+        nodes = sorted(nodes, key=bary) if depth else nodes
+        for i, n in enumerate(nodes):
+            pos[n] = ((i - (len(nodes) - 1) / 2) * 3.2, -depth * 1.0)
+    width = max(len(L) for L in layers)
+    fig, ax = plt.subplots(figsize=(max(8, 3.4 * width), max(4, 0.85 * len(layers) + 1.5)))
+    nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, arrowstyle="-|>", edge_color="#555",
+                           node_size=3000)
+    carried = [(u, v) for u, v, d in c.graph(with_carried=True).edges(data=True) if d["carried"]]
+    if carried:
+        nx.draw_networkx_edges(g, pos, edgelist=carried, ax=ax, style="dashed", edge_color="#c33",
+                               connectionstyle="arc3,rad=0.4", arrows=True, node_size=3000)
+    for n, (x, y) in pos.items():
+        if n.startswith("in:"):
+            label, fc = n[3:], "#dbe9f6"
+        else:
+            e = c.einsum(n)
+            label, fc = e.stmt.text, ("#f6e3c8" if e.output in c.outputs else "#eeeeee")
+        ax.text(x, y, label, ha="center", va="center", fontsize=8,
+                bbox=dict(boxstyle="round,pad=0.3", fc=fc, ec="#333"))
+    ax.set_title(f"{c.name}: {len(c.einsums)} Einsums; passes "
+                 + ", ".join(f"{k}={v}" for k, v in analysis.passes(c).items()))
+    ax.axis("off")
+    ax.margins(0.15)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def to_text(c: Cascade) -> str:
+    lines = [f"cascade {c.name}" + (f"  ({c.source})" if c.source else "")]
+    if c.description:
+        lines.append("  " + " ".join(c.description.split()))
+    lines.append("  ranks:  " + ", ".join(f"{r}={i.size}" + (f" (part of {i.root})" if i.kind == "part" else "")
+                                          for r, i in c.ranks.items()))
+    if c.params:
+        lines.append("  params: " + ", ".join(f"{k}={v}" for k, v in c.params.items()))
+    lines.append("  inputs: " + ", ".join(f"{t}[{', '.join(c.tensors[t].ranks)}]" for t in c.inputs))
+    lines.append("  outputs: " + ", ".join(c.outputs))
+    lines.append("  einsums:")
+    w = len(str(len(c.einsums)))
+    for i, e in enumerate(c.einsums):
+        lines.append(f"    {i:>{w}}  {e.stmt.text}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    c = _load(args)
+    if args.format == "png":
+        if not args.output:
+            raise ConfigError("--format png needs --output FILE.png")
+        draw_png(c, Path(args.output))
+        print(f"wrote {args.output}")
+        return 0
+    if args.format == "yaml":
+        text = resolve(args.cascade).read_text(encoding="utf-8")
+    elif args.format == "dot":
+        text = to_dot(c)
+    else:
+        text = to_text(c)
+    if args.output:
+        with atomic_path(Path(args.output)) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# -- check ----------------------------------------------------------------------------
+def check_summary(c: Cascade, *, seed: int = 0, evaluate_ref: bool = True) -> dict:
+    s = analysis.summary(c)
+    points = sum(e["ops"]["points"] for e in s["einsums"])
+    ev: dict = {"ran": False}
+    if evaluate_ref and points <= CHECK_EVAL_LIMIT:
+        env = evaluate(c, random_inputs(c, seed))
+        outs = {}
+        for o in c.outputs:
+            a = env[o]
+            outs[o] = {"shape": list(a.shape), "finite": bool(np.all(np.isfinite(a))),
+                       "min": float(np.nanmin(a)) if a.size else 0.0,
+                       "max": float(np.nanmax(a)) if a.size else 0.0,
+                       "mean": float(np.nanmean(a)) if a.size else 0.0}
+        ev = {"ran": True, "seed": seed, "inputs": "standard normal", "outputs": outs}
+    elif evaluate_ref:
+        ev = {"ran": False, "reason": f"{points} iteration points exceed the check limit "
+                                      f"{CHECK_EVAL_LIMIT}; use 'einarray eval' on real inputs"}
+    s["evaluation"] = ev
+    return s
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    c = _load(args)
+    s = check_summary(c, seed=args.seed, evaluate_ref=not args.no_eval)
+    bad = [o for o, v in s["evaluation"].get("outputs", {}).items() if not v["finite"]]
+    if args.json:
+        print(json.dumps(s, indent=2))
+    else:
+        con = Console()
+        con.print(f"[bold]{escape(c.name)}[/bold]  {escape(c.source or '')}")
+        t = Table(title="tensors")
+        for col in ("tensor", "kind", "ranks", "shape", "elements"):
+            t.add_column(col)
+        for name, info in s["tensors"].items():
+            t.add_row(name, info["kind"], ",".join(info["ranks"]), "x".join(map(str, info["shape"])),
+                      f"{info['elements']:,}")
+        con.print(t)
+        t = Table(title="einsums")
+        t.add_column("#")
+        t.add_column("einsum", overflow="fold")
+        t.add_column("reduce")
+        t.add_column("points", justify="right")
+        t.add_column("ops")
+        t.add_column("pass")
+        for i, e in enumerate(s["einsums"]):
+            ops = ", ".join(f"{k}={v:,}" for k, v in e["ops"].items() if k not in ("points", "outputs"))
+            red = f"{e['reduce']}({','.join(e['reduced'])})" if e["reduce"] else ""
+            ps = " ".join(f"{k}{v}" for k, v in e["pass"].items() if v > 1)
+            t.add_row(str(i), escape(e["expression"]), red, f"{e['ops']['points']:,}", ops, ps)
+        con.print(t)
+        con.print("totals: " + ", ".join(f"{k}={v:,}" for k, v in s["totals"].items()))
+        con.print(f"intermediate elements: {s['intermediate_elements']:,}")
+        con.print("[bold]passes[/bold]: " + ", ".join(f"{k}={v}" for k, v in s["passes"].items()))
+        ev = s["evaluation"]
+        if ev["ran"]:
+            for o, v in ev["outputs"].items():
+                con.print(f"reference run (seed {ev['seed']}): {o} shape {v['shape']} "
+                          f"range [{v['min']:.4g}, {v['max']:.4g}] "
+                          + ("finite" if v["finite"] else "[red]NOT FINITE[/red]"))
+        elif "reason" in ev:
+            con.print(f"reference run skipped: {ev['reason']}")
+    if bad:
+        print(f"einarray check: error: outputs with NaN/inf on random inputs: {', '.join(bad)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- eval -----------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    c = _load(args)
+    try:
+        with np.load(args.inputs, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ConfigError("input file not found", args.inputs) from None
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ConfigError(f"not a readable .npz file ({exc})", args.inputs) from None
+    env = evaluate(c, arrays, file=args.inputs)
+    names = list(c.outputs) + ([t for t in c.tensors if t not in c.outputs and c.tensors[t].kind != "input"]
+                               if args.all else [])
+    out = Path(args.output)
+    if out.suffix != ".npz":
+        raise ConfigError("the output file must end in .npz", args.output)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{n: env[n] for n in names})
+    print(f"wrote {out}: " + ", ".join(f"{n}{list(env[n].shape)}" for n in names))
+    return 0
