@@ -76,8 +76,9 @@ def _eval_int(e: E.Expr, env: Mapping[str, float]) -> float:
         a, b = _eval_int(e.left, env), _eval_int(e.right, env)
         if e.op in ("/", "//", "%") and b == 0:
             raise ZeroDivisionError
-        return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "//": a // b, "%": a % b,
-                "**": a ** b}[e.op]
+        fns = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+               "//": lambda: a // b, "%": lambda: a % b, "**": lambda: a ** b}
+        return fns[e.op]()  # only the requested operation: a/b must not run for a*0
     if isinstance(e, E.Unary) and e.op == "-":
         return -_eval_int(e.operand, env)
     if isinstance(e, E.Call) and e.op in ("min", "max"):
