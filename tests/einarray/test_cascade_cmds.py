@@ -1,0 +1,117 @@
+"""The cascade subcommands end to end: cascades, show, check, eval."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from einarray.cli import build_parser, main
+
+DATA = Path(__file__).parents[1] / "einsum" / "data"
+
+
+def test_help_of_every_subcommand(capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"cascades", "show", "check", "eval"} <= set(sub.choices)
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert f"usage: einarray {name}" in out and len(out) > 200
+
+
+def test_console_script_runs():
+    r = subprocess.run([sys.executable, "-m", "einarray.cli", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("einarray ")
+
+
+def test_cascades_json_lists_library_with_passes(capsys):
+    assert main(["cascades", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    by = {c["name"]: c for c in data["cascades"]}
+    assert by["softmax-3pass"]["passes"]["P"] == 3
+    assert by["softmax-1pass"]["passes"]["P"] == 1
+    assert all(c["description"] for c in data["cascades"])
+
+
+def test_cascades_table(capsys):
+    assert main(["cascades"]) == 0
+    assert "softmax-2pass" in capsys.readouterr().out
+
+
+def test_check_json_reports_passes_counts_and_evaluation(capsys):
+    assert main(["check", "softmax-2pass", "--json", "--rank", "M=16", "--rank", "P=32"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["passes"] == {"M": 1, "E": 1, "P": 2, "F": 1}
+    assert s["ranks"]["P"] == 32
+    qk = next(e for e in s["einsums"] if e["name"] == "QK")
+    assert qk["ops"]["mac"] == 16 * 32 * 64
+    assert s["evaluation"]["ran"] and s["evaluation"]["outputs"]["AV"]["finite"]
+
+
+def test_check_text(capsys):
+    assert main(["check", "softmax-1pass"]) == 0
+    out = capsys.readouterr().out
+    assert "passes: M=1, E=1, P=1, F=1" in out
+    assert "RM[m,p1+1]" in out and "reference run (seed 0): AV shape [128, 64]" in out
+
+
+def test_check_skips_evaluation_of_huge_shapes(capsys):
+    assert main(["check", "softmax-1pass", "--json", "--rank", "M=65536", "--rank", "P=65536"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert not s["evaluation"]["ran"] and "exceed" in s["evaluation"]["reason"]
+    assert s["passes"]["P"] == 1
+
+
+@pytest.mark.parametrize("fmt,marker", [("text", "cascade softmax-3pass"), ("yaml", "einsum:"),
+                                        ("dot", "digraph")])
+def test_show_formats(capsys, fmt, marker):
+    assert main(["show", "softmax-3pass", "-f", fmt]) == 0
+    assert marker in capsys.readouterr().out
+
+
+def test_show_dot_marks_loop_carried_edges(capsys):
+    assert main(["show", "softmax-1pass", "-f", "dot"]) == 0
+    dot = capsys.readouterr().out
+    assert '"RM" -> "RM" [label="RM", style=dashed' in dot
+    assert '"RM" -> "SLN" [label="RM"]' in dot
+
+
+def test_show_png(tmp_path, capsys):
+    out = tmp_path / "g.png"
+    assert main(["show", "softmax-1pass", "-f", "png", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["show", "softmax-1pass", "-f", "png"]) == 2
+    assert "--format png needs --output" in capsys.readouterr().err
+
+
+def test_eval_roundtrip_matches_numpy(tmp_path, capsys):
+    rng = np.random.default_rng(7)
+    Q, K, V = rng.standard_normal((8, 4)), rng.standard_normal((8, 4)), rng.standard_normal((8, 4))
+    np.savez(tmp_path / "in.npz", Q=Q, K=K, V=V)
+    out = tmp_path / "out.npz"
+    assert main(["eval", str(DATA / "attn-small.yaml"), "-i", str(tmp_path / "in.npz"), "-o", str(out)]) == 0
+    S = Q @ K.T * 0.5
+    A = np.exp(S - S.max(1, keepdims=True))
+    want = (A / A.sum(1, keepdims=True)) @ V
+    with np.load(out) as z:
+        assert z.files == ["AV"]
+        np.testing.assert_allclose(z["AV"], want, atol=1e-12)
+
+
+def test_eval_all_writes_intermediates_and_overrides(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "in.npz", Q=rng.standard_normal((4, 64)), K=rng.standard_normal((64, 64)),
+             V=rng.standard_normal((64, 64)))
+    out = tmp_path / "o.npz"
+    assert main(["eval", "softmax-1pass", "-i", str(tmp_path / "in.npz"), "-o", str(out), "--all",
+                 "--rank", "M=4", "--rank", "P=64", "--rank", "P0=16"]) == 0
+    with np.load(out) as z:
+        assert z["RM"].shape == (4, 5) and z["AV"].shape == (4, 64)
