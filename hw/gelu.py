@@ -1,0 +1,193 @@
+"""Pipelined erf-GELU: ``gelu(x) = relu(x) - delta(|x|)`` with a 1288-bit quadratic ROM.
+
+Bit-exact with :func:`einsum.approx.gelu_approx_int` (see its module docstring for the
+numerics and error bounds).  Structure (one element per cycle, 6 register stages)::
+
+    stage 1  x, u = |x| at 18 fraction bits (truncated), segment index -> ROM address
+    stage 2  ROM (28 x 46 bits: a0 u17, a1 s16, a2 s13) read, t = in-segment position
+    stage 3  m1 = a2 * t                       (13 x 16 multiplier)
+    stage 4  s1 = a1 + (m1 >> 16)
+    stage 5  m2 = s1 * t                       (17 x 16 multiplier)
+    stage 6  d = a0 + (m2 >> 16) (0 for |x| >= 5); y = relu(x) - d, rounded half up to
+             the output format and saturated -> ``o.payload``
+
+Flow control: the whole pipeline advances when ``en = ~o.valid | o.ready``, and
+``i.ready = en``: full throughput while the consumer is ready, no data lost or duplicated
+under any valid/ready pattern (``o.valid`` never depends on ``o.ready``).
+Latency: an input accepted in cycle ``c`` appears on ``o`` (valid) in cycle ``c + 6``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from einsum import approx as A
+from einsum.fixed import QFormat
+from hw.common import check_qformat, stream_port, to_verilog
+
+__all__ = ["Gelu", "to_verilog"]
+
+_W0, _W1, _W2 = A.GELU_COEFF_WIDTHS
+
+
+def _pack(a0: int, a1: int, a2: int) -> int:
+    return a0 | ((a1 & ((1 << _W1) - 1)) << _W0) | ((a2 & ((1 << _W2) - 1)) << (_W0 + _W1))
+
+
+class Gelu(wiring.Component):
+    """Streaming erf-GELU.
+
+    Parameters (keyword-only)
+    -------------------------
+    width, frac_bits:          input Q format (default 18, 14 = Q4.14; width 4..40)
+    out_width, out_frac_bits:  output Q format (default: same as the input)
+
+    Ports: ``i`` = ``In(stream.Signature(signed(width)))``,
+    ``o`` = ``Out(stream.Signature(signed(out_width)))``.
+    """
+
+    LATENCY = 6
+    ROM_BITS = A.GELU_ROM_BITS
+
+    def __init__(
+        self,
+        *,
+        width: int = 18,
+        frac_bits: int = 14,
+        out_width: int | None = None,
+        out_frac_bits: int | None = None,
+    ) -> None:
+        self.in_fmt = check_qformat("Gelu", "", width, frac_bits, A.MAX_MODEL_WIDTH)
+        if width < 4:
+            raise ValueError(f"Gelu: width must be >= 4, got {width}")
+        out_width = width if out_width is None else out_width
+        out_frac_bits = frac_bits if out_frac_bits is None else out_frac_bits
+        self.out_fmt = check_qformat("Gelu", "out_", out_width, out_frac_bits, A.MAX_MODEL_WIDTH)
+        self.latency = self.LATENCY
+        super().__init__({
+            "i": In(stream.Signature(signed(width))),
+            "o": Out(stream.Signature(signed(out_width))),
+        })
+
+    # -- description ---------------------------------------------------------------
+    def params(self) -> dict:
+        return {
+            "width": self.in_fmt.width,
+            "frac_bits": self.in_fmt.frac,
+            "out_width": self.out_fmt.width,
+            "out_frac_bits": self.out_fmt.frac,
+        }
+
+    def describe(self) -> dict:
+        """Ports, latency and parameters (the JSON written beside the Verilog)."""
+        return {
+            "top": "gelu",
+            "clock": "clk",
+            "reset": "rst",
+            "ports": {"i": stream_port("i", self.in_fmt), "o": stream_port("o", self.out_fmt)},
+            "latency": self.latency,
+            "params": self.params(),
+            "rom_bits": self.ROM_BITS,
+            "throughput": "1 element/cycle",
+            "golden": "einsum.approx.gelu_approx_int",
+        }
+
+    def model(self, x):
+        """Golden integer model for this instance's formats."""
+        return A.gelu_approx_int(x, self.in_fmt, self.out_fmt)
+
+    # -- hardware ------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        fi, fo = self.in_fmt.frac, self.out_fmt.frac
+        uf, cf, tb = A.GELU_UFRAC, A.GELU_CFRAC, 16
+        rom = Memory(shape=unsigned(_W0 + _W1 + _W2), depth=A.GELU_SEGMENTS,
+                     init=[_pack(*c) for c in A.GELU_COEFFS])
+        m.submodules.rom = rom
+        rd = rom.read_port(domain="sync")
+
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en), rd.en.eq(en)]
+
+        # stage 1: |x| at 18 fraction bits
+        v1, x1 = Signal(), Signal(signed(self.in_fmt.width))
+        uw = self.in_fmt.width + max(0, uf - fi)
+        u1 = Signal(unsigned(uw))
+        ax = abs(self.i.payload)
+        u_in = ax[fi - uf:] if fi >= uf else Cat(Const(0, uf - fi), ax)
+        with m.If(en):
+            m.d.sync += [v1.eq(self.i.valid), x1.eq(self.i.payload), u1.eq(u_in)]
+
+        split = A.GELU_SPLIT << uf
+        fine = Signal()
+        big = Signal()
+        seg = Signal(range(A.GELU_SEGMENTS))
+        t = Signal(unsigned(tb))
+        coarse_off = Signal(unsigned(uw))
+        m.d.comb += [
+            fine.eq(u1 < split),
+            big.eq(u1 >= (A.GELU_UMAX << uf)),
+            coarse_off.eq(u1 - split),
+        ]
+        with m.If(big):
+            m.d.comb += seg.eq(0)
+        with m.Elif(fine):
+            m.d.comb += seg.eq(u1[uf - 3:uf + 1])
+        with m.Else():
+            m.d.comb += seg.eq(A.GELU_SPLIT * 8 + coarse_off[uf - 2:uf + 2])
+        m.d.comb += [
+            t.eq(Mux(fine, Cat(Const(0, 1), u1[:uf - 3]), u1[:uf - 2])),
+            rd.addr.eq(seg),
+        ]
+
+        # stage 2: ROM data valid
+        v2, x2, t2, big2 = Signal(), Signal.like(x1), Signal.like(t), Signal()
+        with m.If(en):
+            m.d.sync += [v2.eq(v1), x2.eq(x1), t2.eq(t), big2.eq(big)]
+        a0 = rd.data[:_W0]
+        a1 = rd.data[_W0:_W0 + _W1].as_signed()
+        a2 = rd.data[_W0 + _W1:].as_signed()
+
+        # stage 3: m1 = a2 * t
+        v3, x3, t3, big3 = Signal(), Signal.like(x1), Signal.like(t), Signal()
+        a0_3, a1_3 = Signal(unsigned(_W0)), Signal(signed(_W1))
+        m1 = Signal(signed(_W2 + tb + 1))
+        with m.If(en):
+            m.d.sync += [v3.eq(v2), x3.eq(x2), t3.eq(t2), big3.eq(big2),
+                         a0_3.eq(a0), a1_3.eq(a1), m1.eq(a2 * t2)]
+
+        # stage 4: s1 = a1 + (m1 >> 16)
+        v4, x4, t4, big4 = Signal(), Signal.like(x1), Signal.like(t), Signal()
+        a0_4 = Signal(unsigned(_W0))
+        s1 = Signal(signed(_W1 + 2))
+        with m.If(en):
+            m.d.sync += [v4.eq(v3), x4.eq(x3), t4.eq(t3), big4.eq(big3), a0_4.eq(a0_3),
+                         s1.eq(a1_3 + m1.shift_right(tb))]
+
+        # stage 5: m2 = s1 * t
+        v5, x5, big5 = Signal(), Signal.like(x1), Signal()
+        a0_5 = Signal(unsigned(_W0))
+        m2 = Signal(signed(_W1 + 2 + tb + 1))
+        with m.If(en):
+            m.d.sync += [v5.eq(v4), x5.eq(x4), big5.eq(big4), a0_5.eq(a0_4),
+                         m2.eq(s1 * t4)]
+
+        # stage 6: y = relu(x) - d, round, saturate
+        d = Signal(signed(_W0 + 2))
+        m.d.comb += d.eq(Mux(big5, 0, a0_5 + m2.shift_right(tb)))
+        fa = max(fi, cf)
+        relu = Mux(x5[-1], 0, x5)
+        y = Signal(signed(self.in_fmt.width + fa - fi + 2))
+        m.d.comb += y.eq((relu << (fa - fi)) - (d << (fa - cf)))
+        if fa > fo:
+            r = (y + (1 << (fa - fo - 1))).shift_right(fa - fo)
+        else:
+            r = y << (fo - fa)
+        lo, hi = self.out_fmt.min_int, self.out_fmt.max_int
+        sat = Mux(r > hi, hi, Mux(r < lo, lo, r))
+        with m.If(en):
+            m.d.sync += [self.o.valid.eq(v5), self.o.payload.eq(sat)]
+        return m
