@@ -84,3 +84,87 @@ def test_causal_1pass_fully_masked_chunks_large_scores():
                {"Q": q, "K": k, "V": v}, {"scale": 1.0})
     _close(got, _causal_attention(q, k, v, 1.0))
     np.testing.assert_allclose(got[0], v[0], atol=1e-12)
+
+
+# -- 2. HaloNet blocked local attention -------------------------------------------------
+def _halo_reference(q, k, v, b, h, scale):
+    """Per query pixel: softmax over the zero-padded (b+2h)^2 window of its block."""
+    hh, ww, c = q.shape
+    kp = np.pad(k, ((h, h), (h, h), (0, 0)))
+    vp = np.pad(v, ((h, h), (h, h), (0, 0)))
+    out = np.zeros((hh, ww, v.shape[2]))
+    for y in range(hh):
+        for x in range(ww):
+            y0, x0 = (y // b) * b, (x // b) * b  # block origin; padded window starts there
+            kk = kp[y0:y0 + b + 2 * h, x0:x0 + b + 2 * h].reshape(-1, c)
+            vv = vp[y0:y0 + b + 2 * h, x0:x0 + b + 2 * h].reshape(-1, v.shape[2])
+            out[y, x] = _softmax_rows(kk @ q[y, x] * scale) @ vv
+    return out
+
+
+@FAST
+@given(seed=seeds, b=st.integers(1, 3), halo=st.integers(0, 3), h1=st.integers(1, 3),
+       w1=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 3), scale=st.floats(0.1, 2.0))
+def test_halo(seed, b, halo, h1, w1, c, f, scale):
+    r = _rng(seed)
+    hh, ww = h1 * b, w1 * b
+    q, k, v = (r.standard_normal((hh, ww, c)), r.standard_normal((hh, ww, c)),
+               r.standard_normal((hh, ww, f)))
+    got = _run("halo", {"H": hh, "W": ww, "C": c, "F": f}, {"Q": q, "K": k, "V": v},
+               {"block": b, "halo": halo, "scale": scale})
+    _close(got, _halo_reference(q, k, v, b, halo, scale))
+
+
+def test_halo_padding_takes_part_in_softmax():
+    """A 1x1 map with halo 1: the query sees itself plus 8 zero keys/values."""
+    q, k, v = np.array([[[1.0]]]), np.array([[[2.0]]]), np.array([[[3.0]]])
+    got = _run("halo", {"H": 1, "W": 1, "C": 1, "F": 1}, {"Q": q, "K": k, "V": v},
+               {"block": 1, "halo": 1, "scale": 1.0})
+    want = 3.0 * math.exp(2.0) / (math.exp(2.0) + 8.0)
+    assert abs(got[0, 0, 0] - want) < 1e-12
+
+
+# -- 3. neighborhood attention ----------------------------------------------------------
+def _natten_mask(n: int, k: int, d: int) -> np.ndarray:
+    """NATTEN's neighbour relation along one axis as a full n x n boolean mask."""
+    i = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    c = np.clip(i, (k * d - 1) // 2, (n - 1) - (k * d - 1) // 2)
+    return (i % d == j % d) & (np.abs(c - j) <= (k * d) // 2)
+
+
+def _masked_attention(q, k, v, mask, scale):
+    return _softmax_rows(np.where(mask, (q @ k.T) * scale, -np.inf)) @ v
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=seeds, k=st.sampled_from([1, 3, 5, 7]), d=st.integers(1, 4), extra=st.integers(0, 9),
+       e=st.integers(1, 5), f=st.integers(1, 4), scale=st.floats(0.1, 2.0))
+def test_neighborhood_1d(seed, k, d, extra, e, f, scale):
+    n = k * d + extra
+    r = _rng(seed)
+    q, kk, v = r.standard_normal((n, e)), r.standard_normal((n, e)), r.standard_normal((n, f))
+    mask = _natten_mask(n, k, d)
+    assert np.all(mask.sum(axis=1) == k)  # the definition always yields k neighbours
+    got = _run("neighborhood-1d", {"L": n, "KW": k, "E": e, "F": f}, {"Q": q, "K": kk, "V": v},
+               {"dil": d, "scale": scale})
+    _close(got, _masked_attention(q, kk, v, mask, scale))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds, ky=st.sampled_from([1, 3, 5]), kx=st.sampled_from([1, 3, 5]),
+       dy=st.integers(1, 3), dx=st.integers(1, 3), ey=st.integers(0, 4), ex=st.integers(0, 4),
+       e=st.integers(1, 4), f=st.integers(1, 3), scale=st.floats(0.1, 2.0))
+def test_neighborhood_2d(seed, ky, kx, dy, dx, ey, ex, e, f, scale):
+    hh, ww = ky * dy + ey, kx * dx + ex
+    r = _rng(seed)
+    q, kk, v = (r.standard_normal((hh, ww, e)), r.standard_normal((hh, ww, e)),
+                r.standard_normal((hh, ww, f)))
+    # (iy,ix) ~ (jy,jx) iff iy ~ jy along H and ix ~ jx along W
+    mask = (_natten_mask(hh, ky, dy)[:, None, :, None]
+            & _natten_mask(ww, kx, dx)[None, :, None, :]).reshape(hh * ww, hh * ww)
+    got = _run("neighborhood-2d", {"H": hh, "W": ww, "KY": ky, "KX": kx, "E": e, "F": f},
+               {"Q": q, "K": kk, "V": v}, {"dil_y": dy, "dil_x": dx, "scale": scale})
+    want = _masked_attention(q.reshape(hh * ww, e), kk.reshape(hh * ww, e),
+                             v.reshape(hh * ww, f), mask, scale).reshape(hh, ww, f)
+    _close(got, want)
