@@ -29,7 +29,7 @@ Cycle count of one tile, see :func:`tile_cycles`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -44,7 +44,7 @@ SHIFT_BITS = 4  # command shift field: extra right shift 0..15 (attention scale,
 
 # Pipeline depths (see tile_cycles): operand register, product register, accumulate.
 _MAC_PIPE = 2      # cycles between the last operand handshake and the final accumulator
-_DRAIN_PIPE = 2    # row select register, requantize/relu register (= o payload)
+_DRAIN_PIPE = 4    # row select, + rounding constant, >> shift, saturate/relu (= o payload)
 
 
 def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
@@ -56,9 +56,10 @@ def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
     ready::
 
         N = 1 (command) + bias + k (one operand beat per cycle) + 2 (MAC pipeline flush)
-            + rows (one output row per cycle) + 2 (row select, requantize)
+            + rows (one output row per cycle)
+            + 4 (row select, add rounding constant, shift, saturate/relu)
             + epilogue_latency (GELU pipeline, 0 when the tile has no gelu)
-          = k + rows + bias + 5 + epilogue_latency
+          = k + rows + bias + 7 + epilogue_latency
 
     ``cols`` does not appear: the C columns are computed in parallel. The next command is
     accepted in cycle N + 1, so back-to-back tiles take exactly N cycles each. Stalls on
@@ -265,7 +266,7 @@ class ComputeUnit(wiring.Component):
                 "o": port("o", f.o_width, f.o_frac, self.cols),
             },
             "latency": {
-                "formula": "k + rows + bias + 5 + (gelu_latency if gelu else 0)",
+                "formula": "k + rows + bias + 7 + (gelu_latency if gelu else 0)",
                 "gelu_latency": self.gelu_latency,
                 "example_k16": self.tile_cycles(16),
             },
@@ -327,6 +328,10 @@ class ComputeUnit(wiring.Component):
         s2_v = Signal()
         s2 = Signal(data.ArrayLayout(signed(f.o_width), C))
         issue = Signal()
+        issue_ok = Signal()
+        # acc + rounding constant must not overflow even when the shift exceeds acc_width
+        xw = max(f.acc_width, f.base_shift + (1 << SHIFT_BITS) - 1) + 1
+        rnd = Signal(unsigned(xw))  # 2**(s-1) for the command's total shift s
         s2_rdy = Signal()
 
         cmd = self.cmd.payload
@@ -345,6 +350,7 @@ class ComputeUnit(wiring.Component):
                         c_relu.eq(cmd.relu & is_gemm),
                         c_gelu.eq(cmd.gelu & is_gemm & int(self.gelu)),
                         c_shift.eq(cmd.shift),
+                        rnd.eq((Const(1, unsigned(xw + 1)) << (f.base_shift + cmd.shift))[1:]),
                         kcnt.eq(0),
                         rcnt.eq(0),
                         ocnt.eq(0),
@@ -375,7 +381,7 @@ class ComputeUnit(wiring.Component):
                 with m.If(~v1):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.comb += issue.eq(~s1_v | ~s2_v | s2_rdy)
+                m.d.comb += issue.eq(issue_ok)
                 with m.If(issue):
                     m.d.sync += rcnt.eq(rcnt + 1)
                     with m.If(rcnt == R - 1):
@@ -411,37 +417,50 @@ class ComputeUnit(wiring.Component):
                 with m.Elif(v2):
                     m.d.sync += acc[r][c].eq(acc[r][c] + prod[r][c])
 
-        # drain: row select -> requantize/saturate/relu -> (gelu lanes) -> o
-        adv1 = Signal()
-        adv2 = Signal()
-        m.d.comb += [adv2.eq(~s2_v | s2_rdy), adv1.eq(~s1_v | adv2)]
-        with m.If(adv1):
+        # drain pipeline, 4 registered stages, each advancing when it is empty or the next
+        # stage advances (back-pressure from o):
+        #   s1 row select -> s2 + rounding constant -> s3 >> shift -> s2(out) saturate, relu
+        lo, hi = -(1 << (f.o_width - 1)), (1 << (f.o_width - 1)) - 1
+        yw = xw - f.base_shift                        # width after the fixed shift
+        s2x = [Signal(signed(xw), name=f"rq_x{c}") for c in range(C)]
+        s3y = [Signal(signed(yw), name=f"rq_y{c}") for c in range(C)]
+        s2x_v = Signal()
+        s3y_v = Signal()
+        adv = [Signal(name=f"adv{j}") for j in range(4)]
+        vals = [s1_v, s2x_v, s3y_v, s2_v]
+        m.d.comb += adv[3].eq(~s2_v | s2_rdy)
+        for j in (2, 1, 0):
+            m.d.comb += adv[j].eq(~vals[j] | adv[j + 1])
+        m.d.comb += issue_ok.eq(adv[0])
+        with m.If(adv[0]):
             m.d.sync += s1_v.eq(issue)
             with m.Switch(rcnt):
                 for r in range(R):
                     with m.Case(r):
                         m.d.sync += [s1[c].eq(acc[r][c]) for c in range(C)]
-        lo, hi = -(1 << (f.o_width - 1)), (1 << (f.o_width - 1)) - 1
-        with m.If(adv2):
-            m.d.sync += s2_v.eq(s1_v)
+        with m.If(adv[1]):
+            m.d.sync += s2x_v.eq(s1_v)
+            m.d.sync += [s2x[c].eq(s1[c] + rnd) for c in range(C)]
+        with m.If(adv[2]):
+            m.d.sync += s3y_v.eq(s2x_v)
+            m.d.sync += [s3y[c].eq((s2x[c] >> f.base_shift) >> c_shift) for c in range(C)]
+        with m.If(adv[3]):
+            m.d.sync += s2_v.eq(s3y_v)
             for c in range(C):
-                x = Signal(signed(f.acc_width + 1), name=f"rq_x{c}")
-                y = Signal(signed(f.acc_width + 1), name=f"rq_y{c}")
-                z = Signal(signed(f.o_width), name=f"rq_z{c}")
-                s = f.base_shift + c_shift
-                # rounding constant 2**(s-1), or 0 when s == 0
-                rnd = (Const(1, unsigned(f.acc_width + 1)) << s)[1:]
-                m.d.comb += [x.eq(s1[c] + rnd), y.eq(x >> s)]
-                with m.If(y > hi):
-                    m.d.comb += z.eq(hi)
-                with m.Elif(y < lo):
-                    m.d.comb += z.eq(lo)
+                y = s3y[c]
+                if yw > f.o_width:
+                    top = y[f.o_width - 1:]
+                    over = ~y[-1] & top.any()      # positive and does not fit
+                    under = y[-1] & ~top.all()     # negative and does not fit
+                else:
+                    over = under = Const(0)
+                with m.If(over):
+                    m.d.sync += s2[c].eq(hi)
+                with m.Elif(under | (c_relu & y[-1])):
+                    m.d.sync += s2[c].eq(Mux(c_relu, 0, lo))
                 with m.Else():
-                    m.d.comb += z.eq(y)
-                with m.If(c_relu & z[-1]):
-                    m.d.sync += s2[c].eq(0)
-                with m.Else():
-                    m.d.sync += s2[c].eq(z)
+                    fit = y[:f.o_width].as_signed() if yw > f.o_width else y
+                    m.d.sync += s2[c].eq(Mux(c_relu & y[-1], 0, fit))
 
         if self._gelu_lanes is not None:
             m.submodules.gelu = fork = _LaneFork(self._gelu_lanes, signed(f.o_width), signed(f.o_width))

@@ -62,10 +62,19 @@ def test_other_formats():
     drv.check(formula_for(2, 3), exact=False)
 
 
+def test_narrow_accumulator_wide_output():
+    # after the fixed shift fewer bits remain than the output has: no saturation logic
+    dut = ComputeUnit(rows=2, cols=2, a_width=8, a_frac=7, w_width=8, w_frac=7,
+                      acc_width=16, o_width=12, o_frac=0, bias_frac=7, max_k=8)
+    jobs = make_jobs(2, 2, dut.fmt, dut.max_k, seed=11)
+    drv = run_amaranth(dut, jobs, p_valid=0.9, p_ready=0.6, seed=5)
+    drv.check(formula_for(2, 2), exact=False)
+
+
 def test_tile_cycles_closed_form():
-    assert tile_cycles(4, 4, 16) == 16 + 4 + 5
-    assert tile_cycles(4, 4, 16, bias=True) == 26
-    assert tile_cycles(16, 16, 64, bias=True, epilogue_latency=3) == 64 + 16 + 1 + 5 + 3
+    assert tile_cycles(4, 4, 16) == 16 + 4 + 7
+    assert tile_cycles(4, 4, 16, bias=True) == 28
+    assert tile_cycles(16, 16, 64, bias=True, epilogue_latency=3) == 64 + 16 + 1 + 7 + 3
     assert ComputeUnit(rows=2, cols=2).tile_cycles(8) == tile_cycles(2, 2, 8)
     with pytest.raises(ConfigError):
         tile_cycles(0, 4, 4)

@@ -1,0 +1,150 @@
+"""Registry of the RTL blocks and Verilog export.
+
+``UNITS`` maps a unit name to ``(factory, default_params)``; ``factory(**params)`` builds
+the Amaranth component. Blocks written elsewhere (``hw.gelu.Gelu``, ``hw.softmax.Softmax``)
+are imported lazily, so a missing block only fails when it is used.
+
+:func:`write_verilog` writes ``OUT.v`` and, beside it, ``OUT.json`` = the component's
+``describe()`` with ``"top"`` set to the Verilog module name. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from einsum.errors import ConfigError
+
+__all__ = ["UNITS", "unit_names", "unit_params", "build", "to_verilog", "write_verilog",
+           "describe", "atomic_write"]
+
+
+def _lazy(module: str, cls: str) -> Callable[..., Any]:
+    def factory(**params):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                raise ConfigError(f"unit block {module}.{cls} is not available yet") from None
+            raise
+        return getattr(mod, cls)(**params)
+
+    factory.__qualname__ = f"{module}.{cls}"
+    factory._target = (module, cls)  # type: ignore[attr-defined]
+    return factory
+
+
+UNITS: dict[str, tuple[Callable[..., Any], dict]] = {
+    "gelu": (_lazy("hw.gelu", "Gelu"), {}),
+    "softmax": (_lazy("hw.softmax", "Softmax"), {}),
+    "compute_unit": (_lazy("hw.compute_unit", "ComputeUnit"), {"rows": 4, "cols": 4}),
+}
+
+
+def unit_names() -> list[str]:
+    return list(UNITS)
+
+
+def _lookup(unit: str):
+    if unit not in UNITS:
+        raise ConfigError(f"unknown unit {unit!r} (choose from {', '.join(UNITS)})")
+    return UNITS[unit]
+
+
+def unit_params(unit: str) -> dict[str, Any]:
+    """Keyword parameters the unit accepts, with their defaults (registry defaults first)."""
+    factory, defaults = _lookup(unit)
+    module, cls = factory._target
+    try:
+        klass = getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            raise ConfigError(f"unit block {module}.{cls} is not available yet") from None
+        raise
+    out = {}
+    for name, p in inspect.signature(klass.__init__).parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[name] = None if p.default is inspect.Parameter.empty else p.default
+    out.update(defaults)
+    return out
+
+
+def _merge(unit: str, params: dict | None) -> dict:
+    _factory, defaults = _lookup(unit)
+    params = dict(params or {})
+    allowed = unit_params(unit)
+    bad = sorted(set(params) - set(allowed))
+    if bad:
+        raise ConfigError(f"unknown parameter(s) {', '.join(bad)} for unit {unit!r} "
+                          f"(known: {', '.join(sorted(allowed))})")
+    merged = dict(defaults)
+    merged.update(params)
+    return merged
+
+
+def build(unit: str, params: dict | None = None):
+    """Instantiate a unit with registry defaults overridden by ``params``."""
+    factory, _ = _lookup(unit)
+    merged = _merge(unit, params)
+    try:
+        return factory(**merged)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid parameters for {unit}: {exc}") from None
+
+
+def describe(unit: str, component, params: dict | None = None) -> dict:
+    """``component.describe()`` with ``top`` set to the unit name."""
+    if not hasattr(component, "describe"):
+        raise ConfigError(f"unit {unit!r} has no describe() method")
+    d = dict(component.describe())
+    d["top"] = unit
+    d.setdefault("clock", "clk")
+    d.setdefault("reset", "rst")
+    return d
+
+
+def to_verilog(component, top: str) -> str:
+    from amaranth.back import verilog
+
+    return verilog.convert(component, name=top, emit_src=False)
+
+
+def atomic_write(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_verilog(unit: str, params: dict | None, out_path: str | os.PathLike) -> dict:
+    """Write ``out_path`` (Verilog, top module named ``unit``) and ``<out>.json``.
+
+    Returns the description written to the JSON file.
+    """
+    out_path = Path(out_path)
+    if out_path.suffix != ".v":
+        raise ConfigError(f"output file must end in .v, got {str(out_path)!r}")
+    comp = build(unit, params)
+    desc = describe(unit, comp, params)
+    text = to_verilog(comp, unit)
+    atomic_write(out_path, text)
+    atomic_write(out_path.with_suffix(".json"), json.dumps(desc, indent=2, sort_keys=False) + "\n")
+    return desc
