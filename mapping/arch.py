@@ -1,0 +1,322 @@
+"""Architecture specs: the ``arch:`` section, loaded into frozen dataclasses.
+
+An architecture is up to two compute units and a chain of memory levels::
+
+    arch:
+      version: 1
+      name: fusemax
+      clock_hz: 940e6
+      data_bits: {default: 16}              # per tensor class: input/intermediate/output
+      array2d:                              # optional: R x C PE array
+        rows: 256
+        cols: 256
+        macs_per_pe: 1                      # MACs per PE per cycle
+        ops: {mac: 1, add: 1, max: 1, exp: 6}   # cycles per element per PE (or {cycles, latency})
+        rf_entries: 16                      # per-PE register file (words)
+        systolic: {fill_drain: true, fold_overlap: true}
+      array1d:                              # optional: vector of `width` lanes
+        width: 256
+        ops: {mac: 1, add: 1, div: {cycles: 1, latency: 4}}
+        rf_entries: 32
+        fuse_elementwise: false             # true: an Einsum costs max(op cycles), not the sum
+      memory:                               # outermost (backing store) first
+        - {name: DRAM, word_bits: 16, bandwidth_bytes_per_s: 429496729600}
+        - {name: GB, capacity_bytes: 16777216, word_bits: 16, read_bw: 8192,
+           write_bw: 8192, double_buffer: true}
+      energy:                               # Accelergy style, pJ
+        array2d: {mac: 17.16, add: 8.34, max: 0.028}
+        DRAM: {read: 62.4, write: 62.4}     # per word (or access_bits: 64 with pJ per access)
+        leakage_pj_per_cycle: 0
+      area_um2: {array2d: 1.0e8}            # optional, summed
+
+Bandwidths are words per cycle (``read_bw``/``write_bw``, floats allowed) or bytes per
+second (``bandwidth_bytes_per_s``, converted exactly with the clock and word width).
+Every mistake is a :class:`~einsum.errors.ConfigError` naming file, line and YAML path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from einsum.errors import ConfigError
+from einsum.yamlsrc import Source, YPath, load as load_yaml
+
+ARCH_DIR = Path(__file__).parent / "arch"
+UNITS = ("array2d", "array1d")
+KNOWN_OPS = ("mac", "add", "mul", "max", "exp", "div", "recip", "sqrt", "log", "gelu",
+             "select", "cmp")
+TENSOR_CLASSES = ("default", "input", "intermediate", "output")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    cycles: Fraction  # cycles per element per lane (1/throughput)
+    latency: int = 1  # pipeline depth in cycles (paid once per Einsum and step)
+
+
+@dataclass(frozen=True)
+class ComputeUnit:
+    name: str  # "array2d" or "array1d"
+    rows: int  # 1 for the 1-D array
+    cols: int  # width for the 1-D array
+    macs_per_pe: int
+    ops: Mapping[str, OpSpec]
+    rf_entries: int
+    fill_drain: bool = True
+    fold_overlap: bool = True
+    fuse_elementwise: bool = False
+
+    @property
+    def lanes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def is_2d(self) -> bool:
+        return self.name == "array2d"
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    capacity_bytes: int | None  # None: unbounded (backing store)
+    word_bits: int
+    read_bw: Fraction  # words per cycle
+    write_bw: Fraction
+    double_buffer: bool = False
+
+    @property
+    def capacity_words(self) -> int | None:
+        return None if self.capacity_bytes is None else self.capacity_bytes * 8 // self.word_bits
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    clock_hz: float
+    units: Mapping[str, ComputeUnit]
+    levels: tuple[Level, ...]
+    data_bits: Mapping[str, int]
+    energy: Mapping[str, Mapping[str, float]]  # component -> action -> pJ (levels: per word)
+    leakage_pj_per_cycle: float = 0.0
+    area_um2: Mapping[str, float] = field(default_factory=dict)
+    source: str | None = None
+    lines: Any = None  # the Source the arch was read from (for located errors later)
+    base: YPath = ("arch",)
+
+    def level(self, name: str) -> Level:
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise KeyError(name)
+
+    @property
+    def total_area_um2(self) -> float | None:
+        return sum(self.area_um2.values()) if self.area_um2 else None
+
+    def bits(self, tensor_class: str) -> int:
+        return self.data_bits.get(tensor_class, self.data_bits["default"])
+
+    def error(self, path: YPath, msg: str) -> ConfigError:
+        if isinstance(self.lines, Source):
+            return self.lines.error(self.base + tuple(path), msg)
+        return ConfigError(msg, self.source, None, self.base + tuple(path))
+
+
+# ----------------------------------------------------------------------------------
+def _num(src: Source, v: Any, path: YPath, what: str, *, positive: bool = True,
+         allow_zero: bool = False, integer: bool = False) -> Any:
+    if isinstance(v, str):
+        try:
+            v = float(v) if not integer else int(float(v))
+        except ValueError:
+            raise src.error(path, f"expected {what}, got {v!r}") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise src.error(path, f"expected {what}, got {type(v).__name__} {v!r}")
+    if integer and (not float(v).is_integer()):
+        raise src.error(path, f"expected {what} (an integer), got {v!r}")
+    if v != v or v in (float("inf"), float("-inf")):
+        raise src.error(path, f"expected {what}, got {v!r}")
+    if positive and (v < 0 or (v == 0 and not allow_zero)):
+        raise src.error(path, f"expected {what} > 0{' or 0' if allow_zero else ''}, got {v!r}")
+    return int(v) if integer else v
+
+
+def _frac(v: Any) -> Fraction:
+    return Fraction(str(v)) if isinstance(v, float) else Fraction(v)
+
+
+def _keys(src: Source, d: Any, path: YPath, allowed: tuple[str, ...], required: tuple[str, ...] = (),
+          what: str = "a mapping") -> dict:
+    if not isinstance(d, dict):
+        raise src.error(path, f"expected {what}, got {type(d).__name__} {d!r}")
+    for k in d:
+        if k not in allowed:
+            raise src.error(path + (str(k),), f"unknown key {k!r} (allowed: {', '.join(allowed)})")
+    for k in required:
+        if k not in d:
+            raise src.error(path, f"missing required key {k!r}")
+    return d
+
+
+def _ops(src: Source, d: Any, path: YPath) -> dict[str, OpSpec]:
+    if not isinstance(d, dict) or not d:
+        raise src.error(path, "expected a mapping of op name to cycles per element, e.g. {mac: 1, add: 1}")
+    out = {}
+    for op, spec in d.items():
+        p = path + (str(op),)
+        if op not in KNOWN_OPS:
+            raise src.error(p, f"unknown op {op!r} (known: {', '.join(KNOWN_OPS)})")
+        if isinstance(spec, dict):
+            _keys(src, spec, p, ("cycles", "latency"), ("cycles",))
+            cyc = _num(src, spec["cycles"], p + ("cycles",), "cycles per element")
+            lat = _num(src, spec.get("latency", 1), p + ("latency",), "a latency in cycles",
+                       integer=True)
+        else:
+            cyc = _num(src, spec, p, "cycles per element")
+            lat = 1
+        out[op] = OpSpec(_frac(cyc), lat)
+    return out
+
+
+def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
+    """Validate an ``arch:`` section (already parsed) into an :class:`Arch`."""
+    allowed = ("version", "name", "description", "clock_hz", "data_bits", "array2d", "array1d",
+               "memory", "energy", "area_um2")
+    _keys(src, sec, base, allowed, ("version", "clock_hz", "memory"),
+          "an arch section with version, clock_hz, memory and at least one compute unit")
+    if sec["version"] != 1:
+        raise src.error(base + ("version",), f"unsupported version {sec['version']!r} (this einarray reads 1)")
+    name = str(sec.get("name", "arch"))
+    clock = _num(src, sec["clock_hz"], base + ("clock_hz",), "a clock frequency in Hz")
+
+    db = sec.get("data_bits", {"default": 16})
+    if isinstance(db, int) and not isinstance(db, bool):
+        db = {"default": db}
+    _keys(src, db, base + ("data_bits",), TENSOR_CLASSES)
+    data_bits = {k: _num(src, v, base + ("data_bits", k), "a width in bits", integer=True)
+                 for k, v in db.items()}
+    data_bits.setdefault("default", 16)
+
+    units: dict[str, ComputeUnit] = {}
+    if "array2d" in sec:
+        p = base + ("array2d",)
+        u = _keys(src, sec["array2d"], p, ("rows", "cols", "macs_per_pe", "ops", "rf_entries",
+                                           "systolic", "fuse_elementwise"), ("rows", "cols", "ops"))
+        sy = _keys(src, u.get("systolic", {}) or {}, p + ("systolic",), ("fill_drain", "fold_overlap"))
+        for k in sy:
+            if not isinstance(sy[k], bool):
+                raise src.error(p + ("systolic", k), f"expected true or false, got {sy[k]!r}")
+        units["array2d"] = ComputeUnit(
+            "array2d", _num(src, u["rows"], p + ("rows",), "a row count", integer=True),
+            _num(src, u["cols"], p + ("cols",), "a column count", integer=True),
+            _num(src, u.get("macs_per_pe", 1), p + ("macs_per_pe",), "MACs per PE per cycle", integer=True),
+            MappingProxyType(_ops(src, u["ops"], p + ("ops",))),
+            _num(src, u.get("rf_entries", 1), p + ("rf_entries",), "register-file entries", integer=True),
+            sy.get("fill_drain", True), sy.get("fold_overlap", True), bool(u.get("fuse_elementwise", False)))
+    if "array1d" in sec:
+        p = base + ("array1d",)
+        u = _keys(src, sec["array1d"], p, ("width", "ops", "rf_entries", "fuse_elementwise"),
+                  ("width", "ops"))
+        units["array1d"] = ComputeUnit(
+            "array1d", 1, _num(src, u["width"], p + ("width",), "a lane count", integer=True), 1,
+            MappingProxyType(_ops(src, u["ops"], p + ("ops",))),
+            _num(src, u.get("rf_entries", 1), p + ("rf_entries",), "register-file entries", integer=True),
+            False, False, bool(u.get("fuse_elementwise", False)))
+    if not units:
+        raise src.error(base, "at least one compute unit (array2d or array1d) is needed")
+
+    mem = sec["memory"]
+    if not isinstance(mem, list) or not mem:
+        raise src.error(base + ("memory",), "expected a list of memory levels, outermost (DRAM) first")
+    levels: list[Level] = []
+    for i, lv in enumerate(mem):
+        p = base + ("memory", i)
+        _keys(src, lv, p, ("name", "capacity_bytes", "word_bits", "read_bw", "write_bw",
+                           "bandwidth_bytes_per_s", "double_buffer"), ("name",))
+        lname = lv["name"]
+        if not isinstance(lname, str) or not lname:
+            raise src.error(p + ("name",), "expected a level name")
+        if lname in UNITS or any(l.name == lname for l in levels):
+            raise src.error(p + ("name",), f"duplicate or reserved level name {lname!r}")
+        wb = _num(src, lv.get("word_bits", data_bits["default"]), p + ("word_bits",), "a word width in bits",
+                  integer=True)
+        cap = lv.get("capacity_bytes")
+        if cap is not None:
+            cap = _num(src, cap, p + ("capacity_bytes",), "a capacity in bytes", integer=True)
+        elif i > 0:
+            raise src.error(p, f"level {lname!r} needs capacity_bytes (only the outermost may be unbounded)")
+        if "bandwidth_bytes_per_s" in lv:
+            if "read_bw" in lv or "write_bw" in lv:
+                raise src.error(p + ("bandwidth_bytes_per_s",), "give either bandwidth_bytes_per_s or read_bw/write_bw")
+            bps = _num(src, lv["bandwidth_bytes_per_s"], p + ("bandwidth_bytes_per_s",), "a bandwidth in bytes/s")
+            rb = wbw = _frac(bps) * 8 / (_frac(clock) * wb)
+        else:
+            for k in ("read_bw", "write_bw"):
+                if k not in lv:
+                    raise src.error(p, f"missing required key {k!r} (words per cycle)")
+            rb = _frac(_num(src, lv["read_bw"], p + ("read_bw",), "a read bandwidth in words per cycle"))
+            wbw = _frac(_num(src, lv["write_bw"], p + ("write_bw",), "a write bandwidth in words per cycle"))
+        dbuf = lv.get("double_buffer", False)
+        if not isinstance(dbuf, bool):
+            raise src.error(p + ("double_buffer",), f"expected true or false, got {dbuf!r}")
+        levels.append(Level(lname, cap, wb, rb, wbw, dbuf))
+    if len(levels) < 2:
+        raise src.error(base + ("memory",), "at least two levels are needed: a backing store (DRAM) and an on-chip buffer")
+
+    en = sec.get("energy", {}) or {}
+    _keys(src, en, base + ("energy",), tuple(units) + tuple(l.name for l in levels) + ("leakage_pj_per_cycle",))
+    energy: dict[str, Mapping[str, float]] = {}
+    for comp, tab in en.items():
+        p = base + ("energy", comp)
+        if comp == "leakage_pj_per_cycle":
+            continue
+        if comp in units:
+            _keys(src, tab, p, KNOWN_OPS)
+            energy[comp] = MappingProxyType({a: float(_num(src, v, p + (a,), "an energy in pJ", allow_zero=True))
+                                             for a, v in tab.items()})
+        else:
+            _keys(src, tab, p, ("read", "write", "access_bits"), ("read", "write"))
+            lvl = next(l for l in levels if l.name == comp)
+            ab = _num(src, tab.get("access_bits", lvl.word_bits), p + ("access_bits",), "bits per access",
+                      integer=True)
+            scale = lvl.word_bits / ab  # pJ per access -> pJ per word
+            energy[comp] = MappingProxyType({
+                "read": float(_num(src, tab["read"], p + ("read",), "an energy in pJ", allow_zero=True)) * scale,
+                "write": float(_num(src, tab["write"], p + ("write",), "an energy in pJ", allow_zero=True)) * scale})
+    leak = float(_num(src, en.get("leakage_pj_per_cycle", 0), base + ("energy", "leakage_pj_per_cycle"),
+                      "a leakage in pJ per cycle", allow_zero=True))
+    area = sec.get("area_um2", {}) or {}
+    _keys(src, area, base + ("area_um2",), tuple(units) + tuple(l.name for l in levels))
+    area_v = {k: float(_num(src, v, base + ("area_um2", k), "an area in um^2")) for k, v in area.items()}
+    return Arch(name, float(clock), MappingProxyType(units), tuple(levels), MappingProxyType(data_bits),
+                MappingProxyType(energy), leak, MappingProxyType(area_v), src.file, src, tuple(base))
+
+
+def arch_names() -> list[str]:
+    return sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))
+
+
+def resolve_arch(ref: str | Path, base_dir: Path | None = None) -> Path:
+    p = Path(ref)
+    if base_dir is not None and not p.is_absolute() and (base_dir / p).is_file():
+        return base_dir / p
+    if p.is_file():
+        return p
+    lib = ARCH_DIR / f"{ref}.yaml"
+    if not p.suffix and lib.is_file():
+        return lib
+    raise ConfigError(f"no file and no shipped arch named {str(ref)!r} (shipped: {', '.join(arch_names())})",
+                      str(ref))
+
+
+def load_arch(ref: str | Path) -> Arch:
+    """Load a YAML file holding an ``arch:`` section (or a shipped arch by name)."""
+    path = resolve_arch(ref)
+    data, src = load_yaml(path)
+    if not isinstance(data, dict) or "arch" not in data:
+        raise src.error((), "expected a top-level 'arch:' section")
+    return arch_from_data(data["arch"], src)
