@@ -168,3 +168,76 @@ def test_neighborhood_2d(seed, ky, kx, dy, dx, ey, ex, e, f, scale):
     want = _masked_attention(q.reshape(hh * ww, e), kk.reshape(hh * ww, e),
                              v.reshape(hh * ww, f), mask, scale).reshape(hh, ww, f)
     _close(got, want)
+
+
+# -- 4. Gaussian mixture mask -----------------------------------------------------------
+@FAST
+@given(seed=seeds, gy=st.integers(1, 4), gx=st.integers(1, 4), g=st.integers(1, 3),
+       e=st.integers(1, 5), f=st.integers(1, 4), eps=st.sampled_from([0.0, 1e-5]),
+       scale=st.floats(0.1, 2.0))
+def test_gmm_mask(seed, gy, gx, g, e, f, eps, scale):
+    r = _rng(seed)
+    n = gy * gx
+    q, k, v = r.standard_normal((n, e)), r.standard_normal((n, e)), r.standard_normal((n, f))
+    alpha = 2 * r.standard_normal(g)
+    sigma = np.abs(r.standard_normal(g) * 3) + 0.3
+    pos = np.array([(i // gx, i % gx) for i in range(n)], dtype=float)  # patch i on the grid
+    dist = np.sqrt(((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1))
+    mask = sum(alpha[j] * np.exp(-dist**2 / (2 * (sigma[j] ** 2 + eps))) for j in range(g))
+    want = _softmax_rows((q @ k.T) * scale * mask) @ v
+    got = _run("gmm-mask", {"GY": gy, "GX": gx, "E": e, "F": f, "G": g},
+               {"Q": q, "K": k, "V": v, "ALPHA": alpha, "SIGMA": sigma},
+               {"scale": scale, "eps": eps})
+    _close(got, want)
+
+
+# -- 5. retention: parallel and chunkwise ---------------------------------------------
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds, m1=st.integers(1, 5), m0=st.integers(1, 6), e=st.integers(1, 5),
+       f=st.integers(1, 4), gamma=st.floats(0.5, 1.0), scale=st.floats(0.1, 1.0))
+def test_retention_parallel_and_chunkwise(seed, m1, m0, e, f, gamma, scale):
+    n = m1 * m0
+    r = _rng(seed)
+    q, k, v = r.standard_normal((n, e)), r.standard_normal((n, e)), r.standard_normal((n, f))
+    want = np.zeros((n, f))
+    for i in range(n):  # o_i = sum_{j <= i} gamma^(i-j) (q_i . k_j) v_j
+        for j in range(i + 1):
+            want[i] += gamma ** (i - j) * scale * (q[i] @ k[j]) * v[j]
+    params = {"gamma": gamma, "scale": scale}
+    par = _run("retention", {"M": n, "E": e, "F": f}, {"Q": q, "K": k, "V": v}, params, out="O")
+    chk = _run("retention-chunkwise", {"M": n, "M0": m0, "E": e, "F": f},
+               {"Q": q, "K": k, "V": v}, params, out="O")
+    _close(par, want)
+    _close(chk, want)
+    _close(chk, par)
+
+
+# -- 6. linear attention ----------------------------------------------------------------
+@FAST
+@given(seed=seeds, m=st.integers(1, 10), p=st.integers(1, 10), e=st.integers(1, 6),
+       f=st.integers(1, 5))
+def test_linear_attention(seed, m, p, e, f):
+    r = _rng(seed)
+    q, k, v = r.standard_normal((m, e)), r.standard_normal((p, e)), r.standard_normal((p, f))
+
+    def phi(x):
+        return np.where(x > 0, x + 1.0, np.exp(x))  # elu(x) + 1
+
+    sim = phi(q) @ phi(k).T  # unassociated form: similarity matrix, then normalise rows
+    want = (sim / sim.sum(axis=1, keepdims=True)) @ v
+    got = _run("linear", {"M": m, "P": p, "E": e, "F": f}, {"Q": q, "K": k, "V": v})
+    _close(got, want)
+
+
+# -- 7. Linformer -----------------------------------------------------------------------
+@FAST
+@given(seed=seeds, m=st.integers(1, 10), p=st.integers(1, 12), j=st.integers(1, 6),
+       e=st.integers(1, 5), f=st.integers(1, 4), scale=st.floats(0.1, 1.0))
+def test_linformer(seed, m, p, j, e, f, scale):
+    r = _rng(seed)
+    q, k, v = r.standard_normal((m, e)), r.standard_normal((p, e)), r.standard_normal((p, f))
+    ep, fp = r.standard_normal((j, p)) / p, r.standard_normal((j, p)) / p
+    want = _softmax_rows(q @ (ep @ k).T * scale) @ (fp @ v)
+    got = _run("linformer", {"M": m, "P": p, "J": j, "E": e, "F": f},
+               {"Q": q, "K": k, "V": v, "E_proj": ep, "F_proj": fp}, {"scale": scale})
+    _close(got, want)
