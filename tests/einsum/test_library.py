@@ -241,3 +241,103 @@ def test_linformer(seed, m, p, j, e, f, scale):
     got = _run("linformer", {"M": m, "P": p, "J": j, "E": e, "F": f},
                {"Q": q, "K": k, "V": v, "E_proj": ep, "F_proj": fp}, {"scale": scale})
     _close(got, want)
+
+
+# -- 9. non-attention layers ------------------------------------------------------------
+_erf = np.vectorize(math.erf)
+
+
+def _gelu(x):
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+@FAST
+@given(seed=seeds, m=st.integers(1, 8), n=st.integers(1, 8), k=st.integers(1, 8))
+def test_gemm(seed, m, n, k):
+    r = _rng(seed)
+    a, b = r.standard_normal((m, k)), r.standard_normal((k, n))
+    want = np.array([[sum(a[i, j] * b[j, c] for j in range(k)) for c in range(n)] for i in range(m)])
+    _close(_run("gemm", {"M": m, "N": n, "K": k}, {"A": a, "B": b}, out="C"), want)
+
+
+@FAST
+@given(seed=seeds, t=st.integers(1, 6), d=st.integers(1, 6), h=st.integers(1, 8))
+def test_mlp(seed, t, d, h):
+    r = _rng(seed)
+    x, w1, b1 = r.standard_normal((t, d)), r.standard_normal((d, h)), r.standard_normal(h)
+    w2, b2 = r.standard_normal((h, d)), r.standard_normal(d)
+    want = _gelu(x @ w1 + b1) @ w2 + b2
+    got = _run("mlp", {"T": t, "D": d, "H": h},
+               {"X": x, "W1": w1, "B1": b1, "W2": w2, "B2": b2}, out="Y")
+    _close(got, want)
+
+
+@FAST
+@given(seed=seeds, t=st.integers(1, 6), d=st.integers(1, 10), eps=st.sampled_from([1e-6, 1e-5]))
+def test_layernorm(seed, t, d, eps):
+    r = _rng(seed)
+    x = 3 * r.standard_normal((t, d)) + r.standard_normal()
+    g, b = r.standard_normal(d), r.standard_normal(d)
+    want = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + eps) * g + b
+    got = _run("layernorm", {"T": t, "D": d}, {"X": x, "GAMMA": g, "BETA": b}, {"eps": eps},
+               out="Y")
+    _close(got, want)
+
+
+@FAST
+@given(seed=seeds, t=st.integers(1, 6), nh=st.integers(1, 3), e=st.integers(1, 4),
+       d=st.integers(1, 6), scale=st.floats(0.1, 1.0))
+def test_mha(seed, t, nh, e, d, scale):
+    r = _rng(seed)
+    x = r.standard_normal((t, d))
+    w = {n: r.standard_normal((d, nh, e)) for n in ("WQ", "WK", "WV")}
+    b = {n: r.standard_normal((nh, e)) for n in ("BQ", "BK", "BV")}
+    wo, bo = r.standard_normal((nh, e, d)), r.standard_normal(d)
+    heads = []
+    for i in range(nh):  # one head at a time, as in the transformer paper
+        qi = x @ w["WQ"][:, i, :] + b["BQ"][i]
+        ki = x @ w["WK"][:, i, :] + b["BK"][i]
+        vi = x @ w["WV"][:, i, :] + b["BV"][i]
+        heads.append(_softmax_rows(qi @ ki.T * scale) @ vi)
+    want = np.concatenate(heads, axis=1) @ wo.reshape(nh * e, d) + bo
+    got = _run("mha", {"T": t, "D": d, "NH": nh, "E": e},
+               {"X": x, **w, **b, "WO": wo, "BO": bo}, {"scale": scale}, out="Y")
+    _close(got, want)
+
+
+def _moe_reference(x, wg, w1, b1, w2, b2, topk):
+    """Route (top-k, lower index wins ties), gather tokens per expert, run the expert,
+    scatter-accumulate score * output."""
+    t, d = x.shape
+    logits = x @ wg
+    out = np.zeros((t, d))
+    chosen = np.argsort(-logits, axis=1, kind="stable")[:, :topk]  # stable: ties -> lower index
+    sel_logits = np.take_along_axis(logits, chosen, axis=1)
+    scores = _softmax_rows(sel_logits)
+    for ex in range(wg.shape[1]):
+        tok, slot = np.nonzero(chosen == ex)  # gather the tokens routed to expert ex
+        if tok.size == 0:
+            continue
+        y = _gelu(x[tok] @ w1[ex] + b1[ex]) @ w2[ex] + b2[ex]
+        np.add.at(out, tok, scores[tok, slot][:, None] * y)  # scatter-accumulate
+    return out
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=seeds, t=st.integers(1, 6), d=st.integers(1, 5), nx=st.integers(1, 6),
+       h=st.integers(1, 5), topk=st.integers(1, 6), ties=st.booleans())
+def test_moe(seed, t, d, nx, h, topk, ties):
+    topk = min(topk, nx)
+    r = _rng(seed)
+    x = r.standard_normal((t, d))
+    wg = r.standard_normal((d, nx))
+    if ties:  # small integers: exact logits with many ties, which break to the lower index
+        x = r.integers(-2, 3, (t, d)).astype(float)
+        wg = r.integers(-1, 2, (d, nx)).astype(float)
+        wg[:, -1] = wg[:, 0]
+    w1, b1 = r.standard_normal((nx, d, h)), r.standard_normal((nx, h))
+    w2, b2 = r.standard_normal((nx, h, d)), r.standard_normal((nx, d))
+    c = load_cascade("moe", ranks={"T": t, "D": d, "X": nx, "H": h}, params={"topk": topk})
+    env = evaluate(c, {"IN": x, "WG": wg, "W1": w1, "B1": b1, "W2": w2, "B2": b2})
+    assert np.all(env["SEL"].sum(axis=1) == topk)  # exactly top-k experts, ties included
+    _close(env["OUT"], _moe_reference(x, wg, w1, b1, w2, b2, topk))
