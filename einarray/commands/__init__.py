@@ -10,4 +10,5 @@ COMMAND_MODULES = [
     "einarray.commands.cascade_cmds",  # cascades, show, check, eval
     "einarray.commands.hw_cmds",       # verilog, synth
     "einarray.commands.sim_cmds",      # simulate
+    "einarray.commands.flow_cmds",     # sweep (run, compare, search as they land)
 ]

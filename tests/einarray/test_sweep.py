@@ -103,3 +103,14 @@ def test_unreachable_scheduler(tmp_path):
     spec = load_sweep(write(tmp_path, "  grid:\n    arch.rows: [2]\n"))
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         run_sweep(spec, tmp_path / "o", scheduler="tcp://127.0.0.1:9", progress=False)
+
+
+def test_cli_sweep_partial_failure_exits_zero_total_failure_one(tmp_path, capsys):
+    from einarray.cli import main
+
+    p = write(tmp_path, "  grid:\n    workload.ranks.P: [16, -1]\n")
+    assert main(["sweep", str(p), "-o", str(tmp_path / "o"), "-j", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "negative sequence length" in out
+    p = write(tmp_path, "  grid:\n    workload.ranks.P: [-1, -2]\n")
+    assert main(["sweep", str(p), "-o", str(tmp_path / "o2"), "-j", "1", "--no-progress"]) == 1
