@@ -341,3 +341,110 @@ def test_moe(seed, t, d, nx, h, topk, ties):
     env = evaluate(c, {"IN": x, "WG": wg, "W1": w1, "B1": b1, "W2": w2, "B2": b2})
     assert np.all(env["SEL"].sum(axis=1) == topk)  # exactly top-k experts, ties included
     _close(env["OUT"], _moe_reference(x, wg, w1, b1, w2, b2, topk))
+
+
+# -- 8. Edge-MoE single-pass softmax with the approximate exp ---------------------------
+# Error model of einsum.approx.exp_approx (its docstring; Q8.16 in, Q16.16 out) for
+# x <= 0: |exp_approx(x) - exp(x)| <= EPS(X) * exp(x) + ETA when |x| <= X, with the
+# relative part 6e-5 + X * 2.7e-6 plus 2**-17 from input quantization and the absolute
+# part ETA = 2**-17 (half an output LSB).
+EXP_ETA = 2.0**-17
+
+
+def _exp_eps(xmax: float) -> float:
+    return 6e-5 + xmax * 2.7e-6 + 2.0**-17
+
+
+def edge_moe_bound(srow: np.ndarray, vmax: float) -> float:
+    """Max abs error of one output row of edge-moe-softmax vs float softmax attention.
+
+    ``srow`` are the row's scores, so every exp argument lies in [-X, 0] with
+    X = max - min; eps = _exp_eps(X), eta = EXP_ETA. Let S_k >= 1 be the exact running
+    sum (relative to the running max) after k keys and r_k a bound on the relative
+    error of the computed sum; the first step is exact (exp(0) = 1, r_1 = 0). An add
+    step S_{k+1} = S_k + e gives r_{k+1} <= (r_k S_k + eps e + eta) / S_{k+1}; a rescale
+    S_{k+1} = S_k e + 1 gives r_{k+1} <= (S_k e (eps + r_k (1 + eps)) + S_k eta (1 + r_k))
+    / S_{k+1}. With rho = r_P and S = S_P, each weight exp(s_p - max)/sum has error
+    (delta_p - e_p r)/(S (1 + r)), |delta_p| <= eps e_p + eta, whose sum over p is at
+    most (eps + rho + P eta / S) / (1 - rho); times max|V| bounds the row's error.
+    (In the worst case S_k = k at every rescale, so rho <= prod_k (1 + eps + k eta) - 1:
+    the eta term grows like P^2 eta / 2; the running bound here follows the data.)
+    """
+    eps, eta = _exp_eps(float(srow.max() - srow.min())), EXP_ETA
+    mx, big_s, r = srow[0], 1.0, 0.0
+    for a in srow[1:]:
+        d = mx - a
+        if d < 0:
+            e = math.exp(d)
+            new = big_s * e + 1.0
+            r = (big_s * e * (eps + r * (1 + eps)) + big_s * eta * (1 + r)) / new
+            mx = a
+        else:
+            e = math.exp(-d)
+            new = big_s + e
+            r = (r * big_s + eps * e + eta) / new
+        big_s = new
+    p = srow.size
+    return vmax * (eps + r + p * eta / big_s) / (1 - r)
+
+
+def _edge_moe_reference(q, k, v, scale, exp_fn):
+    """Edge-MoE's per-key loop written directly: start from max = -inf, sum = 0."""
+    s = (q @ k.T) * scale
+    m, p = s.shape
+    out = np.zeros((m, v.shape[1]))
+    for i in range(m):
+        mx, sm = -np.inf, 0.0
+        for j in range(p):
+            a = s[i, j]
+            d = mx - a
+            if d < 0:
+                sm = (sm * float(exp_fn(np.array([d]))[0]) if np.isfinite(d) else 0.0) + 1.0
+                mx = a
+            else:
+                sm += float(exp_fn(np.array([-d]))[0])
+        out[i] = (exp_fn(s[i] - mx) / sm) @ v
+    return out
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=seeds, m=st.integers(1, 6), p=st.integers(1, 24), e=st.integers(1, 6),
+       f=st.integers(1, 4), amp=st.floats(0.1, 3.0), scale=st.floats(0.1, 1.0))
+def test_edge_moe_softmax(seed, m, p, e, f, amp, scale):
+    from einsum.approx import exp_approx
+
+    r = _rng(seed)
+    q, k = amp * r.standard_normal((m, e)), amp * r.standard_normal((p, e))
+    v = r.standard_normal((p, f))
+    got = _run("edge-moe-softmax", {"M": m, "P": p, "E": e, "F": f},
+               {"Q": q, "K": k, "V": v}, {"scale": scale})
+    # 1. the same algorithm written directly in NumPy with the same golden exp
+    _close(got, _edge_moe_reference(q, k, v, scale, exp_approx))
+    # 2. with exact exp the algorithm is softmax attention ...
+    s = (q @ k.T) * scale
+    exact = _softmax_rows(s) @ v
+    _close(_edge_moe_reference(q, k, v, scale, np.exp), exact, 1e-12)
+    # ... and with exp_approx each row stays within the bound derived from exp_approx's error
+    xmax = float(np.max(s.max(axis=1) - s.min(axis=1)))  # every exp argument is in [-xmax, 0]
+    xs = -np.linspace(0.0, xmax, 2001)
+    assert np.all(np.abs(exp_approx(xs) - np.exp(xs)) <= _exp_eps(xmax) * np.exp(xs) + EXP_ETA)
+    vmax = float(np.max(np.abs(v)))
+    for i in range(m):
+        bound = edge_moe_bound(s[i], vmax)
+        err = float(np.max(np.abs(got[i] - exact[i])))
+        assert err <= bound, f"row {i}: error {err:.3g} exceeds the bound {bound:.3g}"
+
+
+def test_edge_moe_softmax_vit_size_bound():
+    """ViT-Base-like rows (197 keys, head dim 64): the bound is < 5e-4 * max|V| and holds."""
+    r = _rng(7)
+    m, p, e, f = 3, 197, 64, 8
+    q, k, v = r.standard_normal((m, e)), r.standard_normal((p, e)), r.standard_normal((p, f))
+    got = _run("edge-moe-softmax", {"M": m, "P": p, "E": e, "F": f},
+               {"Q": q, "K": k, "V": v}, {"scale": 0.125})
+    s = (q @ k.T) * 0.125
+    exact = _softmax_rows(s) @ v
+    for i in range(m):
+        bound = edge_moe_bound(s[i], float(np.max(np.abs(v))))
+        assert bound < 5e-4 * float(np.max(np.abs(v)))
+        assert np.max(np.abs(got[i] - exact[i])) <= bound
