@@ -1,0 +1,688 @@
+"""Mapping specs (the ``mapping:`` section) and whole simulation configs.
+
+A mapping says, per Einsum, which unit runs it and how it is spread over the array,
+and, per *fused group* of Einsums, the tile loop nest at the on-chip buffer::
+
+    mapping:
+      version: 1
+      einsums:
+        QK: {unit: array2d, dataflow: os, spatial: {rows: [m], cols: [p0]}}
+        RM: {unit: array1d}
+      groups:                       # Einsums in one group are fused: their intermediates
+        - name: attention           # stay on chip; tensors crossing groups spill to DRAM
+          einsums: [QK, LM, RM, ...]
+          tiles: {GB: {M: 256, P1: 1}}       # tile size per rank at the buffer level
+          loop_order: [M, P1]                # outermost first
+          stages: [[QK, LM, RD, RNV], [RM], [SLN, SLD, PRM, SPD], [SLNV, SPNV]]
+          deferred: [RD, RNV, AV]            # run one step later (software pipelining)
+
+Einsums in no group get a group of their own (they spill their output to DRAM). Without
+``tiles`` a group's tiles are the largest that fit the buffer (halving the largest tile
+until the footprint fits). Without ``stages`` every Einsum of a group is its own stage in
+cascade order (no overlap between units). Spatial ranks may carry a factor
+(``rows: {m: 128}``); without one the factor is the array dimension.
+
+Default units: sums of products go to the 2-D array, everything else to the 1-D array
+(when there is one). Default spatial mapping follows SCALE-Sim's assignment: OS
+rows <- first output index, cols <- second output index; WS rows <- reduced index,
+cols <- last output index; IS rows <- reduced index, cols <- first output index.
+
+Illegal mappings are :class:`~einsum.errors.ConfigError` s naming the YAML path: a
+unit the arch lacks or that lacks an op the Einsum needs, a rank not in the Einsum or
+group, a spatial factor larger than the array, tiles that do not fit the buffer, a
+fused consumer that needs a complete reduction over a rank the group tiles, a stage
+order that reads a value before it is produced.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import yaml
+
+from einsum.analysis import op_counts, OpCounts
+from einsum.cascade import Cascade, Einsum
+from einsum.errors import ConfigError
+from einsum.load import cascade_from_data, load_cascade, resolve as resolve_cascade
+from einsum.yamlsrc import Source, YPath, load as load_yaml
+
+from .arch import Arch, UNITS, arch_from_data, resolve_arch
+
+DATAFLOWS = ("os", "ws", "is")
+
+
+@dataclass(frozen=True)
+class EinsumMap:
+    name: str
+    unit: str
+    dataflow: str = "os"
+    rows: tuple[tuple[str, int], ...] = ()  # (index, spatial factor)
+    cols: tuple[tuple[str, int], ...] = ()
+    free: bool = False  # no arithmetic (a relayout such as BK = K[p1*P0+p0, e], or an init)
+    ypath: YPath = ()
+
+
+@dataclass(frozen=True)
+class Loop:
+    rank: str
+    tile: int
+    size: int
+
+    @property
+    def index(self) -> str:
+        return self.rank.lower()
+
+    @property
+    def trips(self) -> int:
+        return -(-self.size // self.tile)
+
+    def extent(self, i: int) -> int:
+        return min(self.tile, self.size - i * self.tile)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    einsums: tuple[str, ...]  # cascade order
+    loops: tuple[Loop, ...]  # outermost first
+    stages: tuple[tuple[str, ...], ...]
+    deferred: frozenset[str]
+    buffer: str
+    ypath: YPath = ()
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    einsums: Mapping[str, EinsumMap]
+    groups: tuple[Group, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    cascade: Cascade
+    arch: Arch
+    mapping: MappingSpec
+    instances: int = 1  # independent repetitions (batch x heads), outermost and serialised
+    counts: Mapping[str, OpCounts] = field(default_factory=dict)
+    source: str | None = None
+
+
+# ----------------------------------------------------------------------------------
+def _err(src: Source, path: YPath, msg: str) -> ConfigError:
+    return src.error(path, msg)
+
+
+def rank_related(c: Cascade, a: str, b: str) -> bool:
+    """Ranks a and b traverse the same coordinates (equal, or a partition pair)."""
+    if a == b:
+        return True
+    ra, rb = c.ranks[a], c.ranks[b]
+    parts = c.partitions
+    return (a in parts and b in parts[a]) or (b in parts and a in parts[b])
+
+
+def rank_extent(c: Cascade, rank: str, ext: Mapping[str, int]) -> int:
+    """Extent of ``rank`` in a tile where looped ranks have extents ``ext``."""
+    if rank in ext:
+        return ext[rank]
+    if rank in c.partitions:
+        o, i = c.partitions[rank]
+        if o in ext or i in ext:
+            return rank_extent(c, o, ext) * rank_extent(c, i, ext)
+    return c.ranks[rank].size
+
+
+def tensor_footprint(c: Cascade, tensor: str, ext: Mapping[str, int]) -> int:
+    info = c.tensors[tensor]
+    n = 1
+    for d, r in enumerate(info.ranks):
+        e = rank_extent(c, r, ext)
+        if info.iterative_dim == d:
+            e = min(e + 1, info.shape[d])
+        n *= e
+    return n
+
+
+def tensor_class(c: Cascade, t: str) -> str:
+    return c.tensors[t].kind
+
+
+def group_tensors(c: Cascade, names: tuple[str, ...], all_groups_of: Mapping[str, str] | None = None
+                  ) -> tuple[list[str], list[str], list[str]]:
+    """(inputs read from outside, outputs needed outside, on-chip intermediates) of a group."""
+    members = set(names)
+    produced = {c.einsum(n).output for n in names}
+    ins: list[str] = []
+    for n in names:
+        for t in c.einsum(n).reads:
+            if t not in produced and t not in ins:
+                ins.append(t)
+    outs: list[str] = []
+    inter: list[str] = []
+    for t in dict.fromkeys(c.einsum(n).output for n in names):
+        outside = t in c.outputs or any(t in e.reads for e in c.einsums if e.name not in members)
+        (outs if outside else inter).append(t)
+    return ins, outs, inter
+
+
+def buffer_words(c: Cascade, arch: Arch, names: tuple[str, ...], ext: Mapping[str, int],
+                 level_idx: int = 1) -> int:
+    """Bits needed in the buffer for one step of a group, in words of that level."""
+    lv = arch.levels[level_idx]
+    ins, outs, inter = group_tensors(c, names)
+    bits = 0
+    for t in ins + outs:
+        k = 2 if lv.double_buffer else 1
+        bits += k * tensor_footprint(c, t, ext) * arch.bits(tensor_class(c, t))
+    for t in inter:
+        bits += tensor_footprint(c, t, ext) * arch.bits(tensor_class(c, t))
+    return -(-bits // lv.word_bits)
+
+
+def is_free(e: Einsum, oc: OpCounts) -> bool:
+    return e.kind == "init" or not any(v for v in oc.counts.values())
+
+
+def _index_list(src: Source, v: Any, path: YPath, e: Einsum, unit_dim: int, dim_name: str
+                ) -> tuple[tuple[str, int], ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        v = [v]
+    items: list[tuple[Any, Any]]
+    if isinstance(v, list):
+        items = [(x, None) for x in v]
+    elif isinstance(v, dict):
+        items = list(v.items())
+    else:
+        raise _err(src, path, f"expected a list of indices or a mapping index: factor, got {v!r}")
+    out = []
+    for j, (ix, f) in enumerate(items):
+        p = path + ((j,) if isinstance(v, list) else (str(ix),))
+        if not isinstance(ix, str) or ix not in e.iter_indices:
+            raise _err(src, p, f"{ix!r} is not a rank of {e.name} (ranks: {', '.join(e.iter_indices)})")
+        if f is None:
+            f = unit_dim
+        if isinstance(f, bool) or not isinstance(f, int) or f <= 0:
+            raise _err(src, p, f"spatial factor must be a positive integer, got {f!r}")
+        if f > unit_dim:
+            raise _err(src, p, f"spatial factor {f} is larger than the array's {unit_dim} {dim_name}")
+        out.append((ix, f))
+    prod = math.prod(f for _, f in out)
+    if prod > unit_dim:
+        raise _err(src, path, f"spatial factors multiply to {prod}, more than the array's {unit_dim} {dim_name}")
+    return tuple(out)
+
+
+def _default_unit(arch: Arch, e: Einsum, oc: OpCounts) -> str:
+    if oc.counts.get("mac") and "array2d" in arch.units:
+        return "array2d"
+    if "array1d" in arch.units:
+        needed = {a for a, v in oc.counts.items() if v}
+        if needed <= set(arch.units["array1d"].ops) or "array2d" not in arch.units:
+            return "array1d"
+    return "array2d"
+
+
+def _default_spatial(e: Einsum, df: str, R: int, C: int):
+    lhs = [ix for ix in e.lhs_indices if ix != e.iter_var]
+    red = list(e.reduced)
+    if df == "os" or not red:
+        rows = lhs[:1]
+        cols = lhs[1:2] if len(lhs) > 1 else []
+    elif df == "ws":
+        rows, cols = red[:1], lhs[-1:]
+    else:
+        rows, cols = red[:1], lhs[:1]
+    return tuple((ix, R) for ix in rows), tuple((ix, C) for ix in cols)
+
+
+def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch,
+                      counts: Mapping[str, OpCounts]) -> MappingSpec:
+    sec = {} if sec is None else sec
+    if not isinstance(sec, dict):
+        raise _err(src, base, "expected a mapping section with einsums and/or groups")
+    for k in sec:
+        if k not in ("version", "einsums", "groups", "description"):
+            raise _err(src, base + (str(k),), f"unknown key {k!r} (allowed: version, einsums, groups, description)")
+    if sec.get("version", 1) != 1:
+        raise _err(src, base + ("version",), f"unsupported version {sec.get('version')!r} (this einarray reads 1)")
+    esec = sec.get("einsums", {}) or {}
+    if not isinstance(esec, dict):
+        raise _err(src, base + ("einsums",), "expected a mapping of Einsum name to its mapping")
+    names = [e.name for e in c.einsums]
+    for k in esec:
+        if k not in names:
+            raise _err(src, base + ("einsums", str(k)), f"{k!r} is not an Einsum of {c.name} "
+                       f"(Einsums: {', '.join(names)})")
+    emaps: dict[str, EinsumMap] = {}
+    for e in c.einsums:
+        oc = counts[e.name]
+        p = base + ("einsums", e.name)
+        d = esec.get(e.name, {}) or {}
+        if not isinstance(d, dict):
+            raise _err(src, p, "expected a mapping with unit, dataflow, spatial")
+        for k in d:
+            if k not in ("unit", "dataflow", "spatial"):
+                raise _err(src, p + (str(k),), f"unknown key {k!r} (allowed: unit, dataflow, spatial)")
+        unit = d.get("unit", _default_unit(arch, e, oc))
+        if unit not in arch.units:
+            raise _err(src, p + ("unit",), f"unknown unit {unit!r} (this arch has: {', '.join(arch.units)})")
+        u = arch.units[unit]
+        free = is_free(e, oc)
+        if not free:
+            for a, v in oc.counts.items():
+                if v and a not in u.ops:
+                    raise _err(src, p + ("unit",), f"{unit} cannot run {e.name}: it needs op {a!r} "
+                               f"(the unit supports: {', '.join(u.ops)})")
+                if v and a not in arch.energy.get(unit, {}):
+                    raise arch.error(("energy", unit), f"energy table has no {a!r} action for {unit}, "
+                                     f"which {e.name} uses (mapping {'.'.join(map(str, p))})")
+        df = d.get("dataflow", "os")
+        if df not in DATAFLOWS:
+            raise _err(src, p + ("dataflow",), f"unknown dataflow {df!r} (expected one of os, ws, is)")
+        sp = d.get("spatial")
+        if sp is not None and not u.is_2d:
+            raise _err(src, p + ("spatial",), f"spatial rows/cols apply to the 2-D array, not {unit}")
+        if u.is_2d:
+            if sp is None:
+                rows, cols = _default_spatial(e, df, u.rows, u.cols)
+            else:
+                if not isinstance(sp, dict):
+                    raise _err(src, p + ("spatial",), "expected {rows: [...], cols: [...]}")
+                for k in sp:
+                    if k not in ("rows", "cols"):
+                        raise _err(src, p + ("spatial", str(k)), f"unknown key {k!r} (allowed: rows, cols)")
+                rows = _index_list(src, sp.get("rows"), p + ("spatial", "rows"), e, u.rows, "rows")
+                cols = _index_list(src, sp.get("cols"), p + ("spatial", "cols"), e, u.cols, "columns")
+                both = {ix for ix, _ in rows} & {ix for ix, _ in cols}
+                if both:
+                    raise _err(src, p + ("spatial",), f"{sorted(both)[0]!r} is mapped to both rows and cols")
+        else:
+            rows, cols = (), ()
+        emaps[e.name] = EinsumMap(e.name, unit, df, rows, cols, free, p)
+
+    # groups
+    gsec = sec.get("groups", []) or []
+    if not isinstance(gsec, list):
+        raise _err(src, base + ("groups",), "expected a list of fused groups")
+    placed: dict[str, int] = {}
+    raw_groups: list[tuple[str, list[str], dict, YPath]] = []
+    for gi, g in enumerate(gsec):
+        p = base + ("groups", gi)
+        if not isinstance(g, dict):
+            raise _err(src, p, "expected a group with name, einsums, tiles, loop_order, stages, deferred")
+        for k in g:
+            if k not in ("name", "einsums", "tiles", "loop_order", "stages", "deferred"):
+                raise _err(src, p + (str(k),), f"unknown key {k!r} (allowed: name, einsums, tiles, "
+                           "loop_order, stages, deferred)")
+        mem = g.get("einsums")
+        if mem == "rest":
+            mem = [n for n in names if n not in placed and not any(
+                n in (x.get("einsums") or []) for x in gsec[gi + 1:] if isinstance(x, dict)
+                and isinstance(x.get("einsums"), list))]
+        if not isinstance(mem, list) or not mem:
+            raise _err(src, p + ("einsums",), "expected a non-empty list of Einsum names (or 'rest')")
+        for j, n in enumerate(mem):
+            if n not in names:
+                raise _err(src, p + ("einsums", j), f"{n!r} is not an Einsum of {c.name} (Einsums: {', '.join(names)})")
+            if n in placed:
+                raise _err(src, p + ("einsums", j), f"{n} is already in group {placed[n]}")
+            placed[n] = gi
+        raw_groups.append((str(g.get("name", f"g{gi}")), sorted(mem, key=names.index), g, p))
+    # Einsums in no group: singleton groups, in cascade order, placed by position
+    groups_all: list[tuple[str, list[str], dict, YPath]] = []
+    used = set()
+    for n in names:
+        if n in used:
+            continue
+        if n in placed:
+            rg = raw_groups[placed[n]]
+            groups_all.append(rg)
+            used.update(rg[1])
+        else:
+            groups_all.append((n, [n], {}, base))
+            used.add(n)
+    groups = tuple(_make_group(src, c, arch, emaps, counts, name, tuple(mem), g, p)
+                   for name, mem, g, p in groups_all)
+    # group order must respect dependencies (a group reads only earlier groups' outputs)
+    done: set[str] = set(c.inputs)
+    for g in groups:
+        ins, outs, inter = group_tensors(c, g.einsums)
+        for t in ins:
+            if t not in done:
+                raise _err(src, g.ypath or base, f"group {g.name} reads {t} before the group producing it runs; "
+                           "put producer and consumer in one group or reorder")
+        done.update(outs)
+        done.update(inter)
+    return MappingSpec(MappingProxyType(emaps), groups)
+
+
+def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMap],
+                counts: Mapping[str, OpCounts], name: str, mem: tuple[str, ...], g: dict, p: YPath) -> Group:
+    es = [c.einsum(n) for n in mem]
+    iranks: list[str] = []
+    for e in es:
+        for ix in e.iter_indices:
+            r = c.rank_of_index(ix).name
+            if r not in iranks:
+                iranks.append(r)
+    buf = arch.levels[1]
+    tsec = g.get("tiles")
+    tiles: dict[str, int] = {}
+    if tsec is not None:
+        if not isinstance(tsec, dict):
+            raise _err(src, p + ("tiles",), "expected {LEVEL: {RANK: size}}")
+        for lvname, rt in tsec.items():
+            lp = p + ("tiles", str(lvname))
+            if lvname not in [l.name for l in arch.levels]:
+                raise _err(src, lp, f"unknown memory level {lvname!r} (levels: {', '.join(l.name for l in arch.levels)})")
+            if lvname == arch.levels[0].name:
+                raise _err(src, lp, f"{lvname} is the backing store; tiles are given for on-chip levels")
+            if not isinstance(rt, dict):
+                raise _err(src, lp, "expected {RANK: tile size}")
+            for r, v in rt.items():
+                rp = lp + (str(r),)
+                if r not in iranks:
+                    raise _err(src, rp, f"{r!r} is not a rank of group {name} (ranks: {', '.join(iranks)})")
+                if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                    raise _err(src, rp, f"a tile size must be a positive integer, got {v!r}")
+                if v > c.ranks[r].size:
+                    raise _err(src, rp, f"tile {v} is larger than rank {r} ({c.ranks[r].size})")
+                if lvname == buf.name:
+                    tiles[r] = v
+                elif v > tsec.get(buf.name, {}).get(r, c.ranks[r].size):
+                    raise _err(src, rp, f"an inner-level tile ({v}) cannot exceed the {buf.name} tile of {r}")
+    lo = g.get("loop_order")
+    if lo is not None:
+        if not isinstance(lo, list):
+            raise _err(src, p + ("loop_order",), "expected a list of rank names, outermost first")
+        for j, r in enumerate(lo):
+            if r not in iranks:
+                raise _err(src, p + ("loop_order", j), f"{r!r} is not a rank of group {name} (ranks: {', '.join(iranks)})")
+        if len(set(lo)) != len(lo):
+            raise _err(src, p + ("loop_order",), "a rank appears twice")
+    if tsec is None:
+        tiles = _default_tiles(src, c, arch, mem, iranks, p)
+    order = list(lo) if lo is not None else []
+    for r in iranks:
+        if r not in order and tiles.get(r, c.ranks[r].size) < c.ranks[r].size:
+            order.append(r)
+    loops = []
+    for r in order:
+        t = tiles.get(r, c.ranks[r].size)
+        loops.append(Loop(r, t, c.ranks[r].size))
+    for i, a in enumerate(loops):
+        for b in loops[i + 1:]:
+            if rank_related(c, a.rank, b.rank):
+                raise _err(src, p + ("loop_order",), f"ranks {a.rank} and {b.rank} traverse the same "
+                           "coordinates; loop over the parts only")
+    ext = {lp.rank: lp.tile for lp in loops}
+    need = buffer_words(c, arch, mem, ext)
+    cap = buf.capacity_words
+    if cap is not None and need > cap:
+        raise _err(src, p + ("tiles",) if tsec is not None else p,
+                   f"tiles of group {name} need {need * buf.word_bits // 8} bytes in {buf.name} "
+                   f"({'double-buffered ' if buf.double_buffer else ''}inputs/outputs + intermediates) "
+                   f"but it holds {buf.capacity_bytes}")
+
+    # stages
+    ssec = g.get("stages")
+    if ssec is None:
+        stages = tuple((n,) for n in mem)
+    else:
+        if not isinstance(ssec, list) or not all(isinstance(s, list) for s in ssec):
+            raise _err(src, p + ("stages",), "expected a list of lists of Einsum names")
+        seen: list[str] = []
+        for si, s in enumerate(ssec):
+            for j, n in enumerate(s):
+                if n not in mem:
+                    raise _err(src, p + ("stages", si, j), f"{n!r} is not in group {name}")
+                if n in seen:
+                    raise _err(src, p + ("stages", si, j), f"{n} appears twice")
+                seen.append(n)
+        missing = [n for n in mem if n not in seen]
+        if missing:
+            raise _err(src, p + ("stages",), f"Einsums of the group missing from stages: {', '.join(missing)}")
+        stages = tuple(tuple(s) for s in ssec)
+    dsec = g.get("deferred", []) or []
+    if not isinstance(dsec, list):
+        raise _err(src, p + ("deferred",), "expected a list of Einsum names")
+    for j, n in enumerate(dsec):
+        if n not in mem:
+            raise _err(src, p + ("deferred", j), f"{n!r} is not in group {name}")
+    group = Group(name, mem, tuple(loops), stages, frozenset(dsec), buf.name, p)
+    _check_group_order(src, c, emaps, group, p)
+    return group
+
+
+def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], iranks: list[str],
+                   p: YPath) -> dict[str, int]:
+    buf = arch.levels[1]
+    cap = buf.capacity_words
+    # only ranks that no partition parent/part duplicates may be tiled
+    cand = [r for r in iranks if not any(rank_related(c, r, o) and o != r for o in iranks)]
+    tiles = {r: c.ranks[r].size for r in cand}
+    if cap is None:
+        return {}
+    # never tile a rank whose complete reduction a fused consumer needs
+    reduced = set()
+    for n in mem:
+        e = c.einsum(n)
+        if len(mem) > 1:
+            reduced.update(c.rank_of_index(ix).name for ix in e.reduced)
+    while buffer_words(c, arch, mem, {r: t for r, t in tiles.items() if t < c.ranks[r].size}) > cap:
+        options = [r for r in tiles if tiles[r] > 1 and r not in reduced]
+        if not options:
+            raise src.error(p, f"the workload fits no mapping: even 1-element tiles of group "
+                            f"{'+'.join(mem)} exceed {buf.name} ({buf.capacity_bytes} bytes)")
+        r = max(options, key=lambda r: (tiles[r], -iranks.index(r)))
+        tiles[r] = -(-tiles[r] // 2)
+    return {r: t for r, t in tiles.items() if t < c.ranks[r].size}
+
+
+def einsum_depth(c: Cascade, g: Group, n: str) -> int:
+    """Deepest loop of the group whose rank the Einsum iterates (-1: none)."""
+    e = c.einsum(n)
+    ranks = [c.rank_of_index(ix).name for ix in e.iter_indices]
+    d = -1
+    for i, lp in enumerate(g.loops):
+        if any(rank_related(c, lp.rank, r) for r in ranks):
+            d = i
+    return d
+
+
+def einsum_role(c: Cascade, g: Group, n: str) -> str:
+    """'inner' (every step), 'pre' (before its inner loops) or 'post' (after them)."""
+    depth = einsum_depth(c, g, n)
+    if depth == len(g.loops) - 1:
+        return "inner"
+    e = c.einsum(n)
+    deeper = {c.einsum(m).output for m in g.einsums if einsum_depth(c, g, m) > depth}
+    return "post" if any(t in deeper for t in e.reads) else "pre"
+
+
+def _check_group_order(src: Source, c: Cascade, emaps: Mapping[str, EinsumMap], g: Group, p: YPath) -> None:
+    stage_of = {n: (si, j) for si, s in enumerate(g.stages) for j, n in enumerate(s)}
+    prod = {c.einsum(n).output: [m for m in g.einsums if c.einsum(m).output == c.einsum(n).output]
+            for n in g.einsums}
+    looped = {lp.rank for lp in g.loops if lp.trips > 1}
+    for n in g.einsums:
+        e = c.einsum(n)
+        role = einsum_role(c, g, n)
+        for t in e.reads:
+            if t not in prod:
+                continue
+            for m in prod[t]:
+                if m == n:
+                    continue
+                y = c.einsum(m)
+                carried = t in e.carried and y.kind == "update"
+                ydepth = einsum_depth(c, g, m)
+                # a consumer needing a complete reduction over a tiled rank
+                for ix in y.reduced:
+                    r = c.rank_of_index(ix).name
+                    bad = [lp for lp in g.loops if lp.trips > 1 and rank_related(c, lp.rank, r)]
+                    if bad and not carried and not (role == "post" and
+                                                     einsum_depth(c, g, n) < g.loops.index(bad[0])):
+                        raise _err(src, p + ("loop_order",) if g.ypath else p,
+                                   f"fused pair {m} -> {n} is incompatible with the loop order: {n} needs "
+                                   f"the complete reduction of {m} over {ix}, but group {g.name} tiles rank "
+                                   f"{bad[0].rank} (tile {bad[0].tile} of {bad[0].size}); spill {t} to DRAM "
+                                   f"(separate groups) or do not tile {bad[0].rank}")
+                if einsum_role(c, g, m) == "post" and role != "post" and not carried:
+                    raise _err(src, p, f"{n} reads {t}, which {m} produces only after the inner loops")
+                if carried or e.kind == "init":
+                    # value from the previous iteration: its producer must not be later in this step
+                    if m in g.deferred and n not in g.deferred and not _before(stage_of, emaps, m, n):
+                        raise _err(src, p + ("stages",), f"{n} reads the previous {t}, which the deferred "
+                                   f"{m} produces later in the step; move {m} to an earlier stage")
+                    continue
+                if n in g.deferred and m not in g.deferred:
+                    continue  # the deferred consumer runs a step after its producer
+                if m in g.deferred and n not in g.deferred:
+                    raise _err(src, p + ("deferred",), f"{n} reads {t} of the same step, but its producer "
+                               f"{m} is deferred to the next step; defer {n} too")
+                if role == "post" and einsum_role(c, g, m) != "post":
+                    continue
+                if not _before(stage_of, emaps, m, n):
+                    raise _err(src, p + ("stages",), f"{n} reads {t} before {m} produces it: put {m} in an "
+                               "earlier stage, or earlier in the same stage on the same unit")
+
+
+def _before(stage_of, emaps, m: str, n: str) -> bool:
+    sm, sn = stage_of[m], stage_of[n]
+    if sm[0] < sn[0]:
+        return True
+    return sm[0] == sn[0] and emaps[m].unit == emaps[n].unit and sm[1] < sn[1]
+
+
+# ----------------------------------------------------------------------------------
+def _apply_sets(sections: dict[str, tuple[Any, Source, YPath]], sets: list[str]) -> None:
+    for s in sets:
+        if "=" not in s:
+            raise ConfigError(f"--set {s!r}: expected SECTION.key.path=VALUE")
+        key, val = s.split("=", 1)
+        parts = key.split(".")
+        if parts[0] not in sections:
+            raise ConfigError(f"--set {key}: unknown section {parts[0]!r} (sections: {', '.join(sections)})")
+        data = sections[parts[0]][0]
+        node = data
+        try:
+            value = yaml.safe_load(val)
+        except yaml.YAMLError:
+            value = val
+        for j, k in enumerate(parts[1:]):
+            last = j == len(parts) - 2
+            if isinstance(node, list):
+                if not k.isdigit() or int(k) >= len(node):
+                    raise ConfigError(f"--set {key}: {'.'.join(parts[:j + 2])} is not an index of the list "
+                                      f"({len(node)} entries)")
+                k2: Any = int(k)
+            elif isinstance(node, dict):
+                k2 = k
+                if k2 not in node and not last:
+                    # match a list element by its name
+                    raise ConfigError(f"--set {key}: no key {k!r} under {'.'.join(parts[:j + 1])}")
+            else:
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:j + 1])} is not a mapping or list")
+            if last:
+                node[k2] = value
+            else:
+                node = node[k2]
+
+
+def _section(data: dict, src: Source, key: str, base_dir: Path
+             ) -> tuple[Any, Source, YPath] | None:
+    if key not in data:
+        return None
+    v = data[key]
+    if isinstance(v, str):  # include by path (or shipped name)
+        if key == "arch":
+            path = resolve_arch(v, base_dir)
+        elif key == "einsum":
+            cand = base_dir / v
+            path = cand if cand.is_file() else resolve_cascade(v)
+        else:
+            path = base_dir / v
+        sub, ssrc = load_yaml(path)
+        if not isinstance(sub, dict) or key not in sub:
+            raise src.error((key,), f"included file {path} has no top-level {key!r} section")
+        return copy.deepcopy(sub[key]), ssrc, (key,)
+    return copy.deepcopy(v), src, (key,)
+
+
+def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
+                sets: list[str] | None = None) -> Config:
+    """Load a simulation config: einsum/workload, arch and mapping (each inline or included)."""
+    p = Path(path)
+    data, src = load_yaml(p)
+    if not isinstance(data, dict):
+        raise src.error((), "expected a mapping with einsum or workload, arch and mapping sections")
+    for k in data:
+        if k not in ("einsum", "workload", "arch", "mapping", "description"):
+            raise src.error((str(k),), f"unknown section {k!r} (allowed: einsum, workload, arch, mapping)")
+    base_dir = p.parent
+    sections: dict[str, tuple[Any, Source, YPath]] = {}
+    for k in ("einsum", "workload", "arch", "mapping"):
+        s = _section(data, src, k, base_dir)
+        if s is not None:
+            sections[k] = s
+    if "arch" not in sections:
+        raise src.error((), "missing the 'arch:' section (inline, a path, or a shipped name)")
+    if ("einsum" in sections) == ("workload" in sections):
+        raise src.error((), "give exactly one of 'einsum:' (a cascade) or 'workload:' (a library cascade and ranks)")
+    _apply_sets(sections, list(sets or []))
+    instances = 1
+    if "workload" in sections:
+        w, wsrc, wb = sections["workload"]
+        if not isinstance(w, dict):
+            raise wsrc.error(wb, "expected {cascade: NAME, ranks: {...}, instances: N}")
+        for k in w:
+            if k not in ("cascade", "ranks", "params", "instances", "batch"):
+                raise wsrc.error(wb + (str(k),), f"unknown key {k!r} (allowed: cascade, ranks, params, instances, batch)")
+        if not isinstance(w.get("cascade"), str):
+            raise wsrc.error(wb + ("cascade",), "expected the name or path of a cascade")
+        wr = dict(w.get("ranks", {}) or {})
+        for r, v in wr.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise wsrc.error(wb + ("ranks", str(r)), f"a rank size must be a positive integer, got {v!r}")
+        wr.update(ranks or {})
+        cpath = base_dir / w["cascade"]
+        ref = cpath if cpath.is_file() else w["cascade"]
+        try:
+            cdata, csrc = load_yaml(resolve_cascade(ref))
+        except ConfigError as exc:
+            raise wsrc.error(wb + ("cascade",), exc.message) from None
+        try:
+            casc = cascade_from_data(cdata.get("einsum") if isinstance(cdata, dict) else None, csrc,
+                                     ("einsum",), ranks=wr, params=w.get("params"))
+        except ConfigError as exc:
+            if exc.file == csrc.file and exc.ypath[:2] == ("einsum", "ranks"):
+                raise wsrc.error(wb + ("ranks",), exc.message) from None
+            raise
+        inst = w.get("instances", 1)
+        if isinstance(inst, bool) or not isinstance(inst, int) or inst <= 0:
+            raise wsrc.error(wb + ("instances",), f"instances must be a positive integer, got {inst!r}")
+        instances = inst
+        for k, v in (w.get("batch", {}) or {}).items():
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise wsrc.error(wb + ("batch", str(k)), f"a batch size must be a positive integer, got {v!r}")
+            instances *= v
+    else:
+        e, esrc, eb = sections["einsum"]
+        casc = cascade_from_data(e, esrc, eb, ranks=ranks)
+    a, asrc, ab = sections["arch"]
+    arch = arch_from_data(a, asrc, ab)
+    counts = op_counts(casc)
+    if "mapping" in sections:
+        m, msrc, mb = sections["mapping"]
+    else:
+        m, msrc, mb = {}, src, ("mapping",)
+    mapping = mapping_from_data(m, msrc, mb, casc, arch, counts)
+    return Config(casc, arch, mapping, instances, MappingProxyType(counts), str(p))

@@ -1,0 +1,457 @@
+"""The cycle-level simulator: steps a mapped cascade tile by tile.
+
+Model
+-----
+Groups of fused Einsums run one after the other (a group reads what earlier groups
+spilled to the backing store). A group's loop nest is an outermost *instance* loop
+(batch x heads, serialised) around the mapping's tile loops; the innermost iteration
+is a *step*. Per step:
+
+* **Compute.** Every Einsum of the group that iterates the innermost loop does its
+  tile on its unit. A step is a sequence of *stages*; within a stage the 2-D and 1-D
+  units work in parallel, each running its Einsums back to back, so a stage lasts
+  ``max over units`` and a step ``sum over stages``. Einsums marked *deferred* run in
+  the next step (software pipelining, as FuseMax overlaps RD/RNV of chunk i with QK of
+  chunk i+1); Einsums that iterate only outer loops run before (``pre``) or after
+  (``post``) their inner loops, a deferred ``post`` inside the next step. A last
+  *epilogue* step drains what is still deferred.
+  Cycles of one Einsum on its tile: 2-D sums of products use the systolic closed forms
+  of :mod:`sim.systolic` (fill/drain per the arch); everything else costs
+  ``ceil(sum_a actions_a * cycles_a / lanes) + latency - 1`` (``max_a`` instead of the
+  sum when the unit chains element-wise ops, ``fuse_elementwise``).
+  A step is also at least as long as the buffer-level traffic takes at that level's
+  read and write bandwidth (a stall otherwise).
+* **Backing-store traffic.** A group input tile is (re)loaded when its tile index
+  changes from the previous step (so a stationary tensor is loaded once); a group
+  output tile is written when the next step moves off it, and read back (partial
+  sums) when re-entered after an outer loop of a rank it lacks has advanced.
+  Tensors produced and consumed inside the group never leave the chip.
+* **Timing.** Loads of step i+1 overlap compute of step i when the buffer is double
+  buffered (a load waits for the buffer slot of step i-1 to be released), and write-
+  backs overlap the next compute; without double buffering load, compute and store
+  serialise. Read and write channels each run at their level's bandwidth.
+
+Exactness of the fast mode
+--------------------------
+The step recurrence is a max-plus linear map of the state (channel-free and compute-
+end times), hence additively homogeneous: ``F(s + c) = F(s) + c``. Bodies 1 .. n-2 of
+every loop are identical (same tile extents, same reload/write-back decisions, same
+deferred work carried in). So once one middle body shifts every state component by
+the same constant ``c`` and adds the same counters as the body before it, every later
+middle body does the same, and the simulator jumps over them exactly (state + k c,
+counters x k). The last body (possibly a partial tile) is always stepped.
+``fast=False`` steps every tile; tests check both agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Mapping
+
+from einsum.cascade import Cascade, Einsum
+from mapping.arch import Arch, ComputeUnit
+from mapping.spec import (Config, EinsumMap, Group, einsum_depth, group_tensors, rank_extent,
+                          rank_related, tensor_footprint)
+
+from .systolic import systolic_cycles
+
+ZERO = Fraction(0)
+
+
+def _ceil(x: Fraction) -> int:
+    return -((-x.numerator) // x.denominator)
+
+
+@dataclass
+class Counters:
+    """Additive per-run quantities (all exact integers or Fractions)."""
+
+    v: dict[tuple, Any] = field(default_factory=dict)
+
+    def add(self, key: tuple, x: Any) -> None:
+        if x:
+            self.v[key] = self.v.get(key, 0) + x
+
+    def snapshot(self) -> dict[tuple, Any]:
+        return dict(self.v)
+
+    def diff(self, before: Mapping[tuple, Any]) -> dict[tuple, Any]:
+        return {k: x - before.get(k, 0) for k, x in self.v.items() if x != before.get(k, 0)}
+
+    def add_scaled(self, d: Mapping[tuple, Any], k: int) -> None:
+        for key, x in d.items():
+            self.v[key] = self.v.get(key, 0) + x * k
+
+
+@dataclass(frozen=True)
+class StepCost:
+    stages: tuple[tuple[Fraction, ...], ...]  # per stage, per unit work in cycles
+    compute: Fraction  # cycles after buffer-bandwidth stalls
+    dram_read: int  # words
+    dram_write: int
+    counters: tuple[tuple[tuple, Any], ...]
+    deferred_out: tuple  # pending work handed to the next step (hashable)
+
+
+class GroupSim:
+    """Simulates one fused group; the state is shared through :class:`Sim`."""
+
+    def __init__(self, sim: "Sim", g: Group):
+        self.sim, self.g = sim, g
+        c, cfg = sim.c, sim.cfg
+        self.c = c
+        self.maps = cfg.mapping.einsums
+        self.units = list(sim.arch.units)
+        self.ins, self.outs, self.inter = group_tensors(c, g.einsums)
+        # level 0 is the instance loop, related to every tensor
+        self.trips = [sim.cfg.instances] + [lp.trips for lp in g.loops]
+        self.L = len(self.trips)
+        self.depth = {n: einsum_depth(c, g, n) + 1 for n in g.einsums}
+        self.role: dict[str, str] = {}
+        for n in g.einsums:
+            d = self.depth[n]
+            if d == self.L - 1:
+                self.role[n] = "inner"
+            else:
+                deeper = {c.einsum(m).output for m in g.einsums if self.depth[m] > d}
+                self.role[n] = "post" if any(t in deeper for t in c.einsum(n).reads) else "pre"
+        self.stage_of = {n: si for si, s in enumerate(g.stages) for n in s}
+        self.nstages = len(g.stages)
+        self.unit_ix = {u: i for i, u in enumerate(self.units)}
+        # tensors: which loop levels are related
+        self.related: dict[str, tuple[int, ...]] = {}
+        for t in set(self.ins) | set(self.outs) | set(self.inter):
+            info = c.tensors[t]
+            rel = [0]
+            for li, lp in enumerate(g.loops, start=1):
+                if any(rank_related(c, lp.rank, r) for r in info.ranks):
+                    rel.append(li)
+            self.related[t] = tuple(rel)
+        producer = {c.einsum(n).output: n for n in g.einsums}
+        self.late_out = {t for t in self.outs if self.role[producer[t]] != "inner" or producer[t] in g.deferred}
+        self.producer = producer
+        self.free_alias: dict[str, tuple[str, ...]] = {}
+        for n in g.einsums:
+            e = c.einsum(n)
+            if self.maps[n].free and e.kind != "init":
+                self.free_alias[e.output] = e.reads
+        self._cache: dict[tuple, StepCost] = {}
+        self._ecache: dict[tuple, tuple] = {}
+        self.state: list[Fraction] = sim.state
+        self.counters = sim.counters
+        self.trace = sim.trace
+
+    # -- per-Einsum tile costs --------------------------------------------------------
+    def ext_of(self, idx: tuple[int, ...]) -> dict[str, int]:
+        return {lp.rank: lp.extent(i) for lp, i in zip(self.g.loops, idx[1:])}
+
+    def einsum_cost(self, n: str, ext: Mapping[str, int]) -> tuple:
+        key = (n, tuple(sorted(ext.items())))
+        hit = self._ecache.get(key)
+        if hit is not None:
+            return hit
+        c, sim = self.c, self.sim
+        e = c.einsum(n)
+        em: EinsumMap = self.maps[n]
+        oc = sim.cfg.counts[n]
+        u: ComputeUnit = sim.arch.units[em.unit]
+        iext = {ix: rank_extent(c, c.rank_of_index(ix).name, ext) for ix in e.iter_indices}
+        pts = math.prod(iext.values()) if iext else 1
+        if em.free or oc.points == 0:
+            res = (ZERO, 0, ZERO, (), ())
+            self._ecache[key] = res
+            return res
+        frac = Fraction(pts, oc.points)
+        acts = {a: Fraction(v) * frac for a, v in oc.counts.items() if v}
+        mac = acts.get("mac", ZERO)
+        folds_by_ix: dict[str, int] = {}
+        if u.is_2d and mac and (em.rows or em.cols):
+            rows = [ix for ix, _ in em.rows]
+            cols = [ix for ix, _ in em.cols]
+            folds = 1
+            for ix, f in em.rows + em.cols:
+                k = -(-iext[ix] // f)
+                folds *= k
+                folds_by_ix[ix] = k
+            R = math.prod(f for _, f in em.rows) if em.rows else 1
+            C = math.prod(f for _, f in em.cols) if em.cols else 1
+            T = math.prod(x for ix, x in iext.items() if ix not in rows and ix not in cols)
+            T = -(-T // u.macs_per_pe)
+            cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
+                                           fold_overlap=u.fold_overlap))
+            pe = mac / u.macs_per_pe
+            other = sum((v * u.ops[a].cycles for a, v in acts.items() if a != "mac"), ZERO)
+            if other:
+                cyc += _ceil(other / u.lanes)
+                pe += other
+        else:
+            if u.fuse_elementwise:
+                per = max(u.ops[a].cycles for a in acts)
+                work = per * pts
+            else:
+                work = sum((v * u.ops[a].cycles for a, v in acts.items()), ZERO)
+            lat = max(u.ops[a].latency for a in acts)
+            cyc = Fraction(_ceil(work / u.lanes) + lat - 1)
+            pe = work
+        # buffer-level traffic (words) per tensor: operands not register-resident
+        breads: list[tuple[str, int]] = []
+        for t in e.reads:
+            srcs = self.free_alias.get(t, (t,))
+            for s in srcs:
+                p = self.producer.get(s)
+                if p is not None and self.maps[p].unit == em.unit and s not in self.outs and s not in self.free_alias:
+                    continue  # produced on this unit in this group: stays in its registers
+                refetch = 1
+                tix = {ix for acc in [s] for ix in self._tensor_indices(e, t)}
+                for ix, k in folds_by_ix.items():
+                    if ix not in tix:
+                        refetch *= k
+                breads.append((s, tensor_footprint(c, s, ext) * refetch))
+        bwrites: list[tuple[str, int]] = []
+        out = e.output
+        cons_units = {self.maps[m].unit for m in self.g.einsums if out in c.einsum(m).reads}
+        if out in self.outs or cons_units - {em.unit}:
+            bwrites.append((out, math.prod(iext[ix] for ix in e.lhs_indices if ix in iext)))
+        res = (cyc, pts, Fraction(pe), tuple(breads), tuple(bwrites))
+        self._ecache[key] = res
+        return res
+
+    def _tensor_indices(self, e: Einsum, t: str) -> set[str]:
+        from einsum import expr as E
+        out: set[str] = set()
+        for acc in E.accesses_in(e.stmt.rhs):
+            if acc.tensor == t:
+                for s in acc.subscripts:
+                    out.update(E.indices_in(s))
+        return out
+
+    # -- step costs ------------------------------------------------------------------
+    def work_of(self, names: list[str], ext: Mapping[str, int], ctr: list) -> list[list[Fraction]]:
+        """Stage x unit work of ``names`` on tiles ``ext``; appends counters to ``ctr``."""
+        w = [[ZERO] * len(self.units) for _ in range(self.nstages)]
+        for n in names:
+            cyc, pts, pe, breads, bwrites = self.einsum_cost(n, ext)
+            ui = self.unit_ix[self.maps[n].unit]
+            w[self.stage_of[n]][ui] += cyc
+            u = self.maps[n].unit
+            ctr.append((("einsum_cycles", n), cyc))
+            ctr.append((("points", n), pts))
+            ctr.append((("busy", u), cyc))
+            ctr.append((("pe_cycles", u), pe))
+            ctr.append((("einsum_pe", n), pe))
+            for t, x in breads:
+                ctr.append((("buf_read", t), x))
+                ctr.append((("einsum_buf_read", n), x))
+            for t, x in bwrites:
+                ctr.append((("buf_write", t), x))
+                ctr.append((("einsum_buf_write", n), x))
+            e = self.c.einsum(n)
+            if pts and not self.maps[n].free:
+                ctr.append((("rf_read", u), pts * len(e.reads)))
+                ctr.append((("rf_write", u), pts))
+        return w
+
+    def step_cost(self, kind: str, ext_key: tuple, flags: tuple, pending: tuple) -> StepCost:
+        key = (kind, ext_key, flags, pending)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        c, g = self.c, self.g
+        ext = dict(ext_key)
+        ctr: list = []
+        dram_r = dram_w = 0
+        if kind == "inner":
+            names = [n for n in g.einsums if self.role[n] == "inner" and n not in g.deferred]
+            reload, write, readback = flags
+            for t, f in zip(self.ins, reload):
+                if f:
+                    x = tensor_footprint(c, t, ext)
+                    dram_r += x
+                    ctr.append((("dram_read", t), x))
+            outs_std = [t for t in self.outs if t not in self.late_out]
+            for t, f, rb in zip(outs_std, write, readback):
+                x = tensor_footprint(c, t, ext)
+                if f:
+                    dram_w += x
+                    ctr.append((("dram_write", t), x))
+                if rb:
+                    dram_r += x
+                    ctr.append((("dram_read", t), x))
+            defer_names = tuple(n for n in g.einsums if self.role[n] == "inner" and n in g.deferred)
+        else:  # "post": a compute-only step of post Einsums (names in flags)
+            names = list(flags)
+            defer_names = ()
+        w = self.work_of(names, ext, ctr)
+        # deferred work arriving from the previous step
+        for pnames, pext in pending:
+            pw = self.work_of(list(pnames), dict(pext), ctr)
+            for si in range(self.nstages):
+                for ui in range(len(self.units)):
+                    w[si][ui] += pw[si][ui]
+            for n in pnames:
+                t = c.einsum(n).output
+                if t in self.late_out and self._completes(n):
+                    x = tensor_footprint(c, t, dict(pext))
+                    dram_w += x
+                    ctr.append((("dram_write", t), x))
+        for n in names:
+            t = c.einsum(n).output
+            if t in self.late_out and self._completes(n):
+                x = tensor_footprint(c, t, ext)
+                dram_w += x
+                ctr.append((("dram_write", t), x))
+        comp = sum((max(row) for row in w), ZERO)
+        lv = self.sim.arch.levels[1]
+        br = sum(x for k, x in ctr if k[0] == "buf_read")
+        bw = sum(x for k, x in ctr if k[0] == "buf_write")
+        stall_floor = max(Fraction(br) / lv.read_bw, Fraction(bw) / lv.write_bw)
+        if stall_floor > comp:
+            ctr.append((("buf_stall", self.g.name), stall_floor - comp))
+            comp = stall_floor
+        ctr.append((("compute", self.g.name), comp))
+        agg: dict[tuple, Any] = {}
+        for k, x in ctr:
+            agg[k] = agg.get(k, 0) + x
+        res = StepCost(tuple(tuple(r) for r in w), comp, dram_r, dram_w, tuple(agg.items()),
+                       ((defer_names, ext_key),) if defer_names else ())
+        self._cache[key] = res
+        return res
+
+    def _completes(self, n: str) -> bool:
+        return True
+
+    # -- timing ----------------------------------------------------------------------
+    def advance(self, cost: StepCost, label: str) -> None:
+        """State: [rd_free, wr_free, c_end, c_end_prev, wr_end_prev]."""
+        s = self.state
+        arch = self.sim.arch
+        dram = arch.levels[0]
+        dbl = arch.levels[1].double_buffer
+        rd_free, wr_free, c_end, c_end_prev, wr_end_prev = s
+        slot = c_end_prev if dbl else c_end
+        out_slot = wr_end_prev if dbl else wr_free
+        rd_start = max(rd_free, slot)
+        rd_end = rd_start + Fraction(cost.dram_read) / dram.read_bw if cost.dram_read else rd_start
+        c_start = max(rd_end, c_end, out_slot)
+        new_c = c_start + cost.compute
+        wr_start = max(wr_free, new_c)
+        wr_end = wr_start + Fraction(cost.dram_write) / dram.write_bw if cost.dram_write else wr_start
+        s[:] = [rd_end if cost.dram_read else rd_free, wr_end, new_c, c_end, wr_free]
+        for k, x in cost.counters:
+            self.counters.v[k] = self.counters.v.get(k, 0) + x
+        self.sim.steps += 1
+        if self.trace is not None:
+            self.trace.append((self.g.name, label, rd_start, rd_end, c_start, new_c, wr_start, wr_end,
+                               cost.dram_read, cost.dram_write,
+                               *[sum(r[ui] for r in cost.stages) for ui in range(len(self.units))]))
+
+    # -- the loop nest -------------------------------------------------------------------
+    def run(self) -> None:
+        self.prev_idx: list[int] | None = None
+        self.pending: tuple = ()
+        self.idx = [0] * self.L
+        self.walk(0)
+        if self.pending:
+            cost = self.step_cost("post", (), (), self.pending)
+            self.pending = ()
+            self.advance(cost, "epilogue")
+
+    def walk(self, level: int) -> None:
+        n = self.trips[level]
+        g = self.g
+        pre = [m for m in g.einsums if self.role[m] == "pre" and self.depth[m] == level]
+        post = [m for m in g.einsums if self.role[m] == "post" and self.depth[m] == level]
+        hist: list[tuple] = []
+        j = 0
+        while j < n:
+            self.idx[level] = j
+            for k in range(level + 1, self.L):
+                self.idx[k] = 0
+            s0 = list(self.state)
+            c0 = self.counters.snapshot() if self.sim.fast else None
+            p0 = self.pending
+            if pre:
+                ext = self.ext_of(tuple(self.idx))
+                self.pending = self.pending + ((tuple(pre), tuple(sorted(ext.items()))),)
+            if level == self.L - 1:
+                self.inner_step()
+            else:
+                self.walk(level + 1)
+            if post:
+                ext = tuple(sorted({lp.rank: lp.extent(i) for lp, i, in
+                                    zip(g.loops[:max(level, 0)], self.idx[1:level + 1])}.items()))
+                dpost = tuple(m for m in post if m in g.deferred)
+                npost = tuple(m for m in post if m not in g.deferred)
+                if npost:
+                    cost = self.step_cost("post", ext, npost, self.pending)
+                    self.pending = ()
+                    self.advance(cost, "post")
+                if dpost:
+                    self.pending = self.pending + ((dpost, ext),)
+            if self.sim.fast and 1 <= j <= n - 2:
+                delta = [a - b for a, b in zip(self.state, s0)]
+                cd = self.counters.diff(c0)
+                uniform = all(d == delta[0] for d in delta)
+                hist.append((delta, cd, p0, self.pending))
+                if (uniform and len(hist) >= 2 and hist[-2][0] == delta and hist[-2][1] == cd
+                        and p0 == self.pending and hist[-2][2] == p0):
+                    k = n - 2 - j
+                    if k > 0:
+                        self.state[:] = [x + delta[0] * k for x in self.state]
+                        self.counters.add_scaled(cd, k)
+                        self.sim.steps_skipped += k
+                        j += k
+                        self.idx[level] = j
+                        if self.prev_idx is not None:
+                            self.prev_idx[level] = j
+            j += 1
+
+    def inner_step(self) -> None:
+        idx = self.idx
+        prev = self.prev_idx
+        # next index: innermost loop not at its last iteration increments
+        nxt: list[int] | None = None
+        for k in range(self.L - 1, -1, -1):
+            if idx[k] < self.trips[k] - 1:
+                nxt = idx[:k] + [idx[k] + 1] + [0] * (self.L - 1 - k)
+                break
+        reload = tuple(prev is None or any(prev[k] != idx[k] for k in self.related[t]) for t in self.ins)
+        outs_std = [t for t in self.outs if t not in self.late_out]
+        write = tuple(nxt is None or any(nxt[k] != idx[k] for k in self.related[t]) for t in outs_std)
+        readback = []
+        for t in outs_std:
+            entry = prev is None or any(prev[k] != idx[k] for k in self.related[t])
+            readback.append(entry and any(idx[k] > 0 for k in range(self.L) if k not in self.related[t]))
+        ext_key = tuple(sorted(self.ext_of(tuple(idx)).items()))
+        cost = self.step_cost("inner", ext_key, (reload, write, tuple(readback)), self.pending)
+        self.pending = cost.deferred_out
+        self.advance(cost, "step")
+        self.prev_idx = list(idx)
+
+
+class Sim:
+    def __init__(self, cfg: Config, *, fast: bool = True, trace: bool = False):
+        self.cfg, self.c, self.arch = cfg, cfg.cascade, cfg.arch
+        self.fast = fast
+        self.state = [ZERO] * 5
+        self.counters = Counters()
+        self.trace: list | None = [] if trace else None
+        self.steps = 0
+        self.steps_skipped = 0
+        self.group_cycles: dict[str, Fraction] = {}
+
+    def run(self) -> "Sim":
+        for g in self.cfg.mapping.groups:
+            start = max(self.state)
+            self.state[:] = [start] * 5
+            GroupSim(self, g).run()
+            end = max(self.state)
+            self.group_cycles[g.name] = end - start
+            self.state[:] = [end] * 5
+        return self
+
+    @property
+    def end_time(self) -> Fraction:
+        return max(self.state)

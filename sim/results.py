@@ -1,0 +1,189 @@
+"""Turn a finished :class:`~sim.engine.Sim` into the stable result dictionary.
+
+Keys (``einarray simulate --json``)::
+
+    cycles, latency_s, compute_cycles, clock_hz, instances
+    utilization: {UNIT: {busy, pe_util, mac_util, busy_cycles}}
+        busy      fraction of cycles the unit works on something
+        pe_util   PE-cycles used / (PEs x cycles) (an element-wise op of c cycles uses
+                  c PE-cycles per element; a fold using part of the array counts only
+                  the PEs it uses) -- FuseMax's "utilization"
+        mac_util  MACs / (peak MACs per cycle x cycles)
+    traffic: {LEVEL: {reads, writes, read_bytes, write_bytes, bytes, fills, drains,
+                      read_bw, write_bw, peak_read_bw, peak_write_bw,
+                      tensors: {T: {reads, writes, bytes}}}}
+        words; fills = words written into the level from the level above (DRAM side),
+        drains = words read out of the level towards it; bandwidths in words per cycle
+    energy_pj: {total, compute, memory, leakage, components: {COMPONENT: {ACTION: pJ}}}
+    edp: energy (pJ) x latency (s)
+    einsums: {NAME: {unit, group, cycles, pe_cycles, points, actions, energy_pj,
+                     buffer_reads, buffer_writes}}
+    groups: {NAME: {cycles, einsums}}
+    sim: {steps, steps_skipped, fast}
+
+Energy is the sum over actions of count x the arch's table (compute per unit, reads and
+writes per level per word) plus leakage per cycle; a per-Einsum energy covers its
+compute, buffer and register-file accesses (backing-store traffic is per tensor).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+from mapping.spec import Config
+
+from .engine import Sim
+
+
+def _f(x: Any) -> float:
+    return float(x)
+
+
+def _i(x: Any) -> int:
+    x = Fraction(x)
+    if x.denominator != 1:
+        raise AssertionError(f"non-integer count {x}")
+    return int(x)
+
+
+def simulate(cfg: Config, *, fast: bool = True, trace: bool = False) -> dict:
+    sim = Sim(cfg, fast=fast, trace=trace).run()
+    res = collect(cfg, sim)
+    if trace:
+        res["_trace"] = sim.trace
+    return res
+
+
+def collect(cfg: Config, sim: Sim) -> dict:
+    arch, c = cfg.arch, cfg.cascade
+    v = sim.counters.v
+    end = sim.end_time
+    cycles = -((-end.numerator) // end.denominator)
+    group_of = {n: g.name for g in cfg.mapping.groups for n in g.einsums}
+
+    # actions per Einsum (exact: points visited / points of the Einsum x op counts)
+    actions: dict[str, dict[str, int]] = {}
+    for e in c.einsums:
+        oc = cfg.counts[e.name]
+        em = cfg.mapping.einsums[e.name]
+        pts = v.get(("points", e.name), 0)
+        if em.free or not oc.points:
+            actions[e.name] = {}
+            continue
+        actions[e.name] = {a: _i(Fraction(n) * pts / oc.points) for a, n in oc.counts.items() if n}
+
+    comp: dict[str, dict[str, float]] = {}
+    compute_e = 0.0
+    per_einsum_e: dict[str, float] = {}
+    for e in c.einsums:
+        u = cfg.mapping.einsums[e.name].unit
+        tab = arch.energy.get(u, {})
+        ee = 0.0
+        for a, n in actions[e.name].items():
+            pj = n * tab[a]
+            comp.setdefault(u, {})
+            comp[u][a] = comp[u].get(a, 0.0) + pj
+            ee += pj
+        compute_e += ee
+        per_einsum_e[e.name] = ee
+
+    # traffic per level
+    lv = arch.levels
+    tensors = sorted(c.tensors)
+    dram_r = {t: v.get(("dram_read", t), 0) for t in tensors}
+    dram_w = {t: v.get(("dram_write", t), 0) for t in tensors}
+    buf_r = {t: v.get(("buf_read", t), 0) for t in tensors}
+    buf_w = {t: v.get(("buf_write", t), 0) for t in tensors}
+    levels: dict[str, dict[str, Any]] = {}
+
+    def level_entry(level, per_t: dict[str, tuple[int, int]], fills: int, drains: int) -> dict:
+        reads = sum(r for r, _ in per_t.values())
+        writes = sum(w for _, w in per_t.values())
+        wb = level.word_bits / 8
+        return {"reads": int(reads), "writes": int(writes), "read_bytes": reads * wb,
+                "write_bytes": writes * wb, "bytes": (reads + writes) * wb,
+                "fills": int(fills), "drains": int(drains),
+                "read_bw": reads / cycles if cycles else 0.0, "write_bw": writes / cycles if cycles else 0.0,
+                "peak_read_bw": _f(level.read_bw), "peak_write_bw": _f(level.write_bw),
+                "tensors": {t: {"reads": int(r), "writes": int(w), "bytes": (r + w) * wb}
+                            for t, (r, w) in per_t.items() if r or w}}
+
+    levels[lv[0].name] = level_entry(lv[0], {t: (dram_r[t], dram_w[t]) for t in tensors}, 0, 0)
+    levels[lv[1].name] = level_entry(
+        lv[1], {t: (buf_r[t] + dram_w[t], buf_w[t] + dram_r[t]) for t in tensors},
+        sum(dram_r.values()), sum(dram_w.values()))
+    rf_read = sum(x for k, x in v.items() if k[0] == "rf_read")
+    rf_write = sum(x for k, x in v.items() if k[0] == "rf_write")
+    for i, level in enumerate(lv[2:], start=2):
+        innermost = i == len(lv) - 1
+        per = {t: (buf_w[t] + (0 if not innermost else 0), buf_r[t]) for t in tensors}
+        ent = level_entry(level, per, sum(buf_r.values()), sum(buf_w.values()))
+        if innermost:
+            ent["reads"] += int(rf_read)
+            ent["writes"] += int(rf_write)
+            ent["compute_reads"], ent["compute_writes"] = int(rf_read), int(rf_write)
+            wb = level.word_bits / 8
+            ent["read_bytes"], ent["write_bytes"] = ent["reads"] * wb, ent["writes"] * wb
+            ent["bytes"] = (ent["reads"] + ent["writes"]) * wb
+            ent["read_bw"] = ent["reads"] / cycles if cycles else 0.0
+            ent["write_bw"] = ent["writes"] / cycles if cycles else 0.0
+        levels[level.name] = ent
+
+    mem_e = 0.0
+    for level in lv:
+        tab = arch.energy.get(level.name)
+        if not tab:
+            continue
+        ent = levels[level.name]
+        r, w = ent["reads"] * tab["read"], ent["writes"] * tab["write"]
+        comp[level.name] = {"read": r, "write": w}
+        mem_e += r + w
+    leak = arch.leakage_pj_per_cycle * cycles
+    total = compute_e + mem_e + leak
+    latency = cycles / arch.clock_hz
+
+    util: dict[str, dict[str, float]] = {}
+    for u, unit in arch.units.items():
+        busy = v.get(("busy", u), 0)
+        pe = v.get(("pe_cycles", u), 0)
+        macs = sum(actions[e.name].get("mac", 0) for e in c.einsums if cfg.mapping.einsums[e.name].unit == u)
+        peak = unit.lanes * unit.macs_per_pe
+        util[u] = {"busy": _f(Fraction(busy) / cycles) if cycles else 0.0,
+                   "pe_util": _f(Fraction(pe) / (unit.lanes * cycles)) if cycles else 0.0,
+                   "mac_util": _f(Fraction(macs, peak * cycles)) if cycles else 0.0,
+                   "busy_cycles": _f(busy)}
+
+    # per-Einsum breakdown
+    einsums: dict[str, dict[str, Any]] = {}
+    buf_tab = arch.energy.get(lv[1].name, {"read": 0.0, "write": 0.0})
+    rf_tab = arch.energy.get(lv[-1].name, {"read": 0.0, "write": 0.0}) if len(lv) > 2 else None
+    for e in c.einsums:
+        u = cfg.mapping.einsums[e.name].unit
+        br = v.get(("einsum_buf_read", e.name), 0)
+        bw = v.get(("einsum_buf_write", e.name), 0)
+        pts = v.get(("points", e.name), 0)
+        ee = per_einsum_e[e.name] + br * buf_tab["read"] + bw * buf_tab["write"]
+        if rf_tab is not None and not cfg.mapping.einsums[e.name].free:
+            ee += pts * len(e.reads) * rf_tab["read"] + pts * rf_tab["write"]
+        einsums[e.name] = {"unit": u, "group": group_of[e.name],
+                           "cycles": _f(v.get(("einsum_cycles", e.name), 0)),
+                           "pe_cycles": _f(v.get(("einsum_pe", e.name), 0)),
+                           "points": int(pts), "actions": actions[e.name], "energy_pj": ee,
+                           "buffer_reads": int(br), "buffer_writes": int(bw)}
+    groups = {g.name: {"cycles": _f(sim.group_cycles[g.name]), "einsums": list(g.einsums)}
+              for g in cfg.mapping.groups}
+    compute_cycles = sum(Fraction(x) for k, x in v.items() if k[0] == "compute")
+    return {
+        "workload": c.name, "arch": arch.name, "instances": cfg.instances, "clock_hz": arch.clock_hz,
+        "cycles": int(cycles), "cycles_exact": _f(end), "latency_s": latency,
+        "compute_cycles": _f(compute_cycles),
+        "utilization": util, "traffic": levels,
+        "energy_pj": {"total": total, "compute": compute_e, "memory": mem_e, "leakage": leak,
+                      "components": comp},
+        "edp": total * latency,
+        "area_um2": arch.total_area_um2,
+        "einsums": einsums, "groups": groups,
+        "sim": {"steps": sim.steps, "steps_skipped": sim.steps_skipped, "fast": sim.fast},
+    }
