@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Gelu generator: Amaranth-simulator tests and cocotb tests on Icarus and Verilator.
 
 Every check compares the RTL with the bit-exact golden model
@@ -18,8 +19,6 @@ from einsum.errors import ConfigError
 from einsum.fixed import QFormat
 from hw.common import to_verilog
 from hw.gelu import Gelu
-
-pytestmark = pytest.mark.filterwarnings("ignore:.*created but never used")
 
 PARAM_SETS = {
     "q4_14": {},  # default: 18-bit Q4.14 in and out

@@ -1,0 +1,132 @@
+# amaranth: UnusedElaboratable=no
+"""Softmax generator: Amaranth-simulator tests and cocotb tests on Icarus and Verilator.
+
+Every check compares the RTL with the bit-exact golden model
+:func:`einsum.approx.softmax_approx_int`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from cocotb_runner import run_cocotb
+from stream_sim import run_stream
+
+from einsum.errors import ConfigError
+from einsum.fixed import quantize, to_float
+from hw.common import to_verilog
+from hw.softmax import Softmax
+
+PARAM_SETS = {
+    "default": {},  # Q6.10 scores, Q2.14 probabilities, rows up to 1024
+    "small": {"width": 12, "frac_bits": 6, "out_width": 10, "out_frac_bits": 8, "max_len": 16},
+    "wide": {"width": 24, "frac_bits": 16, "out_width": 20, "out_frac_bits": 18, "max_len": 2048},
+}
+COCOTB_CASES = [("icarus", k) for k in PARAM_SETS] + [("verilator", "default"), ("verilator", "small")]
+
+
+def _signed(v: int, w: int) -> int:
+    v &= (1 << w) - 1
+    return v - (1 << w) if v >> (w - 1) else v
+
+
+def _payloads(rows):
+    return [{"data": int(v), "last": int(j == len(r) - 1)} for r in rows for j, v in enumerate(r)]
+
+
+def _expected(sm, rows):
+    return [(int(p), int(j == len(r) - 1)) for r in rows
+            for j, p in enumerate(sm.model(np.asarray(r)[None, :])[0])]
+
+
+def _rows(sm, rng, lengths):
+    f = sm.in_fmt
+    rows = [quantize(rng.uniform(-16, 16, n), f) for n in lengths]
+    rows += [np.zeros(5, dtype=np.int64), np.full(3, f.min_int), np.full(4, f.max_int),
+             np.array([f.min_int, f.max_int, f.min_int])]
+    return rows
+
+
+@pytest.mark.parametrize("name", list(PARAM_SETS))
+def test_amaranth_sim_bit_exact_with_stalls(name):
+    sm = Softmax(**PARAM_SETS[name])
+    rng = np.random.default_rng(3)
+    rows = _rows(sm, rng, [1, 2, 8, min(sm.max_len, 100), sm.max_len if sm.max_len <= 64 else 37])
+    res = run_stream(sm, _payloads(rows), n_out=sum(len(r) for r in rows),
+                     in_stall=0.3, out_stall=0.3, seed=5, out_fields=("data", "last"))
+    got = [(_signed(o["data"], sm.out_fmt.width), o["last"]) for o in res["out"]]
+    assert got == _expected(sm, rows)
+
+
+@pytest.mark.parametrize("max_len", [2, 16, 1024])
+def test_amaranth_sim_latency_formula(max_len):
+    sm = Softmax(max_len=max_len)
+    rng = np.random.default_rng(max_len)
+    n = min(max_len, 12)
+    rows = [quantize(rng.uniform(-16, 16, n), sm.in_fmt), quantize(rng.uniform(-16, 16, 2), sm.in_fmt)]
+    res = run_stream(sm, _payloads(rows), out_fields=("data", "last"))
+    ic, oc = res["in_cycles"], res["out_cycles"]
+    assert ic[:n] == list(range(n))
+    assert oc[0] - ic[n - 1] == sm.latency == 12 + sm.norm_cycles + sm.div_cycles
+    assert oc[n - 1] - ic[0] == sm.row_cycles(n) - 1 + 0 or oc[n - 1] - ic[0] + 1 == sm.row_cycles(n)
+    assert oc[:n] == list(range(oc[0], oc[0] + n))
+    assert [(_signed(o["data"], 16), o["last"]) for o in res["out"]] == _expected(sm, rows)
+
+
+def test_rtl_model_error_vs_float64():
+    """The integer model the RTL matches: <= 2**-10 per probability, rows of 8..1024 in [-16, 16]."""
+    sm = Softmax()
+    rng = np.random.default_rng(0)
+    for n in (8, 100, 1024):
+        x = rng.uniform(-16, 16, (8, n))
+        p = to_float(sm.model(quantize(x, sm.in_fmt)), sm.out_fmt)
+        ref = np.exp(x - x.max(-1, keepdims=True))
+        ref /= ref.sum(-1, keepdims=True)
+        assert np.abs(p - ref).max() <= 2.0**-10
+
+
+def test_describe_and_verilog():
+    sm = Softmax(max_len=64)
+    d = sm.describe()
+    assert d["clock"] == "clk" and d["reset"] == "rst"
+    assert d["latency"] == sm.latency == 12 + 6 + 18
+    assert d["ports"]["i"]["payload"] == "i__payload" and d["ports"]["i"]["width"] == 16
+    assert d["ports"]["i"]["frac_bits"] == 10 and d["ports"]["i"]["signed"] is True
+    assert d["ports"]["i"]["fields"] == {"data": [0, 16], "last": [16, 1]}
+    assert d["ports"]["o"]["frac_bits"] == 14 and d["ports"]["o"]["payload_width"] == 17
+    assert d["params"] == {"width": 16, "frac_bits": 10, "out_width": 16, "out_frac_bits": 14,
+                           "max_len": 64}
+    json.dumps(d)
+    v = to_verilog(sm, "softmax")
+    assert "module softmax" in v and "i__payload" in v and "o__ready" in v
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        ({"max_len": 1}, ConfigError),
+        ({"max_len": 1 << 17}, ConfigError),
+        ({"max_len": 10.5}, ConfigError),
+        ({"width": 40}, ConfigError),
+        ({"width": 3, "frac_bits": 0}, ValueError),
+        ({"out_width": 32, "out_frac_bits": 31}, ConfigError),
+        ({"frac_bits": 16}, ConfigError),
+    ],
+)
+def test_parameter_validation(kwargs, exc):
+    with pytest.raises(exc):
+        Softmax(**kwargs)
+
+
+@pytest.mark.parametrize("simulator,name", COCOTB_CASES)
+def test_cocotb(simulator, name, tmp_path_factory):
+    params = PARAM_SETS[name]
+    sm = Softmax(**params)
+    build = tmp_path_factory.mktemp(f"softmax_{simulator}_{name}")
+    run_cocotb(
+        sm, "softmax", "cocotb_softmax", simulator, build,
+        env={"SOFTMAX_PARAMS": json.dumps(params), "SEED": str(21 + len(name)),
+             "SOFTMAX_LATENCY": str(sm.latency), "N_ROWS": "10"},
+    )
