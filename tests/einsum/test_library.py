@@ -448,3 +448,39 @@ def test_edge_moe_softmax_vit_size_bound():
         bound = edge_moe_bound(s[i], float(np.max(np.abs(v))))
         assert bound < 5e-4 * float(np.max(np.abs(v)))
         assert np.max(np.abs(got[i] - exact[i])) <= bound
+
+
+# -- the library as a whole ---------------------------------------------------------------
+TESTED_HERE = {
+    "softmax-3pass-causal", "softmax-2pass-causal", "softmax-1pass-causal", "halo",
+    "neighborhood-1d", "neighborhood-2d", "gmm-mask", "retention", "retention-chunkwise",
+    "linear", "linformer", "edge-moe-softmax", "gemm", "mlp", "layernorm", "mha", "moe",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TESTED_HERE | {"softmax-3pass", "softmax-2pass",
+                                                        "softmax-1pass"}))
+def test_library_entry_exists_and_cites_its_source(name):
+    c = load_cascade(name)
+    assert c.name == name
+    desc = " ".join(c.description.split())
+    assert len(desc) > 80
+    # a citation: a year or an arXiv id, and a named venue or author list
+    assert any(tok in desc for tok in ("19", "20", "arXiv")), desc
+
+
+def test_every_new_library_cascade_is_tested_here():
+    assert TESTED_HERE <= set(library_names())
+
+
+@pytest.mark.parametrize("name", ["softmax-3pass", "softmax-2pass", "softmax-1pass"])
+def test_non_causal_softmax(name):
+    """The three shipped non-causal cascades against direct softmax attention."""
+    r = _rng(3)
+    m, p, e, f = 7, 12, 5, 3
+    q, k, v = r.standard_normal((m, e)), r.standard_normal((p, e)), r.standard_normal((p, f))
+    ranks = {"M": m, "P": p, "E": e, "F": f}
+    if name == "softmax-1pass":
+        ranks["P0"] = 4
+    got = _run(name, ranks, {"Q": q, "K": k, "V": v}, {"scale": 0.3})
+    _close(got, _softmax_rows(q @ k.T * 0.3) @ v)
