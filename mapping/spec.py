@@ -335,7 +335,17 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
                 raise _err(src, p + ("einsums", j), f"{n} is already in group {placed[n]}")
             placed[n] = gi
         raw_groups.append((str(g.get("name", f"g{gi}")), sorted(mem, key=names.index), g, p))
-    # Einsums in no group: singleton groups, in cascade order, placed by position
+    # Einsums in no group: a group per recurrence (its strongly connected component),
+    # otherwise a group of one, in cascade order
+    sccs = recurrences(c)
+    scc_of = {n: comp for comp in sccs for n in comp}
+    for comp in sccs:
+        gis = {placed.get(n) for n in comp}
+        if len(gis) > 1:
+            n0 = next(n for n in comp if n in placed)
+            raise _err(src, raw_groups[placed[n0]][3] + ("einsums",),
+                       f"the recurrence {', '.join(comp)} must be in one group (a recurrence cannot spill "
+                       "between its iterations)")
     groups_all: list[tuple[str, list[str], dict, YPath]] = []
     used = set()
     for n in names:
@@ -345,6 +355,10 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
             rg = raw_groups[placed[n]]
             groups_all.append(rg)
             used.update(rg[1])
+        elif n in scc_of:
+            mem = sorted(scc_of[n], key=names.index)
+            groups_all.append(("+".join(mem), mem, {}, base))
+            used.update(mem)
         else:
             groups_all.append((n, [n], {}, base))
             used.add(n)
@@ -361,6 +375,27 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
         done.update(outs)
         done.update(inter)
     return MappingSpec(MappingProxyType(emaps), groups)
+
+
+def recurrences(c: Cascade) -> list[list[str]]:
+    """Einsums that loop over an iterative rank, one list per strongly connected component."""
+    import networkx as nx
+    full = c.graph(with_carried=True)
+    out = []
+    for comp in nx.strongly_connected_components(full):
+        n0 = next(iter(comp))
+        if len(comp) > 1 or full.has_edge(n0, n0):
+            out.append(sorted(comp, key=lambda n: c.einsum(n).position))
+    return sorted(out, key=lambda comp: c.einsum(comp[0]).position)
+
+
+def _recurrence_ranks(c: Cascade, mem: tuple[str, ...]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for comp in recurrences(c):
+        if set(comp) <= set(mem):
+            var = next(c.einsum(n).iter_var for n in comp if c.einsum(n).kind == "update")
+            out.setdefault(c.rank_of_index(var).name, []).extend(comp)
+    return out
 
 
 def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMap],
@@ -407,12 +442,30 @@ def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumM
                 raise _err(src, p + ("loop_order", j), f"{r!r} is not a rank of group {name} (ranks: {', '.join(iranks)})")
         if len(set(lo)) != len(lo):
             raise _err(src, p + ("loop_order",), "a rank appears twice")
+    rec = _recurrence_ranks(c, mem)
     if tsec is None:
-        tiles = _default_tiles(src, c, arch, mem, iranks, p)
+        tiles = _default_tiles(src, c, arch, mem, iranks, p, fixed={r: 1 for r in rec})
     order = list(lo) if lo is not None else []
     for r in iranks:
-        if r not in order and tiles.get(r, c.ranks[r].size) < c.ranks[r].size:
+        if r not in order and tiles.get(r, c.ranks[r].size) < c.ranks[r].size and r not in rec:
             order.append(r)
+    for r in rec:
+        if r not in order and c.ranks[r].size > 1:
+            order.append(r)
+    for r, comp in rec.items():
+        if c.ranks[r].size > 1 and tiles.get(r, c.ranks[r].size) != 1:
+            raise _err(src, p + ("tiles",) if tsec is not None else p,
+                       f"the recurrence {', '.join(comp)} over {r.lower()} needs a tile of 1 on rank {r} "
+                       f"(one iteration per step), got {tiles.get(r, c.ranks[r].size)}")
+    for r in order:
+        for n in mem:
+            e = c.einsum(n)
+            for ix in e.iter_indices:
+                er = c.rank_of_index(ix).name
+                if er != r and rank_related(c, er, r) and r in c.partitions and \
+                        tiles.get(r, c.ranks[r].size) < c.ranks[r].size:
+                    raise _err(src, p + ("loop_order",) if lo is not None else p + ("tiles",),
+                               f"{n} iterates {ix} (a part of {r}); tile and loop over {er} instead of {r}")
     loops = []
     for r in order:
         t = tiles.get(r, c.ranks[r].size)
@@ -462,14 +515,15 @@ def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumM
 
 
 def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], iranks: list[str],
-                   p: YPath) -> dict[str, int]:
+                   p: YPath, fixed: Mapping[str, int]) -> dict[str, int]:
     buf = arch.levels[1]
     cap = buf.capacity_words
     # only ranks that no partition parent/part duplicates may be tiled
     cand = [r for r in iranks if not any(rank_related(c, r, o) and o != r for o in iranks)]
     tiles = {r: c.ranks[r].size for r in cand}
+    tiles.update(fixed)
     if cap is None:
-        return {}
+        return dict(fixed)
     # never tile a rank whose complete reduction a fused consumer needs
     reduced = set()
     for n in mem:
@@ -477,7 +531,7 @@ def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], ir
         if len(mem) > 1:
             reduced.update(c.rank_of_index(ix).name for ix in e.reduced)
     while buffer_words(c, arch, mem, {r: t for r, t in tiles.items() if t < c.ranks[r].size}) > cap:
-        options = [r for r in tiles if tiles[r] > 1 and r not in reduced]
+        options = [r for r in tiles if tiles[r] > 1 and r not in reduced and r not in fixed]
         if not options:
             raise src.error(p, f"the workload fits no mapping: even 1-element tiles of group "
                             f"{'+'.join(mem)} exceed {buf.name} ({buf.capacity_bytes} bytes)")

@@ -1,0 +1,131 @@
+"""``einarray simulate``: cycles, utilization, traffic and energy of a mapped cascade."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from einsum.errors import ConfigError, EinarrayError
+
+
+def _rank_arg(s: str) -> tuple[str, int]:
+    if "=" not in s:
+        raise argparse.ArgumentTypeError(f"expected RANK=SIZE, got {s!r}")
+    k, v = s.split("=", 1)
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{k}: size {v!r} is not an integer") from None
+    return k.strip(), n
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate", help="simulate a mapped cascade: cycles, utilization, traffic, energy",
+        description="Simulate CONFIG (einsum or workload, arch and mapping sections) tile by tile. "
+                    "Identical steady-state tiles are counted once and multiplied where exact.")
+    p.add_argument("config", help="YAML config with einsum:/workload:, arch: and mapping:")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--rank", action="append", type=_rank_arg, default=[], metavar="R=N",
+                   help="override a rank size (repeatable), e.g. --rank P=65536")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="sets",
+                   help="override a config value (repeatable), e.g. --set arch.array2d.rows=128")
+    p.add_argument("--functional", action="store_true",
+                   help="also run the mapped cascade tile by tile in NumPy and compare with the reference")
+    p.add_argument("--trace", metavar="FILE", help="write a per-step CSV trace of unit activity and traffic")
+    p.add_argument("--every-tile", action="store_true",
+                   help="step every tile (no steady-state multiplication); slow for large runs")
+    p.set_defaults(handler=run)
+
+
+def _write_atomic(path: str, write) -> None:
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from mapping.spec import load_config
+    from sim.results import simulate
+
+    ranks = dict(args.rank)
+    cfg = load_config(args.config, ranks=ranks, sets=args.sets)
+    want_trace = bool(args.trace)
+    res = simulate(cfg, fast=not args.every_tile and not want_trace, trace=want_trace)
+    trace = res.pop("_trace", None)
+    if want_trace:
+        if res["sim"]["steps"] > 2_000_000:
+            raise EinarrayError(f"--trace: {res['sim']['steps']} steps is too many to trace; shrink the ranks")
+        units = list(cfg.arch.units)
+        cols = ["group", "kind", "load_start", "load_end", "compute_start", "compute_end",
+                "store_start", "store_end", "dram_read_words", "dram_write_words"] + \
+               [f"{u}_busy_cycles" for u in units]
+
+        def w(fh):
+            wr = csv.writer(fh)
+            wr.writerow(cols)
+            for row in trace:
+                wr.writerow([x if isinstance(x, (str, int)) else float(x) for x in row])
+        try:
+            _write_atomic(args.trace, w)
+        except OSError as exc:
+            raise EinarrayError(f"--trace {args.trace}: {exc.strerror or exc}") from None
+    if args.functional:
+        from sim.functional import check_functional
+        fr = check_functional(cfg)
+        res["functional"] = {"ok": fr.ok, "max_abs_err": fr.max_abs_err, "worst_tensor": fr.worst_tensor,
+                             "einsum_evaluations": fr.einsum_evaluations}
+    if args.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        _print_table(res)
+    if args.functional and not res["functional"]["ok"]:
+        print(f"einarray simulate: functional check FAILED: {res['functional']['worst_tensor']} differs "
+              f"from the reference by {res['functional']['max_abs_err']:.3g}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_table(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.print(f"[bold]{res['workload']}[/] on [bold]{res['arch']}[/] x{res['instances']}: "
+              f"{res['cycles']:,} cycles = {res['latency_s'] * 1e3:.4g} ms, "
+              f"energy {res['energy_pj']['total'] / 1e6:.4g} uJ, EDP {res['edp']:.4g} pJ*s")
+    t = Table(title="utilization")
+    for c in ("unit", "busy", "PE util", "MAC util"):
+        t.add_column(c)
+    for u, d in res["utilization"].items():
+        t.add_row(u, f"{d['busy']:.4f}", f"{d['pe_util']:.4f}", f"{d['mac_util']:.4f}")
+    con.print(t)
+    t = Table(title="traffic (words)")
+    for c in ("level", "reads", "writes", "MB", "read bw / peak", "write bw / peak"):
+        t.add_column(c)
+    for lv, d in res["traffic"].items():
+        t.add_row(lv, f"{d['reads']:,}", f"{d['writes']:,}", f"{d['bytes'] / 1e6:.4g}",
+                  f"{d['read_bw']:.4g} / {d['peak_read_bw']:.4g}", f"{d['write_bw']:.4g} / {d['peak_write_bw']:.4g}")
+    con.print(t)
+    t = Table(title="per Einsum")
+    for c in ("einsum", "unit", "group", "busy cycles", "actions", "energy uJ"):
+        t.add_column(c)
+    for n, d in res["einsums"].items():
+        acts = ", ".join(f"{a}={v:,}" for a, v in d["actions"].items())
+        t.add_row(n, d["unit"], d["group"], f"{d['cycles']:,.0f}", acts, f"{d['energy_pj'] / 1e6:.4g}")
+    con.print(t)
+    if "functional" in res:
+        f = res["functional"]
+        con.print(f"functional check: {'OK' if f['ok'] else 'FAILED'} (max abs error {f['max_abs_err']:.3g})")

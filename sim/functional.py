@@ -1,0 +1,180 @@
+"""Functional mode: run the *mapped* cascade tile by tile and compare with the reference.
+
+The groups, loop nests, stages, pre/post roles and deferred (software-pipelined) Einsums
+are executed exactly in the order the timing model assumes: each Einsum is evaluated
+on the coordinates of its tile only (``einsum.interp`` with those coordinates fixed),
+partial results over tiled reduction ranks are combined with the Einsum's reduction
+(assigned on the first visit of an output element, combined afterwards). Operators are
+those of the cascade (``einsum.ops``; approximate/golden operators where it names them).
+A mapping that loses work (a tile never visited), duplicates it (a reduction visited
+twice) or reads a value before it is produced gives a different result, which
+:func:`check_functional` reports.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from einsum import expr as E
+from einsum.cascade import Cascade, Einsum
+from einsum.interp import _run, evaluate, random_inputs
+from mapping.spec import Config, Group, einsum_depth, rank_related
+
+
+@dataclass
+class FunctionalResult:
+    ok: bool
+    max_abs_err: float
+    worst_tensor: str | None
+    einsum_evaluations: int
+    tensors: dict[str, float]  # max abs error per output tensor
+
+
+def _index_values(c: Cascade, ix: str, g: Group, idx: tuple[int, ...]) -> list[int] | None:
+    """Coordinates of ``ix`` in the tile at loop indices ``idx``; None: the whole rank."""
+    r = c.rank_of_index(ix).name
+    for lp, i in zip(g.loops, idx):
+        if lp.rank == r:
+            return list(range(i * lp.tile, i * lp.tile + lp.extent(i)))
+    # a looped part of this rank: its coordinates are combinations of the parts
+    if r in c.partitions:
+        o, inner = c.partitions[r]
+        ov = _index_values(c, o.lower(), g, idx)
+        iv = _index_values(c, inner.lower(), g, idx)
+        if ov is None and iv is None:
+            return None
+        ov = ov if ov is not None else list(range(c.ranks[o].size))
+        iv = iv if iv is not None else list(range(c.ranks[inner].size))
+        n0 = c.ranks[inner].size
+        return [a * n0 + b for a in ov for b in iv]
+    return None
+
+
+def _out_slice(c: Cascade, e: Einsum, fixed: Mapping[str, int]) -> tuple:
+    info = c.tensors[e.output]
+    sl: list = []
+    for d, s in enumerate(e.stmt.lhs.subscripts):
+        if e.kind == "init" and d == info.iterative_dim:
+            sl.append(0)
+            continue
+        ix = s.name if isinstance(s, E.Index) else s.left.name  # type: ignore[union-attr]
+        off = 1 if (e.kind == "update" and d == info.iterative_dim) else 0
+        sl.append(fixed[ix] + off if ix in fixed else slice(off, off + c.index_size(ix)))
+    return tuple(sl)
+
+
+class _Exec:
+    def __init__(self, cfg: Config, env: dict[str, np.ndarray]):
+        self.cfg, self.c, self.env = cfg, cfg.cascade, env
+        self.evals = 0
+
+    def run_einsum(self, g: Group, n: str, idx: tuple[int, ...]) -> None:
+        c, e = self.c, self.c.einsum(n)
+        fixed_vals: dict[str, list[int]] = {}
+        for ix in e.iter_indices:
+            v = _index_values(c, ix, g, idx)
+            if v is not None:
+                fixed_vals[ix] = v
+        if e.iter_var is not None and e.iter_var not in fixed_vals:
+            fixed_vals[e.iter_var] = list(range(c.index_size(e.iter_var)))  # sequential recurrence
+        names = list(fixed_vals)
+        red = set(e.reduced)
+        for combo in itertools.product(*(fixed_vals[k] for k in names)):
+            fixed = dict(zip(names, combo))
+            first = all(fixed[k] == 0 for k in names if k in red) if red & set(names) else True
+            sl = _out_slice(c, e, fixed)
+            old = None if first else np.array(self.env[e.output][sl], copy=True)
+            with np.errstate(all="ignore"):
+                _run(c, e, self.env, fixed)
+            self.evals += 1
+            if old is not None:
+                new = self.env[e.output][sl]
+                if e.reduce_op == "max":
+                    self.env[e.output][sl] = np.maximum(old, new)
+                elif e.reduce_op == "min":
+                    self.env[e.output][sl] = np.minimum(old, new)
+                else:
+                    self.env[e.output][sl] = old + new
+
+    def run_group(self, g: Group) -> None:
+        c = self.c
+        L = len(g.loops)
+        depth = {n: einsum_depth(c, g, n) for n in g.einsums}
+        role = {}
+        for n in g.einsums:
+            if depth[n] == L - 1:
+                role[n] = "inner"
+            else:
+                deeper = {c.einsum(m).output for m in g.einsums if depth[m] > depth[n]}
+                role[n] = "post" if any(t in deeper for t in c.einsum(n).reads) else "pre"
+        order = [n for s in g.stages for n in s]
+        pending: list[tuple[str, tuple[int, ...]]] = []
+
+        def step(names_now: list[str], idx: tuple[int, ...]) -> None:
+            nonlocal pending
+            todo = [(n, i) for n, i in pending] + [(n, idx) for n in names_now]
+            pending = []
+            todo.sort(key=lambda x: order.index(x[0]))
+            for n, i in todo:
+                self.run_einsum(g, n, i)
+
+        inner_now = [n for n in g.einsums if role[n] == "inner" and n not in g.deferred]
+        inner_def = [n for n in g.einsums if role[n] == "inner" and n in g.deferred]
+
+        def walk(level: int, idx: list[int]) -> None:
+            nonlocal pending
+            trips = g.loops[level].trips if level >= 0 else 1
+            for j in range(trips):
+                if level >= 0:
+                    idx[level] = j
+                for k in range(level + 1, L):
+                    idx[k] = 0
+                pre = [n for n in g.einsums if role[n] == "pre" and depth[n] == level]
+                post = [n for n in g.einsums if role[n] == "post" and depth[n] == level]
+                pending += [(n, tuple(idx)) for n in pre]
+                if level == L - 1:
+                    step(inner_now, tuple(idx))
+                    pending += [(n, tuple(idx)) for n in inner_def]
+                else:
+                    walk(level + 1, idx)
+                npost = [n for n in post if n not in g.deferred]
+                if npost:
+                    step(npost, tuple(idx))
+                pending += [(n, tuple(idx)) for n in post if n in g.deferred]
+
+        walk(-1, [0] * L)
+        if pending:
+            step([], tuple([0] * L))
+
+
+def check_functional(cfg: Config, *, seed: int = 0, rtol: float = 1e-9, atol: float = 1e-12
+                     ) -> FunctionalResult:
+    """Run the mapping tile by tile (one instance) and compare with ``einsum.interp``."""
+    c = cfg.cascade
+    inputs = random_inputs(c, seed)
+    ref = evaluate(c, inputs)
+    env: dict[str, np.ndarray] = {t: np.array(a, dtype=np.float64) for t, a in inputs.items()}
+    for t, info in c.tensors.items():
+        if t not in env:
+            env[t] = np.full(info.shape, np.nan) if info.iterative_dim is None else np.zeros(info.shape)
+    ex = _Exec(cfg, env)
+    for g in cfg.mapping.groups:
+        ex.run_group(g)
+    errs: dict[str, float] = {}
+    ok = True
+    for t in c.outputs:
+        a, b = env[t], ref[t]
+        finite = np.isfinite(b)
+        same_inf = np.array_equal(np.isfinite(a), finite) and np.array_equal(a[~finite], b[~finite])
+        err = float(np.max(np.abs(a[finite] - b[finite]))) if finite.any() else 0.0
+        if np.isnan(a[finite]).any():
+            err = float("inf")
+        errs[t] = err
+        if not same_inf or not np.allclose(a[finite], b[finite], rtol=rtol, atol=atol):
+            ok = False
+    worst = max(errs, key=errs.get) if errs else None
+    return FunctionalResult(ok, max(errs.values()) if errs else 0.0, worst, ex.evals, errs)
