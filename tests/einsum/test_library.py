@@ -458,8 +458,7 @@ TESTED_HERE = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(TESTED_HERE | {"softmax-3pass", "softmax-2pass",
-                                                        "softmax-1pass"}))
+@pytest.mark.parametrize("name", sorted(TESTED_HERE))
 def test_library_entry_exists_and_cites_its_source(name):
     c = load_cascade(name)
     assert c.name == name
