@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SIMULATORS = ("icarus", "verilator")
 _EXECUTABLE = {"icarus": "iverilog", "verilator": "verilator"}
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-Wno-CMPCONST", "-Wno-UNSIGNED", "-O1"]
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-Wno-CMPCONST", "-Wno-UNSIGNED", "-O1",
+                  "-CFLAGS", "-O0"]  # small designs, short runs: C++ compile time dominates
 
 __all__ = ["SIMULATORS", "REPO", "require_simulator", "verilog_of", "run_cocotb"]
 
