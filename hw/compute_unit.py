@@ -29,7 +29,7 @@ Cycle count of one tile, see :func:`tile_cycles`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -345,8 +345,10 @@ class ComputeUnit(wiring.Component):
 
         with m.FSM(name="cu"):
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
+                # (~rst: not ready during reset; also makes event-driven simulators evaluate
+                # this output at start-up even though the state register never changes)
+                m.d.comb += self.cmd.ready.eq(~ResetSignal())
+                with m.If(self.cmd.valid & ~ResetSignal()):
                     is_gemm = cmd.op == OP_GEMM
                     m.d.sync += [
                         k_m1.eq(cmd.k_m1),

@@ -14,6 +14,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -111,10 +112,27 @@ def describe(unit: str, component, params: dict | None = None) -> dict:
     return d
 
 
+_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$",
+                      re.MULTILINE)
+
+
 def to_verilog(component, top: str) -> str:
+    """Verilog text of ``component`` with top module ``top``.
+
+    Yosys' Verilog backend gives every ``always @*`` block a dummy trigger register
+    initialised to 0 so that simulators evaluate the block at time 0; Icarus Verilog
+    applies declaration initialisers without an event, so blocks whose inputs never change
+    (e.g. an output that only depends on a state register that stays in its reset state)
+    keep X. An ``initial #0`` toggle of that trigger (only under Icarus, ```ifdef
+    __ICARUS__``) makes every such block run once at time 0; synthesis and Verilator see
+    the unchanged netlist.
+    """
     from amaranth.back import verilog
 
-    return verilog.convert(component, name=top, emit_src=False)
+    text = verilog.convert(component, name=top, emit_src=False)
+    return _TRIGGER.sub(
+        lambda mt: (f"{mt.group(0)}\n`ifdef __ICARUS__\n{mt.group(1)}initial #0 {mt.group(2)} = 1'h1;"
+                    "\n`endif"), text)
 
 
 def atomic_write(path: str | os.PathLike, text: str) -> None:
