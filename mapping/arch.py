@@ -20,7 +20,7 @@ An architecture is up to two compute units and a chain of memory levels::
         rf_entries: 32
         fuse_elementwise: false             # true: an Einsum costs max(op cycles), not the sum
       memory:                               # outermost (backing store) first
-        - {name: DRAM, word_bits: 16, bandwidth_bytes_per_s: 429496729600}
+        - {name: DRAM, word_bits: 16, bandwidth_bytes_per_s: 429496729600}  # shared_rw: true
         - {name: GB, capacity_bytes: 16777216, word_bits: 16, read_bw: 8192,
            write_bw: 8192, double_buffer: true}
       energy:                               # Accelergy style, pJ
@@ -87,6 +87,8 @@ class Level:
     read_bw: Fraction  # words per cycle
     write_bw: Fraction
     double_buffer: bool = False
+    shared_rw: bool = False  # reads and writes share one channel (DRAM bus)
+    buffers: int = 1  # step buffers (2 = double buffering; more lets loads run further ahead)
 
     @property
     def capacity_words(self) -> int | None:
@@ -236,7 +238,7 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
     for i, lv in enumerate(mem):
         p = base + ("memory", i)
         _keys(src, lv, p, ("name", "capacity_bytes", "word_bits", "read_bw", "write_bw",
-                           "bandwidth_bytes_per_s", "double_buffer"), ("name",))
+                           "bandwidth_bytes_per_s", "double_buffer", "buffers", "shared_rw"), ("name",))
         lname = lv["name"]
         if not isinstance(lname, str) or not lname:
             raise src.error(p + ("name",), "expected a level name")
@@ -263,7 +265,16 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
         dbuf = lv.get("double_buffer", False)
         if not isinstance(dbuf, bool):
             raise src.error(p + ("double_buffer",), f"expected true or false, got {dbuf!r}")
-        levels.append(Level(lname, cap, wb, rb, wbw, dbuf))
+        shared = lv.get("shared_rw", i == 0)
+        if not isinstance(shared, bool):
+            raise src.error(p + ("shared_rw",), f"expected true or false, got {shared!r}")
+        if rb <= 0 or wbw <= 0:
+            raise src.error(p, f"level {lname!r} needs a bandwidth > 0")
+        nbuf = _num(src, lv.get("buffers", 2 if dbuf else 1), p + ("buffers",), "a number of step buffers",
+                    integer=True)
+        if "buffers" in lv and "double_buffer" in lv and (nbuf >= 2) != dbuf:
+            raise src.error(p + ("buffers",), f"buffers: {nbuf} contradicts double_buffer: {dbuf}")
+        levels.append(Level(lname, cap, wb, rb, wbw, nbuf >= 2, shared, nbuf))
     if len(levels) < 2:
         raise src.error(base + ("memory",), "at least two levels are needed: a backing store (DRAM) and an on-chip buffer")
 

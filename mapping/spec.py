@@ -91,9 +91,11 @@ class Group:
     einsums: tuple[str, ...]  # cascade order
     loops: tuple[Loop, ...]  # outermost first
     stages: tuple[tuple[str, ...], ...]
-    deferred: frozenset[str]
+    deferred: Mapping[str, int]  # Einsum -> steps it runs late
     buffer: str
     ypath: YPath = ()
+    streamed: frozenset[str] = frozenset()  # inputs streamed through the buffer during a step
+    hold: Mapping[str, int] = field(default_factory=dict)  # input -> first loop (0-based) it is held across
 
 
 @dataclass(frozen=True)
@@ -171,14 +173,23 @@ def group_tensors(c: Cascade, names: tuple[str, ...], all_groups_of: Mapping[str
 
 
 def buffer_words(c: Cascade, arch: Arch, names: tuple[str, ...], ext: Mapping[str, int],
-                 level_idx: int = 1) -> int:
-    """Bits needed in the buffer for one step of a group, in words of that level."""
+                 level_idx: int = 1, streamed: frozenset[str] = frozenset(),
+                 hold: Mapping[str, set[str]] | None = None) -> int:
+    """Words needed in the buffer for one step of a group (a streamed input needs two
+    array-sized chunks, double-buffered, instead of its whole tile)."""
     lv = arch.levels[level_idx]
     ins, outs, inter = group_tensors(c, names)
+    lanes = max(u.lanes for u in arch.units.values())
     bits = 0
     for t in ins + outs:
-        k = 2 if lv.double_buffer else 1
-        bits += k * tensor_footprint(c, t, ext) * arch.bits(tensor_class(c, t))
+        k = lv.buffers
+        if hold and t in hold:
+            fp = tensor_footprint(c, t, {r: x for r, x in ext.items() if r not in hold[t]})
+        else:
+            fp = tensor_footprint(c, t, ext)
+        if t in streamed:
+            fp = min(fp, 2 * lanes)
+        bits += k * fp * arch.bits(tensor_class(c, t))
     for t in inter:
         bits += tensor_footprint(c, t, ext) * arch.bits(tensor_class(c, t))
     return -(-bits // lv.word_bits)
@@ -318,9 +329,9 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
         if not isinstance(g, dict):
             raise _err(src, p, "expected a group with name, einsums, tiles, loop_order, stages, deferred")
         for k in g:
-            if k not in ("name", "einsums", "tiles", "loop_order", "stages", "deferred"):
+            if k not in ("name", "einsums", "tiles", "loop_order", "stages", "deferred", "streamed", "hold"):
                 raise _err(src, p + (str(k),), f"unknown key {k!r} (allowed: name, einsums, tiles, "
-                           "loop_order, stages, deferred)")
+                           "loop_order, stages, deferred, streamed, hold)")
         mem = g.get("einsums")
         if mem == "rest":
             mem = [n for n in names if n not in placed and not any(
@@ -408,6 +419,14 @@ def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumM
             if r not in iranks:
                 iranks.append(r)
     buf = arch.levels[1]
+    ssec0 = g.get("streamed", []) or []
+    if not isinstance(ssec0, list):
+        raise _err(src, p + ("streamed",), "expected a list of input tensor names")
+    ins0, _, _ = group_tensors(c, mem)
+    for j, t in enumerate(ssec0):
+        if t not in ins0:
+            raise _err(src, p + ("streamed", j), f"{t!r} is not an input of group {name} (inputs: {', '.join(ins0)})")
+    streamed = frozenset(ssec0)
     tsec = g.get("tiles")
     tiles: dict[str, int] = {}
     if tsec is not None:
@@ -444,7 +463,7 @@ def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumM
             raise _err(src, p + ("loop_order",), "a rank appears twice")
     rec = _recurrence_ranks(c, mem)
     if tsec is None:
-        tiles = _default_tiles(src, c, arch, mem, iranks, p, fixed={r: 1 for r in rec})
+        tiles = _default_tiles(src, c, arch, mem, iranks, p, fixed={r: 1 for r in rec}, streamed=streamed)
     order = list(lo) if lo is not None else []
     for r in iranks:
         if r not in order and tiles.get(r, c.ranks[r].size) < c.ranks[r].size and r not in rec:
@@ -475,8 +494,26 @@ def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumM
             if rank_related(c, a.rank, b.rank):
                 raise _err(src, p + ("loop_order",), f"ranks {a.rank} and {b.rank} traverse the same "
                            "coordinates; loop over the parts only")
+    hsec = g.get("hold", {}) or {}
+    if isinstance(hsec, list):
+        hsec = {t: (loops[0].rank if loops else None) for t in hsec}
+    if not isinstance(hsec, dict):
+        raise _err(src, p + ("hold",), "expected {TENSOR: RANK} (hold the tensor across the loop over RANK "
+                   "and all loops inside it) or a list of tensors (held across every loop)")
+    hold: dict[str, int] = {}
+    for t, r in hsec.items():
+        hp = p + ("hold", str(t))
+        if t not in ins0:
+            raise _err(src, hp, f"{t!r} is not an input of group {name} (inputs: {', '.join(ins0)})")
+        if r is None:
+            continue
+        pos = [i for i, lp in enumerate(loops) if lp.rank == r]
+        if not pos:
+            raise _err(src, hp, f"{r!r} is not a loop of group {name} (loops: {', '.join(lp.rank for lp in loops)})")
+        hold[t] = pos[0]
     ext = {lp.rank: lp.tile for lp in loops}
-    need = buffer_words(c, arch, mem, ext)
+    need = buffer_words(c, arch, mem, ext, streamed=streamed, hold={
+        t: {lp.rank for lp in loops[h:]} for t, h in hold.items()})
     cap = buf.capacity_words
     if cap is not None and need > cap:
         raise _err(src, p + ("tiles",) if tsec is not None else p,
@@ -504,18 +541,23 @@ def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumM
             raise _err(src, p + ("stages",), f"Einsums of the group missing from stages: {', '.join(missing)}")
         stages = tuple(tuple(s) for s in ssec)
     dsec = g.get("deferred", []) or []
-    if not isinstance(dsec, list):
-        raise _err(src, p + ("deferred",), "expected a list of Einsum names")
-    for j, n in enumerate(dsec):
+    if isinstance(dsec, list):
+        dsec = {n: 1 for n in dsec} if all(isinstance(n, str) for n in dsec) else dsec
+    if not isinstance(dsec, dict):
+        raise _err(src, p + ("deferred",), "expected a list of Einsum names or {NAME: steps}")
+    for n, lag in dsec.items():
         if n not in mem:
-            raise _err(src, p + ("deferred", j), f"{n!r} is not in group {name}")
-    group = Group(name, mem, tuple(loops), stages, frozenset(dsec), buf.name, p)
+            raise _err(src, p + ("deferred", str(n)), f"{n!r} is not in group {name}")
+        if isinstance(lag, bool) or not isinstance(lag, int) or lag < 1:
+            raise _err(src, p + ("deferred", str(n)), f"a deferral is a number of steps >= 1, got {lag!r}")
+    group = Group(name, mem, tuple(loops), stages, MappingProxyType(dict(dsec)), buf.name, p, streamed,
+                  MappingProxyType(hold))
     _check_group_order(src, c, emaps, group, p)
     return group
 
 
 def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], iranks: list[str],
-                   p: YPath, fixed: Mapping[str, int]) -> dict[str, int]:
+                   p: YPath, fixed: Mapping[str, int], streamed: frozenset[str] = frozenset()) -> dict[str, int]:
     buf = arch.levels[1]
     cap = buf.capacity_words
     # only ranks that no partition parent/part duplicates may be tiled
@@ -530,7 +572,8 @@ def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], ir
         e = c.einsum(n)
         if len(mem) > 1:
             reduced.update(c.rank_of_index(ix).name for ix in e.reduced)
-    while buffer_words(c, arch, mem, {r: t for r, t in tiles.items() if t < c.ranks[r].size}) > cap:
+    while buffer_words(c, arch, mem, {r: t for r, t in tiles.items() if t < c.ranks[r].size},
+                       streamed=streamed) > cap:
         options = [r for r in tiles if tiles[r] > 1 and r not in reduced and r not in fixed]
         if not options:
             raise src.error(p, f"the workload fits no mapping: even 1-element tiles of group "
@@ -597,11 +640,12 @@ def _check_group_order(src: Source, c: Cascade, emaps: Mapping[str, EinsumMap], 
                         raise _err(src, p + ("stages",), f"{n} reads the previous {t}, which the deferred "
                                    f"{m} produces later in the step; move {m} to an earlier stage")
                     continue
-                if n in g.deferred and m not in g.deferred:
-                    continue  # the deferred consumer runs a step after its producer
-                if m in g.deferred and n not in g.deferred:
+                ln, lm = g.deferred.get(n, 0), g.deferred.get(m, 0)
+                if ln > lm:
+                    continue  # the consumer runs steps after its producer
+                if ln < lm:
                     raise _err(src, p + ("deferred",), f"{n} reads {t} of the same step, but its producer "
-                               f"{m} is deferred to the next step; defer {n} too")
+                               f"{m} is deferred by {lm} step(s); defer {n} at least as much")
                 if role == "post" and einsum_role(c, g, m) != "post":
                     continue
                 if not _before(stage_of, emaps, m, n):
@@ -610,6 +654,8 @@ def _check_group_order(src: Source, c: Cascade, emaps: Mapping[str, EinsumMap], 
 
 
 def _before(stage_of, emaps, m: str, n: str) -> bool:
+    if emaps[m].free:
+        return True  # a relayout view or an initial value: available from the start
     sm, sn = stage_of[m], stage_of[n]
     if sm[0] < sn[0]:
         return True

@@ -29,7 +29,8 @@ is a *step*. Per step:
 * **Timing.** Loads of step i+1 overlap compute of step i when the buffer is double
   buffered (a load waits for the buffer slot of step i-1 to be released), and write-
   backs overlap the next compute; without double buffering load, compute and store
-  serialise. Read and write channels each run at their level's bandwidth.
+  serialise (k step buffers generalise this: loads run up to k steps ahead). The
+  backing store has one channel shared by reads and writes (``shared_rw``) or one each.
 
 Exactness of the fast mode
 --------------------------
@@ -132,6 +133,7 @@ class GroupSim:
         producer = {c.einsum(n).output: n for n in g.einsums}
         self.late_out = {t for t in self.outs if self.role[producer[t]] != "inner" or producer[t] in g.deferred}
         self.producer = producer
+        self.hold = {t: h + 1 for t, h in g.hold.items()}  # engine levels: 0 is the instance loop
         self.free_alias: dict[str, tuple[str, ...]] = {}
         for n in g.einsums:
             e = c.einsum(n)
@@ -284,8 +286,9 @@ class GroupSim:
             names = list(flags)
             defer_names = ()
         w = self.work_of(names, ext, ctr)
-        # deferred work arriving from the previous step
-        for pnames, pext in pending:
+        # deferred work: what is due now runs in this step, the rest moves one step on
+        carry = tuple((pn, pe, lag - 1) for pn, pe, lag in pending if lag > 1)
+        for pnames, pext, _ in (x for x in pending if x[2] <= 1):
             pw = self.work_of(list(pnames), dict(pext), ctr)
             for si in range(self.nstages):
                 for ui in range(len(self.units)):
@@ -314,8 +317,9 @@ class GroupSim:
         agg: dict[tuple, Any] = {}
         for k, x in ctr:
             agg[k] = agg.get(k, 0) + x
-        res = StepCost(tuple(tuple(r) for r in w), comp, dram_r, dram_w, tuple(agg.items()),
-                       ((defer_names, ext_key),) if defer_names else ())
+        lags = sorted({g.deferred[n] for n in defer_names})
+        out = carry + tuple((tuple(n for n in defer_names if g.deferred[n] == lag), ext_key, lag) for lag in lags)
+        res = StepCost(tuple(tuple(r) for r in w), comp, dram_r, dram_w, tuple(agg.items()), out)
         self._cache[key] = res
         return res
 
@@ -324,39 +328,100 @@ class GroupSim:
 
     # -- timing ----------------------------------------------------------------------
     def advance(self, cost: StepCost, label: str) -> None:
-        """State: [rd_free, wr_free, c_end, c_end_prev, wr_end_prev]."""
+        """One step of the timing recurrence.
+
+        State ``[rd_free, wr_free, c_end(i-1) .. c_end(i-k), wr_end(i-1) .. wr_end(i-k)]``
+        with k the buffer level's step buffers (2 = double buffering): step i's loads
+        wait for the buffer slot that step i-k used (its compute end), its compute for
+        the output slot step i-k wrote back. With separate read and write channels a
+        step's write-back follows its compute on the write channel. With a shared
+        channel (``shared_rw``, the default for the backing store) the channel serves, in
+        order, step i's loads and then the write-back of step i-k+1 (queued in
+        ``pend_w``; its data is ready by then), so prefetch runs up to k steps ahead and a
+        memory-bound run costs (reads + writes) / bandwidth.
+        """
         s = self.state
         arch = self.sim.arch
         dram = arch.levels[0]
-        dbl = arch.levels[1].double_buffer
-        rd_free, wr_free, c_end, c_end_prev, wr_end_prev = s
-        slot = c_end_prev if dbl else c_end
-        out_slot = wr_end_prev if dbl else wr_free
-        rd_start = max(rd_free, slot)
-        rd_end = rd_start + Fraction(cost.dram_read) / dram.read_bw if cost.dram_read else rd_start
-        c_start = max(rd_end, c_end, out_slot)
-        new_c = c_start + cost.compute
-        wr_start = max(wr_free, new_c)
-        wr_end = wr_start + Fraction(cost.dram_write) / dram.write_bw if cost.dram_write else wr_start
-        s[:] = [rd_end if cost.dram_read else rd_free, wr_end, new_c, c_end, wr_free]
-        for k, x in cost.counters:
-            self.counters.v[k] = self.counters.v.get(k, 0) + x
+        k = arch.levels[1].buffers
+        rd_free, wr_free = s[0], s[1]
+        c_hist, w_hist = s[2:2 + k], s[2 + k:2 + 2 * k]
+        c_end = c_hist[0]
+        slot = c_hist[k - 1]
+        wr_start = wr_end = None
+        if dram.shared_rw:
+            chan = rd_free
+            rd_start = max(chan, slot)
+            rd_end = rd_start + Fraction(cost.dram_read) / dram.read_bw if cost.dram_read else rd_start
+            chan = rd_end if cost.dram_read else chan
+            out_slot = w_hist[0]  # write-back of step i-k, issued during the previous step
+            if k == 1:
+                c_start = max(rd_end, c_end, out_slot)
+                new_c = c_start + cost.compute
+                wr_start = max(chan, new_c)
+                wr_end = wr_start + Fraction(cost.dram_write) / dram.write_bw if cost.dram_write else new_c
+                if cost.dram_write:
+                    chan = wr_end
+                s[:] = [chan, wr_end, new_c, wr_end]
+            else:
+                # issue the write-back of step i-k+1 (ready when its compute ended)
+                words = self.pend_w[-1]
+                ready = c_hist[k - 2]
+                if words:
+                    wr_start = max(chan, ready)
+                    wr_end = wr_start + Fraction(words) / dram.write_bw
+                    chan = wr_end
+                else:
+                    wr_end = ready
+                c_start = max(rd_end, c_end, out_slot)
+                new_c = c_start + cost.compute
+                s[:] = [chan, wr_end] + [new_c] + c_hist[:-1] + [wr_end] + w_hist[:-1]
+                self.pend_w = (cost.dram_write,) + self.pend_w[:-1]
+        else:
+            out_slot = w_hist[k - 1]
+            rd_start = max(rd_free, slot)
+            rd_end = rd_start + Fraction(cost.dram_read) / dram.read_bw if cost.dram_read else rd_start
+            c_start = max(rd_end, c_end, out_slot)
+            new_c = c_start + cost.compute
+            wr_start = max(wr_free, new_c)
+            wr_end = wr_start + Fraction(cost.dram_write) / dram.write_bw if cost.dram_write else wr_start
+            s[:] = [rd_end if cost.dram_read else rd_free, wr_end] + [new_c] + c_hist[:-1] + [wr_end] + w_hist[:-1]
+        for key, x in cost.counters:
+            self.counters.v[key] = self.counters.v.get(key, 0) + x
         self.sim.steps += 1
         if self.trace is not None:
             self.trace.append((self.g.name, label, rd_start, rd_end, c_start, new_c, wr_start, wr_end,
                                cost.dram_read, cost.dram_write,
                                *[sum(r[ui] for r in cost.stages) for ui in range(len(self.units))]))
 
+    def flush(self) -> None:
+        """Issue the write-backs still queued at the end of a group (shared channel)."""
+        s = self.state
+        dram = self.sim.arch.levels[0]
+        k = self.sim.arch.levels[1].buffers
+        for j in range(len(self.pend_w) - 1, -1, -1):  # oldest first
+            words = self.pend_w[j]
+            if words:
+                ready = s[2 + j]
+                start = max(s[0], ready)
+                s[0] = s[1] = start + Fraction(words) / dram.write_bw
+                self.trace is not None and self.trace.append(
+                    (self.g.name, "writeback", None, None, None, None, start, s[0], 0, words,
+                     *[0] * len(self.units)))
+        self.pend_w = (0,) * len(self.pend_w)
+
     # -- the loop nest -------------------------------------------------------------------
     def run(self) -> None:
         self.prev_idx: list[int] | None = None
         self.pending: tuple = ()
+        self.pend_w = (0,) * (self.sim.arch.levels[1].buffers - 1)
         self.idx = [0] * self.L
         self.walk(0)
-        if self.pending:
+        while self.pending:
             cost = self.step_cost("post", (), (), self.pending)
-            self.pending = ()
+            self.pending = cost.deferred_out
             self.advance(cost, "epilogue")
+        self.flush()
 
     def walk(self, level: int) -> None:
         n = self.trips[level]
@@ -371,10 +436,10 @@ class GroupSim:
                 self.idx[k] = 0
             s0 = list(self.state)
             c0 = self.counters.snapshot() if self.sim.fast else None
-            p0 = self.pending
+            p0 = (self.pending, self.pend_w)
             if pre:
                 ext = self.ext_of(tuple(self.idx))
-                self.pending = self.pending + ((tuple(pre), tuple(sorted(ext.items()))),)
+                self.pending = self.pending + ((tuple(pre), tuple(sorted(ext.items())), 1),)
             if level == self.L - 1:
                 self.inner_step()
             else:
@@ -386,17 +451,18 @@ class GroupSim:
                 npost = tuple(m for m in post if m not in g.deferred)
                 if npost:
                     cost = self.step_cost("post", ext, npost, self.pending)
-                    self.pending = ()
+                    self.pending = cost.deferred_out
                     self.advance(cost, "post")
-                if dpost:
-                    self.pending = self.pending + ((dpost, ext),)
+                for lag in sorted({g.deferred[m] for m in dpost}):
+                    self.pending = self.pending + ((tuple(m for m in dpost if g.deferred[m] == lag), ext, lag),)
             if self.sim.fast and 1 <= j <= n - 2:
                 delta = [a - b for a, b in zip(self.state, s0)]
                 cd = self.counters.diff(c0)
                 uniform = all(d == delta[0] for d in delta)
-                hist.append((delta, cd, p0, self.pending))
+                p1 = (self.pending, self.pend_w)
+                hist.append((delta, cd, p0, p1))
                 if (uniform and len(hist) >= 2 and hist[-2][0] == delta and hist[-2][1] == cd
-                        and p0 == self.pending and hist[-2][2] == p0):
+                        and p0 == p1 and hist[-2][2] == p0):
                     k = n - 2 - j
                     if k > 0:
                         self.state[:] = [x + delta[0] * k for x in self.state]
@@ -417,7 +483,10 @@ class GroupSim:
             if idx[k] < self.trips[k] - 1:
                 nxt = idx[:k] + [idx[k] + 1] + [0] * (self.L - 1 - k)
                 break
-        reload = tuple(prev is None or any(prev[k] != idx[k] for k in self.related[t]) for t in self.ins)
+        reload = tuple((prev is None or any(prev[k] != idx[k] for k in self.related[t]))
+                       and (t not in self.hold or all(idx[k] == 0 for k in range(self.hold[t], self.L)
+                                                      if k not in self.related[t]))
+                       for t in self.ins)
         outs_std = [t for t in self.outs if t not in self.late_out]
         write = tuple(nxt is None or any(nxt[k] != idx[k] for k in self.related[t]) for t in outs_std)
         readback = []
@@ -435,7 +504,7 @@ class Sim:
     def __init__(self, cfg: Config, *, fast: bool = True, trace: bool = False):
         self.cfg, self.c, self.arch = cfg, cfg.cascade, cfg.arch
         self.fast = fast
-        self.state = [ZERO] * 5
+        self.state = [ZERO] * (2 + 2 * cfg.arch.levels[1].buffers)
         self.counters = Counters()
         self.trace: list | None = [] if trace else None
         self.steps = 0
@@ -445,11 +514,11 @@ class Sim:
     def run(self) -> "Sim":
         for g in self.cfg.mapping.groups:
             start = max(self.state)
-            self.state[:] = [start] * 5
+            self.state[:] = [start] * len(self.state)
             GroupSim(self, g).run()
             end = max(self.state)
             self.group_cycles[g.name] = end - start
-            self.state[:] = [end] * 5
+            self.state[:] = [end] * len(self.state)
         return self
 
     @property

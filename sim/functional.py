@@ -112,12 +112,12 @@ class _Exec:
                 deeper = {c.einsum(m).output for m in g.einsums if depth[m] > depth[n]}
                 role[n] = "post" if any(t in deeper for t in c.einsum(n).reads) else "pre"
         order = [n for s in g.stages for n in s]
-        pending: list[tuple[str, tuple[int, ...]]] = []
+        pending: list[tuple[str, tuple[int, ...], int]] = []
 
         def step(names_now: list[str], idx: tuple[int, ...]) -> None:
             nonlocal pending
-            todo = [(n, i) for n, i in pending] + [(n, idx) for n in names_now]
-            pending = []
+            todo = [(n, i) for n, i, lag in pending if lag <= 1] + [(n, idx) for n in names_now]
+            pending = [(n, i, lag - 1) for n, i, lag in pending if lag > 1]
             todo.sort(key=lambda x: order.index(x[0]))
             for n, i in todo:
                 self.run_einsum(g, n, i)
@@ -135,19 +135,19 @@ class _Exec:
                     idx[k] = 0
                 pre = [n for n in g.einsums if role[n] == "pre" and depth[n] == level]
                 post = [n for n in g.einsums if role[n] == "post" and depth[n] == level]
-                pending += [(n, tuple(idx)) for n in pre]
+                pending += [(n, tuple(idx), 1) for n in pre]
                 if level == L - 1:
                     step(inner_now, tuple(idx))
-                    pending += [(n, tuple(idx)) for n in inner_def]
+                    pending += [(n, tuple(idx), g.deferred[n]) for n in inner_def]
                 else:
                     walk(level + 1, idx)
                 npost = [n for n in post if n not in g.deferred]
                 if npost:
                     step(npost, tuple(idx))
-                pending += [(n, tuple(idx)) for n in post if n in g.deferred]
+                pending += [(n, tuple(idx), g.deferred[n]) for n in post if n in g.deferred]
 
         walk(-1, [0] * L)
-        if pending:
+        while pending:
             step([], tuple([0] * L))
 
 

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             wr = csv.writer(fh)
             wr.writerow(cols)
             for row in trace:
-                wr.writerow([x if isinstance(x, (str, int)) else float(x) for x in row])
+                wr.writerow(["" if x is None else x if isinstance(x, (str, int)) else float(x) for x in row])
         try:
             _write_atomic(args.trace, w)
         except OSError as exc:
