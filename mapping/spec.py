@@ -733,6 +733,18 @@ def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
         s = _section(data, src, k, base_dir)
         if s is not None:
             sections[k] = s
+    return config_from_sections(sections, src, base_dir, ranks=ranks, sets=sets, source=str(p))
+
+
+def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: Source, base_dir: Path, *,
+                         ranks: Mapping[str, int] | None = None, sets: list[str] | None = None,
+                         source: str | None = None) -> Config:
+    """Build a Config from already-loaded sections, each ``(data, its Source, its YAML path)``.
+
+    Used by :func:`load_config` and by callers that assemble sections from several files
+    (``einarray run`` with includes, sweeps with overrides).
+    """
+    sections = dict(sections)
     if "arch" not in sections:
         raise src.error((), "missing the 'arch:' section (inline, a path, or a shipped name)")
     if ("einsum" in sections) == ("workload" in sections):
@@ -785,4 +797,4 @@ def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
     else:
         m, msrc, mb = {}, src, ("mapping",)
     mapping = mapping_from_data(m, msrc, mb, casc, arch, counts)
-    return Config(casc, arch, mapping, instances, MappingProxyType(counts), str(p))
+    return Config(casc, arch, mapping, instances, MappingProxyType(counts), source or src.file)
