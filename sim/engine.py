@@ -306,10 +306,17 @@ class GroupSim:
                 dram_w += x
                 ctr.append((("dram_write", t), x))
         comp = sum((max(row) for row in w), ZERO)
-        lv = self.sim.arch.levels[1]
+        # every on-chip level must move this step's words within the step (else: stall)
+        levels = self.sim.arch.levels
         br = sum(x for k, x in ctr if k[0] == "buf_read")
         bw = sum(x for k, x in ctr if k[0] == "buf_write")
-        stall_floor = max(Fraction(br) / lv.read_bw, Fraction(bw) / lv.write_bw)
+        rr = sum(x for k, x in ctr if k[0] == "rf_read")
+        rw = sum(x for k, x in ctr if k[0] == "rf_write")
+        stall_floor = max(Fraction(br + dram_w) / levels[1].read_bw, Fraction(bw + dram_r) / levels[1].write_bw)
+        for i, lv in enumerate(levels[2:], start=2):
+            inner = i == len(levels) - 1
+            stall_floor = max(stall_floor, Fraction(bw + (rr if inner else 0)) / lv.read_bw,
+                              Fraction(br + (rw if inner else 0)) / lv.write_bw)
         if stall_floor > comp:
             ctr.append((("buf_stall", self.g.name), stall_floor - comp))
             comp = stall_floor

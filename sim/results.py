@@ -118,7 +118,7 @@ def collect(cfg: Config, sim: Sim) -> dict:
     rf_write = sum(x for k, x in v.items() if k[0] == "rf_write")
     for i, level in enumerate(lv[2:], start=2):
         innermost = i == len(lv) - 1
-        per = {t: (buf_w[t] + (0 if not innermost else 0), buf_r[t]) for t in tensors}
+        per = {t: (buf_w[t], buf_r[t]) for t in tensors}  # results go up, operands come down
         ent = level_entry(level, per, sum(buf_r.values()), sum(buf_w.values()))
         if innermost:
             ent["reads"] += int(rf_read)
