@@ -130,7 +130,7 @@ def test_fast_mode_skips_and_stays_exact():
     cfg = config_from(doc)
     fast, slow = simulate(cfg), simulate(cfg, fast=False)
     assert slow["sim"]["steps"] == 3 * 6 * 10 * 3
-    assert fast["sim"]["steps"] < slow["sim"]["steps"] / 3 and fast["sim"]["steps_skipped"] > 0
+    assert fast["sim"]["steps"] < slow["sim"]["steps"] / 2 and fast["sim"]["steps_skipped"] > 0
     for k in ("cycles_exact", "compute_cycles", "traffic", "energy_pj", "einsums", "utilization"):
         assert fast[k] == slow[k], k
     cfg = load_config(CONFIGS / "fusemax.yaml", ranks={"M": 24, "P": 32, "E": 4, "F": 4, "P0": 4},
