@@ -444,6 +444,7 @@ class GroupSim:
             s0 = list(self.state)
             c0 = self.counters.snapshot() if self.sim.fast else None
             p0 = (self.pending, self.pend_w)
+            n0 = self.sim.steps + self.sim.steps_skipped
             if pre:
                 ext = self.ext_of(tuple(self.idx))
                 self.pending = self.pending + ((tuple(pre), tuple(sorted(ext.items())), 1),)
@@ -474,7 +475,7 @@ class GroupSim:
                     if k > 0:
                         self.state[:] = [x + delta[0] * k for x in self.state]
                         self.counters.add_scaled(cd, k)
-                        self.sim.steps_skipped += k
+                        self.sim.steps_skipped += k * (self.sim.steps + self.sim.steps_skipped - n0)
                         j += k
                         self.idx[level] = j
                         if self.prev_idx is not None:
