@@ -231,13 +231,17 @@ def _index_list(src: Source, v: Any, path: YPath, e: Einsum, unit_dim: int, dim_
 
 
 def _default_unit(arch: Arch, e: Einsum, oc: OpCounts) -> str:
-    if oc.counts.get("mac") and "array2d" in arch.units:
-        return "array2d"
-    if "array1d" in arch.units:
-        needed = {a for a, v in oc.counts.items() if v}
-        if needed <= set(arch.units["array1d"].ops) or "array2d" not in arch.units:
-            return "array1d"
-    return "array2d"
+    """Sums of products go to the 2-D array, the rest to the 1-D array, but only to a unit
+    that has every op the Einsum needs (a LayerNorm variance ``sum(x*x)/D`` needs a divide
+    the 2-D array may lack); if no unit has them all, the usual choice is returned and the
+    caller reports the missing op."""
+    needed = {a for a, v in oc.counts.items() if v}
+    prefer = ["array2d", "array1d"] if oc.counts.get("mac") else ["array1d", "array2d"]
+    units = [u for u in prefer if u in arch.units]
+    for u in units:
+        if needed <= set(arch.units[u].ops):
+            return u
+    return units[0] if units else "array2d"
 
 
 def _default_spatial(e: Einsum, df: str, R: int, C: int):
