@@ -1,0 +1,337 @@
+"""Reproduce FuseMax's attention results with the simulator and write ``reports/fusemax/``.
+
+Run ``python -m sim.fusemax_report`` (``--out DIR``, ``--models BERT,XLM``,
+``--lengths 1024,4096``). For BERT, TrXL, T5 and XLM attention (batch 64) at 1K..1M
+tokens it simulates three mappings (``mapping/configs/{unfused,flat,fusemax}.yaml``),
+computes the FuseMax artifact's closed forms for the same points, and writes
+``README.md`` (tables: ours vs closed form vs published), ``results.json`` (one record
+per model, length and mapping) and two PNG plots. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from einsum.errors import ConfigError
+from mapping.spec import load_config
+
+from .results import simulate
+
+CONFIGS = Path(__file__).resolve().parent.parent / "mapping" / "configs"
+MODELS = {"BERT": {"H": 12, "E": 64}, "TrXL": {"H": 16, "E": 64}, "T5": {"H": 8, "E": 64},
+          "XLM": {"H": 16, "E": 128}}
+LENGTHS = [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20]
+MAPPINGS = ("unfused", "flat", "fusemax")
+BATCH = 64
+CLOCK = 940e6
+BW_WORDS = 400 * 2 ** 30 / CLOCK / 2  # DRAM words (2 bytes) per cycle
+
+# published figures (FuseMax, MICRO 2024; reference README section 2)
+PUBLISHED_UTIL_2D = {
+    "fusemax": {1 << 10: 0.89, 1 << 12: 0.965, 1 << 16: 0.991, 1 << 18: 0.991, 1 << 20: 0.991},
+    "flat": {n: 0.125 for n in LENGTHS[:4]} | {1 << 18: 0.108, 1 << 20: 0.108},
+    "unfused": {n: 0.08 for n in LENGTHS},
+}
+PUBLISHED_XLM_UTIL_2D = {"flat": 0.25, "fusemax_64k_up": (0.994, 0.996)}
+PUBLISHED_SPEEDUP = {"flat": 6.7, "unfused": 10.0}
+PUBLISHED_ENERGY_RATIO = {"flat": 0.79, "unfused": 0.77}
+
+
+def artifact_closed_form(model: str, n: int, mapping: str) -> dict[str, float]:
+    """The FuseMax artifact's analytic latency and 2-D utilization (reference sheet)."""
+    H, E = MODELS[model]["H"], MODELS[model]["E"]
+    F = E
+    S = BATCH * H * n * n / 65536
+    if mapping == "fusemax":
+        cyc = S * (max(E + 1, F + 1 + 256 * F / n) + 1 + 8 + F)
+        return {"cycles": cyc, "latency_s": cyc / CLOCK, "util_2d": S * (E + F + 9) / cyc}
+    if mapping == "flat":
+        cyc = 1024 * S
+        return {"cycles": cyc, "latency_s": cyc / CLOCK, "util_2d": (E + F) / 1024}
+    # unfused: QK, softmax, AV each max(traffic, compute), inputs read once per head
+    words_qkv = BATCH * H * n * E
+    qk = max(S * E, (2 * words_qkv + S * 65536) / BW_WORDS)
+    sm = max(1024 * S, 2 * S * 65536 / BW_WORDS)
+    av = max(S * 256, (S * 65536 + 2 * words_qkv) / BW_WORDS)
+    cyc = qk + sm + av
+    return {"cycles": cyc, "latency_s": cyc / CLOCK, "util_2d": S * (E + F) / cyc}
+
+
+def _load(mapping: str, model: str, n: int):
+    H, E = MODELS[model]["H"], MODELS[model]["E"]
+    ranks = {"M": n, "P": n, "E": E, "F": E}
+    sets = [f"workload.batch.H={H}", f"workload.batch.B={BATCH}"]
+    path = CONFIGS / f"{mapping}.yaml"
+    if mapping == "fusemax":
+        try:  # hold K and V of a head on chip when they fit, else re-stream them per query tile
+            return load_config(path, ranks=ranks, sets=sets)
+        except ConfigError:
+            return load_config(path, ranks=ranks, sets=sets + ["mapping.groups.0.hold={}"])
+    if mapping == "flat":
+        rows = 256
+        while True:  # FLAT keeps whole rows of scores on chip: fewer rows for long sequences
+            try:
+                cfg = load_config(path, ranks=ranks, sets=sets + [f"mapping.groups.0.tiles.GB.M={rows}"])
+                break
+            except ConfigError:
+                if rows == 1:
+                    raise
+                rows //= 2
+        # a small mapper: the faster of output- and weight-stationary QK and AV for these rows
+        best = None
+        for qk in ("os", "ws"):
+            for av in ("ws", "os"):
+                extra = [f"mapping.groups.0.tiles.GB.M={rows}"]
+                if qk == "ws":
+                    extra += ["mapping.einsums.QK.dataflow=ws", "mapping.einsums.QK.spatial={rows: [p], cols: [e]}"]
+                if av == "os":
+                    extra += ["mapping.einsums.AV.dataflow=os", "mapping.einsums.AV.spatial={rows: [m], cols: [f]}"]
+                c = load_config(path, ranks=ranks, sets=sets + extra)
+                cyc = simulate(c)["cycles"]
+                if best is None or cyc < best[0]:
+                    best = (cyc, c)
+        return best[1]
+    return load_config(path, ranks=ranks, sets=sets)
+
+
+def run_point(mapping: str, model: str, n: int) -> dict:
+    cfg = _load(mapping, model, n)
+    t0 = time.perf_counter()
+    r = simulate(cfg)
+    wall = time.perf_counter() - t0
+    comp = r["energy_pj"]["components"]
+    e_compute_dram = r["energy_pj"]["compute"] + sum(comp.get("DRAM", {}).values())
+    cf = artifact_closed_form(model, n, mapping)
+    tiles = {lp.rank: lp.tile for g in cfg.mapping.groups for lp in g.loops}
+    dataflows = {n: f"{m.dataflow}:{','.join(i for i, _ in m.rows)}/{','.join(i for i, _ in m.cols)}"
+                 for n, m in cfg.mapping.einsums.items() if m.unit == "array2d" and (m.rows or m.cols)}
+    return {"model": model, "seq_len": n, "mapping": mapping, "latency_s": r["latency_s"],
+            "energy_pj": r["energy_pj"]["total"], "energy_compute_dram_pj": e_compute_dram,
+            "util_2d": r["utilization"]["array2d"]["pe_util"], "util_1d": r["utilization"]["array1d"]["pe_util"],
+            "cycles": r["cycles"], "compute_cycles": r["compute_cycles"],
+            "dram_bytes": r["traffic"]["DRAM"]["bytes"],
+            "closed_form_latency_s": cf["latency_s"], "closed_form_util_2d": cf["util_2d"],
+            "published_util_2d": _published_util(model, n, mapping), "tiles": tiles, "dataflows": dataflows,
+            "sim_wall_s": wall, "sim_steps": r["sim"]["steps"]}
+
+
+def _published_util(model: str, n: int, mapping: str) -> float | None:
+    if model == "XLM":
+        if mapping == "flat":
+            return PUBLISHED_XLM_UTIL_2D["flat"]
+        if mapping == "fusemax" and n >= 1 << 16:
+            return sum(PUBLISHED_XLM_UTIL_2D["fusemax_64k_up"]) / 2
+        if mapping == "unfused":
+            return PUBLISHED_UTIL_2D["unfused"][n]
+        return None
+    return PUBLISHED_UTIL_2D[mapping].get(n)
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _plots(records: list[dict], out: Path) -> None:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({r["model"] for r in records}, key=list(MODELS).index)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for m in MAPPINGS:
+        for mod in models:
+            pts = sorted((r["seq_len"], r["util_2d"]) for r in records if r["mapping"] == m and r["model"] == mod)
+            if pts:
+                axes[0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{m} {mod}")
+            pts1 = sorted((r["seq_len"], r["util_1d"]) for r in records if r["mapping"] == m and r["model"] == mod)
+            if pts1:
+                axes[1].plot([p[0] for p in pts1], [p[1] for p in pts1], marker="o", label=f"{m} {mod}")
+    for ax, t in zip(axes, ("2-D array utilization", "1-D array utilization")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sequence length")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(t)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    _atomic_write(out / "utilization.png", buf.getvalue())
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for base in ("flat", "unfused"):
+        for mod in models:
+            pts = []
+            for r in records:
+                if r["mapping"] == "fusemax" and r["model"] == mod:
+                    b = next((x for x in records if x["mapping"] == base and x["model"] == mod
+                              and x["seq_len"] == r["seq_len"]), None)
+                    if b:
+                        pts.append((r["seq_len"], b["latency_s"] / r["latency_s"]))
+            pts.sort()
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"FuseMax over {base}, {mod}")
+    ax.axhline(PUBLISHED_SPEEDUP["flat"], ls="--", c="gray", lw=0.8)
+    ax.axhline(PUBLISHED_SPEEDUP["unfused"], ls=":", c="gray", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sequence length")
+    ax.set_ylabel("speedup (latency ratio)")
+    ax.set_title("FuseMax speedup (dashed: published 6.7x / 10x averages)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    _atomic_write(out / "speedup.png", buf.getvalue())
+
+
+def _fmt_n(n: int) -> str:
+    return f"{n >> 20}M" if n >= 1 << 20 else f"{n >> 10}K"
+
+
+def _readme(records: list[dict], wall: float) -> str:
+    def get(mod, n, m):
+        return next(r for r in records if r["model"] == mod and r["seq_len"] == n and r["mapping"] == m)
+
+    models = [m for m in MODELS if any(r["model"] == m for r in records)]
+    lengths = sorted({r["seq_len"] for r in records})
+    L = []
+    L.append("# FuseMax reproduction (attention, batch 64)\n")
+    L.append("Generated by `python -m sim.fusemax_report` (do not edit by hand; "
+             f"{len(records)} simulations in {wall:.1f} s). Configs: `mapping/configs/{{fusemax,flat,unfused}}.yaml`, "
+             "architectures `mapping/arch/fusemax.yaml` (FuseMax) and `mapping/arch/fusemax-baseline.yaml` "
+             "(FLAT and unfused: 32 MB buffer, softmax at one element per lane per cycle).\n")
+    L.append("*ours* = the cycle-level simulator; *closed form* = the FuseMax artifact's analytic model "
+             "as given in the reference sheet (section 2), evaluated here; *published* = the paper's figures.\n")
+    L.append("## 2-D utilization\n")
+    L.append("| model | N | FuseMax ours | closed form | published | FLAT ours | closed form | published "
+             "| unfused ours | closed form | published |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for mod in models:
+        for n in lengths:
+            row = [mod, _fmt_n(n)]
+            for m in ("fusemax", "flat", "unfused"):
+                r = get(mod, n, m)
+                pub = r["published_util_2d"]
+                row += [f"{r['util_2d']:.4f}", f"{r['closed_form_util_2d']:.4f}", "-" if pub is None else f"{pub:.3f}"]
+            L.append("| " + " | ".join(row) + " |")
+    L.append("\n## Latency (ms) and speedup\n")
+    L.append("| model | N | FuseMax ours | closed form | FLAT ours | closed form | unfused ours | closed form "
+             "| speedup vs FLAT | vs unfused | energy vs FLAT | vs unfused |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    sp_f, sp_u, en_f, en_u, en_f2, en_u2 = [], [], [], [], [], []
+    for mod in models:
+        for n in lengths:
+            fm, fl, uf = get(mod, n, "fusemax"), get(mod, n, "flat"), get(mod, n, "unfused")
+            a, b = fl["latency_s"] / fm["latency_s"], uf["latency_s"] / fm["latency_s"]
+            c, d = fm["energy_pj"] / fl["energy_pj"], fm["energy_pj"] / uf["energy_pj"]
+            sp_f.append(a), sp_u.append(b), en_f.append(c), en_u.append(d)
+            en_f2.append(fm["energy_compute_dram_pj"] / fl["energy_compute_dram_pj"])
+            en_u2.append(fm["energy_compute_dram_pj"] / uf["energy_compute_dram_pj"])
+            L.append(f"| {mod} | {_fmt_n(n)} | {fm['latency_s'] * 1e3:.4g} | {fm['closed_form_latency_s'] * 1e3:.4g} "
+                     f"| {fl['latency_s'] * 1e3:.4g} | {fl['closed_form_latency_s'] * 1e3:.4g} "
+                     f"| {uf['latency_s'] * 1e3:.4g} | {uf['closed_form_latency_s'] * 1e3:.4g} "
+                     f"| {a:.2f}x | {b:.2f}x | {c:.2f} | {d:.2f} |")
+    gm = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))  # noqa: E731
+    am = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    L.append("\n## Averages over all models and lengths\n")
+    L.append("| quantity | ours (arithmetic mean) | ours (geometric mean) | published |")
+    L.append("|---|---|---|---|")
+    L.append(f"| FuseMax speedup over FLAT | {am(sp_f):.2f}x | {gm(sp_f):.2f}x | {PUBLISHED_SPEEDUP['flat']}x |")
+    L.append(f"| FuseMax speedup over unfused | {am(sp_u):.2f}x | {gm(sp_u):.2f}x | {PUBLISHED_SPEEDUP['unfused']}x |")
+    L.append(f"| FuseMax energy / FLAT (full table) | {am(en_f):.3f} | {gm(en_f):.3f} | {PUBLISHED_ENERGY_RATIO['flat']} |")
+    L.append(f"| FuseMax energy / unfused (full table) | {am(en_u):.3f} | {gm(en_u):.3f} | {PUBLISHED_ENERGY_RATIO['unfused']} |")
+    L.append(f"| FuseMax energy / FLAT (compute + DRAM only) | {am(en_f2):.3f} | {gm(en_f2):.3f} | {PUBLISHED_ENERGY_RATIO['flat']} |")
+    L.append(f"| FuseMax energy / unfused (compute + DRAM only) | {am(en_u2):.3f} | {gm(en_u2):.3f} | {PUBLISHED_ENERGY_RATIO['unfused']} |")
+    L.append("\nPlots: `utilization.png` (2-D and 1-D utilization against sequence length), "
+             "`speedup.png` (FuseMax over FLAT and unfused). Raw records: `results.json`.\n")
+    L.append(DIFFERENCES)
+    return "\n".join(L) + "\n"
+
+
+DIFFERENCES = """## Where and why we differ (every difference above 10%)
+
+* **FuseMax latency and utilization match the artifact's closed form to within 0.1%**: the
+  simulator counts the same Einsum cycles (exp = 6 MACs + 1 add, one element per PE or
+  lane per cycle, no systolic fill/drain, as the artifact assumes) and the same four-stage
+  pipeline; what it adds is the pipeline start (the first chunk's loads before any
+  compute), the last chunk's deferred RD/RNV/AV (one epilogue), and DRAM stalls where a
+  head's first query tile streams K and V (held on chip afterwards when they fit).
+* **FLAT**: at 1K-64K ours equals 1024*S cycles plus a two-step pipeline fill. From 256K
+  the score rows of 256 queries no longer fit the 32 MB buffer, so the mapping keeps fewer
+  query rows per step; the 2-D array then spends as long on QK (a fold per 256 keys for
+  only a few rows) and AV as the 1-D array on the softmax, and utilization drops below the
+  closed form's constant 0.125 (the paper reports 0.108 there, for the same reason).
+* **Unfused**: the three phases are memory- or compute-bound as in the closed form; ours is
+  within about 0.1% at 1K. At long sequences the softmax phase must also shrink its row
+  tile and QK/AV tile their key ranks, which adds partial-sum traffic the closed form
+  ignores.
+* **Speedups** are ratios of the above, so they inherit the FLAT and unfused differences.
+  The paper's averages (6.7x over FLAT, 10x over unfused) come from its own runs, which
+  our closed-form evaluation of the artifact formulas does not reproduce exactly either:
+  FuseMax's gain over FLAT by these formulas is (1024 S) / (S (2F+10+256F/Nk)), about
+  6.5-7.4x for F = 64 and about 3.8x for XLM (F = 128).
+* **Energy**: the paper's energies use the artifact's run-time global-buffer and
+  register-file energies, which are not recoverable (reference sheet); we report the
+  full-table energy (stored 64-bit-access buffer energies, depth-32 RF energies) and the
+  compute + DRAM part alone. Compute + DRAM explain about 97% of FuseMax's published
+  energy but only 78-81% of the baselines', so our compute+DRAM ratios are expected to be
+  lower (better for FuseMax) than the published 0.79 / 0.77, and the full-table ratios
+  depend on our buffer-access model (FuseMax moves K/V chunks and intermediates through
+  the buffer at every step).
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "reports" / "fusemax"))
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--lengths", default=",".join(str(n) for n in LENGTHS))
+    args = ap.parse_args(argv)
+    models = [m for m in args.models.split(",") if m]
+    lengths = [int(x) for x in args.lengths.split(",") if x]
+    for m in models:
+        if m not in MODELS:
+            print(f"unknown model {m!r} (known: {', '.join(MODELS)})", file=sys.stderr)
+            return 2
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    records = []
+    for mod in models:
+        for n in lengths:
+            for m in MAPPINGS:
+                records.append(run_point(m, mod, n))
+                r = records[-1]
+                print(f"{mod:5s} {_fmt_n(n):>5s} {m:8s} {r['latency_s'] * 1e3:12.4f} ms  util_2d {r['util_2d']:.4f}"
+                      f"  (closed form {r['closed_form_latency_s'] * 1e3:.4f} ms, {r['closed_form_util_2d']:.4f})"
+                      f"  [{r['sim_wall_s']:.2f} s]", flush=True)
+    wall = time.perf_counter() - t0
+    _atomic_write(out / "results.json", json.dumps(records, indent=1) + "\n")
+    _plots(records, out)
+    _atomic_write(out / "README.md", _readme(records, wall))
+    print(f"wrote {out}/README.md, results.json, utilization.png, speedup.png in {wall:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
