@@ -1,27 +1,29 @@
 """Pipelined erf-GELU: ``gelu(x) = relu(x) - delta(|x|)`` with a 1288-bit quadratic ROM.
 
 Bit-exact with :func:`einsum.approx.gelu_approx_int` (see its module docstring for the
-numerics and error bounds).  Structure (one element per cycle, 6 register stages)::
+numerics and error bounds).  Structure (one element per cycle, 8 register stages)::
 
     stage 1  x, u = |x| at 18 fraction bits (truncated), segment index -> ROM address
     stage 2  ROM (28 x 46 bits: a0 u17, a1 s16, a2 s13) read, t = in-segment position
     stage 3  m1 = a2 * t                       (13 x 16 multiplier)
     stage 4  s1 = a1 + (m1 >> 16)
     stage 5  m2 = s1 * t                       (17 x 16 multiplier)
-    stage 6  d = a0 + (m2 >> 16) (0 for |x| >= 5); y = relu(x) - d, rounded half up to
-             the output format and saturated -> ``o.payload``
+    stage 6  d = a0 + (m2 >> 16) (0 for |x| >= 5); relu(x) aligned, plus half an LSB
+    stage 7  y = relu(x) + half - d  (the rounding shift to the output format is wiring)
+    stage 8  saturation to the output format (sign-bit checks) -> ``o.payload``
+
+One carry chain (or one multiplier) per stage, for >= 200 MHz on ECP5.
 
 Flow control: the whole pipeline advances when ``en = ~o.valid | o.ready``, and
 ``i.ready = en``: full throughput while the consumer is ready, no data lost or duplicated
 under any valid/ready pattern (``o.valid`` never depends on ``o.ready``).
-Latency: an input accepted in cycle ``c`` appears on ``o`` (valid) in cycle ``c + 6``.
+Latency: an input accepted in cycle ``c`` appears on ``o`` (valid) in cycle ``c + 8``.
 """
 
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from einsum import approx as A
@@ -49,7 +51,7 @@ class Gelu(wiring.Component):
     ``o`` = ``Out(stream.Signature(signed(out_width)))``.
     """
 
-    LATENCY = 6
+    LATENCY = 8
     ROM_BITS = A.GELU_ROM_BITS
 
     def __init__(
@@ -104,13 +106,20 @@ class Gelu(wiring.Component):
         m = Module()
         fi, fo = self.in_fmt.frac, self.out_fmt.frac
         uf, cf, tb = A.GELU_UFRAC, A.GELU_CFRAC, 16
-        rom = Memory(shape=unsigned(_W0 + _W1 + _W2), depth=A.GELU_SEGMENTS,
-                     init=[_pack(*c) for c in A.GELU_COEFFS])
-        m.submodules.rom = rom
-        rd = rom.read_port(domain="sync")
-
         en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en), rd.en.eq(en)]
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+
+        # ROM as a case statement into a register (synthesises to 5-input logic per bit)
+        rom_data = Signal(unsigned(_W0 + _W1 + _W2))
+        rom_addr = Signal(range(A.GELU_SEGMENTS))
+        with m.If(en):
+            with m.Switch(rom_addr):
+                for k, c in enumerate(A.GELU_COEFFS):
+                    with m.Case(k):
+                        m.d.sync += rom_data.eq(_pack(*c))
+                with m.Default():
+                    m.d.sync += rom_data.eq(0)
+
 
         # stage 1: |x| at 18 fraction bits
         v1, x1 = Signal(), Signal(signed(self.in_fmt.width))
@@ -121,35 +130,36 @@ class Gelu(wiring.Component):
         with m.If(en):
             m.d.sync += [v1.eq(self.i.valid), x1.eq(self.i.payload), u1.eq(u_in)]
 
-        split = A.GELU_SPLIT << uf
+        # segment index from q = u in units of 1/4 (small-width logic only):
+        # fine (u < 2): seg = u*8, coarse (2 <= u < 5): seg = 16 + (q - 8) = q + 8
+        q = u1[uf - 2:]
         fine = Signal()
         big = Signal()
         seg = Signal(range(A.GELU_SEGMENTS))
         t = Signal(unsigned(tb))
-        coarse_off = Signal(unsigned(uw))
+        assert A.GELU_SPLIT == 2 and A.GELU_UMAX == 5
         m.d.comb += [
-            fine.eq(u1 < split),
-            big.eq(u1 >= (A.GELU_UMAX << uf)),
-            coarse_off.eq(u1 - split),
+            fine.eq(~q[3:].any()),
+            big.eq(q >= 4 * A.GELU_UMAX),
         ]
         with m.If(big):
             m.d.comb += seg.eq(0)
         with m.Elif(fine):
             m.d.comb += seg.eq(u1[uf - 3:uf + 1])
         with m.Else():
-            m.d.comb += seg.eq(A.GELU_SPLIT * 8 + coarse_off[uf - 2:uf + 2])
+            m.d.comb += seg.eq(q[:5] + 8)
         m.d.comb += [
             t.eq(Mux(fine, Cat(Const(0, 1), u1[:uf - 3]), u1[:uf - 2])),
-            rd.addr.eq(seg),
+            rom_addr.eq(seg),
         ]
 
         # stage 2: ROM data valid
         v2, x2, t2, big2 = Signal(), Signal.like(x1), Signal.like(t), Signal()
         with m.If(en):
             m.d.sync += [v2.eq(v1), x2.eq(x1), t2.eq(t), big2.eq(big)]
-        a0 = rd.data[:_W0]
-        a1 = rd.data[_W0:_W0 + _W1].as_signed()
-        a2 = rd.data[_W0 + _W1:].as_signed()
+        a0 = rom_data[:_W0]
+        a1 = rom_data[_W0:_W0 + _W1].as_signed()
+        a2 = rom_data[_W0 + _W1:].as_signed()
 
         # stage 3: m1 = a2 * t
         v3, x3, t3, big3 = Signal(), Signal.like(x1), Signal.like(t), Signal()
@@ -175,19 +185,35 @@ class Gelu(wiring.Component):
             m.d.sync += [v5.eq(v4), x5.eq(x4), big5.eq(big4), a0_5.eq(a0_4),
                          m2.eq(s1 * t4)]
 
-        # stage 6: y = relu(x) - d, round, saturate
-        d = Signal(signed(_W0 + 2))
-        m.d.comb += d.eq(Mux(big5, 0, a0_5 + m2.shift_right(tb)))
+        # stage 6: d = a0 + (m2 >> 16) (0 beyond the cut), relu(x) aligned plus half an LSB
         fa = max(fi, cf)
+        k = fa - fo  # final right shift (<= 0: left shift)
+        half = (1 << (k - 1)) if k > 0 else 0
+        v6 = Signal()
+        d6 = Signal(signed(_W0 + 2))
+        rh6 = Signal(signed(self.in_fmt.width + fa - fi + 2))
         relu = Mux(x5[-1], 0, x5)
-        y = Signal(signed(self.in_fmt.width + fa - fi + 2))
-        m.d.comb += y.eq((relu << (fa - fi)) - (d << (fa - cf)))
-        if fa > fo:
-            r = (y + (1 << (fa - fo - 1))).shift_right(fa - fo)
-        else:
-            r = y << (fo - fa)
-        lo, hi = self.out_fmt.min_int, self.out_fmt.max_int
-        sat = Mux(r > hi, hi, Mux(r < lo, lo, r))
         with m.If(en):
-            m.d.sync += [self.o.valid.eq(v5), self.o.payload.eq(sat)]
+            m.d.sync += [v6.eq(v5), d6.eq(Mux(big5, 0, a0_5 + m2.shift_right(tb))),
+                         rh6.eq((relu << (fa - fi)) + half)]
+
+        # stage 7: y = relu + half - d  (then the rounding shift is wiring)
+        v7 = Signal()
+        y7 = Signal(signed(len(rh6) + 1))
+        with m.If(en):
+            m.d.sync += [v7.eq(v6), y7.eq(rh6 - (d6 << (fa - cf)))]
+        r = y7.shift_right(k) if k > 0 else (y7 << -k)
+
+        # stage 8: saturate (overflow iff the bits above the output sign bit differ from it)
+        ow = self.out_fmt.width
+        lo, hi = self.out_fmt.min_int, self.out_fmt.max_int
+        if len(r) > ow:
+            top = r[ow - 1:]
+            ovf_hi = ~r[-1] & top.any()
+            ovf_lo = r[-1] & ~top.all()
+            sat = Mux(ovf_hi, hi, Mux(ovf_lo, lo, r[:ow]))
+        else:
+            sat = r
+        with m.If(en):
+            m.d.sync += [self.o.valid.eq(v7), self.o.payload.eq(sat)]
         return m
