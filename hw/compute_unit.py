@@ -177,7 +177,7 @@ class ComputeUnit(wiring.Component):
     def __init__(self, *, rows: int = 4, cols: int = 4, a_width: int = 16, a_frac: int = 10,
                  w_width: int = 16, w_frac: int = 14, bias_frac: int | None = None,
                  acc_width: int = 40, o_width: int | None = None, o_frac: int | None = None,
-                 max_k: int = 256, gelu: bool = True, gelu_params: dict | None = None):
+                 max_k: int = 64, gelu: bool = True, gelu_params: dict | None = None):
         _check_int("rows", rows, 1, 64)
         _check_int("cols", cols, 1, 64)
         _check_int("a_width", a_width, 2, 32)
@@ -294,10 +294,12 @@ class ComputeUnit(wiring.Component):
         kb = _kbits(self.max_k)
         pw = f.a_width + f.w_width
 
-        # operand buffer (BRAM-friendly: synchronous read, address = next k)
+        # operand buffer, asynchronous read (distributed/LUT RAM: an ECP5 block RAM without
+        # its output register needs ~5.8 ns clock-to-out, too slow for the 150 MHz target)
         m.submodules.abuf = abuf = Memory(shape=data.ArrayLayout(signed(f.a_width), R),
-                                          depth=self.max_k, init=[])
-        rd = abuf.read_port(domain="sync")
+                                          depth=self.max_k, init=[],
+                                          attrs={"ram_style": "distributed"})
+        rd = abuf.read_port(domain="comb")
         wr = abuf.write_port()
 
         # latched command
@@ -309,7 +311,6 @@ class ComputeUnit(wiring.Component):
         c_shift = Signal(SHIFT_BITS)
 
         kcnt = Signal(kb)
-        kcnt_next = Signal(kb)
 
         acc = [[Signal(signed(f.acc_width), name=f"acc_{r}_{c}") for c in range(C)] for r in range(R)]
         a_r = [Signal(signed(f.a_width), name=f"a_r{r}") for r in range(R)]
@@ -340,8 +341,7 @@ class ComputeUnit(wiring.Component):
         s2_rdy = Signal()
 
         cmd = self.cmd.payload
-        m.d.comb += kcnt_next.eq(kcnt)
-        m.d.comb += [rd.addr.eq(kcnt_next), rd.en.eq(1)]
+        m.d.comb += rd.addr.eq(kcnt)
 
         with m.FSM(name="cu"):
             with m.State("IDLE"):
@@ -362,7 +362,7 @@ class ComputeUnit(wiring.Component):
                         rcnt.eq(0),
                         ocnt.eq(0),
                     ]
-                    m.d.comb += [clear.eq(~cmd.acc), kcnt_next.eq(0)]
+                    m.d.comb += clear.eq(~cmd.acc)
                     with m.If(cmd.bias & is_gemm):
                         m.next = "BIAS"
                     with m.Else():
@@ -381,7 +381,6 @@ class ComputeUnit(wiring.Component):
                 ]
                 with m.If(mac_hs):
                     m.d.sync += kcnt.eq(kcnt + 1)
-                    m.d.comb += kcnt_next.eq(kcnt + 1)
                     with m.If(kcnt == k_m1):
                         m.next = "FLUSH"
             with m.State("FLUSH"):

@@ -9,7 +9,8 @@ Devices: ECP5 = LFE5U-25F, speed grade 6, CABGA256, placed *out of context* (no 
 buffers: the wide compute-unit ports exceed the package's pins; the block is meant to sit
 inside a larger design). iCE40 = UP5K, SG48 (39 I/O): blocks with more ports than pins
 fail placement, which is reported in ``pnr_error`` with ``fmax_mhz = None``. Xilinx =
-7-series (``synth_xilinx -family xc7``), synthesis only.
+7-series (``synth_xilinx -family xc7 -noiopad``, LUTs mapped by classic ABC because the
+YoWASP build's ABC9 step fails on this flow), synthesis only.
 
 Counting (``luts``): ECP5 ``LUT4 + 2 * CCU2C`` (a carry cell holds two LUT4s); iCE40
 ``SB_LUT4``; Xilinx ``LUT1..LUT6``. ``ffs``: all flip-flop primitives. ``dsps``:
@@ -55,7 +56,13 @@ class SynthError(EinarrayError):
 _SYNTH_CMD = {
     "ecp5": "synth_ecp5 -top {top} -json netlist.json",
     "ice40": "synth_ice40 -dsp -top {top} -json netlist.json",
-    "xilinx": "synth_xilinx -family xc7 -flatten -top {top} -json netlist.json",
+    # synth_xilinx's ABC9 LUT mapping exits without a message in the YoWASP build, so the
+    # map_luts step is replaced by the classic ABC flow (same passes otherwise)
+    "xilinx": ("synth_xilinx -family xc7 -flatten -noiopad -top {top} -run begin:map_luts; "
+               "opt_expr -mux_undef -noclkinv; abc -lut 6; clean; "
+               "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6; "
+               "xilinx_dffopt; opt_lut_ins -tech xilinx; "
+               "synth_xilinx -family xc7 -top {top} -run finalize:; write_json netlist.json"),
 }
 
 _LUTS = {
@@ -97,7 +104,11 @@ def _run(argv: list[str], cwd: Path, log: str, timeout: float) -> None:
             raise SynthError(f"{Path(argv[0]).name} timed out after {timeout:.0f} s "
                              f"(log: {cwd / log})") from None
     if proc.returncode != 0:
-        tail = (cwd / log).read_text(errors="replace").strip().splitlines()[-5:]
+        text = (cwd / log).read_text(errors="replace").strip()
+        if not text and (cwd / "yosys.log").exists() and "yosys" in Path(argv[0]).name:
+            text = (cwd / "yosys.log").read_text(errors="replace").strip()
+            log = "yosys.log"
+        tail = text.splitlines()[-5:]
         raise SynthError(f"{Path(argv[0]).name} failed (exit {proc.returncode}, log "
                          f"{cwd / log}): " + " | ".join(tail))
 

