@@ -1,0 +1,75 @@
+"""Architecture specs: shipped configs and located validation errors."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+import pytest
+import yaml
+
+from einsum.errors import ConfigError
+from mapping.arch import arch_names, load_arch
+
+BASE = """arch:
+  version: 1
+  name: t
+  clock_hz: 1.0e9
+  array2d:
+    rows: 8
+    cols: 8
+    ops: {mac: 1, add: 1}
+  memory:
+    - {name: DRAM, word_bits: 16, read_bw: 4, write_bw: 4}
+    - {name: GB, capacity_bytes: 65536, word_bits: 16, read_bw: 64, write_bw: 64}
+  energy:
+    array2d: {mac: 1.0, add: 0.5}
+    DRAM: {read: 10.0, write: 12.0}
+"""
+
+
+def test_shipped_archs_load():
+    names = arch_names()
+    for n in ("fusemax", "fusemax-baseline", "tpu-v1", "systolic-16x16", "systolic-32x32", "zcu102-edge-moe"):
+        assert n in names
+        a = load_arch(n)
+        assert a.levels[0].capacity_bytes is None and a.levels[1].capacity_bytes > 0
+
+
+def test_fusemax_numbers():
+    a = load_arch("fusemax")
+    u2, u1 = a.units["array2d"], a.units["array1d"]
+    assert (u2.rows, u2.cols, u2.rf_entries, u1.cols, u1.rf_entries) == (256, 256, 16, 256, 32)
+    assert set(u2.ops) >= {"mac", "add", "max"} and set(u1.ops) >= {"mac", "add", "div"}
+    assert a.levels[1].capacity_bytes == 16 * 2 ** 20 and a.clock_hz == 940e6
+    # 400 GiB/s at 940 MHz in 16-bit words, exactly
+    assert a.levels[0].read_bw == Fraction(400 * 2 ** 30, 940_000_000 * 2)
+    # DRAM 249.6 pJ per 64-bit access = 62.4 pJ per 16-bit word
+    assert a.energy["DRAM"]["read"] == pytest.approx(249.6 / 4)
+    assert a.energy["array2d"]["mac"] == 17.16 and a.energy["array1d"]["div"] == 36.25
+    assert a.total_area_um2 == pytest.approx(65536 * 1545 + 256 * 1545 + 94.2e6)
+    tpu = load_arch("tpu-v1")
+    assert (tpu.units["array2d"].rows, tpu.units["array2d"].cols) == (256, 256)
+    z = load_arch("zcu102-edge-moe")
+    assert z.units["array2d"].lanes == 256 and z.units["array1d"].lanes == 32 and z.clock_hz == 300e6
+
+
+@pytest.mark.parametrize("old,new,where,what", [
+    ("rows: 8", "rows: -8", "arch.array2d.rows", "> 0"),
+    ("read_bw: 4,", "read_bw: 0,", "arch.memory[0].read_bw", "> 0"),
+    ("ops: {mac: 1, add: 1}", "ops: {mac: 1, fma: 1}", "arch.array2d.ops.fma", "unknown op"),
+    ("  clock_hz: 1.0e9\n", "  clock_hz: 1.0e9\n  clocks: 2\n", "arch.clocks", "unknown key"),
+    ("name: GB,", "name: DRAM,", "arch.memory[1].name", "duplicate"),
+    ("DRAM: {read: 10.0, write: 12.0}", "L3: {read: 10.0, write: 12.0}", "arch.energy.L3", "unknown key"),
+    ("capacity_bytes: 65536, ", "", "arch.memory[1]", "capacity_bytes"),
+])
+def test_arch_errors_are_located(tmp_path, old, new, where, what):
+    p = tmp_path / "a.yaml"
+    assert old in BASE
+    p.write_text(BASE.replace(old, new))
+    with pytest.raises(ConfigError) as ei:
+        load_arch(p)
+    msg = str(ei.value)
+    assert re.match(rf"^{re.escape(str(p))}:\d+ {re.escape(where)}", msg), msg
+    assert what in msg
+    assert "\n" not in msg
