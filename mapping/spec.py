@@ -244,12 +244,22 @@ def _default_unit(arch: Arch, e: Einsum, oc: OpCounts) -> str:
     return units[0] if units else "array2d"
 
 
-def _default_spatial(e: Einsum, df: str, R: int, C: int):
+def _default_spatial(e: Einsum, df: str, R: int, C: int, sizes: Mapping[str, int] | None = None):
+    """SCALE-Sim's assignment generalised to any Einsum: OS rows <- first output index,
+    cols <- last output index; WS rows <- reduced index, cols <- last output index; IS
+    rows <- reduced index, cols <- first output index. With more than two output (or
+    reduced) indices, those of extent 1 (a chunk index with a single chunk) are skipped so
+    they never occupy a dimension."""
+    sizes = sizes or {}
     lhs = [ix for ix in e.lhs_indices if ix != e.iter_var]
+    if len(lhs) > 2:  # a GEMM (two output indices) keeps SCALE-Sim's assignment exactly
+        lhs = [ix for ix in lhs if sizes.get(ix, 2) > 1] or lhs
     red = list(e.reduced)
+    if len(red) > 1:
+        red = [ix for ix in red if sizes.get(ix, 2) > 1] or red
     if df == "os" or not red:
         rows = lhs[:1]
-        cols = lhs[1:2] if len(lhs) > 1 else []
+        cols = lhs[-1:] if len(lhs) > 1 else []
     elif df == "ws":
         rows, cols = red[:1], lhs[-1:]
     else:
@@ -306,7 +316,7 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
             raise _err(src, p + ("spatial",), f"spatial rows/cols apply to the 2-D array, not {unit}")
         if u.is_2d:
             if sp is None:
-                rows, cols = _default_spatial(e, df, u.rows, u.cols)
+                rows, cols = _default_spatial(e, df, u.rows, u.cols, {ix: c.index_size(ix) for ix in e.iter_indices})
             else:
                 if not isinstance(sp, dict):
                     raise _err(src, p + ("spatial",), "expected {rows: [...], cols: [...]}")
