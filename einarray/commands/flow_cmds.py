@@ -1,4 +1,4 @@
-"""Subcommands of the whole flow: ``sweep`` (and, as they land, ``run``, ``compare``, ``search``)."""
+"""Subcommands of the whole flow: ``run``, ``compare`` and ``sweep``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,44 @@ from rich.markup import escape
 from rich.table import Table
 
 from einarray.sweep import load_sweep, run_sweep
+from einsum.errors import ConfigError
+
+from .common import parse_ranks
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="simulate a whole config (model, arch, mapping) and write a report",
+        description="Load a run config (workload or model, arch, mapping; may include other files), "
+                    "simulate every layer with a progress bar, print a summary, and write report.md, "
+                    "a self-contained report.html, report.json, layers.csv and PNG plots into DIR "
+                    "(default out/<config name>/). The directory is built under a temporary name and "
+                    "renamed, so a failed or interrupted run leaves no partial report.")
+    p.add_argument("config", help="run config YAML")
+    p.add_argument("--output", "-o", help="report directory (default out/<config name>)")
+    p.add_argument("--rank", "-r", action="append", default=[], metavar="NAME=SIZE",
+                   help="override a rank in every layer that has it (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.key=VALUE",
+                   help="override a config value, e.g. --set arch.clock_hz=1e9 (repeatable)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "compare", help="compare several configs side by side, or sweep one rank",
+        description="Run several configs (for example one model with different attention variants or "
+                    "mappings) and write a side-by-side report (compare.md, compare.json, plots). With "
+                    "--sweep NAME:v1,v2,... each config is run at each value of rank NAME, and latency, "
+                    "energy and utilization are plotted against it.")
+    p.add_argument("configs", nargs="+", help="run config YAML files")
+    p.add_argument("--output", "-o", help="output directory (default out/compare)")
+    p.add_argument("--sweep", metavar="RANK:V1,V2,...",
+                   help="sweep one rank over values, e.g. --sweep P:1024,4096,16384 "
+                        "(also accepted: rank=P:1024,4096)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_compare)
+
     p = sub.add_parser(
         "sweep", help="run a design-space sweep locally in parallel or on a Dask cluster",
         description="Run every point of a sweep file (a grid or list of overrides of a base config) "
@@ -52,6 +87,78 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         con.print(f"[red]point {r['index']} failed:[/red] {escape(str(r.get('error')))}")
     con.print(f"results: {out / 'results.csv'}, {out / 'results.jsonl'}")
     return 1 if res.records and len(res.failed) == len(res.records) else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from einarray.flow import load_run, run
+    from einarray.report import summary_rows, write_report
+
+    spec = load_run(args.config, ranks=parse_ranks(args.rank), sets=args.set)
+    out = Path(args.output or Path("out") / spec.name)
+    result = run(spec, progress=not args.no_progress)
+    write_report(result, out, plots=not args.no_plots)
+    if args.json:
+        import json
+
+        print(json.dumps({"report": str(out), **result["summary"]}, indent=2, sort_keys=True))
+        return 0
+    con = Console()
+    t = Table(title=f"{escape(result['title'])}: {escape(spec.arch.name)}, "
+                    f"{len(spec.layers)} layer(s), batch {spec.batch}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in summary_rows(result):
+        t.add_row(k, v)
+    con.print(t)
+    for key, title in (("top_einsums_by_time", "top Einsums by time"),
+                       ("top_einsums_by_energy", "top Einsums by energy")):
+        tt = Table(title=title)
+        for c in ("layer", "einsum", "unit", "cycles", "energy (uJ)", "util"):
+            tt.add_column(c)
+        for e in result[key][:5]:
+            tt.add_row(escape(e["layer"]), escape(e["einsum"]), e["unit"], f"{e['cycles']:,.0f}",
+                       f"{e['energy_pj'] * 1e-6:,.1f}", f"{e['utilization']:.3f}")
+        con.print(tt)
+    con.print(f"report: {out}/report.md, report.html, report.json, layers.csv")
+    return 0
+
+
+def parse_sweep(text: str) -> tuple[str, list[int]]:
+    t = text.strip()
+    if t.startswith("rank="):
+        t = t[5:]
+    name, sep, vals = t.partition(":")
+    if not sep or not name.strip():
+        raise ConfigError(f"--sweep {text!r}: expected RANK:V1,V2,... e.g. --sweep P:1024,4096")
+    out = []
+    for v in vals.split(","):
+        try:
+            n = int(v)
+        except ValueError:
+            raise ConfigError(f"--sweep {text!r}: {v!r} is not a positive integer") from None
+        if n <= 0:
+            raise ConfigError(f"--sweep {text!r}: {v!r} is not a positive integer")
+        out.append(n)
+    return name.strip(), out
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from einarray.compare import compare
+
+    sweep = parse_sweep(args.sweep) if args.sweep else None
+    out = Path(args.output or Path("out") / "compare")
+    rows = compare(args.configs, out, sweep=sweep, progress=not args.no_progress)
+    con = Console()
+    t = Table(title=f"comparison ({len(rows)} runs)")
+    cols = ["config"] + (["value"] if sweep else []) + ["latency (ms)", "energy (mJ)", "EDP (pJ*s)"]
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*([escape(r["config"])] + ([str(r["value"])] if sweep else []) +
+                    [f"{r['latency_s'] * 1e3:.4g}", f"{r['energy_pj'] * 1e-9:.4g}", f"{r['edp']:.4g}"]))
+    con.print(t)
+    con.print(f"report: {out}/compare.md, compare.json")
+    return 0
 
 
 def _fmt(v: object) -> str:

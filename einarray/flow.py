@@ -1,0 +1,417 @@
+"""The whole flow: one YAML config -> per-layer simulations -> an aggregated result.
+
+A run config has the sections of a ``simulate`` config (``einsum`` or ``workload``,
+``arch``, ``mapping``) plus optional ``include``, ``mappings`` and ``report``::
+
+    include: [../arch/my-asic.yaml]       # merged first; this file's sections win
+    workload:
+      model: vit-base                     # a models/ preset (whole model), or
+      attention: {variant: halo, block: 8, halo: 3}   # swap the attention core
+      batch: 1
+      grid: [64, 64]                      # patch grid (default: from the token count)
+      ranks: {T: 4096}                    # rank overrides for every layer that has them
+      layers: {patch-embed: {M: 4096}}    # rank overrides for one layer
+    arch: fusemax                         # shipped name, path, or inline section
+    mappings: {attention.softmax-1pass: {...}}   # per-layer mapping sections (optional)
+    report: {title: ..., top: 8}
+
+``workload: {cascade: NAME, ranks: {...}}`` or ``einsum:`` runs a single cascade as one
+layer (with ``mapping:``). Layers run one after another; each is simulated with
+:func:`sim.results.simulate` (``repeat x batch`` instances), and the totals are sums.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from einsum.errors import ConfigError
+from einsum.yamlsrc import Source, YPath, load as load_yaml
+from mapping.arch import Arch
+from mapping.spec import Config, _section, config_from_sections
+from models import load_model
+from models.attention import VARIANTS, infer_grid, split_attention
+
+RUN_KEYS = ("description", "include", "einsum", "workload", "arch", "mapping", "mappings", "report")
+MODEL_KEYS = ("model", "attention", "batch", "grid", "ranks", "layers")
+REPORT_KEYS = ("title", "top")
+SECTIONS = ("einsum", "workload", "arch", "mapping", "mappings", "report")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    title: str
+    top: int = 8
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    cascade: str
+    repeat: int  # instances per input
+    config: Config
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    source: str
+    description: str
+    arch: Arch
+    layers: tuple[LayerSpec, ...]
+    batch: int
+    report: ReportOptions
+    workload: Mapping[str, Any] = field(default_factory=dict)
+
+
+Sections = dict[str, tuple[Any, Source, YPath]]
+
+
+def _load_tree(path: Path, stack: tuple[Path, ...]) -> tuple[Sections, Source, dict]:
+    data, src = load_yaml(path)
+    if not isinstance(data, dict):
+        raise src.error((), "expected a mapping with workload (or einsum), arch and mapping sections")
+    for k in data:
+        if k not in RUN_KEYS:
+            raise src.error((str(k),), f"unknown section {k!r} (allowed: {', '.join(RUN_KEYS)})")
+    merged: Sections = {}
+    inc = data.get("include", [])
+    if isinstance(inc, str):
+        inc = [inc]
+    if not isinstance(inc, list) or not all(isinstance(x, str) for x in inc):
+        raise src.error(("include",), "expected a path or a list of paths (relative to this file)")
+    for i, rel in enumerate(inc):
+        ip: YPath = ("include", i) if isinstance(data.get("include"), list) else ("include",)
+        p = path.parent / rel
+        if not p.is_file():
+            raise src.error(ip, f"included file {rel!r} not found (looked for {p})")
+        rp = p.resolve()
+        if rp in stack:
+            chain = " -> ".join(q.name for q in (*stack[stack.index(rp):], rp))
+            raise src.error(ip, f"include cycle: {chain}")
+        sub, _, _ = _load_tree(p, stack + (rp,))
+        merged.update(sub)
+    for k in SECTIONS:
+        if k in ("mappings", "report"):
+            if k in data:
+                merged[k] = (copy.deepcopy(data[k]), src, (k,))
+            continue
+        s = _section(data, src, k, path.parent)
+        if s is not None:
+            merged[k] = s
+            if k in ("einsum", "workload"):  # one workload: the nearer file replaces the other kind
+                merged.pop("workload" if k == "einsum" else "einsum", None)
+    return merged, src, data
+
+
+def load_run(path: str | Path, *, ranks: Mapping[str, int] | None = None,
+             sets: list[str] | None = None) -> RunSpec:
+    """Load and validate a run config (with includes) into per-layer simulation configs."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config file not found", str(path))
+    sections, src, data = _load_tree(p, (p.resolve(),))
+    rep = _report_options(sections, p)
+    desc = " ".join(str(data.get("description", "")).split())
+    wl = sections.get("workload")
+    if wl is not None and isinstance(wl[0], dict) and "model" in wl[0]:
+        return _model_run(p, sections, src, rep, desc, ranks or {}, sets or [])
+    if "mappings" in sections:
+        m, msrc, mp = sections["mappings"]
+        raise msrc.error(mp, "'mappings' (per layer) is for model workloads; use 'mapping:' here")
+    rest = {k: v for k, v in sections.items() if k in ("einsum", "workload", "arch", "mapping")}
+    cfg = config_from_sections(rest, src, p.parent, ranks=ranks, sets=sets, source=str(p))
+    name = cfg.cascade.name
+    layer = LayerSpec(name=name, cascade=name, repeat=cfg.instances, config=cfg)
+    return RunSpec(name=p.stem, source=str(p), description=desc, arch=cfg.arch, layers=(layer,),
+                   batch=1, report=rep, workload={"cascade": name})
+
+
+def _report_options(sections: Sections, p: Path) -> ReportOptions:
+    if "report" not in sections:
+        return ReportOptions(title=p.stem)
+    r, rsrc, rp = sections["report"]
+    if not isinstance(r, dict):
+        raise rsrc.error(rp, "expected a mapping like {title: ..., top: 8}")
+    for k in r:
+        if k not in REPORT_KEYS:
+            raise rsrc.error(rp + (str(k),), f"unknown key {k!r} (allowed: {', '.join(REPORT_KEYS)})")
+    title = r.get("title", p.stem)
+    top = r.get("top", 8)
+    if not isinstance(title, str):
+        raise rsrc.error(rp + ("title",), "expected a string")
+    if isinstance(top, bool) or not isinstance(top, int) or top <= 0:
+        raise rsrc.error(rp + ("top",), f"expected a positive integer, got {top!r}")
+    return ReportOptions(title=title, top=top)
+
+
+def _pos_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, desc: str,
+               cli_ranks: Mapping[str, int], sets: list[str]) -> RunSpec:
+    w, wsrc, wp = sections["workload"]
+    for k in w:
+        if k not in MODEL_KEYS:
+            raise wsrc.error(wp + (str(k),), f"unknown key {k!r} (allowed: {', '.join(MODEL_KEYS)})")
+    if "mapping" in sections:
+        m, msrc, mp = sections["mapping"]
+        raise msrc.error(mp, "a model workload takes per-layer 'mappings: {LAYER: {...}}', not 'mapping:'")
+    if not isinstance(w["model"], str):
+        raise wsrc.error(wp + ("model",), "expected the name or path of a models/ preset")
+    mref = w["model"]
+    cand = p.parent / mref
+    try:
+        model = load_model(cand if cand.is_file() else mref)
+    except ConfigError as exc:
+        if exc.file in (None, mref, str(mref)):
+            raise wsrc.error(wp + ("model",), exc.message) from None
+        raise
+    batch = w.get("batch", model["batch"])
+    if not _pos_int(batch):
+        raise wsrc.error(wp + ("batch",), f"batch must be a positive integer, got {batch!r}")
+    gl_ranks = dict(w.get("ranks", {}) or {})
+    for r, v in gl_ranks.items():
+        if not _pos_int(v):
+            raise wsrc.error(wp + ("ranks", str(r)), f"a rank size must be a positive integer, got {v!r}")
+    gl_ranks.update(cli_ranks)
+    per_layer = w.get("layers", {}) or {}
+    names = [l["name"] for l in model["layers"]]
+    if not isinstance(per_layer, dict):
+        raise wsrc.error(wp + ("layers",), "expected {LAYER: {RANK: size}}")
+    for ln, rr in per_layer.items():
+        if ln not in names:
+            raise wsrc.error(wp + ("layers", str(ln)), f"model {model['name']} has no layer {ln!r} "
+                             f"(layers: {', '.join(names)})")
+        if not isinstance(rr, dict) or not all(_pos_int(v) for v in rr.values()):
+            raise wsrc.error(wp + ("layers", str(ln)), "expected {RANK: positive size}")
+    # attention variant
+    att = w.get("attention")
+    variant, options = None, {}
+    if isinstance(att, str):
+        variant = att
+    elif isinstance(att, dict):
+        options = {k: v for k, v in att.items() if k != "variant"}
+        variant = att.get("variant")
+        if not isinstance(variant, str):
+            raise wsrc.error(wp + ("attention",), "expected {variant: NAME, ...options}")
+    elif att is not None:
+        raise wsrc.error(wp + ("attention",), "expected a variant name or {variant: NAME, ...}")
+    if variant is not None and variant not in VARIANTS:
+        raise wsrc.error(wp + ("attention",), f"unknown attention variant {variant!r} "
+                         f"(variants: {', '.join(VARIANTS)})")
+    grid = w.get("grid")
+    if grid is not None and (not isinstance(grid, list) or len(grid) != 2 or not all(_pos_int(g) for g in grid)):
+        raise wsrc.error(wp + ("grid",), "expected [GY, GX], two positive integers")
+
+    layers_in: list[dict[str, Any]] = []
+    from einsum.load import load_cascade
+
+    for lay in model["layers"]:
+        known = set(load_cascade(lay["cascade"]).ranks)
+        ranks = dict(lay["ranks"])
+        ranks.update({r: v for r, v in gl_ranks.items() if r in known})
+        ranks.update(per_layer.get(lay["name"], {}))
+        lay = {**lay, "ranks": ranks}
+        if variant is not None and lay["cascade"] == "mha":
+            T = ranks.get("T", load_cascade("mha").ranks["T"].size)
+            try:
+                g = tuple(grid) if grid else infer_grid(T)
+                layers_in.extend(split_attention(lay, variant, grid=g, options=options))  # type: ignore[arg-type]
+            except ConfigError as exc:
+                raise wsrc.error(wp + ("attention",), exc.message) from None
+        else:
+            layers_in.append(lay)
+    if variant is not None and not any(l["cascade"] == "mha" for l in model["layers"]):
+        raise wsrc.error(wp + ("attention",), f"model {model['name']} has no mha layer to swap")
+
+    maps = {}
+    if "mappings" in sections:
+        ms, msrc, mp = sections["mappings"]
+        if not isinstance(ms, dict):
+            raise msrc.error(mp, "expected {LAYER: mapping section}")
+        lnames = [l["name"] for l in layers_in]
+        for ln in ms:
+            if ln not in lnames:
+                raise msrc.error(mp + (str(ln),), f"no layer {ln!r} (layers: {', '.join(lnames)})")
+        maps = {ln: (ms[ln], msrc, mp + (ln,)) for ln in ms}
+    arch_sec = sections.get("arch")
+    if arch_sec is None:
+        raise src.error((), "missing the 'arch:' section (inline, a path, or a shipped name)")
+    out: list[LayerSpec] = []
+    msrc_model = Source(model["file"])
+    for lay in layers_in:
+        wsec = {"cascade": lay["cascade"], "ranks": dict(lay["ranks"]), "params": dict(lay["params"]),
+                "instances": int(lay["repeat"]) * batch}
+        secs: Sections = {"workload": (wsec, msrc_model, ("model", "layers", lay["name"])),
+                          "arch": arch_sec}
+        if lay["name"] in maps:
+            secs["mapping"] = maps[lay["name"]]
+        try:
+            cfg = config_from_sections(secs, src, p.parent, sets=sets, source=str(p))
+        except ConfigError as exc:
+            if exc.file == model["file"]:
+                raise wsrc.error(wp, f"layer {lay['name']} ({lay['cascade']}): {exc.message}") from None
+            raise
+        out.append(LayerSpec(name=lay["name"], cascade=lay["cascade"], repeat=int(lay["repeat"]), config=cfg))
+    arch = out[0].config.arch
+    wsum = {"model": model["name"], "attention": variant, "options": options, "batch": batch,
+            "source": model["source"]}
+    return RunSpec(name=p.stem, source=str(p), description=desc or model["description"], arch=arch,
+                   layers=tuple(out), batch=batch, report=rep, workload=wsum)
+
+
+# ----------------------------------------------------------------------------------
+def run(spec: RunSpec, *, progress: bool = True,
+        simulate: Callable[[Config], dict] | None = None) -> dict[str, Any]:
+    """Simulate every layer and aggregate; returns the data of ``report.json``."""
+    if simulate is None:
+        from sim.results import simulate as simulate  # noqa: PLW0127
+    results: list[tuple[LayerSpec, dict]] = []
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), transient=True)
+        bar.start()
+        task = bar.add_task(f"simulating {spec.name}", total=len(spec.layers))
+    try:
+        for lay in spec.layers:
+            if bar is not None:
+                bar.update(task, description=f"simulating {lay.name}")
+            results.append((lay, simulate(lay.config)))
+            if bar is not None:
+                bar.advance(task)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return aggregate(spec, results)
+
+
+def _units(arch: Arch) -> dict[str, int]:
+    return {n: u.lanes for n, u in arch.units.items()}
+
+
+def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str, Any]:
+    arch = spec.arch
+    clock = arch.clock_hz
+    cycles = sum(int(r["cycles"]) for _, r in results)
+    latency = cycles / clock
+    units = _units(arch)
+    util: dict[str, dict[str, float]] = {}
+    for u, lanes in units.items():
+        busy = sum(r["utilization"].get(u, {}).get("busy_cycles", 0.0) for _, r in results)
+        pe = sum(r["utilization"].get(u, {}).get("pe_util", 0.0) * r["cycles"] for _, r in results)
+        mac = sum(r["utilization"].get(u, {}).get("mac_util", 0.0) * r["cycles"] for _, r in results)
+        util[u] = {"busy": busy / cycles if cycles else 0.0, "pe_util": pe / cycles if cycles else 0.0,
+                   "mac_util": mac / cycles if cycles else 0.0, "busy_cycles": busy}
+    energy_components: dict[str, dict[str, float]] = {}
+    for _, r in results:
+        for comp, acts in r["energy_pj"]["components"].items():
+            d = energy_components.setdefault(comp, {})
+            for a, v in acts.items():
+                d[a] = d.get(a, 0.0) + v
+    energy = {k: sum(r["energy_pj"][k] for _, r in results) for k in ("total", "compute", "memory", "leakage")}
+    energy["components"] = energy_components
+    traffic: dict[str, dict[str, Any]] = {}
+    for _, r in results:
+        for lvl, t in r["traffic"].items():
+            d = traffic.setdefault(lvl, {"reads": 0, "writes": 0, "read_bytes": 0.0, "write_bytes": 0.0,
+                                          "bytes": 0.0, "peak_read_bw": t["peak_read_bw"],
+                                          "peak_write_bw": t["peak_write_bw"]})
+            for k in ("reads", "writes", "read_bytes", "write_bytes", "bytes"):
+                d[k] += t[k]
+    for lvl, d in traffic.items():
+        d["read_bw"] = d["reads"] / cycles if cycles else 0.0
+        d["write_bw"] = d["writes"] / cycles if cycles else 0.0
+    layers = []
+    einsums = []
+    groups: list[dict[str, Any]] = []
+    for lay, r in results:
+        e_tot = r["energy_pj"]["total"]
+        dram = next(iter(r["traffic"].values()))
+        layers.append({
+            "name": lay.name, "cascade": lay.cascade, "repeat": lay.repeat, "instances": r["instances"],
+            "cycles": int(r["cycles"]), "latency_s": r["latency_s"], "energy_pj": e_tot,
+            "edp": r["edp"], "dram_bytes": dram["bytes"],
+            "utilization": {u: r["utilization"].get(u, {}).get("pe_util", 0.0) for u in units},
+            "macs": _macs(lay.config) * r["instances"],
+        })
+        for n, e in r["einsums"].items():
+            if not e["points"]:
+                continue
+            lanes = units.get(e["unit"], 1)
+            einsums.append({
+                "layer": lay.name, "einsum": n, "unit": e["unit"], "group": e["group"],
+                "cycles": float(e["cycles"]), "energy_pj": float(e["energy_pj"]),
+                "pe_cycles": float(e["pe_cycles"]), "points": int(e["points"]),
+                "utilization": float(e["pe_cycles"]) / (float(e["cycles"]) * lanes) if e["cycles"] else 0.0,
+                "ops": int(sum(e["actions"].values())),
+            })
+        for gname, g in r.get("groups", {}).items():
+            members = [n for n in g["einsums"] if r["einsums"].get(n, {}).get("points")]
+            if not members:
+                continue
+            groups.append({
+                "layer": lay.name, "group": gname, "einsums": members, "cycles": float(g["cycles"]),
+                "ops": int(sum(sum(r["einsums"][n]["actions"].values()) for n in members)),
+                "dram_bytes": _group_dram_bytes(lay.config, g["einsums"], dram),
+            })
+    macs = sum(l["macs"] for l in layers)
+    dram_lvl = arch.levels[0].name
+    summary = {
+        "latency_s": latency,
+        "throughput_inf_per_s": spec.batch / latency if latency else 0.0,
+        "energy_per_inference_pj": energy["total"] / spec.batch,
+        "average_power_w": energy["total"] * 1e-12 / latency if latency else 0.0,
+        "dram_bytes": traffic.get(dram_lvl, {}).get("bytes", 0.0),
+        "edp": energy["total"] * latency,
+        "macs": macs,
+        "utilization": {u: v["pe_util"] for u, v in util.items()},
+    }
+    top = spec.report.top
+    return {
+        "name": spec.name, "title": spec.report.title, "config": spec.source,
+        "description": spec.description, "workload": dict(spec.workload), "batch": spec.batch,
+        "arch": {"name": arch.name, "clock_hz": clock, "units": units,
+                 "levels": [lv.name for lv in arch.levels],
+                 "peak_macs_per_s": sum(u.lanes * u.macs_per_pe for u in arch.units.values()) * clock,
+                 "dram_bytes_per_s": float(arch.levels[0].read_bw) * arch.levels[0].word_bits / 8 * clock},
+        "cycles": cycles, "latency_s": latency, "clock_hz": clock, "utilization": util,
+        "traffic": traffic, "energy_pj": energy, "edp": energy["total"] * latency,
+        "summary": summary, "layers": layers,
+        "top_einsums_by_time": sorted(einsums, key=lambda e: (-e["cycles"], e["layer"], e["einsum"]))[:top],
+        "top_einsums_by_energy": sorted(einsums, key=lambda e: (-e["energy_pj"], e["layer"], e["einsum"]))[:top],
+        "einsums": einsums,
+        "groups": groups,
+        "layer_results": {lay.name: r for lay, r in results},
+    }
+
+
+def _macs(cfg: Config) -> int:
+    return int(sum(oc.macs for oc in cfg.counts.values()))
+
+
+def _group_dram_bytes(cfg: Config, members: list[str], dram: Mapping[str, Any]) -> float:
+    """DRAM bytes of one fused group: the writes of the tensors it produces, and its share of
+    the reads of each tensor it reads (split evenly among the groups that read it)."""
+    c = cfg.cascade
+    tens = dram.get("tensors", {})
+    words = dram["reads"] + dram["writes"]
+    per_word = dram["bytes"] / words if words else 0.0
+    group_of = {n: g.name for g in cfg.mapping.groups for n in g.einsums}
+    writes = {c.einsum(n).output for n in members}
+    reads = {t for n in members for t in c.einsum(n).reads} - writes
+    total = 0.0
+    for t in reads:
+        if t in tens:
+            readers = {group_of.get(x.name, x.name) for x in c.einsums if t in x.reads}
+            total += tens[t]["reads"] * per_word / max(1, len(readers))
+    for t in writes:
+        if t in tens:
+            total += tens[t]["writes"] * per_word
+    return total

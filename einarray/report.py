@@ -1,0 +1,295 @@
+"""Render a run's result (``einarray.flow.run``) into a report directory.
+
+Files: ``report.json`` (the simulator's stable keys aggregated over layers, plus per-layer
+and per-Einsum data; byte-identical for the same config), ``report.md``, a self-contained
+``report.html`` (plots embedded as base64 PNG), ``layers.csv``, and PNG plots: energy by
+component and by layer, utilization per Einsum and unit, a roofline of every Einsum, and
+traffic per memory level. The directory is built under a temporary name beside the
+target and renamed into place, so a failed or interrupted run leaves no partial report.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import html
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from einsum.errors import ConfigError
+
+PLOTS = ("energy-components.png", "energy-layers.png", "utilization.png", "roofline.png", "traffic.png")
+
+
+def dumps(result: dict[str, Any]) -> str:
+    """Deterministic JSON (sorted keys, no timestamps)."""
+    return json.dumps(result, indent=2, sort_keys=True, default=_json_default) + "\n"
+
+
+def _json_default(o: Any) -> Any:
+    from fractions import Fraction
+
+    if isinstance(o, Fraction):
+        return float(o)
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: Path) -> Iterator[Path]:
+    """Build a directory under a temporary name; rename it onto ``dest`` on success."""
+    dest = Path(dest)
+    parent = dest.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report directory: {exc.strerror or exc}", str(dest)) from None
+    try:
+        yield tmp
+        old = None
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=parent))
+            os.replace(dest, old / "x")
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path, *, plots: bool = True) -> Path:
+    out = Path(out_dir)
+    with atomic_dir(out) as tmp:
+        (tmp / "report.json").write_text(dumps(result), encoding="utf-8")
+        write_layers_csv(result, tmp / "layers.csv")
+        images: dict[str, bytes] = {}
+        if plots:
+            images = render_plots(result)
+            for name, data in images.items():
+                (tmp / name).write_bytes(data)
+        (tmp / "report.md").write_text(render_markdown(result, list(images)), encoding="utf-8")
+        (tmp / "report.html").write_text(render_html(result, images), encoding="utf-8")
+    return out
+
+
+def write_layers_csv(result: dict[str, Any], path: Path) -> None:
+    units = list(result["arch"]["units"])
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["layer", "cascade", "repeat", "instances", "cycles", "latency_s", "energy_pj", "edp",
+                    "dram_bytes", "macs", *[f"util_{u}" for u in units]])
+        for l in result["layers"]:
+            w.writerow([l["name"], l["cascade"], l["repeat"], l["instances"], l["cycles"],
+                        f"{l['latency_s']:.9g}", f"{l['energy_pj']:.9g}", f"{l['edp']:.9g}",
+                        f"{l['dram_bytes']:.9g}", l["macs"], *[f"{l['utilization'][u]:.6f}" for u in units]])
+
+
+# -- text --------------------------------------------------------------------------------
+def _si(x: float, unit: str) -> str:
+    for f, p in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, ""), (1e3, "k"), (1e6, "M"),
+                 (1e9, "G"), (1e12, "T")):
+        if abs(x) < f * 1000 or p == "T":
+            return f"{x / f:.4g} {p}{unit}"
+    return f"{x:.4g} {unit}"  # pragma: no cover
+
+
+def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    s = result["summary"]
+    rows = [
+        ("latency", _si(s["latency_s"], "s")),
+        ("throughput", f"{s['throughput_inf_per_s']:.4g} inferences/s"),
+        ("energy per inference", _si(s["energy_per_inference_pj"] * 1e-12, "J")),
+        ("average power", _si(s["average_power_w"], "W")),
+        ("DRAM traffic", _si(s["dram_bytes"], "B")),
+        ("EDP", f"{s['edp']:.4g} pJ*s"),
+        ("MACs", f"{s['macs']:,}"),
+    ]
+    rows += [(f"utilization {u}", f"{v:.3f}") for u, v in s["utilization"].items()]
+    return rows
+
+
+def render_markdown(result: dict[str, Any], images: list[str]) -> str:
+    w = result.get("workload", {})
+    lines = [f"# {result['title']}", ""]
+    if result.get("description"):
+        lines += [result["description"], ""]
+    lines += [f"Config `{Path(result['config']).name}` on arch `{result['arch']['name']}` "
+              f"({result['arch']['clock_hz'] / 1e6:.0f} MHz), batch {result['batch']}"
+              + (f", model `{w['model']}`" if w.get("model") else "")
+              + (f", attention `{w['attention']}`" if w.get("attention") else "") + ".", ""]
+    lines += ["## Summary", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary_rows(result)]
+    units = list(result["arch"]["units"])
+    lines += ["", "## Layers", "", "| layer | cascade | instances | latency | energy | share of time | "
+              + " | ".join(f"util {u}" for u in units) + " |", "|---|---|---|---|---|---|" + "---|" * len(units)]
+    tot = result["latency_s"] or 1.0
+    for l in result["layers"]:
+        lines.append(f"| {l['name']} | {l['cascade']} | {l['instances']} | {_si(l['latency_s'], 's')} | "
+                     f"{_si(l['energy_pj'] * 1e-12, 'J')} | {l['latency_s'] / tot:.1%} | "
+                     + " | ".join(f"{l['utilization'][u]:.3f}" for u in units) + " |")
+    for key, title in (("top_einsums_by_time", "Top Einsums by time"),
+                       ("top_einsums_by_energy", "Top Einsums by energy")):
+        lines += ["", f"## {title}", "", "| layer | einsum | unit | cycles | energy | utilization |",
+                  "|---|---|---|---|---|---|"]
+        for e in result[key]:
+            lines.append(f"| {e['layer']} | {e['einsum']} | {e['unit']} | {e['cycles']:,.0f} | "
+                         f"{_si(e['energy_pj'] * 1e-12, 'J')} | {e['utilization']:.3f} |")
+    lines += ["", "## Traffic per memory level", "", "| level | reads (words) | writes (words) | bytes |",
+              "|---|---|---|---|"]
+    for lvl, t in result["traffic"].items():
+        lines.append(f"| {lvl} | {t['reads']:,} | {t['writes']:,} | {_si(t['bytes'], 'B')} |")
+    lines += ["", "## Energy by component", "", "| component | action | energy |", "|---|---|---|"]
+    for comp, acts in result["energy_pj"]["components"].items():
+        for a, v in sorted(acts.items()):
+            lines.append(f"| {comp} | {a} | {_si(v * 1e-12, 'J')} |")
+    if images:
+        lines += ["", "## Plots", ""] + [f"![{n}]({n})" for n in images]
+    lines += ["", "Semantics: layers run one after another; each layer's figures come from the "
+              "cycle-level simulator (`einarray simulate`) over `instances` = repeat x batch "
+              "independent instances. Utilization is PE-cycles used over PEs x cycles.", ""]
+    return "\n".join(lines)
+
+
+def render_html(result: dict[str, Any], images: dict[str, bytes]) -> str:
+    md_tables = render_markdown(result, [])
+    body = [f"<h1>{html.escape(result['title'])}</h1>"]
+    table: list[list[str]] = []
+    for line in md_tables.splitlines()[1:]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= set("-") for c in cells):
+                continue
+            table.append(cells)
+            continue
+        if table:
+            body.append(_html_table(table))
+            table = []
+        if line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+    if table:
+        body.append(_html_table(table))
+    for name, data in images.items():
+        b64 = base64.b64encode(data).decode("ascii")
+        body.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{b64}">'
+                    f"<figcaption>{html.escape(name)}</figcaption></figure>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+             "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}")
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
+            + html.escape(result["title"]) + f"</title><style>{style}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# -- plots -------------------------------------------------------------------------------
+def render_plots(result: dict[str, Any]) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, bytes] = {}
+
+    def save(fig: Any, name: str) -> None:
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+        plt.close(fig)
+        out[name] = buf.getvalue()
+
+    # energy by component (stacked by action)
+    comps = result["energy_pj"]["components"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = list(comps)
+    actions = sorted({a for acts in comps.values() for a in acts})
+    bottom = [0.0] * len(names)
+    for a in actions:
+        vals = [comps[c].get(a, 0.0) * 1e-12 for c in names]
+        ax.bar(names, vals, bottom=bottom, label=a)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("energy (J)")
+    ax.set_title("energy by component and action")
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, "energy-components.png")
+
+    # energy by layer
+    layers = result["layers"]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.35 * len(layers) + 1)))
+    ax.barh([l["name"] for l in layers][::-1], [l["energy_pj"] * 1e-12 for l in layers][::-1], color="#4c72b0")
+    ax.set_xlabel("energy (J)")
+    ax.set_title("energy by layer")
+    save(fig, "energy-layers.png")
+
+    # utilization per Einsum and unit (the Einsums that take the most time)
+    es = sorted(result["einsums"], key=lambda e: -e["cycles"])[:25]
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.3 * len(es) + 1)))
+    units = list(result["arch"]["units"])
+    colors = {u: c for u, c in zip(units, ("#4c72b0", "#dd8452", "#55a868"))}
+    ax.barh([f"{e['layer']}:{e['einsum']}" for e in es][::-1], [e["utilization"] for e in es][::-1],
+            color=[colors.get(e["unit"], "#888") for e in es][::-1])
+    for u in units:
+        ax.barh([], [], color=colors[u], label=u)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("utilization (PE-cycles / PEs x cycles)")
+    ax.set_title("utilization of the longest Einsums")
+    ax.legend(fontsize=7)
+    save(fig, "utilization.png")
+
+    # roofline: one point per fused group (a single Einsum unless the mapping fuses several),
+    # the unit at which DRAM traffic is defined
+    peak = result["arch"]["peak_macs_per_s"]
+    bw = result["arch"]["dram_bytes_per_s"]
+    clock = result["clock_hz"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    pts = [g for g in result["groups"] if g["cycles"] > 0 and g["ops"] > 0]
+    xs = [g["ops"] / g["dram_bytes"] if g["dram_bytes"] else None for g in pts]
+    finite = [x for x in xs if x]
+    lo = min(finite + [peak / bw]) / 8
+    hi = max(finite + [peak / bw]) * 8
+    import numpy as np
+
+    grid = np.logspace(np.log10(lo), np.log10(hi), 100)
+    ax.plot(grid, np.minimum(peak, grid * bw), "k-", lw=1.5, label="roof: peak ops/s, DRAM bandwidth")
+    unit_of = {(e["layer"], e["einsum"]): e["unit"] for e in result["einsums"]}
+    for g, x in zip(pts, xs):
+        perf = g["ops"] / (g["cycles"] / clock)
+        u = unit_of.get((g["layer"], g["einsums"][0]), "")
+        ax.scatter(x if x else hi, perf, s=18, color=colors.get(u, "#888"))
+    for u in units:
+        ax.scatter([], [], color=colors[u], label=f"on {u}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operational intensity (ops / DRAM byte); no DRAM traffic: right edge")
+    ax.set_ylabel("achieved ops/s")
+    ax.set_title("roofline: each Einsum (fused groups as one point)")
+    ax.legend(fontsize=7)
+    save(fig, "roofline.png")
+
+    # traffic per level
+    tr = result["traffic"]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    lv = list(tr)
+    ax.bar([f"{l} read" for l in lv], [tr[l]["read_bytes"] for l in lv], color="#4c72b0")
+    ax.bar([f"{l} write" for l in lv], [tr[l]["write_bytes"] for l in lv], color="#dd8452")
+    ax.set_yscale("log")
+    ax.set_ylabel("bytes")
+    ax.set_title("traffic per memory level")
+    ax.tick_params(axis="x", rotation=30)
+    save(fig, "traffic.png")
+    return out
