@@ -29,7 +29,8 @@ Cycle count of one tile, see :func:`tile_cycles`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal,
+                          signed, unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -113,6 +114,35 @@ def _check_int(name, v, lo, hi=None):
         raise ConfigError(f"ComputeUnit: {name} must be an integer {rng}, got {v!r}")
 
 
+def _sext18(v):
+    return Cat(v, *([v[-1]] * (18 - len(v))))
+
+
+def _mult18x18d(a, b, p36):
+    """ECP5 MULT18X18D, signed 18x18, input A/B and output registers on CLK0/CE0/RST0."""
+    a18, b18 = _sext18(a), _sext18(b)
+    ports = {}
+    for j in range(18):
+        ports[f"i_A{j}"] = a18[j]
+        ports[f"i_B{j}"] = b18[j]
+    for j in range(36):
+        ports[f"o_P{j}"] = p36[j]
+    return Instance(
+        "MULT18X18D",
+        p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+        p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+        p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
+        p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
+        p_GSR="DISABLED", p_RESETMODE="SYNC", p_MULT_BYPASS="DISABLED",
+        p_SOURCEB_MODE="B_SHIFT", p_CAS_MATCH_REG="FALSE",
+        i_SIGNEDA=Const(1), i_SIGNEDB=Const(1), i_SOURCEA=Const(0), i_SOURCEB=Const(0),
+        i_CLK0=ClockSignal(), i_CLK1=Const(0), i_CLK2=Const(0), i_CLK3=Const(0),
+        i_CE0=Const(1), i_CE1=Const(0), i_CE2=Const(0), i_CE3=Const(0),
+        i_RST0=ResetSignal(), i_RST1=Const(0), i_RST2=Const(0), i_RST3=Const(0),
+        **ports,
+    )
+
+
 class _LaneFork(wiring.Component):
     """Broadcast one multi-lane beat to N single-lane streams, then join their results.
 
@@ -172,12 +202,18 @@ class ComputeUnit(wiring.Component):
     gelu              instantiate one GELU lane per column (:class:`hw.gelu.Gelu`) so the
                       ``gelu`` command flag works; if False the flag is ignored
     gelu_params       extra keyword parameters for :class:`hw.gelu.Gelu`
+    dsp               "generic": ``a * b`` between registers (any FPGA or simulator);
+                      "ecp5": one Lattice ``MULT18X18D`` per MAC with its input and output
+                      registers enabled (same 2-cycle pipeline and reset behaviour, but the
+                      registers sit inside the DSP block, which the ECP5 150 MHz target
+                      needs; a_width, w_width <= 18)
     """
 
     def __init__(self, *, rows: int = 4, cols: int = 4, a_width: int = 16, a_frac: int = 10,
                  w_width: int = 16, w_frac: int = 14, bias_frac: int | None = None,
                  acc_width: int = 40, o_width: int | None = None, o_frac: int | None = None,
-                 max_k: int = 64, gelu: bool = True, gelu_params: dict | None = None):
+                 max_k: int = 64, gelu: bool = True, gelu_params: dict | None = None,
+                 dsp: str = "generic"):
         _check_int("rows", rows, 1, 64)
         _check_int("cols", cols, 1, 64)
         _check_int("a_width", a_width, 2, 32)
@@ -201,6 +237,12 @@ class ComputeUnit(wiring.Component):
         self.rows, self.cols, self.max_k = rows, cols, max_k
         self.fmt = fmt
         self.gelu = gelu
+        if dsp not in ("generic", "ecp5"):
+            raise ConfigError(f"ComputeUnit: dsp must be 'generic' or 'ecp5', got {dsp!r}")
+        if dsp == "ecp5" and (a_width > 18 or w_width > 18):
+            raise ConfigError("ComputeUnit: dsp='ecp5' needs a_width and w_width <= 18 "
+                              f"(MULT18X18D), got {a_width} and {w_width}")
+        self.dsp = dsp
         self.gelu_params = dict(gelu_params or {})
         self.gelu_latency = 0
         if gelu:  # probe one lane for its latency (and validate the format now)
@@ -241,7 +283,7 @@ class ComputeUnit(wiring.Component):
 
     def params(self) -> dict:
         p = self.fmt.as_dict()
-        p.update(rows=self.rows, cols=self.cols, max_k=self.max_k, gelu=self.gelu)
+        p.update(rows=self.rows, cols=self.cols, max_k=self.max_k, gelu=self.gelu, dsp=self.dsp)
         if self.gelu_params:
             p["gelu_params"] = dict(self.gelu_params)
         return p
@@ -412,9 +454,16 @@ class ComputeUnit(wiring.Component):
         with m.If(mac_hs):
             m.d.sync += [a_r[r].eq(a_sel[r]) for r in range(R)]
             m.d.sync += [w_r[c].eq(self.w.payload[c]) for c in range(C)]
-        m.d.sync += [a_d[r][c].eq(a_r[r]) for r in range(R) for c in range(C)]
-        m.d.sync += [w_d[r][c].eq(w_r[c]) for r in range(R) for c in range(C)]
-        m.d.sync += [prod[r][c].eq(a_d[r][c] * w_d[r][c]) for r in range(R) for c in range(C)]
+        if self.dsp == "generic":
+            m.d.sync += [a_d[r][c].eq(a_r[r]) for r in range(R) for c in range(C)]
+            m.d.sync += [w_d[r][c].eq(w_r[c]) for r in range(R) for c in range(C)]
+            m.d.sync += [prod[r][c].eq(a_d[r][c] * w_d[r][c]) for r in range(R) for c in range(C)]
+        else:
+            for r in range(R):
+                for c in range(C):
+                    p36 = Signal(36, name=f"p36_{r}_{c}")
+                    m.submodules[f"mult_{r}_{c}"] = _mult18x18d(a_r[r], w_r[c], p36)
+                    m.d.comb += prod[r][c].eq(p36[:pw])
         for r in range(R):
             for c in range(C):
                 with m.If(clear):
