@@ -1,0 +1,140 @@
+"""einarray run: whole-model flow, aggregation, determinism, includes, atomic reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from einarray import flow
+from einarray.cli import main
+from einarray.flow import load_run, run
+from einarray.report import write_report
+from einsum.errors import ConfigError
+from sim.results import simulate
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    spec = load_run(DATA / "vit-tiny-small.yaml")
+    return spec, run(spec, progress=False)
+
+
+def test_model_layers_and_attention_split(tiny):
+    spec, _ = tiny
+    names = [l.name for l in spec.layers]
+    assert names == ["patch-embed", "norm1", "attention.qkv", "attention.softmax-2pass", "attention.proj",
+                     "norm2", "mlp", "final-norm", "head"]
+    core = spec.layers[3]
+    assert core.config.cascade.ranks["M"].size == 65 and core.repeat == 12 * 3  # blocks x heads
+    assert spec.layers[0].config.cascade.ranks["M"].size == 64
+
+
+def test_totals_are_sums_of_layer_simulations(tiny):
+    spec, res = tiny
+    per = [simulate(l.config) for l in spec.layers]
+    assert res["cycles"] == sum(int(r["cycles"]) for r in per)
+    assert res["energy_pj"]["total"] == pytest.approx(sum(r["energy_pj"]["total"] for r in per), rel=1e-12)
+    assert res["latency_s"] == pytest.approx(res["cycles"] / spec.arch.clock_hz, rel=1e-12)
+    s = res["summary"]
+    assert s["throughput_inf_per_s"] == pytest.approx(1 / res["latency_s"])
+    assert s["average_power_w"] == pytest.approx(res["energy_pj"]["total"] * 1e-12 / res["latency_s"])
+    assert s["edp"] == pytest.approx(res["energy_pj"]["total"] * res["latency_s"])
+    for u, v in res["utilization"].items():
+        assert 0.0 <= v["pe_util"] <= 1.0
+    # component energies add up to the total
+    comp = sum(v for acts in res["energy_pj"]["components"].values() for v in acts.values())
+    assert comp + res["energy_pj"]["leakage"] == pytest.approx(res["energy_pj"]["total"], rel=1e-9)
+    assert len(res["top_einsums_by_time"]) == 3
+
+
+def test_report_files_and_byte_identical_json(tmp_path, tiny):
+    spec, res = tiny
+    a = write_report(res, tmp_path / "a")
+    b = write_report(run(load_run(DATA / "vit-tiny-small.yaml"), progress=False), tmp_path / "b")
+    for name in ("report.md", "report.html", "report.json", "layers.csv", "energy-components.png",
+                 "energy-layers.png", "utilization.png", "roofline.png", "traffic.png"):
+        assert (a / name).stat().st_size > 0, name
+    assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()
+    html = (a / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html
+    csv = (a / "layers.csv").read_text().splitlines()
+    assert len(csv) == 1 + len(spec.layers)
+    assert {p.name for p in tmp_path.iterdir()} == {"a", "b"}  # no temporary directories left
+
+
+def test_single_cascade_with_include(tmp_path, capsys):
+    assert main(["run", str(DATA / "with-include.yaml"), "-o", str(tmp_path / "r"), "--no-progress",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["macs"] == 32 ** 3
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["arch"]["name"] == "systolic-16x16"
+
+
+@pytest.mark.parametrize("name,msg", [
+    ("cycle-a.yaml", "cycle-b.yaml:1 include[0]: include cycle: cycle-a.yaml -> cycle-b.yaml -> cycle-a.yaml"),
+    ("missing-include.yaml", "missing-include.yaml:3 include[1]: included file 'no-such-file.yaml' not found"),
+])
+def test_include_errors(tmp_path, capsys, name, msg):
+    assert main(["run", str(DATA / name), "-o", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert msg in err, err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (("attention: softmax-2pass", "attention: softmax-9pass"), "workload.attention: unknown attention variant 'softmax-9pass'"),
+    (("layers: {patch-embed", "layers: {patch-embedd"), "workload.layers.patch-embedd: model vit-tiny has no layer 'patch-embedd'"),
+    (("report: {title: tiny test run, top: 3}", "report: {title: t, top: 0}"), "report.top: expected a positive integer"),
+    (("ranks: {T: 65}", "ranks: {T: -1}"), "workload.ranks.T: a rank size must be a positive integer"),
+])
+def test_bad_run_configs(tmp_path, capsys, edit, msg):
+    text = (DATA / "vit-tiny-small.yaml").read_text().replace(*edit)
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    assert main(["run", str(p), "-o", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_unwritable_report_directory(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", str(DATA / "with-include.yaml"), "-o", str(blocker / "sub" / "r"), "--no-progress"]) == 2
+    assert "cannot write the report directory" in capsys.readouterr().err
+
+
+def test_interrupt_leaves_no_partial_report(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    assert main(["run", str(DATA / "with-include.yaml"), "-o", str(out), "--no-progress"]) == 0
+    before = (out / "report.json").read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    import einarray.report as report
+
+    monkeypatch.setattr(report, "render_plots", boom)
+    assert main(["run", str(DATA / "with-include.yaml"), "-o", str(out), "--no-progress"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert (out / "report.json").read_bytes() == before  # the old report is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no temporary directory left
+
+
+def test_compare_with_sweep(tmp_path, capsys):
+    assert main(["compare", str(DATA / "with-include.yaml"), "--sweep", "M:16,64", "-o",
+                 str(tmp_path / "c"), "--no-progress"]) == 0
+    data = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert [r["value"] for r in data["rows"]] == [16, 64]
+    assert data["rows"][1]["latency_s"] > data["rows"][0]["latency_s"]
+    assert (tmp_path / "c" / "compare.png").exists() and (tmp_path / "c" / "compare.md").exists()
+    assert main(["compare", str(DATA / "with-include.yaml"), "--sweep", "M:abc"]) == 2
+
+
+def test_flow_module_has_no_hidden_state():
+    assert not hasattr(flow, "_cache")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_run(DATA / "nope.yaml")
