@@ -49,7 +49,9 @@ from einsum.analysis import op_counts, OpCounts
 from einsum.cascade import Cascade, Einsum
 from einsum.errors import ConfigError
 from einsum.load import cascade_from_data, load_cascade, resolve as resolve_cascade
-from einsum.yamlsrc import Source, YPath, load as load_yaml
+from einsum.yamlsrc import Source, YPath
+
+from .yamlfast import load as load_yaml
 
 from .arch import Arch, UNITS, arch_from_data, resolve_arch
 
