@@ -41,10 +41,10 @@ including input quantization (measured in tests/einsum/test_approx.py).
 Softmax (single pass, base 2)
 -----------------------------
 One pass over the scores keeps an integer running max ``m`` of ``n_i = floor(s2_i)`` and
-a running sum ``S`` (:data:`SUM_FRAC` = 22 fraction bits) of ``2**(s2_i - m)``:
-``if n_i > m: S = (S >> (n_i - m)) + v_i; m = n_i  else: S += v_i >> (m - n_i)``
-(``m`` starts at -infinity, ``S`` at 0), so growing the max rescales the sum by a shift,
-as in Softermax, instead of Edge-MoE's ``sum * exp(d)`` multiply.  The scores are
+a running sum (:data:`SUM_FRAC` = 22 fraction bits) of ``2**(s2_i - m)``: when the max
+grows the sum is rescaled by a right shift, as in Softermax, instead of Edge-MoE's
+``sum * exp(d)`` multiply.  The sum is kept as two partial sums (even/odd positions, see
+:func:`softmax_state_int`) so the RTL's shift-then-add recurrence has two pipeline stages.  The scores are
 buffered, and after the row ``S`` (``1 <= S < 2n``) is normalised to ``M`` in [1, 2)
 (top 18 bits ``M_int``, truncated) and ``R = floor(2**34 / M_int)`` is computed exactly
 (an 18-step restoring division in RTL, replacing a LUT + Newton step: same role, no
@@ -341,22 +341,29 @@ def _check_softmax_fmts(in_fmt: QFormat, out_fmt: QFormat) -> None:
 def softmax_state_int(x: object, in_frac: int) -> tuple[np.ndarray, np.ndarray]:
     """Running (max, sum) after one pass over the last axis, exactly as the RTL updates them.
 
-    Returns ``(m, S)`` of shape ``x.shape[:-1]``: ``m`` = max of ``floor(s2_i)``, ``S`` the
-    rescaled sum of ``2**(s2_i - m)`` with 22 fraction bits.
+    Returns ``(m, S)`` of shape ``x.shape[:-1]``: ``m`` = max of ``n_i = floor(s2_i)``, ``S``
+    the sum of ``2**(s2_i - m)`` with 22 fraction bits.  Two partial sums (even and odd
+    positions) are kept so that the RTL's shift-and-add loop has two cycles per update::
+
+        M_j = max(M_{j-1}, n_j)                              (running max, M_{-1} = -inf)
+        P[j%2] = (P[j%2] >> (M_j - L[j%2])) + (v_j >> (M_j - n_j));  L[j%2] = M_j
+        S = (P[0] >> (m - L[0])) + (P[1] >> (m - L[1]))      (shifts >= 63 give 0)
     """
     x = as_int_array(x, "x")
     if x.ndim == 0 or x.shape[-1] == 0:
         raise NumericError("softmax needs at least one score per row")
     n_all, v_all = exp2_split_int(x, in_frac)
-    m = np.full(x.shape[:-1], np.iinfo(np.int64).min // 2, dtype=np.int64)
-    s = np.zeros(x.shape[:-1], dtype=np.int64)
+    lo = np.iinfo(np.int64).min // 4
+    m = np.full(x.shape[:-1], lo, dtype=np.int64)
+    part = [np.zeros(x.shape[:-1], dtype=np.int64) for _ in range(2)]
+    last = [np.full(x.shape[:-1], lo, dtype=np.int64) for _ in range(2)]
     for j in range(x.shape[-1]):
+        p = j & 1
         n, v = n_all[..., j], v_all[..., j]
-        grow = n > m
-        d_grow = np.minimum(n - m, 63)
-        d_keep = np.minimum(m - n + (SUM_FRAC - EXP2_FRAC), 63)
-        s = np.where(grow, (s >> np.where(grow, d_grow, 0)) + v, s + (v >> np.where(grow, 0, d_keep)))
         m = np.maximum(m, n)
+        part[p] = (part[p] >> np.minimum(m - last[p], 63)) + (v >> np.minimum(m - n, 63))
+        last[p] = m
+    s = (part[0] >> np.minimum(m - last[0], 63)) + (part[1] >> np.minimum(m - last[1], 63))
     return m, s
 
 

@@ -69,7 +69,7 @@ def test_amaranth_sim_latency_formula(max_len):
     res = run_stream(sm, _payloads(rows), out_fields=("data", "last"))
     ic, oc = res["in_cycles"], res["out_cycles"]
     assert ic[:n] == list(range(n))
-    assert oc[0] - ic[n - 1] == sm.latency == 12 + sm.norm_cycles + sm.div_cycles
+    assert oc[0] - ic[n - 1] == sm.latency == 29 + sm.norm_cycles + sm.div_cycles
     assert oc[n - 1] - ic[0] == sm.row_cycles(n) - 1 + 0 or oc[n - 1] - ic[0] + 1 == sm.row_cycles(n)
     assert oc[:n] == list(range(oc[0], oc[0] + n))
     assert [(_signed(o["data"], 16), o["last"]) for o in res["out"]] == _expected(sm, rows)
@@ -91,7 +91,7 @@ def test_describe_and_verilog():
     sm = Softmax(max_len=64)
     d = sm.describe()
     assert d["clock"] == "clk" and d["reset"] == "rst"
-    assert d["latency"] == sm.latency == 12 + 6 + 18
+    assert d["latency"] == sm.latency == 29 + 6 + 18
     assert d["ports"]["i"]["payload"] == "i__payload" and d["ports"]["i"]["width"] == 16
     assert d["ports"]["i"]["frac_bits"] == 10 and d["ports"]["i"]["signed"] is True
     assert d["ports"]["i"]["fields"] == {"data": [0, 16], "last": [16, 1]}
