@@ -14,16 +14,20 @@ last probability has been handed off (``i.ready`` is low meanwhile).
 
 Micro-architecture
 ------------------
-Phases ACCEPT -> DRAIN -> NORM -> DIV -> EMIT.  A shared 4-stage exp front end (input or
-buffer register, ``s2 = x*log2 e`` (one 18-bit constant multiplier), 2**frac table read
-(65 x 24-bit ROM as 64 words of value + slope), interpolation (one 17 x 10 multiplier))
-feeds, during ACCEPT, the running (max, sum) update -- a compare, a barrel shift and an add
-per score -- and the scores are written to a ``max_len`` x W buffer.  NORM shifts the sum
-left until its top bit is set (fixed ``norm_cycles``), DIV computes the 18-bit reciprocal
-by restoring division (18 cycles).  EMIT re-reads the buffer through the same front end,
-shifts each term by ``m - n_i``, multiplies by the reciprocal (18 x 18) and rounds by a
-per-row shift.  Every phase processes one element per cycle; the stream pipeline advances
-when ``en = ~o.valid | o.ready`` (correct under any back-pressure).
+Phases ACCEPT -> DRAIN -> FIN (3 cycles) -> NORM -> DIV -> EMIT.  A shared 8-stage exp
+front end (input register or buffer read + data register, source select, ``s2 = x*log2 e``
+(one 18-bit constant multiplier), 2**frac table read (64 words of value + slope) and its
+data register, slope * fraction (17 x 10 multiplier), add) feeds, during ACCEPT, the running
+max (one 9-bit compare per score) and two interleaved partial sums (even/odd positions):
+shift amounts, then ``P >> (M_j - L)`` and ``v >> (M_j - n_j)``, then the add -- so the
+loop-carried shift-then-add has two cycles per update while one score enters per cycle.
+The scores are written to a ``max_len`` x W buffer.  FIN aligns and adds the partial sums,
+NORM shifts the sum left until its top bit is set (fixed ``norm_cycles``), DIV computes the
+18-bit reciprocal by restoring division (18 cycles).  EMIT re-reads the buffer through the
+same front end, shifts each term by ``M - n_i``, multiplies by the reciprocal (18 x 18),
+adds half an LSB, applies the per-row shift and saturates (6 stages).  Every phase handles
+one element per cycle; the stream pipeline advances when ``en = ~o.valid | o.ready``
+(correct under any back-pressure).  Every multiplier and block-RAM output feeds a register.
 
 Latency (``latency`` attribute, no stalls): the first probability of a row is valid
 ``29 + norm_cycles + div_cycles`` = ``latency`` cycles after the cycle in which the row's last
