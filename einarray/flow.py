@@ -113,6 +113,33 @@ def load_run(path: str | Path, *, ranks: Mapping[str, int] | None = None,
     if not p.is_file():
         raise ConfigError("config file not found", str(path))
     sections, src, data = _load_tree(p, (p.resolve(),))
+    return _from_sections(p, sections, src, data, ranks, sets)
+
+
+def load_run_data(data: Mapping[str, Any], name: str, *, base_dir: str | Path = ".",
+                  ranks: Mapping[str, int] | None = None, sets: list[str] | None = None) -> RunSpec:
+    """A run config given as data (studies, sweeps); ``name`` stands for the file in errors."""
+    src = Source(name)
+    if not isinstance(data, Mapping):
+        raise src.error((), "expected a mapping with workload (or einsum), arch and mapping sections")
+    for k in data:
+        if k not in RUN_KEYS or k == "include":
+            raise src.error((str(k),), f"unknown section {k!r} (allowed: {', '.join(RUN_KEYS[1:])})")
+    base = Path(base_dir)
+    sections: Sections = {}
+    for k in SECTIONS:
+        if k in ("mappings", "report"):
+            if k in data:
+                sections[k] = (copy.deepcopy(data[k]), src, (k,))
+            continue
+        sec = _section(dict(data), src, k, base)
+        if sec is not None:
+            sections[k] = sec
+    return _from_sections(base / f"{name}.yaml", sections, src, dict(data), ranks, sets)
+
+
+def _from_sections(p: Path, sections: Sections, src: Source, data: Mapping[str, Any],
+                   ranks: Mapping[str, int] | None, sets: list[str] | None) -> RunSpec:
     rep = _report_options(sections, p)
     desc = " ".join(str(data.get("description", "")).split())
     wl = sections.get("workload")

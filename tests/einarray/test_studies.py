@@ -1,0 +1,39 @@
+"""The committed studies in reports/ are up to date: recompute their JSON and compare numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from einarray import studies
+from einarray.report import dumps
+
+
+@pytest.mark.parametrize("name", list(studies.STUDIES))
+def test_committed_study_matches_a_fresh_run(name):
+    committed = json.loads((studies.REPORTS / name / "results.json").read_text())
+    fresh = json.loads(dumps(studies.STUDIES[name][0](progress=False)))
+    diffs = studies.compare_numbers(fresh, committed)
+    assert not diffs, f"reports/{name} is stale; run `python -m einarray.studies {name}`: {diffs[:5]}"
+
+
+def test_compare_numbers_reports_differences():
+    assert studies.compare_numbers({"a": [1.0, 2.0]}, {"a": [1.0, 2.0 + 1e-12]}) == []
+    assert studies.compare_numbers({"a": [1.0, 2.0]}, {"a": [1.0, 2.1]}) == [".a[1]: 2.0 != 2.1"]
+    assert studies.compare_numbers({"a": 1}, {"b": 1})
+
+
+def test_attention_variant_study_shapes():
+    data = json.loads((studies.REPORTS / "attention-variants" / "results.json").read_text())
+    rows = data["rows"]
+    assert len(rows) == len(studies.VARIANTS) * len(studies.SIZES) * len(studies.ARCHS)
+    by = {(r["image_px"], r["arch"], r["variant"]): r for r in rows}
+    for arch in studies.ARCHS:
+        assert by[(224, arch, "softmax-3pass")]["passes"] == 3
+        assert by[(224, arch, "softmax-2pass")]["passes"] == 2
+        assert by[(224, arch, "softmax-1pass")]["passes"] == 1
+        # the quadratic core has 12 blocks x 12 heads x 2 x T^2 x 64 MACs
+        T = by[(1024, arch, "softmax-3pass")]["tokens"]
+        assert T == 4096
+        assert by[(1024, arch, "softmax-3pass")]["attention_core_macs"] == 144 * 2 * T * T * 64
