@@ -57,11 +57,16 @@ def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
     last ``o`` beat is accepted as cycle N, with ``i``/``w`` always valid and ``o`` always
     ready::
 
-        N = 1 (command) + bias + k (one operand beat per cycle) + 2 (MAC pipeline flush)
+        N = 1 (command)
+            + 2 * bias (the accumulators are cleared in the cycle after the command, the
+                        bias beat is accepted in the cycle after that)
+            + k (one operand beat per cycle; without bias the first beat is accepted in
+                 the cycle after the command, while the accumulators are cleared)
+            + 3 (MAC pipeline flush: operand register, DSP input register, product register)
             + rows (one output row per cycle)
             + 4 (row select, add rounding constant, shift, saturate/relu)
             + epilogue_latency (GELU pipeline, 0 when the tile has no gelu)
-          = k + rows + bias + 8 + epilogue_latency
+          = k + rows + 2 * bias + 8 + epilogue_latency
 
     ``cols`` does not appear: the C columns are computed in parallel. The next command is
     accepted in cycle N + 1, so back-to-back tiles take exactly N cycles each. Stalls on
@@ -72,7 +77,7 @@ def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
     if not isinstance(epilogue_latency, int) or epilogue_latency < 0:
         raise ConfigError(f"epilogue_latency must be a non-negative integer, got {epilogue_latency!r}")
-    return 1 + int(bool(bias)) + k + _MAC_PIPE + rows + _DRAIN_PIPE + epilogue_latency
+    return 1 + 2 * int(bool(bias)) + k + _MAC_PIPE + rows + _DRAIN_PIPE + epilogue_latency
 
 
 def _kbits(max_k: int) -> int:
@@ -309,7 +314,7 @@ class ComputeUnit(wiring.Component):
                 "o": port("o", f.o_width, f.o_frac, self.cols),
             },
             "latency": {
-                "formula": "k + rows + bias + 8 + (gelu_latency if gelu else 0)",
+                "formula": "k + rows + 2 * bias + 8 + (gelu_latency if gelu else 0)",
                 "gelu_latency": self.gelu_latency,
                 "example_k16": self.tile_cycles(16),
             },
@@ -364,7 +369,7 @@ class ComputeUnit(wiring.Component):
         v1 = Signal()
         v2 = Signal()
         v3 = Signal()
-        clear = Signal()
+        clear = Signal()  # registered: one cycle after the command, high fan-out
         bias_hs = Signal()
         mac_hs = Signal()
 
@@ -404,14 +409,15 @@ class ComputeUnit(wiring.Component):
                         rcnt.eq(0),
                         ocnt.eq(0),
                     ]
-                    m.d.comb += clear.eq(~cmd.acc)
+                    m.d.sync += clear.eq(~cmd.acc)  # accumulators cleared next cycle
                     with m.If(cmd.bias & is_gemm):
                         m.next = "BIAS"
                     with m.Else():
                         m.next = "MAC"
             with m.State("BIAS"):
-                m.d.comb += [self.w.ready.eq(1), bias_hs.eq(self.w.valid)]
-                with m.If(self.w.valid):
+                # not in the clearing cycle: the bias is added to the cleared accumulators
+                m.d.comb += [self.w.ready.eq(~clear), bias_hs.eq(self.w.valid & ~clear)]
+                with m.If(bias_hs):
                     m.next = "MAC"
             with m.State("MAC"):
                 a_ok = Signal()
@@ -448,6 +454,9 @@ class ComputeUnit(wiring.Component):
             m.d.comb += a_sel.eq(rd.data)
         m.d.comb += [wr.addr.eq(kcnt), wr.data.eq(self.i.payload),
                      wr.en.eq(mac_hs & ~c_reuse)]
+
+        with m.If(clear):
+            m.d.sync += clear.eq(0)
 
         # MAC pipeline: operand registers -> per-MAC copies -> product registers -> accumulate
         m.d.sync += [v1.eq(mac_hs), v2.eq(v1), v3.eq(v2)]
