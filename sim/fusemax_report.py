@@ -140,6 +140,7 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -265,41 +266,62 @@ def _readme(records: list[dict], wall: float) -> str:
     L.append(f"| FuseMax energy / unfused (compute + DRAM only) | {am(en_u2):.3f} | {gm(en_u2):.3f} | {PUBLISHED_ENERGY_RATIO['unfused']} |")
     L.append("\nPlots: `utilization.png` (2-D and 1-D utilization against sequence length), "
              "`speedup.png` (FuseMax over FLAT and unfused). Raw records: `results.json`.\n")
-    L.append(DIFFERENCES)
+    L.append(_differences(records))
     return "\n".join(L) + "\n"
 
 
-DIFFERENCES = """## Where and why we differ (every difference above 10%)
+def _differences(records: list[dict]) -> str:
+    """The explanation section, with its figures taken from the records."""
+    def rel(m):
+        xs = [abs(r["latency_s"] / r["closed_form_latency_s"] - 1) for r in records if r["mapping"] == m]
+        return max(xs) if xs else 0.0
 
-* **FuseMax latency and utilization match the artifact's closed form to within 0.1%**: the
-  simulator counts the same Einsum cycles (exp = 6 MACs + 1 add, one element per PE or
-  lane per cycle, no systolic fill/drain, as the artifact assumes) and the same four-stage
-  pipeline; what it adds is the pipeline start (the first chunk's loads before any
-  compute), the last chunk's deferred RD/RNV/AV (one epilogue), and DRAM stalls where a
-  head's first query tile streams K and V (held on chip afterwards when they fit).
-* **FLAT**: at 1K-64K ours equals 1024*S cycles plus a two-step pipeline fill. From 256K
-  the score rows of 256 queries no longer fit the 32 MB buffer, so the mapping keeps fewer
-  query rows per step; the 2-D array then spends as long on QK (a fold per 256 keys for
-  only a few rows) and AV as the 1-D array on the softmax, and utilization drops below the
-  closed form's constant 0.125 (the paper reports 0.108 there, for the same reason).
-* **Unfused**: the three phases are memory- or compute-bound as in the closed form; ours is
-  within about 0.1% at 1K. At long sequences the softmax phase must also shrink its row
-  tile and QK/AV tile their key ranks, which adds partial-sum traffic the closed form
-  ignores.
-* **Speedups** are ratios of the above, so they inherit the FLAT and unfused differences.
-  The paper's averages (6.7x over FLAT, 10x over unfused) come from its own runs, which
-  our closed-form evaluation of the artifact formulas does not reproduce exactly either:
-  FuseMax's gain over FLAT by these formulas is (1024 S) / (S (2F+10+256F/Nk)), about
-  6.5-7.4x for F = 64 and about 3.8x for XLM (F = 128).
-* **Energy**: the paper's energies use the artifact's run-time global-buffer and
-  register-file energies, which are not recoverable (reference sheet); we report the
-  full-table energy (stored 64-bit-access buffer energies, depth-32 RF energies) and the
-  compute + DRAM part alone. Compute + DRAM explain about 97% of FuseMax's published
-  energy but only 78-81% of the baselines', so our compute+DRAM ratios are expected to be
-  lower (better for FuseMax) than the published 0.79 / 0.77, and the full-table ratios
-  depend on our buffer-access model (FuseMax moves K/V chunks and intermediates through
-  the buffer at every step).
-"""
+    def util_rng(m, pred=lambda r: True):
+        xs = [r["util_2d"] for r in records if r["mapping"] == m and pred(r)]
+        return (min(xs), max(xs)) if xs else (0.0, 0.0)
+
+    fl_long = util_rng("flat", lambda r: r["seq_len"] >= 1 << 18 and r["model"] != "XLM")
+    uf_xlm = util_rng("unfused", lambda r: r["model"] == "XLM")
+    e_fl = [r["energy_pj"] for r in records if r["mapping"] == "flat"]
+    long_flat = [r for r in records if r["mapping"] == "flat" and r["seq_len"] == max(x["seq_len"] for x in records)]
+    rows = sorted({r["tiles"].get("M") for r in long_flat if r["tiles"].get("M")})
+    L = ["## Where and why we differ (every difference above 10%)\n"]
+    L.append(f"* **FuseMax** latency and 2-D utilization match the artifact's closed form within "
+             f"{100 * rel('fusemax'):.3f}% everywhere, and the published utilizations (0.89 at 1K, 0.965 at "
+             "4K, 0.991 from 64K; XLM 0.994-0.996) to the third decimal. The simulator counts the same Einsum "
+             "cycles (exp = 6 MACs + 1 add, one element per PE or lane per cycle, no systolic fill/drain, as the "
+             "artifact assumes) in the same four-stage 2-D/1-D pipeline, stepping it chunk by chunk; it adds "
+             "the pipeline start (the first chunk's loads), the last query tile's deferred RD/RNV/AV and the "
+             "last write-back. Per 1024-query tile, four 256-row passes share each 256-key chunk of K and V, "
+             "so DRAM (K/V re-streamed per query tile when a head's K and V do not fit on chip) never binds.")
+    L.append(f"* **FLAT** matches 1024*S cycles (plus a two-step pipeline fill) within {100 * rel('flat'):.3f}%. "
+             f"From 256K keys a 256-query row block no longer fits the 32 MB buffer (ours keeps "
+             f"{', '.join(map(str, rows))} rows at the longest length); the report's small mapper then picks a "
+             "weight-stationary QK (K chunks stationary, the few query rows streamed) so the 2-D array still "
+             f"keeps up with the 1-D softmax and utilization stays {fl_long[0]:.3f}-{fl_long[1]:.3f}, while the "
+             "paper reports 0.108 there (its FLAT mapping loses 2-D work to the smaller row block; with an "
+             "output-stationary QK ours drops far lower, about 0.03 at 1M). This is a >10% difference from the "
+             "published figure, due to mapping choice, not to the model of the hardware.")
+    L.append(f"* **Unfused** is within {100 * rel('unfused'):.1f}% of the closed form (QK and AV bound by DRAM, the "
+             "softmax by the 1-D array). The excess at long sequences is real traffic the closed form omits: "
+             "the softmax group must shrink its row tile and QK/AV tile the key rank to fit the buffer, which "
+             "re-reads operands and spills partial sums. The published unfused utilization 'about 0.08' is "
+             f"for BERT/TrXL/T5; XLM's larger head dimension doubles the 2-D work per score, and ours "
+             f"({uf_xlm[0]:.3f}-{uf_xlm[1]:.3f}) agrees with the closed form for XLM, not with 0.08.")
+    L.append("* **Speedups** follow from the latencies: by the artifact's formulas FuseMax gains "
+             "1024 / (2F + 10 + 256F/N) over FLAT, 6.6-7.4x for F = 64 and 3.4-3.9x for XLM's F = 128, so "
+             "the average over the four models lands near the published 6.7x; over unfused the gain is about "
+             "11-12x (F = 64) and 6x (XLM), averaging near 10x.")
+    L.append("* **Energy**: the paper's run-time global-buffer and register-file energies are not in the "
+             "artifact; we use the stored 64-bit-access buffer energies and the depth-32 register-file energies "
+             "(mapping/arch/fusemax.yaml). With that full table the FuseMax/FLAT and FuseMax/unfused ratios come "
+             "close to the published 0.79 and 0.77 (table above). Compute + DRAM alone give ratios near 1.0 "
+             "(FLAT) and 0.9 (unfused): FuseMax does slightly more arithmetic (the running-max corrections) and "
+             "reads the same inputs, so its energy advantage is on-chip traffic - FLAT and unfused move every "
+             "score through the global buffer several times, FuseMax keeps them in PE registers. At 256K-1M "
+             "the FLAT ratio falls further (down to about 0.4) because FLAT's smaller row blocks re-read K and V "
+             "per block.")
+    return "\n".join(L) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,7 @@ def _write_atomic(path: str, write) -> None:
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             write(fh)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
