@@ -21,8 +21,12 @@ import numpy as np
 
 from einsum import expr as E
 from einsum.cascade import Cascade, Einsum
+from einsum.errors import EinarrayError
 from einsum.interp import _run, evaluate, random_inputs
 from mapping.spec import Config, Group, einsum_depth, rank_related
+
+
+MAX_POINTS = 200_000_000
 
 
 @dataclass
@@ -155,6 +159,10 @@ def check_functional(cfg: Config, *, seed: int = 0, rtol: float = 1e-9, atol: fl
                      ) -> FunctionalResult:
     """Run the mapping tile by tile (one instance) and compare with ``einsum.interp``."""
     c = cfg.cascade
+    total = sum(oc.points for oc in cfg.counts.values())
+    if total > MAX_POINTS:
+        raise EinarrayError(f"--functional: one instance of {c.name} has {total:,} iteration points, more "
+                            f"than the {MAX_POINTS:,} the tile-by-tile NumPy check handles; shrink the ranks")
     inputs = random_inputs(c, seed)
     ref = evaluate(c, inputs)
     env: dict[str, np.ndarray] = {t: np.array(a, dtype=np.float64) for t, a in inputs.items()}

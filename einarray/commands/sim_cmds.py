@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 from einsum.errors import ConfigError, EinarrayError
+
+
+MAX_STEPPED = 1_000_000  # tile steps --trace / --every-tile will step one by one
 
 
 def _rank_arg(s: str) -> tuple[str, int]:
@@ -64,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
     ranks = dict(args.rank)
     cfg = load_config(args.config, ranks=ranks, sets=args.sets)
     want_trace = bool(args.trace)
+    if want_trace or args.every_tile:
+        steps = sum(cfg.instances * math.prod(lp.trips for lp in g.loops) for g in cfg.mapping.groups)
+        if steps > MAX_STEPPED:
+            opt = "--trace" if want_trace else "--every-tile"
+            raise EinarrayError(f"{opt}: the mapping has {steps:,} tile steps, more than {MAX_STEPPED:,} "
+                                "that can be stepped one by one; shrink the ranks (--rank) or instances")
     res = simulate(cfg, fast=not args.every_tile and not want_trace, trace=want_trace)
     trace = res.pop("_trace", None)
     if want_trace:
-        if res["sim"]["steps"] > 2_000_000:
-            raise EinarrayError(f"--trace: {res['sim']['steps']} steps is too many to trace; shrink the ranks")
         units = list(cfg.arch.units)
         cols = ["group", "kind", "load_start", "load_end", "compute_start", "compute_end",
                 "store_start", "store_end", "dram_read_words", "dram_write_words"] + \

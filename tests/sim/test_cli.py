@@ -140,3 +140,13 @@ def test_stage_order_error(tmp_path, capsys):
     assert main(["simulate", str(q)]) == 2
     err = capsys.readouterr().err
     assert "mapping.groups[0].stages: SLN reads RM before RM produces it" in err, err
+
+
+def test_trace_and_functional_refuse_huge_runs(tmp_path, capsys):
+    p = write_config(base_doc(), tmp_path)
+    assert main(["simulate", str(p), "--rank", "M=100000000", "--trace", str(tmp_path / "t.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "tile steps" in err and "\n" == err[-1] and err.count("\n") == 1
+    assert main(["simulate", str(CONFIGS / "fusemax.yaml"), "--rank", "M=65536", "--rank", "P=65536",
+                 "--set", "mapping.groups.0.hold={}", "--functional"]) == 2
+    assert "iteration points" in capsys.readouterr().err
