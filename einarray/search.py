@@ -1351,14 +1351,21 @@ def _flow(obj: Any) -> Any:
     class FlowList(list):
         pass
 
-    def conv(x: Any, depth: int) -> Any:
+    def flow(x: Any) -> Any:
         if isinstance(x, dict):
-            d = {k: conv(v, depth + 1) for k, v in x.items()}
-            return Flow(d) if depth >= 2 else d
+            return Flow({k: flow(v) for k, v in x.items()})
         if isinstance(x, list):
-            lst = [conv(v, depth + 1) for v in x]
-            return FlowList(lst) if all(not isinstance(v, dict) for v in x) else lst
+            return FlowList([flow(v) for v in x])
         return x
+
+    def conv(x: Any, depth: int) -> Any:
+        # mapping -> {einsums: {NAME: flow}, groups: [{key: flow}]}
+        m = dict(x["mapping"])
+        if "einsums" in m:
+            m["einsums"] = {k: flow(v) for k, v in m["einsums"].items()}
+        if "groups" in m:
+            m["groups"] = [{k: flow(v) for k, v in g.items()} for g in m["groups"]]
+        return {"mapping": m}
 
     class Dumper(yaml.SafeDumper):
         pass

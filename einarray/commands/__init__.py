@@ -11,4 +11,5 @@ COMMAND_MODULES = [
     "einarray.commands.hw_cmds",       # verilog, synth
     "einarray.commands.sim_cmds",      # simulate
     "einarray.commands.flow_cmds",     # sweep (run, compare, search as they land)
+    "einarray.commands.search_cmds",   # search
 ]

@@ -1,0 +1,190 @@
+"""``einarray search``: find a good mapping of a config's cascade onto its arch."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from einsum.errors import ConfigError
+
+from .common import atomic_path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search", help="search legal mappings (fusion, units, spatial, tiles, loop orders) for the best one",
+        description="Enumerate legal mappings of CONFIG's cascade on its arch (fusion of consecutive "
+                    "Einsums, unit and spatial assignment, buffer tiles, loop orders, held inputs, stage "
+                    "layout), evaluate them with the simulator, and print the best as a mapping: section "
+                    "to paste, with its figures and the Pareto set of latency against energy. Exhaustive "
+                    "when the space fits the budget, coordinate descent with restarts beyond it. A "
+                    "search: section in CONFIG sets objective, budget and constraints (see "
+                    "einarray.search). A mapping: section in CONFIG seeds the search.")
+    p.add_argument("config", help="YAML config with einsum:/workload:, arch:, optional mapping: and search:")
+    p.add_argument("--objective", help="latency, energy or edp (default: the config's search.objective, else edp)")
+    p.add_argument("--budget", type=_int, help="simulated candidates (default: search.budget, else 400)")
+    p.add_argument("--seed", type=_int, help="random seed of the heuristic (default 0)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--output", "-o", metavar="DIR",
+                   help="write DIR/best-mapping.yaml, DIR/pareto.csv and DIR/pareto.png")
+    p.add_argument("--no-seed", action="store_true", help="do not seed the search with the config's mapping:")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", default=[], dest="sets", metavar="SECTION.KEY=VALUE",
+                   help="override a config value (repeatable), e.g. --set arch.array2d.rows=128")
+    p.set_defaults(handler=cmd_search)
+
+
+def _int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from einarray.search import load_search_config, mapping_yaml, search
+
+    problem = load_search_config(args.config, objective=args.objective, budget=args.budget, seed=args.seed,
+                                 sets=args.sets)
+    if args.no_seed:
+        problem.settings = dataclasses.replace(problem.settings, seed_mapping=False)
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the output directory: {exc.strerror or exc}", str(out)) from None
+    bar = None
+    progress = None
+    if not args.no_progress and not args.json:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("search {task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), transient=True, console=Console(stderr=True))
+        task = bar.add_task(problem.config.cascade.name, total=problem.settings.budget)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=min(done, total))
+        bar.start()
+    try:
+        res = search(problem, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    header = _header(res)
+    text = mapping_yaml(res.mapping, header)
+    if out is not None:
+        write_outputs(res, out, text)
+    if args.json:
+        print(json.dumps({**res.summary(), "mapping_yaml": text}, indent=2, sort_keys=True, default=str))
+        return 0
+    _print(res, text, out)
+    return 0
+
+
+def _header(res) -> str:
+    f = res.figures
+    return (f"einarray search: {res.workload} on {res.arch} (x{res.instances}), objective {res.objective}\n"
+            f"{f['cycles']:,} cycles = {f['latency_s'] * 1e3:.6g} ms, energy {f['energy_pj'] * 1e-6:.6g} uJ, "
+            f"EDP {f['edp']:.6g} pJ*s\n"
+            f"{'exhaustive' if res.exhaustive else 'heuristic'} search, {res.evaluations} simulated candidates, "
+            f"seed {res.seed}{', seeded with the config mapping' if res.seeded else ''}")
+
+
+def write_outputs(res, out: Path, text: str) -> None:
+    with atomic_path(out / "best-mapping.yaml") as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    rows = _pareto_rows(res)
+    with atomic_path(out / "pareto.csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["latency_s", "cycles", "energy_pj", "edp", "best", "groups"])
+            for r in rows:
+                w.writerow([r["latency_s"], r["cycles"], r["energy_pj"], r["edp"], int(r["best"]), r["groups"]])
+    with atomic_path(out / "pareto.png") as tmp:
+        plot_pareto(res, tmp)
+
+
+def _pareto_rows(res) -> list[dict]:
+    from einarray.search import figures
+
+    best = res.figures
+    rows = []
+    for m, r in res.pareto:
+        f = figures(r)
+        rows.append({**f, "best": f["cycles"] == best["cycles"] and f["energy_pj"] == best["energy_pj"],
+                     "groups": " | ".join("+".join(g["einsums"]) if len(g["einsums"]) <= 3 else g["name"]
+                                          for g in m["groups"])})
+    return rows
+
+
+def plot_pareto(res, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from einarray.search import figures
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    pts = [figures(r) for _, r in res.pareto]
+    ax.plot([p["latency_s"] * 1e3 for p in pts], [p["energy_pj"] * 1e-6 for p in pts], "o-", color="tab:blue",
+            label="Pareto front (simulated)")
+    b = res.figures
+    ax.plot([b["latency_s"] * 1e3], [b["energy_pj"] * 1e-6], "*", ms=16, color="tab:red",
+            label=f"best ({res.objective})")
+    if res.hand_result is not None:
+        h = figures(res.hand_result)
+        ax.plot([h["latency_s"] * 1e3], [h["energy_pj"] * 1e-6], "s", ms=9, color="tab:green",
+                label="config mapping")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("energy (uJ)")
+    ax.set_title(f"{res.workload} on {res.arch}: latency vs energy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def _print(res, text: str, out: Path | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = Console()
+    f = res.figures
+    t = Table(title=f"best mapping of {escape(res.workload)} on {escape(res.arch)} (objective {res.objective})")
+    t.add_column("")
+    t.add_column("found", justify="right")
+    hand = None
+    if res.hand_result is not None:
+        from einarray.search import figures
+        hand = figures(res.hand_result)
+        t.add_column("config mapping", justify="right")
+    rows = [("cycles", lambda x: f"{x['cycles']:,}"), ("latency (ms)", lambda x: f"{x['latency_s'] * 1e3:.6g}"),
+            ("energy (uJ)", lambda x: f"{x['energy_pj'] * 1e-6:.6g}"), ("EDP (pJ*s)", lambda x: f"{x['edp']:.6g}")]
+    rows += [(f"{u} PE util", (lambda u: lambda x: f"{x['utilization'].get(u, 0.0):.4f}")(u)) for u in f["utilization"]]
+    for name, fmt in rows:
+        t.add_row(name, fmt(f), *([fmt(hand)] if hand else []))
+    con.print(t)
+    con.print(f"{'exhaustive' if res.exhaustive else 'heuristic'} search: space {res.space_size:.3g} mappings "
+              f"({res.segments} candidate groups), {res.evaluations} simulated, {res.pruned} pruned, "
+              f"{res.illegal} illegal, {res.seconds:.2f} s ({res.evaluations / max(res.seconds, 1e-9):.0f}/s), "
+              f"seed {res.seed}{', seeded with the config mapping' if res.seeded else ''}")
+    pt = Table(title="Pareto set: latency vs energy (simulated)")
+    for col in ("latency (ms)", "cycles", "energy (uJ)", "EDP (pJ*s)", "groups", ""):
+        pt.add_column(col)
+    for r in _pareto_rows(res):
+        pt.add_row(f"{r['latency_s'] * 1e3:.6g}", f"{r['cycles']:,}", f"{r['energy_pj'] * 1e-6:.6g}",
+                   f"{r['edp']:.4g}", escape(r["groups"]), "best" if r["best"] else "")
+    con.print(pt)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if out is not None:
+        con.print(f"written: {out / 'best-mapping.yaml'}, {out / 'pareto.csv'}, {out / 'pareto.png'}")
