@@ -161,11 +161,13 @@ class GroupSim:
         u: ComputeUnit = sim.arch.units[em.unit]
         iext = {ix: rank_extent(c, c.rank_of_index(ix).name, ext) for ix in e.iter_indices}
         pts = math.prod(iext.values()) if iext else 1
+        dense = math.prod(c.index_size(ix) for ix in e.iter_indices)
         if em.free or oc.points == 0:
             res = (ZERO, 0, ZERO, (), ())
             self._ecache[key] = res
             return res
-        frac = Fraction(pts, oc.points)
+        # a 'where' filter's work is spread evenly over the dense iteration space
+        frac = Fraction(pts, dense)
         acts = {a: Fraction(v) * frac for a, v in oc.counts.items() if v}
         mac = acts.get("mac", ZERO)
         folds_by_ix: dict[str, int] = {}

@@ -18,6 +18,8 @@ Keys (``einarray simulate --json``)::
     edp: energy (pJ) x latency (s)
     einsums: {NAME: {unit, group, cycles, pe_cycles, points, actions, energy_pj,
                      buffer_reads, buffer_writes}}
+        points = dense iteration points stepped (x instances); actions = the cascade's
+        op counts (which skip points outside a 'where' filter) x instances
     groups: {NAME: {cycles, einsums}}
     sim: {steps, steps_skipped, fast}
 
@@ -72,7 +74,8 @@ def collect(cfg: Config, sim: Sim) -> dict:
         if em.free or not oc.points:
             actions[e.name] = {}
             continue
-        actions[e.name] = {a: _i(Fraction(n) * pts / oc.points) for a, n in oc.counts.items() if n}
+        dense = math.prod(c.index_size(ix) for ix in e.iter_indices)
+        actions[e.name] = {a: _i(Fraction(n) * pts / dense) for a, n in oc.counts.items() if n}
 
     comp: dict[str, dict[str, float]] = {}
     compute_e = 0.0

@@ -73,3 +73,19 @@ def test_arch_errors_are_located(tmp_path, old, new, where, what):
     assert re.match(rf"^{re.escape(str(p))}:\d+ {re.escape(where)}", msg), msg
     assert what in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("name", ["fusemax", "fusemax-baseline", "tpu-v1", "systolic-16x16", "systolic-32x32",
+                                  "zcu102-edge-moe"])
+def test_shipped_archs_simulate_a_gemm(tmp_path, name):
+    from mapping.spec import load_config
+    from sim.results import simulate
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"workload": {"cascade": "gemm", "ranks": {"M": 96, "N": 80, "K": 72}},
+                                 "arch": name}))
+    cfg = load_config(p)
+    r = simulate(cfg)
+    u = cfg.arch.units["array2d"]
+    assert r["einsums"]["C"]["actions"]["mac"] == 96 * 80 * 72
+    assert r["cycles"] >= 96 * 80 * 72 / (u.lanes * u.macs_per_pe)
+    assert 0 < r["utilization"]["array2d"]["mac_util"] <= 1

@@ -140,3 +140,65 @@ def test_fast_mode_skips_and_stays_exact():
     assert fast["sim"]["steps_skipped"] > slow["sim"]["steps"] / 2
     for k in ("cycles_exact", "compute_cycles", "traffic", "energy_pj", "einsums", "utilization"):
         assert fast[k] == slow[k], k
+
+
+def test_filtered_cascades_count_the_filtered_work():
+    # 'where' filters: energy counts only the points that pass; time spreads them evenly
+    from einsum.analysis import op_counts
+    from sim.functional import check_functional
+    doc = {"workload": {"cascade": "softmax-3pass-causal", "ranks": {"M": 12, "P": 12, "E": 4, "F": 4},
+                        "instances": 3},
+           "arch": "fusemax",
+           "mapping": {"groups": [{"name": "qk", "einsums": ["QK"], "tiles": {"GB": {"M": 4, "P": 8}},
+                                   "loop_order": ["M", "P"]}]}}
+    cfg = config_from(doc)
+    res = simulate(cfg)
+    oc = op_counts(cfg.cascade)
+    assert any(o.points < math.prod(cfg.cascade.index_size(ix) for ix in cfg.cascade.einsum(n).iter_indices)
+               for n, o in oc.items())
+    for n, o in oc.items():
+        if not cfg.mapping.einsums[n].free:
+            assert res["einsums"][n]["actions"] == {a: 3 * v for a, v in o.counts.items() if v}, n
+    slow = simulate(cfg, fast=False)
+    assert slow["cycles_exact"] == res["cycles_exact"] and slow["energy_pj"] == res["energy_pj"]
+    assert check_functional(cfg).ok
+
+
+def _arch_table(name):
+    import yaml
+    from sim_helpers import CONFIGS
+    doc = yaml.safe_load((CONFIGS.parent / "arch" / f"{name}.yaml").read_text())["arch"]
+    words = {lv["name"]: lv.get("word_bits", 16) for lv in doc["memory"]}
+    tab = {}
+    for comp, t in doc["energy"].items():
+        if comp == "leakage_pj_per_cycle":
+            continue
+        if comp in words:  # pJ per access of access_bits -> per word
+            k = words[comp] / t.get("access_bits", words[comp])
+            tab[comp] = {"read": t["read"] * k, "write": t["write"] * k}
+        else:
+            tab[comp] = dict(t)
+    return tab
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("name,arch", [("fusemax", "fusemax"), ("flat", "fusemax-baseline"),
+                                       ("unfused", "fusemax-baseline")])
+def test_attention_configs_bounds_and_energy(name, arch):
+    cfg = load_config(CONFIGS / f"{name}.yaml", sets=["workload.batch.B=2"])
+    res = simulate(cfg)
+    cyc = res["cycles_exact"]
+    for lv, t in res["traffic"].items():
+        assert cyc >= t["reads"] / t["peak_read_bw"] - 1e-6, lv
+        assert cyc >= t["writes"] / t["peak_write_bw"] - 1e-6, lv
+    dram = res["traffic"]["DRAM"]
+    assert cyc >= (dram["reads"] + dram["writes"]) / dram["peak_read_bw"] - 1e-6  # one shared channel
+    assert res["traffic"]["GB"]["fills"] == dram["reads"] and res["traffic"]["GB"]["drains"] == dram["writes"]
+    for u in res["utilization"].values():
+        assert u["busy"] <= 1 and u["pe_util"] <= 1 + 1e-12 and u["mac_util"] <= 1 + 1e-12
+    tab = _arch_table(arch)
+    want = sum(n * tab[d["unit"]][a] for d in res["einsums"].values() for a, n in d["actions"].items())
+    want += sum(t["reads"] * tab[lv]["read"] + t["writes"] * tab[lv]["write"] for lv, t in res["traffic"].items())
+    assert math.isclose(res["energy_pj"]["total"], want, rel_tol=1e-12)
