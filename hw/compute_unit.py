@@ -32,6 +32,7 @@ from __future__ import annotations
 from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal,
                           signed, unsigned)
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -46,7 +47,8 @@ SHIFT_BITS = 4  # command shift field: extra right shift 0..15 (attention scale,
 # Pipeline depths (see tile_cycles): shared operand register, per-MAC operand register
 # (duplicated so every multiplier has its own, nearby input flip-flops), product register.
 _MAC_PIPE = 3      # cycles between the last operand handshake and the final accumulator
-_DRAIN_PIPE = 4    # row select, + rounding constant, >> shift, saturate/relu (= o payload)
+_DRAIN_PIPE = 4    # row select, + rounding constant, >> shift, saturate/relu
+_OUT_FIFO = 1      # output FIFO: a row written in one cycle is readable in the next
 
 
 def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
@@ -66,7 +68,8 @@ def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
             + rows (one output row per cycle)
             + 4 (row select, add rounding constant, shift, saturate/relu)
             + epilogue_latency (GELU pipeline, 0 when the tile has no gelu)
-          = k + rows + 2 * bias + 8 + epilogue_latency
+            + 1 (output FIFO)
+          = k + rows + 2 * bias + 9 + epilogue_latency
 
     ``cols`` does not appear: the C columns are computed in parallel. The next command is
     accepted in cycle N + 1, so back-to-back tiles take exactly N cycles each. Stalls on
@@ -77,7 +80,8 @@ def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
     if not isinstance(epilogue_latency, int) or epilogue_latency < 0:
         raise ConfigError(f"epilogue_latency must be a non-negative integer, got {epilogue_latency!r}")
-    return 1 + 2 * int(bool(bias)) + k + _MAC_PIPE + rows + _DRAIN_PIPE + epilogue_latency
+    return (1 + 2 * int(bool(bias)) + k + _MAC_PIPE + rows + _DRAIN_PIPE + _OUT_FIFO
+            + epilogue_latency)
 
 
 def _kbits(max_k: int) -> int:
@@ -146,50 +150,6 @@ def _mult18x18d(a, b, p36):
         i_RST0=ResetSignal(), i_RST1=Const(0), i_RST2=Const(0), i_RST3=Const(0),
         **ports,
     )
-
-
-class _LaneFork(wiring.Component):
-    """Broadcast one multi-lane beat to N single-lane streams, then join their results.
-
-    Each lane ``l`` gets ``i.payload[l]`` on its own stream (a lane that has taken the beat
-    is masked until all lanes have), so lanes may run skewed; results are joined when every
-    lane has one. Lanes must preserve order (pipelines do). Valid never waits for ready.
-    """
-
-    def __init__(self, lanes, in_shape, out_shape):
-        self._lanes = lanes
-        self._n = len(lanes)
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(in_shape, self._n))),
-            "o": Out(stream.Signature(data.ArrayLayout(out_shape, self._n))),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        n = self._n
-        taken = Signal(n)
-        hs = Signal(n)
-        for idx, lane in enumerate(self._lanes):
-            m.submodules[f"lane{idx}"] = lane
-            m.d.comb += [
-                lane.i.payload.eq(self.i.payload[idx]),
-                lane.i.valid.eq(self.i.valid & ~taken[idx]),
-                hs[idx].eq(lane.i.valid & lane.i.ready),
-                self.o.payload[idx].eq(lane.o.payload),
-                lane.o.ready.eq(self.o.valid & self.o.ready),
-            ]
-        done = Signal()
-        m.d.comb += done.eq((taken | hs).all())
-        m.d.comb += self.i.ready.eq(done)
-        with m.If(self.i.valid & done):
-            m.d.sync += taken.eq(0)
-        with m.Else():
-            m.d.sync += taken.eq(taken | hs)
-        all_valid = Const(1)
-        for lane in self._lanes:
-            all_valid = all_valid & lane.o.valid
-        m.d.comb += self.o.valid.eq(all_valid)
-        return m
 
 
 class ComputeUnit(wiring.Component):
@@ -314,7 +274,7 @@ class ComputeUnit(wiring.Component):
                 "o": port("o", f.o_width, f.o_frac, self.cols),
             },
             "latency": {
-                "formula": "k + rows + 2 * bias + 8 + (gelu_latency if gelu else 0)",
+                "formula": "k + rows + 2 * bias + 9 + (gelu_latency if gelu else 0)",
                 "gelu_latency": self.gelu_latency,
                 "example_k16": self.tile_cycles(16),
             },
@@ -385,7 +345,6 @@ class ComputeUnit(wiring.Component):
         # acc + rounding constant must not overflow even when the shift exceeds acc_width
         xw = max(f.acc_width, f.base_shift + (1 << SHIFT_BITS) - 1) + 1
         rnd = Signal(unsigned(xw))  # 2**(s-1) for the command's total shift s
-        s2_rdy = Signal()
 
         cmd = self.cmd.payload
         m.d.comb += rd.addr.eq(kcnt)
@@ -483,68 +442,66 @@ class ComputeUnit(wiring.Component):
                 with m.Elif(v3):
                     m.d.sync += acc[r][c].eq(acc[r][c] + prod[r][c])
 
-        # drain pipeline, 4 registered stages, each advancing when it is empty or the next
-        # stage advances (back-pressure from o):
-        #   s1 row select -> s2 + rounding constant -> s3 >> shift -> s2(out) saturate, relu
+        # drain pipeline: 4 registered stages that never stall, optionally followed by the
+        # GELU lanes (also never stalled), into an output FIFO. Back-pressure from ``o`` is
+        # handled by credits: a row is issued only while rows issued and not yet read from
+        # the FIFO are fewer than its depth, so the FIFO can always take what is in flight
+        # and no high-fan-out stall signal crosses the pipeline.
+        #   s1 row select -> s2x + rounding constant -> s3y >> shift -> s2 saturate, relu
         lo, hi = -(1 << (f.o_width - 1)), (1 << (f.o_width - 1)) - 1
         yw = xw - f.base_shift                        # width after the fixed shift
         s2x = [Signal(signed(xw), name=f"rq_x{c}") for c in range(C)]
         s3y = [Signal(signed(yw), name=f"rq_y{c}") for c in range(C)]
         s2x_v = Signal()
         s3y_v = Signal()
-        adv = [Signal(name=f"adv{j}") for j in range(4)]
-        vals = [s1_v, s2x_v, s3y_v, s2_v]
-        m.d.comb += adv[3].eq(~s2_v | s2_rdy)
-        for j in (2, 1, 0):
-            m.d.comb += adv[j].eq(~vals[j] | adv[j + 1])
-        m.d.comb += issue_ok.eq(adv[0])
-        with m.If(adv[0]):
-            m.d.sync += s1_v.eq(issue)
-            with m.Switch(rcnt):
-                for r in range(R):
-                    with m.Case(r):
-                        m.d.sync += [s1[c].eq(acc[r][c]) for c in range(C)]
-        with m.If(adv[1]):
-            m.d.sync += s2x_v.eq(s1_v)
-            m.d.sync += [s2x[c].eq(s1[c] + rnd) for c in range(C)]
-        with m.If(adv[2]):
-            m.d.sync += s3y_v.eq(s2x_v)
-            m.d.sync += [s3y[c].eq((s2x[c] >> f.base_shift) >> c_shift) for c in range(C)]
-        with m.If(adv[3]):
-            m.d.sync += s2_v.eq(s3y_v)
-            for c in range(C):
-                y = s3y[c]
-                if yw > f.o_width:
-                    top = y[f.o_width - 1:]
-                    over = ~y[-1] & top.any()      # positive and does not fit
-                    under = y[-1] & ~top.all()     # negative and does not fit
-                else:
-                    over = under = Const(0)
-                with m.If(over):
-                    m.d.sync += s2[c].eq(hi)
-                with m.Elif(under | (c_relu & y[-1])):
-                    m.d.sync += s2[c].eq(Mux(c_relu, 0, lo))
-                with m.Else():
-                    fit = y[:f.o_width].as_signed() if yw > f.o_width else y
-                    m.d.sync += s2[c].eq(Mux(c_relu & y[-1], 0, fit))
+        depth = _DRAIN_PIPE + 2 + self.gelu_latency   # in flight + 1 for full rate
+        m.submodules.ofifo = ofifo = SyncFIFO(width=C * f.o_width, depth=depth)
+        credits = Signal(range(depth + 1))
+        o_hs = Signal()
+        m.d.comb += o_hs.eq(self.o.valid & self.o.ready)
+        m.d.comb += issue_ok.eq(credits < depth)
+        m.d.sync += credits.eq(credits + issue - o_hs)
 
-        if self.gelu:
-            lanes = [self._make_gelu() for _ in range(C)]
-            m.submodules.gelu = fork = _LaneFork(lanes, signed(f.o_width), signed(f.o_width))
-            m.d.comb += [
-                fork.i.payload.eq(s2),
-                fork.i.valid.eq(s2_v & c_gelu),
-            ]
-            with m.If(c_gelu):
-                m.d.comb += [
-                    s2_rdy.eq(fork.i.ready),
-                    self.o.payload.eq(fork.o.payload),
-                    self.o.valid.eq(fork.o.valid),
-                    fork.o.ready.eq(self.o.ready),
-                ]
+        m.d.sync += s1_v.eq(issue)
+        with m.Switch(rcnt):
+            for r in range(R):
+                with m.Case(r):
+                    m.d.sync += [s1[c].eq(acc[r][c]) for c in range(C)]
+        m.d.sync += s2x_v.eq(s1_v)
+        m.d.sync += [s2x[c].eq(s1[c] + rnd) for c in range(C)]
+        m.d.sync += s3y_v.eq(s2x_v)
+        m.d.sync += [s3y[c].eq((s2x[c] >> f.base_shift) >> c_shift) for c in range(C)]
+        m.d.sync += s2_v.eq(s3y_v)
+        for c in range(C):
+            y = s3y[c]
+            if yw > f.o_width:
+                top = y[f.o_width - 1:]
+                over = ~y[-1] & top.any()      # positive and does not fit
+                under = y[-1] & ~top.all()     # negative and does not fit
+            else:
+                over = under = Const(0)
+            with m.If(over):
+                m.d.sync += s2[c].eq(hi)
+            with m.Elif(under | (c_relu & y[-1])):
+                m.d.sync += s2[c].eq(Mux(c_relu, 0, lo))
             with m.Else():
-                m.d.comb += [s2_rdy.eq(self.o.ready), self.o.payload.eq(s2),
-                             self.o.valid.eq(s2_v)]
-        else:
-            m.d.comb += [s2_rdy.eq(self.o.ready), self.o.payload.eq(s2), self.o.valid.eq(s2_v)]
+                fit = y[:f.o_width].as_signed() if yw > f.o_width else y
+                m.d.sync += s2[c].eq(Mux(c_relu & y[-1], 0, fit))
+
+        m.d.comb += [ofifo.w_data.eq(s2.as_value()), ofifo.w_en.eq(s2_v & ~c_gelu)]
+        if self.gelu:
+            # one GELU lane per column, in lockstep; o.ready is tied high, so every lane
+            # accepts a beat each cycle (credits keep the FIFO from overflowing)
+            g_out = Signal(data.ArrayLayout(signed(f.o_width), C))
+            for c in range(C):
+                lane = self._make_gelu()
+                m.submodules[f"gelu{c}"] = lane
+                m.d.comb += [lane.i.payload.eq(s2[c]), lane.i.valid.eq(s2_v & c_gelu),
+                             lane.o.ready.eq(1), g_out[c].eq(lane.o.payload)]
+                if c == 0:
+                    g_valid = lane.o.valid
+            with m.If(c_gelu):
+                m.d.comb += [ofifo.w_data.eq(g_out.as_value()), ofifo.w_en.eq(g_valid)]
+        m.d.comb += [self.o.payload.eq(ofifo.r_data), self.o.valid.eq(ofifo.r_rdy),
+                     ofifo.r_en.eq(self.o.ready)]
         return m
