@@ -225,7 +225,8 @@ def _load_done(jsonl: Path) -> dict[str, dict[str, Any]]:
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, *, workers: int | None = None,
-              scheduler: str | None = None, progress: bool = True) -> SweepResult:
+              scheduler: str | None = None, progress: bool = True,
+              connect_timeout: float = 10.0) -> SweepResult:
     """Run every point not already in ``out_dir/results.jsonl``; write CSV and plots."""
     out = Path(out_dir)
     try:
@@ -248,7 +249,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, workers: int | None = Non
     bar = _Progress(len(todo), spec.name, enabled=progress)
     try:
         if scheduler:
-            _run_dask(todo, scheduler, record, bar)
+            _run_dask(todo, scheduler, record, bar, connect_timeout)
         elif (workers or 1) <= 1:
             for t in todo:
                 record(run_task(t))
@@ -310,13 +311,13 @@ def _run_pool(todo: list[PointTask], workers: int, record: Callable[[dict[str, A
 
 
 def _run_dask(todo: list[PointTask], scheduler: str, record: Callable[[dict[str, Any]], None],
-              bar: "_Progress") -> None:
+              bar: "_Progress", connect_timeout: float = 10.0) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise ConfigError("--scheduler needs Dask: pip install 'dask[distributed]'") from None
     try:
-        client = Client(scheduler, timeout="10s")
+        client = Client(scheduler, timeout=f"{connect_timeout}s")
     except (OSError, TimeoutError) as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     try:

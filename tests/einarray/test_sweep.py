@@ -102,7 +102,7 @@ def test_dask_local_cluster_same_results(tmp_path):
 def test_unreachable_scheduler(tmp_path):
     spec = load_sweep(write(tmp_path, "  grid:\n    arch.rows: [2]\n"))
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        run_sweep(spec, tmp_path / "o", scheduler="tcp://127.0.0.1:9", progress=False)
+        run_sweep(spec, tmp_path / "o", scheduler="tcp://127.0.0.1:9", progress=False, connect_timeout=1)
 
 
 def test_cli_sweep_partial_failure_exits_zero_total_failure_one(tmp_path, capsys):
