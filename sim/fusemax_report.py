@@ -236,6 +236,13 @@ def _readme(records: list[dict], wall: float) -> str:
                 pub = r["published_util_2d"]
                 row += [f"{r['util_2d']:.4f}", f"{r['closed_form_util_2d']:.4f}", "-" if pub is None else f"{pub:.3f}"]
             L.append("| " + " | ".join(row) + " |")
+    L.append("\n## 1-D utilization\n")
+    L.append("| mapping | ours (min - max over models and lengths) | published |")
+    L.append("|---|---|---|")
+    pub1 = {"fusemax": "1.0", "flat": "-", "unfused": "about 0.61-0.64"}
+    for m in MAPPINGS:
+        xs = [r["util_1d"] for r in records if r["mapping"] == m]
+        L.append(f"| {m} | {min(xs):.3f} - {max(xs):.3f} | {pub1[m]} |")
     L.append("\n## Latency (ms) and speedup\n")
     L.append("| model | N | FuseMax ours | closed form | FLAT ours | closed form | unfused ours | closed form "
              "| speedup vs FLAT | vs unfused | energy vs FLAT | vs unfused |")
