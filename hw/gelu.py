@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from einsum import approx as A
@@ -109,17 +110,14 @@ class Gelu(wiring.Component):
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
-        # ROM as a case statement into a register (synthesises to 5-input logic per bit)
-        rom_data = Signal(unsigned(_W0 + _W1 + _W2))
-        rom_addr = Signal(range(A.GELU_SEGMENTS))
-        with m.If(en):
-            with m.Switch(rom_addr):
-                for k, c in enumerate(A.GELU_COEFFS):
-                    with m.Case(k):
-                        m.d.sync += rom_data.eq(_pack(*c))
-                with m.Default():
-                    m.d.sync += rom_data.eq(0)
-
+        # ROM: a memory with a synchronous read port (enable = pipeline advance)
+        rom = Memory(shape=unsigned(_W0 + _W1 + _W2), depth=A.GELU_SEGMENTS,
+                     init=[_pack(*c) for c in A.GELU_COEFFS])
+        m.submodules.rom = rom
+        rd = rom.read_port(domain="sync")
+        rom_addr = rd.addr
+        rom_data = rd.data
+        m.d.comb += rd.en.eq(en)
 
         # stage 1: |x| at 18 fraction bits
         v1, x1 = Signal(), Signal(signed(self.in_fmt.width))
