@@ -112,3 +112,18 @@ def test_functional_catches_a_broken_schedule():
     cfg2 = dataclasses.replace(cfg, mapping=dataclasses.replace(cfg.mapping, groups=(bad,)))
     assert check_functional(cfg).ok
     assert not check_functional(cfg2).ok
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=8, deadline=None)
+@given(m=st.integers(1, 9), mt=st.integers(1, 4), p1=st.integers(1, 4), p0=st.integers(1, 3),
+       e=st.integers(1, 3), f=st.integers(1, 3))
+def test_fusemax_mapping_functional_any_tiling(m, mt, p1, p0, e, f):
+    # partial query tiles, one-key chunks, single chunks: the pipelined schedule is exact
+    cfg = load_config(CONFIGS / "fusemax.yaml", ranks={"M": m, "P": p1 * p0, "E": e, "F": f, "P0": p0},
+                      sets=["arch.array2d.rows=4", "arch.array2d.cols=4", "arch.array1d.width=4",
+                            f"mapping.groups.0.tiles.GB.M={min(mt, m)}"])
+    fr = check_functional(cfg, seed=m * 7 + p1)
+    assert fr.ok and fr.max_abs_err < 1e-12, fr
