@@ -32,7 +32,7 @@ one element per cycle; the stream pipeline advances when ``en = ~o.valid | o.rea
 Latency (``latency`` attribute, no stalls): the first probability of a row is valid
 ``29 + norm_cycles + div_cycles`` = ``latency`` cycles after the cycle in which the row's last
 score was accepted; the rest follow one per cycle.  A row of ``n`` scores thus occupies
-``n + latency + n`` cycles (``row_cycles(n)``).
+``2n - 1 + latency`` cycles (``row_cycles(n)``).
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class Softmax(wiring.Component):
 
     # -- description ---------------------------------------------------------------
     def row_cycles(self, n: int) -> int:
-        """Cycles from a row's first input handshake to its last output (no stalls)."""
+        """Cycles spanned by a row of ``n`` (no stalls), from the cycle of its first input
+        handshake to the cycle of its last output handshake, both included."""
         return n + self.latency + n - 1
 
     def params(self) -> dict:

@@ -70,7 +70,7 @@ def test_amaranth_sim_latency_formula(max_len):
     ic, oc = res["in_cycles"], res["out_cycles"]
     assert ic[:n] == list(range(n))
     assert oc[0] - ic[n - 1] == sm.latency == 29 + sm.norm_cycles + sm.div_cycles
-    assert oc[n - 1] - ic[0] == sm.row_cycles(n) - 1 + 0 or oc[n - 1] - ic[0] + 1 == sm.row_cycles(n)
+    assert oc[n - 1] - ic[0] + 1 == sm.row_cycles(n) == 2 * n - 1 + sm.latency
     assert oc[:n] == list(range(oc[0], oc[0] + n))
     assert [(_signed(o["data"], 16), o["last"]) for o in res["out"]] == _expected(sm, rows)
 
