@@ -411,8 +411,12 @@ class ComputeUnit(wiring.Component):
         m.d.comb += a_sel.eq(self.i.payload)
         with m.If(c_reuse):
             m.d.comb += a_sel.eq(rd.data)
-        m.d.comb += [wr.addr.eq(kcnt), wr.data.eq(self.i.payload),
-                     wr.en.eq(mac_hs & ~c_reuse)]
+        # the write is registered (one cycle after the handshake, data from the operand
+        # register): keeps the handshake logic off the LUT-RAM write-enable fan-out
+        wr_en = Signal()
+        wr_addr = Signal(kb)
+        m.d.sync += [wr_en.eq(mac_hs & ~c_reuse), wr_addr.eq(kcnt)]
+        m.d.comb += [wr.addr.eq(wr_addr), wr.data.eq(Cat(*a_r)), wr.en.eq(wr_en)]
 
         with m.If(clear):
             m.d.sync += clear.eq(0)
