@@ -1,6 +1,7 @@
 """cocotb tests of hw.softmax.Softmax: RTL == einsum.approx.softmax_approx_int bit for bit.
 
-Environment: SOFTMAX_PARAMS (JSON constructor kwargs), SEED, SOFTMAX_LATENCY, N_ROWS.
+Environment: SOFTMAX_PARAMS (JSON constructor kwargs), SEED, SOFTMAX_LATENCY,
+SOFTMAX_ROW_GAP, SOFTMAX_EMIT_LATENCY, N_ROWS.
 Payloads are ``data | last << width`` on both ports.
 """
 
@@ -20,6 +21,8 @@ from einsum.fixed import QFormat, quantize
 PARAMS = json.loads(os.environ.get("SOFTMAX_PARAMS", "{}"))
 SEED = int(os.environ.get("SEED", "1"))
 LATENCY = int(os.environ.get("SOFTMAX_LATENCY", "0"))
+ROW_GAP = int(os.environ.get("SOFTMAX_ROW_GAP", "0"))
+EMIT_LATENCY = int(os.environ.get("SOFTMAX_EMIT_LATENCY", "0"))
 N_ROWS = int(os.environ.get("N_ROWS", "12"))
 IN = QFormat(PARAMS.get("width", 16), PARAMS.get("frac_bits", 10))
 OUT = QFormat(PARAMS.get("out_width", 16), PARAMS.get("out_frac_bits", 14))
@@ -98,9 +101,12 @@ async def softmax_latency_full_throughput(dut):
     assert ic[:n] == list(range(n)), "scores must be accepted one per cycle"
     assert oc[0] - ic[n - 1] == LATENCY, f"latency {oc[0] - ic[n - 1]} != {LATENCY}"
     assert oc[:n] == list(range(oc[0], oc[0] + n)), "probabilities must come one per cycle"
-    # the next row starts right after the previous row's last probability
-    assert ic[n] == oc[n - 1] + 1
-    assert oc[n] - ic[n + 2] == LATENCY
+    # the next row is accepted row_gap cycles after the previous row's last score, while
+    # the previous row is still being emitted; its first probability follows as soon as
+    # the emit side is free (emit_latency after the hand-over)
+    assert ic[n] - ic[n - 1] == ROW_GAP
+    assert ic[n] < oc[n - 1]
+    assert oc[n] == max(ic[n + 2] + LATENCY, oc[n - 1] + 1 + EMIT_LATENCY)
 
 
 @cocotb.test()

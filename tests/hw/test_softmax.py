@@ -69,9 +69,29 @@ def test_amaranth_sim_latency_formula(max_len):
     res = run_stream(sm, _payloads(rows), out_fields=("data", "last"))
     ic, oc = res["in_cycles"], res["out_cycles"]
     assert ic[:n] == list(range(n))
-    assert oc[0] - ic[n - 1] == sm.latency == 29 + sm.norm_cycles + sm.div_cycles
+    assert oc[0] - ic[n - 1] == sm.latency == 27 + sm.norm_cycles + sm.div_cycles
     assert oc[n - 1] - ic[0] + 1 == sm.row_cycles(n) == 2 * n - 1 + sm.latency
     assert oc[:n] == list(range(oc[0], oc[0] + n))
+    assert [(_signed(o["data"], 16), o["last"]) for o in res["out"]] == _expected(sm, rows)
+
+
+@pytest.mark.parametrize("max_len", [16, 1024])
+def test_amaranth_sim_rows_overlap(max_len):
+    """Back-to-back rows: the next row is accepted while the previous one is emitted."""
+    sm = Softmax(max_len=max_len)
+    rng = np.random.default_rng(7)
+    lens = [16, 16, 16, 5, 1, 16]
+    rows = [quantize(rng.uniform(-16, 16, n), sm.in_fmt) for n in lens]
+    res = run_stream(sm, _payloads(rows), n_out=sum(lens), out_fields=("data", "last"))
+    ic, oc = res["in_cycles"], res["out_cycles"]
+    ends = np.cumsum(lens)
+    for k in range(len(lens) - 1):
+        last_in, next_in = ic[ends[k] - 1], ic[ends[k]]
+        assert next_in - last_in == sm.row_gap  # input side never waits for the output side
+    assert ic[ends[0]] < oc[ends[0] - 1]  # row 2 accepted while row 1 is still emitted
+    # outputs of consecutive rows follow each other as soon as each row is ready
+    assert oc[0] - ic[ends[0] - 1] == sm.latency
+    assert ic[ends[2]] - ic[0] == 3 * sm.row_interval(16)  # three rows of 16
     assert [(_signed(o["data"], 16), o["last"]) for o in res["out"]] == _expected(sm, rows)
 
 
@@ -91,7 +111,8 @@ def test_describe_and_verilog():
     sm = Softmax(max_len=64)
     d = sm.describe()
     assert d["clock"] == "clk" and d["reset"] == "rst"
-    assert d["latency"] == sm.latency == 29 + 6 + 18
+    assert d["latency"] == sm.latency == 27 + 6 + 18
+    assert d["row_gap"] == sm.row_gap == 14 + 6 + 18
     assert d["ports"]["i"]["payload"] == "i__payload" and d["ports"]["i"]["width"] == 16
     assert d["ports"]["i"]["frac_bits"] == 10 and d["ports"]["i"]["signed"] is True
     assert d["ports"]["i"]["fields"] == {"data": [0, 16], "last": [16, 1]}
@@ -128,5 +149,6 @@ def test_cocotb(simulator, name, tmp_path_factory):
     run_cocotb(
         sm, "softmax", "cocotb_softmax", simulator, build,
         env={"SOFTMAX_PARAMS": json.dumps(params), "SEED": str(21 + len(name)),
-             "SOFTMAX_LATENCY": str(sm.latency), "N_ROWS": "6"},
+             "SOFTMAX_LATENCY": str(sm.latency), "SOFTMAX_ROW_GAP": str(sm.row_gap),
+             "SOFTMAX_EMIT_LATENCY": str(sm.emit_latency), "N_ROWS": "6"},
     )
