@@ -28,7 +28,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from einsum import approx as A
-from einsum.fixed import QFormat
 from hw.common import check_qformat, stream_port, to_verilog
 
 __all__ = ["Gelu", "to_verilog"]

@@ -16,7 +16,6 @@ from stream_sim import run_stream
 
 from einsum import approx as A
 from einsum.errors import ConfigError
-from einsum.fixed import QFormat
 from hw.common import to_verilog
 from hw.gelu import Gelu
 
