@@ -244,13 +244,14 @@ def parse_search_section(sec: Any, src: Source, base: YPath, c: Cascade, arch: A
 
 
 def _name_list(v: Any, src: Source, p: YPath, allowed: list[str], what: str) -> tuple[str, ...]:
-    if isinstance(v, str):
+    scalar = isinstance(v, str)
+    if scalar:
         v = [v]
     if not isinstance(v, list) or not v:
         raise src.error(p, f"expected a {what} or a non-empty list of them")
     for j, x in enumerate(v):
         if x not in allowed:
-            raise src.error(p + ((j,) if len(v) > 1 or not isinstance(v, str) else ()),
+            raise src.error(p if scalar else p + (j,),
                             f"{x!r} is not a {what} (expected one of {', '.join(allowed)})")
     return tuple(v)
 

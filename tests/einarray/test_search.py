@@ -1,0 +1,289 @@
+"""einarray search: true optimum on enumerable spaces, FuseMax, constraints, errors, CLI, analytic model."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from einarray.analytic import estimate_config
+from einarray.cli import main
+from einarray.search import Searcher, assemble, load_search_config, mapping_yaml, search
+from einsum.errors import ConfigError
+from einsum.yamlsrc import loads
+from mapping.spec import _section, config_from_sections, load_config
+from sim.results import simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+FUSEMAX = ROOT / "mapping" / "configs" / "fusemax.yaml"
+
+
+def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def objective(res: dict, obj: str) -> float:
+    return {"latency": res["latency_s"], "energy": res["energy_pj"]["total"], "edp": res["edp"]}[obj]
+
+
+def brute_force(problem) -> tuple[dict[str, float], int]:
+    """Every segmentation x every choice of every segment, each simulated in full."""
+    s = Searcher(problem, use_analytic=False)
+    segs = {k: v for k, v in s._segments(s.cons).items() if v.empty_reason is None}
+    n = len(s.atoms)
+    best, count = {o: math.inf for o in ("latency", "energy", "edp")}, 0
+
+    def cuts(i: int):
+        if i == n:
+            yield []
+            return
+        for j in range(i + 1, n + 1):
+            if (i, j) in segs:
+                for rest in cuts(j):
+                    yield [(i, j)] + rest
+
+    for part in cuts(0):
+        choice_lists = [list(itertools.product(*[range(len(d.values)) for d in segs[k].dims])) for k in part]
+        for combo in itertools.product(*choice_lists):
+            from einarray.search import Cand
+            from fractions import Fraction
+            cands = []
+            for k, ch in zip(part, combo):
+                e, g = s.emit(segs[k], ch)
+                cands.append(Cand(Fraction(0), 0.0, e, g))
+            try:
+                cfg = s.config_for(assemble(s.c, cands))
+            except ConfigError:
+                continue
+            count += 1
+            r = simulate(cfg)
+            for o in best:
+                best[o] = min(best[o], objective(r, o))
+    return best, count
+
+
+GEMM = """workload: {cascade: gemm, ranks: {M: 24, N: 16, K: 16}}
+arch: systolic-16x16
+search:
+  budget: 5000
+  constraints:
+    C: {tiles: {K: 16}, max_tile: {N: 8}, dataflow: [os, ws], spatial: {cols: [n]}}
+"""
+
+
+def test_exhaustive_gemm_returns_the_true_optimum(tmp_path):
+    p = write(tmp_path, GEMM)
+    best, count = brute_force(load_search_config(p))
+    assert count > 300  # a real space: spatial options x M and N tiles x loop orders x hold
+    for obj in ("latency", "energy", "edp"):
+        res = search(load_search_config(p, objective=obj), use_analytic=False)
+        assert res.exhaustive
+        assert objective(res.result, obj) == pytest.approx(best[obj], rel=1e-12)
+        # the figures the search combined per group equal the full simulation of its mapping
+        assert res.predicted["cycles"] == res.result["cycles"]
+        assert res.predicted["energy_pj"] == pytest.approx(res.result["energy_pj"]["total"], rel=1e-12)
+
+
+MLP = """workload: {cascade: mlp, ranks: {T: 8, D: 16, H: 32}}
+arch: fusemax
+search:
+  budget: 2000
+  constraints:
+    H1: {unit: array2d, dataflow: os, spatial: {rows: [t], cols: [h]}, tiles: {D: 16, H: 32}, max_tile: {T: 2}}
+    Y2: {unit: array2d, dataflow: os, spatial: {rows: [t], cols: [d]}, tiles: {D: 16, H: 32}, max_tile: {T: 2}}
+    G: {unit: array1d, tiles: {H: 32}, max_tile: {T: 2}}
+    Y: {unit: array1d, tiles: {D: 16}, max_tile: {T: 2}}
+"""
+
+
+def test_exhaustive_fusion_returns_the_true_optimum(tmp_path):
+    p = write(tmp_path, MLP)
+    best, count = brute_force(load_search_config(p))
+    assert count > 100  # every partition into groups x the choices left per group
+    fused = set()
+    for obj in ("latency", "energy", "edp"):
+        res = search(load_search_config(p, objective=obj), use_analytic=False)
+        assert res.exhaustive
+        assert objective(res.result, obj) == pytest.approx(best[obj], rel=1e-12)
+        groups = [g["einsums"] for g in res.mapping["groups"]]
+        assert [n for g in groups for n in g] == ["H1", "G", "Y2", "Y"]
+        fused.add(len(groups))
+    assert min(fused) < 4  # fusing pays off for at least one objective
+
+
+def test_fusemax_search_at_least_as_good_as_the_hand_mapping():
+    hand = simulate(load_config(FUSEMAX))
+    problem = load_search_config(FUSEMAX, objective="edp", budget=120)
+    res = search(problem)
+    assert res.hand_result is not None and res.hand_result["cycles"] == hand["cycles"]
+    assert res.result["edp"] <= hand["edp"]
+    assert res.result["latency_s"] <= hand["latency_s"]
+    # the result is a legal mapping: re-validated and re-simulated from its YAML
+    text = mapping_yaml(res.mapping)
+    data, src = loads(text, "best.yaml")
+    cfg_data, csrc = loads(FUSEMAX.read_text(), str(FUSEMAX))
+    secs = {k: _section(cfg_data, csrc, k, FUSEMAX.parent) for k in ("workload", "arch")}
+    secs["mapping"] = (data["mapping"], src, ("mapping",))
+    again = simulate(config_from_sections(secs, csrc, FUSEMAX.parent))
+    assert again["cycles"] == res.result["cycles"]
+
+
+def test_heuristic_is_deterministic_and_honours_constraints(tmp_path):
+    text = """workload: {cascade: gemm, ranks: {M: 197, N: 256, K: 128}}
+arch: systolic-16x16
+search:
+  objective: latency
+  budget: 40
+  constraints:
+    C: {spatial: {rows: [k]}, max_tile: {M: 64}, loop_order: [N, M]}
+"""
+    p = write(tmp_path, text)
+    a = search(load_search_config(p, seed=3))
+    b = search(load_search_config(p, seed=3))
+    assert not a.exhaustive and a.evaluations == 40
+    assert a.mapping == b.mapping and a.result["cycles"] == b.result["cycles"]
+    m = a.mapping
+    assert list(m["einsums"]["C"]["spatial"]["rows"]) == ["k"]
+    g = m["groups"][0]
+    assert g["tiles"]["GB"].get("M", 197) <= 64
+    lo = [r for r in g.get("loop_order", []) if r in ("N", "M")]
+    assert lo == [r for r in ("N", "M") if r in lo]
+    # and every Pareto point honours them too
+    for mp, _ in a.pareto:
+        assert mp["groups"][0]["tiles"]["GB"].get("M", 197) <= 64
+
+
+def test_analytic_cycles_equal_the_simulator_on_untiled_gemms_and_energy_on_tiled():
+    def cfg(M, N, K, df, rows, cols, tiles, order):
+        txt = (f"workload: {{cascade: gemm, ranks: {{M: {M}, N: {N}, K: {K}}}}}\narch: systolic-16x16\n"
+               f"mapping:\n  einsums: {{C: {{unit: array2d, dataflow: {df}, spatial: {{rows: [{rows}], cols: [{cols}]}}}}}}\n"
+               f"  groups: [{{name: g, einsums: [C], tiles: {{GB: {tiles}}}, loop_order: {order}}}]\n")
+        data, src = loads(txt, "t.yaml")
+        secs = {k: _section(data, src, k, Path(".")) for k in ("workload", "arch", "mapping")}
+        return config_from_sections(secs, src, Path("."))
+
+    exact = 0
+    for M, N, K in [(64, 64, 64), (100, 70, 50), (197, 768, 64)]:
+        for df, rows, cols in [("os", "m", "n"), ("ws", "k", "n"), ("is", "k", "m")]:
+            for tiles, order in [({}, []), ({"M": 32}, ["M"]), ({"M": 48, "N": 32}, ["M", "N"])]:
+                c = cfg(M, N, K, df, rows, cols, tiles, order)
+                r = simulate(c)
+                cyc, energy = estimate_config(c)
+                assert energy == pytest.approx(r["energy_pj"]["total"], rel=1e-12)
+                if not tiles:  # one step: the model is exact
+                    assert math.ceil(cyc) == r["cycles"]
+                else:  # multi-step: a close estimate (the simulator's channel queueing is not modelled)
+                    assert 0.9 * r["cycles"] <= cyc <= 1.0001 * r["cycles"]
+                exact += math.ceil(cyc) == r["cycles"]
+    assert exact >= 9
+
+
+# -- constraints: errors ----------------------------------------------------------------
+BASE = "workload: {cascade: gemm, ranks: {M: 64, N: 64, K: 64}}\narch: systolic-16x16\n"
+
+
+@pytest.mark.parametrize("cons,msg", [
+    ("    QX: {unit: array2d}\n", "cfg.yaml:5 search.constraints.QX: 'QX' is not an Einsum of gemm"),
+    ("    C: {max_tile: {Z: 4}}\n", "cfg.yaml:5 search.constraints.C.max_tile.Z: 'Z' is not a rank of C"),
+    ("    C: {spatial: {rows: [q]}}\n", "search.constraints.C.spatial.rows"),
+    ("    C: {unit: array1d}\n", "search.constraints.C.unit: 'array1d' is not a unit of this arch"),
+    ("    C: {colour: red}\n", "search.constraints.C.colour: unknown key 'colour'"),
+    ("    fuse: [[C, D]]\n", "search.constraints.fuse[0][1]: 'D' is not an Einsum of gemm"),
+])
+def test_unknown_names_in_constraints_are_located(tmp_path, cons, msg):
+    p = write(tmp_path, BASE + "search:\n  constraints:\n" + cons)
+    with pytest.raises(ConfigError) as exc:
+        load_search_config(p)
+    assert msg in str(exc.value)
+
+
+def test_a_constraint_that_empties_the_space_is_named(tmp_path):
+    p = write(tmp_path, BASE + "search:\n  constraints:\n    C: {dataflow: os}\n")
+    assert search(load_search_config(p, budget=5)).mapping["einsums"]["C"]["dataflow"] == "os"
+    p = write(tmp_path, BASE + "search:\n  constraints:\n    C:\n      dataflow: os\n      tiles: {M: 7}\n")
+    with pytest.raises(ConfigError) as exc:
+        search(load_search_config(p))
+    assert "cfg.yaml:7 search.constraints.C.tiles" in str(exc.value)
+    assert "leaves no legal mapping" in str(exc.value)
+
+
+def test_fuse_and_split_conflict_names_the_split(tmp_path):
+    text = MLP + "    fuse: [[H1, G]]\n    split: [[H1, G]]\n"
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        search(load_search_config(p))
+    assert "search.constraints.split[0]: this constraint leaves no legal mapping" in str(exc.value)
+
+
+def test_fuse_constraint_is_honoured(tmp_path):
+    text = MLP + "    fuse: [[G, Y]]\n"
+    res = search(load_search_config(write(tmp_path, text)))
+    g = next(g for g in res.mapping["groups"] if "G" in g["einsums"])
+    assert {"G", "Y2", "Y"} <= set(g["einsums"])
+
+
+# -- CLI --------------------------------------------------------------------------------
+@pytest.mark.parametrize("extra,body,msg", [
+    (["--objective", "speed"], "", "einarray search: error: --objective: unknown objective 'speed'"),
+    (["--budget", "0"], "", "einarray search: error: --budget: the budget must be a positive integer, got 0"),
+    ([], "search:\n  constraints:\n    C: {max_tile: {Q: 2}}\n", "search.constraints.C.max_tile.Q: 'Q' is not a rank of C"),
+    ([], "search:\n  constraints:\n    C: {tiles: {M: 7}}\n", "search.constraints.C.tiles: this constraint leaves no legal mapping"),
+    ([], "search: {objective: fast}\n", "search.objective: unknown objective 'fast'"),
+])
+def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, extra, body, msg):
+    p = write(tmp_path, BASE + body)
+    assert main(["search", str(p), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+
+
+def test_cli_writes_outputs_and_json(tmp_path, capsys):
+    p = write(tmp_path, BASE + "search: {objective: edp, budget: 30}\n")
+    out = tmp_path / "out"
+    assert main(["search", str(p), "--json", "-o", str(out), "--seed", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["evaluations"] == 30 and data["seed"] == 1 and data["objective"] == "edp"
+    assert data["best"]["cycles"] > 0 and data["pareto"]
+    text = (out / "best-mapping.yaml").read_text()
+    assert "mapping:" in text and text == data["mapping_yaml"]
+    rows = list(csv.DictReader((out / "pareto.csv").open()))
+    assert len(rows) == len(data["pareto"]) and sum(int(r["best"]) for r in rows) == 1
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [f for f in out.iterdir() if f.name.startswith(".")]  # no temporaries left
+    # the printed mapping pastes into a config that simulates to the same figures
+    cfg_text = BASE + text.split("mapping:", 1)[0] + "mapping:" + text.split("mapping:", 1)[1]
+    q = write(tmp_path, cfg_text, "pasted.yaml")
+    assert simulate(load_config(q))["cycles"] == data["best"]["cycles"]
+
+
+def test_cli_table_output(tmp_path, capsys):
+    p = write(tmp_path, BASE + "search: {objective: latency, budget: 20}\n")
+    assert main(["search", str(p), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Pareto set" in out and "mapping:\n  version: 1" in out and "heuristic search" in out
+
+
+# -- sweep evaluator --------------------------------------------------------------------
+def test_evaluate_point_simulates_or_searches(tmp_path):
+    from einarray.points import evaluate_point
+    from einarray.sweep import load_sweep
+
+    write(tmp_path, BASE, "base.yaml")
+    sw = write(tmp_path, "sweep:\n  version: 1\n  name: s\n  base: base.yaml\n"
+               "  evaluator: 'einarray.points:evaluate_point'\n  grid:\n    workload.ranks.M: [32, 64]\n", "sweep.yaml")
+    spec = load_sweep(sw)
+    plain = [evaluate_point(t) for t in spec.tasks]
+    for r in plain:
+        assert {"latency_s", "energy_pj", "edp", "cycles", "utilization_array2d"} <= set(r)
+    assert plain[0]["cycles"] < plain[1]["cycles"]
+    import dataclasses
+    t = dataclasses.replace(spec.tasks[1], search={"objective": "latency", "budget": 25})
+    found = evaluate_point(t)
+    assert found["search_evaluations"] == 25 and found["cycles"] <= plain[1]["cycles"]
+    assert "mapping:" in found["mapping_yaml"]
