@@ -8,6 +8,7 @@ the last one).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,12 @@ class Source:
         return ConfigError(message, file=self.file, line=self.line(path), ypath=tuple(path))
 
 
+# libyaml's C parser when PyYAML has it; one shared scalar constructor (creating a loader
+# per scalar made config loading ~15x slower, which matters for sweeps and search).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SCALARS = yaml.constructor.SafeConstructor()
+
+
 def _construct(node: yaml.Node, path: YPath, src: Source) -> Any:
     src.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -60,15 +67,17 @@ def _construct(node: yaml.Node, path: YPath, src: Source) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(v, path + (i,), src) for i, v in enumerate(node.value)]
-    loader = yaml.SafeLoader("")
-    return loader.construct_object(node, deep=True)
+    try:
+        return _SCALARS.construct_object(node, deep=True)
+    finally:
+        _SCALARS.constructed_objects.clear()
 
 
 def loads(text: str, file: str = "<string>") -> tuple[Any, Source]:
     """Parse YAML text into plain data plus its :class:`Source`."""
     src = Source(file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -85,13 +94,33 @@ def loads(text: str, file: str = "<string>") -> tuple[Any, Source]:
     return data, src
 
 
+_CACHE: dict[tuple, tuple[Any, Source]] = {}
+
+
 def load(path: str | Path) -> tuple[Any, Source]:
-    """Read and parse a YAML file; a missing or unreadable file is a ConfigError."""
+    """Read and parse a YAML file; a missing or unreadable file is a ConfigError.
+
+    Unchanged files (same path, size and mtime) come from a cache, as a deep copy of the
+    data so callers may modify it.
+    """
     p = Path(path)
+    try:
+        st = p.stat()
+        key: tuple | None = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _CACHE:
+        data, src = _CACHE[key]
+        return copy.deepcopy(data), Source(str(path), dict(src.lines))
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", str(path)) from None
-    return loads(text, str(path))
+    data, src = loads(text, str(path))
+    if key is not None:
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        _CACHE[key] = (copy.deepcopy(data), Source(src.file, dict(src.lines)))
+    return data, src

@@ -45,7 +45,7 @@ from typing import Any, Mapping
 from einsum.errors import ConfigError
 from einsum.yamlsrc import Source, YPath
 
-from .yamlfast import load as load_yaml
+from einsum.yamlsrc import load as load_yaml
 
 ARCH_DIR = Path(__file__).parent / "arch"
 UNITS = ("array2d", "array1d")

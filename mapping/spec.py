@@ -51,7 +51,7 @@ from einsum.errors import ConfigError
 from einsum.load import cascade_from_data, load_cascade, resolve as resolve_cascade
 from einsum.yamlsrc import Source, YPath
 
-from .yamlfast import load as load_yaml
+from einsum.yamlsrc import load as load_yaml
 
 from .arch import Arch, UNITS, arch_from_data, resolve_arch
 
