@@ -420,6 +420,13 @@ class ComputeUnit(wiring.Component):
 
         with m.If(clear):
             m.d.sync += clear.eq(0)
+        # the bias beat is registered and added one cycle later (before the first product
+        # arrives), so the accumulators' enable only depends on registers
+        b_r = [Signal(signed(f.w_width), name=f"b_r{c}") for c in range(C)]
+        bias_v = Signal()
+        m.d.sync += bias_v.eq(bias_hs)
+        with m.If(bias_hs):
+            m.d.sync += [b_r[c].eq(self.w.payload[c]) for c in range(C)]
 
         # MAC pipeline: operand registers -> per-MAC copies -> product registers -> accumulate
         m.d.sync += [v1.eq(mac_hs), v2.eq(v1), v3.eq(v2)]
@@ -440,9 +447,8 @@ class ComputeUnit(wiring.Component):
             for c in range(C):
                 with m.If(clear):
                     m.d.sync += acc[r][c].eq(0)
-                with m.Elif(bias_hs):
-                    b = self.w.payload[c].as_signed()
-                    m.d.sync += acc[r][c].eq(acc[r][c] + (b << f.bias_shift))
+                with m.Elif(bias_v):
+                    m.d.sync += acc[r][c].eq(acc[r][c] + (b_r[c] << f.bias_shift))
                 with m.Elif(v3):
                     m.d.sync += acc[r][c].eq(acc[r][c] + prod[r][c])
 

