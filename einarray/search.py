@@ -405,7 +405,8 @@ class Segment:
         self.dims: list[Dim] = []
         self.front: list[Cand] = []
         self.best: Cand | None = None
-        self.best_choice: tuple | None = None
+        self.best_choice: tuple | None = None  # best candidate reached through the choice space
+        self.best_choice_v = float("inf")
         self.cur: tuple | None = None
         self.converged = False
         self.restarts = 0
@@ -836,8 +837,8 @@ class Searcher:
     def eval_choice(self, seg: Segment, choice: tuple) -> Cand | None:
         e, g = self.emit(seg, choice)
         c = self.evaluate(seg, e, g)
-        if c is not None and (seg.best is c):
-            seg.best_choice = choice
+        if c is not None and (seg.best_choice is None or self.proxy(c) < seg.best_choice_v):
+            seg.best_choice, seg.best_choice_v = choice, self.proxy(c)
         return c
 
     def _add(self, seg: Segment, cand: Cand) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -119,11 +120,16 @@ def test_exhaustive_fusion_returns_the_true_optimum(tmp_path):
 
 def test_fusemax_search_at_least_as_good_as_the_hand_mapping():
     hand = simulate(load_config(FUSEMAX))
-    problem = load_search_config(FUSEMAX, objective="edp", budget=120)
+    # unseeded: the search alone beats the hand-written FuseMax mapping on EDP and latency
+    problem = load_search_config(FUSEMAX, objective="edp", budget=150)
+    problem.settings = dataclasses.replace(problem.settings, seed_mapping=False)
     res = search(problem)
-    assert res.hand_result is not None and res.hand_result["cycles"] == hand["cycles"]
-    assert res.result["edp"] <= hand["edp"]
-    assert res.result["latency_s"] <= hand["latency_s"]
+    assert not res.seeded and res.hand_result["cycles"] == hand["cycles"]
+    assert res.result["edp"] < 0.95 * hand["edp"]
+    assert res.result["latency_s"] < hand["latency_s"]
+    # seeded with the hand mapping: never worse, whatever the objective (here energy)
+    seeded = search(load_search_config(FUSEMAX, objective="energy", budget=40))
+    assert seeded.result["energy_pj"]["total"] <= hand["energy_pj"]["total"]
     # the result is a legal mapping: re-validated and re-simulated from its YAML
     text = mapping_yaml(res.mapping)
     data, src = loads(text, "best.yaml")
