@@ -14,6 +14,8 @@ An architecture is up to two compute units and a chain of memory levels::
         ops: {mac: 1, add: 1, max: 1, exp: 6}   # cycles per element per PE (or {cycles, latency})
         rf_entries: 16                      # per-PE register file (words)
         systolic: {fill_drain: true, fold_overlap: true}
+        # or {model: broadcast, tile_overhead: 9}: operands broadcast along rows/columns,
+        # one tile = K beats + R output rows + the overhead (hw/compute_unit.py's RTL)
       array1d:                              # optional: vector of `width` lanes
         width: 256
         ops: {mac: 1, add: 1, div: {cycles: 1, latency: 4}}
@@ -71,6 +73,8 @@ class ComputeUnit:
     fill_drain: bool = True
     fold_overlap: bool = True
     fuse_elementwise: bool = False
+    timing: str = "systolic"  # or "broadcast": an output-stationary array fed by row/column broadcast
+    tile_overhead: int = 0  # broadcast: fixed cycles per tile besides K beats and R output rows
 
     @property
     def lanes(self) -> int:
@@ -210,17 +214,27 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
         p = base + ("array2d",)
         u = _keys(src, sec["array2d"], p, ("rows", "cols", "macs_per_pe", "ops", "rf_entries",
                                            "systolic", "fuse_elementwise"), ("rows", "cols", "ops"))
-        sy = _keys(src, u.get("systolic", {}) or {}, p + ("systolic",), ("fill_drain", "fold_overlap"))
-        for k in sy:
-            if not isinstance(sy[k], bool):
+        sy = _keys(src, u.get("systolic", {}) or {}, p + ("systolic",),
+                   ("fill_drain", "fold_overlap", "model", "tile_overhead"))
+        for k in ("fill_drain", "fold_overlap"):
+            if k in sy and not isinstance(sy[k], bool):
                 raise src.error(p + ("systolic", k), f"expected true or false, got {sy[k]!r}")
+        timing = sy.get("model", "systolic")
+        if timing not in ("systolic", "broadcast"):
+            raise src.error(p + ("systolic", "model"), f"unknown timing model {timing!r} (systolic or broadcast)")
+        overhead = sy.get("tile_overhead", 0)
+        if isinstance(overhead, bool) or not isinstance(overhead, int) or overhead < 0:
+            raise src.error(p + ("systolic", "tile_overhead"), f"expected a non-negative integer, got {overhead!r}")
+        if "tile_overhead" in sy and timing != "broadcast":
+            raise src.error(p + ("systolic", "tile_overhead"), "tile_overhead applies to model: broadcast")
         units["array2d"] = ComputeUnit(
             "array2d", _num(src, u["rows"], p + ("rows",), "a row count", integer=True),
             _num(src, u["cols"], p + ("cols",), "a column count", integer=True),
             _num(src, u.get("macs_per_pe", 1), p + ("macs_per_pe",), "MACs per PE per cycle", integer=True),
             MappingProxyType(_ops(src, u["ops"], p + ("ops",))),
             _num(src, u.get("rf_entries", 1), p + ("rf_entries",), "register-file entries", integer=True),
-            sy.get("fill_drain", True), sy.get("fold_overlap", True), bool(u.get("fuse_elementwise", False)))
+            sy.get("fill_drain", True), sy.get("fold_overlap", True), bool(u.get("fuse_elementwise", False)),
+            timing, overhead)
     if "array1d" in sec:
         p = base + ("array1d",)
         u = _keys(src, sec["array1d"], p, ("width", "ops", "rf_entries", "fuse_elementwise"),

@@ -56,7 +56,7 @@ from mapping.arch import Arch, ComputeUnit
 from mapping.spec import (Config, EinsumMap, Group, einsum_depth, group_tensors, rank_extent,
                           rank_related, tensor_footprint)
 
-from .systolic import systolic_cycles
+from .systolic import broadcast_cycles, systolic_cycles
 
 ZERO = Fraction(0)
 
@@ -183,8 +183,11 @@ class GroupSim:
             C = math.prod(f for _, f in em.cols) if em.cols else 1
             T = math.prod(x for ix, x in iext.items() if ix not in rows and ix not in cols)
             T = -(-T // u.macs_per_pe)
-            cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
-                                           fold_overlap=u.fold_overlap))
+            if u.timing == "broadcast":
+                cyc = Fraction(broadcast_cycles(folds, T, u.rows, u.tile_overhead))
+            else:
+                cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
+                                               fold_overlap=u.fold_overlap))
             pe = mac / u.macs_per_pe
             other = sum((v * u.ops[a].cycles for a, v in acts.items() if a != "mac"), ZERO)
             if other:

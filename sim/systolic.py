@@ -33,6 +33,10 @@ e.g. 64^3 on 16x16: OS 1504 here, 1503 in SCALE-Sim; WS and IS 1760 here, 1759 t
 
 (a weight preload of R cycles hides behind a fold's T streaming cycles when T >= R).
 With one fold both equal the ``fold_overlap: false`` figure.
+
+``model: broadcast`` (the FPGA unified compute unit, :func:`broadcast_cycles`)::
+
+    folds * (T + R + tile_overhead)
 """
 
 from __future__ import annotations
@@ -54,6 +58,16 @@ def systolic_cycles(folds: int, T: int, R: int, C: int, dataflow: str, *, fill_d
             return R + (folds - 1) * max(T, R) + T + R + C - 2
         return folds * (2 * R + C + T - 2)
     raise ValueError(f"unknown dataflow {dataflow!r}")
+
+
+def broadcast_cycles(folds: int, T: int, R: int, overhead: int) -> int:
+    """An output-stationary array fed by broadcast (no systolic skew), one tile at a time:
+    each fold streams ``T`` operand beats, drains its ``R`` output rows one per cycle and
+    pays ``overhead`` fixed cycles (command, pipeline flush, output registers). This is the
+    unified compute unit of ``hw/compute_unit.py``: ``tile_cycles(R, C, k) = k + R + 9``."""
+    if folds <= 0 or T <= 0:
+        return 0
+    return folds * (T + R + overhead)
 
 
 def scalesim_gemm(M: int, N: int, K: int, R: int, C: int, dataflow: str) -> dict[str, int | float]:
