@@ -4,9 +4,11 @@
 base config data, builds the config with :func:`mapping.spec.config_from_sections` (the
 base file's ``einsum``/``workload``, ``arch`` and ``mapping`` sections, each inline or
 included relative to the base file), and either simulates the config's mapping with
-:func:`sim.results.simulate` or, when the sweep (``task.search``) or the base config has a
-``search:`` section, runs :func:`einarray.search.search` and reports the best mapping's
-figures. The sweep's ``search: {objective, budget, seed}`` overrides the base file's.
+:func:`sim.results.simulate` or, when the sweep has a ``search:`` key (``task.search``),
+runs :func:`einarray.search.search` and reports the best mapping's figures. The base
+file's own ``search:`` section (constraints, defaults) applies to that search; the
+sweep's ``search: {objective, budget, seed}`` overrides its keys. The base file's
+``mapping:`` seeds the search (dropped if an override makes it illegal).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from einsum.errors import ConfigError
-from einsum.yamlsrc import Source
+from einsum.yamlsrc import Source, load as load_yaml
 
 from .sweep import PointTask, apply_overrides
 
@@ -41,7 +43,10 @@ def evaluate_point(task: PointTask) -> dict[str, Any]:
     from mapping.spec import _section
 
     data = apply_overrides(task.base_data, task.overrides)
-    src = Source(task.base_file)
+    try:  # the base file's line numbers, for located errors (overrides keep the paths)
+        _, src = load_yaml(task.base_file)
+    except ConfigError:
+        src = Source(task.base_file)
     base_dir = Path(task.base_dir)
     if not isinstance(data, dict):
         raise ConfigError("the base config must be a YAML mapping", task.base_file)
@@ -51,7 +56,7 @@ def evaluate_point(task: PointTask) -> dict[str, Any]:
         if s is not None:
             sections[k] = s
     search_sec = data.get("search")
-    if task.search is None and search_sec is None:
+    if task.search is None:
         from mapping.spec import config_from_sections
         from sim.results import simulate
 
@@ -59,10 +64,10 @@ def evaluate_point(task: PointTask) -> dict[str, Any]:
         return _metrics(simulate(cfg))
     from .search import mapping_yaml, problem_from_sections, search
 
-    merged = dict(search_sec or {})
-    if not isinstance(merged, dict):
+    if search_sec is not None and not isinstance(search_sec, dict):
         raise src.error(("search",), "expected a mapping like {objective: edp, budget: 400}")
-    merged.update(dict(task.search or {}))
+    merged = dict(search_sec or {})
+    merged.update(dict(task.search))
     problem = problem_from_sections(sections, src, base_dir, merged, task.base_file)
     res = search(problem)
     out = _metrics(res.result)

@@ -115,7 +115,7 @@ from mapping.arch import Arch
 from mapping.spec import (Config, EinsumMap, Group, MappingSpec, _default_spatial, _default_unit,
                           _make_group, _section, buffer_words, config_from_sections, group_tensors,
                           is_free, mapping_from_data, rank_related, recurrences)
-from mapping.yamlfast import load as load_yaml
+from einsum.yamlsrc import load as load_yaml
 
 OBJECTIVES = ("latency", "energy", "edp")
 SEARCH_KEYS = ("objective", "budget", "seed", "seed_mapping", "constraints")
