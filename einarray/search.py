@@ -52,8 +52,9 @@ tried) runs on the segments of the currently best partition and, once those are 
 local optimum, on the most promising other segments, with random restarts, until the
 budget (simulated candidates) is spent. Single-Einsum groups are first ranked with the
 closed-form model of :mod:`einarray.analytic` and simulated best-first. Everything is
-deterministic for a given ``--seed``. The best mapping and every Pareto point are
-re-validated with :func:`mapping.spec.mapping_from_data` and re-simulated in full.
+deterministic for a given ``--seed``. The best mapping and the Pareto points (the 40
+fastest) are re-validated with :func:`mapping.spec.mapping_from_data` and re-simulated in
+full; the figures reported are those of the full simulation.
 
 A hand-written ``mapping:`` in the config *seeds* the search (``seed_mapping: false``
 turns this off): each of its groups that is a segment is evaluated as one more candidate

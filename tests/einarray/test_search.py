@@ -293,3 +293,19 @@ def test_evaluate_point_simulates_or_searches(tmp_path):
     found = evaluate_point(t)
     assert found["search_evaluations"] == 25 and found["cycles"] <= plain[1]["cycles"]
     assert "mapping:" in found["mapping_yaml"]
+
+
+def test_sweep_search_key_runs_the_search_per_point(tmp_path):
+    from einarray.sweep import load_sweep, run_sweep
+
+    write(tmp_path, BASE + "search:\n  constraints:\n    C: {dataflow: os}\n", "base.yaml")
+    sw = write(tmp_path, "sweep:\n  version: 1\n  name: s\n  base: base.yaml\n"
+               "  evaluator: 'einarray.points:evaluate_point'\n"
+               "  grid:\n    workload.ranks.N: [32, 64]\n  search: {objective: latency, budget: 15}\n", "sweep.yaml")
+    res = run_sweep(load_sweep(sw), tmp_path / "out", workers=1, progress=False)
+    assert [r["status"] for r in res.records] == ["ok", "ok"]
+    for r in res.records:
+        assert r["search_evaluations"] == 15 and r["search_objective"] == "latency"
+        assert "dataflow: os" in r["mapping_yaml"]  # the base file's constraint applied
+    rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert [int(r["cycles"]) for r in rows] == [r["cycles"] for r in res.records]
