@@ -28,7 +28,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from einsum import approx as A
-from hw.common import check_qformat, stream_port, to_verilog
+from einsum.errors import ConfigError
+from hw.common import DSP_KINDS, check_qformat, ecp5_mult18x18d, stream_port, to_verilog
 
 __all__ = ["Gelu", "to_verilog"]
 
@@ -46,6 +47,9 @@ class Gelu(wiring.Component):
     -------------------------
     width, frac_bits:          input Q format (default 18, 14 = Q4.14; width 4..40)
     out_width, out_frac_bits:  output Q format (default: same as the input)
+    dsp:                       "generic" (``*`` into a register; latency 8) or "ecp5" (Lattice
+                               MULT18X18D instances with input/output registers, latency 10;
+                               simulate with a MULT18X18D model)
 
     Ports: ``i`` = ``In(stream.Signature(signed(width)))``,
     ``o`` = ``Out(stream.Signature(signed(out_width)))``.
@@ -61,6 +65,7 @@ class Gelu(wiring.Component):
         frac_bits: int = 14,
         out_width: int | None = None,
         out_frac_bits: int | None = None,
+        dsp: str = "generic",
     ) -> None:
         self.in_fmt = check_qformat("Gelu", "", width, frac_bits, A.MAX_MODEL_WIDTH)
         if width < 4:
@@ -68,7 +73,11 @@ class Gelu(wiring.Component):
         out_width = width if out_width is None else out_width
         out_frac_bits = frac_bits if out_frac_bits is None else out_frac_bits
         self.out_fmt = check_qformat("Gelu", "out_", out_width, out_frac_bits, A.MAX_MODEL_WIDTH)
-        self.latency = self.LATENCY
+        if dsp not in DSP_KINDS:
+            raise ConfigError(f"Gelu: dsp must be one of {', '.join(DSP_KINDS)}, got {dsp!r}")
+        self.dsp = dsp
+        # each registered ECP5 multiplier takes one cycle more than the generic one
+        self.latency = self.LATENCY + (2 if dsp == "ecp5" else 0)
         super().__init__({
             "i": In(stream.Signature(signed(width))),
             "o": Out(stream.Signature(signed(out_width))),
@@ -81,6 +90,7 @@ class Gelu(wiring.Component):
             "frac_bits": self.in_fmt.frac,
             "out_width": self.out_fmt.width,
             "out_frac_bits": self.out_fmt.frac,
+            "dsp": self.dsp,
         }
 
     def describe(self) -> dict:
@@ -158,13 +168,32 @@ class Gelu(wiring.Component):
         a1 = rom_data[_W0:_W0 + _W1].as_signed()
         a2 = rom_data[_W0 + _W1:].as_signed()
 
-        # stage 3: m1 = a2 * t
-        v3, x3, t3, big3 = Signal(), Signal.like(x1), Signal.like(t), Signal()
-        a0_3, a1_3 = Signal(unsigned(_W0)), Signal(signed(_W1))
-        m1 = Signal(signed(_W2 + tb + 1))
-        with m.If(en):
-            m.d.sync += [v3.eq(v2), x3.eq(x2), t3.eq(t2), big3.eq(big2),
-                         a0_3.eq(a0), a1_3.eq(a1), m1.eq(a2 * t2)]
+        D = 1 if self.dsp == "generic" else 2  # multiplier latency
+
+        def delay(sig, n, name):
+            for j in range(n):
+                nxt = Signal.like(sig, name=f"{name}_d{j}")
+                with m.If(en):
+                    m.d.sync += nxt.eq(sig)
+                sig = nxt
+            return sig
+
+        def mul(a, b, width, name):
+            p = Signal(signed(width), name=name)
+            if self.dsp == "generic":
+                with m.If(en):
+                    m.d.sync += p.eq(a * b)
+            else:
+                p36 = Signal(36, name=f"{name}_p36")
+                m.submodules[f"{name}_dsp"] = ecp5_mult18x18d(a, b, p36, ce=en)
+                m.d.comb += p.eq(p36[:width])
+            return p
+
+        # stage 3 (+1 with ECP5 DSPs): m1 = a2 * t
+        m1 = mul(a2, t2, _W2 + tb + 1, "m1")
+        v3, x3, t3, big3 = (delay(v2, D, "v3"), delay(x2, D, "x3"), delay(t2, D, "t3"),
+                            delay(big2, D, "big3"))
+        a0_3, a1_3 = delay(a0, D, "a0_3"), delay(a1, D, "a1_3")
 
         # stage 4: s1 = a1 + (m1 >> 16)
         v4, x4, t4, big4 = Signal(), Signal.like(x1), Signal.like(t), Signal()
@@ -174,13 +203,10 @@ class Gelu(wiring.Component):
             m.d.sync += [v4.eq(v3), x4.eq(x3), t4.eq(t3), big4.eq(big3), a0_4.eq(a0_3),
                          s1.eq(a1_3 + m1.shift_right(tb))]
 
-        # stage 5: m2 = s1 * t
-        v5, x5, big5 = Signal(), Signal.like(x1), Signal()
-        a0_5 = Signal(unsigned(_W0))
-        m2 = Signal(signed(_W1 + 2 + tb + 1))
-        with m.If(en):
-            m.d.sync += [v5.eq(v4), x5.eq(x4), big5.eq(big4), a0_5.eq(a0_4),
-                         m2.eq(s1 * t4)]
+        # stage 5 (+1 with ECP5 DSPs): m2 = s1 * t
+        m2 = mul(s1, t4, _W1 + 2 + tb + 1, "m2")
+        v5, x5, big5 = delay(v4, D, "v5"), delay(x4, D, "x5"), delay(big4, D, "big5")
+        a0_5 = delay(a0_4, D, "a0_5")
 
         # stage 6: d = a0 + (m2 >> 16) (0 beyond the cut), relu(x) aligned plus half an LSB
         fa = max(fi, cf)

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from cocotb_runner import run_cocotb
+from ecp5_models import mult18x18d_model
 from stream_sim import run_stream
 
 from einsum import approx as A
@@ -24,7 +25,10 @@ PARAM_SETS = {
     "q10_22": {"width": 32, "frac_bits": 22},  # Edge-MoE's activation format
     "q4_12_to_q4_16": {"width": 16, "frac_bits": 12, "out_width": 20, "out_frac_bits": 16},
 }
-COCOTB_CASES = [("icarus", k) for k in PARAM_SETS] + [("verilator", "q4_14"), ("verilator", "q10_22")]
+# Lattice MULT18X18D instances with pipeline registers (simulated with tests/hw/ecp5_models.py)
+ECP5_SETS = {"q4_14_ecp5": {"dsp": "ecp5"}, "q10_22_ecp5": {"width": 32, "frac_bits": 22, "dsp": "ecp5"}}
+COCOTB_CASES = ([("icarus", k) for k in PARAM_SETS] + [("icarus", "q10_22_ecp5")]
+                + [("verilator", "q4_14"), ("verilator", "q4_14_ecp5")])
 
 
 def _signed(v: int, w: int) -> int:
@@ -77,7 +81,8 @@ def test_describe_and_verilog():
     assert d["ports"]["i"] == {"payload": "i__payload", "valid": "i__valid", "ready": "i__ready",
                                "width": 32, "frac_bits": 22, "signed": True}
     assert d["ports"]["o"]["width"] == 32 and d["ports"]["o"]["frac_bits"] == 22
-    assert d["params"] == {"width": 32, "frac_bits": 22, "out_width": 32, "out_frac_bits": 22}
+    assert d["params"] == {"width": 32, "frac_bits": 22, "out_width": 32, "out_frac_bits": 22,
+                           "dsp": "generic"}
     assert d["rom_bits"] == 1288 < 177 * 22
     json.dumps(d)
     v = to_verilog(g, "gelu")
@@ -108,13 +113,23 @@ def test_positional_arguments_rejected():
         Gelu(18, 14)  # type: ignore[misc]
 
 
+def test_ecp5_dsp_variant():
+    g = Gelu(dsp="ecp5")
+    assert g.latency == 10 and g.describe()["params"]["dsp"] == "ecp5"
+    v = to_verilog(g, "gelu")
+    assert v.count("MULT18X18D") == 2 and "REG_OUTPUT_CLK" in v
+    with pytest.raises(ConfigError, match="dsp"):
+        Gelu(dsp="xilinx")
+
+
 @pytest.mark.parametrize("simulator,name", COCOTB_CASES)
 def test_cocotb(simulator, name, tmp_path_factory):
-    params = PARAM_SETS[name]
+    params = {**PARAM_SETS, **ECP5_SETS}[name]
     g = Gelu(**params)
     build = tmp_path_factory.mktemp(f"gelu_{simulator}_{name}")
+    design = to_verilog(g, "gelu") + (mult18x18d_model() if g.dsp == "ecp5" else "")
     run_cocotb(
-        g, "gelu", "cocotb_gelu", simulator, build,
+        design, "gelu", "cocotb_gelu", simulator, build,
         env={"GELU_PARAMS": json.dumps(params), "SEED": str(11 + len(name)),
              "N_RANDOM": "2000", "GELU_LATENCY": str(g.latency)},
     )
