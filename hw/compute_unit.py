@@ -7,7 +7,9 @@ fc1/fc2, and the attention matmuls ``Q K^T`` and ``A V``. The bit-exact referenc
 
 Ports (Amaranth ``lib.stream``, valid/ready, any back-pressure):
 
-``cmd``  one command per tile (layout in :data:`CMD_FIELDS`, encode with :func:`encode_cmd`)
+``cmd``  one command per tile (layout: :func:`cmd_fields`, encode with :func:`encode_cmd`):
+         ``k_m1`` (K - 1), ``op`` (0 gemm, 1 qkt, 2 av), flags ``bias``, ``acc``, ``reuse``,
+         ``relu``, ``gelu`` and ``shift`` (extra right shift 0..15 before rounding)
 ``i``    left operand, one beat per k step: column ``a[:, k]`` of the R x K tile (R lanes)
 ``w``    right operand, one beat per k step: row ``w[k, :]`` (C lanes); for ``QK^T`` this is
          column ``k`` of the K tile (``w = K^T``), for ``A V`` row ``k`` of V. If the command
@@ -24,7 +26,21 @@ one activation/query tile is streamed once and reused for every weight/key tile 
 buffers its input row the same way). ``acc`` keeps the accumulators of the previous tile so
 K larger than ``max_k`` is split over several commands.
 
-Cycle count of one tile, see :func:`tile_cycles`.
+Cycle count of one tile with no stalls (command accepted .. last output accepted,
+inclusive), :func:`tile_cycles`::
+
+    k + rows + 2 * bias + 9 + (gelu_latency if the tile has gelu else 0)
+
+Micro-architecture: operand handshake -> shared operand registers -> per-MAC operand
+registers (``dsp="ecp5"``: the MULT18X18D input registers) -> product registers (DSP output
+registers) -> 40-bit accumulators. After the last product, rows are drained through a
+4-stage requantizer that never stalls (row select, + rounding constant, >> shift,
+saturate/relu), optionally through one GELU lane per column (``hw.gelu.Gelu``, lockstep),
+into an output FIFO; rows are only issued while the FIFO has credits, so back-pressure on
+``o`` never reaches the pipeline registers. The accumulator clear and the bias add are
+registered so every accumulator enable comes straight from a flip-flop. The operand buffer
+is distributed RAM (asynchronous read). Tiles do not overlap: the next command is accepted
+the cycle after the last output.
 """
 
 from __future__ import annotations
