@@ -103,7 +103,7 @@ def run_search(path: Path, budget: int, seed_mapping: bool = True, objective: st
     dt = time.perf_counter() - t0
     out = {"objective": objective, "budget": budget,
            "seeded_with_hand_mapping": seed_mapping and pb.hand_mapping is not None,
-           "exhaustive": r.exhaustive, "space_size": float(r.space_size), "evaluations": r.evaluations,
+           "exhaustive": r.exhaustive, "space_size": r.space_size, "evaluations": r.evaluations,
            "seconds": dt, "found": figures(r.result),
            "groups": [g["einsums"] for g in r.mapping["groups"]], "best_came_from_seed": r.seeded}
     if r.hand_result is not None:

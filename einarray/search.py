@@ -1247,16 +1247,34 @@ class Searcher:
             cyc = math.ceil(p[0])
             return cyc, p[1] + leak * cyc
         pts = sorted(front, key=lambda p: (self.objective(*fig(p)), p[0]))
-        best = pts[0]
         from sim.results import simulate
+        best = bsec = bres = None
+        for p in pts:  # the best point whose whole mapping validates
+            sec = assemble(self.c, p[2])
+            try:
+                cfg = self.config_for(sec)
+            except ConfigError as exc:
+                self.illegal += 1
+                self.last_illegal = exc.message
+                continue
+            best, bsec, bres = p, sec, simulate(cfg)
+            break
+        if best is None:
+            raise self._blame(self.last_illegal or "every candidate is illegal")
         checked = []
         for p in sorted(front, key=lambda p: p[0])[:40]:
+            if p is best:
+                checked.append((p, bsec, bres))
+                continue
             sec = assemble(self.c, p[2])
-            cfg = self.config_for(sec)
-            r = simulate(cfg)
-            checked.append((p, sec, r))
-        bsec = assemble(self.c, best[2])
-        bres = simulate(self.config_for(bsec))
+            try:
+                cfg = self.config_for(sec)
+            except ConfigError:
+                continue
+            checked.append((p, sec, simulate(cfg)))
+        if not any(p is best for p, _, _ in checked):
+            checked.append((best, bsec, bres))
+            checked.sort(key=lambda x: x[0][0])
         hand = None
         if self.problem.hand_mapping is not None:
             hand = simulate(self.cfg)

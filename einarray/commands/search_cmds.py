@@ -152,6 +152,15 @@ def plot_pareto(res, path: Path) -> None:
     plt.close(fig)
 
 
+def _big(n: int) -> str:
+    """A count that may exceed a float: 415,872 or 8.80e+50 or 10^400."""
+    if n < 10**6:
+        return f"{n:,}"
+    if n < 10**300:
+        return f"{float(n):.3g}"
+    return f"10^{len(str(n)) - 1}"
+
+
 def _print(res, text: str, out: Path | None) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -173,7 +182,7 @@ def _print(res, text: str, out: Path | None) -> None:
     for name, fmt in rows:
         t.add_row(name, fmt(f), *([fmt(hand)] if hand else []))
     con.print(t)
-    con.print(f"{'exhaustive' if res.exhaustive else 'heuristic'} search: space {res.space_size:.3g} mappings "
+    con.print(f"{'exhaustive' if res.exhaustive else 'heuristic'} search: space {_big(res.space_size)} mappings "
               f"({res.segments} candidate groups), {res.evaluations} simulated, {res.pruned} pruned, "
               f"{res.illegal} illegal, {res.seconds:.2f} s ({res.evaluations / max(res.seconds, 1e-9):.0f}/s), "
               f"seed {res.seed}{', seeded with the config mapping' if res.seeded else ''}")
