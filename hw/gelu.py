@@ -1,10 +1,11 @@
 """Pipelined erf-GELU: ``gelu(x) = relu(x) - delta(|x|)`` with a 1288-bit quadratic ROM.
 
 Bit-exact with :func:`einsum.approx.gelu_approx_int` (see its module docstring for the
-numerics and error bounds).  Structure (one element per cycle, 8 register stages)::
+numerics and error bounds).  Structure (one element per cycle, 9 register stages)::
 
-    stage 1  x, u = |x| at 18 fraction bits (truncated), segment index -> ROM address
-    stage 2  ROM (28 x 46 bits: a0 u17, a1 s16, a2 s13) read, t = in-segment position
+    stage 1  x, u = |x| at 18 fraction bits (truncated)
+    stage 1b segment index (ROM address), t = in-segment position, |x| >= 5 flag
+    stage 2  ROM (28 x 46 bits: a0 u17, a1 s16, a2 s13) read
     stage 3  m1 = a2 * t                       (13 x 16 multiplier)
     stage 4  s1 = a1 + (m1 >> 16)
     stage 5  m2 = s1 * t                       (17 x 16 multiplier)
@@ -17,7 +18,7 @@ One carry chain (or one multiplier) per stage, for >= 200 MHz on ECP5.
 Flow control: the whole pipeline advances when ``en = ~o.valid | o.ready``, and
 ``i.ready = en``: full throughput while the consumer is ready, no data lost or duplicated
 under any valid/ready pattern (``o.valid`` never depends on ``o.ready``).
-Latency: an input accepted in cycle ``c`` appears on ``o`` (valid) in cycle ``c + 8``.
+Latency: an input accepted in cycle ``c`` appears on ``o`` (valid) in cycle ``c + 9`` (``c + 11`` with ``dsp="ecp5"``).
 """
 
 from __future__ import annotations
@@ -47,15 +48,15 @@ class Gelu(wiring.Component):
     -------------------------
     width, frac_bits:          input Q format (default 18, 14 = Q4.14; width 4..40)
     out_width, out_frac_bits:  output Q format (default: same as the input)
-    dsp:                       "generic" (``*`` into a register; latency 8) or "ecp5" (Lattice
-                               MULT18X18D instances with input/output registers, latency 10;
+    dsp:                       "generic" (``*`` into a register; latency 9) or "ecp5" (Lattice
+                               MULT18X18D instances with input/output registers, latency 11;
                                simulate with a MULT18X18D model)
 
     Ports: ``i`` = ``In(stream.Signature(signed(width)))``,
     ``o`` = ``Out(stream.Signature(signed(out_width)))``.
     """
 
-    LATENCY = 8
+    LATENCY = 9
     ROM_BITS = A.GELU_ROM_BITS
 
     def __init__(
@@ -147,7 +148,8 @@ class Gelu(wiring.Component):
         assert A.GELU_SPLIT == 2 and A.GELU_UMAX == 5
         m.d.comb += [
             fine.eq(~q[3:].any()),
-            big.eq(q >= 4 * A.GELU_UMAX),
+            # q >= 20 as an OR of the high bits plus a 5-bit compare (no wide comparator)
+            big.eq((q[5:].any() if len(q) > 5 else 0) | (q[:5] >= 4 * A.GELU_UMAX)),
         ]
         with m.If(big):
             m.d.comb += seg.eq(0)
@@ -155,15 +157,19 @@ class Gelu(wiring.Component):
             m.d.comb += seg.eq(u1[uf - 3:uf + 1])
         with m.Else():
             m.d.comb += seg.eq(q[:5] + 8)
-        m.d.comb += [
-            t.eq(Mux(fine, Cat(Const(0, 1), u1[:uf - 3]), u1[:uf - 2])),
-            rom_addr.eq(seg),
-        ]
+        m.d.comb += t.eq(Mux(fine, Cat(Const(0, 1), u1[:uf - 3]), u1[:uf - 2]))
+
+        # stage 1b: segment index registered (the ROM logic reads a register)
+        v1b, x1b, t1b, big1b = Signal(), Signal.like(x1), Signal.like(t), Signal()
+        seg1b = Signal.like(seg)
+        with m.If(en):
+            m.d.sync += [v1b.eq(v1), x1b.eq(x1), t1b.eq(t), big1b.eq(big), seg1b.eq(seg)]
+        m.d.comb += rom_addr.eq(seg1b)
 
         # stage 2: ROM data valid
         v2, x2, t2, big2 = Signal(), Signal.like(x1), Signal.like(t), Signal()
         with m.If(en):
-            m.d.sync += [v2.eq(v1), x2.eq(x1), t2.eq(t), big2.eq(big)]
+            m.d.sync += [v2.eq(v1b), x2.eq(x1b), t2.eq(t1b), big2.eq(big1b)]
         a0 = rom_data[:_W0]
         a1 = rom_data[_W0:_W0 + _W1].as_signed()
         a2 = rom_data[_W0 + _W1:].as_signed()

@@ -19,7 +19,7 @@ from einsum.fixed import QFormat
 PARAMS = json.loads(os.environ.get("GELU_PARAMS", "{}"))
 SEED = int(os.environ.get("SEED", "1"))
 N_RANDOM = int(os.environ.get("N_RANDOM", "2000"))
-LATENCY = int(os.environ.get("GELU_LATENCY", "8"))
+LATENCY = int(os.environ.get("GELU_LATENCY", "9"))
 IN = QFormat(PARAMS.get("width", 18), PARAMS.get("frac_bits", 14))
 OUT = QFormat(PARAMS.get("out_width", IN.width), PARAMS.get("out_frac_bits", IN.frac))
 

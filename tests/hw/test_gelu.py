@@ -63,7 +63,7 @@ def test_amaranth_sim_throughput_and_latency():
     res = run_stream(g, [int(x) for x in xs])
     assert res["in_cycles"] == list(range(len(xs)))  # one element per cycle
     lat = [o - i for o, i in zip(res["out_cycles"], res["in_cycles"])]
-    assert lat == [g.latency] * len(xs) == [8] * len(xs)
+    assert lat == [g.latency] * len(xs) == [9] * len(xs)
 
 
 def test_rtl_error_vs_float64_on_grid():
@@ -77,7 +77,7 @@ def test_rtl_error_vs_float64_on_grid():
 def test_describe_and_verilog():
     g = Gelu(width=32, frac_bits=22)
     d = g.describe()
-    assert d["clock"] == "clk" and d["reset"] == "rst" and d["latency"] == 8
+    assert d["clock"] == "clk" and d["reset"] == "rst" and d["latency"] == 9
     assert d["ports"]["i"] == {"payload": "i__payload", "valid": "i__valid", "ready": "i__ready",
                                "width": 32, "frac_bits": 22, "signed": True}
     assert d["ports"]["o"]["width"] == 32 and d["ports"]["o"]["frac_bits"] == 22
@@ -115,7 +115,7 @@ def test_positional_arguments_rejected():
 
 def test_ecp5_dsp_variant():
     g = Gelu(dsp="ecp5")
-    assert g.latency == 10 and g.describe()["params"]["dsp"] == "ecp5"
+    assert g.latency == 11 and g.describe()["params"]["dsp"] == "ecp5"
     v = to_verilog(g, "gelu")
     assert v.count("MULT18X18D") == 2 and "REG_OUTPUT_CLK" in v
     with pytest.raises(ConfigError, match="dsp"):
