@@ -50,8 +50,10 @@ starting point (largest tiles that fit, default units and spatial mapping, pipel
 stages) is evaluated, then greedy coordinate descent (one choice at a time, every value
 tried) runs on the segments of the currently best partition and, once those are at a
 local optimum, on the most promising other segments, with random restarts, until the
-budget (simulated candidates) is spent. Single-Einsum groups are first ranked with the
-closed-form model of :mod:`einarray.analytic` and simulated best-first. Everything is
+budget (simulated candidates) is spent; the most fused segment gets the first descent
+sweep, since its starting point underestimates it most. Single-Einsum groups are first
+ranked with the closed-form model of :mod:`einarray.analytic` and simulated best-first.
+Everything is
 deterministic for a given ``--seed``. The best mapping and the Pareto points (the 40
 fastest) are re-validated with :func:`mapping.spec.mapping_from_data` and re-simulated in
 full; the figures reported are those of the full simulation.
@@ -1111,7 +1113,13 @@ class Searcher:
                 if self.eval_choice(seg, ch) is not None:
                     break
             seg.cur = seg.best_choice
-        # phase 2: improve the segments that matter
+        # phase 2: first one descent pass on the most fused group (the whole cascade when it
+        # is legal: fusion is where the large wins are, and its starting point is the one
+        # that most underestimates it), then the segments that matter most
+        whole = max((s for s in segs if s.best is not None and s.ranked is None),
+                    key=lambda s: (s.j - s.i, -s.i), default=None)
+        if whole is not None and whole.j - whole.i > 1 and self.left > 0:
+            self._descent_pass(whole)
         stall = 0
         while self.left > 0 and stall < 3:
             target = self._next_target()
