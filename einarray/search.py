@@ -53,9 +53,8 @@ local optimum, on the most promising other segments, with random restarts, until
 budget (simulated candidates) is spent; the most fused segment gets the first descent
 sweep, since its starting point underestimates it most. Single-Einsum groups are first
 ranked with the closed-form model of :mod:`einarray.analytic` and simulated best-first.
-Everything is
-deterministic for a given ``--seed``. The best mapping and the Pareto points (the 40
-fastest) are re-validated with :func:`mapping.spec.mapping_from_data` and re-simulated in
+Everything is deterministic for a given ``--seed``. The best mapping and the Pareto
+points (the 40 fastest) are re-validated with :func:`mapping.spec.mapping_from_data` and re-simulated in
 full; the figures reported are those of the full simulation.
 
 A hand-written ``mapping:`` in the config *seeds* the search (``seed_mapping: false``
