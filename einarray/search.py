@@ -464,6 +464,7 @@ class Searcher:
         self.segments: dict[tuple[int, int], Segment] = {}
         self.exhaustive = False
         self.last_illegal: str | None = None
+        self.cloud: list[tuple[float, float]] = []  # (latency s, energy pJ) of combined mappings
 
     # -- structure ------------------------------------------------------------------
     def _recurrence_ranks(self) -> dict[str, str]:
@@ -1244,6 +1245,11 @@ class Searcher:
                 for c0, e0, path in fronts[i]:
                     for cand in s.front:
                         pts.append((c0 + cand.cycles, e0 + cand.energy, path + (cand,)))
+            if j == n:  # every combination reaching the end: the cloud behind the front
+                step = max(1, len(pts) // 2000)
+                leak = self.arch.leakage_pj_per_cycle
+                self.cloud = [(math.ceil(p[0]) / self.arch.clock_hz, p[1] + leak * math.ceil(p[0]))
+                              for p in pts[::step]]
             fronts[j] = _thin(_pareto(pts, key=lambda p: (p[0], p[1])), 256, self)
         return fronts[n]
 
@@ -1293,7 +1299,7 @@ class Searcher:
             pareto=[(sec, r) for _, sec, r in checked], hand_result=hand,
             seeded=any(c.origin == "seed" for c in best[2]),
             segments=len(self.segments), atoms=[list(a) for a in self.atoms],
-            workload=self.c.name, arch=self.arch.name, instances=self.cfg.instances)
+            workload=self.c.name, arch=self.arch.name, instances=self.cfg.instances, cloud=self.cloud)
 
     def config_for(self, sec: Mapping[str, Any]) -> Config:
         """Validate an assembled mapping section with :func:`mapping.spec.mapping_from_data`."""
@@ -1437,6 +1443,7 @@ class SearchResult:
     workload: str
     arch: str
     instances: int
+    cloud: list[tuple[float, float]] = field(default_factory=list)  # other mappings (predicted)
 
     @property
     def figures(self) -> dict[str, Any]:

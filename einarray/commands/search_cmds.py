@@ -132,9 +132,12 @@ def plot_pareto(res, path: Path) -> None:
     from einarray.search import figures
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    if res.cloud:
+        ax.scatter([x * 1e3 for x, _ in res.cloud], [e * 1e-6 for _, e in res.cloud], s=6, color="0.75",
+                   label="other mappings combined", zorder=1)
     pts = [figures(r) for _, r in res.pareto]
     ax.plot([p["latency_s"] * 1e3 for p in pts], [p["energy_pj"] * 1e-6 for p in pts], "o-", color="tab:blue",
-            label="Pareto front (simulated)")
+            label="Pareto front (simulated)", zorder=3)
     b = res.figures
     ax.plot([b["latency_s"] * 1e3], [b["energy_pj"] * 1e-6], "*", ms=16, color="tab:red",
             label=f"best ({res.objective})")
@@ -142,6 +145,9 @@ def plot_pareto(res, path: Path) -> None:
         h = figures(res.hand_result)
         ax.plot([h["latency_s"] * 1e3], [h["energy_pj"] * 1e-6], "s", ms=9, color="tab:green",
                 label="config mapping")
+    lat = [p["latency_s"] for p in pts] + [x for x, _ in res.cloud]
+    if lat and min(lat) > 0 and max(lat) / min(lat) > 100:
+        ax.set_xscale("log")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("energy (uJ)")
     ax.set_title(f"{res.workload} on {res.arch}: latency vs energy")
