@@ -52,9 +52,17 @@ def _ceil(x: Fraction) -> int:
     return -((-x.numerator) // x.denominator)
 
 
+_TIX: dict[tuple[int, str], set[str]] = {}
+
+
 def _tensor_indices(e, t: str) -> set[str]:
+    key = (id(e.stmt), t)
+    hit = _TIX.get(key)
+    if hit is not None:
+        return hit
     from einsum.expr import accesses_in, indices_in
     out: set[str] = set()
+    _TIX[key] = out
     for acc in accesses_in(e.stmt.rhs):
         if acc.tensor == t:
             for s in acc.subscripts:
@@ -81,8 +89,12 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
     def tile_cost(ext: Mapping[str, int]) -> tuple[Fraction, int, int, int, int]:
         iext = {ix: rank_extent(c, c.rank_of_index(ix).name, ext) for ix in e.iter_indices}
         pts = math.prod(iext.values()) if iext else 1
-        frac = Fraction(pts, oc.points)
-        acts = {a: Fraction(v) * frac for a, v in acts_full.items()}
+        if len(acts_full) == 1 and "mac" in acts_full and u.is_2d and (em.rows or em.cols):
+            # a pure sum of products on the 2-D array: the systolic form needs no fractions
+            acts = {"mac": 1}
+        else:
+            frac = Fraction(pts, oc.points)
+            acts = {a: Fraction(v) * frac for a, v in acts_full.items()}
         folds_by: dict[str, int] = {}
         if u.is_2d and acts.get("mac") and (em.rows or em.cols):
             folds = 1
