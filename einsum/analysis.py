@@ -196,6 +196,11 @@ def einsum_passes(c: Cascade) -> dict[str, dict[str, int]]:
                     k = done[a.tensor].get(R, 0) or stream[a.tensor].get(R, 0)
                     if k:
                         need = max(need, k + (1 if it else 0))
+            # a fibre operator (softmax(x, p)) needs its whole fibre before it emits any
+            # element: like a reduction over R followed by a pass that reads it back
+            if any(isinstance(n, E.Call) and OPERATORS[n.op].fibre and isinstance(n.args[-1], E.Index)
+                   and root_of_idx[n.args[-1].name] == R for n in E.walk(e.stmt.rhs)):
+                need = max(need, 1) + 1
             per[R] = need
             keeps = any(root_of_idx[ix] == R for ix in e.lhs_indices)
             if it and keeps:

@@ -50,9 +50,19 @@ def check_inputs(c: Cascade, inputs: Mapping[str, np.ndarray], file: str | None 
     return out
 
 
+def uses_int_codes(c: Cascade) -> bool:
+    """True when the cascade applies fixed-point operators to integer codes."""
+    return any(isinstance(n, E.Call) and OPERATORS[n.op].int_codes
+               for e in c.einsums for n in E.walk(e.stmt.rhs))
+
+
 def random_inputs(c: Cascade, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded standard-normal inputs for every input tensor."""
+    """Seeded inputs for every input tensor: standard normal, or for a fixed-point
+    cascade (see :func:`uses_int_codes`) integer codes uniform in [-2048, 2047]
+    (+-2.0 in Q.10)."""
     rng = np.random.default_rng(seed)
+    if uses_int_codes(c):
+        return {t: rng.integers(-2048, 2048, c.tensors[t].shape).astype(np.float64) for t in c.inputs}
     return {t: rng.standard_normal(c.tensors[t].shape) for t in c.inputs}
 
 
@@ -142,8 +152,19 @@ class _Ctx:
                 out = fn(out, v)
             return out
         if isinstance(x, E.Call):
+            op = OPERATORS[x.op]
+            if op.fibre:
+                ix = x.args[-1].name  # type: ignore[union-attr]
+                if ix in self.fixed:
+                    raise EvalError(f"{self.e.name}: {x.op} runs along {ix}, which is fixed here")
+                v = np.asarray(self.ev(x.args[0]), dtype=np.float64)
+                v = v.reshape((1,) * (self.ndim - v.ndim) + v.shape) if v.ndim < self.ndim else v
+                ax = self.axis[ix]
+                shape = list(v.shape)
+                shape[ax] = self.extent[ax]
+                return op.fn(np.broadcast_to(v, shape), ax)
             args = [self.ev(a) for a in x.args]
-            return OPERATORS[x.op].fn(*args)
+            return op.fn(*args)
         raise TypeError(x)  # pragma: no cover
 
     def access(self, acc: E.Access) -> np.ndarray:

@@ -456,10 +456,16 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
             lhs_idx.append(s.name)
         elif isinstance(s, E.BinOp):
             lhs_idx.append(s.left.name)  # type: ignore[union-attr]
-    for op_name, nargs in ((n.op, len(n.args)) for n in E.walk(st.rhs) if isinstance(n, E.Call)):
+    for call in (n for n in E.walk(st.rhs) if isinstance(n, E.Call)):
+        op_name, nargs = call.op, len(call.args)
         want = OPERATORS[op_name].arity
         if nargs != want:
             raise ParseError(f"{op_name}() takes {want} argument{'s' * (want != 1)}, got {nargs}")
+        if OPERATORS[op_name].fibre:
+            ax = call.args[-1]
+            if not isinstance(ax, E.Index) or ax.name not in lhs_idx or ax.name == var:
+                raise ParseError(f"{op_name}(x, i): i must be an index kept on the left side "
+                                 f"(the fibre it normalises), got {ax}")
     reads: list[str] = []
     carried: set[str] = set()
     fresh: set[str] = set()

@@ -61,6 +61,56 @@ class Operator:
     arity: int
     action: str  # action class for operation counts
     doc: str
+    fibre: bool = False  # the last argument names an index; fn works along that axis
+    int_codes: bool = False  # works on integer codes of fixed-point numbers
+
+
+def _int_codes(x: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+        from .errors import NumericError
+
+        raise NumericError(f"{what} needs integer codes (fixed-point values), got non-integers")
+    return a.astype(np.int64)
+
+
+def _requant(x: np.ndarray, s: np.ndarray, width: np.ndarray, acc_width: np.ndarray) -> np.ndarray:
+    """The compute unit's requantization (einsum.golden_gemm.requantize): wrap the
+    accumulator to ``acc_width`` bits, round half up while shifting right by ``s``,
+    saturate to a signed ``width``-bit code."""
+    from .golden_gemm import saturate, wrap
+
+    v = _int_codes(x, "requant")
+    s_, w_, a_ = int(np.asarray(s)), int(np.asarray(width)), int(np.asarray(acc_width))
+    v = np.asarray(wrap(v.astype(object), a_), dtype=object)
+    if s_ > 0:
+        v = (v + (1 << (s_ - 1))) >> s_
+    return np.asarray(saturate(v, w_), dtype=np.float64)
+
+
+def _fibre(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, int], np.ndarray]:
+    def call(x: np.ndarray, axis: int) -> np.ndarray:
+        a = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+        return np.moveaxis(np.asarray(fn(a), dtype=np.float64), -1, axis)
+
+    return call
+
+
+def _softmax_fixed(a: np.ndarray) -> np.ndarray:
+    from .approx import softmax_approx_int
+
+    return softmax_approx_int(_int_codes(a, "softmax_fixed"))
+
+
+def _softmax_approx(a: np.ndarray) -> np.ndarray:
+    from .approx import softmax_approx
+
+    return softmax_approx(a)
+
+
+def _softmax(a: np.ndarray) -> np.ndarray:
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -92,6 +142,17 @@ OPERATORS: dict[str, Operator] = {
                  "fixed-point base-2 exp (golden model of the RTL exp unit)"),
         Operator("gelu_approx", _approx("gelu_approx"), 1, "gelu",
                  "fixed-point GELU (golden model of the RTL GELU unit)"),
+        Operator("requant", _requant, 4, "mul",
+                 "requant(x, shift, width, acc_width): the compute unit's rounding shift and "
+                 "saturation on integer codes (golden model)", int_codes=True),
+        Operator("softmax", _fibre(_softmax), 2, "exp", "softmax(x, i): float softmax along index i",
+                 fibre=True),
+        Operator("softmax_approx", _fibre(_softmax_approx), 2, "exp",
+                 "softmax_approx(x, i): the fixed-point single-pass softmax along index i, float in "
+                 "and out (golden model of the RTL softmax block)", fibre=True),
+        Operator("softmax_fixed", _fibre(_softmax_fixed), 2, "exp",
+                 "softmax_fixed(x, i): the RTL softmax block's integer model along index i "
+                 "(Q6.10 codes in, Q2.14 codes out)", fibre=True, int_codes=True),
     ]
 }
 

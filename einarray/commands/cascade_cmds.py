@@ -218,7 +218,10 @@ def check_summary(c: Cascade, *, seed: int = 0, evaluate_ref: bool = True) -> di
                        "min": float(np.nanmin(a)) if a.size else 0.0,
                        "max": float(np.nanmax(a)) if a.size else 0.0,
                        "mean": float(np.nanmean(a)) if a.size else 0.0}
-        ev = {"ran": True, "seed": seed, "inputs": "standard normal", "outputs": outs}
+        from einsum.interp import uses_int_codes
+
+        kind = "integer codes in [-2048, 2047]" if uses_int_codes(c) else "standard normal"
+        ev = {"ran": True, "seed": seed, "inputs": kind, "outputs": outs}
     elif evaluate_ref:
         ev = {"ran": False, "reason": f"{points} iteration points exceed the check limit "
                                       f"{CHECK_EVAL_LIMIT}; use 'einarray eval' on real inputs"}
