@@ -34,10 +34,10 @@ from mapping.spec import Config, _section, config_from_sections
 from models import load_model
 from models.attention import VARIANTS, infer_grid, split_attention
 
-RUN_KEYS = ("description", "include", "einsum", "workload", "arch", "mapping", "mappings", "report")
+RUN_KEYS = ("description", "include", "einsum", "workload", "arch", "mapping", "mappings", "report", "search")
 MODEL_KEYS = ("model", "attention", "batch", "grid", "ranks", "layers")
 REPORT_KEYS = ("title", "top")
-SECTIONS = ("einsum", "workload", "arch", "mapping", "mappings", "report")
+SECTIONS = ("einsum", "workload", "arch", "mapping", "mappings", "report", "search")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class RunSpec:
     batch: int
     report: ReportOptions
     workload: Mapping[str, Any] = field(default_factory=dict)
+    search: tuple[Any, Source, YPath] | None = None  # a `search:` section: map every layer by search
 
 
 Sections = dict[str, tuple[Any, Source, YPath]]
@@ -94,7 +95,7 @@ def _load_tree(path: Path, stack: tuple[Path, ...]) -> tuple[Sections, Source, d
         sub, _, _ = _load_tree(p, stack + (rp,))
         merged.update(sub)
     for k in SECTIONS:
-        if k in ("mappings", "report"):
+        if k in ("mappings", "report", "search"):
             if k in data:
                 merged[k] = (copy.deepcopy(data[k]), src, (k,))
             continue
@@ -128,7 +129,7 @@ def load_run_data(data: Mapping[str, Any], name: str, *, base_dir: str | Path = 
     base = Path(base_dir)
     sections: Sections = {}
     for k in SECTIONS:
-        if k in ("mappings", "report"):
+        if k in ("mappings", "report", "search"):
             if k in data:
                 sections[k] = (copy.deepcopy(data[k]), src, (k,))
             continue
@@ -153,7 +154,7 @@ def _from_sections(p: Path, sections: Sections, src: Source, data: Mapping[str, 
     name = cfg.cascade.name
     layer = LayerSpec(name=name, cascade=name, repeat=cfg.instances, config=cfg)
     return RunSpec(name=p.stem, source=str(p), description=desc, arch=cfg.arch, layers=(layer,),
-                   batch=1, report=rep, workload={"cascade": name})
+                   batch=1, report=rep, workload={"cascade": name}, search=_search_section(sections, False))
 
 
 def _report_options(sections: Sections, p: Path) -> ReportOptions:
@@ -288,7 +289,37 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
     wsum = {"model": model["name"], "attention": variant, "options": options, "batch": batch,
             "source": model["source"]}
     return RunSpec(name=p.stem, source=str(p), description=desc or model["description"], arch=arch,
-                   layers=tuple(out), batch=batch, report=rep, workload=wsum)
+                   layers=tuple(out), batch=batch, report=rep, workload=wsum,
+                   search=_search_section(sections, True))
+
+
+def _search_section(sections: Sections, model: bool) -> tuple[Any, Source, YPath] | None:
+    if "search" not in sections:
+        return None
+    sec, ssrc, sp = sections["search"]
+    if not isinstance(sec, dict):
+        raise ssrc.error(sp, "expected {objective: latency|energy|edp, budget: N, seed: S}")
+    if model and "constraints" in sec:
+        raise ssrc.error(sp + ("constraints",), "constraints name the Einsums of one cascade; a model "
+                         "run searches every layer with objective, budget and seed only")
+    return sections["search"]
+
+
+def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath]) -> LayerSpec:
+    """The layer with the mapping found by ``einarray search`` (see einarray/search.py)."""
+    from dataclasses import replace
+
+    from mapping.spec import mapping_from_data
+
+    from .search import SearchProblem, parse_search_section, search
+
+    sec, ssrc, sp = search_sec
+    cfg = lay.config
+    settings = parse_search_section(sec, ssrc, sp, cfg.cascade, cfg.arch)
+    res = search(SearchProblem(cfg, settings, None, cfg.source or ""))
+    msrc = Source(f"search of {lay.name}")
+    mapping = mapping_from_data(res.mapping, msrc, ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
+    return replace(lay, config=replace(cfg, mapping=mapping))
 
 
 # ----------------------------------------------------------------------------------
@@ -308,6 +339,10 @@ def run(spec: RunSpec, *, progress: bool = True,
         task = bar.add_task(f"simulating {spec.name}", total=len(spec.layers))
     try:
         for lay in spec.layers:
+            if spec.search is not None:
+                if bar is not None:
+                    bar.update(task, description=f"searching a mapping for {lay.name}")
+                lay = search_layer(lay, spec.search)
             if bar is not None:
                 bar.update(task, description=f"simulating {lay.name}")
             results.append((lay, simulate(lay.config)))

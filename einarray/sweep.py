@@ -51,7 +51,7 @@ class PointTask:
     base_dir: str
     base_file: str
     search: Mapping[str, Any] | None = None
-    evaluator: str = "einarray.flow:evaluate_point"
+    evaluator: str = "einarray.points:evaluate_point"
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     search = sec.get("search")
     if search is not None and not isinstance(search, dict):
         raise src.error(base + ("search",), "expected a mapping like {objective: edp, budget: 64}")
-    evaluator = sec.get("evaluator", "einarray.flow:evaluate_point")
+    evaluator = sec.get("evaluator", "einarray.points:evaluate_point")
     if not isinstance(evaluator, str) or ":" not in evaluator:
         raise src.error(base + ("evaluator",), "expected 'module:function'")
     tasks = tuple(PointTask(index=i, point_id=point_id(c), overrides=tuple(c), base_data=base_data,

@@ -741,8 +741,9 @@ def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
     if not isinstance(data, dict):
         raise src.error((), "expected a mapping with einsum or workload, arch and mapping sections")
     for k in data:
-        if k not in ("einsum", "workload", "arch", "mapping", "description"):
-            raise src.error((str(k),), f"unknown section {k!r} (allowed: einsum, workload, arch, mapping)")
+        if k not in ("einsum", "workload", "arch", "mapping", "description", "search"):
+            raise src.error((str(k),), f"unknown section {k!r} (allowed: einsum, workload, arch, mapping, "
+                            "search)")
     base_dir = p.parent
     sections: dict[str, tuple[Any, Source, YPath]] = {}
     for k in ("einsum", "workload", "arch", "mapping"):

@@ -138,3 +138,22 @@ def test_flow_module_has_no_hidden_state():
     assert not hasattr(flow, "_cache")
     with pytest.raises(ConfigError, match="config file not found"):
         load_run(DATA / "nope.yaml")
+
+
+def test_run_with_search_is_no_worse_than_default(tmp_path):
+    base = (DATA / "with-include.yaml").read_text()
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(base.replace("include: [inc-arch.yaml]", f"include: [{DATA / 'inc-arch.yaml'}]"))
+    searched = tmp_path / "searched.yaml"
+    searched.write_text(plain.read_text() + "search: {objective: latency, budget: 40, seed: 3}\n")
+    a = run(load_run(plain), progress=False)
+    b = run(load_run(searched), progress=False)
+    assert b["cycles"] <= a["cycles"]
+    assert b == run(load_run(searched), progress=False)  # deterministic for a seed
+
+
+def test_model_search_rejects_constraints(tmp_path, capsys):
+    p = tmp_path / "m.yaml"
+    p.write_text((DATA / "vit-tiny-small.yaml").read_text() + "search: {budget: 5, constraints: {}}\n")
+    assert main(["run", str(p), "--no-progress"]) == 2
+    assert "search.constraints: constraints name the Einsums of one cascade" in capsys.readouterr().err
