@@ -188,13 +188,16 @@ class ComputeUnit(wiring.Component):
                       registers enabled (same 2-cycle pipeline and reset behaviour, but the
                       registers sit inside the DSP block, which the ECP5 150 MHz target
                       needs; a_width, w_width <= 18)
+    buffer_ram        synthesis hint for the operand buffer: "distributed" (LUT RAM, default;
+                      fast on ECP5), "block", or "auto" (let the tool choose; needed on
+                      iCE40, which has no LUT RAM)
     """
 
     def __init__(self, *, rows: int = 4, cols: int = 4, a_width: int = 16, a_frac: int = 10,
                  w_width: int = 16, w_frac: int = 14, bias_frac: int | None = None,
                  acc_width: int = 40, o_width: int | None = None, o_frac: int | None = None,
                  max_k: int = 64, gelu: bool = True, gelu_params: dict | None = None,
-                 dsp: str = "generic"):
+                 dsp: str = "generic", buffer_ram: str = "distributed"):
         _check_int("rows", rows, 1, 64)
         _check_int("cols", cols, 1, 64)
         _check_int("a_width", a_width, 2, 32)
@@ -224,6 +227,10 @@ class ComputeUnit(wiring.Component):
             raise ConfigError("ComputeUnit: dsp='ecp5' needs a_width and w_width <= 18 "
                               f"(MULT18X18D), got {a_width} and {w_width}")
         self.dsp = dsp
+        if buffer_ram not in ("distributed", "block", "auto"):
+            raise ConfigError("ComputeUnit: buffer_ram must be 'distributed', 'block' or "
+                              f"'auto', got {buffer_ram!r}")
+        self.buffer_ram = buffer_ram
         self.gelu_params = dict(gelu_params or {})
         self.gelu_latency = 0
         if gelu:  # probe one lane for its latency (and validate the format now)
@@ -264,7 +271,8 @@ class ComputeUnit(wiring.Component):
 
     def params(self) -> dict:
         p = self.fmt.as_dict()
-        p.update(rows=self.rows, cols=self.cols, max_k=self.max_k, gelu=self.gelu, dsp=self.dsp)
+        p.update(rows=self.rows, cols=self.cols, max_k=self.max_k, gelu=self.gelu, dsp=self.dsp,
+                 buffer_ram=self.buffer_ram)
         if self.gelu_params:
             p["gelu_params"] = dict(self.gelu_params)
         return p
@@ -321,7 +329,8 @@ class ComputeUnit(wiring.Component):
         # its output register needs ~5.8 ns clock-to-out, too slow for the 150 MHz target)
         m.submodules.abuf = abuf = Memory(shape=data.ArrayLayout(signed(f.a_width), R),
                                           depth=self.max_k, init=[],
-                                          attrs={"ram_style": "distributed"})
+                                          attrs=({} if self.buffer_ram == "auto" else
+                                                 {"ram_style": self.buffer_ram}))
         rd = abuf.read_port(domain="comb")
         wr = abuf.write_port()
 

@@ -66,6 +66,8 @@ def unit_params(unit: str, target: str) -> list[dict]:
     if unit == "compute_unit" and target == "ecp5":
         # with the fused GELU lanes (default) and without them (GELU done elsewhere)
         return [{"dsp": "ecp5"}, {"dsp": "ecp5", "gelu": False}]
+    if unit == "compute_unit" and target == "ice40":  # no LUT RAM on iCE40
+        return [{"buffer_ram": "auto"}, {"buffer_ram": "auto", "gelu": False}]
     if unit == "compute_unit":
         return [{}, {"gelu": False}]
     return [{}]
@@ -204,8 +206,9 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
                                  workdir / f"{unit}-{target}{'-' + tag if tag else ''}",
                                  freq_mhz=freq_mhz or TARGET_MHZ[unit])
             except Exception as exc:  # keep going: one failing tool run is a table entry
+                msg = str(exc).split("): ", 1)[-1].replace(str(Path.cwd()) + "/", "")
                 res = {"unit": unit, "target": target, "params": params,
-                       "error_message": str(exc)}
+                       "error_message": msg}
             res.pop("workdir", None)
             rows.append(res)
             log(f"{unit} {target}: luts={res.get('luts')} ffs={res.get('ffs')} "
