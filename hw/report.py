@@ -62,15 +62,22 @@ TARGET_MHZ = {"gelu": 200.0, "softmax": 200.0, "compute_unit": 150.0}
 
 
 def unit_params(unit: str, target: str) -> list[dict]:
-    """Parameter sets reported per block and target (defaults, plus the variants noted)."""
-    if unit == "compute_unit" and target == "ecp5":
-        # with the fused GELU lanes (default) and without them (GELU done elsewhere)
-        return [{"dsp": "ecp5"}, {"dsp": "ecp5", "gelu": False}]
-    if unit == "compute_unit" and target == "ice40":  # no LUT RAM on iCE40
-        return [{"buffer_ram": "auto"}, {"buffer_ram": "auto", "gelu": False}]
-    if unit == "compute_unit":
-        return [{}, {"gelu": False}]
-    return [{}]
+    """Parameter sets reported per block and target.
+
+    Multipliers: Lattice MULT18X18D with internal registers (``dsp="ecp5"``) on ECP5, the
+    portable ``*`` (``dsp="generic"``) elsewhere. The compute unit is reported with its
+    fused GELU lanes (default) and without them.
+    """
+    dsp = "ecp5" if target == "ecp5" else "generic"
+    if unit != "compute_unit":
+        return [{"dsp": dsp}]
+    base = {"dsp": dsp}
+    if target == "ecp5":
+        base["gelu_params"] = {"dsp": "ecp5"}
+    if target == "ice40":  # no LUT RAM on iCE40
+        base["buffer_ram"] = "auto"
+    without = {k: v for k, v in base.items() if k != "gelu_params"}
+    return [base, {**without, "gelu": False}]
 
 
 def measure_error(unit: str, params: dict | None = None, seed: int = 0) -> dict:
@@ -200,7 +207,8 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
         log(f"{unit}: error {errors[unit]['max_abs']:.3g}")
         for target, params in [(t, p) for t in targets for p in unit_params(unit, t)]:
             t0 = time.monotonic()
-            tag = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+            tag = "-".join(f"{k}{v}" for k, v in sorted(params.items())
+                           if not isinstance(v, dict))
             try:
                 res = synthesize(unit, params, target,
                                  workdir / f"{unit}-{target}{'-' + tag if tag else ''}",
