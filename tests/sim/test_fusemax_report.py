@@ -23,3 +23,17 @@ def test_report_subset(tmp_path):
     for png in ("utilization.png", "speedup.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_committed_report_is_current(tmp_path):
+    """Regenerate all 72 points and compare every number with reports/fusemax/results.json."""
+    from pathlib import Path
+
+    from einarray.studies import compare_numbers
+
+    assert fusemax_report.main(["--out", str(tmp_path)]) == 0
+    fresh = json.loads((tmp_path / "results.json").read_text())
+    committed = json.loads((Path(__file__).parents[2] / "reports" / "fusemax" / "results.json").read_text())
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "sim_wall_s"} for r in rs]  # noqa: E731
+    diffs = compare_numbers(strip(fresh), strip(committed))
+    assert not diffs, f"reports/fusemax is stale; run python -m sim.fusemax_report: {diffs[:5]}"
