@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--set", action="append", default=[], dest="sets", metavar="SECTION.KEY=VALUE",
                    help="override a config value (repeatable), e.g. --set arch.array2d.rows=128")
+    p.add_argument("--partition", metavar="RANK=auto|V1,V2,...",
+                   help="also search the size of a partitioned rank's inner part, e.g. --partition P0=auto "
+                        "(powers of two that divide the parent, 8..1024) or --partition P0=64,128,256; "
+                        "each size gets the full budget and the best is reported")
     p.set_defaults(handler=cmd_search)
 
 
@@ -45,11 +49,91 @@ def _int(s: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
 
 
+def _partition_candidates(spec: str, problem) -> tuple[str, list[int]]:
+    name, sep, vals = spec.partition("=")
+    name = name.strip()
+    c = problem.config.cascade
+    parent = next((par for par, (outer, inner) in c.partitions.items() if inner == name), None)
+    if not sep or parent is None:
+        inner = [inner for _, (_, inner) in c.partitions.items()]
+        raise ConfigError(f"--partition {spec!r}: expected INNER=auto or INNER=V1,V2 with INNER the inner part "
+                          f"of a partitioned rank of {c.name} (inner parts: {', '.join(inner) or 'none'})")
+    n = c.ranks[parent].size
+    if vals.strip() == "auto":
+        cands = sorted({d for d in (1 << k for k in range(3, 11)) if d <= n and n % d == 0}
+                       | {c.ranks[name].size})
+    else:
+        try:
+            cands = sorted({int(v) for v in vals.split(",")})
+        except ValueError:
+            raise ConfigError(f"--partition {spec!r}: sizes must be integers") from None
+        bad = [v for v in cands if v <= 0 or n % v]
+        if bad:
+            raise ConfigError(f"--partition {spec!r}: {bad[0]} does not divide {parent}={n}")
+    return name, cands
+
+
+def _search_partitions(args: argparse.Namespace, problem) -> tuple[object, list[dict]]:
+    from einarray.search import load_search_config, search
+
+    name, cands = _partition_candidates(args.partition, problem)
+    rows = []
+    best = None
+    for v in cands:
+        for section in ("workload", "einsum"):
+            try:
+                prob = load_search_config(args.config, objective=args.objective, budget=args.budget,
+                                          seed=args.seed, sets=[*args.sets, f"{section}.ranks.{name}={v}"])
+                break
+            except ConfigError:
+                if section == "einsum":
+                    raise
+        if args.no_seed:
+            prob.settings = dataclasses.replace(prob.settings, seed_mapping=False)
+        res = search(prob)
+        fig = res.figures
+        key = {"latency": fig["latency_s"], "energy": fig["energy_pj"], "edp": fig["edp"]}[res.objective]
+        rows.append({"rank": name, "size": v, "objective": res.objective, "value": key, **fig})
+        if best is None or key < best[0]:
+            best = (key, v, res)
+    assert best is not None
+    return best, rows
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from einarray.search import load_search_config, mapping_yaml, search
 
     problem = load_search_config(args.config, objective=args.objective, budget=args.budget, seed=args.seed,
                                  sets=args.sets)
+    if args.partition:
+        (value, size, res), rows = _search_partitions(args, problem)
+        from rich.console import Console
+        from rich.table import Table
+
+        name = rows[0]["rank"]
+        text = mapping_yaml(res.mapping, _header(res) + f"\n# with ranks: {{{name}: {size}}} (chosen by "
+                            f"--partition from {', '.join(str(r['size']) for r in rows)})")
+        if args.output:
+            out = Path(args.output)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the output directory: {exc.strerror or exc}",
+                                  str(out)) from None
+            write_outputs(res, out, text)
+        if args.json:
+            print(json.dumps({**res.summary(), "partition": {name: size}, "partitions": rows,
+                              "mapping_yaml": text}, indent=2, sort_keys=True, default=str))
+            return 0
+        t = Table(title=f"partition search over {name} ({res.objective})")
+        for col in (name, "cycles", "latency (s)", "energy (pJ)", "EDP"):
+            t.add_column(col, justify="right")
+        for r in rows:
+            t.add_row(str(r["size"]) + (" *" if r["size"] == size else ""), f"{r['cycles']:,}",
+                      f"{r['latency_s']:.4g}", f"{r['energy_pj']:.4g}", f"{r['edp']:.4g}")
+        Console().print(t)
+        _print(res, text, Path(args.output) if args.output else None)
+        return 0
     if args.no_seed:
         problem.settings = dataclasses.replace(problem.settings, seed_mapping=False)
     out = Path(args.output) if args.output else None

@@ -329,3 +329,23 @@ def test_same_seed_same_mapping_across_processes(tmp_path):
     assert outs[0]["exhaustive"] is False
     assert outs[0]["best"]["mapping"] == outs[1]["best"]["mapping"]
     assert outs[0]["best"]["cycles"] == outs[1]["best"]["cycles"]
+
+
+def test_partition_search_picks_the_best_chunk(tmp_path, capsys):
+    import json as _json
+
+    from einarray.cli import main as _main
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("workload:\n  cascade: softmax-1pass\n  ranks: {M: 64, P: 256, E: 16, F: 16, P0: 32}\n"
+                   "arch: fusemax\nsearch: {objective: latency, budget: 12, seed: 1}\n")
+    assert _main(["search", str(cfg), "--partition", "P0=32,128", "--json", "--no-progress"]) == 0
+    out = _json.loads(capsys.readouterr().out)
+    sizes = {r["size"]: r["value"] for r in out["partitions"]}
+    assert set(sizes) == {32, 128}
+    assert out["partition"]["P0"] == min(sizes, key=sizes.get)
+    assert out["best"]["latency_s"] == min(sizes.values())
+    assert _main(["search", str(cfg), "--partition", "P0=48", "--no-progress"]) == 2
+    assert "48 does not divide P=256" in capsys.readouterr().err
+    assert _main(["search", str(cfg), "--partition", "Q0=auto", "--no-progress"]) == 2
+    assert "inner parts: P0" in capsys.readouterr().err
