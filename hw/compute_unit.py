@@ -29,11 +29,11 @@ K larger than ``max_k`` is split over several commands.
 Cycle count of one tile with no stalls (command accepted .. last output accepted,
 inclusive), :func:`tile_cycles`::
 
-    k + rows + 2 * bias + 9 + (gelu_latency if the tile has gelu else 0)
+    k + rows + 2 * bias + 10 + (gelu_latency if the tile has gelu else 0)
 
 Micro-architecture: operand handshake -> shared operand registers -> per-MAC operand
 registers (``dsp="ecp5"``: the MULT18X18D input registers) -> product registers (DSP output
-registers) -> 40-bit accumulators. After the last product, rows are drained through a
+registers) -> fabric product registers -> 40-bit accumulators. After the last product, rows are drained through a
 4-stage requantizer that never stalls (row select, + rounding constant, >> shift,
 saturate/relu), optionally through one GELU lane per column (``hw.gelu.Gelu``, lockstep),
 into an output FIFO; rows are only issued while the FIFO has credits, so back-pressure on
@@ -62,7 +62,7 @@ SHIFT_BITS = 4  # command shift field: extra right shift 0..15 (attention scale,
 
 # Pipeline depths (see tile_cycles): shared operand register, per-MAC operand register
 # (duplicated so every multiplier has its own, nearby input flip-flops), product register.
-_MAC_PIPE = 3      # cycles between the last operand handshake and the final accumulator
+_MAC_PIPE = 4      # cycles between the last operand handshake and the final accumulator
 _DRAIN_PIPE = 4    # row select, + rounding constant, >> shift, saturate/relu
 _OUT_FIFO = 1      # output FIFO: a row written in one cycle is readable in the next
 
@@ -80,12 +80,13 @@ def tile_cycles(rows: int, cols: int, k: int, *, bias: bool = False,
                         bias beat is accepted in the cycle after that)
             + k (one operand beat per cycle; without bias the first beat is accepted in
                  the cycle after the command, while the accumulators are cleared)
-            + 3 (MAC pipeline flush: operand register, DSP input register, product register)
+            + 4 (MAC pipeline flush: operand register, DSP input register, DSP output
+                 register, fabric product register)
             + rows (one output row per cycle)
             + 4 (row select, add rounding constant, shift, saturate/relu)
             + epilogue_latency (GELU pipeline, 0 when the tile has no gelu)
             + 1 (output FIFO)
-          = k + rows + 2 * bias + 9 + epilogue_latency
+          = k + rows + 2 * bias + 10 + epilogue_latency
 
     ``cols`` does not appear: the C columns are computed in parallel. The next command is
     accepted in cycle N + 1, so back-to-back tiles take exactly N cycles each. Stalls on
@@ -298,7 +299,7 @@ class ComputeUnit(wiring.Component):
                 "o": port("o", f.o_width, f.o_frac, self.cols),
             },
             "latency": {
-                "formula": "k + rows + 2 * bias + 9 + (gelu_latency if gelu else 0)",
+                "formula": "k + rows + 2 * bias + 10 + (gelu_latency if gelu else 0)",
                 "gelu_latency": self.gelu_latency,
                 "example_k16": self.tile_cycles(16),
             },
@@ -354,6 +355,10 @@ class ComputeUnit(wiring.Component):
         v1 = Signal()
         v2 = Signal()
         v3 = Signal()
+        v4 = Signal()
+        # second product register in the fabric: the accumulators need not sit next to the
+        # DSP blocks (the DSP output -> 40-bit adder route limited Fmax)
+        prod2 = [[Signal(signed(pw), name=f"p2_{r}_{c}") for c in range(C)] for r in range(R)]
         clear = Signal()  # registered: one cycle after the command, high fan-out
         bias_hs = Signal()
         mac_hs = Signal()
@@ -416,7 +421,7 @@ class ComputeUnit(wiring.Component):
                     with m.If(kcnt == k_m1):
                         m.next = "FLUSH"
             with m.State("FLUSH"):
-                with m.If(~v1 & ~v2):
+                with m.If(~v1 & ~v2 & ~v3):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += issue.eq(issue_ok)
@@ -454,7 +459,8 @@ class ComputeUnit(wiring.Component):
             m.d.sync += [b_r[c].eq(self.w.payload[c]) for c in range(C)]
 
         # MAC pipeline: operand registers -> per-MAC copies -> product registers -> accumulate
-        m.d.sync += [v1.eq(mac_hs), v2.eq(v1), v3.eq(v2)]
+        m.d.sync += [v1.eq(mac_hs), v2.eq(v1), v3.eq(v2), v4.eq(v3)]
+        m.d.sync += [prod2[r][c].eq(prod[r][c]) for r in range(R) for c in range(C)]
         with m.If(mac_hs):
             m.d.sync += [a_r[r].eq(a_sel[r]) for r in range(R)]
             m.d.sync += [w_r[c].eq(self.w.payload[c]) for c in range(C)]
@@ -474,8 +480,8 @@ class ComputeUnit(wiring.Component):
                     m.d.sync += acc[r][c].eq(0)
                 with m.Elif(bias_v):
                     m.d.sync += acc[r][c].eq(acc[r][c] + (b_r[c] << f.bias_shift))
-                with m.Elif(v3):
-                    m.d.sync += acc[r][c].eq(acc[r][c] + prod[r][c])
+                with m.Elif(v4):
+                    m.d.sync += acc[r][c].eq(acc[r][c] + prod2[r][c])
 
         # drain pipeline: 4 registered stages that never stall, optionally followed by the
         # GELU lanes (also never stalled), into an output FIFO. Back-pressure from ``o`` is

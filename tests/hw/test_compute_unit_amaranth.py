@@ -75,9 +75,9 @@ def test_narrow_accumulator_wide_output():
 
 
 def test_tile_cycles_closed_form():
-    assert tile_cycles(4, 4, 16) == 16 + 4 + 9
-    assert tile_cycles(4, 4, 16, bias=True) == 31
-    assert tile_cycles(16, 16, 64, bias=True, epilogue_latency=3) == 64 + 16 + 2 + 9 + 3
+    assert tile_cycles(4, 4, 16) == 16 + 4 + 10
+    assert tile_cycles(4, 4, 16, bias=True) == 32
+    assert tile_cycles(16, 16, 64, bias=True, epilogue_latency=3) == 64 + 16 + 2 + 10 + 3
     assert ComputeUnit(rows=2, cols=2).tile_cycles(8) == tile_cycles(2, 2, 8)
     with pytest.raises(ConfigError):
         tile_cycles(0, 4, 4)
