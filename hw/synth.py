@@ -36,7 +36,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -122,12 +121,14 @@ def _default_workdir(unit: str, params: dict, target: str) -> Path:
 
 
 def _check_workdir(workdir: Path) -> Path:
+    """Create the work directory. The tools run with it as their current directory and see
+    only relative paths (YoWASP's WebAssembly sandbox cannot follow absolute paths into the
+    host's temporary directory, but a work directory anywhere, /tmp included, is fine)."""
     workdir = workdir.resolve()
-    tmp = Path(tempfile.gettempdir()).resolve()
-    if workdir == tmp or tmp in workdir.parents:
-        raise ConfigError(f"work directory {workdir} is under {tmp}: YoWASP tools cannot see "
-                          "the temporary directory; use a directory in the project or home")
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the work directory {workdir}: {exc.strerror or exc}") from None
     return workdir
 
 
