@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hw.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="reports/hw", help="output directory (default reports/hw)")
     p.add_argument("--workdir", default="build/report",
-                   help="tool work directory (default build/report; not under /tmp)")
+                   help="tool work directory (default build/report)")
     p.add_argument("--targets", default=",".join(TARGETS),
                    help="comma-separated targets (default ecp5,ice40,xilinx)")
     p.add_argument("--units", default=",".join(UNITS), help="comma-separated blocks")

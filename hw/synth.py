@@ -21,8 +21,8 @@ Counting (``luts``): ECP5 ``LUT4 + 2 * CCU2C`` (a carry cell holds two LUT4s); i
 place-and-route, ``pnr_utilization`` has nextpnr's own counts (e.g. ``TRELLIS_COMB``).
 
 YoWASP tools run in WebAssembly and only see the directory they run in: every tool is
-started with ``cwd`` = the work directory and relative file names; the work directory
-must not be under the system temporary directory.
+started with ``cwd`` = the work directory and relative file names (so the work directory
+may be anywhere, the system temporary directory included).
 
 Flip-flops whose output signal name contains ``_dup_`` are deliberate duplicates (for
 example the compute unit's per-multiplier operand registers, which keep every DSP's input

@@ -88,8 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="clock constraint for place-and-route in MHz (default 200)")
     p.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax)")
     p.add_argument("--workdir", metavar="DIR",
-                   help="work directory for the tools (default build/synth/UNIT-TARGET-HASH; "
-                        "not under the system temporary directory, which YoWASP cannot see)")
+                   help="work directory for the tools (default build/synth/UNIT-TARGET-HASH); "
+                        "the tools run inside it with relative paths")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (keys target, luts, ffs, dsps, brams, fmax_mhz, ...)")
     p.set_defaults(handler=cmd_synth)

@@ -6,7 +6,6 @@ minutes); later calls use the cache in ~/.cache/YoWASP.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,9 +40,11 @@ def test_errors():
         synthesize("fft", {}, "ecp5", WORK / "x")
     with pytest.raises(ConfigError, match="unknown parameter"):
         synthesize("compute_unit", {"depth": 3}, "ecp5", WORK / "x")
-    with pytest.raises(ConfigError, match="temporary directory"):
-        synthesize("compute_unit", {"rows": 1, "cols": 1}, "ecp5",
-                   Path(tempfile.gettempdir()) / "einarray-synth")
+    blocker = WORK / "not-a-directory"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the work directory's parent should be")
+    with pytest.raises(ConfigError, match="cannot create the work directory"):
+        synthesize("compute_unit", {"rows": 1, "cols": 1}, "ecp5", blocker / "wd")
     with pytest.raises(ConfigError, match="MHz"):
         synthesize("compute_unit", {}, "ecp5", WORK / "x", freq_mhz=0)
     assert TARGETS == ("ecp5", "ice40", "xilinx")
