@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from einsum.cascade import Cascade
 from mapping.arch import Arch
 from mapping.spec import EinsumMap, Loop, rank_extent, rank_related, tensor_footprint
-from sim.systolic import systolic_cycles
+from sim.systolic import broadcast_cycles, systolic_cycles
 
 if TYPE_CHECKING:  # pragma: no cover
     from .search import Searcher, Segment
@@ -106,8 +106,11 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
             C = math.prod(f for _, f in em.cols) if em.cols else 1
             T = math.prod(x for ix, x in iext.items() if ix not in rows and ix not in cols)
             T = -(-T // u.macs_per_pe)
-            cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
-                                           fold_overlap=u.fold_overlap))
+            if u.timing == "broadcast":
+                cyc = Fraction(broadcast_cycles(folds, T, u.rows, u.tile_overhead, u.max_k))
+            else:
+                cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
+                                               fold_overlap=u.fold_overlap))
             other = sum((v * u.ops[a].cycles for a, v in acts.items() if a != "mac"), Fraction(0))
             if other:
                 cyc += _ceil(other / u.lanes)

@@ -14,8 +14,9 @@ An architecture is up to two compute units and a chain of memory levels::
         ops: {mac: 1, add: 1, max: 1, exp: 6}   # cycles per element per PE (or {cycles, latency})
         rf_entries: 16                      # per-PE register file (words)
         systolic: {fill_drain: true, fold_overlap: true}
-        # or {model: broadcast, tile_overhead: 9}: operands broadcast along rows/columns,
-        # one tile = K beats + R output rows + the overhead (hw/compute_unit.py's RTL)
+        # or {model: broadcast, tile_overhead: 10, max_k: 64}: operands broadcast along
+        # rows/columns, one command = K beats + R output rows + the overhead, at most max_k
+        # beats per command (hw/compute_unit.py's RTL: tile_cycles)
       array1d:                              # optional: vector of `width` lanes
         width: 256
         ops: {mac: 1, add: 1, div: {cycles: 1, latency: 4}}
@@ -75,6 +76,7 @@ class ComputeUnit:
     fuse_elementwise: bool = False
     timing: str = "systolic"  # or "broadcast": an output-stationary array fed by row/column broadcast
     tile_overhead: int = 0  # broadcast: fixed cycles per tile besides K beats and R output rows
+    max_k: int | None = None  # broadcast: operand beats per command (longer K: chained commands)
 
     @property
     def lanes(self) -> int:
@@ -215,7 +217,7 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
         u = _keys(src, sec["array2d"], p, ("rows", "cols", "macs_per_pe", "ops", "rf_entries",
                                            "systolic", "fuse_elementwise"), ("rows", "cols", "ops"))
         sy = _keys(src, u.get("systolic", {}) or {}, p + ("systolic",),
-                   ("fill_drain", "fold_overlap", "model", "tile_overhead"))
+                   ("fill_drain", "fold_overlap", "model", "tile_overhead", "max_k"))
         for k in ("fill_drain", "fold_overlap"):
             if k in sy and not isinstance(sy[k], bool):
                 raise src.error(p + ("systolic", k), f"expected true or false, got {sy[k]!r}")
@@ -225,8 +227,12 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
         overhead = sy.get("tile_overhead", 0)
         if isinstance(overhead, bool) or not isinstance(overhead, int) or overhead < 0:
             raise src.error(p + ("systolic", "tile_overhead"), f"expected a non-negative integer, got {overhead!r}")
-        if "tile_overhead" in sy and timing != "broadcast":
-            raise src.error(p + ("systolic", "tile_overhead"), "tile_overhead applies to model: broadcast")
+        for k in ("tile_overhead", "max_k"):
+            if k in sy and timing != "broadcast":
+                raise src.error(p + ("systolic", k), f"{k} applies to model: broadcast")
+        max_k = sy.get("max_k")
+        if max_k is not None and (isinstance(max_k, bool) or not isinstance(max_k, int) or max_k <= 0):
+            raise src.error(p + ("systolic", "max_k"), f"expected a positive integer, got {max_k!r}")
         units["array2d"] = ComputeUnit(
             "array2d", _num(src, u["rows"], p + ("rows",), "a row count", integer=True),
             _num(src, u["cols"], p + ("cols",), "a column count", integer=True),
@@ -234,7 +240,7 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
             MappingProxyType(_ops(src, u["ops"], p + ("ops",))),
             _num(src, u.get("rf_entries", 1), p + ("rf_entries",), "register-file entries", integer=True),
             sy.get("fill_drain", True), sy.get("fold_overlap", True), bool(u.get("fuse_elementwise", False)),
-            timing, overhead)
+            timing, overhead, max_k)
     if "array1d" in sec:
         p = base + ("array1d",)
         u = _keys(src, sec["array1d"], p, ("width", "ops", "rf_entries", "fuse_elementwise"),

@@ -184,7 +184,7 @@ class GroupSim:
             T = math.prod(x for ix, x in iext.items() if ix not in rows and ix not in cols)
             T = -(-T // u.macs_per_pe)
             if u.timing == "broadcast":
-                cyc = Fraction(broadcast_cycles(folds, T, u.rows, u.tile_overhead))
+                cyc = Fraction(broadcast_cycles(folds, T, u.rows, u.tile_overhead, u.max_k))
             else:
                 cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
                                                fold_overlap=u.fold_overlap))

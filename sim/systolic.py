@@ -36,7 +36,7 @@ With one fold both equal the ``fold_overlap: false`` figure.
 
 ``model: broadcast`` (the FPGA unified compute unit, :func:`broadcast_cycles`)::
 
-    folds * (T + R + tile_overhead)
+    folds * (T + ceil(T / max_k) * (R + tile_overhead))     # max_k: beats per command
 """
 
 from __future__ import annotations
@@ -60,14 +60,18 @@ def systolic_cycles(folds: int, T: int, R: int, C: int, dataflow: str, *, fill_d
     raise ValueError(f"unknown dataflow {dataflow!r}")
 
 
-def broadcast_cycles(folds: int, T: int, R: int, overhead: int) -> int:
+def broadcast_cycles(folds: int, T: int, R: int, overhead: int, max_k: int | None = None) -> int:
     """An output-stationary array fed by broadcast (no systolic skew), one tile at a time:
     each fold streams ``T`` operand beats, drains its ``R`` output rows one per cycle and
-    pays ``overhead`` fixed cycles (command, pipeline flush, output registers). This is the
-    unified compute unit of ``hw/compute_unit.py``: ``tile_cycles(R, C, k) = k + R + 9``."""
+    pays ``overhead`` fixed cycles (command, pipeline flush, output registers). When the
+    unit takes at most ``max_k`` beats per command, a fold is ``ceil(T / max_k)`` commands
+    chained through the accumulators, each draining its rows and paying the overhead. This
+    is the unified compute unit of ``hw/compute_unit.py`` (``tile_cycles(R, C, k) - k - R`` is
+    the overhead)."""
     if folds <= 0 or T <= 0:
         return 0
-    return folds * (T + R + overhead)
+    cmds = 1 if not max_k else -(-T // max_k)
+    return folds * (T + cmds * (R + overhead))
 
 
 def scalesim_gemm(M: int, N: int, K: int, R: int, C: int, dataflow: str) -> dict[str, int | float]:

@@ -13,10 +13,12 @@ from sim.results import simulate
 from sim.systolic import broadcast_cycles
 
 
-def _arch(R: int, C: int) -> dict:
+def _arch(R: int, C: int, max_k: int | None = None) -> dict:
+    sy = {"model": "broadcast", "tile_overhead": tile_cycles(R, C, 1) - 1 - R}
+    if max_k:
+        sy["max_k"] = max_k
     return {"version": 1, "name": f"cu-{R}x{C}", "clock_hz": 300e6, "data_bits": {"default": 32},
-            "array2d": {"rows": R, "cols": C, "macs_per_pe": 1, "ops": {"mac": 1},
-                        "systolic": {"model": "broadcast", "tile_overhead": tile_cycles(R, C, 1) - 1 - R}},
+            "array2d": {"rows": R, "cols": C, "macs_per_pe": 1, "ops": {"mac": 1}, "systolic": sy},
             "memory": [{"name": "DRAM", "word_bits": 32, "read_bw": 1024, "write_bw": 1024},
                        {"name": "BRAM", "capacity_bytes": 1 << 22, "word_bits": 32, "read_bw": 1024,
                         "write_bw": 1024}],
@@ -24,9 +26,9 @@ def _arch(R: int, C: int) -> dict:
                        "BRAM": {"read": 1.0, "write": 1.0}}}
 
 
-def sim_gemm_cycles(R: int, C: int, M: int, N: int, K: int) -> int:
+def sim_gemm_cycles(R: int, C: int, M: int, N: int, K: int, max_k: int | None = None) -> int:
     spec = load_run_data({"workload": {"cascade": "gemm", "ranks": {"M": M, "N": N, "K": K}},
-                          "arch": _arch(R, C)}, f"gemm-{M}x{N}x{K}")
+                          "arch": _arch(R, C, max_k)}, f"gemm-{M}x{N}x{K}")
     r = simulate(spec.layers[0].config)
     return int(r["einsums"]["C"]["cycles"])
 
@@ -46,8 +48,22 @@ def test_tiled_gemm_is_back_to_back_tiles(R, C, M, N, K):
     assert sim_gemm_cycles(R, C, M, N, K) == want == broadcast_cycles(folds, K, R, tile_cycles(R, C, 1) - 1 - R)
 
 
+@settings(max_examples=30, deadline=None)
+@given(R=st.sampled_from([2, 4]), M=st.integers(1, 12), K=st.integers(1, 300), max_k=st.sampled_from([16, 32, 64]))
+def test_long_k_is_chained_commands(R, M, K, max_k):
+    """K beyond max_k: the RTL splits it into commands chained through the accumulators."""
+    chunks = [max_k] * (K // max_k) + ([K % max_k] if K % max_k else [])
+    want = -(-M // R) * sum(tile_cycles(R, R, k) for k in chunks)
+    assert sim_gemm_cycles(R, R, M, R, K, max_k) == want
+
+
 def test_fpga_config_uses_the_rtl_constants():
+    import inspect
+
+    from hw.compute_unit import ComputeUnit
+
     a = load_arch("zcu102-edge-moe")
     u = a.units["array2d"]
     assert u.timing == "broadcast"
     assert u.tile_overhead == tile_cycles(u.rows, u.cols, 1) - 1 - u.rows
+    assert u.max_k == inspect.signature(ComputeUnit).parameters["max_k"].default
