@@ -199,6 +199,7 @@ class ComputeUnit(wiring.Component):
                  acc_width: int = 40, o_width: int | None = None, o_frac: int | None = None,
                  max_k: int = 64, gelu: bool = True, gelu_params: dict | None = None,
                  dsp: str = "generic", buffer_ram: str = "distributed"):
+        self._MustUse__silence = True   # no "never used" warning if validation fails
         _check_int("rows", rows, 1, 64)
         _check_int("cols", cols, 1, 64)
         _check_int("a_width", a_width, 2, 32)
@@ -246,6 +247,7 @@ class ComputeUnit(wiring.Component):
             "w": In(stream.Signature(data.ArrayLayout(signed(w_width), cols))),
             "o": Out(stream.Signature(data.ArrayLayout(signed(o_width), cols))),
         })
+        self._MustUse__silence = False
 
     # -- plug-in epilogue ------------------------------------------------------------
     def _make_gelu(self):
