@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth import Cat, ClockSignal, Const, Instance, ResetSignal
+from amaranth import Cat, ClockSignal, Const, Instance, Mux, ResetSignal, Signal
 from amaranth.back import verilog
 
 from einsum.errors import ConfigError, NumericError
 from einsum.fixed import QFormat
 
 __all__ = ["check_int", "check_qformat", "stream_port", "to_verilog", "DSP_KINDS",
-           "ecp5_mult18x18d"]
+           "ecp5_mult18x18d", "ecp5_dp16kd_sdp", "ecp5_mux8"]
 
 #: ``dsp`` parameter values: "generic" (``a * b`` into a register, 1 cycle) or "ecp5" (a
 #: Lattice MULT18X18D with input and output registers, 2 cycles, >= 200 MHz on ECP5: yosys
@@ -93,3 +93,97 @@ def ecp5_mult18x18d(a, b, p36, *, ce):
         i_RST0=ResetSignal(), i_RST1=Const(0), i_RST2=Const(0), i_RST3=Const(0),
         **ports,
     )
+
+
+#: DP16KD data-width modes: (bits per word, words, lowest used address bit)
+_DP16KD_MODES = ((18, 1024, 4), (9, 2048, 3), (4, 4096, 2), (2, 8192, 1), (1, 16384, 0))
+
+
+def ecp5_dp16kd_sdp(m, name, *, depth, width, waddr, wdata, we, raddr, rdata, rce):
+    """A ``depth`` x ``width`` simple-dual-port RAM of Lattice ECP5 ``DP16KD`` blocks added to
+    module ``m``: port A writes ``wdata`` at ``waddr`` when ``we``, port B reads ``raddr``
+    with the block's output register (``REGMODE_B = "OUTREG"``): ``rdata`` holds the word
+    2 cycles (of ``rce``, the read clock enable of both the address and the output register)
+    after its address.  Reading the address being written gives an undefined word.  Words
+    of one block: 1024 x 18, 2048 x 9, 4096 x 4, 8192 x 2 or 16384 x 1 (the narrowest mode
+    that holds ``depth``); deeper RAMs stack blocks of 16384 x 1 and select the output
+    (delayed block index, a multiplexer after the output registers)."""
+    bits, words, lo = next((md for md in _DP16KD_MODES if md[1] >= depth), _DP16KD_MODES[-1])
+    abits = max(1, (depth - 1).bit_length())
+    nrows = -(-depth // words)
+    ncols = -(-width // bits)
+    ab = min(abits, 14 - lo)
+    outs = []
+    for r in range(nrows):
+        row_out = []
+        sel_w = (waddr[ab:] == r) if nrows > 1 else Const(1)
+        for c in range(ncols):
+            dout = Signal(18, name=f"{name}_r{r}c{c}_do")
+            din = wdata[c * bits:(c + 1) * bits]
+            ports = {}
+            for j in range(14):
+                k = j - lo
+                ports[f"i_ADA{j}"] = waddr[k] if 0 <= k < ab else Const(int(bits == 18 and j < 2))
+                ports[f"i_ADB{j}"] = raddr[k] if 0 <= k < ab else Const(0)
+            for j in range(18):
+                ports[f"i_DIA{j}"] = din[j] if j < len(din) else Const(0)
+                ports[f"i_DIB{j}"] = Const(0)
+                ports[f"o_DOB{j}"] = dout[j]
+            m.submodules[f"{name}_r{r}c{c}"] = Instance(
+                "DP16KD",
+                p_DATA_WIDTH_A=bits, p_DATA_WIDTH_B=bits,
+                p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
+                i_CLKA=ClockSignal(), i_CEA=Const(1), i_OCEA=Const(1), i_WEA=we & sel_w,
+                i_RSTA=Const(0), i_CSA0=Const(0), i_CSA1=Const(0), i_CSA2=Const(0),
+                i_CLKB=ClockSignal(), i_CEB=rce, i_OCEB=rce, i_WEB=Const(0),
+                i_RSTB=Const(0), i_CSB0=Const(0), i_CSB1=Const(0), i_CSB2=Const(0),
+                **ports,
+            )
+            row_out.append(dout[:bits])
+        outs.append(Cat(*row_out)[:width])
+    if nrows == 1:
+        m.d.comb += rdata.eq(outs[0])
+        return
+    # block index of the word in the output registers: the read address, delayed 2 cycles
+    sel = raddr[ab:abits]
+    for j in range(2):
+        nxt = Signal(len(sel), name=f"{name}_rsel{j}")
+        with m.If(rce):
+            m.d.sync += nxt.eq(sel)
+        sel = nxt
+    val = outs[-1]
+    for r in reversed(range(nrows - 1)):
+        val = Mux(sel == r, outs[r], val)
+    m.d.comb += rdata.eq(val)
+
+
+#: LUT4 INIT of ``Z = C ? B : A``
+_LUT4_MUX2 = sum(1 << i for i in range(16) if ((i >> 1) & 1 if (i >> 2) & 1 else i & 1))
+
+
+def ecp5_mux8(m, name, d, sel):
+    """8:1 multiplexer ``d[sel]`` (``d``: 8 one-bit values, ``sel``: 3 bits) as one ECP5
+    wide-function multiplexer: 4 ``LUT4`` (2:1 by ``sel[0]``), 2 ``PFUMX`` (``sel[1]``) and an
+    ``L6MUX21`` (``sel[2]``) -- one slice pair, where LUT mapping needs two LUT levels.
+    The instances are added to module ``m``; returns the output signal."""
+    if len(d) != 8 or len(sel) != 3:
+        raise ConfigError("ecp5_mux8 needs 8 inputs and a 3-bit select")
+    luts = []
+    for k in range(4):
+        z = Signal(name=f"{name}_l{k}")
+        m.submodules[f"{name}_l{k}"] = Instance(
+            "LUT4", p_INIT=Const(_LUT4_MUX2, 16),
+            i_A=d[2 * k], i_B=d[2 * k + 1], i_C=sel[0], i_D=Const(0), o_Z=z)
+        luts.append(z)
+    pf = []
+    for j in range(2):
+        z = Signal(name=f"{name}_p{j}")
+        m.submodules[f"{name}_p{j}"] = Instance(
+            "PFUMX", i_ALUT=luts[2 * j + 1], i_BLUT=luts[2 * j], i_C0=sel[1], o_Z=z)
+        pf.append(z)
+    out = Signal(name=f"{name}_z")
+    m.submodules[f"{name}_m"] = Instance("L6MUX21", i_D0=pf[0], i_D1=pf[1], i_SD=sel[2], o_Z=out)
+    return out

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from cocotb_runner import run_cocotb
+from ecp5_models import mult18x18d_model
 from stream_sim import run_stream
 
 from einsum.errors import ConfigError
@@ -19,12 +20,68 @@ from einsum.fixed import quantize, to_float
 from hw.common import to_verilog
 from hw.softmax import Softmax
 
+# the default dsp="ecp5" instantiates MULT18X18D and DP16KD (simulated with the models
+# below); the Amaranth simulator runs dsp="generic", which has the same pipeline and latency
 PARAM_SETS = {
     "default": {},  # Q6.10 scores, Q2.14 probabilities, rows up to 1024
     "small": {"width": 12, "frac_bits": 6, "out_width": 10, "out_frac_bits": 8, "max_len": 16},
     "wide": {"width": 24, "frac_bits": 16, "out_width": 20, "out_frac_bits": 18, "max_len": 2048},
+    "small_generic": {"width": 12, "frac_bits": 6, "out_width": 10, "out_frac_bits": 8,
+                      "max_len": 16, "dsp": "generic"},
 }
 COCOTB_CASES = [("icarus", k) for k in PARAM_SETS] + [("verilator", "default"), ("verilator", "small")]
+
+
+def dp16kd_model() -> str:
+    ins = ([f"DI{p}{j}" for p in "AB" for j in range(18)]
+           + [f"AD{p}{j}" for p in "AB" for j in range(14)]
+           + [f"{n}{p}" for p in "AB" for n in ("CE", "OCE", "CLK", "WE", "RST")]
+           + [f"CS{p}{j}" for p in "AB" for j in range(3)])
+    outs = [f"DO{p}{j}" for p in "AB" for j in range(18)]
+    expect = {"REGMODE_A": "NOREG", "REGMODE_B": "OUTREG", "RESETMODE": "SYNC",
+              "CSDECODE_A": "0b000", "CSDECODE_B": "0b000", "WRITEMODE_A": "NORMAL",
+              "WRITEMODE_B": "NORMAL", "GSR": "DISABLED"}
+    lines = [f"module DP16KD({', '.join(ins + outs)});"]
+    lines += [f"  input {n};" for n in ins] + [f"  output {n};" for n in outs]
+    lines += [f'  parameter {k} = "";' for k in [*expect, "ASYNC_RESET_RELEASE"]]
+    lines += ["  parameter integer DATA_WIDTH_A = 18;", "  parameter integer DATA_WIDTH_B = 18;"]
+    lines += [
+        "  localparam integer LO = DATA_WIDTH_B == 18 ? 4 : DATA_WIDTH_B == 9 ? 3 :",
+        "                          DATA_WIDTH_B == 4 ? 2 : DATA_WIDTH_B == 2 ? 1 : 0;",
+        "  integer k;",
+        "  initial begin",
+    ]
+    lines += [f'    if ({k} != "{v}") begin $display("DP16KD: unsupported {k}"); $finish; end'
+              for k, v in expect.items()]
+    lines += [
+        '    if (DATA_WIDTH_A != DATA_WIDTH_B) begin $display("DP16KD: widths differ"); $finish; end',
+        "    for (k = 0; k < 16384; k = k + 1) mem[k] = 0;",
+        "  end",
+    ]
+    ada = ", ".join(f"ADA{j}" for j in reversed(range(14)))
+    adb = ", ".join(f"ADB{j}" for j in reversed(range(14)))
+    dia = ", ".join(f"DIA{j}" for j in reversed(range(18)))
+    dob = ", ".join(f"DOB{j}" for j in reversed(range(18)))
+    doa = ", ".join(f"DOA{j}" for j in reversed(range(18)))
+    lines += [
+        "  reg [17:0] mem [0:16383];",
+        f"  wire [13:0] ada = {{{ada}}};",
+        f"  wire [13:0] adb = {{{adb}}};",
+        f"  wire [17:0] dia = {{{dia}}};",
+        "  wire [17:0] mask = (18'd1 << DATA_WIDTH_A) - 1;",
+        "  reg [17:0] lat = 0, outr = 0;",
+        "  always @(posedge CLKA)",
+        "    if (CEA && WEA && (DATA_WIDTH_A != 18 || (ADA0 && ADA1))) mem[ada >> LO] <= dia & mask;",
+        "  always @(posedge CLKB) begin",
+        "    if (CEB) lat <= mem[adb >> LO];",
+        "    if (RSTB) outr <= 0; else if (OCEB) outr <= lat;",
+        "  end",
+        f"  assign {{{dob}}} = outr;",
+        f"  assign {{{doa}}} = 18'd0;",
+        "endmodule",
+    ]
+    return "\n".join(lines) + "\n"
+
 
 
 def _signed(v: int, w: int) -> int:
@@ -49,9 +106,32 @@ def _rows(sm, rng, lengths):
     return rows
 
 
-@pytest.mark.parametrize("name", list(PARAM_SETS))
+def widemux_models() -> str:
+    """``LUT4``, ``PFUMX`` and ``L6MUX21`` (hw.common.ecp5_mux8) behaviour."""
+    return """
+module LUT4(A, B, C, D, Z);
+  input A, B, C, D; output Z;
+  parameter [15:0] INIT = 16'h0000;
+  assign Z = INIT[{D, C, B, A}];
+endmodule
+module PFUMX(ALUT, BLUT, C0, Z);
+  input ALUT, BLUT, C0; output Z;
+  assign Z = C0 ? ALUT : BLUT;
+endmodule
+module L6MUX21(D0, D1, SD, Z);
+  input D0, D1, SD; output Z;
+  assign Z = SD ? D1 : D0;
+endmodule
+"""
+
+
+def ecp5_models() -> str:
+    return mult18x18d_model() + dp16kd_model() + widemux_models()
+
+
+@pytest.mark.parametrize("name", ["default", "small", "wide"])
 def test_amaranth_sim_bit_exact_with_stalls(name):
-    sm = Softmax(**PARAM_SETS[name])
+    sm = Softmax(**{**PARAM_SETS[name], "dsp": "generic"})
     rng = np.random.default_rng(3)
     rows = _rows(sm, rng, [1, 2, 8, min(sm.max_len, 100), sm.max_len if sm.max_len <= 64 else 37])
     res = run_stream(sm, _payloads(rows), n_out=sum(len(r) for r in rows),
@@ -62,14 +142,14 @@ def test_amaranth_sim_bit_exact_with_stalls(name):
 
 @pytest.mark.parametrize("max_len", [2, 16, 1024])
 def test_amaranth_sim_latency_formula(max_len):
-    sm = Softmax(max_len=max_len)
+    sm = Softmax(max_len=max_len, dsp="generic")
     rng = np.random.default_rng(max_len)
     n = min(max_len, 12)
     rows = [quantize(rng.uniform(-16, 16, n), sm.in_fmt), quantize(rng.uniform(-16, 16, 2), sm.in_fmt)]
     res = run_stream(sm, _payloads(rows), out_fields=("data", "last"))
     ic, oc = res["in_cycles"], res["out_cycles"]
     assert ic[:n] == list(range(n))
-    assert oc[0] - ic[n - 1] == sm.latency == 27 + sm.norm_cycles + sm.div_cycles
+    assert oc[0] - ic[n - 1] == sm.latency == 36 + sm.norm_cycles + sm.div_cycles
     assert oc[n - 1] - ic[0] + 1 == sm.row_cycles(n) == 2 * n - 1 + sm.latency
     assert oc[:n] == list(range(oc[0], oc[0] + n))
     assert [(_signed(o["data"], 16), o["last"]) for o in res["out"]] == _expected(sm, rows)
@@ -78,7 +158,7 @@ def test_amaranth_sim_latency_formula(max_len):
 @pytest.mark.parametrize("max_len", [16, 1024])
 def test_amaranth_sim_rows_overlap(max_len):
     """Back-to-back rows: the next row is accepted while the previous one is emitted."""
-    sm = Softmax(max_len=max_len)
+    sm = Softmax(max_len=max_len, dsp="generic")
     rng = np.random.default_rng(7)
     lens = [16, 16, 16, 5, 1, 16]
     rows = [quantize(rng.uniform(-16, 16, n), sm.in_fmt) for n in lens]
@@ -111,15 +191,18 @@ def test_describe_and_verilog():
     sm = Softmax(max_len=64)
     d = sm.describe()
     assert d["clock"] == "clk" and d["reset"] == "rst"
-    assert d["latency"] == sm.latency == 27 + 6 + 18
-    assert d["row_gap"] == sm.row_gap == 14 + 6 + 18
+    assert d["latency"] == sm.latency == 36 + 6 + 18
+    assert d["row_gap"] == sm.row_gap == 18 + 6 + 18
     assert d["ports"]["i"]["payload"] == "i__payload" and d["ports"]["i"]["width"] == 16
     assert d["ports"]["i"]["frac_bits"] == 10 and d["ports"]["i"]["signed"] is True
     assert d["ports"]["i"]["fields"] == {"data": [0, 16], "last": [16, 1]}
     assert d["ports"]["o"]["frac_bits"] == 14 and d["ports"]["o"]["payload_width"] == 17
     assert d["params"] == {"width": 16, "frac_bits": 10, "out_width": 16, "out_frac_bits": 14,
-                           "max_len": 64}
+                           "max_len": 64, "dsp": "ecp5"}
     json.dumps(d)
+    g = Softmax(max_len=64, dsp="generic")  # same pipeline, same latency
+    assert (g.latency, g.row_gap, g.emit_latency) == (sm.latency, sm.row_gap, sm.emit_latency)
+    assert sm.emit_latency == 19
     v = to_verilog(sm, "softmax")
     assert "module softmax" in v and "i__payload" in v and "o__ready" in v
 
@@ -134,6 +217,7 @@ def test_describe_and_verilog():
         ({"width": 3, "frac_bits": 0}, ValueError),
         ({"out_width": 32, "out_frac_bits": 31}, ConfigError),
         ({"frac_bits": 16}, ConfigError),
+        ({"dsp": "xilinx"}, ConfigError),
     ],
 )
 def test_parameter_validation(kwargs, exc):
@@ -146,8 +230,14 @@ def test_cocotb(simulator, name, tmp_path_factory):
     params = PARAM_SETS[name]
     sm = Softmax(**params)
     build = tmp_path_factory.mktemp(f"softmax_{simulator}_{name}")
+    design = to_verilog(sm, "softmax")
+    if sm.dsp == "ecp5":
+        design += ecp5_models()
+    # one C++ file (no precompiled header: the split build of the many primitive
+    # instances fails to link in this Verilator setup)
+    args = ["--output-split", "0"] if simulator == "verilator" else None
     run_cocotb(
-        sm, "softmax", "cocotb_softmax", simulator, build,
+        design, "softmax", "cocotb_softmax", simulator, build, build_args=args,
         env={"SOFTMAX_PARAMS": json.dumps(params), "SEED": str(21 + len(name)),
              "SOFTMAX_LATENCY": str(sm.latency), "SOFTMAX_ROW_GAP": str(sm.row_gap),
              "SOFTMAX_EMIT_LATENCY": str(sm.emit_latency), "N_ROWS": "6"},
