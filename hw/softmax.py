@@ -16,30 +16,31 @@ row's last score while its sum is finished).
 
 Micro-architecture
 ------------------
-Every multiplier is 2 cycles (operand and product registers) and every block-RAM read
-is 2 cycles (address, output register) plus a data register, so that no path has more
-than about one carry chain or two multiplexer levels (ECP5 LFE5U-25F-6, default
-parameters, ``dsp="ecp5"``: 205 MHz after place-and-route with seed 1, was 131 MHz).  Accept side (never stalls): input register, an exp front end
-(``s2 = x*log2 e``: ``x * (L >> 1)`` (2 cycles), then ``2p + x`` with the shift; 2**frac
-table read (64 words of value + slope) and its data register; slope * fraction (17 x 10,
-2 cycles); add), the running max (on ``floor(s2)``, one stage before ``2**frac(s2)`` is
-ready; its one-cycle loop has no comparator: ``n > max(M, n_prev)`` comes from the two
-compares registered a cycle earlier), the differences ``M_j - L[k]`` and ``M_j - n_j``, the
-clamped shift amounts, then ``P[k] >> (M_j - L[k])`` (one shifter per partial sum: two
-levels of 8:1 multiplexers) and ``v >> (M_j - n_j)``, then the add -- two interleaved
-partial sums (even/odd positions) so that the loop-carried shift-then-add has two cycles
-per update while one score enters per cycle.  The scores are written to a 2 x ``max_len``
-x W buffer (two banks).  Then FIN (3 cycles) aligns the partial sums with the same
-registers and shifters and adds them, NORM loads the sum and shifts it left until its top
-bit is set (1 + fixed ``norm_cycles``), DIV computes the 18-bit reciprocal by restoring
-division (18 cycles), and HAND passes (bank, length, max, reciprocal, output shift) to the emit side
-as soon as it is idle.
+Every multiplier is 2 cycles (operand and product registers) and every block-RAM read is 2
+cycles (address, output register) plus a data register, so that no path has more than
+about one carry chain or two multiplexer levels (ECP5 LFE5U-25F-6, default parameters,
+``dsp="ecp5"``: 205 MHz after place-and-route with seed 1, was 131 MHz). Accept side
+(never stalls): input register, an exp front end (``s2 = x*log2 e``: ``x * (L >> 1)`` (2
+cycles), then ``2p + x`` with the shift; 2**frac table read (64 words of value + slope)
+and its data register; slope * fraction (17 x 10, 2 cycles); add), the running max (on
+``floor(s2)``, one stage before ``2**frac(s2)`` is ready; its one-cycle loop has no
+comparator: ``n > max(M, n_prev)`` comes from the two compares registered a cycle
+earlier), the differences ``M_j - L[k]`` and ``M_j - n_j``, the clamped shift amounts,
+then ``P[k] >> (M_j - L[k])`` (one shifter per partial sum: two levels of 8:1
+multiplexers) and ``v >> (M_j - n_j)``, then the add -- two interleaved partial sums
+(even/odd positions) so that the loop-carried shift-then-add has two cycles per update
+while one score enters per cycle. The scores are written to a 2 x ``max_len`` x W buffer
+(two banks). Then FIN (3 cycles) aligns the partial sums with the same registers and
+shifters and adds them, NORM loads the sum and shifts it left until its top bit is set
+(1 + fixed ``norm_cycles``), DIV computes the 18-bit reciprocal by restoring division (18
+cycles), and HAND passes (bank, length, max, reciprocal, output shift) to the emit side as
+soon as it is idle.
 Emit side (advances with ``en``; correct under any back-pressure, no loss or duplication):
 buffer read (2 cycles), data register, its own exp front end, then the term shift by
-``M - n_i``, the product with the reciprocal (``t[:17] * R[:17]``, 2 cycles, while the
-top-bit terms and half an LSB are added beside it), the add, the per-row shift and
-saturation into the output register, with a skid register beside it: the emit pipeline
-stalls only while the skid register is full, so ``en`` is a flip-flop.
+``M - n_i``, the product with the reciprocal (``t[:17] * R[:17]``, 2 cycles, while the top-bit
+terms and half an LSB are added beside it), the add, the per-row shift and saturation into
+the output register, with a skid register beside it: the emit pipeline stalls only while
+the skid register is full, so ``en`` is a flip-flop.
 
 ``dsp="ecp5"`` (default) instantiates Lattice ECP5 primitives: ``MULT18X18D`` with input
 and output registers (:func:`hw.common.ecp5_mult18x18d`; a product whose operands exceed
@@ -391,7 +392,8 @@ class Softmax(wiring.Component):
         s_load = Signal()
         cnt = Signal(range(max(self.norm_cycles, _DIV_CYCLES) + 1))
         with m.If(phase == _FIN3):
-            m.d.sync += [s_add.eq(sh7[0] + sh7[1]), phase.eq(_NORM), cnt.eq(0), e_cnt.eq(0), in_norm.eq(1),
+            m.d.sync += [s_add.eq(sh7[0] + sh7[1]), phase.eq(_NORM), cnt.eq(0), e_cnt.eq(0),
+                         in_norm.eq(1),
                          s_load.eq(1)]
         rem = Signal(unsigned(_QM + 2))
         recip = Signal(unsigned(_QM + 1))

@@ -242,3 +242,70 @@ def test_cocotb(simulator, name, tmp_path_factory):
              "SOFTMAX_LATENCY": str(sm.latency), "SOFTMAX_ROW_GAP": str(sm.row_gap),
              "SOFTMAX_EMIT_LATENCY": str(sm.emit_latency), "N_ROWS": "6"},
     )
+
+
+@pytest.mark.parametrize("depth,width", [(40000, 3), (2048, 16)])
+def test_ecp5_dp16kd_sdp_with_model(depth, width, tmp_path):
+    """hw.common.ecp5_dp16kd_sdp (stacked 16384 x 1 blocks with the output select, and the
+    2048 x 9 tiling of the default row buffer) on Icarus with the DP16KD model: a word
+    written is read back 2 cycles after its address."""
+    import shutil
+    import subprocess
+
+    from amaranth import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+    from cocotb_runner import require_simulator
+
+    from hw.common import ecp5_dp16kd_sdp
+
+    require_simulator("icarus")
+    ab = (depth - 1).bit_length()
+
+    class Ram(wiring.Component):
+        def __init__(self):
+            super().__init__({"waddr": In(ab), "wdata": In(width), "we": In(1),
+                              "raddr": In(ab), "rce": In(1), "rdata": Out(width)})
+
+        def elaborate(self, platform):
+            m = Module()
+            ecp5_dp16kd_sdp(m, "ram", depth=depth, width=width, waddr=self.waddr,
+                            wdata=self.wdata, we=self.we, raddr=self.raddr,
+                            rdata=self.rdata, rce=self.rce)
+            return m
+
+    rng = np.random.default_rng(1)
+    addrs = rng.choice(depth, 200, replace=False).tolist() + [0, depth - 1]
+    words = rng.integers(0, 1 << width, len(addrs)).tolist()
+    wr = "\n".join(f"    waddr = {a}; wdata = {d}; we = 1; @(posedge clk); #1;"
+                   for a, d in zip(addrs, words))
+    rd = "\n".join(f"    raddr = {a}; @(posedge clk); #1; @(posedge clk); #1;"
+                   f" if (rdata !== {d}) begin $display(\"BAD %0d\", {a}); errors = errors + 1; end"
+                   for a, d in zip(addrs, words))
+    tb = f"""
+module tb;
+  reg clk = 0, rst = 0, we = 0, rce = 1;
+  reg [{ab - 1}:0] waddr = 0, raddr = 0;
+  reg [{width - 1}:0] wdata = 0;
+  wire [{width - 1}:0] rdata;
+  integer errors = 0;
+  always #5 clk = ~clk;
+  ram dut(.clk(clk), .rst(rst), .waddr(waddr), .wdata(wdata), .we(we), .raddr(raddr),
+          .rce(rce), .rdata(rdata));
+  initial begin
+    @(posedge clk); #1;
+{wr}
+    we = 0;
+{rd}
+    if (errors == 0) $display("PASS");
+    $finish;
+  end
+endmodule
+"""
+    src = tmp_path / "ram.v"
+    src.write_text(to_verilog(Ram(), "ram") + dp16kd_model() + tb)
+    out = tmp_path / "ram.vvp"
+    subprocess.run([shutil.which("iverilog"), "-g2012", "-o", str(out), str(src)], check=True)
+    res = subprocess.run([shutil.which("vvp"), str(out)], capture_output=True, text=True,
+                         check=True)
+    assert "PASS" in res.stdout, res.stdout[-2000:]
