@@ -111,6 +111,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from hw.synth import DEFAULT_FREQ_MHZ, synthesize
 
     params = parse_hw_params(args.param)
+    if args.target != "ecp5" and "dsp" not in params:
+        # the ECP5 DSP/RAM primitives some blocks instantiate by default exist only on ECP5
+        params["dsp"] = "generic"
     freq = DEFAULT_FREQ_MHZ if args.freq is None else args.freq
     res = synthesize(args.unit, params, args.target, args.workdir, freq_mhz=freq,
                      pnr=not args.no_pnr)
