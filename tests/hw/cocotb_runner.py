@@ -27,8 +27,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SIMULATORS = ("icarus", "verilator")
 _EXECUTABLE = {"icarus": "iverilog", "verilator": "verilator"}
+# small designs, short runs: C++ compile time dominates. --output-split 0: the PyPI wheel's
+# build leaves the precompiled-header flag empty, so a design split into several C++ files
+# fails to link (missing Vtop__pch.h.fast).
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-Wno-CMPCONST", "-Wno-UNSIGNED", "-O1",
-                  "-CFLAGS", "-O0"]  # small designs, short runs: C++ compile time dominates
+                  "-CFLAGS", "-O0", "--output-split", "0"]
 
 __all__ = ["SIMULATORS", "REPO", "require_simulator", "verilog_of", "run_cocotb"]
 
