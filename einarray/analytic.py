@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from einsum.cascade import Cascade
 from mapping.arch import Arch
 from mapping.spec import EinsumMap, Loop, rank_extent, rank_related, tensor_footprint
-from sim.systolic import broadcast_cycles, systolic_cycles
+from sim.systolic import compute_cycles
 
 if TYPE_CHECKING:  # pragma: no cover
     from .search import Searcher, Segment
@@ -81,8 +81,6 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
     u = arch.units[em.unit]
     acts_full = {a: v for a, v in oc.counts.items() if v}
     tix = {t: _tensor_indices(e, t) for t in e.reads}
-    rows = [ix for ix, _ in em.rows]
-    cols = [ix for ix, _ in em.cols]
     gb = arch.levels[1]
     levels = arch.levels
 
@@ -95,32 +93,7 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
         else:
             frac = Fraction(pts, oc.points)
             acts = {a: Fraction(v) * frac for a, v in acts_full.items()}
-        folds_by: dict[str, int] = {}
-        if u.is_2d and acts.get("mac") and (em.rows or em.cols):
-            folds = 1
-            for ix, f in em.rows + em.cols:
-                k = -(-iext[ix] // f)
-                folds *= k
-                folds_by[ix] = k
-            R = math.prod(f for _, f in em.rows) if em.rows else 1
-            C = math.prod(f for _, f in em.cols) if em.cols else 1
-            T = math.prod(x for ix, x in iext.items() if ix not in rows and ix not in cols)
-            T = -(-T // u.macs_per_pe)
-            if u.timing == "broadcast":
-                cyc = Fraction(broadcast_cycles(folds, T, u.rows, u.tile_overhead, u.max_k))
-            else:
-                cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
-                                               fold_overlap=u.fold_overlap))
-            other = sum((v * u.ops[a].cycles for a, v in acts.items() if a != "mac"), Fraction(0))
-            if other:
-                cyc += _ceil(other / u.lanes)
-        else:
-            if u.fuse_elementwise:
-                work = max(u.ops[a].cycles for a in acts) * pts
-            else:
-                work = sum((v * u.ops[a].cycles for a, v in acts.items()), Fraction(0))
-            lat = max(u.ops[a].latency for a in acts)
-            cyc = Fraction(_ceil(work / u.lanes) + lat - 1)
+        cyc, _, folds_by = compute_cycles(u, em, iext, acts)
         br = 0
         for t in e.reads:
             refetch = 1

@@ -56,7 +56,7 @@ from mapping.arch import Arch, ComputeUnit
 from mapping.spec import (Config, EinsumMap, Group, einsum_depth, group_tensors, rank_extent,
                           rank_related, tensor_footprint)
 
-from .systolic import broadcast_cycles, systolic_cycles
+from .systolic import compute_cycles
 
 ZERO = Fraction(0)
 
@@ -169,39 +169,7 @@ class GroupSim:
         # a 'where' filter's work is spread evenly over the dense iteration space
         frac = Fraction(pts, dense)
         acts = {a: Fraction(v) * frac for a, v in oc.counts.items() if v}
-        mac = acts.get("mac", ZERO)
-        folds_by_ix: dict[str, int] = {}
-        if u.is_2d and mac and (em.rows or em.cols):
-            rows = [ix for ix, _ in em.rows]
-            cols = [ix for ix, _ in em.cols]
-            folds = 1
-            for ix, f in em.rows + em.cols:
-                k = -(-iext[ix] // f)
-                folds *= k
-                folds_by_ix[ix] = k
-            R = math.prod(f for _, f in em.rows) if em.rows else 1
-            C = math.prod(f for _, f in em.cols) if em.cols else 1
-            T = math.prod(x for ix, x in iext.items() if ix not in rows and ix not in cols)
-            T = -(-T // u.macs_per_pe)
-            if u.timing == "broadcast":
-                cyc = Fraction(broadcast_cycles(folds, T, u.rows, u.tile_overhead, u.max_k))
-            else:
-                cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
-                                               fold_overlap=u.fold_overlap))
-            pe = mac / u.macs_per_pe
-            other = sum((v * u.ops[a].cycles for a, v in acts.items() if a != "mac"), ZERO)
-            if other:
-                cyc += _ceil(other / u.lanes)
-                pe += other
-        else:
-            if u.fuse_elementwise:
-                per = max(u.ops[a].cycles for a in acts)
-                work = per * pts
-            else:
-                work = sum((v * u.ops[a].cycles for a, v in acts.items()), ZERO)
-            lat = max(u.ops[a].latency for a in acts)
-            cyc = Fraction(_ceil(work / u.lanes) + lat - 1)
-            pe = work
+        cyc, pe, folds_by_ix = compute_cycles(u, em, iext, acts)
         # buffer-level traffic (words) per tensor: operands not register-resident
         breads: list[tuple[str, int]] = []
         for t in e.reads:

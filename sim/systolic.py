@@ -41,6 +41,9 @@ With one fold both equal the ``fold_overlap: false`` figure.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 
 def systolic_cycles(folds: int, T: int, R: int, C: int, dataflow: str, *, fill_drain: bool = True,
                     fold_overlap: bool = True) -> int:
@@ -82,3 +85,47 @@ def scalesim_gemm(M: int, N: int, K: int, R: int, C: int, dataflow: str) -> dict
     cycles = folds * per - 1
     return {"folds": folds, "per_fold": per, "cycles": cycles,
             "utilization": M * N * K / (R * C * cycles)}
+
+
+def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction]
+                   ) -> tuple[Fraction, Fraction, dict[str, int]]:
+    """Cycles of one Einsum's tile on its unit: ``(cycles, PE-cycles, folds per spatial index)``.
+
+    ``u`` is a :class:`mapping.arch.ComputeUnit`, ``em`` the Einsum's
+    :class:`mapping.spec.EinsumMap`, ``iext`` the tile's extent per index and ``acts`` the
+    tile's action counts. A sum of products with a spatial mapping on the 2-D array runs in
+    folds (:func:`systolic_cycles` or :func:`broadcast_cycles`), any other action adds
+    ``count x cycles / lanes``; everything else is element-wise work spread over the lanes
+    plus the deepest op latency. Shared by the simulator and the analytic search model.
+    """
+    mac = acts.get("mac", 0)
+    folds_by: dict[str, int] = {}
+    if u.is_2d and mac and (em.rows or em.cols):
+        spatial = {ix for ix, _ in em.rows + em.cols}
+        folds = 1
+        for ix, f in em.rows + em.cols:
+            k = -(-iext[ix] // f)
+            folds *= k
+            folds_by[ix] = k
+        R = math.prod(f for _, f in em.rows) if em.rows else 1
+        C = math.prod(f for _, f in em.cols) if em.cols else 1
+        T = math.prod(x for ix, x in iext.items() if ix not in spatial)
+        T = -(-T // u.macs_per_pe)
+        if u.timing == "broadcast":
+            cyc = Fraction(broadcast_cycles(folds, T, u.rows, u.tile_overhead, u.max_k))
+        else:
+            cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
+                                           fold_overlap=u.fold_overlap))
+        pe = Fraction(mac) / u.macs_per_pe
+        other = sum((v * u.ops[a].cycles for a, v in acts.items() if a != "mac"), Fraction(0))
+        if other:
+            cyc += math.ceil(other / u.lanes)
+            pe += other
+        return cyc, pe, folds_by
+    pts = math.prod(iext.values()) if iext else 1
+    if u.fuse_elementwise:
+        work = max(u.ops[a].cycles for a in acts) * pts
+    else:
+        work = sum((v * u.ops[a].cycles for a, v in acts.items()), Fraction(0))
+    lat = max(u.ops[a].latency for a in acts)
+    return Fraction(math.ceil(work / u.lanes) + lat - 1), Fraction(work), folds_by
