@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from einsum.atomic import atomic_path
 from einsum.errors import ConfigError, EinarrayError
 from einsum.yamlsrc import load as load_yaml
 
@@ -362,13 +363,11 @@ def write_csv(records: list[dict[str, Any]], path: Path, params: Iterable[str]) 
         for k, v in r.items():
             if k not in keys and not isinstance(v, (dict, list)):
                 keys.append(k)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         for r in records:
             w.writerow({k: r.get(k, "") for k in keys})
-    os.replace(tmp, path)
 
 
 def plot_sweep(records: list[dict[str, Any]], params: Iterable[str], out: Path) -> list[Path]:

@@ -15,14 +15,14 @@ import inspect
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from einsum.atomic import write_atomic
 from einsum.errors import ConfigError
 
 __all__ = ["UNITS", "unit_names", "unit_params", "build", "to_verilog", "write_verilog",
-           "describe", "atomic_write"]
+           "describe"]
 
 
 def _lazy(module: str, cls: str) -> Callable[..., Any]:
@@ -135,23 +135,6 @@ def to_verilog(component, top: str) -> str:
                     "\n`endif"), text)
 
 
-def atomic_write(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_verilog(unit: str, params: dict | None, out_path: str | os.PathLike) -> dict:
     """Write ``out_path`` (Verilog, top module named ``unit``) and ``<out>.json``.
 
@@ -163,6 +146,6 @@ def write_verilog(unit: str, params: dict | None, out_path: str | os.PathLike) -
     comp = build(unit, params)
     desc = describe(unit, comp, params)
     text = to_verilog(comp, unit)
-    atomic_write(out_path, text)
-    atomic_write(out_path.with_suffix(".json"), json.dumps(desc, indent=2, sort_keys=False) + "\n")
+    write_atomic(out_path, text)
+    write_atomic(out_path.with_suffix(".json"), json.dumps(desc, indent=2, sort_keys=False) + "\n")
     return desc

@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .export import atomic_write, build
+from einsum.atomic import write_atomic
+
+from .export import build
 from .synth import TARGETS, synthesize
 
 # Edge-MoE (its public HLS code / paper, reference sheet section 4); "re-implemented here"
@@ -242,8 +244,8 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
         "errors": errors,
         "edge_moe": EDGE_MOE,
     }
-    atomic_write(out / "results.json", json.dumps(results, indent=2) + "\n")
-    atomic_write(out / "README.md", render_markdown(results))
+    write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    write_atomic(out / "README.md", render_markdown(results))
     return results
 
 

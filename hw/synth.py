@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from einsum.atomic import write_atomic
 from einsum.errors import ConfigError, EinarrayError
 
 from . import export
@@ -157,7 +158,7 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
     comp = export.build(unit_name, params)           # validates unit and params
     desc = export.describe(unit_name, comp, params)
     wd = _check_workdir(wd)
-    export.atomic_write(wd / "top.v", export.to_verilog(comp, unit_name))
+    write_atomic(wd / "top.v", export.to_verilog(comp, unit_name))
 
     script = "; ".join([
         "read_verilog top.v",

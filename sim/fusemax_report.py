@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from einsum.atomic import write_atomic
 from einsum.errors import ConfigError
 from mapping.spec import load_config
 
@@ -134,20 +133,6 @@ def _published_util(model: str, n: int, mapping: str) -> float | None:
     return PUBLISHED_UTIL_2D[mapping].get(n)
 
 
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _plots(records: list[dict], out: Path) -> None:
     import io
 
@@ -176,7 +161,7 @@ def _plots(records: list[dict], out: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
-    _atomic_write(out / "utilization.png", buf.getvalue())
+    write_atomic(out / "utilization.png", buf.getvalue())
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for base in ("flat", "unfused"):
@@ -203,7 +188,7 @@ def _plots(records: list[dict], out: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
-    _atomic_write(out / "speedup.png", buf.getvalue())
+    write_atomic(out / "speedup.png", buf.getvalue())
 
 
 def _fmt_n(n: int) -> str:
@@ -355,9 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"  (closed form {r['closed_form_latency_s'] * 1e3:.4f} ms, {r['closed_form_util_2d']:.4f})"
                       f"  [{r['sim_wall_s']:.2f} s]", flush=True)
     wall = time.perf_counter() - t0
-    _atomic_write(out / "results.json", json.dumps(records, indent=1) + "\n")
+    write_atomic(out / "results.json", json.dumps(records, indent=1) + "\n")
     _plots(records, out)
-    _atomic_write(out / "README.md", _readme(records, wall))
+    write_atomic(out / "README.md", _readme(records, wall))
     print(f"wrote {out}/README.md, results.json, utilization.png, speedup.png in {wall:.1f} s")
     return 0
 

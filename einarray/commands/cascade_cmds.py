@@ -19,7 +19,9 @@ from einsum.errors import ConfigError
 from einsum.interp import evaluate, random_inputs
 from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
 
-from .common import add_override_args, atomic_path, parse_params, parse_ranks
+from einsum.atomic import atomic_path
+
+from .common import add_override_args, parse_params, parse_ranks
 
 # Evaluating in `check` is skipped above this many iteration points (a memory guard).
 CHECK_EVAL_LIMIT = 300_000_000

@@ -1,14 +1,9 @@
-"""Helpers shared by the CLI subcommands: override parsing and atomic output."""
+"""Helpers shared by the CLI subcommands: rank and param override parsing."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import os
-import tempfile
-from pathlib import Path
-from typing import Iterator
 
 from einsum.errors import ConfigError
 
@@ -52,25 +47,3 @@ def parse_params(items: list[str]) -> dict[str, float]:
             raise ConfigError(f"--param {name}={val}: the value must be finite")
         out[name] = int(v) if v.is_integer() and "." not in val and "e" not in val.lower() else v
     return out
-
-
-@contextlib.contextmanager
-def atomic_path(dest: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` on success.
-
-    On any error the temporary file is removed, so ``dest`` is never half-written.
-    """
-    dest = Path(dest)
-    parent = dest.parent if str(dest.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"cannot write {dest}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix, dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise

@@ -9,9 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from einsum.atomic import atomic_path
 from einsum.errors import ConfigError
-
-from .common import atomic_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:

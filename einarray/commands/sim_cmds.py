@@ -6,12 +6,10 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
-import tempfile
-from pathlib import Path
 
-from einsum.errors import ConfigError, EinarrayError
+from einsum.atomic import atomic_path
+from einsum.errors import EinarrayError
 
 
 MAX_STEPPED = 1_000_000  # tile steps --trace / --every-tile will step one by one
@@ -47,20 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _write_atomic(path: str, write) -> None:
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            write(fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     from mapping.spec import load_config
     from sim.results import simulate
@@ -88,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             for row in trace:
                 wr.writerow(["" if x is None else x if isinstance(x, (str, int)) else float(x) for x in row])
         try:
-            _write_atomic(args.trace, w)
+            with atomic_path(args.trace) as tmp, open(tmp, "w", newline="") as fh:
+                w(fh)
         except OSError as exc:
             raise EinarrayError(f"--trace {args.trace}: {exc.strerror or exc}") from None
     if args.functional:
