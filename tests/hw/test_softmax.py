@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 from cocotb_runner import run_cocotb
-from ecp5_models import mult18x18d_model
+from ecp5_models import dp16kd_model, mult18x18d_model, widemux_models
 from stream_sim import run_stream
 
 from einsum.errors import ConfigError
@@ -30,58 +30,6 @@ PARAM_SETS = {
                       "max_len": 16, "dsp": "generic"},
 }
 COCOTB_CASES = [("icarus", k) for k in PARAM_SETS] + [("verilator", "default"), ("verilator", "small")]
-
-
-def dp16kd_model() -> str:
-    ins = ([f"DI{p}{j}" for p in "AB" for j in range(18)]
-           + [f"AD{p}{j}" for p in "AB" for j in range(14)]
-           + [f"{n}{p}" for p in "AB" for n in ("CE", "OCE", "CLK", "WE", "RST")]
-           + [f"CS{p}{j}" for p in "AB" for j in range(3)])
-    outs = [f"DO{p}{j}" for p in "AB" for j in range(18)]
-    expect = {"REGMODE_A": "NOREG", "REGMODE_B": "OUTREG", "RESETMODE": "SYNC",
-              "CSDECODE_A": "0b000", "CSDECODE_B": "0b000", "WRITEMODE_A": "NORMAL",
-              "WRITEMODE_B": "NORMAL", "GSR": "DISABLED"}
-    lines = [f"module DP16KD({', '.join(ins + outs)});"]
-    lines += [f"  input {n};" for n in ins] + [f"  output {n};" for n in outs]
-    lines += [f'  parameter {k} = "";' for k in [*expect, "ASYNC_RESET_RELEASE"]]
-    lines += ["  parameter integer DATA_WIDTH_A = 18;", "  parameter integer DATA_WIDTH_B = 18;"]
-    lines += [
-        "  localparam integer LO = DATA_WIDTH_B == 18 ? 4 : DATA_WIDTH_B == 9 ? 3 :",
-        "                          DATA_WIDTH_B == 4 ? 2 : DATA_WIDTH_B == 2 ? 1 : 0;",
-        "  integer k;",
-        "  initial begin",
-    ]
-    lines += [f'    if ({k} != "{v}") begin $display("DP16KD: unsupported {k}"); $finish; end'
-              for k, v in expect.items()]
-    lines += [
-        '    if (DATA_WIDTH_A != DATA_WIDTH_B) begin $display("DP16KD: widths differ"); $finish; end',
-        "    for (k = 0; k < 16384; k = k + 1) mem[k] = 0;",
-        "  end",
-    ]
-    ada = ", ".join(f"ADA{j}" for j in reversed(range(14)))
-    adb = ", ".join(f"ADB{j}" for j in reversed(range(14)))
-    dia = ", ".join(f"DIA{j}" for j in reversed(range(18)))
-    dob = ", ".join(f"DOB{j}" for j in reversed(range(18)))
-    doa = ", ".join(f"DOA{j}" for j in reversed(range(18)))
-    lines += [
-        "  reg [17:0] mem [0:16383];",
-        f"  wire [13:0] ada = {{{ada}}};",
-        f"  wire [13:0] adb = {{{adb}}};",
-        f"  wire [17:0] dia = {{{dia}}};",
-        "  wire [17:0] mask = (18'd1 << DATA_WIDTH_A) - 1;",
-        "  reg [17:0] lat = 0, outr = 0;",
-        "  always @(posedge CLKA)",
-        "    if (CEA && WEA && (DATA_WIDTH_A != 18 || (ADA0 && ADA1))) mem[ada >> LO] <= dia & mask;",
-        "  always @(posedge CLKB) begin",
-        "    if (CEB) lat <= mem[adb >> LO];",
-        "    if (RSTB) outr <= 0; else if (OCEB) outr <= lat;",
-        "  end",
-        f"  assign {{{dob}}} = outr;",
-        f"  assign {{{doa}}} = 18'd0;",
-        "endmodule",
-    ]
-    return "\n".join(lines) + "\n"
-
 
 
 def _signed(v: int, w: int) -> int:
@@ -104,25 +52,6 @@ def _rows(sm, rng, lengths):
     rows += [np.zeros(5, dtype=np.int64), np.full(3, f.min_int), np.full(4, f.max_int),
              np.array([f.min_int, f.max_int, f.min_int])]
     return rows
-
-
-def widemux_models() -> str:
-    """``LUT4``, ``PFUMX`` and ``L6MUX21`` (hw.common.ecp5_mux8) behaviour."""
-    return """
-module LUT4(A, B, C, D, Z);
-  input A, B, C, D; output Z;
-  parameter [15:0] INIT = 16'h0000;
-  assign Z = INIT[{D, C, B, A}];
-endmodule
-module PFUMX(ALUT, BLUT, C0, Z);
-  input ALUT, BLUT, C0; output Z;
-  assign Z = C0 ? ALUT : BLUT;
-endmodule
-module L6MUX21(D0, D1, SD, Z);
-  input D0, D1, SD; output Z;
-  assign Z = SD ? D1 : D0;
-endmodule
-"""
 
 
 def ecp5_models() -> str:
