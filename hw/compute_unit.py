@@ -45,8 +45,7 @@ the cycle after the last output.
 
 from __future__ import annotations
 
-from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal,
-                          signed, unsigned)
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -54,6 +53,8 @@ from amaranth.lib.wiring import In, Out
 
 from einsum.errors import ConfigError
 from einsum.golden_gemm import OP_AV, OP_GEMM, OP_QKT, GemmFormat
+
+from .common import ecp5_mult18x18d
 
 __all__ = ["ComputeUnit", "tile_cycles", "encode_cmd", "cmd_fields", "SHIFT_BITS",
            "OP_GEMM", "OP_QKT", "OP_AV"]
@@ -138,35 +139,6 @@ def _check_int(name, v, lo, hi=None):
     if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
         rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
         raise ConfigError(f"ComputeUnit: {name} must be an integer {rng}, got {v!r}")
-
-
-def _sext18(v):
-    return Cat(v, *([v[-1]] * (18 - len(v))))
-
-
-def _mult18x18d(a, b, p36):
-    """ECP5 MULT18X18D, signed 18x18, input A/B and output registers on CLK0/CE0/RST0."""
-    a18, b18 = _sext18(a), _sext18(b)
-    ports = {}
-    for j in range(18):
-        ports[f"i_A{j}"] = a18[j]
-        ports[f"i_B{j}"] = b18[j]
-    for j in range(36):
-        ports[f"o_P{j}"] = p36[j]
-    return Instance(
-        "MULT18X18D",
-        p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-        p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
-        p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
-        p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
-        p_GSR="DISABLED", p_RESETMODE="SYNC", p_MULT_BYPASS="DISABLED",
-        p_SOURCEB_MODE="B_SHIFT", p_CAS_MATCH_REG="FALSE",
-        i_SIGNEDA=Const(1), i_SIGNEDB=Const(1), i_SOURCEA=Const(0), i_SOURCEB=Const(0),
-        i_CLK0=ClockSignal(), i_CLK1=Const(0), i_CLK2=Const(0), i_CLK3=Const(0),
-        i_CE0=Const(1), i_CE1=Const(0), i_CE2=Const(0), i_CE3=Const(0),
-        i_RST0=ResetSignal(), i_RST1=Const(0), i_RST2=Const(0), i_RST3=Const(0),
-        **ports,
-    )
 
 
 class ComputeUnit(wiring.Component):
@@ -474,7 +446,7 @@ class ComputeUnit(wiring.Component):
             for r in range(R):
                 for c in range(C):
                     p36 = Signal(36, name=f"p36_{r}_{c}")
-                    m.submodules[f"mult_{r}_{c}"] = _mult18x18d(a_r[r], w_r[c], p36)
+                    m.submodules[f"mult_{r}_{c}"] = ecp5_mult18x18d(a_r[r], w_r[c], p36, ce=Const(1))
                     m.d.comb += prod[r][c].eq(p36[:pw])
         for r in range(R):
             for c in range(C):
