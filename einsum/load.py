@@ -19,7 +19,7 @@ from .cascade import Cascade, Einsum, RankInfo, TensorInfo
 from .errors import ConfigError
 from .ops import INDEX_FUNCTIONS, OPERATORS
 from .parse import Namespace, ParseError, parse_expression, parse_statement
-from .yamlsrc import Source, YPath, load as load_yaml
+from .yamlsrc import Source, YPath, load as load_yaml, resolve_named, shipped_names
 
 LIBRARY_DIR = Path(__file__).parent / "library"
 SECTION_KEYS = {"version", "name", "description", "ranks", "partitions", "params",
@@ -29,21 +29,12 @@ _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def library_names() -> list[str]:
-    return sorted(p.stem for p in LIBRARY_DIR.glob("*.yaml"))
+    return shipped_names(LIBRARY_DIR)
 
 
 def resolve(source: str | Path) -> Path:
     """A path to an existing file, or the name of a library cascade."""
-    p = Path(source)
-    if p.is_file():
-        return p
-    lib = LIBRARY_DIR / f"{source}.yaml"
-    if not p.suffix and lib.is_file():
-        return lib
-    if p.suffix or "/" in str(source):
-        raise ConfigError("file not found", str(source))
-    raise ConfigError(f"no file and no library cascade named {str(source)!r} "
-                      f"(library: {', '.join(library_names())})", str(source))
+    return resolve_named(source, LIBRARY_DIR, "library cascade")
 
 
 def load_cascade(source: str | Path, *, ranks: Mapping[str, int] | None = None,

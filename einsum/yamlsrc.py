@@ -124,3 +124,26 @@ def load(path: str | Path) -> tuple[Any, Source]:
             _CACHE.clear()
         _CACHE[key] = (copy.deepcopy(data), Source(src.file, dict(src.lines)))
     return data, src
+
+
+def shipped_names(directory: Path) -> list[str]:
+    """Names (file stems) of the YAML files shipped in ``directory``."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def resolve_named(ref: str | Path, directory: Path, what: str, *, base_dir: Path | None = None) -> Path:
+    """A path to an existing file (relative to ``base_dir`` first, when given), or the name
+    of a YAML file shipped in ``directory``. Anything else is a ConfigError: ``file not
+    found`` for a path, or a list of the shipped ``what`` for a name."""
+    p = Path(ref)
+    if base_dir is not None and not p.is_absolute() and (base_dir / p).is_file():
+        return base_dir / p
+    if p.is_file():
+        return p
+    shipped = directory / f"{ref}.yaml"
+    if not p.suffix and "/" not in str(ref) and shipped.is_file():
+        return shipped
+    if p.suffix or "/" in str(ref):
+        raise ConfigError("file not found", str(ref))
+    raise ConfigError(f"no file and no {what} named {str(ref)!r} "
+                      f"({what}s: {', '.join(shipped_names(directory))})", str(ref))

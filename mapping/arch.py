@@ -46,7 +46,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from einsum.errors import ConfigError
-from einsum.yamlsrc import Source, YPath
+from einsum.yamlsrc import Source, YPath, resolve_named, shipped_names
 
 from einsum.yamlsrc import load as load_yaml
 
@@ -330,20 +330,12 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
 
 
 def arch_names() -> list[str]:
-    return sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))
+    return shipped_names(ARCH_DIR)
 
 
 def resolve_arch(ref: str | Path, base_dir: Path | None = None) -> Path:
-    p = Path(ref)
-    if base_dir is not None and not p.is_absolute() and (base_dir / p).is_file():
-        return base_dir / p
-    if p.is_file():
-        return p
-    lib = ARCH_DIR / f"{ref}.yaml"
-    if not p.suffix and lib.is_file():
-        return lib
-    raise ConfigError(f"no file and no shipped arch named {str(ref)!r} (shipped: {', '.join(arch_names())})",
-                      str(ref))
+    """A path (relative to ``base_dir`` first) or the name of a shipped arch."""
+    return resolve_named(ref, ARCH_DIR, "shipped arch", base_dir=base_dir)
 
 
 def load_arch(ref: str | Path) -> Arch:

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 from einsum.cascade import Cascade
 from einsum.errors import ConfigError
 from einsum.load import library_names, load_cascade
-from einsum.yamlsrc import Source, YPath, load as load_yaml
+from einsum.yamlsrc import Source, YPath, load as load_yaml, resolve_named, shipped_names
 
 MODELS_DIR = Path(__file__).parent
 MODEL_KEYS = {"name", "description", "source", "batch", "layers", "sweep"}
@@ -43,21 +43,12 @@ __all__ = ["MODELS_DIR", "model_names", "resolve", "load_model", "layer_cascade"
 
 def model_names() -> list[str]:
     """Names of the shipped presets (``models/*.yaml``)."""
-    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+    return shipped_names(MODELS_DIR)
 
 
 def resolve(source: str | Path) -> Path:
     """A path to an existing file, or the name of a shipped preset."""
-    p = Path(source)
-    if p.is_file():
-        return p
-    shipped = MODELS_DIR / f"{source}.yaml"
-    if not p.suffix and "/" not in str(source) and shipped.is_file():
-        return shipped
-    if p.suffix or "/" in str(source):
-        raise ConfigError("file not found", str(source))
-    raise ConfigError(f"no file and no model preset named {str(source)!r} "
-                      f"(presets: {', '.join(model_names())})", str(source))
+    return resolve_named(source, MODELS_DIR, "model preset")
 
 
 @lru_cache(maxsize=None)
