@@ -376,6 +376,21 @@ def _sum_of_products(ctx: _Ctx, e: Einsum, mask: np.ndarray | None) -> np.ndarra
     return r
 
 
+def out_slice(c: Cascade, e: Einsum, fixed: Mapping[str, int]) -> tuple:
+    """Where an Einsum writes in its output tensor, with the indices in ``fixed`` held at
+    one value: a recurrence update writes at ``i + 1``, its initial value at 0."""
+    info = c.tensors[e.output]
+    sl: list[slice | int] = []
+    for d, s in enumerate(e.stmt.lhs.subscripts):
+        if e.kind == "init" and d == info.iterative_dim:
+            sl.append(0)
+            continue
+        ix = s.name if isinstance(s, E.Index) else s.left.name  # type: ignore[union-attr]
+        off = 1 if (e.kind == "update" and d == info.iterative_dim) else 0
+        sl.append(fixed[ix] + off if ix in fixed else slice(off, off + c.index_size(ix)))
+    return tuple(sl)
+
+
 def _store(c: Cascade, e: Einsum, env: dict[str, np.ndarray], fixed: Mapping[str, int],
            res: np.ndarray) -> None:
     info = c.tensors[e.output]
@@ -383,20 +398,7 @@ def _store(c: Cascade, e: Einsum, env: dict[str, np.ndarray], fixed: Mapping[str
         env[e.output] = res if res.dtype == np.float64 else res.astype(np.float64)
         return
     target = env.setdefault(e.output, np.zeros(info.shape))
-    sl: list[slice | int] = []
-    j = 0
-    for d, s in enumerate(e.stmt.lhs.subscripts):
-        if e.kind == "init" and d == info.iterative_dim:
-            sl.append(0)
-            continue
-        ix = s.name if isinstance(s, E.Index) else s.left.name  # type: ignore[union-attr]
-        off = 1 if (e.kind == "update" and d == info.iterative_dim) else 0
-        if ix in fixed:
-            sl.append(fixed[ix] + off)
-        else:
-            sl.append(slice(off, off + c.index_size(ix)))
-        j += 1
     # res axes follow lhs_indices (update var included), fixed axes have extent 1
     res_sq = res.reshape(tuple(c.index_size(ix) for ix in e.lhs_indices if ix not in fixed)) \
         if e.lhs_indices else res.reshape(())
-    target[tuple(sl)] = res_sq
+    target[out_slice(c, e, fixed)] = res_sq

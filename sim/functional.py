@@ -19,11 +19,10 @@ from typing import Mapping
 
 import numpy as np
 
-from einsum import expr as E
-from einsum.cascade import Cascade, Einsum
+from einsum.cascade import Cascade
 from einsum.errors import EinarrayError
-from einsum.interp import _run, evaluate, random_inputs
-from mapping.spec import Config, Group, einsum_depth, rank_related
+from einsum.interp import _run, evaluate, out_slice, random_inputs
+from mapping.spec import Config, Group, einsum_depth
 
 
 MAX_POINTS = 200_000_000
@@ -59,19 +58,6 @@ def _index_values(c: Cascade, ix: str, g: Group, idx: tuple[int, ...]) -> list[i
     return None
 
 
-def _out_slice(c: Cascade, e: Einsum, fixed: Mapping[str, int]) -> tuple:
-    info = c.tensors[e.output]
-    sl: list = []
-    for d, s in enumerate(e.stmt.lhs.subscripts):
-        if e.kind == "init" and d == info.iterative_dim:
-            sl.append(0)
-            continue
-        ix = s.name if isinstance(s, E.Index) else s.left.name  # type: ignore[union-attr]
-        off = 1 if (e.kind == "update" and d == info.iterative_dim) else 0
-        sl.append(fixed[ix] + off if ix in fixed else slice(off, off + c.index_size(ix)))
-    return tuple(sl)
-
-
 class _Exec:
     def __init__(self, cfg: Config, env: dict[str, np.ndarray]):
         self.cfg, self.c, self.env = cfg, cfg.cascade, env
@@ -91,7 +77,7 @@ class _Exec:
         for combo in itertools.product(*(fixed_vals[k] for k in names)):
             fixed = dict(zip(names, combo))
             first = all(fixed[k] == 0 for k in names if k in red) if red & set(names) else True
-            sl = _out_slice(c, e, fixed)
+            sl = out_slice(c, e, fixed)
             old = None if first else np.array(self.env[e.output][sl], copy=True)
             with np.errstate(all="ignore"):
                 _run(c, e, self.env, fixed)
