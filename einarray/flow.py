@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 from einsum.errors import ConfigError
 from einsum.yamlsrc import Source, YPath, load as load_yaml
 from mapping.arch import Arch
-from mapping.spec import Config, _section, config_from_sections
+from mapping.spec import Config, load_section, config_from_sections
 from models import load_model
 from models.attention import VARIANTS, infer_grid, split_attention
 
@@ -99,7 +99,7 @@ def _load_tree(path: Path, stack: tuple[Path, ...]) -> tuple[Sections, Source, d
             if k in data:
                 merged[k] = (copy.deepcopy(data[k]), src, (k,))
             continue
-        s = _section(data, src, k, path.parent)
+        s = load_section(data, src, k, path.parent)
         if s is not None:
             merged[k] = s
             if k in ("einsum", "workload"):  # one workload: the nearer file replaces the other kind
@@ -133,7 +133,7 @@ def load_run_data(data: Mapping[str, Any], name: str, *, base_dir: str | Path = 
             if k in data:
                 sections[k] = (copy.deepcopy(data[k]), src, (k,))
             continue
-        sec = _section(dict(data), src, k, base)
+        sec = load_section(dict(data), src, k, base)
         if sec is not None:
             sections[k] = sec
     return _from_sections(base / f"{name}.yaml", sections, src, dict(data), ranks, sets)

@@ -40,7 +40,7 @@ def _metrics(res: dict[str, Any]) -> dict[str, Any]:
 def evaluate_point(task: PointTask) -> dict[str, Any]:
     """Figures of one sweep point: latency_s, energy_pj, edp, cycles, utilization_<unit>,
     busy_<unit>, dram_bytes (and, when searched, the search's statistics and mapping)."""
-    from mapping.spec import _section
+    from mapping.spec import load_section
 
     data = apply_overrides(task.base_data, task.overrides)
     try:  # the base file's line numbers, for located errors (overrides keep the paths)
@@ -52,7 +52,7 @@ def evaluate_point(task: PointTask) -> dict[str, Any]:
         raise ConfigError("the base config must be a YAML mapping", task.base_file)
     sections = {}
     for k in SECTIONS:
-        s = _section(data, src, k, base_dir)
+        s = load_section(data, src, k, base_dir)
         if s is not None:
             sections[k] = s
     search_sec = data.get("search")

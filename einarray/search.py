@@ -114,8 +114,8 @@ from einsum.errors import ConfigError
 from einsum.expr import accesses_in, indices_in
 from einsum.yamlsrc import Source, YPath
 from mapping.arch import Arch
-from mapping.spec import (Config, EinsumMap, Group, MappingSpec, _default_spatial, _default_unit,
-                          _make_group, _section, buffer_words, config_from_sections, group_tensors,
+from mapping.spec import (Config, EinsumMap, Group, MappingSpec, default_spatial, default_unit,
+                          make_group, load_section, buffer_words, config_from_sections, group_tensors,
                           is_free, mapping_from_data, rank_related, recurrences)
 from einsum.yamlsrc import load as load_yaml
 
@@ -356,7 +356,7 @@ def load_search_config(path: str | Path, *, objective: str | None = None, budget
             raise src.error((str(k),), f"unknown section {k!r} (allowed: {', '.join(CONFIG_KEYS)})")
     sections: dict[str, tuple[Any, Source, YPath]] = {}
     for k in ("einsum", "workload", "arch", "mapping"):
-        s = _section(data, src, k, p.parent)
+        s = load_section(data, src, k, p.parent)
         if s is not None:
             sections[k] = s
     return problem_from_sections(sections, src, p.parent, data.get("search"), str(p), objective=objective,
@@ -456,7 +456,7 @@ class Searcher:
         self.illegal = 0  # rejected by mapping validation
         self.cache: dict[str, Cand | None] = {}
         self.free = {e.name: is_free(e, self.counts[e.name]) for e in self.c.einsums}
-        self.free_map = {n: EinsumMap(n, _default_unit(self.arch, self.c.einsum(n), self.counts[n]),
+        self.free_map = {n: EinsumMap(n, default_unit(self.arch, self.c.einsum(n), self.counts[n]),
                                       "os", (), (), True) for n in self.names}
         self.rec_ranks = self._recurrence_ranks()
         self.atoms = self._atoms()
@@ -794,7 +794,7 @@ class Searcher:
             if u.is_2d:
                 sp = d.get("spatial")
                 if sp is None:
-                    rows, cols = _default_spatial(e, df, u.rows, u.cols,
+                    rows, cols = default_spatial(e, df, u.rows, u.cols,
                                                   {ix: self.c.index_size(ix) for ix in e.iter_indices})
                 else:
                     rows = tuple((ix, f) for ix, f in sp.get("rows", {}).items())
@@ -820,7 +820,7 @@ class Searcher:
             return None
         emaps = self._emaps(einsums)
         try:
-            group = _make_group(_SRC, self.c, self.arch, emaps, self.counts, g["name"], seg.members,
+            group = make_group(_SRC, self.c, self.arch, emaps, self.counts, g["name"], seg.members,
                                 dict(g), ("mapping", "groups", 0))
         except ConfigError as exc:
             self.illegal += 1
@@ -927,7 +927,7 @@ class Searcher:
             if d.key[0] == "map":
                 n = d.key[1]
                 e, oc = self.c.einsum(n), self.counts[n]
-                du = _default_unit(self.arch, e, oc)
+                du = default_unit(self.arch, e, oc)
                 ks = [k for k, v in enumerate(d.values) if v["unit"] == du] or [0]
                 base.append(min(ks, key=lambda k: (self._spatial_estimate(n, d.values[k]), k)))
             else:

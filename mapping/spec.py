@@ -232,7 +232,7 @@ def _index_list(src: Source, v: Any, path: YPath, e: Einsum, unit_dim: int, dim_
     return tuple(out)
 
 
-def _default_unit(arch: Arch, e: Einsum, oc: OpCounts) -> str:
+def default_unit(arch: Arch, e: Einsum, oc: OpCounts) -> str:
     """Sums of products go to the 2-D array, the rest to the 1-D array, but only to a unit
     that has every op the Einsum needs (a LayerNorm variance ``sum(x*x)/D`` needs a divide
     the 2-D array may lack); if no unit has them all, the usual choice is returned and the
@@ -246,7 +246,7 @@ def _default_unit(arch: Arch, e: Einsum, oc: OpCounts) -> str:
     return units[0] if units else "array2d"
 
 
-def _default_spatial(e: Einsum, df: str, R: int, C: int, sizes: Mapping[str, int] | None = None):
+def default_spatial(e: Einsum, df: str, R: int, C: int, sizes: Mapping[str, int] | None = None):
     """SCALE-Sim's assignment generalised to any Einsum: OS rows <- first output index,
     cols <- last output index; WS rows <- reduced index, cols <- last output index; IS
     rows <- reduced index, cols <- first output index. With more than two output (or
@@ -297,7 +297,7 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
         for k in d:
             if k not in ("unit", "dataflow", "spatial"):
                 raise _err(src, p + (str(k),), f"unknown key {k!r} (allowed: unit, dataflow, spatial)")
-        unit = d.get("unit", _default_unit(arch, e, oc))
+        unit = d.get("unit", default_unit(arch, e, oc))
         if unit not in arch.units:
             raise _err(src, p + ("unit",), f"unknown unit {unit!r} (this arch has: {', '.join(arch.units)})")
         u = arch.units[unit]
@@ -318,7 +318,7 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
             raise _err(src, p + ("spatial",), f"spatial rows/cols apply to the 2-D array, not {unit}")
         if u.is_2d:
             if sp is None:
-                rows, cols = _default_spatial(e, df, u.rows, u.cols, {ix: c.index_size(ix) for ix in e.iter_indices})
+                rows, cols = default_spatial(e, df, u.rows, u.cols, {ix: c.index_size(ix) for ix in e.iter_indices})
             else:
                 if not isinstance(sp, dict):
                     raise _err(src, p + ("spatial",), "expected {rows: [...], cols: [...]}")
@@ -389,7 +389,7 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
         else:
             groups_all.append((n, [n], {}, base))
             used.add(n)
-    groups = tuple(_make_group(src, c, arch, emaps, counts, name, tuple(mem), g, p)
+    groups = tuple(make_group(src, c, arch, emaps, counts, name, tuple(mem), g, p)
                    for name, mem, g, p in groups_all)
     # group order must respect dependencies (a group reads only earlier groups' outputs)
     done: set[str] = set(c.inputs)
@@ -425,7 +425,7 @@ def _recurrence_ranks(c: Cascade, mem: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
-def _make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMap],
+def make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMap],
                 counts: Mapping[str, OpCounts], name: str, mem: tuple[str, ...], g: dict, p: YPath) -> Group:
     es = [c.einsum(n) for n in mem]
     iranks: list[str] = []
@@ -713,8 +713,10 @@ def _apply_sets(sections: dict[str, tuple[Any, Source, YPath]], sets: list[str])
                 node = node[k2]
 
 
-def _section(data: dict, src: Source, key: str, base_dir: Path
-             ) -> tuple[Any, Source, YPath] | None:
+def load_section(data: dict, src: Source, key: str, base_dir: Path
+                 ) -> tuple[Any, Source, YPath] | None:
+    """Section ``key`` of a config as ``(data, its Source, its YAML path)``: inline, or included
+    from a file (a path relative to ``base_dir``, or a shipped arch/cascade name); None if absent."""
     if key not in data:
         return None
     v = data[key]
@@ -747,7 +749,7 @@ def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
     base_dir = p.parent
     sections: dict[str, tuple[Any, Source, YPath]] = {}
     for k in ("einsum", "workload", "arch", "mapping"):
-        s = _section(data, src, k, base_dir)
+        s = load_section(data, src, k, base_dir)
         if s is not None:
             sections[k] = s
     return config_from_sections(sections, src, base_dir, ranks=ranks, sets=sets, source=str(p))

@@ -16,7 +16,7 @@ from einarray.cli import main
 from einarray.search import Searcher, assemble, load_search_config, mapping_yaml, search
 from einsum.errors import ConfigError
 from einsum.yamlsrc import loads
-from mapping.spec import _section, config_from_sections, load_config
+from mapping.spec import load_section, config_from_sections, load_config
 from sim.results import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ def test_fusemax_search_at_least_as_good_as_the_hand_mapping():
     text = mapping_yaml(res.mapping)
     data, src = loads(text, "best.yaml")
     cfg_data, csrc = loads(FUSEMAX.read_text(), str(FUSEMAX))
-    secs = {k: _section(cfg_data, csrc, k, FUSEMAX.parent) for k in ("workload", "arch")}
+    secs = {k: load_section(cfg_data, csrc, k, FUSEMAX.parent) for k in ("workload", "arch")}
     secs["mapping"] = (data["mapping"], src, ("mapping",))
     again = simulate(config_from_sections(secs, csrc, FUSEMAX.parent))
     assert again["cycles"] == res.result["cycles"]
@@ -171,7 +171,7 @@ def test_analytic_cycles_equal_the_simulator_on_untiled_gemms_and_energy_on_tile
                f"mapping:\n  einsums: {{C: {{unit: array2d, dataflow: {df}, spatial: {{rows: [{rows}], cols: [{cols}]}}}}}}\n"
                f"  groups: [{{name: g, einsums: [C], tiles: {{GB: {tiles}}}, loop_order: {order}}}]\n")
         data, src = loads(txt, "t.yaml")
-        secs = {k: _section(data, src, k, Path(".")) for k in ("workload", "arch", "mapping")}
+        secs = {k: load_section(data, src, k, Path(".")) for k in ("workload", "arch", "mapping")}
         return config_from_sections(secs, src, Path("."))
 
     exact = 0
