@@ -32,7 +32,7 @@ from einsum.yamlsrc import Source, YPath, load as load_yaml
 from mapping.arch import Arch
 from mapping.spec import Config, load_section, config_from_sections
 from models import load_model
-from models.attention import VARIANTS, infer_grid, split_attention
+from models.attention import VARIANTS, check_grid, infer_grid, split_attention
 
 RUN_KEYS = ("description", "include", "einsum", "workload", "arch", "mapping", "mappings", "report", "search")
 MODEL_KEYS = ("model", "attention", "batch", "grid", "ranks", "layers")
@@ -201,10 +201,21 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
     batch = w.get("batch", model["batch"])
     if not _pos_int(batch):
         raise wsrc.error(wp + ("batch",), f"batch must be a positive integer, got {batch!r}")
+    from einsum.load import load_cascade
+
+    layer_ranks = {l["name"]: set(load_cascade(l["cascade"]).ranks) for l in model["layers"]}
+    all_ranks = ", ".join(sorted(set().union(*layer_ranks.values())))
     gl_ranks = dict(w.get("ranks", {}) or {})
     for r, v in gl_ranks.items():
         if not _pos_int(v):
             raise wsrc.error(wp + ("ranks", str(r)), f"a rank size must be a positive integer, got {v!r}")
+        if not any(r in k for k in layer_ranks.values()):
+            raise wsrc.error(wp + ("ranks", str(r)), f"no layer of model {model['name']} has a rank "
+                             f"{r!r} (ranks: {all_ranks})")
+    for r, v in cli_ranks.items():
+        if not any(r in k for k in layer_ranks.values()):
+            raise ConfigError(f"no layer of model {model['name']} has a rank {r!r} (ranks: {all_ranks})",
+                              "command line", None, (f"--rank {r}={v}",))
     gl_ranks.update(cli_ranks)
     per_layer = w.get("layers", {}) or {}
     names = [l["name"] for l in model["layers"]]
@@ -216,6 +227,10 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
                              f"(layers: {', '.join(names)})")
         if not isinstance(rr, dict) or not all(_pos_int(v) for v in rr.values()):
             raise wsrc.error(wp + ("layers", str(ln)), "expected {RANK: positive size}")
+        for r in rr:
+            if r not in layer_ranks[ln]:
+                raise wsrc.error(wp + ("layers", str(ln), str(r)), f"layer {ln} has no rank {r!r} "
+                                 f"(ranks: {', '.join(sorted(layer_ranks[ln]))})")
     # attention variant
     att = w.get("attention")
     variant, options = None, {}
@@ -236,21 +251,24 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         raise wsrc.error(wp + ("grid",), "expected [GY, GX], two positive integers")
 
     layers_in: list[dict[str, Any]] = []
-    from einsum.load import load_cascade
-
     for lay in model["layers"]:
-        known = set(load_cascade(lay["cascade"]).ranks)
+        known = layer_ranks[lay["name"]]
         ranks = dict(lay["ranks"])
         ranks.update({r: v for r, v in gl_ranks.items() if r in known})
         ranks.update(per_layer.get(lay["name"], {}))
         lay = {**lay, "ranks": ranks}
+        if lay["cascade"] == "mha" and grid:
+            try:
+                check_grid(ranks.get("T", load_cascade("mha").ranks["T"].size), tuple(grid))  # type: ignore[arg-type]
+            except ConfigError as exc:
+                raise wsrc.error(wp + ("grid",), exc.message) from None
         if variant is not None and lay["cascade"] == "mha":
             T = ranks.get("T", load_cascade("mha").ranks["T"].size)
             try:
                 g = tuple(grid) if grid else infer_grid(T)
                 layers_in.extend(split_attention(lay, variant, grid=g, options=options))  # type: ignore[arg-type]
             except ConfigError as exc:
-                raise wsrc.error(wp + ("attention",), exc.message) from None
+                raise wsrc.error(wp + ("attention",) + exc.ypath, exc.message) from None
         else:
             layers_in.append(lay)
     if variant is not None and not any(l["cascade"] == "mha" for l in model["layers"]):

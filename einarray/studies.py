@@ -25,7 +25,8 @@ from einsum.analysis import passes
 from mapping.spec import Config
 
 from .flow import load_run_data, run
-from .report import atomic_dir, dumps
+from .outdir import output_dir
+from .report import dumps
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
@@ -33,7 +34,7 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("softmax-3pass", {"variant": "softmax-3pass"}),
     ("softmax-2pass", {"variant": "softmax-2pass"}),
     ("softmax-1pass", {"variant": "softmax-1pass"}),
-    ("halo", {"variant": "halo", "block": 8, "halo": 3}),
+    ("halo", {"variant": "halo", "block": {224: 7, 1024: 8}, "halo": 3}),  # a block divides 14 and 64
     ("neighborhood-7x7-d1", {"variant": "neighborhood-2d", "kernel": 7, "dilation": 1}),
     ("neighborhood-7x7-d2", {"variant": "neighborhood-2d", "kernel": 7, "dilation": 2}),
     ("gmm-mask", {"variant": "gmm-mask", "gaussians": 4}),
@@ -102,7 +103,8 @@ def attention_variants(progress: bool = False, *, search: bool = False,
     for px, side in SIZES:
         for arch in ARCHS:
             for label, att in VARIANTS:
-                wl: dict[str, Any] = {"model": "vit-base", "attention": dict(att)}
+                wl: dict[str, Any] = {"model": "vit-base", "attention": {
+                    k: v[px] if isinstance(v, dict) else v for k, v in att.items()}}
                 if side:
                     wl.update({"grid": [side, side], "ranks": {"T": side * side},
                                "layers": {"patch-embed": {"M": side * side}}})
@@ -427,7 +429,8 @@ def write(name: str, data: dict[str, Any], out_dir: Path) -> None:
     _, md, plots = STUDIES[name]
     data = dict(data)
     maps = data.pop("_mappings", None)
-    with atomic_dir(out_dir) as tmp:
+    # the study's directory holds only what this wrote (its manifest says so); replaced whole
+    with output_dir(out_dir, kind="study", force=True, command=f"python -m einarray.studies {name}") as tmp:
         (tmp / "results.json").write_text(dumps(data))
         if maps:
             import yaml

@@ -24,7 +24,13 @@ GLOBAL = ("softmax-3pass", "softmax-2pass", "softmax-1pass", "retention", "linea
           "edge-moe-softmax")
 LOCAL = ("halo", "neighborhood-2d", "gmm-mask")
 VARIANTS = GLOBAL + LOCAL
-OPTIONS = {"block", "halo", "kernel", "dilation", "proj_len", "chunk", "gaussians", "gamma"}
+# option -> (the variant that takes it, what a valid value is)
+OPTION_OF = {"block": ("halo", "a positive integer"), "halo": ("halo", "a non-negative integer"),
+             "kernel": ("neighborhood-2d", "a positive odd integer"),
+             "dilation": ("neighborhood-2d", "a positive integer"),
+             "proj_len": ("linformer", "a positive integer"), "chunk": ("softmax-1pass", "a positive integer"),
+             "gaussians": ("gmm-mask", "a positive integer"), "gamma": ("retention", "a number in (0, 1]")}
+OPTIONS = set(OPTION_OF)
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,46 @@ def _largest_divisor_at_most(n: int, k: int) -> int:
     return max(d for d in range(1, min(n, k) + 1) if n % d == 0)
 
 
+def _check_option(variant: str, k: str, v: Any) -> None:
+    owner, valid = OPTION_OF[k]
+    if owner != variant:
+        mine = sorted(o for o, (w, _) in OPTION_OF.items() if w == variant)
+        raise ConfigError(f"option {k} is for {owner}, not {variant} "
+                          f"({variant} takes {', '.join(mine) if mine else 'no options'})", ypath=(k,))
+    if k == "gamma":
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= 1
+    else:
+        ok = isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if k == "halo" else v > 0)
+        ok = ok and (k != "kernel" or v % 2 == 1)
+    if not ok:
+        why = " (NATTEN requires an odd kernel)" if k == "kernel" and _pos_int(v) else ""
+        raise ConfigError(f"expected {valid}, got {v!r}{why}", ypath=(k,))
+
+
+def _pos_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def check_grid(tokens: int, grid: tuple[int, int]) -> None:
+    """A patch grid must cover the tokens: ``gy * gx`` is ``tokens`` (no class token) or
+    ``tokens - 1`` (a class token)."""
+    gy, gx = grid
+    if gy * gx not in (tokens, tokens - 1):
+        raise ConfigError(f"the {gy} x {gx} patch grid has {gy * gx} patches, but the model has "
+                          f"{tokens} tokens (a grid needs {tokens} patches without a class token, "
+                          f"{tokens - 1} with one)")
+
+
 def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: int,
                  options: Mapping[str, Any] | None = None) -> Binding:
-    """Ranks and params of ``variant`` for a head of dimension ``head_dim``."""
+    """Ranks and params of ``variant`` for a head of dimension ``head_dim``.
+
+    Options are checked against the variant (each belongs to one variant) and the shapes;
+    a bad one raises a :class:`ConfigError` whose ``ypath`` is the option's name."""
     opts = dict(options or {})
     unknown = set(opts) - OPTIONS
     if unknown:
@@ -49,6 +92,8 @@ def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: 
                           f"(options: {', '.join(sorted(OPTIONS))})")
     if variant not in VARIANTS:
         raise ConfigError(f"unknown attention variant {variant!r} (variants: {', '.join(VARIANTS)})")
+    for k, v in opts.items():
+        _check_option(variant, k, v)
     E = head_dim
     scale = 1.0 / math.sqrt(E)
     gy, gx = grid
@@ -64,26 +109,35 @@ def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: 
         return Binding(variant, {"M": tokens, "E": E, "F": E},
                        {"scale": scale, "gamma": float(opts.get("gamma", 0.96875))}, tokens)
     if variant == "linformer":
-        k = int(opts.get("proj_len", 64))
-        return Binding(variant, {"M": tokens, "P": tokens, "J": min(k, tokens), "E": E, "F": E},
+        k = opts.get("proj_len", 64)
+        if k > tokens:
+            given = "proj_len" in opts
+            raise ConfigError(f"{'the projected length' if given else 'the default projected length'} "
+                              f"{k} is larger than the sequence ({tokens} tokens)"
+                              + ("" if given else "; give a proj_len"), ypath=("proj_len",))
+        return Binding(variant, {"M": tokens, "P": tokens, "J": k, "E": E, "F": E},
                        {"scale": scale}, tokens)
     n = gy * gx
     if variant == "halo":
-        b = int(opts.get("block", 8))
+        b = opts.get("block", 8)
         if gy % b or gx % b:
-            b = _largest_divisor_at_most(math.gcd(gy, gx), b)
+            valid = ", ".join(map(str, _divisors(math.gcd(gy, gx))))
+            raise ConfigError(f"{'block' if 'block' in opts else 'the default block'} {b} does not divide "
+                              f"the {gy} x {gx} patch grid (blocks that divide both sides: {valid})",
+                              ypath=("block",))
         return Binding(variant, {"H": gy, "W": gx, "C": E, "F": E},
-                       {"block": b, "halo": int(opts.get("halo", 3)), "scale": scale}, n)
+                       {"block": b, "halo": opts.get("halo", 3), "scale": scale}, n)
     if variant == "neighborhood-2d":
-        k = int(opts.get("kernel", 7))
-        d = int(opts.get("dilation", 1))
+        k = opts.get("kernel", 7)
+        d = opts.get("dilation", 1)
         if k * d > min(gy, gx):
-            raise ConfigError(f"neighborhood-2d: kernel {k} x dilation {d} = {k * d} exceeds the "
-                              f"{gy} x {gx} patch grid")
+            raise ConfigError(f"the window (kernel {k} x dilation {d} = {k * d} patches) is larger than "
+                              f"the sequence ({gy} x {gx} patch grid)",
+                              ypath=("kernel" if "kernel" in opts or "dilation" not in opts else "dilation",))
         return Binding(variant, {"H": gy, "W": gx, "KY": k, "KX": k, "E": E, "F": E},
                        {"dil_y": d, "dil_x": d, "scale": scale}, n)
     # gmm-mask
-    return Binding(variant, {"GY": gy, "GX": gx, "E": E, "F": E, "G": int(opts.get("gaussians", 4))},
+    return Binding(variant, {"GY": gy, "GX": gx, "E": E, "F": E, "G": opts.get("gaussians", 4)},
                    {"scale": scale}, n)
 
 

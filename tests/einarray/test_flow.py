@@ -157,3 +157,50 @@ def test_model_search_rejects_constraints(tmp_path, capsys):
     p.write_text((DATA / "vit-tiny-small.yaml").read_text() + "search: {budget: 5, constraints: {}}\n")
     assert main(["run", str(p), "--no-progress"]) == 2
     assert "search.constraints: constraints name the Einsums of one cascade" in capsys.readouterr().err
+
+
+def _one_error_line(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("einarray run: error: "), err
+    return err.strip()
+
+
+@pytest.mark.parametrize("edit,where,msg", [
+    (("ranks: {T: 65}", "ranks: {T: 65}\n  grid: [7, 7]"), ":6 workload.grid",
+     "the 7 x 7 patch grid has 49 patches, but the model has 65 tokens"),
+    (("ranks: {T: 65}", "ranks: {T: 65, Q: 5}"), ":5 workload.ranks.Q",
+     "no layer of model vit-tiny has a rank 'Q' (ranks: D, E, H, K, M, N, NH, S, T)"),
+    (("layers: {patch-embed: {M: 64}}", "layers: {patch-embed: {M: 64}, norm1: {M: 3}}"),
+     ":6 workload.layers.norm1.M", "layer norm1 has no rank 'M' (ranks: D, T)"),
+    (("attention: softmax-2pass", "attention: {variant: halo, block: 0}"), ":4 workload.attention.block",
+     "expected a positive integer, got 0"),
+    (("attention: softmax-2pass", "attention: {variant: halo, block: 3}"), ":4 workload.attention.block",
+     "block 3 does not divide the 8 x 8 patch grid (blocks that divide both sides: 1, 2, 4, 8)"),
+    (("attention: softmax-2pass", "attention: {variant: neighborhood-2d, kernel: 4}"),
+     ":4 workload.attention.kernel", "NATTEN requires an odd kernel"),
+    (("attention: softmax-2pass", "attention: {variant: neighborhood-2d, kernel: 9}"),
+     ":4 workload.attention.kernel", "is larger than the sequence (8 x 8 patch grid)"),
+])
+def test_bad_model_workloads_are_located(tmp_path, capsys, edit, where, msg):
+    text = (DATA / "vit-tiny-small.yaml").read_text()
+    assert edit[0] in text
+    p = tmp_path / "bad.yaml"
+    p.write_text(text.replace(*edit))
+    err = _one_error_line(capsys, ["run", str(p), "-o", str(tmp_path / "r"), "--no-progress"])
+    assert f"bad.yaml{where}: " in err and msg in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_vit_base_grid_must_match_the_tokens(tmp_path, capsys):
+    p = tmp_path / "g.yaml"
+    p.write_text("workload: {model: vit-base, grid: [13, 13]}\narch: fusemax\n")
+    err = _one_error_line(capsys, ["run", str(p), "--no-progress"])
+    assert err.endswith("g.yaml:1 workload.grid: the 13 x 13 patch grid has 169 patches, but the model has "
+                        "197 tokens (a grid needs 197 patches without a class token, 196 with one)"), err
+
+
+def test_unknown_command_line_rank_names_the_command_line(capsys):
+    err = _one_error_line(capsys, ["run", str(DATA / "vit-tiny-small.yaml"), "--rank", "Q=5", "--no-progress"])
+    assert err.endswith("error: command line --rank Q=5: no layer of model vit-tiny has a rank 'Q' "
+                        "(ranks: D, E, H, K, M, N, NH, S, T)"), err

@@ -11,6 +11,7 @@ import models
 from einsum.errors import ConfigError
 from einsum.load import library_names
 from models import layer_cascade, load_model, model_names
+from models.attention import bind_variant, check_grid
 
 EXPECTED = {"vit-tiny", "vit-small", "vit-base", "m3vit", "bert-base", "trxl", "t5", "xlm",
             "nat-mini", "halonet-h0"}
@@ -151,3 +152,70 @@ def test_unknown_preset_name():
 def test_models_dir_has_only_valid_presets():
     for p in sorted(models.MODELS_DIR.glob("*.yaml")):
         load_model(p)
+
+
+# -- attention variant options --------------------------------------------------------
+@pytest.mark.parametrize("variant,grid,options,where,msg", [
+    ("halo", (14, 14), {"block": 0}, "block", "expected a positive integer, got 0"),
+    ("halo", (14, 14), {"block": "8"}, "block", "expected a positive integer, got '8'"),
+    ("halo", (7, 9), {"block": 4}, "block",
+     "block 4 does not divide the 7 x 9 patch grid (blocks that divide both sides: 1)"),
+    ("halo", (14, 14), {}, "block",
+     "the default block 8 does not divide the 14 x 14 patch grid (blocks that divide both sides: 1, 2, 7, 14)"),
+    ("halo", (14, 14), {"block": 7, "halo": -1}, "halo", "expected a non-negative integer, got -1"),
+    ("halo", (14, 14), {"block": 7, "kernel": 3}, "kernel",
+     "option kernel is for neighborhood-2d, not halo (halo takes block, halo)"),
+    ("neighborhood-2d", (14, 14), {"kernel": 4}, "kernel",
+     "expected a positive odd integer, got 4 (NATTEN requires an odd kernel)"),
+    ("neighborhood-2d", (14, 14), {"kernel": True}, "kernel", "expected a positive odd integer, got True"),
+    ("neighborhood-2d", (14, 14), {"kernel": 7, "dilation": 0}, "dilation", "expected a positive integer, got 0"),
+    ("neighborhood-2d", (7, 9), {"kernel": 9}, "kernel",
+     "the window (kernel 9 x dilation 1 = 9 patches) is larger than the sequence (7 x 9 patch grid)"),
+    ("neighborhood-2d", (14, 14), {"dilation": 3}, "dilation",
+     "the window (kernel 7 x dilation 3 = 21 patches) is larger than the sequence (14 x 14 patch grid)"),
+    ("linformer", (14, 14), {"proj_len": 300}, "proj_len",
+     "the projected length 300 is larger than the sequence (197 tokens)"),
+    ("linformer", (14, 14), {"proj_len": 2.5}, "proj_len", "expected a positive integer, got 2.5"),
+    ("softmax-1pass", (14, 14), {"chunk": 0}, "chunk", "expected a positive integer, got 0"),
+    ("gmm-mask", (14, 14), {"gaussians": -1}, "gaussians", "expected a positive integer, got -1"),
+    ("retention", (14, 14), {"gamma": 1.5}, "gamma", "expected a number in (0, 1], got 1.5"),
+    ("retention", (14, 14), {"gamma": float("nan")}, "gamma", "expected a number in (0, 1], got nan"),
+    ("linear", (14, 14), {"block": 8}, "block",
+     "option block is for halo, not linear (linear takes no options)"),
+])
+def test_bad_attention_options_name_the_option(variant, grid, options, where, msg):
+    with pytest.raises(ConfigError) as ei:
+        bind_variant(variant, tokens=197, grid=grid, head_dim=64, options=options)
+    assert ei.value.ypath == (where,) and ei.value.message == msg
+
+
+def test_default_projected_length_longer_than_the_sequence():
+    with pytest.raises(ConfigError, match=r"the default projected length 64 is larger than the sequence "
+                                          r"\(50 tokens\); give a proj_len"):
+        bind_variant("linformer", tokens=50, grid=(7, 7), head_dim=64)
+
+
+@pytest.mark.parametrize("variant,options,ranks,params", [
+    ("halo", {"block": 7, "halo": 0}, {"H": 14, "W": 14, "C": 64, "F": 64}, {"block": 7, "halo": 0}),
+    ("neighborhood-2d", {"kernel": 7, "dilation": 2}, {"H": 14, "W": 14, "KY": 7, "KX": 7, "E": 64, "F": 64},
+     {"dil_y": 2, "dil_x": 2}),
+    ("linformer", {"proj_len": 197}, {"M": 197, "P": 197, "J": 197, "E": 64, "F": 64}, {}),
+    ("retention", {"gamma": 1}, {"M": 197, "E": 64, "F": 64}, {"gamma": 1.0}),
+    ("gmm-mask", {"gaussians": 2}, {"GY": 14, "GX": 14, "E": 64, "F": 64, "G": 2}, {}),
+])
+def test_good_attention_options_bind(variant, options, ranks, params):
+    b = bind_variant(variant, tokens=197, grid=(14, 14), head_dim=64, options=options)
+    assert dict(b.ranks) == ranks
+    assert {k: b.params[k] for k in params} == params and b.params["scale"] == 0.125
+
+
+@pytest.mark.parametrize("tokens,grid,ok", [(197, (14, 14), True), (196, (14, 14), True),
+                                            (197, (13, 13), False), (4096, (64, 64), True),
+                                            (4096, (32, 128), True), (4096, (62, 66), False)])
+def test_check_grid(tokens, grid, ok):
+    if ok:
+        check_grid(tokens, grid)
+    else:
+        with pytest.raises(ConfigError, match=f"patch grid has {grid[0] * grid[1]} patches, but the model "
+                                              f"has {tokens} tokens"):
+            check_grid(tokens, grid)
