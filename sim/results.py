@@ -2,13 +2,24 @@
 
 Keys (``einarray simulate --json``)::
 
-    cycles, latency_s, compute_cycles, clock_hz, instances
-    utilization: {UNIT: {busy, pe_util, mac_util, busy_cycles}}
+    cycles, latency_s, compute_cycles, compute_only_cycles, clock_hz, instances
+        compute_cycles       sum over steps of the step's compute time, including stalls
+                             on the on-chip buffer's bandwidth
+        compute_only_cycles  the same without any memory stall: sum over steps of
+                             (sum over stages of max over units of the units' work), i.e.
+                             what the run would take with infinite DRAM and buffer
+                             bandwidth (SCALE-Sim's "compute cycles")
+    utilization: {UNIT: {busy, pe_util, mac_util, pe_util_compute, mac_util_compute,
+                         busy_cycles}}
         busy      fraction of cycles the unit works on something
         pe_util   PE-cycles used / (PEs x cycles) (an element-wise op of c cycles uses
                   c PE-cycles per element; a fold using part of the array counts only
-                  the PEs it uses) -- FuseMax's "utilization"
+                  the PEs it uses) -- FuseMax's "utilization"; ``cycles`` includes
+                  every memory stall
         mac_util  MACs / (peak MACs per cycle x cycles)
+        pe_util_compute, mac_util_compute   the same over compute_only_cycles: how well
+                  the mapping uses the array while it computes (SCALE-Sim's utilization,
+                  MACs / (R x C x compute cycles)); >= the figures above
     traffic: {LEVEL: {reads, writes, read_bytes, write_bytes, bytes, fills, drains,
                       read_bw, write_bw, peak_read_bw, peak_write_bw,
                       tensors: {T: {reads, writes, bytes}}}}
@@ -20,7 +31,9 @@ Keys (``einarray simulate --json``)::
                      buffer_reads, buffer_writes}}
         points = dense iteration points stepped (x instances); actions = the cascade's
         op counts (which skip points outside a 'where' filter) x instances
-    groups: {NAME: {cycles, einsums}}
+    groups: {NAME: {cycles, einsums, dram_reads, dram_writes, dram_bytes}}
+        a group's backing-store words (and bytes) moved while it ran; they sum to the
+        first level's reads, writes and bytes
     sim: {steps, steps_skipped, fast}
 
 Energy is the sum over actions of count x the arch's table (compute per unit, reads and
@@ -147,6 +160,8 @@ def collect(cfg: Config, sim: Sim) -> dict:
     total = compute_e + mem_e + leak
     latency = cycles / arch.clock_hz
 
+    compute_cycles = sum(Fraction(x) for k, x in v.items() if k[0] == "compute")
+    compute_only = compute_cycles - sum(Fraction(x) for k, x in v.items() if k[0] == "buf_stall")
     util: dict[str, dict[str, float]] = {}
     for u, unit in arch.units.items():
         busy = v.get(("busy", u), 0)
@@ -156,6 +171,8 @@ def collect(cfg: Config, sim: Sim) -> dict:
         util[u] = {"busy": _f(Fraction(busy) / cycles) if cycles else 0.0,
                    "pe_util": _f(Fraction(pe) / (unit.lanes * cycles)) if cycles else 0.0,
                    "mac_util": _f(Fraction(macs, peak * cycles)) if cycles else 0.0,
+                   "pe_util_compute": _f(Fraction(pe) / (unit.lanes * compute_only)) if compute_only else 0.0,
+                   "mac_util_compute": _f(Fraction(macs) / (peak * compute_only)) if compute_only else 0.0,
                    "busy_cycles": _f(busy)}
 
     # per-Einsum breakdown
@@ -175,13 +192,15 @@ def collect(cfg: Config, sim: Sim) -> dict:
                            "pe_cycles": _f(v.get(("einsum_pe", e.name), 0)),
                            "points": int(pts), "actions": actions[e.name], "energy_pj": ee,
                            "buffer_reads": int(br), "buffer_writes": int(bw)}
-    groups = {g.name: {"cycles": _f(sim.group_cycles[g.name]), "einsums": list(g.einsums)}
-              for g in cfg.mapping.groups}
-    compute_cycles = sum(Fraction(x) for k, x in v.items() if k[0] == "compute")
+    groups: dict[str, dict[str, Any]] = {}
+    for g in cfg.mapping.groups:
+        gr, gw = (_i(x) for x in sim.group_dram[g.name])
+        groups[g.name] = {"cycles": _f(sim.group_cycles[g.name]), "einsums": list(g.einsums),
+                          "dram_reads": gr, "dram_writes": gw, "dram_bytes": (gr + gw) * lv[0].word_bits / 8}
     return {
         "workload": c.name, "arch": arch.name, "instances": cfg.instances, "clock_hz": arch.clock_hz,
         "cycles": int(cycles), "cycles_exact": _f(end), "latency_s": latency,
-        "compute_cycles": _f(compute_cycles),
+        "compute_cycles": _f(compute_cycles), "compute_only_cycles": _f(compute_only),
         "utilization": util, "traffic": levels,
         "energy_pj": {"total": total, "compute": compute_e, "memory": mem_e, "leakage": leak,
                       "components": comp},
