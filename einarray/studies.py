@@ -25,8 +25,7 @@ from einsum.analysis import passes
 from mapping.spec import Config
 
 from .flow import load_run_data, run
-from .outdir import output_dir
-from .report import dumps
+from .report import atomic_dir, dumps
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
@@ -429,8 +428,7 @@ def write(name: str, data: dict[str, Any], out_dir: Path) -> None:
     _, md, plots = STUDIES[name]
     data = dict(data)
     maps = data.pop("_mappings", None)
-    # the study's directory holds only what this wrote (its manifest says so); replaced whole
-    with output_dir(out_dir, kind="study", force=True, command=f"python -m einarray.studies {name}") as tmp:
+    with atomic_dir(out_dir) as tmp:
         (tmp / "results.json").write_text(dumps(data))
         if maps:
             import yaml
