@@ -491,14 +491,19 @@ class Sim:
         self.steps = 0
         self.steps_skipped = 0
         self.group_cycles: dict[str, Fraction] = {}
+        self.group_dram: dict[str, tuple[Any, Any]] = {}  # words (read, written) per group
 
     def run(self) -> "Sim":
         for g in self.cfg.mapping.groups:
             start = max(self.state)
             self.state[:] = [start] * len(self.state)
+            before = self.counters.snapshot()
             GroupSim(self, g).run()
             end = max(self.state)
             self.group_cycles[g.name] = end - start
+            d = self.counters.diff(before)
+            self.group_dram[g.name] = (sum(x for k, x in d.items() if k[0] == "dram_read"),
+                                       sum(x for k, x in d.items() if k[0] == "dram_write"))
             self.state[:] = [end] * len(self.state)
         return self
 
