@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import shlex
 import sys
 
 from einsum.errors import EinarrayError
@@ -38,16 +41,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["einarray", *argv])  # recorded in output directories' manifests
     try:
         status = args.handler(args)
     except EinarrayError as exc:
         print(f"einarray {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # an input or output the OS refused: no space, permission, not a directory
+        print(f"einarray {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"einarray {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: reason`` (``PATH -> PATH2: reason`` for a rename) for an OSError."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    path = os.fsdecode(exc.filename)
+    if exc.filename2 is not None:
+        path += f" -> {os.fsdecode(exc.filename2)}"
+    return f"{path}: {reason}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,12 +8,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from einarray.flow import load_run, run
-from einarray.report import atomic_dir, dumps
+from einarray.outdir import check, output_dir
+from einarray.report import dumps
 
 
 def compare(configs: Sequence[str | Path], out_dir: str | Path, *,
-            sweep: tuple[str, list[int]] | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Run every config (at every sweep value) and write compare.md/json and plots."""
+            sweep: tuple[str, list[int]] | None = None, progress: bool = True, force: bool = False,
+            command: str | None = None) -> list[dict[str, Any]]:
+    """Run every config (at every sweep value) and write compare.md/json and plots into ``out_dir``.
+
+    ``out_dir`` follows :mod:`einarray.outdir` (new, empty, or with ``force`` an earlier einarray
+    output); it is checked before anything runs. ``command`` is recorded in its manifest.
+    """
+    check(out_dir, force=force)
     rows: list[dict[str, Any]] = []
     values: list[int | None] = list(sweep[1]) if sweep else [None]
     for cfg in configs:
@@ -27,7 +34,7 @@ def compare(configs: Sequence[str | Path], out_dir: str | Path, *,
                          "throughput_inf_per_s": s["throughput_inf_per_s"],
                          "dram_bytes": s["dram_bytes"], "utilization": s["utilization"],
                          "arch": res["arch"]["name"], "workload": res["workload"]})
-    with atomic_dir(Path(out_dir)) as tmp:
+    with output_dir(out_dir, kind="compare", force=force, command=command) as tmp:
         (tmp / "compare.json").write_text(dumps({"sweep": sweep[0] if sweep else None, "rows": rows}))
         (tmp / "compare.md").write_text(_markdown(rows, sweep))
         for name, data in _plots(rows, sweep).items():

@@ -4,25 +4,22 @@ Files: ``report.json`` (the simulator's stable keys aggregated over layers, plus
 and per-Einsum data; byte-identical for the same config), ``report.md``, a self-contained
 ``report.html`` (plots embedded as base64 PNG), ``layers.csv``, and PNG plots: energy by
 component and by layer, utilization per Einsum and unit, a roofline of every Einsum, and
-traffic per memory level. The directory is built under a temporary name beside the
-target and renamed into place, so a failed or interrupted run leaves no partial report.
+traffic per memory level. The files are written through :func:`einarray.outdir.output_dir`:
+the target must be new, empty or (with ``force``) an earlier einarray report, and a failed or
+interrupted run leaves no partial report.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import html
 import io
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from einsum.errors import ConfigError
+from .outdir import output_dir
 
 PLOTS = ("energy-components.png", "energy-layers.png", "utilization.png", "roofline.png", "traffic.png")
 
@@ -42,33 +39,12 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-@contextlib.contextmanager
-def atomic_dir(dest: Path) -> Iterator[Path]:
-    """Build a directory under a temporary name; rename it onto ``dest`` on success."""
-    dest = Path(dest)
-    parent = dest.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report directory: {exc.strerror or exc}", str(dest)) from None
-    try:
-        yield tmp
-        old = None
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=parent))
-            os.replace(dest, old / "x")
-        os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def write_report(result: dict[str, Any], out_dir: str | Path, *, plots: bool = True) -> Path:
+def write_report(result: dict[str, Any], out_dir: str | Path, *, plots: bool = True, force: bool = False,
+                 command: str | None = None) -> Path:
+    """Write the report files into ``out_dir`` (rules: :mod:`einarray.outdir`; ``force`` replaces
+    an earlier einarray report there); ``command`` is recorded in the directory's manifest."""
     out = Path(out_dir)
-    with atomic_dir(out) as tmp:
+    with output_dir(out, kind="run", force=force, command=command) as tmp:
         (tmp / "report.json").write_text(dumps(result), encoding="utf-8")
         write_layers_csv(result, tmp / "layers.csv")
         images: dict[str, bytes] = {}

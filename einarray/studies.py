@@ -25,7 +25,8 @@ from einsum.analysis import passes
 from mapping.spec import Config
 
 from .flow import load_run_data, run
-from .report import atomic_dir, dumps
+from .outdir import output_dir
+from .report import dumps
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
@@ -428,7 +429,8 @@ def write(name: str, data: dict[str, Any], out_dir: Path) -> None:
     _, md, plots = STUDIES[name]
     data = dict(data)
     maps = data.pop("_mappings", None)
-    with atomic_dir(out_dir) as tmp:
+    # the study's directory holds only what this wrote (its manifest says so); replaced whole
+    with output_dir(out_dir, kind="study", force=True, command=f"python -m einarray.studies {name}") as tmp:
         (tmp / "results.json").write_text(dumps(data))
         if maps:
             import yaml

@@ -38,6 +38,8 @@ from einsum.atomic import atomic_path
 from einsum.errors import ConfigError, EinarrayError
 from einsum.yamlsrc import load as load_yaml
 
+from .outdir import claim
+
 SWEEP_KEYS = {"version", "name", "description", "base", "grid", "points", "search", "evaluator"}
 
 
@@ -229,11 +231,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, workers: int | None = Non
               scheduler: str | None = None, progress: bool = True,
               connect_timeout: float = 10.0) -> SweepResult:
     """Run every point not already in ``out_dir/results.jsonl``; write CSV and plots."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the output directory: {exc}", str(out)) from None
+    # new, empty or an earlier sweep's directory (resumed); anything else is refused
+    out = claim(out_dir, kind="sweep", command=f"einarray sweep {spec.file}",
+                files=("results.jsonl", "results.csv", "energy-vs-latency.png", "plot-error.txt"))
     jsonl = out / "results.jsonl"
     done = _load_done(jsonl)
     todo = [t for t in spec.tasks if t.point_id not in done]

@@ -10,10 +10,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from einarray.outdir import check as check_output
 from einarray.sweep import load_sweep, run_sweep
 from einsum.errors import ConfigError
 
 from .common import parse_ranks
+
+
+FORCE_HELP = ("replace DIR if it holds an earlier einarray output (files einarray wrote there are "
+              "replaced or removed, other files are kept); any other non-empty DIR is still refused")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Load a run config (workload or model, arch, mapping; may include other files), "
                     "simulate every layer with a progress bar, print a summary, and write report.md, "
                     "a self-contained report.html, report.json, layers.csv and PNG plots into DIR "
-                    "(default out/<config name>/). The directory is built under a temporary name and "
-                    "renamed, so a failed or interrupted run leaves no partial report.")
+                    "(default out/<config name>/). DIR must be new or empty; --force replaces an "
+                    "earlier einarray report there, never any other directory or file. The files are "
+                    "moved into DIR only when all are complete, so a failed or interrupted run leaves "
+                    "DIR as it was.")
     p.add_argument("config", help="run config YAML")
-    p.add_argument("--output", "-o", help="report directory (default out/<config name>)")
+    p.add_argument("--output", "-o", metavar="DIR",
+                   help="report directory, new or empty (default out/<config name>)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--rank", "-r", action="append", default=[], metavar="NAME=SIZE",
                    help="override a rank in every layer that has it (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.key=VALUE",
@@ -40,9 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run several configs (for example one model with different attention variants or "
                     "mappings) and write a side-by-side report (compare.md, compare.json, plots). With "
                     "--sweep NAME:v1,v2,... each config is run at each value of rank NAME, and latency, "
-                    "energy and utilization are plotted against it.")
+                    "energy and utilization are plotted against it. DIR must be new or empty; --force "
+                    "replaces an earlier einarray output there.")
     p.add_argument("configs", nargs="+", help="run config YAML files")
-    p.add_argument("--output", "-o", help="output directory (default out/compare)")
+    p.add_argument("--output", "-o", metavar="DIR",
+                   help="output directory, new or empty (default out/compare)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--sweep", metavar="RANK:V1,V2,...",
                    help="sweep one rank over values, e.g. --sweep P:1024,4096,16384 "
                         "(also accepted: rank=P:1024,4096)")
@@ -55,9 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "with a process pool, or on a Dask cluster with --scheduler. Results are appended "
                     "to DIR/results.jsonl as points finish, so re-running resumes an interrupted sweep; "
                     "DIR/results.csv and DIR/energy-vs-latency.png are written at the end. A failing "
-                    "point is recorded with its error; the exit status is 1 only when every point fails.")
+                    "point is recorded with its error; the exit status is 1 only when every point fails. "
+                    "DIR must be new, empty or an earlier sweep's directory.")
     p.add_argument("sweep", help="sweep YAML file")
-    p.add_argument("--output", "-o", help="output directory (default out/sweep-<name>)")
+    p.add_argument("--output", "-o", metavar="DIR",
+                   help="output directory: new, empty or a sweep to resume (default out/sweep-<name>)")
     p.add_argument("--workers", "-j", type=int, default=None,
                    help="local worker processes (default: number of CPUs)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.1:8786")
@@ -95,8 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_run(args.config, ranks=parse_ranks(args.rank), sets=args.set)
     out = Path(args.output or Path("out") / spec.name)
+    check_output(out, force=args.force)  # refuse before the simulation, not after
     result = run(spec, progress=not args.no_progress)
-    write_report(result, out, plots=not args.no_plots)
+    write_report(result, out, plots=not args.no_plots, force=args.force, command=args.command_line)
     if args.json:
         import json
 
@@ -147,7 +162,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     sweep = parse_sweep(args.sweep) if args.sweep else None
     out = Path(args.output or Path("out") / "compare")
-    rows = compare(args.configs, out, sweep=sweep, progress=not args.no_progress)
+    rows = compare(args.configs, out, sweep=sweep, progress=not args.no_progress, force=args.force,
+                   command=args.command_line)
     con = Console()
     t = Table(title=f"comparison ({len(rows)} runs)")
     cols = ["config"] + (["value"] if sweep else []) + ["latency (ms)", "energy (mJ)", "EDP (pJ*s)"]

@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from einarray.outdir import check as check_output
+from einarray.outdir import output_dir
 from einsum.atomic import atomic_path
 from einsum.errors import ConfigError
 
@@ -29,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=_int, help="random seed of the heuristic (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--output", "-o", metavar="DIR",
-                   help="write DIR/best-mapping.yaml, DIR/pareto.csv and DIR/pareto.png")
+                   help="write DIR/best-mapping.yaml, DIR/pareto.csv and DIR/pareto.png (DIR new or empty)")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR if it holds an earlier einarray output; any other non-empty DIR is refused")
     p.add_argument("--no-seed", action="store_true", help="do not seed the search with the config's mapping:")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--set", action="append", default=[], dest="sets", metavar="SECTION.KEY=VALUE",
@@ -104,6 +108,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     problem = load_search_config(args.config, objective=args.objective, budget=args.budget, seed=args.seed,
                                  sets=args.sets)
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        check_output(out, force=args.force)  # refuse before searching, not after
     if args.partition:
         (value, size, res), rows = _search_partitions(args, problem)
         from rich.console import Console
@@ -113,13 +120,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         text = mapping_yaml(res.mapping, _header(res) + f"\n# with ranks: {{{name}: {size}}} (chosen by "
                             f"--partition from {', '.join(str(r['size']) for r in rows)})")
         if args.output:
-            out = Path(args.output)
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create the output directory: {exc.strerror or exc}",
-                                  str(out)) from None
-            write_outputs(res, out, text)
+            _write_dir(args, res, text)
         if args.json:
             print(json.dumps({**res.summary(), "partition": {name: size}, "partitions": rows,
                               "mapping_yaml": text}, indent=2, sort_keys=True, default=str))
@@ -135,12 +136,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     if args.no_seed:
         problem.settings = dataclasses.replace(problem.settings, seed_mapping=False)
-    out = Path(args.output) if args.output else None
-    if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the output directory: {exc.strerror or exc}", str(out)) from None
     bar = None
     progress = None
     if not args.no_progress and not args.json:
@@ -162,7 +157,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     header = _header(res)
     text = mapping_yaml(res.mapping, header)
     if out is not None:
-        write_outputs(res, out, text)
+        _write_dir(args, res, text)
     if args.json:
         print(json.dumps({**res.summary(), "mapping_yaml": text}, indent=2, sort_keys=True, default=str))
         return 0
@@ -177,6 +172,11 @@ def _header(res) -> str:
             f"EDP {f['edp']:.6g} pJ*s\n"
             f"{'exhaustive' if res.exhaustive else 'heuristic'} search, {res.evaluations} simulated candidates, "
             f"seed {res.seed}{', seeded with the config mapping' if res.seeded else ''}")
+
+
+def _write_dir(args: argparse.Namespace, res, text: str) -> None:
+    with output_dir(args.output, kind="search", force=args.force, command=args.command_line) as tmp:
+        write_outputs(res, tmp, text)
 
 
 def write_outputs(res, out: Path, text: str) -> None:

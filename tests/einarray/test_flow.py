@@ -104,7 +104,7 @@ def test_unwritable_report_directory(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["run", str(DATA / "with-include.yaml"), "-o", str(blocker / "sub" / "r"), "--no-progress"]) == 2
-    assert "cannot write the report directory" in capsys.readouterr().err
+    assert f"cannot create the directory: {blocker} is not a directory" in capsys.readouterr().err
 
 
 def test_interrupt_leaves_no_partial_report(tmp_path, capsys, monkeypatch):
@@ -118,7 +118,7 @@ def test_interrupt_leaves_no_partial_report(tmp_path, capsys, monkeypatch):
     import einarray.report as report
 
     monkeypatch.setattr(report, "render_plots", boom)
-    assert main(["run", str(DATA / "with-include.yaml"), "-o", str(out), "--no-progress"]) == 130
+    assert main(["run", str(DATA / "with-include.yaml"), "-o", str(out), "--no-progress", "--force"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert (out / "report.json").read_bytes() == before  # the old report is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no temporary directory left

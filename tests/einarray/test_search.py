@@ -13,6 +13,7 @@ import pytest
 
 from einarray.analytic import estimate_config
 from einarray.cli import main
+from einarray.outdir import MANIFEST
 from einarray.search import Searcher, assemble, load_search_config, mapping_yaml, search
 from einsum.errors import ConfigError
 from einsum.yamlsrc import loads
@@ -261,7 +262,7 @@ def test_cli_writes_outputs_and_json(tmp_path, capsys):
     rows = list(csv.DictReader((out / "pareto.csv").open()))
     assert len(rows) == len(data["pareto"]) and sum(int(r["best"]) for r in rows) == 1
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
-    assert not [f for f in out.iterdir() if f.name.startswith(".")]  # no temporaries left
+    assert not [f for f in out.iterdir() if f.name.startswith(".") and f.name != MANIFEST]  # no temporaries left
     # the printed mapping pastes into a config that simulates to the same figures
     cfg_text = BASE + text.split("mapping:", 1)[0] + "mapping:" + text.split("mapping:", 1)[1]
     q = write(tmp_path, cfg_text, "pasted.yaml")
