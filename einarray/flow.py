@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 
 from einsum.errors import ConfigError
 from einsum.yamlsrc import Source, YPath, load as load_yaml
-from mapping.arch import Arch
+from mapping.arch import Arch, ComputeUnit
 from mapping.spec import Config, load_section, config_from_sections
 from models import load_model
 from models.attention import VARIANTS, check_grid, infer_grid, split_attention
@@ -301,6 +301,9 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         except ConfigError as exc:
             if exc.file == model["file"]:
                 raise wsrc.error(wp, f"layer {lay['name']} ({lay['cascade']}): {exc.message}") from None
+            if exc.ypath[:1] == ("mapping",):  # the layer's derived mapping: say which layer
+                raise ConfigError(f"layer {lay['name']}: {format_ypath(exc.ypath)}: {exc.message}",
+                                  exc.file, exc.line) from None
             raise
         out.append(LayerSpec(name=lay["name"], cascade=lay["cascade"], repeat=int(lay["repeat"]), config=cfg))
     arch = out[0].config.arch
@@ -337,7 +340,20 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath]) -> Layer
     res = search(SearchProblem(cfg, settings, None, cfg.source or ""))
     msrc = Source(f"search of {lay.name}")
     mapping = mapping_from_data(res.mapping, msrc, ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
-    return replace(lay, config=replace(cfg, mapping=mapping))
+    return replace(lay, config=replace(cfg, mapping=mapping, mapping_origin="searched"))
+
+
+def default_layer(lay: LayerSpec) -> LayerSpec:
+    """The layer with the derived default mapping when it has no given one
+    (:func:`einarray.default_mapping.derive_default`)."""
+    from dataclasses import replace
+
+    from .default_mapping import derive_default
+
+    cfg, choice = derive_default(lay.config)
+    if choice is None:
+        return lay
+    return replace(lay, config=cfg, default_choice=choice.as_dict())
 
 
 # ----------------------------------------------------------------------------------
@@ -361,6 +377,10 @@ def run(spec: RunSpec, *, progress: bool = True,
                 if bar is not None:
                     bar.update(task, description=f"searching a mapping for {lay.name}")
                 lay = search_layer(lay, spec.search)
+            elif lay.config.mapping_origin == "default":
+                if bar is not None:
+                    bar.update(task, description=f"deriving the default mapping of {lay.name}")
+                lay = default_layer(lay)
             if bar is not None:
                 bar.update(task, description=f"simulating {lay.name}")
             results.append((lay, simulate(lay.config)))
@@ -436,6 +456,11 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
             members = [n for n in g["einsums"] if r["einsums"].get(n, {}).get("points")]
             if not members:
                 continue
+            ops_by_unit: dict[str, int] = {}
+            for n in members:
+                u = r["einsums"][n]["unit"]
+                ops_by_unit[u] = ops_by_unit.get(u, 0) + int(sum(r["einsums"][n]["actions"].values()))
+            # cycles, ops and DRAM bytes all cover the group's whole run (every instance)
             groups.append({
                 "layer": lay.name, "group": gname, "einsums": members, "cycles": float(g["cycles"]),
                 "ops": int(sum(sum(r["einsums"][n]["actions"].values()) for n in members)),

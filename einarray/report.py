@@ -21,8 +21,6 @@ from typing import Any
 
 from .outdir import output_dir
 
-PLOTS = ("energy-components.png", "energy-layers.png", "utilization.png", "roofline.png", "traffic.png")
-
 
 def dumps(result: dict[str, Any]) -> str:
     """Deterministic JSON (sorted keys, no timestamps)."""
@@ -174,24 +172,31 @@ def _html_table(rows: list[list[str]]) -> str:
 
 
 # -- plots -------------------------------------------------------------------------------
-def render_plots(result: dict[str, Any]) -> dict[str, bytes]:
-    import matplotlib
+# Each plot is a function of the result returning a matplotlib Figure (no pyplot state);
+# render_plots saves them as PNG.
+def unit_colors(units: list[str]) -> dict[str, str]:
+    """One distinct colour per compute unit (matplotlib's tab10 cycle)."""
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    tab = colormaps["tab10"].colors
+    return {u: _hex(tab[i % len(tab)]) for i, u in enumerate(units)}
 
-    out: dict[str, bytes] = {}
 
-    def save(fig: Any, name: str) -> None:
-        buf = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-        plt.close(fig)
-        out[name] = buf.getvalue()
+def _hex(rgb: Any) -> str:
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb[:3])
 
-    # energy by component (stacked by action)
+
+def _figure(w: float, h: float) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h))
+    return fig, fig.subplots()
+
+
+def fig_energy_components(result: dict[str, Any]) -> Any:
+    """Energy per component, stacked by action."""
     comps = result["energy_pj"]["components"]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(7, 4)
     names = list(comps)
     actions = sorted({a for acts in comps.values() for a in acts})
     bottom = [0.0] * len(names)
@@ -202,64 +207,104 @@ def render_plots(result: dict[str, Any]) -> dict[str, bytes]:
     ax.set_ylabel("energy (J)")
     ax.set_title("energy by component and action")
     ax.legend(fontsize=7, ncol=2)
-    save(fig, "energy-components.png")
+    return fig
 
-    # energy by layer
+
+def fig_energy_layers(result: dict[str, Any]) -> Any:
     layers = result["layers"]
-    fig, ax = plt.subplots(figsize=(7, max(3, 0.35 * len(layers) + 1)))
+    fig, ax = _figure(7, max(3, 0.35 * len(layers) + 1))
     ax.barh([l["name"] for l in layers][::-1], [l["energy_pj"] * 1e-12 for l in layers][::-1], color="#4c72b0")
     ax.set_xlabel("energy (J)")
     ax.set_title("energy by layer")
-    save(fig, "energy-layers.png")
+    return fig
 
-    # utilization per Einsum and unit (the Einsums that take the most time)
+
+def fig_utilization(result: dict[str, Any]) -> Any:
+    """Utilization of the Einsums that take the most time, coloured by unit."""
+    from matplotlib.patches import Patch
+
     es = sorted(result["einsums"], key=lambda e: -e["cycles"])[:25]
-    fig, ax = plt.subplots(figsize=(8, max(3, 0.3 * len(es) + 1)))
     units = list(result["arch"]["units"])
-    colors = {u: c for u, c in zip(units, ("#4c72b0", "#dd8452", "#55a868"))}
+    colors = unit_colors(units)
+    fig, ax = _figure(8, max(3, 0.3 * len(es) + 1))
     ax.barh([f"{e['layer']}:{e['einsum']}" for e in es][::-1], [e["utilization"] for e in es][::-1],
-            color=[colors.get(e["unit"], "#888") for e in es][::-1])
-    for u in units:
-        ax.barh([], [], color=colors[u], label=u)
+            color=[colors.get(e["unit"], "#888888") for e in es][::-1])
     ax.set_xlim(0, 1)
-    ax.set_xlabel("utilization (PE-cycles / PEs x cycles)")
+    ax.set_xlabel("utilization (PE-cycles / PEs x the Einsum's cycles)")
     ax.set_title("utilization of the longest Einsums")
-    ax.legend(fontsize=7)
-    save(fig, "utilization.png")
+    ax.legend(handles=[Patch(facecolor=colors[u], label=u) for u in units], fontsize=7)
+    return fig
 
-    # roofline: one point per fused group (a single Einsum unless the mapping fuses several),
-    # the unit at which DRAM traffic is defined
-    peak = result["arch"]["peak_macs_per_s"]
-    bw = result["arch"]["dram_bytes_per_s"]
-    clock = result["clock_hz"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    pts = [g for g in result["groups"] if g["cycles"] > 0 and g["ops"] > 0]
-    xs = [g["ops"] / g["dram_bytes"] if g["dram_bytes"] else None for g in pts]
-    finite = [x for x in xs if x]
-    lo = min(finite + [peak / bw]) / 8
-    hi = max(finite + [peak / bw]) * 8
+
+def roofline_points(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The roofline's points: one per fused group and unit it computes on.
+
+    ``ops`` are the actions the group's Einsums ran on the unit, ``ops_per_s`` those over
+    the group's time, ``intensity`` those per DRAM byte the simulator counted while the
+    group ran (None: no DRAM traffic), ``roof`` the unit's bound there: min(peak ops/s of
+    the unit, intensity x DRAM bandwidth). Cycles, ops and bytes all cover every instance.
+    """
+    arch = result["arch"]
+    bw = arch["dram_bytes_per_s"]
+    out = []
+    for g in result["groups"]:
+        if g["cycles"] <= 0:
+            continue
+        seconds = g["cycles"] / result["clock_hz"]
+        for u, ops in sorted(g["ops_by_unit"].items()):
+            if ops <= 0:
+                continue
+            x = ops / g["dram_bytes"] if g["dram_bytes"] else None
+            peak = arch["peak_ops_per_s"][u]
+            out.append({"label": f"{g['layer']}/{g['group']}", "unit": u, "ops": ops, "intensity": x,
+                        "ops_per_s": ops / seconds, "roof": min(peak, x * bw) if x else peak})
+    return out
+
+
+def fig_roofline(result: dict[str, Any]) -> Any:
+    """One roof per compute unit (its peak ops/s, the DRAM bandwidth slope) and one labelled
+    point per fused group and unit (:func:`roofline_points`)."""
     import numpy as np
 
-    grid = np.logspace(np.log10(lo), np.log10(hi), 100)
-    ax.plot(grid, np.minimum(peak, grid * bw), "k-", lw=1.5, label="roof: peak ops/s, DRAM bandwidth")
-    unit_of = {(e["layer"], e["einsum"]): e["unit"] for e in result["einsums"]}
-    for g, x in zip(pts, xs):
-        perf = g["ops"] / (g["cycles"] / clock)
-        u = unit_of.get((g["layer"], g["einsums"][0]), "")
-        ax.scatter(x if x else hi, perf, s=18, color=colors.get(u, "#888"))
-    for u in units:
-        ax.scatter([], [], color=colors[u], label=f"on {u}")
+    arch = result["arch"]
+    bw = arch["dram_bytes_per_s"]
+    units = list(arch["units"])
+    colors = unit_colors(units)
+    pts = roofline_points(result)
+    ridges = [arch["peak_ops_per_s"][u] / bw for u in units]
+    finite = [p["intensity"] for p in pts if p["intensity"]]
+    lo = min(finite + ridges) / 8
+    hi = max(finite + ridges) * 8
+    fig, ax = _figure(10, 6.5)
+    grid = np.logspace(np.log10(lo), np.log10(hi), 200)
+    for i, u in enumerate(units):
+        peak = arch["peak_ops_per_s"][u]
+        ax.plot(grid, np.minimum(peak, grid * bw), ("-", "--", ":", "-.")[i % 4], color=colors[u], lw=1.5,
+                gid=f"roof:{u}",
+                label=f"{u} roof: {_si(peak, 'ops/s')}, DRAM {_si(bw, 'B/s')}")
+        mine = [p for p in pts if p["unit"] == u]
+        xs = [p["intensity"] or hi for p in mine]
+        ys = [p["ops_per_s"] for p in mine]
+        ax.scatter(xs, ys, s=18, color=colors[u], gid=f"points:{u}", label=f"groups on {u}", zorder=3)
+        same: dict[tuple[float, float], list[str]] = {}  # points that coincide share one label
+        for p, x, y in zip(mine, xs, ys):
+            same.setdefault((float(f"{x:.4g}"), float(f"{y:.4g}")), []).append(p["label"])
+        for (x, y), labels in same.items():
+            ax.annotate(", ".join(labels), (x, y), xytext=(3, 2), textcoords="offset points", fontsize=5,
+                        color="#333333")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xlim(lo, hi * 1.5)
     ax.set_xlabel("operational intensity (ops / DRAM byte); no DRAM traffic: right edge")
     ax.set_ylabel("achieved ops/s")
-    ax.set_title("roofline: each Einsum (fused groups as one point)")
-    ax.legend(fontsize=7)
-    save(fig, "roofline.png")
+    ax.set_title("roofline: each fused group (layer/group) on each unit it uses")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
 
-    # traffic per level
+
+def fig_traffic(result: dict[str, Any]) -> Any:
     tr = result["traffic"]
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = _figure(6, 3.8)
     lv = list(tr)
     ax.bar([f"{l} read" for l in lv], [tr[l]["read_bytes"] for l in lv], color="#4c72b0")
     ax.bar([f"{l} write" for l in lv], [tr[l]["write_bytes"] for l in lv], color="#dd8452")
@@ -267,5 +312,20 @@ def render_plots(result: dict[str, Any]) -> dict[str, bytes]:
     ax.set_ylabel("bytes")
     ax.set_title("traffic per memory level")
     ax.tick_params(axis="x", rotation=30)
-    save(fig, "traffic.png")
-    return out
+    return fig
+
+
+FIGURES = {"energy-components.png": fig_energy_components, "energy-layers.png": fig_energy_layers,
+           "utilization.png": fig_utilization, "roofline.png": fig_roofline, "traffic.png": fig_traffic}
+
+
+def png(fig: Any) -> bytes:
+    """A figure as deterministic PNG bytes (no software or date metadata)."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def render_plots(result: dict[str, Any]) -> dict[str, bytes]:
+    return {name: png(make(result)) for name, make in FIGURES.items()}
