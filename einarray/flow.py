@@ -301,9 +301,6 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         except ConfigError as exc:
             if exc.file == model["file"]:
                 raise wsrc.error(wp, f"layer {lay['name']} ({lay['cascade']}): {exc.message}") from None
-            if exc.ypath[:1] == ("mapping",):  # the layer's derived mapping: say which layer
-                raise ConfigError(f"layer {lay['name']}: {format_ypath(exc.ypath)}: {exc.message}",
-                                  exc.file, exc.line) from None
             raise
         out.append(LayerSpec(name=lay["name"], cascade=lay["cascade"], repeat=int(lay["repeat"]), config=cfg))
     arch = out[0].config.arch
@@ -340,20 +337,7 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath]) -> Layer
     res = search(SearchProblem(cfg, settings, None, cfg.source or ""))
     msrc = Source(f"search of {lay.name}")
     mapping = mapping_from_data(res.mapping, msrc, ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
-    return replace(lay, config=replace(cfg, mapping=mapping, mapping_origin="searched"))
-
-
-def default_layer(lay: LayerSpec) -> LayerSpec:
-    """The layer with the derived default mapping when it has no given one
-    (:func:`einarray.default_mapping.derive_default`)."""
-    from dataclasses import replace
-
-    from .default_mapping import derive_default
-
-    cfg, choice = derive_default(lay.config)
-    if choice is None:
-        return lay
-    return replace(lay, config=cfg, default_choice=choice.as_dict())
+    return replace(lay, config=replace(cfg, mapping=mapping))
 
 
 # ----------------------------------------------------------------------------------
@@ -377,10 +361,6 @@ def run(spec: RunSpec, *, progress: bool = True,
                 if bar is not None:
                     bar.update(task, description=f"searching a mapping for {lay.name}")
                 lay = search_layer(lay, spec.search)
-            elif lay.config.mapping_origin == "default":
-                if bar is not None:
-                    bar.update(task, description=f"deriving the default mapping of {lay.name}")
-                lay = default_layer(lay)
             if bar is not None:
                 bar.update(task, description=f"simulating {lay.name}")
             results.append((lay, simulate(lay.config)))
@@ -463,8 +443,8 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
             # cycles, ops and DRAM bytes all cover the group's whole run (every instance)
             groups.append({
                 "layer": lay.name, "group": gname, "einsums": members, "cycles": float(g["cycles"]),
-                "ops": int(sum(sum(r["einsums"][n]["actions"].values()) for n in members)),
-                "dram_bytes": _group_dram_bytes(lay.config, g["einsums"], dram),
+                "ops": sum(ops_by_unit.values()), "ops_by_unit": ops_by_unit,
+                "dram_bytes": float(g["dram_bytes"]),
             })
     macs = sum(l["macs"] for l in layers)
     dram_lvl = arch.levels[0].name
@@ -485,7 +465,8 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
         "arch": {"name": arch.name, "clock_hz": clock, "units": units,
                  "levels": [lv.name for lv in arch.levels],
                  "peak_macs_per_s": sum(u.lanes * u.macs_per_pe for u in arch.units.values()) * clock,
-                 "dram_bytes_per_s": float(arch.levels[0].read_bw) * arch.levels[0].word_bits / 8 * clock},
+                 "peak_ops_per_s": {n: _peak_ops_per_cycle(n, u, results) * clock for n, u in arch.units.items()},
+                 "dram_bytes_per_s": _dram_bytes_per_cycle(arch) * clock},
         "cycles": cycles, "latency_s": latency, "clock_hz": clock, "utilization": util,
         "traffic": traffic, "energy_pj": energy, "edp": energy["total"] * latency,
         "summary": summary, "layers": layers,
@@ -501,22 +482,26 @@ def _macs(cfg: Config) -> int:
     return int(sum(oc.macs for oc in cfg.counts.values()))
 
 
-def _group_dram_bytes(cfg: Config, members: list[str], dram: Mapping[str, Any]) -> float:
-    """DRAM bytes of one fused group: the writes of the tensors it produces, and its share of
-    the reads of each tensor it reads (split evenly among the groups that read it)."""
-    c = cfg.cascade
-    tens = dram.get("tensors", {})
-    words = dram["reads"] + dram["writes"]
-    per_word = dram["bytes"] / words if words else 0.0
-    group_of = {n: g.name for g in cfg.mapping.groups for n in g.einsums}
-    writes = {c.einsum(n).output for n in members}
-    reads = {t for n in members for t in c.einsum(n).reads} - writes
-    total = 0.0
-    for t in reads:
-        if t in tens:
-            readers = {group_of.get(x.name, x.name) for x in c.einsums if t in x.reads}
-            total += tens[t]["reads"] * per_word / max(1, len(readers))
-    for t in writes:
-        if t in tens:
-            total += tens[t]["writes"] * per_word
-    return total
+def _dram_bytes_per_cycle(arch: Arch) -> float:
+    """Peak backing-store bytes per cycle, reads and writes together: one shared channel
+    moves at most its faster rate; separate channels add up."""
+    d = arch.levels[0]
+    words = max(d.read_bw, d.write_bw) if d.shared_rw else d.read_bw + d.write_bw
+    return float(words) * d.word_bits / 8
+
+
+def _peak_ops_per_cycle(name: str, u: ComputeUnit, results: list[tuple[LayerSpec, dict]]) -> float:
+    """Peak actions per cycle of a compute unit, the roof of the roofline plot.
+
+    A lane does ``macs_per_pe`` MACs (2-D array) or one action of ``c`` cycles every ``c``
+    cycles; a unit that chains element-wise ops (``fuse_elementwise``) does all actions of
+    one point in the cycles of its slowest op, so its peak is the densest point among the
+    Einsums it ran."""
+    per_lane = max([1.0 / op.cycles for op in u.ops.values()] + ([float(u.macs_per_pe)] if u.is_2d else []))
+    if u.fuse_elementwise:
+        for _, r in results:
+            for e in r["einsums"].values():
+                if e["unit"] == name and e["points"] and e["actions"]:
+                    slowest = max(u.ops[a].cycles for a in e["actions"])
+                    per_lane = max(per_lane, sum(e["actions"].values()) / e["points"] / slowest)
+    return per_lane * u.lanes
