@@ -8,8 +8,9 @@ import importlib
 import os
 import shlex
 import sys
+import warnings
 
-from einsum.errors import EinarrayError
+from einsum.errors import EinarrayError, EinarrayWarning
 
 from . import __version__
 from .commands import COMMAND_MODULES
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["einarray", *argv])  # recorded in output directories' manifests
+    warnings.showwarning = _warning_printer(args.command)
     try:
         status = args.handler(args)
     except EinarrayError as exc:
@@ -71,6 +73,20 @@ def describe_os_error(exc: OSError) -> str:
     if exc.filename2 is not None:
         path += f" -> {os.fsdecode(exc.filename2)}"
     return f"{path}: {reason}"
+
+
+_SHOW_WARNING = warnings.showwarning
+
+
+def _warning_printer(command: str):
+    """``warnings.showwarning`` printing an :class:`EinarrayWarning` as one line
+    ``einarray COMMAND: warning: ...`` on stderr (other warnings as Python shows them)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, EinarrayWarning):
+            print(f"einarray {command}: warning: {message}", file=sys.stderr)
+        else:
+            _SHOW_WARNING(message, category, filename, lineno, file, line)
+    return show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,12 @@ class EinarrayError(Exception):
     """Base class of every error einarray raises on purpose."""
 
 
+class EinarrayWarning(UserWarning):
+    """A choice einarray made for the user that changes results (a default unit that is
+    slower than the one asked for by convention, a fallback mapping): ``warnings.warn``
+    with this category; the CLI prints it as one line ``einarray CMD: warning: ...``."""
+
+
 @dataclass(eq=False)
 class ConfigError(EinarrayError):
     """A user-input error located in a file, at a line, under a YAML path."""

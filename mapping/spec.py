@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -47,7 +48,7 @@ import yaml
 
 from einsum.analysis import op_counts, OpCounts
 from einsum.cascade import Cascade, Einsum
-from einsum.errors import ConfigError
+from einsum.errors import ConfigError, EinarrayWarning
 from einsum.load import cascade_from_data, load_cascade, resolve as resolve_cascade
 from einsum.yamlsrc import Source, YPath
 
@@ -232,16 +233,29 @@ def _index_list(src: Source, v: Any, path: YPath, e: Einsum, unit_dim: int, dim_
     return tuple(out)
 
 
-def default_unit(arch: Arch, e: Einsum, oc: OpCounts) -> str:
+def default_unit(arch: Arch, e: Einsum, oc: OpCounts, *, warn: bool = False) -> str:
     """Sums of products go to the 2-D array, the rest to the 1-D array, but only to a unit
     that has every op the Einsum needs (a LayerNorm variance ``sum(x*x)/D`` needs a divide
     the 2-D array may lack); if no unit has them all, the usual choice is returned and the
-    caller reports the missing op."""
+    caller reports the missing op. With ``warn`` a fallback away from the usual unit is an
+    :class:`~einsum.errors.EinarrayWarning` naming the Einsum, the missing ops and the unit
+    it runs on instead (a sum of products on the 1-D array is slower by the ratio of the
+    lane counts, e.g. 1024 / 32 on a 32 x 32 array with a 32-lane vector unit)."""
     needed = {a for a, v in oc.counts.items() if v}
     prefer = ["array2d", "array1d"] if oc.counts.get("mac") else ["array1d", "array2d"]
     units = [u for u in prefer if u in arch.units]
     for u in units:
         if needed <= set(arch.units[u].ops):
+            if warn and u != units[0]:
+                usual = arch.units[units[0]]
+                missing = sorted(needed - set(usual.ops))
+                what = "a sum of products" if oc.counts.get("mac") else "element-wise work"
+                warnings.warn(
+                    f"{e.name} ({what}) runs on {u} ({arch.units[u].lanes} lanes), not on {units[0]} "
+                    f"({usual.lanes} lanes), because {units[0]} of arch {arch.name} lacks op"
+                    f"{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; add "
+                    f"{'them' if len(missing) > 1 else 'it'} to arch.{units[0]}.ops or set "
+                    f"mapping.einsums.{e.name}.unit", EinarrayWarning, stacklevel=2)
             return u
     return units[0] if units else "array2d"
 
@@ -297,14 +311,18 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
         for k in d:
             if k not in ("unit", "dataflow", "spatial"):
                 raise _err(src, p + (str(k),), f"unknown key {k!r} (allowed: unit, dataflow, spatial)")
-        unit = d.get("unit", default_unit(arch, e, oc))
+        free = is_free(e, oc)
+        unit = d["unit"] if "unit" in d else default_unit(arch, e, oc, warn=not free)
         if unit not in arch.units:
             raise _err(src, p + ("unit",), f"unknown unit {unit!r} (this arch has: {', '.join(arch.units)})")
         u = arch.units[unit]
-        free = is_free(e, oc)
         if not free:
             for a, v in oc.counts.items():
                 if v and a not in u.ops:
+                    if "unit" not in d:  # the default: no unit of the arch has every op
+                        have = "; ".join(f"{k} has {', '.join(x.ops)}" for k, x in arch.units.items())
+                        raise arch.error((), f"no unit of arch {arch.name} can run {e.name} "
+                                         f"(mapping {'.'.join(map(str, p))}): it needs op {a!r} ({have})")
                     raise _err(src, p + ("unit",), f"{unit} cannot run {e.name}: it needs op {a!r} "
                                f"(the unit supports: {', '.join(u.ops)})")
                 if v and a not in arch.energy.get(unit, {}):

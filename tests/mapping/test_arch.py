@@ -89,3 +89,24 @@ def test_shipped_archs_simulate_a_gemm(tmp_path, name):
     assert r["einsums"]["C"]["actions"]["mac"] == 96 * 80 * 72
     assert r["cycles"] >= 96 * 80 * 72 / (u.lanes * u.macs_per_pe)
     assert 0 < r["utilization"]["array2d"]["mac_util"] <= 1
+
+
+def test_systolic_32x32_runs_an_attention_cascade(tmp_path):
+    # its vector unit (32 lanes, exp 4 and div 5 cycles per element) runs the softmax;
+    # the PEs' multiplier applies QK's scale in place
+    from mapping.spec import load_config
+    from sim.functional import check_functional
+    from sim.results import simulate
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"workload": {"cascade": "softmax-3pass"}, "arch": "systolic-32x32"}))
+    cfg = load_config(p)
+    r = simulate(cfg)
+    e = r["einsums"]
+    n = 128 * 128  # score elements
+    assert {k: v["unit"] for k, v in e.items()} == {"QK": "array2d", "GM": "array1d", "SN": "array1d",
+                                                    "SD": "array1d", "A": "array1d", "AV": "array2d"}
+    assert e["SN"]["cycles"] == n * (4 + 1) / 32 and e["A"]["cycles"] == n * 5 / 32
+    assert e["GM"]["cycles"] == e["SD"]["cycles"] == n / 32
+    # QK: 4 x 4 output folds of 64 MACs, fill/drain once (R + C - 2), the scale over 1024 PEs
+    assert e["QK"]["cycles"] == 16 * 64 + 62 + n / 1024
+    assert check_functional(cfg).ok

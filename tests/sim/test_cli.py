@@ -14,7 +14,7 @@ from einarray.cli import main
 from sim_helpers import CONFIGS, gemm_arch, write_config
 
 KEYS = {"cycles", "latency_s", "utilization", "traffic", "energy_pj", "edp", "einsums", "groups",
-        "compute_cycles", "sim", "workload", "arch", "instances"}
+        "compute_cycles", "compute_only_cycles", "sim", "workload", "arch", "instances"}
 
 
 def base_doc():
@@ -34,7 +34,8 @@ def test_json_keys_and_overrides(tmp_path, capsys):
     p = write_config(base_doc(), tmp_path)
     r = run_json(capsys, [str(p)])
     assert KEYS <= set(r)
-    assert set(r["utilization"]["array2d"]) == {"busy", "pe_util", "mac_util", "busy_cycles"}
+    assert set(r["utilization"]["array2d"]) == {"busy", "pe_util", "mac_util", "pe_util_compute",
+                                                "mac_util_compute", "busy_cycles"}
     assert {"reads", "writes", "bytes", "read_bw", "peak_read_bw", "tensors"} <= set(r["traffic"]["DRAM"])
     assert {"total", "components"} <= set(r["energy_pj"])
     assert r["einsums"]["C"]["actions"]["mac"] == 32 * 24 * 16
@@ -150,3 +151,14 @@ def test_trace_and_functional_refuse_huge_runs(tmp_path, capsys):
     assert main(["simulate", str(CONFIGS / "fusemax.yaml"), "--rank", "M=65536", "--rank", "P=65536",
                  "--set", "mapping.groups.0.hold={}", "--functional"]) == 2
     assert "iteration points" in capsys.readouterr().err
+
+
+def test_default_unit_fallback_is_one_warning_line(tmp_path, capsys):
+    # zcu102-edge-moe's 2-D array has no 'mul', so the scaled QK runs on the 32-lane unit
+    p = write_config({"workload": {"cascade": "softmax-3pass"}, "arch": "zcu102-edge-moe"}, tmp_path)
+    assert main(["simulate", str(p)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    warn = [ln for ln in err if "warning" in ln]
+    assert warn == [ln for ln in warn if ln.startswith("einarray simulate: warning: QK (a sum of products) runs on "
+                                                       "array1d (32 lanes), not on array2d (256 lanes)")]
+    assert len(warn) == 1 and "lacks op 'mul'" in warn[0]
