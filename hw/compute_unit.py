@@ -155,7 +155,8 @@ class ComputeUnit(wiring.Component):
     max_k             operand buffer depth and largest K of one command (power of two)
     gelu              instantiate one GELU lane per column (:class:`hw.gelu.Gelu`) so the
                       ``gelu`` command flag works; if False the flag is ignored
-    gelu_params       extra keyword parameters for :class:`hw.gelu.Gelu`
+    gelu_params       extra keyword parameters for :class:`hw.gelu.Gelu` (its ``dsp``
+                      defaults to the unit's)
     dsp               "generic": ``a * b`` between registers (any FPGA or simulator);
                       "ecp5": one Lattice ``MULT18X18D`` per MAC with its input and output
                       registers enabled (same 2-cycle pipeline and reset behaviour, but the
@@ -226,7 +227,7 @@ class ComputeUnit(wiring.Component):
         """One GELU lane taking and giving output-format codes."""
         from hw.gelu import Gelu  # lazy: optional block
 
-        params = {"width": self.fmt.o_width, "frac_bits": self.fmt.o_frac}
+        params = {"width": self.fmt.o_width, "frac_bits": self.fmt.o_frac, "dsp": self.dsp}
         params.update(self.gelu_params)
         g = Gelu(**params)
         d = g.describe()

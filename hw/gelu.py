@@ -1,24 +1,30 @@
 """Pipelined erf-GELU: ``gelu(x) = relu(x) - delta(|x|)`` with a 1288-bit quadratic ROM.
 
 Bit-exact with :func:`einsum.approx.gelu_approx_int` (see its module docstring for the
-numerics and error bounds).  Structure (one element per cycle, 9 register stages)::
+numerics and error bounds).  Structure (one element per cycle, 9 register stages; each
+multiplier stage is ``D`` = 1 cycle with ``dsp="generic"``, 2 with ``dsp="ecp5"``)::
 
-    stage 1  x, u = |x| at 18 fraction bits (truncated)
-    stage 1b segment index (ROM address), t = in-segment position, |x| >= 5 flag
-    stage 2  ROM (28 x 46 bits: a0 u17, a1 s16, a2 s13) read
-    stage 3  m1 = a2 * t                       (13 x 16 multiplier)
-    stage 4  s1 = a1 + (m1 >> 16)
-    stage 5  m2 = s1 * t                       (17 x 16 multiplier)
-    stage 6  d = a0 + (m2 >> 16) (0 for |x| >= 5); relu(x) aligned, plus half an LSB
+    stage 1  |x| and the sign of x
+    stage 1b segment index (ROM address), fine/coarse segment flag, |x| >= 5 flag
+    stage 2  a2 ROM read; t = in-segment position (0 for |x| >= 5, so that d = 0 there)
+    stage 3  m1 = a2 * t                       (13 x 16 multiplier); a1 ROM read
+    stage 4  s1 = a1 + (m1 >> 16); t again
+    stage 5  m2 = s1 * t                       (17 x 16 multiplier); a0 ROM read
+    stage 6  d = a0 + (m2 >> 16); relu(x) aligned, plus half an LSB
     stage 7  y = relu(x) + half - d  (the rounding shift to the output format is wiring)
     stage 8  saturation to the output format (sign-bit checks) -> ``o.payload``
 
-One carry chain (or one multiplier) per stage, for >= 200 MHz on ECP5.
+One carry chain (or one multiplier) per stage, for >= 200 MHz on ECP5. The coefficient
+ROM (28 x (17 + 16 + 13) bits) is three ROMs, each read just before its coefficient is
+used, so only the 5-bit segment index travels along the pipeline (not the coefficients),
+and t is recomputed from |x| before each multiplier. For |x| >= 5 the segment is 0, whose
+a0 = 0, and t = 0, so d = 0 without a multiplexer after the adder.
 
 Flow control: the whole pipeline advances when ``en = ~o.valid | o.ready``, and
 ``i.ready = en``: full throughput while the consumer is ready, no data lost or duplicated
 under any valid/ready pattern (``o.valid`` never depends on ``o.ready``).
-Latency: an input accepted in cycle ``c`` appears on ``o`` (valid) in cycle ``c + 9`` (``c + 11`` with ``dsp="ecp5"``).
+Latency: an input accepted in cycle ``c`` appears on ``o`` (valid) in cycle ``c + 9``
+(``c + 11`` with ``dsp="ecp5"``).
 """
 
 from __future__ import annotations
@@ -119,70 +125,31 @@ class Gelu(wiring.Component):
         uf, cf, tb = A.GELU_UFRAC, A.GELU_CFRAC, 16
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
-
-        # ROM: a memory with a synchronous read port (enable = pipeline advance)
-        rom = Memory(shape=unsigned(_W0 + _W1 + _W2), depth=A.GELU_SEGMENTS,
-                     init=[_pack(*c) for c in A.GELU_COEFFS])
-        m.submodules.rom = rom
-        rd = rom.read_port(domain="sync")
-        rom_addr = rd.addr
-        rom_data = rd.data
-        m.d.comb += rd.en.eq(en)
-
-        # stage 1: |x| at 18 fraction bits
-        v1, x1 = Signal(), Signal(signed(self.in_fmt.width))
-        uw = self.in_fmt.width + max(0, uf - fi)
-        u1 = Signal(unsigned(uw))
-        ax = abs(self.i.payload)
-        u_in = ax[fi - uf:] if fi >= uf else Cat(Const(0, uf - fi), ax)
-        with m.If(en):
-            m.d.sync += [v1.eq(self.i.valid), x1.eq(self.i.payload), u1.eq(u_in)]
-
-        # segment index from q = u in units of 1/4 (small-width logic only):
-        # fine (u < 2): seg = u*8, coarse (2 <= u < 5): seg = 16 + (q - 8) = q + 8
-        q = u1[uf - 2:]
-        fine = Signal()
-        big = Signal()
-        seg = Signal(range(A.GELU_SEGMENTS))
-        t = Signal(unsigned(tb))
-        assert A.GELU_SPLIT == 2 and A.GELU_UMAX == 5
-        m.d.comb += [
-            fine.eq(~q[3:].any()),
-            # q >= 20 as an OR of the high bits plus a 5-bit compare (no wide comparator)
-            big.eq((q[5:].any() if len(q) > 5 else 0) | (q[:5] >= 4 * A.GELU_UMAX)),
-        ]
-        with m.If(big):
-            m.d.comb += seg.eq(0)
-        with m.Elif(fine):
-            m.d.comb += seg.eq(u1[uf - 3:uf + 1])
-        with m.Else():
-            m.d.comb += seg.eq(q[:5] + 8)
-        m.d.comb += t.eq(Mux(fine, Cat(Const(0, 1), u1[:uf - 3]), u1[:uf - 2]))
-
-        # stage 1b: segment index registered (the ROM logic reads a register)
-        v1b, x1b, t1b, big1b = Signal(), Signal.like(x1), Signal.like(t), Signal()
-        seg1b = Signal.like(seg)
-        with m.If(en):
-            m.d.sync += [v1b.eq(v1), x1b.eq(x1), t1b.eq(t), big1b.eq(big), seg1b.eq(seg)]
-        m.d.comb += rom_addr.eq(seg1b)
-
-        # stage 2: ROM data valid
-        v2, x2, t2, big2 = Signal(), Signal.like(x1), Signal.like(t), Signal()
-        with m.If(en):
-            m.d.sync += [v2.eq(v1b), x2.eq(x1b), t2.eq(t1b), big2.eq(big1b)]
-        a0 = rom_data[:_W0]
-        a1 = rom_data[_W0:_W0 + _W1].as_signed()
-        a2 = rom_data[_W0 + _W1:].as_signed()
-
         D = 1 if self.dsp == "generic" else 2  # multiplier latency
 
-        def delay(sig, n, name):
+        def reg(v, name):
+            r = Signal.like(v, name=name)
+            with m.If(en):
+                m.d.sync += r.eq(v)
+            return r
+
+        def stages(sigs: dict, n: int, name: str) -> list[dict]:
+            """``sigs`` after 1..n register stages (the pipeline's side band)."""
+            out = []
             for j in range(n):
-                nxt = Signal.like(sig, name=f"{name}_d{j}")
-                with m.If(en):
-                    m.d.sync += nxt.eq(sig)
-                sig = nxt
-            return sig
+                sigs = {k: reg(v, f"{k}_{name}{j}") for k, v in sigs.items()}
+                out.append(sigs)
+            return out
+
+        def rom(col: int, width: int, addr, name: str):
+            """Coefficient ``col`` of segment ``addr``: a ROM read with the pipeline enable
+            (its data register holds the word one cycle after the address)."""
+            mem = Memory(shape=unsigned(width), depth=A.GELU_SEGMENTS,
+                         init=[c[col] & ((1 << width) - 1) for c in A.GELU_COEFFS])
+            m.submodules[name] = mem
+            rd = mem.read_port(domain="sync")
+            m.d.comb += [rd.addr.eq(addr), rd.en.eq(en)]
+            return rd.data
 
         def mul(a, b, width, name):
             p = Signal(signed(width), name=name)
@@ -195,42 +162,85 @@ class Gelu(wiring.Component):
                 m.d.comb += p.eq(p36[:width])
             return p
 
-        # stage 3 (+1 with ECP5 DSPs): m1 = a2 * t
+        def u18(ax):
+            """|x| at 18 fraction bits (truncated): wiring."""
+            return ax[fi - uf:] if fi >= uf else Cat(Const(0, uf - fi), ax)
+
+        # stage 1: |x| (width bits, unsigned) and the sign of x
+        w = self.in_fmt.width
+        (s1,) = stages({"v": self.i.valid, "ax": abs(self.i.payload)[:w],
+                        "neg": self.i.payload[-1]}, 1, "s1_")
+
+        # segment index from q = u in units of 1/4 (small-width logic only):
+        # fine (u < 2): seg = u*8, coarse (2 <= u < 5): seg = 16 + (q - 8) = q + 8
+        u1 = u18(s1["ax"])
+        q = u1[uf - 2:]
+        fine = Signal()
+        big = Signal()
+        seg = Signal(range(A.GELU_SEGMENTS))
+        assert A.GELU_SPLIT == 2 and A.GELU_UMAX == 5 and A.GELU_COEFFS[0][0] == 0
+        m.d.comb += [
+            fine.eq(~q[3:].any()),
+            # q >= 20 as an OR of the high bits plus a 5-bit compare (no wide comparator)
+            big.eq((q[5:].any() if len(q) > 5 else 0) | (q[:5] >= 4 * A.GELU_UMAX)),
+        ]
+        with m.If(big):
+            m.d.comb += seg.eq(0)
+        with m.Elif(fine):
+            m.d.comb += seg.eq(u1[uf - 3:uf + 1])
+        with m.Else():
+            m.d.comb += seg.eq(q[:5] + 8)
+
+        def t_of(sig):
+            """In-segment position (16 bits) from registered |x| and flags; 0 for |x| >= 5,
+            where the segment is 0 and a0 = 0, so that d = 0."""
+            u = u18(sig["ax"])
+            t = Mux(sig["fine"], Cat(Const(0, 1), u[:uf - 3]), u[:uf - 2])
+            return Mux(sig["big"], 0, t)[:tb]
+
+        # stage 1b: segment index and flags registered (the ROM address is a register)
+        (s1b,) = stages({**s1, "seg": seg, "fine": fine, "big": big}, 1, "s1b_")
+        # stage 2: a2 (ROM data register) and t
+        a2 = rom(2, _W2, s1b["seg"], "rom_a2").as_signed()
+        t2 = reg(t_of(s1b), "t2")
+        (s2,) = stages(s1b, 1, "s2_")
+
+        # stage 3 (D cycles): m1 = a2 * t; a1 read one cycle before the product is ready
         m1 = mul(a2, t2, _W2 + tb + 1, "m1")
-        v3, x3, t3, big3 = (delay(v2, D, "v3"), delay(x2, D, "x3"), delay(t2, D, "t3"),
-                            delay(big2, D, "big3"))
-        a0_3, a1_3 = delay(a0, D, "a0_3"), delay(a1, D, "a1_3")
+        s3 = stages(s2, D, "s3_")
+        a1 = rom(1, _W1, ([s2] + s3)[D - 1]["seg"], "rom_a1").as_signed()
+        s3 = s3[-1]
 
-        # stage 4: s1 = a1 + (m1 >> 16)
-        v4, x4, t4, big4 = Signal(), Signal.like(x1), Signal.like(t), Signal()
-        a0_4 = Signal(unsigned(_W0))
-        s1 = Signal(signed(_W1 + 2))
+        # stage 4: s1 = a1 + (m1 >> 16), t again
+        s1_4 = Signal(signed(_W1 + 2), name="s1")
         with m.If(en):
-            m.d.sync += [v4.eq(v3), x4.eq(x3), t4.eq(t3), big4.eq(big3), a0_4.eq(a0_3),
-                         s1.eq(a1_3 + m1.shift_right(tb))]
+            m.d.sync += s1_4.eq(a1 + m1.shift_right(tb))
+        t4 = reg(t_of(s3), "t4")
+        (s4,) = stages({k: s3[k] for k in ("v", "ax", "neg", "seg")}, 1, "s4_")
 
-        # stage 5 (+1 with ECP5 DSPs): m2 = s1 * t
-        m2 = mul(s1, t4, _W1 + 2 + tb + 1, "m2")
-        v5, x5, big5 = delay(v4, D, "v5"), delay(x4, D, "x5"), delay(big4, D, "big5")
-        a0_5 = delay(a0_4, D, "a0_5")
+        # stage 5 (D cycles): m2 = s1 * t; a0 read one cycle before the product is ready
+        m2 = mul(s1_4, t4, _W1 + 2 + tb + 1, "m2")
+        s5 = stages({k: s4[k] for k in ("v", "ax", "neg")}, D, "s5_")
+        a0 = rom(0, _W0, ([s4] + stages({"seg": s4["seg"]}, D - 1, "seg5_"))[D - 1]["seg"],
+                 "rom_a0")
+        s5 = s5[-1]
 
-        # stage 6: d = a0 + (m2 >> 16) (0 beyond the cut), relu(x) aligned plus half an LSB
+        # stage 6: d = a0 + (m2 >> 16), relu(x) aligned plus half an LSB
         fa = max(fi, cf)
         k = fa - fo  # final right shift (<= 0: left shift)
         half = (1 << (k - 1)) if k > 0 else 0
-        v6 = Signal()
+        v6 = reg(s5["v"], "v6")
         d6 = Signal(signed(_W0 + 2))
         rh6 = Signal(signed(self.in_fmt.width + fa - fi + 2))
-        relu = Mux(x5[-1], 0, x5)
+        relu = Mux(s5["neg"], 0, s5["ax"])
         with m.If(en):
-            m.d.sync += [v6.eq(v5), d6.eq(Mux(big5, 0, a0_5 + m2.shift_right(tb))),
-                         rh6.eq((relu << (fa - fi)) + half)]
+            m.d.sync += [d6.eq(a0 + m2.shift_right(tb)), rh6.eq((relu << (fa - fi)) + half)]
 
         # stage 7: y = relu + half - d  (then the rounding shift is wiring)
-        v7 = Signal()
+        v7 = reg(v6, "v7")
         y7 = Signal(signed(len(rh6) + 1))
         with m.If(en):
-            m.d.sync += [v7.eq(v6), y7.eq(rh6 - (d6 << (fa - cf)))]
+            m.d.sync += y7.eq(rh6 - (d6 << (fa - cf)))
         r = y7.shift_right(k) if k > 0 else (y7 << -k)
 
         # stage 8: saturate (overflow iff the bits above the output sign bit differ from it)

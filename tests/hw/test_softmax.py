@@ -20,12 +20,15 @@ from einsum.fixed import quantize, to_float
 from hw.common import to_verilog
 from hw.softmax import Softmax
 
-# the default dsp="ecp5" instantiates MULT18X18D and DP16KD (simulated with the models
-# below); the Amaranth simulator runs dsp="generic", which has the same pipeline and latency
+# dsp="ecp5" (the ECP5 synthesis path) instantiates MULT18X18D and DP16KD (simulated with the
+# models below); the Amaranth simulator runs dsp="generic" (the block's default), which has
+# the same pipeline and latency
 PARAM_SETS = {
-    "default": {},  # Q6.10 scores, Q2.14 probabilities, rows up to 1024
-    "small": {"width": 12, "frac_bits": 6, "out_width": 10, "out_frac_bits": 8, "max_len": 16},
-    "wide": {"width": 24, "frac_bits": 16, "out_width": 20, "out_frac_bits": 18, "max_len": 2048},
+    "default": {"dsp": "ecp5"},  # Q6.10 scores, Q2.14 probabilities, rows up to 1024
+    "small": {"width": 12, "frac_bits": 6, "out_width": 10, "out_frac_bits": 8, "max_len": 16,
+              "dsp": "ecp5"},
+    "wide": {"width": 24, "frac_bits": 16, "out_width": 20, "out_frac_bits": 18, "max_len": 2048,
+             "dsp": "ecp5"},
     "small_generic": {"width": 12, "frac_bits": 6, "out_width": 10, "out_frac_bits": 8,
                       "max_len": 16, "dsp": "generic"},
 }
@@ -117,7 +120,7 @@ def test_rtl_model_error_vs_float64():
 
 
 def test_describe_and_verilog():
-    sm = Softmax(max_len=64)
+    sm = Softmax(max_len=64, dsp="ecp5")
     d = sm.describe()
     assert d["clock"] == "clk" and d["reset"] == "rst"
     assert d["latency"] == sm.latency == 36 + 6 + 18
