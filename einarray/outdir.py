@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from einsum.atomic import OutputError, write_atomic
+from einsum.atomic import OutputError, blocking_file, write_atomic
 
 from . import __version__
 
@@ -87,7 +87,7 @@ def check(dest: str | os.PathLike, *, force: bool = False, resume: str | None = 
             raise OutputError("is a broken symbolic link; give a directory", str(p)) from None
         return Target(p, "new")
     except NotADirectoryError:
-        blocker = next((q for q in p.parents if q.exists()), p.parent)
+        blocker = blocking_file(p.parent) or p.parent
         raise OutputError(f"cannot create the directory: {blocker} is not a directory", str(p)) from None
     except OSError as exc:  # permission denied, name too long, ...
         raise OutputError.from_os(exc, p) from None

@@ -43,6 +43,14 @@ def shown_path(exc: OSError, dest: str | os.PathLike, tmp: str | os.PathLike | N
     return name
 
 
+def blocking_file(d: str | os.PathLike) -> Path | None:
+    """The nearest existing one of ``d`` and its parents when it is not a directory, else None."""
+    for q in (Path(d), *Path(d).parents):
+        if q.exists() or q.is_symlink():
+            return None if q.is_dir() else q
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike, *, make_parents: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it onto ``dest`` when the block ends.
@@ -53,6 +61,9 @@ def atomic_path(dest: str | os.PathLike, *, make_parents: bool = False) -> Itera
     """
     dest = Path(dest)
     parent = dest.parent if str(dest.parent) else Path(".")
+    blocker = blocking_file(parent)
+    if blocker is not None:
+        raise OutputError(f"cannot write the file: {blocker} is not a directory", str(dest))
     try:
         if make_parents:
             parent.mkdir(parents=True, exist_ok=True)
