@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from einsum.errors import ConfigError
+from einsum.errors import ConfigError, format_ypath
 from einsum.yamlsrc import Source, YPath, load as load_yaml
 from mapping.arch import Arch, ComputeUnit
 from mapping.spec import Config, load_section, config_from_sections
@@ -51,7 +51,8 @@ class LayerSpec:
     name: str
     cascade: str
     repeat: int  # instances per input
-    config: Config
+    config: Config  # config.mapping_origin says where its mapping came from
+    default_choice: Mapping[str, Any] | None = None  # which derived default won (einarray.default_mapping)
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,9 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         except ConfigError as exc:
             if exc.file == model["file"]:
                 raise wsrc.error(wp, f"layer {lay['name']} ({lay['cascade']}): {exc.message}") from None
+            if exc.ypath[:1] == ("mapping",):  # the layer's derived mapping: say which layer
+                raise ConfigError(f"layer {lay['name']}: {format_ypath(exc.ypath)}: {exc.message}",
+                                  exc.file, exc.line) from None
             raise
         out.append(LayerSpec(name=lay["name"], cascade=lay["cascade"], repeat=int(lay["repeat"]), config=cfg))
     arch = out[0].config.arch
@@ -337,7 +341,20 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath]) -> Layer
     res = search(SearchProblem(cfg, settings, None, cfg.source or ""))
     msrc = Source(f"search of {lay.name}")
     mapping = mapping_from_data(res.mapping, msrc, ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
-    return replace(lay, config=replace(cfg, mapping=mapping))
+    return replace(lay, config=replace(cfg, mapping=mapping, mapping_origin="searched"))
+
+
+def default_layer(lay: LayerSpec) -> LayerSpec:
+    """The layer with the derived default mapping when it has no given one
+    (:func:`einarray.default_mapping.derive_default`)."""
+    from dataclasses import replace
+
+    from .default_mapping import derive_default
+
+    cfg, choice = derive_default(lay.config)
+    if choice is None:
+        return lay
+    return replace(lay, config=cfg, default_choice=choice.as_dict())
 
 
 # ----------------------------------------------------------------------------------
@@ -361,6 +378,10 @@ def run(spec: RunSpec, *, progress: bool = True,
                 if bar is not None:
                     bar.update(task, description=f"searching a mapping for {lay.name}")
                 lay = search_layer(lay, spec.search)
+            elif lay.config.mapping_origin == "default":
+                if bar is not None:
+                    bar.update(task, description=f"deriving the default mapping of {lay.name}")
+                lay = default_layer(lay)
             if bar is not None:
                 bar.update(task, description=f"simulating {lay.name}")
             results.append((lay, simulate(lay.config)))
@@ -420,6 +441,7 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
             "edp": r["edp"], "dram_bytes": dram["bytes"],
             "utilization": {u: r["utilization"].get(u, {}).get("pe_util", 0.0) for u in units},
             "macs": _macs(lay.config) * r["instances"],
+            **layer_mapping_record(lay),
         })
         for n, e in r["einsums"].items():
             if not e["points"]:
@@ -457,6 +479,7 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
         "edp": energy["total"] * latency,
         "macs": macs,
         "utilization": {u: v["pe_util"] for u, v in util.items()},
+        "binding": binding_summary(layers),
     }
     top = spec.report.top
     return {
@@ -476,6 +499,44 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
         "groups": groups,
         "layer_results": {lay.name: r for lay, r in results},
     }
+
+
+def layer_mapping_record(lay: LayerSpec) -> dict[str, Any]:
+    """Where a layer's mapping came from and the mapping itself, complete (report.json):
+    ``mapping_origin`` (default | searched | given), ``mapping_policy`` (for a default: which
+    derived candidate won), ``binding`` ({unit: Einsums that compute on it}) and ``mapping``
+    (a ``mapping:`` section that reproduces the run)."""
+    from .default_mapping import describe, mapping_section
+
+    cfg = lay.config
+    binding: dict[str, list[str]] = {}
+    for e in cfg.cascade.einsums:
+        em = cfg.mapping.einsums[e.name]
+        if not em.free:
+            binding.setdefault(em.unit, []).append(e.name)
+    origin = cfg.mapping_origin
+    policy = describe(lay.default_choice) if origin == "default" else origin
+    if origin == "default" and not policy:
+        policy = "single Einsum (nothing to fuse)"
+    return {"mapping_origin": origin, "mapping_policy": policy, "default_choice": lay.default_choice,
+            "binding": binding, "mapping": mapping_section(cfg)}
+
+
+def binding_summary(layers: list[dict[str, Any]]) -> str:
+    """One line per distinct (origin, policy): which layers ran with which mapping, and for the
+    layers with work on more than one unit, which Einsums ran where."""
+    parts = []
+    seen: dict[tuple[str, str], list[str]] = {}
+    for l in layers:
+        seen.setdefault((l["mapping_origin"], l["mapping_policy"]), []).append(l["name"])
+    for (origin, policy), names in seen.items():
+        how = origin if policy == origin else f"{origin}, {policy}"
+        parts.append(f"{', '.join(names)}: {how}")
+    for l in layers:
+        if len(l["binding"]) > 1:
+            parts.append(f"{l['name']} binding: " + "; ".join(
+                f"{u} {' '.join(ns)}" for u, ns in sorted(l["binding"].items())))
+    return " | ".join(parts)
 
 
 def _macs(cfg: Config) -> int:

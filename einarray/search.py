@@ -1357,8 +1357,12 @@ def simulate_group(cfg: Config, emaps: Mapping[str, EinsumMap], group: Group) ->
     GroupSim(sim, group).run()
     end = max(sim.state)
     sim.group_cycles[group.name] = end
+    v = sim.counters.v
+    sim.group_dram[group.name] = (sum(x for k, x in v.items() if k[0] == "dram_read"),
+                                  sum(x for k, x in v.items() if k[0] == "dram_write"))
     if rest:
         sim.group_cycles["_rest"] = Fraction(0)
+        sim.group_dram["_rest"] = (0, 0)
     if end == 0:
         return Fraction(0), 0.0
     res = collect(sub, sim)

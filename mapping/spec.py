@@ -115,6 +115,9 @@ class Config:
     instances: int = 1  # independent repetitions (batch x heads), outermost and serialised
     counts: Mapping[str, OpCounts] = field(default_factory=dict)
     source: str | None = None
+    # where the mapping came from: "given" (a mapping: section, even a partial one),
+    # "default" (derived: see einarray.default_mapping) or "searched" (einarray search)
+    mapping_origin: str = "default"
 
 
 # ----------------------------------------------------------------------------------
@@ -697,38 +700,63 @@ def _before(stage_of, emaps, m: str, n: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------
+@dataclass
+class _SetSource(Source):
+    """A section's Source after ``--set``: an error under a value given on the command line
+    names the command line (``command line --set arch.foo=1: ...``), not the file."""
+
+    sets: dict[YPath, str] = field(default_factory=dict)
+
+    def error(self, path: YPath, message: str) -> ConfigError:
+        for p, text in self.sets.items():
+            if tuple(path[:len(p)]) == p:
+                return _cli_error(text, message)
+        return super().error(path, message)
+
+
+def _cli_error(text: str, message: str) -> ConfigError:
+    return ConfigError(message, "command line", None, (f"--set {text}",))
+
+
 def _apply_sets(sections: dict[str, tuple[Any, Source, YPath]], sets: list[str]) -> None:
     for s in sets:
         if "=" not in s:
-            raise ConfigError(f"--set {s!r}: expected SECTION.key.path=VALUE")
+            raise _cli_error(s, "expected SECTION.key.path=VALUE")
         key, val = s.split("=", 1)
         parts = key.split(".")
         if parts[0] not in sections:
-            raise ConfigError(f"--set {key}: unknown section {parts[0]!r} (sections: {', '.join(sections)})")
-        data = sections[parts[0]][0]
+            raise _cli_error(s, f"unknown section {parts[0]!r} (sections: {', '.join(sections)})")
+        data, src, base = sections[parts[0]]
         node = data
         try:
             value = yaml.safe_load(val)
         except yaml.YAMLError:
             value = val
+        ypath: YPath = tuple(base)
         for j, k in enumerate(parts[1:]):
             last = j == len(parts) - 2
             if isinstance(node, list):
                 if not k.isdigit() or int(k) >= len(node):
-                    raise ConfigError(f"--set {key}: {'.'.join(parts[:j + 2])} is not an index of the list "
-                                      f"({len(node)} entries)")
+                    raise _cli_error(s, f"{'.'.join(parts[:j + 2])} is not an index of the list "
+                                        f"({len(node)} entries)")
                 k2: Any = int(k)
             elif isinstance(node, dict):
                 k2 = k
                 if k2 not in node and not last:
-                    # match a list element by its name
-                    raise ConfigError(f"--set {key}: no key {k!r} under {'.'.join(parts[:j + 1])}")
+                    raise _cli_error(s, f"no key {k!r} under {'.'.join(parts[:j + 1])}")
             else:
-                raise ConfigError(f"--set {key}: {'.'.join(parts[:j + 1])} is not a mapping or list")
+                raise _cli_error(s, f"{'.'.join(parts[:j + 1])} is not a mapping or list")
+            ypath += (k2,)
             if last:
                 node[k2] = value
             else:
                 node = node[k2]
+        if len(parts) == 1:
+            raise _cli_error(s, f"expected SECTION.key.path=VALUE, not the whole {parts[0]!r} section")
+        if not isinstance(src, _SetSource):
+            src = _SetSource(src.file, src.lines)
+        src.sets[ypath] = s
+        sections[parts[0]] = (data, src, base)
 
 
 def load_section(data: dict, src: Source, key: str, base_dir: Path
@@ -739,13 +767,21 @@ def load_section(data: dict, src: Source, key: str, base_dir: Path
         return None
     v = data[key]
     if isinstance(v, str):  # include by path (or shipped name)
-        if key == "arch":
-            path = resolve_arch(v, base_dir)
-        elif key == "einsum":
-            cand = base_dir / v
-            path = cand if cand.is_file() else resolve_cascade(v)
-        else:
-            path = base_dir / v
+        try:
+            if key == "arch":
+                path = resolve_arch(v, base_dir)
+            elif key == "einsum":
+                cand = base_dir / v
+                path = cand if cand.is_file() else resolve_cascade(v)
+            else:
+                path = base_dir / v
+                if not path.is_file():
+                    raise ConfigError("file not found", v)
+        except ConfigError as exc:  # say where the name was written
+            if exc.file != v or exc.line is not None:
+                raise
+            msg = exc.message if repr(v) in exc.message else f"included file {v!r} not found"
+            raise src.error((key,), msg) from None
         sub, ssrc = load_yaml(path)
         if not isinstance(sub, dict) or key not in sub:
             raise src.error((key,), f"included file {path} has no top-level {key!r} section")

@@ -204,3 +204,11 @@ def test_unknown_command_line_rank_names_the_command_line(capsys):
     err = _one_error_line(capsys, ["run", str(DATA / "vit-tiny-small.yaml"), "--rank", "Q=5", "--no-progress"])
     assert err.endswith("error: command line --rank Q=5: no layer of model vit-tiny has a rank 'Q' "
                         "(ranks: D, E, H, K, M, N, NH, S, T)"), err
+
+
+def test_an_error_in_a_derived_layer_mapping_names_the_layer(capsys):
+    # a 2-byte global buffer fits no tile of the first layer's default mapping
+    err = _one_error_line(capsys, ["run", str(DATA / "vit-tiny-small.yaml"), "--no-progress",
+                                   "--set", "arch.memory.1.capacity_bytes=2"])
+    assert f"{DATA / 'vit-tiny-small.yaml'}:1: layer patch-embed: mapping" in err, err
+    assert "exceed GB (2 bytes)" in err, err

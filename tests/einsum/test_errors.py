@@ -65,6 +65,10 @@ CASES = [
      ":15 einsum.expressions[5]: shape mismatch in V[p, f]: 'p' runs to 8 but dimension 0 of V has size 4"),
     ("input_assigned", [("    - AV[m,f]", "    - Q[m,e] = SD[m]\n    - AV[m,f]")],
      ":14 einsum.expressions[5]: Q is an input and cannot be assigned"),
+    ("subscript_out_of_range", [("K[p,e] * scale", "K[p + 1,e] * scale")],
+     ":9 einsum.expressions[0]: QK: subscript 0 of K[(p + 1), e] ranges over [1, 8], outside 0..7"),
+    ("subscript_out_of_range_later", [("A[m,p] * V[p,f]", "A[m,p] * V[7 - p + 1,f]")],
+     ":14 einsum.expressions[5]: AV: subscript 0 of V[((7 - p) + 1), f] ranges over [1, 8], outside 0..7"),
 ]
 
 
@@ -150,3 +154,44 @@ def test_eval_output_directory_missing(tmp_path, capsys):
     assert main(["eval", str(DATA / "attn-small.yaml"), "-i", str(src),
                  "-o", str(tmp_path / "nodir" / "o.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# -- run and simulate configs: names written in a config, values given with --set -------------
+SIM = "workload: {cascade: gemm, ranks: {M: 16, N: 16, K: 16}}\narch: systolic-16x16\n"
+
+
+@pytest.mark.parametrize("text,expected", [
+    (SIM.replace("systolic-16x16", "systolic-99x99"),
+     ":2 arch: no file and no shipped arch named 'systolic-99x99' (shipped archs: fusemax, "),
+    (SIM.replace("systolic-16x16", "archs/mine.yaml"), ":2 arch: included file 'archs/mine.yaml' not found"),
+    (SIM + "mapping: maps/gemm.yaml\n", ":3 mapping: included file 'maps/gemm.yaml' not found"),
+    ("einsum: softmax-4pass\narch: systolic-16x16\n",
+     ":1 einsum: no file and no library cascade named 'softmax-4pass' (library cascades: "),
+])
+def test_names_in_a_config_are_located(tmp_path, capsys, text, expected):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    assert main(["simulate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"einarray simulate: error: {p}{expected}" in err, err
+
+
+@pytest.mark.parametrize("cmd", ["simulate", "run"])
+@pytest.mark.parametrize("sets,expected", [
+    (["arch.foo=1"], "command line --set arch.foo=1: unknown key 'foo' (allowed: "),
+    (["arch.array2d.rows=0"], "command line --set arch.array2d.rows=0: "),
+    (["arch.memory.9.word_bits=8"], "command line --set arch.memory.9.word_bits=8: arch.memory.9 is not an "
+                                    "index of the list (2 entries)"),
+    (["arch.nothere.x=1"], "command line --set arch.nothere.x=1: no key 'nothere' under arch"),
+    (["arch"], "command line --set arch: expected SECTION.key.path=VALUE"),
+    (["arch=1"], "command line --set arch=1: expected SECTION.key.path=VALUE, not the whole 'arch' section"),
+    (["report.top=3"], "command line --set report.top=3: unknown section 'report' (sections: "),
+])
+def test_set_errors_name_the_command_line(tmp_path, capsys, cmd, sets, expected):
+    p = tmp_path / "c.yaml"
+    p.write_text(SIM)
+    argv = [cmd, str(p), *[a for s in sets for a in ("--set", s)]]
+    assert main(argv + (["--no-progress", "-o", str(tmp_path / "r")] if cmd == "run" else [])) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"einarray {cmd}: error: {expected}"), err
+    assert str(p) not in err and "systolic-16x16.yaml" not in err
