@@ -85,6 +85,9 @@ def check(dest: str | os.PathLike, *, force: bool = False, resume: str | None = 
     except FileNotFoundError:
         if p.is_symlink():
             raise OutputError("is a broken symbolic link; give a directory", str(p)) from None
+        anc = next(q for q in p.absolute().parents if q.exists())
+        if not os.access(anc, os.W_OK | os.X_OK):  # say so now, not after the work
+            raise OutputError(f"cannot create the directory: {anc} is not writable", str(p)) from None
         return Target(p, "new")
     except NotADirectoryError:
         blocker = blocking_file(p.parent) or p.parent

@@ -314,7 +314,8 @@ def test_permission_denied_real(tmp_path, cfg, capsys):
     locked.chmod(0o555)
     try:
         assert main(run_argv(cfg, locked / "r")) == 2
-        assert one_error_line(capsys, "run").endswith("Permission denied")
+        assert one_error_line(capsys, "run").endswith(f"{locked / 'r'}: cannot create the directory: "
+                                                      f"{locked} is not writable")
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
