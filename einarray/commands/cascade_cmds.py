@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from rich.table import Table
 
 from einsum import analysis
 from einsum.cascade import Cascade
-from einsum.errors import ConfigError
-from einsum.interp import evaluate, random_inputs
+from einsum.errors import ConfigError, EinarrayWarning
+from einsum.interp import EvalError, evaluate, random_inputs
 from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
 
 from einsum.atomic import atomic_path
@@ -212,7 +213,7 @@ def check_summary(c: Cascade, *, seed: int = 0, evaluate_ref: bool = True) -> di
     points = sum(e["ops"]["points"] for e in s["einsums"])
     ev: dict = {"ran": False}
     if evaluate_ref and points <= CHECK_EVAL_LIMIT:
-        env = evaluate(c, random_inputs(c, seed))
+        env = located_eval(c, random_inputs(c, seed))
         outs = {}
         for o in c.outputs:
             a = env[o]
@@ -279,6 +280,26 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 # -- eval -----------------------------------------------------------------------------
+def located_eval(c: Cascade, inputs: dict, *, file: str | None = None) -> dict[str, np.ndarray]:
+    """:func:`einsum.interp.evaluate`, with an Einsum that cannot be evaluated (an
+    out-of-range subscript) reported at its expression in the cascade's file."""
+    try:
+        return evaluate(c, inputs, file=file)
+    except EvalError as exc:
+        msg = str(exc)
+        e = next((e for e in c.einsums if msg.startswith(f"{e.name}: ")), None)
+        if e is None or not c.source or not Path(c.source).is_file():
+            raise
+        from einsum.yamlsrc import load as load_yaml
+
+        _, src = load_yaml(Path(c.source))
+        raise src.error(("einsum", "expressions", e.position), msg) from None
+
+
+def _non_finite(a: np.ndarray) -> int:
+    return int(a.size - np.count_nonzero(np.isfinite(a)))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     c = _load(args)
     try:
@@ -288,7 +309,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("input file not found", args.inputs) from None
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ConfigError(f"not a readable .npz file ({exc})", args.inputs) from None
-    env = evaluate(c, arrays, file=args.inputs)
+    extra = sorted(set(arrays) - set(c.inputs))
+    if extra:
+        warnings.warn(f"{args.inputs}: ignoring array{'s' * (len(extra) > 1)} {', '.join(extra)}, not "
+                      f"{'inputs' if len(extra) > 1 else 'an input'} of {c.name} (inputs: {', '.join(c.inputs)})",
+                      EinarrayWarning, stacklevel=1)
+    for name in c.inputs:
+        a = arrays.get(name)
+        if a is not None and np.asarray(a).dtype.kind == "f":
+            bad = _non_finite(np.asarray(a))
+            if bad:
+                warnings.warn(f"{args.inputs}: input {name} has {bad:,} non-finite value{'s' * (bad > 1)} "
+                              f"(NaN or inf) of {a.size:,}", EinarrayWarning, stacklevel=1)
+    env = located_eval(c, arrays, file=args.inputs)
     names = list(c.outputs) + ([t for t in c.tensors if t not in c.outputs and c.tensors[t].kind != "input"]
                                if args.all else [])
     out = Path(args.output)
@@ -297,5 +330,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **{n: env[n] for n in names})
-    print(f"wrote {out}: " + ", ".join(f"{n}{list(env[n].shape)}" for n in names))
+    parts = []
+    for n in names:
+        bad = _non_finite(env[n])
+        parts.append(f"{n}{list(env[n].shape)}" + (f" ({bad:,} non-finite)" if bad else ""))
+    print(f"wrote {out}: " + ", ".join(parts))
     return 0

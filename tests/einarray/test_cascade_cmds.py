@@ -115,3 +115,31 @@ def test_eval_all_writes_intermediates_and_overrides(tmp_path, capsys):
                  "--rank", "M=4", "--rank", "P=64", "--rank", "P0=16"]) == 0
     with np.load(out) as z:
         assert z["RM"].shape == (4, 5) and z["AV"].shape == (4, 64)
+
+
+def test_eval_warns_about_non_finite_inputs_and_counts_non_finite_outputs(tmp_path, capsys):
+    Q = np.ones((8, 4))
+    Q[0, 0], Q[1, 1], Q[1, 2] = np.nan, np.inf, -np.inf
+    np.savez(tmp_path / "in.npz", Q=Q, K=np.ones((8, 4)), V=np.ones((8, 4)))
+    out = tmp_path / "out.npz"
+    assert main(["eval", str(DATA / "attn-small.yaml"), "-i", str(tmp_path / "in.npz"), "-o", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert cap.err.splitlines() == [
+        f"einarray eval: warning: {tmp_path / 'in.npz'}: input Q has 3 non-finite values (NaN or inf) of 32"]
+    with np.load(out) as z:
+        bad = int((~np.isfinite(z["AV"])).sum())
+    assert bad == 8  # query rows 0 and 1 (4 features each) see a NaN/inf score
+    assert cap.out.strip() == f"wrote {out}: AV[8, 4] (8 non-finite)"
+
+
+def test_eval_warns_about_arrays_the_cascade_does_not_take(tmp_path, capsys):
+    ones = np.ones((8, 4))
+    np.savez(tmp_path / "in.npz", Q=ones, K=ones, V=ones, W=np.ones(3), mask=np.ones(2))
+    out = tmp_path / "out.npz"
+    assert main(["eval", str(DATA / "attn-small.yaml"), "-i", str(tmp_path / "in.npz"), "-o", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert cap.err.splitlines() == [f"einarray eval: warning: {tmp_path / 'in.npz'}: ignoring arrays W, mask, "
+                                    "not inputs of t (inputs: Q, K, V)"]
+    assert cap.out.strip() == f"wrote {out}: AV[8, 4]"
+    with np.load(out) as z:
+        np.testing.assert_allclose(z["AV"], ones)  # uniform attention over rows of ones
