@@ -16,8 +16,15 @@ from einarray.cli import main
 from einarray.outdir import MANIFEST
 
 TINY = "workload: {cascade: gemm, ranks: {M: 16, N: 16, K: 16}}\narch: systolic-16x16\n"
-RUN_FILES = {"report.json", "report.md", "report.html", "layers.csv"}
+RUN_FILES = {"report.json", "report.md", "report.html", "layers.csv"}  # at least these (--no-plots)
 COMPARE_FILES = {"compare.json", "compare.md", "compare.png"}
+
+
+def written(d: Path, kind: str, core: set[str]) -> set[str]:
+    """The files einarray wrote into ``d`` by its manifest; checks ``kind`` and that ``core`` are among them."""
+    m = json.loads((d / MANIFEST).read_text())
+    assert m["kind"] == kind and core <= set(m["files"]) and m["files"] == sorted(m["files"]), m
+    return set(m["files"])
 
 
 @pytest.fixture
@@ -110,13 +117,13 @@ def test_new_and_empty_directories_are_used_and_marked(tmp_path, cfg, capsys):
     out = tmp_path / "a" / "b" / "r"  # parents are created
     assert main(run_argv(cfg, out)) == 0
     m = json.loads((out / MANIFEST).read_text())
-    assert m["kind"] == "run" and m["files"] == sorted(RUN_FILES) and m["einarray"]
+    assert m["einarray"] and not {f for f in written(out, "run", RUN_FILES) if f.endswith(".png")}
     assert m["command"].startswith("einarray run ") and m["command"].endswith("--no-plots --no-progress")
-    assert {p.name for p in out.iterdir()} == RUN_FILES | {MANIFEST}
+    assert {p.name for p in out.iterdir()} == written(out, "run", RUN_FILES) | {MANIFEST}
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(compare_argv(cfg, empty)) == 0
-    assert {p.name for p in empty.iterdir()} == COMPARE_FILES | {MANIFEST}
+    assert {p.name for p in empty.iterdir()} == written(empty, "compare", COMPARE_FILES) | {MANIFEST}
     assert {p.name for p in tmp_path.iterdir()} == {"cfg", "a", "empty"}
 
 
@@ -136,13 +143,13 @@ def test_an_earlier_einarray_output_needs_force(tmp_path, cfg, capsys, command):
 def test_force_replaces_an_einarray_report_and_keeps_the_users_files(tmp_path, cfg, capsys):
     out = tmp_path / "out"
     assert main(compare_argv(cfg, out)) == 0
+    old = written(out, "compare", COMPARE_FILES)
     (out / "notes.txt").write_text("mine\n")  # a file the user added to the report directory
     assert main(run_argv(cfg, out, "--force")) == 0
     # the compare files einarray wrote are gone, the run's are there, the user's file is kept
-    assert {p.name for p in out.iterdir()} == RUN_FILES | {MANIFEST, "notes.txt"}
+    new = written(out, "run", RUN_FILES)
+    assert {p.name for p in out.iterdir()} == new | {MANIFEST, "notes.txt"} and not old & new
     assert (out / "notes.txt").read_text() == "mine\n"
-    m = json.loads((out / MANIFEST).read_text())
-    assert m["kind"] == "run" and m["files"] == sorted(RUN_FILES)
     assert {p.name for p in tmp_path.iterdir()} == {"cfg", "out"}  # no temporaries beside it
 
 
@@ -176,14 +183,14 @@ def test_dot_in_an_empty_directory_and_in_a_report(tmp_path, cfg, capsys, monkey
     work.mkdir()
     monkeypatch.chdir(work)
     assert main(run_argv(cfg, ".")) == 0
-    assert {p.name for p in work.iterdir()} == RUN_FILES | {MANIFEST}
+    assert {p.name for p in work.iterdir()} == written(work, "run", RUN_FILES) | {MANIFEST}
     capsys.readouterr()
     assert main(run_argv(cfg, ".")) == 2
     assert one_error_line(capsys, "run").endswith(".: holds einarray output written by "
                                                    f"`einarray run {cfg} -o . --no-plots --no-progress`; "
                                                    "pass --force to replace it")
     assert main(compare_argv(cfg, ".", "--force")) == 0
-    assert {p.name for p in work.iterdir()} == COMPARE_FILES | {MANIFEST}
+    assert {p.name for p in work.iterdir()} == written(work, "compare", COMPARE_FILES) | {MANIFEST}
     assert Path.cwd() == work and work.is_dir()  # the working directory was filled, not replaced
     assert {p.name for p in tmp_path.iterdir()} == {"cfg", "work"}
 
