@@ -102,8 +102,8 @@ def check(dest: str | os.PathLike, *, force: bool = False, resume: str | None = 
         return Target(p, "empty")
     m = read_manifest(p)
     if m is None:
-        raise OutputError(f"exists and is not an einarray output directory (no {MANIFEST}); give a new or "
-                          "empty directory" + ("; --force replaces only einarray output directories"
+        raise OutputError(f"exists and is not an einarray output directory (it has no valid {MANIFEST}); "
+                          "give a new or empty directory" + ("; --force replaces only einarray output directories"
                                                if force else ""), str(p))
     if resume is not None:
         if m["kind"] == resume:

@@ -85,7 +85,7 @@ def test_a_users_folder_is_refused_and_untouched(tmp_path, cfg, capsys, command,
     argv = COMMANDS[command](cfg, d, *(["--force"] if force and command != "sweep" else []))
     assert main(argv) == 2
     err = one_error_line(capsys, command)
-    assert f"{d}: exists and is not an einarray output directory (no {MANIFEST})" in err
+    assert f"{d}: exists and is not an einarray output directory (it has no valid {MANIFEST})" in err
     if force and command != "sweep":
         assert "--force replaces only einarray output directories" in err
     assert snapshot(tmp_path) == before
