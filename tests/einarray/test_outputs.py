@@ -32,6 +32,8 @@ def cfg(tmp_path: Path) -> Path:
     p = tmp_path / "cfg" / "tiny.yaml"
     p.parent.mkdir()
     p.write_text(TINY)
+    (p.parent / "sweep.yaml").write_text(
+        f"sweep:\n  version: 1\n  name: t\n  base: {p.name}\n  grid:\n    workload.ranks.M: [16]\n")
     return p
 
 
@@ -44,9 +46,7 @@ def compare_argv(cfg: Path, out: str | Path, *extra: str) -> list[str]:
 
 
 def sweep_argv(cfg: Path, out: str | Path, *extra: str) -> list[str]:
-    sw = cfg.parent / "sweep.yaml"
-    sw.write_text(f"sweep:\n  version: 1\n  name: t\n  base: {cfg.name}\n  grid:\n    workload.ranks.M: [16]\n")
-    return ["sweep", str(sw), "-o", str(out), "-j", "1", "--no-progress", *extra]
+    return ["sweep", str(cfg.parent / "sweep.yaml"), "-o", str(out), "-j", "1", "--no-progress", *extra]
 
 
 def search_argv(cfg: Path, out: str | Path, *extra: str) -> list[str]:
