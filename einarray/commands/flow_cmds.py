@@ -75,28 +75,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", "-j", type=int, default=None,
                    help="local worker processes (default: number of CPUs)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.1:8786")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="give up on an unreachable --scheduler after this long (default 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_sweep)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from einarray.sweep import check_scheduler_address
+
+    if args.scheduler:
+        check_scheduler_address(args.scheduler)  # before loading and checking every point
+    if args.connect_timeout <= 0:
+        raise ConfigError(f"--connect-timeout {args.connect_timeout:g}: must be positive")
     spec = load_sweep(args.sweep)
     out = Path(args.output or Path("out") / f"sweep-{spec.name}")
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
-        from einsum.errors import ConfigError
-
         raise ConfigError(f"--workers {workers}: must be at least 1")
-    res = run_sweep(spec, out, workers=workers, scheduler=args.scheduler, progress=not args.no_progress)
+    res = run_sweep(spec, out, workers=workers, scheduler=args.scheduler, progress=not args.no_progress,
+                    connect_timeout=args.connect_timeout)
     con = Console()
+    rerun = sum(res.rerun.values())
     t = Table(title=f"sweep {escape(spec.name)}: {len(res.records)} points "
-                    f"({res.skipped} resumed, {len(res.failed)} failed)")
+                    f"({res.skipped} resumed, {rerun} run, {len(res.failed)} failed)")
     cols = list(spec.parameters) + ["status", "latency_s", "energy_pj"]
     for c in cols:
         t.add_column(escape(c))
     for r in res.records:
         t.add_row(*[escape(_fmt(r.get(c, ""))) for c in cols])
     con.print(t)
+    if res.skipped or set(res.rerun) - {"new point"}:  # not a first run: say why points ran
+        why = "; ".join(f"{n} {escape(reason)}" for reason, n in sorted(res.rerun.items()))
+        con.print(f"{res.skipped} resumed from {out / 'results.jsonl'}" + (f"; run: {why}" if why else ""))
     for r in res.failed:
         con.print(f"[red]point {r['index']} failed:[/red] {escape(str(r.get('error')))}")
     con.print(f"results: {out / 'results.csv'}, {out / 'results.jsonl'}")
@@ -105,7 +116,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from einarray.flow import load_run, run
-    from einarray.report import summary_rows, write_report
+    from einarray.report import write_report
 
     spec = load_run(args.config, ranks=parse_ranks(args.rank), sets=args.set)
     out = Path(args.output or Path("out") / spec.name)
@@ -118,24 +129,65 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({"report": str(out), **result["summary"]}, indent=2, sort_keys=True))
         return 0
     con = Console()
-    t = Table(title=f"{escape(result['title'])}: {escape(spec.arch.name)}, "
-                    f"{len(spec.layers)} layer(s), batch {spec.batch}")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in summary_rows(result):
-        t.add_row(k, v)
-    con.print(t)
-    for key, title in (("top_einsums_by_time", "top Einsums by time"),
-                       ("top_einsums_by_energy", "top Einsums by energy")):
-        tt = Table(title=title)
-        for c in ("layer", "einsum", "unit", "cycles", "energy (uJ)", "util"):
-            tt.add_column(c)
-        for e in result[key][:5]:
-            tt.add_row(escape(e["layer"]), escape(e["einsum"]), e["unit"], f"{e['cycles']:,.0f}",
-                       f"{e['energy_pj'] * 1e-6:,.1f}", f"{e['utilization']:.3f}")
-        con.print(tt)
+    for t in run_tables(result):
+        con.print(t)
+    if result["summary"].get("binding"):
+        con.print(f"mapping: {escape(result['summary']['binding'])}")
     con.print(f"report: {out}/report.md, report.html, report.json, layers.csv")
     return 0
+
+
+def _num(t: Table, header: str, cells: list[str]) -> None:
+    """A numeric column: right-aligned, never wrapped or cut (its width fits every cell)."""
+    t.add_column(header, justify="right", no_wrap=True, min_width=max([len(c) for c in cells] + [1]))
+
+
+def _text(t: Table, header: str) -> None:
+    """A name column: folds long names over lines when the terminal is narrow."""
+    t.add_column(header, overflow="fold")
+
+
+def run_tables(result: dict) -> list[Table]:
+    """The terminal summary of a run: summary, layers and the top Einsums by time and energy
+    (the mapping line, long, is printed after them). Numbers are abbreviated with SI prefixes
+    so the tables fit 80 columns without cutting digits."""
+    from einarray.report import layer_rows, si, summary_rows
+
+    rows = [(k, v) for k, v in summary_rows(result) if k != "mapping"]
+    t = Table(title=f"{escape(result['title'])}: {escape(result['arch']['name'])}, "
+                    f"{len(result['layers'])} layer(s), batch {result['batch']}")
+    _text(t, "metric")
+    _num(t, "value", [v for _, v in rows])
+    for k, v in rows:
+        t.add_row(escape(k), escape(v))
+    tables = [t]
+    head, lrows = layer_rows(result)
+    keep = [i for i, h in enumerate(head) if h not in ("cascade", "instances")]
+    lt = Table(title="layers (util: PE-cycles / PEs x all cycles)")
+    for i in keep:
+        col = [r[i] for r in lrows]
+        if head[i] == "layer":
+            _text(lt, head[i])
+        else:
+            _num(lt, {"share of time": "time"}.get(head[i], head[i].removeprefix("util ")), col)
+    for r in lrows:
+        lt.add_row(*[escape(r[i]) for i in keep])
+    tables.append(lt)
+    for key, title in (("top_einsums_by_time", "top Einsums by time"),
+                       ("top_einsums_by_energy", "top Einsums by energy")):
+        es = result[key][:5]
+        cells = [[e["layer"], e["einsum"], e["unit"], si(e["cycles"], ""), si(e["energy_pj"] * 1e-12, "J"),
+                  f"{e['utilization']:.3f}"] for e in es]
+        tt = Table(title=title)
+        for c, h in enumerate(("layer", "einsum", "unit", "cycles", "energy", "util")):
+            if c < 3:
+                _text(tt, h)
+            else:
+                _num(tt, h, [r[c] for r in cells])
+        for r in cells:
+            tt.add_row(*[escape(x) for x in r])
+        tables.append(tt)
+    return tables
 
 
 def parse_sweep(text: str) -> tuple[str, list[int]]:
@@ -165,16 +217,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows = compare(args.configs, out, sweep=sweep, progress=not args.no_progress, force=args.force,
                    command=args.command_line)
     con = Console()
-    t = Table(title=f"comparison ({len(rows)} runs)")
-    cols = ["config"] + (["value"] if sweep else []) + ["latency (ms)", "energy (mJ)", "EDP (pJ*s)"]
-    for c in cols:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*([escape(r["config"])] + ([str(r["value"])] if sweep else []) +
-                    [f"{r['latency_s'] * 1e3:.4g}", f"{r['energy_pj'] * 1e-9:.4g}", f"{r['edp']:.4g}"]))
-    con.print(t)
-    con.print(f"report: {out}/compare.md, compare.json")
+    con.print(compare_table(rows, sweep))
+    con.print(f"report: {out}/compare.md, compare.html, compare.json, compare.png")
     return 0
+
+
+def compare_table(rows: list, sweep: tuple[str, list[int]] | None) -> Table:
+    """The comparison in the terminal, per inference like ``einarray run``, numbers with SI
+    prefixes so it fits 80 columns (EDP and DRAM traffic are in compare.md and compare.html)."""
+    from einarray.report import si
+
+    units = sorted({u for r in rows for u in r["utilization"]})
+    head = ["config"] + ([sweep[0]] if sweep else []) + ["latency", "inferences/s", "energy/inf"] + units
+    cells = [[r["config"]] + ([str(r["value"])] if sweep else [])
+             + [si(r["latency_s"], "s"), si(r["throughput_inf_per_s"], ""),
+                si(r["energy_per_inference_pj"] * 1e-12, "J")]
+             + [f"{r['utilization'].get(u, 0.0):.3f}" for u in units] for r in rows]
+    t = Table(title=f"comparison ({len(rows)} runs), per inference; util: PE-cycles / PEs x all cycles")
+    for i, h in enumerate(head):
+        if i == 0:
+            _text(t, h)
+        else:
+            _num(t, h, [r[i] for r in cells])
+    for r in cells:
+        t.add_row(*[escape(c) for c in r])
+    return t
 
 
 def _fmt(v: object) -> str:

@@ -4,15 +4,16 @@ import os
 
 
 def cost(task):
-    d = dict(task.overrides)
-    rows = d.get("arch.rows", task.base_data["arch"]["rows"])
-    p = d.get("workload.ranks.P", task.base_data["workload"]["ranks"]["P"])
-    if p < 0:
-        raise ValueError("negative sequence length")
-    return {"latency_s": p / rows * 1e-6, "energy_pj": p * rows * 10.0}
+    """A closed form of the point's config: fast, and any change of rows or M shows."""
+    data = task.data()
+    rows = data["arch"]["array2d"]["rows"]
+    m = data["workload"]["ranks"]["M"]
+    if m == 48:
+        raise ValueError("unlucky size")
+    return {"latency_s": m / rows * 1e-6, "energy_pj": m * rows * 10.0}
 
 
 def dies_on_big(task):
-    if dict(task.overrides).get("workload.ranks.P") == 999:
+    if dict(task.overrides).get("workload.ranks.M") == 999:
         os._exit(3)
     return cost(task)
