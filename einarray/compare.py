@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import io
-
 from pathlib import Path
 from typing import Any, Sequence
 
 from einarray.flow import load_run, run
 from einarray.outdir import check, output_dir
-from einarray.report import dumps
+from einarray.progress import Bar
+from einarray.report import dumps, html_page, png
 
 
 def compare(configs: Sequence[str | Path], out_dir: str | Path, *,
             sweep: tuple[str, list[int]] | None = None, progress: bool = True, force: bool = False,
             command: str | None = None) -> list[dict[str, Any]]:
-    """Run every config (at every sweep value) and write compare.md/json and plots into ``out_dir``.
+    """Run every config (at every sweep value) and write compare.md, a self-contained
+    compare.html, compare.json and compare.png into ``out_dir``; one row per run, figures per
+    inference (:func:`row_of`).
 
     ``out_dir`` follows :mod:`einarray.outdir` (new, empty, or with ``force`` an earlier einarray
     output); it is checked before anything runs. ``command`` is recorded in its manifest.
@@ -23,66 +24,109 @@ def compare(configs: Sequence[str | Path], out_dir: str | Path, *,
     check(out_dir, force=force)
     rows: list[dict[str, Any]] = []
     values: list[int | None] = list(sweep[1]) if sweep else [None]
-    for cfg in configs:
-        for v in values:
+    todo = [(cfg, v) for cfg in configs for v in values]
+    with Bar(progress, "comparing", len(todo)) as bar:
+        for i, (cfg, v) in enumerate(todo, start=1):
+            bar.describe(f"run {i}/{len(todo)}: {Path(cfg).stem}" + (f" at {sweep[0]}={v}" if sweep else ""))
             ranks = {sweep[0]: v} if sweep and v is not None else None
-            spec = load_run(cfg, ranks=ranks)
-            res = run(spec, progress=progress)
-            s = res["summary"]
-            rows.append({"config": Path(cfg).stem, "value": v, "latency_s": s["latency_s"],
-                         "energy_pj": res["energy_pj"]["total"], "edp": s["edp"],
-                         "throughput_inf_per_s": s["throughput_inf_per_s"],
-                         "dram_bytes": s["dram_bytes"], "utilization": s["utilization"],
-                         "arch": res["arch"]["name"], "workload": res["workload"]})
+            res = run(load_run(cfg, ranks=ranks), progress=bar.progress or False)
+            rows.append(row_of(cfg, v, res))
+            bar.advance()
+    images = _plots(rows, sweep)
+    md = _markdown(rows, sweep, list(images))
     with output_dir(out_dir, kind="compare", force=force, command=command) as tmp:
         (tmp / "compare.json").write_text(dumps({"sweep": sweep[0] if sweep else None, "rows": rows}))
-        (tmp / "compare.md").write_text(_markdown(rows, sweep))
-        for name, data in _plots(rows, sweep).items():
+        (tmp / "compare.md").write_text(md)
+        (tmp / "compare.html").write_text(html_page("Comparison", md, images), encoding="utf-8")
+        for name, data in images.items():
             (tmp / name).write_bytes(data)
     return rows
 
 
-def _markdown(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None) -> str:
-    units = sorted({u for r in rows for u in r["utilization"]})
-    head = ["config"] + ([sweep[0]] if sweep else []) + ["latency (ms)", "energy (mJ)", "EDP (pJ*s)",
-                                                       "DRAM (MB)"] + [f"util {u}" for u in units]
-    lines = ["# Comparison", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    base = rows[0]["latency_s"] if rows else 1.0
+# The table's columns: (row key, header, scale from the row's unit); the plot uses the same.
+COLUMNS = (("latency_s", "latency (ms)", 1e3),
+           ("throughput_inf_per_s", "throughput (inferences/s)", 1.0),
+           ("energy_per_inference_pj", "energy per inference (mJ)", 1e-9),
+           ("edp", "EDP (pJ*s)", 1.0),
+           ("dram_bytes_per_inference", "DRAM per inference (MB)", 1e-6))
+
+
+def row_of(config: str | Path, value: int | None, res: dict[str, Any]) -> dict[str, Any]:
+    """One comparison row from a run result: per-inference figures, as ``einarray run`` prints."""
+    s = res["summary"]
+    return {"config": Path(config).stem, "value": value, "batch": res["batch"], "latency_s": s["latency_s"],
+            "throughput_inf_per_s": s["throughput_inf_per_s"],
+            "energy_per_inference_pj": s["energy_per_inference_pj"], "edp": s["edp"],
+            "dram_bytes_per_inference": s["dram_bytes"] / res["batch"],
+            "utilization": dict(s["utilization"]),
+            **({"utilization_compute": dict(s["utilization_compute"])} if "utilization_compute" in s else {}),
+            "arch": res["arch"]["name"], "workload": res["workload"]}
+
+
+def _units(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({u for r in rows for u in r["utilization"]})
+
+
+def table(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None) -> tuple[list[str], list[list[str]]]:
+    """The comparison as (header, rows of cells), for compare.md/html and the terminal."""
+    units = _units(rows)
+    comp = any("utilization_compute" in r for r in rows)
+    head = (["config"] + ([sweep[0]] if sweep else []) + [h for _, h, _ in COLUMNS]
+            + [f"util {u} (all cycles)" for u in units]
+            + ([f"util {u} (compute cycles)" for u in units] if comp else []))
+    out = []
     for r in rows:
-        cells = [r["config"]] + ([str(r["value"])] if sweep else []) + [
-            f"{r['latency_s'] * 1e3:.4g}", f"{r['energy_pj'] * 1e-9:.4g}", f"{r['edp']:.4g}",
-            f"{r['dram_bytes'] / 1e6:.4g}"] + [f"{r['utilization'].get(u, 0):.3f}" for u in units]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Speed relative to the first row: " + ", ".join(
-        f"{r['config']}{'@' + str(r['value']) if sweep else ''} {base / r['latency_s']:.3g}x" for r in rows), ""]
+        cells = [r["config"]] + ([str(r["value"])] if sweep else [])
+        cells += [f"{r[k] * f:.4g}" for k, _, f in COLUMNS]
+        cells += [f"{r['utilization'].get(u, 0.0):.3f}" for u in units]
+        if comp:
+            cells += [f"{r.get('utilization_compute', {}).get(u, 0.0):.3f}" for u in units]
+        out.append(cells)
+    return head, out
+
+
+def _label(r: dict[str, Any], sweep: tuple[str, list[int]] | None) -> str:
+    return f"{r['config']}@{r['value']}" if sweep else r["config"]
+
+
+def _markdown(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None, images: list[str]) -> str:
+    head, cells = table(rows, sweep)
+    lines = ["# Comparison", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    base = rows[0]["latency_s"] if rows else 1.0
+    lines += ["", "Per inference (a run of batch B is divided by B); utilization is PE-cycles over PEs x "
+              "cycles (all cycles, memory stalls included; compute cycles, stalls excluded).", "",
+              "Speed relative to the first row: " + ", ".join(
+                  f"{_label(r, sweep)} {base / r['latency_s']:.3g}x" for r in rows), ""]
+    if images:
+        lines += ["## Plots", ""] + [f"![{n}]({n})" for n in images] + [""]
     return "\n".join(lines)
 
 
-def _plots(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None) -> dict[str, bytes]:
-    import matplotlib
+def fig_compare(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None) -> Any:
+    """Latency, throughput, energy per inference and utilization, in the table's units."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out: dict[str, bytes] = {}
-    metrics = [("latency_s", "latency (s)"), ("energy_pj", "energy (pJ)")]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    fig = Figure(figsize=(14, 4))
+    axes = fig.subplots(1, 4)
     configs = list(dict.fromkeys(r["config"] for r in rows))
-    for ax, (key, label) in zip(axes[:2], metrics):
+    labels = [_label(r, sweep) for r in rows]
+    for ax, (key, head, f) in zip(axes[:3], COLUMNS[:3]):
         if sweep:
             for c in configs:
                 rs = [r for r in rows if r["config"] == c]
-                ax.plot([r["value"] for r in rs], [r[key] for r in rs], "o-", label=c)
+                ax.plot([r["value"] for r in rs], [r[key] * f for r in rs], "o-", label=c)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel(sweep[0])
+            ax.legend(fontsize=7)
         else:
-            ax.bar(configs, [r[key] for r in rows])
+            ax.bar(labels, [r[key] * f for r in rows])
             ax.tick_params(axis="x", rotation=30)
-        ax.set_ylabel(label)
+        ax.set_ylabel(head)
         ax.grid(True, alpha=0.3)
-    ax = axes[2]
-    units = sorted({u for r in rows for u in r["utilization"]})
+    ax = axes[3]
+    units = _units(rows)
     if sweep:
         for c in configs:
             rs = [r for r in rows if r["config"] == c]
@@ -94,19 +138,14 @@ def _plots(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None) -> d
     else:
         width = 0.8 / max(1, len(units))
         for i, u in enumerate(units):
-            ax.bar([j + i * width for j in range(len(configs))], [r["utilization"].get(u, 0) for r in rows],
+            ax.bar([j + i * width for j in range(len(rows))], [r["utilization"].get(u, 0) for r in rows],
                    width=width, label=u)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(configs))], configs, rotation=30)
-    ax.set_ylabel("utilization")
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], labels, rotation=30)
+    ax.set_ylabel("utilization (all cycles)")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7)
-    axes[0].legend(fontsize=7) if sweep else None
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    out["compare.png"] = buf.getvalue()
-    return out
+    return fig
 
 
-
+def _plots(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None) -> dict[str, bytes]:
+    return {"compare.png": png(fig_compare(rows, sweep))}

@@ -358,38 +358,28 @@ def default_layer(lay: LayerSpec) -> LayerSpec:
 
 
 # ----------------------------------------------------------------------------------
-def run(spec: RunSpec, *, progress: bool = True,
+def run(spec: RunSpec, *, progress: Any = True,
         simulate: Callable[[Config], dict] | None = None) -> dict[str, Any]:
-    """Simulate every layer and aggregate; returns the data of ``report.json``."""
+    """Simulate every layer and aggregate; returns the data of ``report.json``.
+
+    ``progress``: True for a bar of layers on the terminal (:mod:`einarray.progress`), False
+    for none, or a running rich Progress to show the layers on."""
+    from .progress import Bar
+
     if simulate is None:
         from sim.results import simulate as simulate  # noqa: PLW0127
     results: list[tuple[LayerSpec, dict]] = []
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), transient=True)
-        bar.start()
-        task = bar.add_task(f"simulating {spec.name}", total=len(spec.layers))
-    try:
+    with Bar(progress, f"simulating {spec.name}", len(spec.layers)) as bar:
         for lay in spec.layers:
             if spec.search is not None:
-                if bar is not None:
-                    bar.update(task, description=f"searching a mapping for {lay.name}")
+                bar.describe(f"searching a mapping for {lay.name}")
                 lay = search_layer(lay, spec.search)
             elif lay.config.mapping_origin == "default":
-                if bar is not None:
-                    bar.update(task, description=f"deriving the default mapping of {lay.name}")
+                bar.describe(f"deriving the default mapping of {lay.name}")
                 lay = default_layer(lay)
-            if bar is not None:
-                bar.update(task, description=f"simulating {lay.name}")
+            bar.describe(f"simulating {lay.name}")
             results.append((lay, simulate(lay.config)))
-            if bar is not None:
-                bar.advance(task)
-    finally:
-        if bar is not None:
-            bar.stop()
+            bar.advance()
     return aggregate(spec, results)
 
 

@@ -16,6 +16,7 @@ import csv
 import html
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,27 +69,63 @@ def write_layers_csv(result: dict[str, Any], path: Path) -> None:
 
 
 # -- text --------------------------------------------------------------------------------
-def _si(x: float, unit: str) -> str:
+def si(x: float, unit: str) -> str:
+    """``x`` with an SI prefix and four significant digits: ``si(2.1e8, "B")`` is ``'210 MB'``."""
+    if x == 0:
+        return f"0 {unit}"
     for f, p in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, ""), (1e3, "k"), (1e6, "M"),
-                 (1e9, "G"), (1e12, "T")):
-        if abs(x) < f * 1000 or p == "T":
-            return f"{x / f:.4g} {p}{unit}"
-    return f"{x:.4g} {unit}"  # pragma: no cover
+                 (1e9, "G"), (1e12, "T"), (1e15, "P")):
+        if abs(x) < f * 999.95 or p == "P":
+            return f"{x / f:.4g} {p}{unit}".rstrip()
+    raise AssertionError("unreachable")
+
+
+def utilization_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Per unit: PE-cycles over PEs x all cycles (memory stalls included) and, when the
+    result has it, over PEs x compute-only cycles (stalls excluded, as SCALE-Sim)."""
+    comp = summary.get("utilization_compute") or {}
+    rows = []
+    for u, v in summary["utilization"].items():
+        rows.append((f"utilization {u} (all cycles)", f"{v:.3f}"))
+        if u in comp:
+            rows.append((f"utilization {u} (compute cycles)", f"{comp[u]:.3f}"))
+    return rows
 
 
 def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary as (metric, value) rows, for report.md/html and the terminal."""
     s = result["summary"]
-    rows = [
-        ("latency", _si(s["latency_s"], "s")),
+    rows = [("mapping", s["binding"])] if s.get("binding") else []
+    rows += [
+        ("latency", si(s["latency_s"], "s")),
         ("throughput", f"{s['throughput_inf_per_s']:.4g} inferences/s"),
-        ("energy per inference", _si(s["energy_per_inference_pj"] * 1e-12, "J")),
-        ("average power", _si(s["average_power_w"], "W")),
-        ("DRAM traffic", _si(s["dram_bytes"], "B")),
+        ("energy per inference", si(s["energy_per_inference_pj"] * 1e-12, "J")),
+        ("average power", si(s["average_power_w"], "W")),
+        ("DRAM traffic", si(s["dram_bytes"], "B")),
         ("EDP", f"{s['edp']:.4g} pJ*s"),
-        ("MACs", f"{s['macs']:,}"),
+        ("MACs", si(s["macs"], "MAC")),
     ]
-    rows += [(f"utilization {u}", f"{v:.3f}") for u, v in s["utilization"].items()]
-    return rows
+    return rows + utilization_rows(s)
+
+
+def layer_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The layers table (header, rows); a ``mapping`` column says where each layer's mapping
+    came from (default, searched, given) when the result records it."""
+    units = list(result["arch"]["units"])
+    origin = any("mapping_origin" in l for l in result["layers"])
+    head = ["layer", "cascade"] + (["mapping"] if origin else []) + ["instances", "latency", "energy",
+                                                                   "share of time"] + [f"util {u}" for u in units]
+    tot = result["latency_s"] or 1.0
+    rows = []
+    for l in result["layers"]:
+        rows.append([l["name"], l["cascade"]] + ([l.get("mapping_origin", "-")] if origin else [])
+                    + [str(l["instances"]), si(l["latency_s"], "s"), si(l["energy_pj"] * 1e-12, "J"),
+                       f"{l['latency_s'] / tot:.1%}"] + [f"{l['utilization'][u]:.3f}" for u in units])
+    return head, rows
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def render_markdown(result: dict[str, Any], images: list[str]) -> str:
@@ -101,45 +138,47 @@ def render_markdown(result: dict[str, Any], images: list[str]) -> str:
               + (f", model `{w['model']}`" if w.get("model") else "")
               + (f", attention `{w['attention']}`" if w.get("attention") else "") + ".", ""]
     lines += ["## Summary", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in summary_rows(result)]
-    units = list(result["arch"]["units"])
-    lines += ["", "## Layers", "", "| layer | cascade | instances | latency | energy | share of time | "
-              + " | ".join(f"util {u}" for u in units) + " |", "|---|---|---|---|---|---|" + "---|" * len(units)]
-    tot = result["latency_s"] or 1.0
-    for l in result["layers"]:
-        lines.append(f"| {l['name']} | {l['cascade']} | {l['instances']} | {_si(l['latency_s'], 's')} | "
-                     f"{_si(l['energy_pj'] * 1e-12, 'J')} | {l['latency_s'] / tot:.1%} | "
-                     + " | ".join(f"{l['utilization'][u]:.3f}" for u in units) + " |")
+    lines += [_md_row([k, v]) for k, v in summary_rows(result)]
+    head, rows = layer_rows(result)
+    lines += ["", "## Layers", "", _md_row(head), "|" + "---|" * len(head)]
+    lines += [_md_row(r) for r in rows]
     for key, title in (("top_einsums_by_time", "Top Einsums by time"),
                        ("top_einsums_by_energy", "Top Einsums by energy")):
         lines += ["", f"## {title}", "", "| layer | einsum | unit | cycles | energy | utilization |",
                   "|---|---|---|---|---|---|"]
         for e in result[key]:
             lines.append(f"| {e['layer']} | {e['einsum']} | {e['unit']} | {e['cycles']:,.0f} | "
-                         f"{_si(e['energy_pj'] * 1e-12, 'J')} | {e['utilization']:.3f} |")
+                         f"{si(e['energy_pj'] * 1e-12, 'J')} | {e['utilization']:.3f} |")
     lines += ["", "## Traffic per memory level", "", "| level | reads (words) | writes (words) | bytes |",
               "|---|---|---|---|"]
     for lvl, t in result["traffic"].items():
-        lines.append(f"| {lvl} | {t['reads']:,} | {t['writes']:,} | {_si(t['bytes'], 'B')} |")
+        lines.append(f"| {lvl} | {t['reads']:,} | {t['writes']:,} | {si(t['bytes'], 'B')} |")
     lines += ["", "## Energy by component", "", "| component | action | energy |", "|---|---|---|"]
     for comp, acts in result["energy_pj"]["components"].items():
         for a, v in sorted(acts.items()):
-            lines.append(f"| {comp} | {a} | {_si(v * 1e-12, 'J')} |")
+            lines.append(f"| {comp} | {a} | {si(v * 1e-12, 'J')} |")
     if images:
         lines += ["", "## Plots", ""] + [f"![{n}]({n})" for n in images]
     lines += ["", "Semantics: layers run one after another; each layer's figures come from the "
               "cycle-level simulator (`einarray simulate`) over `instances` = repeat x batch "
-              "independent instances. Utilization is PE-cycles used over PEs x cycles.", ""]
+              "independent instances. Utilization is PE-cycles used over PEs x cycles: all cycles "
+              "(memory stalls included) or, where shown, compute-only cycles (stalls excluded, as "
+              "SCALE-Sim reports it).", ""]
     return "\n".join(lines)
 
 
 def render_html(result: dict[str, Any], images: dict[str, bytes]) -> str:
-    md_tables = render_markdown(result, [])
-    body = [f"<h1>{html.escape(result['title'])}</h1>"]
+    return html_page(result["title"], render_markdown(result, []), images)
+
+
+def html_page(title: str, markdown: str, images: dict[str, bytes]) -> str:
+    """A self-contained HTML page from the report's markdown (headings, paragraphs and
+    tables) with the PNG images inlined as base64."""
+    body = [f"<h1>{html.escape(title)}</h1>"]
     table: list[list[str]] = []
-    for line in md_tables.splitlines()[1:]:
+    for line in markdown.splitlines()[1:]:
         if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
             if all(set(c) <= set("-") for c in cells):
                 continue
             table.append(cells)
@@ -149,7 +188,7 @@ def render_html(result: dict[str, Any], images: dict[str, bytes]) -> str:
             table = []
         if line.startswith("## "):
             body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.strip():
+        elif line.strip() and not line.startswith("!["):
             body.append(f"<p>{html.escape(line).replace('`', '')}</p>")
     if table:
         body.append(_html_table(table))
@@ -161,7 +200,7 @@ def render_html(result: dict[str, Any], images: dict[str, bytes]) -> str:
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
              "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}")
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
-            + html.escape(result["title"]) + f"</title><style>{style}</style></head><body>\n"
+            + html.escape(title) + f"</title><style>{style}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 
 
@@ -281,7 +320,7 @@ def fig_roofline(result: dict[str, Any]) -> Any:
         peak = arch["peak_ops_per_s"][u]
         ax.plot(grid, np.minimum(peak, grid * bw), ("-", "--", ":", "-.")[i % 4], color=colors[u], lw=1.5,
                 gid=f"roof:{u}",
-                label=f"{u} roof: {_si(peak, 'ops/s')}, DRAM {_si(bw, 'B/s')}")
+                label=f"{u} roof: {si(peak, 'ops/s')}, DRAM {si(bw, 'B/s')}")
         mine = [p for p in pts if p["unit"] == u]
         xs = [p["intensity"] or hi for p in mine]
         ys = [p["ops_per_s"] for p in mine]

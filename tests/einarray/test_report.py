@@ -117,3 +117,76 @@ def test_utilization_legend_has_one_colour_per_unit(result):
 def test_unit_colors_are_distinct():
     cols = unit_colors([f"u{i}" for i in range(10)])
     assert len(set(cols.values())) == 10
+
+
+# -- rendering of the mapping origin, the binding line and both utilizations ---------------
+@pytest.fixture(scope="module")
+def gemm_result():
+    return run(CONFIGS["gemm-16x16"](), progress=False)
+
+
+def _with_mapping_fields(res: dict) -> dict:
+    """A result with the mapping and utilization fields of report.json (synthetic values)."""
+    r = copy.deepcopy(res)
+    for l in r["layers"]:
+        l["mapping_origin"] = "searched"
+        l["mapping"] = {"einsums": {"C": {"unit": "array2d"}}, "groups": [{"name": "C", "einsums": ["C"]}]}
+    r["summary"]["binding"] = "gemm: searched | gemm binding: array2d C"
+    r["summary"]["utilization"] = {"array2d": 0.25}
+    r["summary"]["utilization_compute"] = {"array2d": 0.5}
+    return r
+
+
+def _without_mapping_fields(res: dict) -> dict:
+    """The same result as written before report.json had those fields."""
+    r = copy.deepcopy(res)
+    for l in r["layers"]:
+        for k in ("mapping_origin", "mapping_policy", "mapping", "binding", "default_choice"):
+            l.pop(k, None)
+    r["summary"].pop("binding", None)
+    r["summary"].pop("utilization_compute", None)
+    return r
+
+
+def test_summary_names_the_binding_and_both_utilizations(gemm_result):
+    from einarray.report import summary_rows
+
+    rows = dict(summary_rows(_with_mapping_fields(gemm_result)))
+    assert rows["mapping"] == "gemm: searched | gemm binding: array2d C"
+    assert rows["utilization array2d (all cycles)"] == "0.250"
+    assert rows["utilization array2d (compute cycles)"] == "0.500"
+    # a result without the fields renders too, without them
+    old = _without_mapping_fields(gemm_result)
+    rows = dict(summary_rows(old))
+    assert "mapping" not in rows and not any("compute cycles" in k for k in rows)
+    assert rows["utilization array2d (all cycles)"] == f"{gemm_result['summary']['utilization']['array2d']:.3f}"
+
+
+def test_markdown_and_html_show_mapping_origin_and_binding(gemm_result):
+    from einarray.report import render_html, render_markdown
+
+    res = _with_mapping_fields(gemm_result)
+    md = render_markdown(res, [])
+    lines = md.splitlines()
+    head = next(l for l in lines if l.startswith("| layer | cascade"))
+    assert head.split(" | ")[2] == "mapping"
+    row = lines[lines.index(head) + 2]
+    assert row.split(" | ")[:3] == ["| gemm", "gemm", "searched"]
+    # the binding's '|' is escaped in markdown and whole in HTML
+    assert "| mapping | gemm: searched \\| gemm binding: array2d C |" in md
+    page = render_html(res, {})
+    assert "<td>mapping</td><td>gemm: searched | gemm binding: array2d C</td>" in page
+    assert "<td>utilization array2d (compute cycles)</td><td>0.500</td>" in page
+    assert "<th>mapping</th>" in page and "<td>searched</td>" in page
+    # before the fields exist: no mapping column
+    md0 = render_markdown(_without_mapping_fields(gemm_result), [])
+    assert "| layer | cascade | instances |" in md0 and "searched" not in md0
+
+
+@pytest.mark.parametrize("x, unit, text", [(0, "J", "0 J"), (2.1056874e8, "B", "210.6 MB"), (999.96, "s", "1 ks"),
+                                           (6.6e-6, "s", "6.6 us"), (17567610624, "MAC", "17.57 GMAC"),
+                                           (3.2e18, "B", "3200 PB"), (368784, "", "368.8 k")])
+def test_si(x, unit, text):
+    from einarray.report import si
+
+    assert si(x, unit) == text
