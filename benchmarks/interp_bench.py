@@ -1,6 +1,6 @@
 """Benchmark: the generic NumPy interpreter against hand-written NumPy.
 
-Issue 2 targets: the 1-pass (online softmax) cascade at M=P=4096, E=F=64 within 2x of a
+Goals: the 1-pass (online softmax) cascade at M=P=4096, E=F=64 within 2x of a
 hand-written NumPy implementation of the same blocked algorithm, and the 3-pass cascade
 within 1.5x of direct NumPy softmax attention. Writes JSON (default
 benchmarks/results/interp.json). Run: ``python benchmarks/interp_bench.py``.
