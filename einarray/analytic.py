@@ -7,7 +7,8 @@ is computed without stepping the loop nest:
   its partial last tile). Per class the tile cost is the simulator's: the systolic
   closed forms of :mod:`sim.systolic` for a sum of products on the 2-D array (folds x
   streaming cycles, fill/drain per the arch) plus other ops over the lanes, or
-  ``ceil(work / lanes) + latency - 1`` for element-wise work; a step is at least as long
+  ``ceil(work / lanes) + latency - 1`` for element-wise work (on the 2-D array at least
+  the time its operands take to enter through the array's edges); a step is at least as long
   as its buffer traffic takes at the buffer's bandwidth.
 * **Backing-store traffic.** An input is reloaded whenever a loop it depends on (or
   one outside it) advances: ``size x prod(trips of the loops it does not depend on that
@@ -93,7 +94,10 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
         else:
             frac = Fraction(pts, oc.points)
             acts = {a: Fraction(v) * frac for a, v in acts_full.items()}
-        cyc, _, folds_by = compute_cycles(u, em, iext, acts)
+        # element-wise work on the 2-D array: every operand enters, the result leaves
+        # through the array's edges (nothing of a lone Einsum is resident in the PEs)
+        w_in = sum(tensor_footprint(c, t, ext) for t in e.reads)
+        cyc, _, folds_by = compute_cycles(u, em, iext, acts, w_in, tensor_footprint(c, e.output, ext))
         br = 0
         for t in e.reads:
             refetch = 1

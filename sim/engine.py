@@ -18,7 +18,14 @@ is a *step*. Per step:
   Cycles of one Einsum on its tile: 2-D sums of products use the systolic closed forms
   of :mod:`sim.systolic` (fill/drain per the arch); everything else costs
   ``ceil(sum_a actions_a * cycles_a / lanes) + latency - 1`` (``max_a`` instead of the
-  sum when the unit chains element-wise ops, ``fuse_elementwise``).
+  sum when the unit chains element-wise ops, ``fuse_elementwise``). On the 2-D array
+  element-wise and reduction work is also at least as long as its operands take to
+  enter the PEs through the array's edges (``R + C`` words per cycle) and its result to
+  leave them when another unit reads it in the same step or it is written back: an
+  operand is free only when the group produced it in the PEs (an output-stationary sum
+  of products or element-wise work, e.g. FuseMax's QK tile for LM and SLN) and a step's
+  tile of it fits the PEs' register files. Otherwise the array would be a free vector
+  unit of R x C lanes for data that is not in it (:mod:`sim.systolic` states the rule).
   A step is also at least as long as the buffer-level traffic takes at that level's
   read and write bandwidth (a stall otherwise).
 * **Backing-store traffic.** A group input tile is (re)loaded when its tile index
@@ -169,7 +176,9 @@ class GroupSim:
         # a 'where' filter's work is spread evenly over the dense iteration space
         frac = Fraction(pts, dense)
         acts = {a: Fraction(v) * frac for a, v in oc.counts.items() if v}
-        cyc, pe, folds_by_ix = compute_cycles(u, em, iext, acts)
+        w_in, w_out = self.edge_words(n, ext) if u.is_2d and not (acts.get("mac") and (em.rows or em.cols)) \
+            else (0, 0)
+        cyc, pe, folds_by_ix = compute_cycles(u, em, iext, acts, w_in, w_out)
         # buffer-level traffic (words) per tensor: operands not register-resident
         breads: list[tuple[str, int]] = []
         for t in e.reads:
@@ -192,6 +201,45 @@ class GroupSim:
         res = (cyc, pts, Fraction(pe), tuple(breads), tuple(bwrites))
         self._ecache[key] = res
         return res
+
+    def leaves_in_pes(self, p: str) -> bool:
+        """Does Einsum ``p`` leave its result in the 2-D array's PEs? An output-stationary
+        sum of products (or the broadcast array) accumulates in place and element-wise work
+        writes where it computes; a reduction forms its result at the array's edge and a
+        weight- or input-stationary array streams its results out of it."""
+        em = self.maps[p]
+        if em.unit != "array2d" or em.free:
+            return False
+        e = self.c.einsum(p)
+        if self.sim.cfg.counts[p].counts.get("mac") and (em.rows or em.cols):
+            return em.dataflow == "os" or self.sim.arch.units["array2d"].timing == "broadcast"
+        return not e.reduced
+
+    def edge_words(self, n: str, ext: Mapping[str, int]) -> tuple[int, int]:
+        """Words that enter and leave the 2-D array's PEs through its edges for Einsum
+        ``n``'s tile (element-wise or reduction work, :func:`sim.systolic.compute_cycles`):
+        every operand not resident in the PEs (resident: produced in this group by an
+        Einsum that leaves it there, one step's tile of it fitting the register files),
+        and the result when another unit reads it in the same step or the step writes it
+        back."""
+        c = self.c
+        u = self.sim.arch.units["array2d"]
+        e = c.einsum(n)
+        w_in = 0
+        for t in e.reads:
+            for s in self.free_alias.get(t, (t,)):
+                words = tensor_footprint(c, s, ext)
+                p = self.producer.get(s)
+                if p is not None and self.leaves_in_pes(p) and -(-words // u.lanes) <= u.rf_entries:
+                    continue
+                w_in += words
+        out = e.output
+        leaves = out in self.outs and out not in self.late_out
+        for m in self.g.einsums:
+            if (out in c.einsum(m).reads and self.maps[m].unit != "array2d" and not self.maps[m].free
+                    and self.depth[m] == self.depth[n]):
+                leaves = True
+        return w_in, tensor_footprint(c, out, ext) if leaves else 0
 
     def _tensor_indices(self, e: Einsum, t: str) -> set[str]:
         from einsum import expr as E

@@ -37,6 +37,29 @@ With one fold both equal the ``fold_overlap: false`` figure.
 ``model: broadcast`` (the FPGA unified compute unit, :func:`broadcast_cycles`)::
 
     folds * (T + ceil(T / max_k) * (R + tile_overhead))     # max_k: beats per command
+
+Element-wise and reduction work on the 2-D array
+------------------------------------------------
+The PEs compute ``lanes = R x C`` elements per cycle, but only on operands that are in
+them. Words reach the PEs through the array's edges: one word per row per cycle on the
+row edge and one per column on the column edge, ``R + C`` words per cycle in all (the
+same links a GEMM streams its operands through); results leave through the opposite
+edges at the same rate. So an Einsum over ``N`` elements on the 2-D array costs::
+
+    max(ceil(work / lanes), ceil(words_in / (R + C)), ceil(words_out / (R + C))) + latency - 1
+
+``words_in`` counts the operand words that are not already resident in the PEs, and
+``words_out`` the result words that must leave them (read by the other unit or written
+to the buffer in the same step). The caller decides residency (:mod:`sim.engine`): a
+tensor is resident when the same group produced it on the 2-D array with its result left
+in place (an output-stationary sum of products such as FuseMax's QK, or element-wise
+work such as its SLN) and one step's tile of it fits the PEs' register files
+(``ceil(words / lanes) <= rf_entries``); results of a reduction (formed at the edge) and of
+weight- or input-stationary sums of products (streamed out of the edge) are not.
+Without this bound the 2-D array would be a free 65,536-lane vector unit for any
+element-wise Einsum, however far its operands had to travel. The 1-D array reads its
+operands from its register files and the buffer, whose bandwidth the simulator bounds
+separately.
 """
 
 from __future__ import annotations
@@ -87,8 +110,8 @@ def scalesim_gemm(M: int, N: int, K: int, R: int, C: int, dataflow: str) -> dict
             "utilization": M * N * K / (R * C * cycles)}
 
 
-def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction]
-                   ) -> tuple[Fraction, Fraction, dict[str, int]]:
+def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction], words_in: int = 0,
+                   words_out: int = 0) -> tuple[Fraction, Fraction, dict[str, int]]:
     """Cycles of one Einsum's tile on its unit: ``(cycles, PE-cycles, folds per spatial index)``.
 
     ``u`` is a :class:`mapping.arch.ComputeUnit`, ``em`` the Einsum's
@@ -96,7 +119,10 @@ def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction]
     tile's action counts. A sum of products with a spatial mapping on the 2-D array runs in
     folds (:func:`systolic_cycles` or :func:`broadcast_cycles`), any other action adds
     ``count x cycles / lanes``; everything else is element-wise work spread over the lanes
-    plus the deepest op latency. Shared by the simulator and the analytic search model.
+    plus the deepest op latency, and on the 2-D array at least as long as ``words_in``
+    operand words take to enter (and ``words_out`` result words to leave) through its
+    edges at ``R + C`` words per cycle (see the module docstring). Shared by the simulator
+    and the analytic search model.
     """
     mac = acts.get("mac", 0)
     folds_by: dict[str, int] = {}
@@ -128,4 +154,7 @@ def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction]
     else:
         work = sum((v * u.ops[a].cycles for a, v in acts.items()), Fraction(0))
     lat = max(u.ops[a].latency for a in acts)
-    return Fraction(math.ceil(work / u.lanes) + lat - 1), Fraction(work), folds_by
+    cyc = math.ceil(work / u.lanes)
+    if u.is_2d:
+        cyc = max(cyc, -(-max(words_in, words_out) // (u.rows + u.cols)))
+    return Fraction(cyc + lat - 1), Fraction(work), folds_by
