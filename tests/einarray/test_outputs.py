@@ -381,3 +381,17 @@ def test_file_outputs_name_the_path(tmp_path, capsys, kind):
     assert main(["verilog", "gelu", "-o", str(target)]) == 2
     assert one_error_line(capsys, "verilog") == f"einarray verilog: error: {msg}"
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command,module,name", [("run", "einarray.flow", "run"),
+                                                 ("compare", "einarray.compare", "run"),
+                                                 ("search", "einarray.search", "search")])
+def test_refusal_comes_before_the_work(tmp_path, cfg, capsys, monkeypatch, command, module, name):
+    import importlib
+
+    def work(*a, **k):
+        raise AssertionError("the simulation or search ran before the output was checked")
+
+    monkeypatch.setattr(importlib.import_module(module), name, work)
+    assert main(COMMANDS[command](cfg, thesis(tmp_path), "--force")) == 2
+    assert "is not an einarray output directory" in one_error_line(capsys, command)
