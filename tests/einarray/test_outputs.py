@@ -395,3 +395,14 @@ def test_refusal_comes_before_the_work(tmp_path, cfg, capsys, monkeypatch, comma
     monkeypatch.setattr(importlib.import_module(module), name, work)
     assert main(COMMANDS[command](cfg, thesis(tmp_path), "--force")) == 2
     assert "is not an einarray output directory" in one_error_line(capsys, command)
+
+
+@pytest.mark.parametrize("exc,text", [
+    (OSError(errno.ENOSPC, "No space left on device", "out/report.md"), "out/report.md: No space left on device"),
+    (OSError(errno.EXDEV, "Invalid cross-device link", "a", "b"), "a -> b: Invalid cross-device link"),
+    (OSError(errno.EIO, "Input/output error"), "Input/output error"),
+])
+def test_describe_os_error(exc, text):
+    from einarray.cli import describe_os_error
+
+    assert describe_os_error(exc) == text
