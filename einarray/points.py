@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from einsum.errors import ConfigError
 from einsum.yamlsrc import Source, YPath, load as load_yaml
 
 Sections = dict[str, tuple[Any, Source, YPath]]
@@ -71,14 +70,6 @@ def resolve_base(path: str | Path) -> tuple[Sections, Source]:
     p = Path(path)
     sections, src, _ = _load_tree(p, (p.resolve(),))
     return sections, src
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """A deep copy of ``data`` with each dotted path set to its value."""
-    out = copy.deepcopy(dict(data))
-    for dotted, value in overrides:
-        _set(out, dotted.split("."), value)
-    return out
 
 
 def _set(cur: Any, parts: list[str], value: Any) -> None:
@@ -213,5 +204,5 @@ def evaluate_point(task: PointTask) -> dict[str, Any]:
     return out
 
 
-__all__ = ["PointTask", "resolve_base", "apply_overrides", "apply_section_overrides", "prepare",
+__all__ = ["PointTask", "resolve_base", "apply_section_overrides", "prepare",
            "named_files", "config_digest", "evaluate_point"]

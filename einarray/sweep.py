@@ -48,7 +48,7 @@ from einsum.errors import ConfigError, EinarrayError
 from einsum.yamlsrc import Source, YPath, load as load_yaml
 
 from .outdir import claim
-from .points import PointTask, apply_overrides, config_digest, resolve_base
+from .points import PointTask, config_digest, resolve_base
 
 SWEEP_KEYS = {"version", "name", "description", "base", "grid", "points", "search", "evaluator"}
 
@@ -190,7 +190,7 @@ def _prepare_tasks(combos: list[list[tuple[str, Any]]], where: list[tuple[YPath,
     tasks = []
     for i, c in enumerate(combos):
         t = PointTask(index=i, point_id="", overrides=tuple(c), sections=sections, source=base_src,
-                      base_file=str(base_file), search=search, evaluator=evaluator,
+                      base_file=str(base_file.resolve()), search=search, evaluator=evaluator,
                       params_id=params_id(c), version=version)
         try:
             built = prepare(t)
@@ -514,5 +514,5 @@ def _natural(s: str) -> tuple:
 
 
 __all__ = ["PointTask", "SweepSpec", "SweepResult", "load_sweep", "run_sweep", "run_task",
-           "apply_overrides", "params_id", "point_id", "check_scheduler_address", "connect_scheduler"]
+           "params_id", "point_id", "check_scheduler_address", "connect_scheduler"]
 

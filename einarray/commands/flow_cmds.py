@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from einarray.outdir import check as check_output
-from einarray.sweep import load_sweep, run_sweep
+from einarray.sweep import check_scheduler_address, load_sweep, run_sweep
 from einsum.errors import ConfigError
 
 from .common import parse_ranks
@@ -63,9 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "sweep", help="run a design-space sweep locally in parallel or on a Dask cluster",
-        description="Run every point of a sweep file (a grid or list of overrides of a base config) "
-                    "with a process pool, or on a Dask cluster with --scheduler. Results are appended "
-                    "to DIR/results.jsonl as points finish, so re-running resumes an interrupted sweep; "
+        description="Run every point of a sweep file (a grid or list of overrides of a base config, "
+                    "which may be any run or simulate config) with a process pool, or on a Dask cluster "
+                    "with --scheduler. Every point is checked before the first one runs. Results are "
+                    "appended to DIR/results.jsonl as points finish; re-running resumes the points whose "
+                    "recorded result has the same config (the base and every file it includes or names) "
+                    "and einarray version, and runs the others again, saying why. "
                     "DIR/results.csv and DIR/energy-vs-latency.png are written at the end. A failing "
                     "point is recorded with its error; the exit status is 1 only when every point fails. "
                     "DIR must be new, empty or an earlier sweep's directory.")
@@ -82,8 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from einarray.sweep import check_scheduler_address
-
     if args.scheduler:
         check_scheduler_address(args.scheduler)  # before loading and checking every point
     if args.connect_timeout <= 0:

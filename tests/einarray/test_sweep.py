@@ -9,7 +9,6 @@ import pytest
 
 import einarray
 from einarray.cli import main
-from einarray.points import apply_overrides
 from einarray.sweep import load_sweep, run_sweep
 from einsum.errors import ConfigError
 
@@ -39,10 +38,11 @@ def test_grid_expands_to_all_combinations(tmp_path):
     assert spec.tasks[5].data()["workload"]["ranks"] == {"M": 64, "N": 16, "K": 16}
 
 
-def test_apply_overrides_is_a_deep_copy():
-    base = {"a": {"b": [1, {"c": 2}]}}
-    out = apply_overrides(base, [("a.b.1.c", 5)])
-    assert out["a"]["b"][1]["c"] == 5 and base["a"]["b"][1]["c"] == 2
+def test_overrides_apply_to_copies(tmp_path):
+    spec = load_sweep(write(tmp_path, "  grid:\n    arch.memory.1.read_bw: [8, 128]\n"))
+    a, b = (t.data()["arch"]["memory"][1]["read_bw"] for t in spec.tasks)
+    assert (a, b) == (8, 128)
+    assert spec.tasks[0].sections["arch"][0]["memory"][1]["read_bw"] == 64  # the base is untouched
 
 
 @pytest.mark.parametrize("body,msg", [
