@@ -399,7 +399,7 @@ def test_refusal_comes_before_the_work(tmp_path, cfg, capsys, monkeypatch, comma
 
 @pytest.mark.parametrize("exc,text", [
     (OSError(errno.ENOSPC, "No space left on device", "out/report.md"), "out/report.md: No space left on device"),
-    (OSError(errno.EXDEV, "Invalid cross-device link", "a", "b"), "a -> b: Invalid cross-device link"),
+    (OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b"), "a -> b: Invalid cross-device link"),
     (OSError(errno.EIO, "Input/output error"), "Input/output error"),
 ])
 def test_describe_os_error(exc, text):
