@@ -239,6 +239,8 @@ def render_markdown(results: dict) -> str:
     for row in results["rows"]:
         u, t = row["unit"], row["target"]
         fmt = row.get("format", "-")
+        if t is None:  # error figures only (no target run)
+            continue
         if row.get("error_message"):
             lines.append(f"| {u} | {t} | {fmt} | {_params_text(row['params'])} | - | - | - | - "
                          f"| - | - | - | {row['error_message']} | {EDGE_MOE[u][t]} |")
@@ -299,8 +301,8 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
     ``out/results.json`` and ``out/README.md``; returns the results."""
     rows = []
     for unit in units:
-        for target, params in [(t, p) for t in targets for p in unit_params(unit, t)] or [
-                (None, p) for p in unit_params(unit, "")]:
+        runs = [(t, p) for t in targets for p in unit_params(unit, t)]
+        for target, params in runs or [(None, p) for p in unit_params(unit, "")]:
             fmt = number_format(unit, params)
             error = measure_error(unit, params)
             if target is None:  # no targets: the error figures only

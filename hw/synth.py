@@ -59,7 +59,8 @@ from einsum.errors import ConfigError, EinarrayError
 
 from . import export
 
-__all__ = ["TARGETS", "synthesize", "target_params", "SynthError", "DEFAULT_FREQ_MHZ"]
+__all__ = ["TARGETS", "synthesize", "target_params", "resolve_params", "SynthError",
+           "DEFAULT_FREQ_MHZ"]
 
 TARGETS = ("ecp5", "ice40", "xilinx")
 DEFAULT_FREQ_MHZ = 200.0
@@ -169,6 +170,14 @@ def _count(cells: dict[str, int], table) -> int:
     return int(sum(cells.get(k, 0) for k in table))
 
 
+def resolve_params(unit: str, params: dict | None, target: str) -> tuple[dict, dict]:
+    """``(parameters used, the ones taken from the target)``: ``params`` override the
+    target's defaults (:func:`target_params`), which override the block's."""
+    given = dict(params or {})
+    tdef = {k: v for k, v in target_params(unit, target).items() if k not in given}
+    return {**tdef, **given}, tdef
+
+
 def _check_seeds(seeds) -> list[int]:
     """``seeds`` (an int or a sequence of ints) as a list of distinct placement seeds."""
     out = [seeds] if isinstance(seeds, int) else list(seeds) if isinstance(seeds, Sequence) else None
@@ -202,9 +211,7 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
     if not isinstance(freq_mhz, (int, float)) or not 1 <= freq_mhz <= 1000:
         raise ConfigError(f"clock target must be in 1..1000 MHz, got {freq_mhz!r}")
     seeds = _check_seeds(seeds)
-    given = dict(params or {})
-    tdef = {k: v for k, v in target_params(unit_name, target).items() if k not in given}
-    params = {**tdef, **given}
+    params, tdef = resolve_params(unit_name, params, target)
     wd = Path(workdir) if workdir is not None else _default_workdir(unit_name, params, target)
     try:
         comp = export.build(unit_name, params)           # validates unit and params
@@ -214,6 +221,7 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
         shown = ", ".join(f"{k}={v}" for k, v in tdef.items())
         raise ConfigError(f"{exc} ({shown} is the {target} default; set it explicitly to "
                           "override)") from None
+    comp._MustUse__silence = True   # converted below unless the work directory fails
     desc = export.describe(unit_name, comp, params)
     wd = _check_workdir(wd)
     write_atomic(wd / "top.v", export.to_verilog(comp, unit_name))

