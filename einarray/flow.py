@@ -338,7 +338,10 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath]) -> Layer
     sec, ssrc, sp = search_sec
     cfg = lay.config
     settings = parse_search_section(sec, ssrc, sp, cfg.cascade, cfg.arch)
-    res = search(SearchProblem(cfg, settings, None, cfg.source or ""))
+    # seeded with the derived default, so a small budget never does worse than not searching
+    seeded = derive_default(cfg)[0] if cfg.mapping_origin == "default" else cfg
+    res = search(SearchProblem(seeded, settings, mapping_section(seeded) if seeded is not cfg else None,
+                               cfg.source or ""))
     msrc = Source(f"search of {lay.name}")
     mapping = mapping_from_data(res.mapping, msrc, ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
     return replace(lay, config=replace(cfg, mapping=mapping, mapping_origin="searched"))

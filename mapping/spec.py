@@ -590,6 +590,7 @@ def make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMa
     group = Group(name, mem, tuple(loops), stages, MappingProxyType(dict(dsec)), buf.name, p, streamed,
                   MappingProxyType(hold))
     _check_group_order(src, c, emaps, group, p)
+    _check_final_reads(src, c, group, p)
     return group
 
 
@@ -688,6 +689,40 @@ def _check_group_order(src: Source, c: Cascade, emaps: Mapping[str, EinsumMap], 
                 if not _before(stage_of, emaps, m, n):
                     raise _err(src, p + ("stages",), f"{n} reads {t} before {m} produces it: put {m} in an "
                                "earlier stage, or earlier in the same stage on the same unit")
+
+
+def _check_final_reads(src: Source, c: Cascade, g: Group, p: YPath) -> None:
+    """A member that iterates a rank the group loops over cannot read a recurrence's state at
+    a fixed iteration other than the initial one (``RM[m,P]``, the final value): inside the
+    loop that value does not exist yet. The reader needs a second pass (a later group)."""
+    from einsum.expr import Num, accesses_in, indices_in
+
+    looped = [lp for lp in g.loops if lp.trips > 1]
+    updates = {c.einsum(m).output: m for m in g.einsums if c.einsum(m).kind == "update"}
+    for n in g.einsums:
+        e = c.einsum(n)
+        mine = {c.rank_of_index(ix).name for ix in e.iter_indices}
+        for acc in accesses_in(e.stmt.rhs):
+            m = updates.get(acc.tensor)
+            if m is None or m == n:
+                continue
+            r = c.rank_of_index(c.einsum(m).iter_var).name
+            lp = next((lp for lp in looped if rank_related(c, lp.rank, r)
+                       and any(rank_related(c, lp.rank, x) for x in mine)), None)
+            if lp is None:
+                continue
+            ranks = c.tensors[acc.tensor].ranks
+            pos = next((i for i, tr in enumerate(ranks) if rank_related(c, tr, r)), None)
+            if pos is None or pos >= len(acc.subscripts):
+                continue
+            sub = acc.subscripts[pos]
+            if indices_in(sub) or (isinstance(sub, Num) and sub.value == 0):
+                continue
+            raise _err(src, p + ("einsums",) if g.ypath else p,
+                       f"{n} reads the final {acc.tensor} of the recurrence {m} over "
+                       f"{c.einsum(m).iter_var}, but group {g.name} loops over {lp.rank} and {n} runs "
+                       f"inside that loop, before the recurrence ends; put {n} in a later group "
+                       f"(spilling {acc.tensor}) or do not tile {lp.rank}")
 
 
 def _before(stage_of, emaps, m: str, n: str) -> bool:

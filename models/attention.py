@@ -15,6 +15,7 @@ have none); global variants attend over all tokens.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -39,6 +40,17 @@ class Binding:
     ranks: Mapping[str, int]
     params: Mapping[str, float]
     tokens: int  # query tokens the variant attends over
+
+
+def key_chunk(tokens: int, width: int = 256) -> int:
+    """The chunk P0 of the 1-pass cascade's keys: a divisor of ``tokens`` (the cascade's
+    partitions are exact) that keeps a ``width``-wide array busiest, i.e. maximises
+    ``P0 / (width * ceil(P0 / width))`` (a chunk fills whole passes of the array), the
+    smallest such divisor on ties (more chunks: a smaller running state per step). So
+    4096 tokens give 256, 197 (a prime) gives 197 (one pass at 197/256 occupancy), and
+    1031 (a prime) gives 1031 (five passes, 81%), never 1."""
+    divisors = {d for k in range(1, math.isqrt(tokens) + 1) if tokens % k == 0 for d in (k, tokens // k)}
+    return max(divisors, key=lambda d: (Fraction(d, width * -(-d // width)), -d))
 
 
 def _largest_divisor_at_most(n: int, k: int) -> int:
@@ -102,7 +114,7 @@ def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: 
         params = {} if variant == "linear" else {"scale": scale}
         return Binding(variant, ranks, params, tokens)
     if variant == "softmax-1pass":
-        p0 = _largest_divisor_at_most(tokens, int(opts.get("chunk", 256)))
+        p0 = key_chunk(tokens, int(opts.get("chunk", 256)))
         return Binding(variant, {"M": tokens, "P": tokens, "E": E, "F": E, "P0": p0},
                        {"scale": scale}, tokens)
     if variant == "retention":

@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate", help="simulate a mapped cascade: cycles, utilization, traffic, energy",
         description="Simulate CONFIG (einsum or workload, arch and mapping sections) tile by tile. "
-                    "Identical steady-state tiles are counted once and multiplied where exact.")
+                    "Identical steady-state tiles are counted once and multiplied where exact. Without "
+                    "a mapping: section the mapping is derived (the best of a few fused and unfused "
+                    "candidates, see einarray.default_mapping) and the output says which one ran.")
     p.add_argument("config", help="YAML config with einsum:/workload:, arch: and mapping:")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--rank", action="append", type=_rank_arg, default=[], metavar="R=N",
@@ -49,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from mapping.spec import load_config
     from sim.results import simulate
 
+    from einarray.default_mapping import derive_default, describe
+
     ranks = dict(args.rank)
-    cfg = load_config(args.config, ranks=ranks, sets=args.sets)
+    cfg, choice = derive_default(load_config(args.config, ranks=ranks, sets=args.sets))
     want_trace = bool(args.trace)
     if want_trace or args.every_tile:
         steps = sum(cfg.instances * math.prod(lp.trips for lp in g.loops) for g in cfg.mapping.groups)
@@ -60,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
                                 "that can be stepped one by one; shrink the ranks (--rank) or instances")
     res = simulate(cfg, fast=not args.every_tile and not want_trace, trace=want_trace)
     trace = res.pop("_trace", None)
+    res["mapping_origin"] = cfg.mapping_origin
+    res["mapping_policy"] = describe(choice.as_dict()) if choice else (
+        "single Einsum (nothing to fuse)" if cfg.mapping_origin == "default" else cfg.mapping_origin)
     if want_trace:
         units = list(cfg.arch.units)
         cols = ["group", "kind", "load_start", "load_end", "compute_start", "compute_end",
@@ -100,6 +107,9 @@ def _print_table(res: dict) -> None:
     con.print(f"[bold]{res['workload']}[/] on [bold]{res['arch']}[/] x{res['instances']}: "
               f"{res['cycles']:,} cycles = {res['latency_s'] * 1e3:.4g} ms, "
               f"energy {res['energy_pj']['total'] / 1e6:.4g} uJ, EDP {res['edp']:.4g} pJ*s")
+    how = res["mapping_origin"] if res["mapping_policy"] == res["mapping_origin"] else \
+        f"{res['mapping_origin']}, {res['mapping_policy']}"
+    con.print(f"mapping: {how}")
     t = Table(title="utilization")
     for c in ("unit", "busy", "PE util", "MAC util"):
         t.add_column(c)

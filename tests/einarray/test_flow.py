@@ -35,7 +35,7 @@ def test_model_layers_and_attention_split(tiny):
 
 def test_totals_are_sums_of_layer_simulations(tiny):
     spec, res = tiny
-    per = [simulate(l.config) for l in spec.layers]
+    per = [simulate(flow.default_layer(l).config) for l in spec.layers]  # each layer's derived default
     assert res["cycles"] == sum(int(r["cycles"]) for r in per)
     assert res["energy_pj"]["total"] == pytest.approx(sum(r["energy_pj"]["total"] for r in per), rel=1e-12)
     assert res["latency_s"] == pytest.approx(res["cycles"] / spec.arch.clock_hz, rel=1e-12)
