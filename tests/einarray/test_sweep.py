@@ -209,6 +209,21 @@ def test_version_change_runs_again(tmp_path, monkeypatch):
     assert run_sweep(load_sweep(p), out, workers=1, progress=False).skipped == 2
 
 
+def test_results_without_a_config_digest_are_not_reused(tmp_path):
+    """A results.jsonl line that names its point by the parameters alone (no config digest)
+    may hold any config's result: the point runs again."""
+    spec = load_sweep(write(tmp_path, GRID))
+    out = tmp_path / "out"
+    run_sweep(spec, out, workers=1, progress=False)
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    legacy = [{"index": r["index"], "point_id": r["params_id"], "workload.ranks.M": r["workload.ranks.M"],
+               "status": "ok", "latency_s": 1.0, "energy_pj": 1.0} for r in lines]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in legacy))
+    res = run_sweep(spec, out, workers=1, progress=False)
+    assert res.skipped == 0 and res.rerun == {"recorded by an einarray that did not record its config": 2}
+    assert [r["latency_s"] for r in res.records] == [16 / 16 * 1e-6, 32 / 16 * 1e-6]
+
+
 def test_cli_says_why_points_ran(tmp_path, capsys):
     p = write(tmp_path, GRID)
     out = tmp_path / "o"
@@ -290,6 +305,18 @@ def test_unreachable_scheduler(tmp_path):
     with pytest.raises(ConfigError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 1 s"):
         run_sweep(spec, tmp_path / "o", scheduler="tcp://127.0.0.1:9", progress=False, connect_timeout=1)
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    p = write(tmp_path, "  grid:\n    arch.array2d.rows: [2]\n")
+    out = tmp_path / "o"
+    argv = ["sweep", str(p), "-o", str(out), "--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "1"]
+    assert main(argv + ["--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "einarray sweep: error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 1 s")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("address,why", [
