@@ -396,13 +396,18 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
     cycles = sum(int(r["cycles"]) for _, r in results)
     latency = cycles / clock
     units = _units(arch)
+    # utilization two ways: over all cycles (memory stalls included) and over the cycles the
+    # layers would take without memory stalls (SCALE-Sim's denominator), see sim/results.py
+    compute_only = sum(float(r["compute_only_cycles"]) for _, r in results)
     util: dict[str, dict[str, float]] = {}
     for u, lanes in units.items():
         busy = sum(r["utilization"].get(u, {}).get("busy_cycles", 0.0) for _, r in results)
         pe = sum(r["utilization"].get(u, {}).get("pe_util", 0.0) * r["cycles"] for _, r in results)
         mac = sum(r["utilization"].get(u, {}).get("mac_util", 0.0) * r["cycles"] for _, r in results)
         util[u] = {"busy": busy / cycles if cycles else 0.0, "pe_util": pe / cycles if cycles else 0.0,
-                   "mac_util": mac / cycles if cycles else 0.0, "busy_cycles": busy}
+                   "mac_util": mac / cycles if cycles else 0.0, "busy_cycles": busy,
+                   "pe_util_compute": pe / compute_only if compute_only else 0.0,
+                   "mac_util_compute": mac / compute_only if compute_only else 0.0}
     energy_components: dict[str, dict[str, float]] = {}
     for _, r in results:
         for comp, acts in r["energy_pj"]["components"].items():
@@ -433,6 +438,8 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
             "cycles": int(r["cycles"]), "latency_s": r["latency_s"], "energy_pj": e_tot,
             "edp": r["edp"], "dram_bytes": dram["bytes"],
             "utilization": {u: r["utilization"].get(u, {}).get("pe_util", 0.0) for u in units},
+            "utilization_compute": {u: r["utilization"].get(u, {}).get("pe_util_compute", 0.0) for u in units},
+            "compute_only_cycles": float(r["compute_only_cycles"]),
             "macs": _macs(lay.config) * r["instances"],
             **layer_mapping_record(lay),
         })
@@ -472,6 +479,11 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
         "edp": energy["total"] * latency,
         "macs": macs,
         "utilization": {u: v["pe_util"] for u, v in util.items()},
+        "utilization_compute": {u: v["pe_util_compute"] for u, v in util.items()},
+        "utilization_denominator": {
+            "utilization": "busy PE-cycles / (PEs x all cycles, memory stalls included)",
+            "utilization_compute": "busy PE-cycles / (PEs x compute-only cycles, without memory stalls; "
+                                   "SCALE-Sim's definition)"},
         "binding": binding_summary(layers),
     }
     top = spec.report.top

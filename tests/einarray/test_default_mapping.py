@@ -236,3 +236,18 @@ def test_derived_default_of_every_library_cascade_computes_the_cascade(tmp_path,
     assert fr.ok, (name, fr.worst_tensor, fr.max_abs_err)
     if choice is not None:
         assert choice.cycles == simulate(derived)["cycles"] <= choice.unfused_cycles
+
+
+def test_utilization_both_denominators(readme_run):
+    """Aggregated utilization over all cycles and over compute-only cycles: the second is the
+    first scaled by total / compute-only cycles, per unit, and the report says which is which."""
+    _, res = readme_run
+    s = res["summary"]
+    total = res["cycles"]
+    compute_only = sum(l["compute_only_cycles"] for l in res["layers"])
+    assert compute_only <= total
+    for u, v in s["utilization"].items():
+        assert s["utilization_compute"][u] == pytest.approx(v * total / compute_only, rel=1e-9)
+        assert s["utilization_compute"][u] >= v
+    assert "memory stalls included" in s["utilization_denominator"]["utilization"]
+    assert "SCALE-Sim" in s["utilization_denominator"]["utilization_compute"]
