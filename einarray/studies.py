@@ -462,16 +462,25 @@ def compare_numbers(a: Any, b: Any, rel: float = 1e-9, path: str = "") -> list[s
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m einarray.studies", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m einarray.studies",
+                                 description="Regenerate the studies shipped in reports/ (README.md, "
+                                             "results.json, plots), or check them against a fresh run.",
+                                 epilog="The written files carry no times or dates: regenerating with "
+                                        "unchanged numbers changes no file.")
     ap.add_argument("studies", nargs="*", choices=[[], *STUDIES], default=[], metavar="STUDY",
                     help=f"which studies (default all: {', '.join(STUDIES)})")
     ap.add_argument("--check", action="store_true",
                     help="recompute and compare with the committed results.json; write nothing")
-    ap.add_argument("--reports", default=str(REPORTS), help="reports directory (default: the repo's)")
+    ap.add_argument("--reports", default=str(REPORTS), metavar="DIR",
+                    help="reports directory holding one folder per study (default: the repo's reports/)")
     ap.add_argument("--search", action="store_true",
                     help="search the attention cores' mappings afresh (slow) instead of reusing mappings.yaml")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     names = args.studies or list(STUDIES)
     status = 0
     for name in names:

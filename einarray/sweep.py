@@ -437,23 +437,19 @@ def _run_dask(todo: list[PointTask], client: Any, record: Callable[[dict[str, An
 
 
 class _Progress:
-    def __init__(self, total: int, name: str, enabled: bool):
-        self.bar = None
-        if enabled and total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    """Points done of the points to run, with elapsed time (:mod:`einarray.progress`: on
+    stderr, drawn only on a terminal)."""
 
-            self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                                MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
-            self.bar.start()
-            self.task = self.bar.add_task(f"sweep {name}", total=total)
+    def __init__(self, total: int, name: str, enabled: bool):
+        from .progress import Bar
+
+        self.bar = Bar(bool(enabled and total), f"sweep {name}", total).__enter__()
 
     def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
+        self.bar.advance()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        self.bar.__exit__(None, None, None)
 
 
 def write_csv(records: list[dict[str, Any]], path: Path, params: Iterable[str]) -> None:

@@ -140,3 +140,14 @@ def test_bar_on_a_shared_display_and_off():
     with Bar(False, "nothing", 2) as off:
         assert off.progress is None
         off.advance()  # a no-op
+
+
+def test_sweep_draws_no_progress_without_a_terminal(tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text("workload: {cascade: gemm, ranks: {M: 16, N: 16, K: 16}}\n"
+                                        "arch: systolic-16x16\n")
+    p = tmp_path / "sweep.yaml"
+    p.write_text("sweep:\n  version: 1\n  name: s\n  base: base.yaml\n  grid:\n    workload.ranks.M: [16, 32]\n")
+    assert main(["sweep", str(p), "-o", str(tmp_path / "out"), "-j", "1"]) == 0
+    out = capsys.readouterr()
+    assert "" not in out.out.rstrip("\n").split("\n")
+    assert not re.search(r"\d:\d\d:\d\d|-:--:--", out.out + out.err)  # no bar (elapsed / remaining)

@@ -39,3 +39,21 @@ def test_attention_variant_study_shapes():
         T = by[(1024, arch, "softmax-3pass")]["tokens"]
         assert T == 4096
         assert by[(1024, arch, "softmax-3pass")]["attention_core_macs"] == 144 * 2 * T * T * 64
+
+
+def test_every_option_has_help():
+    for a in studies.build_parser()._actions:
+        assert a.help and a.help.strip(), a.option_strings or a.dest
+
+
+@pytest.mark.parametrize("name", ["fusemax", *studies.STUDIES])
+def test_committed_results_carry_no_times(name):
+    """Regenerating a report with unchanged numbers changes nothing: no wall time or date."""
+    import re
+
+    text = (studies.REPORTS / name / "results.json").read_text()
+    keys = set(re.findall(r'"([A-Za-z_]+)":', text))
+    assert not [k for k in keys if re.search(r"wall|time|date|elapsed", k)]
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", text)
+    readme = (studies.REPORTS / name / "README.md").read_text()
+    assert not re.search(r"\d{4}-\d{2}-\d{2}|simulations in [\d.]+ s", readme)
