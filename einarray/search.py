@@ -110,7 +110,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from einsum.cascade import Cascade, Einsum
-from einsum.errors import ConfigError
+from einsum.errors import ConfigError, format_ypath
 from einsum.expr import accesses_in, indices_in
 from einsum.yamlsrc import Source, YPath
 from mapping.arch import Arch
@@ -343,6 +343,25 @@ class SearchProblem:
     source: str
 
 
+def _run_config_key(data: Any) -> YPath | None:
+    """The section that makes ``data`` a run config (``include``, ``mappings``, ``report`` or a
+    model workload), or None."""
+    if not isinstance(data, dict):
+        return None
+    w = data.get("workload")
+    if isinstance(w, dict) and "model" in w:
+        return ("workload", "model")
+    k = next((k for k in ("include", "mappings", "report") if k in data), None)
+    return None if k is None else (k,)
+
+
+def is_run_config(path: str | Path) -> bool:
+    """True for a config of ``einarray run`` (a model workload, include, mappings or report),
+    which ``einarray search`` searches layer by layer rather than as one cascade."""
+    p = Path(path)
+    return p.is_file() and _run_config_key(load_yaml(p)[0]) is not None
+
+
 def load_search_config(path: str | Path, *, objective: str | None = None, budget: int | None = None,
                        seed: int | None = None, sets: list[str] | None = None) -> SearchProblem:
     p = Path(path)
@@ -351,6 +370,11 @@ def load_search_config(path: str | Path, *, objective: str | None = None, budget
     data, src = load_yaml(p)
     if not isinstance(data, dict):
         raise src.error((), "expected a mapping with einsum or workload, arch, mapping and search sections")
+    k = _run_config_key(data)
+    if k is not None:
+        raise src.error(k, f"{format_ypath(k)} makes this a run config (einarray run), which is searched "
+                        "layer by layer (einarray search CONFIG, or einarray.flow.search_layer); "
+                        f"load_search_config takes one cascade ({', '.join(CONFIG_KEYS)})")
     for k in data:
         if k not in CONFIG_KEYS:
             raise src.error((str(k),), f"unknown section {k!r} (allowed: {', '.join(CONFIG_KEYS)})")

@@ -14,6 +14,8 @@ from einarray.outdir import output_dir
 from einsum.atomic import atomic_path
 from einsum.errors import ConfigError
 
+from .common import parse_ranks
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,8 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "to paste, with its figures and the Pareto set of latency against energy. Exhaustive "
                     "when the space fits the budget, coordinate descent with restarts beyond it. A "
                     "search: section in CONFIG sets objective, budget and constraints (see "
-                    "einarray.search). A mapping: section in CONFIG seeds the search.")
-    p.add_argument("config", help="YAML config with einsum:/workload:, arch:, optional mapping: and search:")
+                    "einarray.search). A mapping: section in CONFIG seeds the search. A run config "
+                    "(as for einarray run: a model workload, include, mappings or report) is searched "
+                    "layer by layer, as a search: section of it does in einarray run, and the found "
+                    "mappings are printed as a mappings: section to paste into it (with --output: "
+                    "DIR/best-mappings.yaml and DIR/layers.csv).")
+    p.add_argument("config", help="YAML config with einsum:/workload:, arch:, optional mapping: and search:, "
+                                  "or a run config")
     p.add_argument("--objective", help="latency, energy or edp (default: the config's search.objective, else edp)")
     p.add_argument("--budget", type=_int, help="simulated candidates (default: search.budget, else 400)")
     p.add_argument("--seed", type=_int, help="random seed of the heuristic (default 0)")
@@ -42,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also search the size of a partitioned rank's inner part, e.g. --partition P0=auto "
                         "(powers of two that divide the parent, 8..1024) or --partition P0=64,128,256; "
                         "each size gets the full budget and the best is reported")
+    p.add_argument("--rank", "-r", action="append", default=[], metavar="NAME=SIZE",
+                   help="run configs: override a rank in every layer that has it (repeatable)")
     p.set_defaults(handler=cmd_search)
 
 
@@ -104,13 +113,18 @@ def _search_partitions(args: argparse.Namespace, problem) -> tuple[object, list[
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from einarray.search import load_search_config, mapping_yaml, search
+    from einarray.search import is_run_config, load_search_config, mapping_yaml, search
 
+    if is_run_config(args.config):
+        return _search_run(args)
+    if args.rank:
+        raise ConfigError("--rank is for run configs (a model workload); give ranks with --set "
+                          "workload.ranks.NAME=SIZE or --set einsum.ranks.NAME=SIZE")
     problem = load_search_config(args.config, objective=args.objective, budget=args.budget, seed=args.seed,
                                  sets=args.sets)
     out = Path(args.output) if args.output else None
     if out is not None:
-        check_output(out, force=args.force)  # refuse before searching, not after
+        check_output(out, force=args.force, kind="search")  # refuse before searching, not after
     if args.partition:
         (value, size, res), rows = _search_partitions(args, problem)
         from rich.console import Console
@@ -286,3 +300,126 @@ def _print(res, text: str, out: Path | None) -> None:
     sys.stdout.flush()
     if out is not None:
         con.print(f"written: {out / 'best-mapping.yaml'}, {out / 'pareto.csv'}, {out / 'pareto.png'}")
+
+
+# -- run configs: every layer ---------------------------------------------------------------
+LAYER_COLUMNS = ("layer", "cascade", "instances", "cycles", "latency_s", "energy_pj", "edp",
+                 "run_cycles", "run_energy_pj", "evaluations", "exhaustive")
+
+
+def _search_run(args: argparse.Namespace) -> int:
+    """Search every layer of a run config (as its ``search:`` section does in ``einarray run``)."""
+    from einarray.flow import load_run
+    from einarray.search import SearchProblem, figures, mapping_yaml, parse_search_section, search
+    from einarray.default_mapping import derive_default, mapping_section
+    from einsum.yamlsrc import Source
+    from sim.results import simulate
+
+    if args.partition:
+        raise ConfigError("--partition searches the inner part of a partitioned rank of one cascade; "
+                          "a run config is searched layer by layer without it")
+    spec = load_run(args.config, ranks=parse_ranks(args.rank), sets=args.sets)
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        check_output(out, force=args.force, kind="search")  # refuse before searching, not after
+    sec, ssrc, sp = spec.search if spec.search is not None else (None, Source(str(args.config)), ("search",))
+    bar = task = None
+    if not args.no_progress and not args.json:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("search {task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), transient=True, console=Console(stderr=True))
+        task = bar.add_task(spec.name, total=len(spec.layers))
+        bar.start()
+    found = []
+    done: dict[str, object] = {}  # layers with the same shapes, mapping and settings are searched once
+    try:
+        for lay in spec.layers:
+            cfg = lay.config
+            if bar is not None:
+                bar.update(task, description=f"{spec.name}: {lay.name}")
+            settings = parse_search_section(sec, ssrc, sp, cfg.cascade, cfg.arch, objective=args.objective,
+                                            budget=args.budget, seed=args.seed)
+            if args.no_seed:
+                settings = dataclasses.replace(settings, seed_mapping=False)
+            # as a run's search: section (einarray.flow.search_layer): seeded with the derived default
+            seeded = derive_default(cfg)[0] if cfg.mapping_origin == "default" else cfg
+            seed = mapping_section(seeded) if seeded is not cfg else None
+            key = json.dumps([cfg.cascade.name, {r: i.size for r, i in cfg.cascade.ranks.items()},
+                              dict(cfg.cascade.params), cfg.instances, mapping_section(seeded), seed is None,
+                              repr(settings)], sort_keys=True, default=str)
+            if key not in done:
+                res = search(SearchProblem(seeded, settings, seed, cfg.source or str(args.config)))
+                done[key] = (res, figures(res.hand_result if res.hand_result is not None else simulate(seeded)))
+            found.append((lay, *done[key]))
+            if bar is not None:
+                bar.advance(task)
+    finally:
+        if bar is not None:
+            bar.stop()
+    rows = []
+    for lay, res, d in found:
+        f = res.figures
+        rows.append({"layer": lay.name, "cascade": lay.cascade, "instances": res.instances,
+                     "cycles": f["cycles"], "latency_s": f["latency_s"], "energy_pj": f["energy_pj"],
+                     "edp": f["edp"], "run_cycles": d["cycles"], "run_energy_pj": d["energy_pj"],
+                     "evaluations": res.evaluations, "exhaustive": res.exhaustive})
+    obj = found[0][1].objective
+    model = "model" in spec.workload
+    what = spec.workload.get("model") or spec.workload.get("cascade")
+    header = (f"einarray search: {spec.name} ({what}) on {spec.arch.name}, objective {obj}; every layer "
+              "searched as by a search: section of the run config\n"
+              f"{sum(r['cycles'] for r in rows):,} cycles over all layers (with the run's mappings: "
+              f"{sum(r['run_cycles'] for r in rows):,}), {sum(r['evaluations'] for r in rows)} simulated "
+              "candidates")
+    name = "best-mappings.yaml" if model else "best-mapping.yaml"
+    text = _mappings_yaml({lay.name: res.mapping for lay, res, _ in found}, header) if model \
+        else mapping_yaml(found[0][1].mapping, header)
+    if out is not None:
+        with output_dir(args.output, kind="search", force=args.force, command=args.command_line) as tmp:
+            with atomic_path(tmp / name) as t:
+                t.write_text(text, encoding="utf-8")
+            with atomic_path(tmp / "layers.csv") as t:
+                with open(t, "w", newline="", encoding="utf-8") as fh:
+                    w = csv.DictWriter(fh, fieldnames=list(LAYER_COLUMNS))
+                    w.writeheader()
+                    w.writerows(rows)
+    if args.json:
+        print(json.dumps({"config": str(args.config), "objective": obj,
+                          "layers": [{**r, "mapping": res.mapping} for r, (_, res, _) in zip(rows, found)],
+                          "mappings_yaml" if model else "mapping_yaml": text},
+                         indent=2, sort_keys=True, default=str))
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = Console()
+    t = Table(title=f"best mapping of every layer of {escape(spec.name)} on {escape(spec.arch.name)} "
+                    f"(objective {obj})")
+    for col in ("layer", "cascade", "instances", "cycles", "run's cycles", "energy (uJ)", "simulated"):
+        t.add_column(col, justify="left" if col in ("layer", "cascade") else "right")
+    for r in rows:
+        t.add_row(escape(r["layer"]), r["cascade"], f"{r['instances']:,}", f"{r['cycles']:,}",
+                  f"{r['run_cycles']:,}", f"{r['energy_pj'] * 1e-6:.6g}",
+                  f"{r['evaluations']}" + (" (all)" if r["exhaustive"] else ""))
+    con.print(t)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if out is not None:
+        con.print(f"written: {out / name}, {out / 'layers.csv'}")
+    return 0
+
+
+def _mappings_yaml(maps: dict, header: str) -> str:
+    """A ``mappings:`` section (one mapping per layer) to paste into a run config."""
+    from einarray.search import mapping_yaml
+
+    lines = ["".join(f"# {line}\n" for line in header.splitlines()), "mappings:\n"]
+    for name, m in maps.items():
+        body = mapping_yaml(m).splitlines(keepends=True)
+        assert body[0] == "mapping:\n"
+        lines.append(f"  {json.dumps(name)}:\n")
+        lines.extend("  " + b for b in body[1:])
+    return "".join(lines)

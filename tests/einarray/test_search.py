@@ -391,3 +391,86 @@ def test_partition_search_picks_the_best_chunk(tmp_path, capsys):
     assert "48 does not divide P=256" in capsys.readouterr().err
     assert _main(["search", str(cfg), "--partition", "Q0=auto", "--no-progress"]) == 2
     assert "inner parts: P0" in capsys.readouterr().err
+
+
+# -- run configs: every layer is searched ---------------------------------------------------------
+RUN_CFG = """description: ViT-Tiny cut to 17 tokens (4 x 4 patches) on the command line, to search fast.
+workload:
+  model: vit-tiny
+  attention: softmax-2pass
+  layers: {patch-embed: {M: 16}}
+arch: fusemax
+report: {title: tiny search}
+"""
+SEARCH = "search: {objective: latency, budget: 5, seed: 1}\n"
+
+
+@pytest.fixture(scope="module")
+def run_search(tmp_path_factory):
+    import io
+    from contextlib import redirect_stdout
+
+    import yaml
+
+    from einarray.flow import load_run, run
+
+    d = tmp_path_factory.mktemp("runsearch")
+    cfg = write(d, RUN_CFG)
+    out = d / "found"
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["search", str(cfg), "--rank", "T=17", "--objective", "latency", "--budget", "5",
+                     "--seed", "1", "--no-progress", "-o", str(out), "--json"]) == 0
+    data = json.loads(buf.getvalue())
+    plain = run(load_run(cfg, ranks={"T": 17}), progress=False)  # the run's own (default) mappings
+    searched = run(load_run(write(d, RUN_CFG + SEARCH, "searched.yaml"), ranks={"T": 17}), progress=False)
+    pasted = write(d, RUN_CFG + (out / "best-mappings.yaml").read_text(), "pasted.yaml")
+    assert set(yaml.safe_load(pasted.read_text())["mappings"]) == {l["layer"] for l in data["layers"]}
+    again = run(load_run(pasted, ranks={"T": 17}), progress=False)
+    return data, out, plain, searched, again
+
+
+def test_search_on_a_run_config_searches_every_layer(run_search):
+    data, out, plain, searched, _ = run_search
+    names = [l["layer"] for l in data["layers"]]
+    assert names == [l["name"] for l in plain["layers"]] == [
+        "patch-embed", "norm1", "attention.qkv", "attention.softmax-2pass", "attention.proj", "norm2", "mlp",
+        "final-norm", "head"]
+    by_run = {l["name"]: l for l in plain["layers"]}
+    for lay in data["layers"]:  # the run's figures beside the searched ones are those of `einarray run`
+        assert lay["run_cycles"] == by_run[lay["layer"]]["cycles"], lay["layer"]
+        assert lay["run_energy_pj"] == pytest.approx(by_run[lay["layer"]]["energy_pj"], rel=1e-12)
+        assert lay["instances"] == by_run[lay["layer"]]["instances"]
+    assert data["objective"] == "latency"
+    assert sum(l["cycles"] for l in data["layers"]) < plain["cycles"]  # the search found something
+    # the same search as a `search:` section of the run config
+    assert [l["cycles"] for l in searched["layers"]] == [l["cycles"] for l in data["layers"]]
+    rows = list(csv.DictReader((out / "layers.csv").open()))
+    assert [r["layer"] for r in rows] == names and [int(r["cycles"]) for r in rows] == \
+        [l["cycles"] for l in data["layers"]]
+
+
+def test_pasted_mappings_reproduce_the_searched_cycles(run_search):
+    data, out, _, _, again = run_search
+    assert [l["cycles"] for l in again["layers"]] == [l["cycles"] for l in data["layers"]]
+    assert again["cycles"] == sum(l["cycles"] for l in data["layers"])
+    assert (out / "best-mappings.yaml").read_text().startswith("# einarray search: cfg (vit-tiny) on fusemax")
+
+
+def test_search_run_config_errors(tmp_path, capsys):
+    cfg = write(tmp_path, RUN_CFG)
+    assert main(["search", str(cfg), "--partition", "P0=auto", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--partition searches the inner part of a partitioned rank of one cascade" in err
+    assert main(["search", str(cfg), "--rank", "Q=3", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "command line --rank Q=3: no layer of model vit-tiny has a rank 'Q'" in err
+    with pytest.raises(ConfigError) as ei:
+        load_search_config(cfg)
+    assert str(ei.value).startswith(f"{cfg}:3 workload.model: workload.model makes this a run config")
+
+
+def test_rank_option_is_for_run_configs(tmp_path, capsys):
+    assert main(["search", str(FUSEMAX), "--rank", "M=64", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--rank is for run configs" in err
