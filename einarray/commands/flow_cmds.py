@@ -47,9 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare", help="compare several configs side by side, or sweep one rank",
         description="Run several configs (for example one model with different attention variants or "
-                    "mappings) and write a side-by-side report (compare.md, compare.json, plots). With "
-                    "--sweep NAME:v1,v2,... each config is run at each value of rank NAME, and latency, "
-                    "energy and utilization are plotted against it. DIR must be new or empty; --force "
+                    "mappings) and write a side-by-side report per inference (latency, throughput, "
+                    "energy, EDP, DRAM traffic, utilization): compare.md, a self-contained compare.html, "
+                    "compare.json and compare.png. With --sweep NAME:v1,v2,... each config is run at each "
+                    "value of rank NAME, and the figures are plotted against it. DIR must be new or empty; --force "
                     "replaces an earlier einarray output there.")
     p.add_argument("configs", nargs="+", help="run config YAML files")
     p.add_argument("--output", "-o", metavar="DIR",
