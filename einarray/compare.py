@@ -21,7 +21,7 @@ def compare(configs: Sequence[str | Path], out_dir: str | Path, *,
     ``out_dir`` follows :mod:`einarray.outdir` (new, empty, or with ``force`` an earlier einarray
     output); it is checked before anything runs. ``command`` is recorded in its manifest.
     """
-    check(out_dir, force=force)
+    check(out_dir, force=force, kind="compare")
     rows: list[dict[str, Any]] = []
     values: list[int | None] = list(sweep[1]) if sweep else [None]
     todo = [(cfg, v) for cfg in configs for v in values]

@@ -5,7 +5,9 @@ accepts as its target
 
 * a path that does not exist yet (its parents are created),
 * an empty directory (``-o .`` in an empty working directory included), or
-* with ``force``, a directory einarray wrote before: one holding :data:`MANIFEST`.
+* a directory the same kind of einarray output wrote before (one holding :data:`MANIFEST`
+  with that ``kind``: running ``einarray run`` again refreshes its report), or
+* with ``force``, a directory any einarray output wrote before.
 
 Anything else is refused with :class:`einsum.atomic.OutputError` (one line, exit status 2):
 a directory with other content, a regular file, a broken symbolic link. The manifest records
@@ -73,8 +75,12 @@ def _describe(m: dict) -> str:
     return f"written by `{m.get('command') or 'einarray ' + m['kind']}`"
 
 
-def check(dest: str | os.PathLike, *, force: bool = False, resume: str | None = None) -> Target:
+def check(dest: str | os.PathLike, *, force: bool = False, resume: str | None = None,
+          kind: str | None = None) -> Target:
     """Classify ``dest`` as an output directory or raise :class:`OutputError` saying why not.
+
+    ``kind``: the kind of output about to be written; a directory of that kind is replaced
+    without ``force`` (its manifest's files only).
 
     ``resume``: the kind of output (``"sweep"``) whose directory is used again as it is, without
     ``force``. Call it before the work that produces the output, so a refusal comes early.
@@ -109,8 +115,9 @@ def check(dest: str | os.PathLike, *, force: bool = False, resume: str | None = 
         if m["kind"] == resume:
             return Target(p, "ours", m)
         raise OutputError(f"holds einarray output {_describe(m)}, not a {resume}; give another directory", str(p))
-    if not force:
-        raise OutputError(f"holds einarray output {_describe(m)}; pass --force to replace it", str(p))
+    if not force and m["kind"] != kind:
+        raise OutputError(f"holds einarray output {_describe(m)}, not einarray {kind} output; "
+                          "pass --force to replace it", str(p))
     return Target(p, "ours", m)
 
 
@@ -167,7 +174,7 @@ def output_dir(dest: str | os.PathLike, *, kind: str, force: bool = False,
     again are removed. Any OSError becomes an :class:`OutputError` naming the path under
     ``dest``; on any error the temporary directory is removed and ``dest`` is unchanged.
     """
-    target = check(dest, force=force)
+    target = check(dest, force=force, kind=kind)
     p = target.path
     made: list[Path] = []
     try:
@@ -182,7 +189,7 @@ def output_dir(dest: str | os.PathLike, *, kind: str, force: bool = False,
     try:
         yield stage
         files = sorted(n for n in os.listdir(stage) if n != MANIFEST)
-        now = check(p, force=force)
+        now = check(p, force=force, kind=kind)
         if now.state == "new":
             (stage / MANIFEST).write_text(manifest(kind, files, command), encoding="utf-8")
             os.rename(stage, p)

@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_run(args.config, ranks=parse_ranks(args.rank), sets=args.set)
     out = Path(args.output or Path("out") / spec.name)
-    check_output(out, force=args.force)  # refuse before the simulation, not after
+    check_output(out, force=args.force, kind="run")  # refuse before the simulation, not after
     result = run(spec, progress=not args.no_progress)
     write_report(result, out, plots=not args.no_plots, force=args.force, command=args.command_line)
     if args.json:

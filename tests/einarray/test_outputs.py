@@ -128,16 +128,34 @@ def test_new_and_empty_directories_are_used_and_marked(tmp_path, cfg, capsys):
 
 
 @pytest.mark.parametrize("command", ["run", "compare", "search"])
-def test_an_earlier_einarray_output_needs_force(tmp_path, cfg, capsys, command):
+def test_running_again_refreshes_its_own_output(tmp_path, cfg, capsys, command):
+    """The same command into its own earlier output replaces it (the README's main command can
+    be run twice); a file the user added there survives."""
     out = tmp_path / "out"
     assert main(COMMANDS[command](cfg, out)) == 0
+    (out / "notes.txt").write_text("mine\n")
+    capsys.readouterr()
+    assert main(COMMANDS[command](cfg, out)) == 0
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert read_kind(out) == command
+
+
+@pytest.mark.parametrize("first, then", [("run", "compare"), ("compare", "run"), ("search", "run")])
+def test_another_kind_of_einarray_output_needs_force(tmp_path, cfg, capsys, first, then):
+    out = tmp_path / "out"
+    assert main(COMMANDS[first](cfg, out)) == 0
     capsys.readouterr()
     before = snapshot(tmp_path)
-    assert main(COMMANDS[command](cfg, out)) == 2
-    err = one_error_line(capsys, command)
-    assert f"{out}: holds einarray output written by `einarray {command} " in err
-    assert err.endswith("pass --force to replace it")
+    assert main(COMMANDS[then](cfg, out)) == 2
+    err = one_error_line(capsys, then)
+    assert f"{out}: holds einarray output written by `einarray {first} " in err
+    assert err.endswith(f"not einarray {then} output; pass --force to replace it")
     assert snapshot(tmp_path) == before
+    assert main(COMMANDS[then](cfg, out, "--force")) == 0
+
+
+def read_kind(d):
+    return json.loads((d / MANIFEST).read_text())["kind"]
 
 
 def test_force_replaces_an_einarray_report_and_keeps_the_users_files(tmp_path, cfg, capsys):
@@ -185,10 +203,11 @@ def test_dot_in_an_empty_directory_and_in_a_report(tmp_path, cfg, capsys, monkey
     assert main(run_argv(cfg, ".")) == 0
     assert {p.name for p in work.iterdir()} == written(work, "run", RUN_FILES) | {MANIFEST}
     capsys.readouterr()
-    assert main(run_argv(cfg, ".")) == 2
-    assert one_error_line(capsys, "run").endswith(".: holds einarray output written by "
-                                                   f"`einarray run {cfg} -o . --no-plots --no-progress`; "
-                                                   "pass --force to replace it")
+    assert main(run_argv(cfg, ".")) == 0  # its own report: refreshed
+    assert main(compare_argv(cfg, ".")) == 2
+    assert one_error_line(capsys, "compare").endswith(".: holds einarray output written by "
+                                                       f"`einarray run {cfg} -o . --no-plots --no-progress`, "
+                                                       "not einarray compare output; pass --force to replace it")
     assert main(compare_argv(cfg, ".", "--force")) == 0
     assert {p.name for p in work.iterdir()} == written(work, "compare", COMPARE_FILES) | {MANIFEST}
     assert Path.cwd() == work and work.is_dir()  # the working directory was filled, not replaced
