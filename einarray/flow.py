@@ -274,6 +274,9 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
             layers_in.append(lay)
     if variant is not None and not any(l["cascade"] == "mha" for l in model["layers"]):
         raise wsrc.error(wp + ("attention",), f"model {model['name']} has no mha layer to swap")
+    if grid is not None and not any(l["cascade"] == "mha" for l in model["layers"]):
+        raise wsrc.error(wp + ("grid",), f"model {model['name']} has no mha layer, so no attention "
+                         "variant to give a patch grid to")
 
     maps = {}
     if "mappings" in sections:

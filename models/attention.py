@@ -53,10 +53,6 @@ def key_chunk(tokens: int, width: int = 256) -> int:
     return max(divisors, key=lambda d: (Fraction(d, width * -(-d // width)), -d))
 
 
-def _largest_divisor_at_most(n: int, k: int) -> int:
-    return max(d for d in range(1, min(n, k) + 1) if n % d == 0)
-
-
 def _check_option(variant: str, k: str, v: Any) -> None:
     owner, valid = OPTION_OF[k]
     if owner != variant:

@@ -212,3 +212,11 @@ def test_an_error_in_a_derived_layer_mapping_names_the_layer(capsys):
                                    "--set", "arch.memory.1.capacity_bytes=2"])
     assert f"{DATA / 'vit-tiny-small.yaml'}:1: layer patch-embed: mapping" in err, err
     assert "exceed GB (2 bytes)" in err, err
+
+
+def test_a_grid_needs_an_attention_layer(tmp_path, capsys):
+    p = tmp_path / "g.yaml"
+    p.write_text("workload: {model: bert-base, grid: [4, 4]}\narch: fusemax\n")
+    err = _one_error_line(capsys, ["run", str(p), "--no-progress"])
+    assert err.endswith("g.yaml:1 workload.grid: model bert-base has no mha layer, so no attention variant "
+                        "to give a patch grid to"), err
