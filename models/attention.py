@@ -10,6 +10,22 @@ Local variants (HaloNet blocks, neighbourhood attention, the GMM mask) work on t
 grid, so they attend over the ``gy x gx`` patch tokens and leave the class token out
 (the class token of such backbones is pooled separately, as in NAT and HaloNet, which
 have none); global variants attend over all tokens.
+
+Options (``workload.attention: {variant: NAME, OPTION: value}``), each for one variant:
+
+=================  ==========================  ==============================================
+variant            option (default)            valid values
+=================  ==========================  ==============================================
+halo               block (8), halo (3)         block divides both grid sides; halo >= 0
+neighborhood-2d    kernel (7), dilation (1)    odd kernel (NATTEN); kernel x dilation <= side
+linformer          proj_len (64)               at most the number of tokens
+softmax-1pass      chunk (256)                 array width the key chunk is fitted to
+gmm-mask           gaussians (4)               positive integer
+retention          gamma (0.96875)             0 < gamma <= 1
+=================  ==========================  ==============================================
+
+A bad option, or one of another variant, is a :class:`ConfigError` naming it; nothing is
+adjusted silently (a halo block that does not divide the grid lists the blocks that do).
 """
 
 from __future__ import annotations
