@@ -526,8 +526,13 @@ def layer_mapping_record(lay: LayerSpec) -> dict[str, Any]:
     policy = describe(lay.default_choice) if origin == "default" else origin
     if origin == "default" and not policy:
         policy = "single Einsum (nothing to fuse)"
+    from .loopnest import loop_nest
+
+    how = origin if policy == origin else f"{origin}, {policy}"
     return {"mapping_origin": origin, "mapping_policy": policy, "default_choice": lay.default_choice,
-            "binding": binding, "mapping": mapping_section(cfg)}
+            "binding": binding, "mapping": mapping_section(cfg),
+            "loop_nest": loop_nest(cfg, title=f"layer {lay.name}: {cfg.cascade.name} on {cfg.arch.name}",
+                                   origin=f"mapping: {how}")}
 
 
 def binding_summary(layers: list[dict[str, Any]]) -> str:
@@ -574,3 +579,42 @@ def _peak_ops_per_cycle(name: str, u: ComputeUnit, results: list[tuple[LayerSpec
                     slowest = max(u.ops[a].cycles for a in e["actions"])
                     per_lane = max(per_lane, sum(e["actions"].values()) / e["points"] / slowest)
     return per_lane * u.lanes
+
+
+def mappings_from_report(spec: RunSpec, report: str | Path) -> RunSpec:
+    """``spec`` with every layer's mapping taken from an earlier run's ``report.json``
+    (``layers[].mapping``), matched by layer name, so that run is reproduced exactly even
+    if this einarray would derive other defaults. The layers become ``given``; a layer the
+    report lacks, or a mapping that no longer fits, is a located error naming the report."""
+    import json
+    from dataclasses import replace
+
+    from mapping.spec import mapping_from_data
+
+    p = Path(report)
+    src = Source(str(p))
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("report not found (give the report.json of an earlier einarray run)", str(p)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"not a report.json of einarray run: {exc}", str(p)) from None
+    rows = data.get("layers") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "name" in r for r in rows):
+        raise src.error(("layers",), "expected the layers of an einarray run report")
+    by_name = {r["name"]: (i, r) for i, r in enumerate(rows)}
+    out = []
+    for lay in spec.layers:
+        if lay.name not in by_name:
+            raise src.error(("layers",), f"has no layer {lay.name!r} (its layers: {', '.join(by_name)})")
+        i, rec = by_name[lay.name]
+        if "mapping" not in rec:
+            raise src.error(("layers", i), f"layer {lay.name} has no stored mapping (written by an older einarray)")
+        cfg = lay.config
+        try:
+            m = mapping_from_data(copy.deepcopy(rec["mapping"]), src, ("layers", i, "mapping"), cfg.cascade,
+                                  cfg.arch, cfg.counts)
+        except ConfigError as exc:
+            raise ConfigError(f"layer {lay.name}: {exc.message}", exc.file, exc.line, exc.ypath) from None
+        out.append(replace(lay, config=replace(cfg, mapping=m, mapping_origin="given")))
+    return replace(spec, layers=tuple(out), search=None)

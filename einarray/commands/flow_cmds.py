@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a config value, e.g. --set arch.clock_hz=1e9 (repeatable)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--mapping-from", metavar="REPORT.json",
+                   help="run every layer with the mapping stored in an earlier run's report.json "
+                        "(layers matched by name), reproducing that run exactly")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.set_defaults(handler=cmd_run)
 
@@ -121,6 +124,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from einarray.report import write_report
 
     spec = load_run(args.config, ranks=parse_ranks(args.rank), sets=args.set)
+    if args.mapping_from:
+        from einarray.flow import mappings_from_report
+
+        spec = mappings_from_report(spec, args.mapping_from)
     out = Path(args.output or Path("out") / spec.name)
     check_output(out, force=args.force, kind="run")  # refuse before the simulation, not after
     result = run(spec, progress=not args.no_progress)

@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--functional", action="store_true",
                    help="also run the mapped cascade tile by tile in NumPy and compare with the reference")
     p.add_argument("--trace", metavar="FILE", help="write a per-step CSV trace of unit activity and traffic")
+    p.add_argument("--show-mapping", action="store_true",
+                   help="print the mapping that ran as a loop nest per memory level (Timeloop map.txt "
+                        "style: loops with tiles, tensors per level, each Einsum's unit, spatial and "
+                        "temporal extents, stages and deferrals) and where it came from")
     p.add_argument("--every-tile", action="store_true",
                    help="step every tile (no steady-state multiplication); slow for large runs")
     p.set_defaults(handler=run)
@@ -88,6 +92,14 @@ def run(args: argparse.Namespace) -> int:
         fr = check_functional(cfg)
         res["functional"] = {"ok": fr.ok, "max_abs_err": fr.max_abs_err, "worst_tensor": fr.worst_tensor,
                              "einsum_evaluations": fr.einsum_evaluations}
+    if args.show_mapping:
+        from einarray.loopnest import loop_nest
+
+        res["loop_nest"] = loop_nest(cfg, origin=f"mapping: {res['mapping_origin']}, {res['mapping_policy']}"
+                                     if res["mapping_policy"] != res["mapping_origin"] else
+                                     f"mapping: {res['mapping_origin']}")
+        if not args.json:
+            print(res["loop_nest"])
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
     else:

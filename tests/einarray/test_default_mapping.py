@@ -251,3 +251,44 @@ def test_utilization_both_denominators(readme_run):
         assert s["utilization_compute"][u] >= v
     assert "memory stalls included" in s["utilization_denominator"]["utilization"]
     assert "SCALE-Sim" in s["utilization_denominator"]["utilization_compute"]
+
+
+def test_run_mapping_from_report_reproduces_the_run(tmp_path, capsys):
+    """einarray run --mapping-from report.json: every layer runs its stored mapping (given), and
+    the figures are identical to the run that wrote the report."""
+    from einarray.cli import main
+
+    cfg = ROOT / "tests" / "einarray" / "data" / "vit-tiny-small.yaml"
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["run", str(cfg), "-o", str(a), "--no-plots", "--no-progress", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(cfg), "-o", str(b), "--no-plots", "--no-progress", "--json",
+                 "--mapping-from", str(a / "report.json")]) == 0
+    ra = json.loads((a / "report.json").read_text())
+    rb = json.loads((b / "report.json").read_text())
+    assert rb["cycles"] == ra["cycles"] and rb["energy_pj"]["total"] == ra["energy_pj"]["total"]
+    assert [l["mapping"] for l in rb["layers"]] == [l["mapping"] for l in ra["layers"]]
+    assert {l["mapping_origin"] for l in rb["layers"]} == {"given"}
+    assert "default" in {l["mapping_origin"] for l in ra["layers"]}
+
+
+def test_mapping_from_a_report_of_another_model_is_a_located_error(tmp_path, capsys):
+    from einarray.cli import main
+
+    rep = _write(tmp_path, "report.json", json.dumps({"layers": [{"name": "other", "mapping": {}}]}))
+    cfg = ROOT / "tests" / "einarray" / "data" / "vit-tiny-small.yaml"
+    assert main(["run", str(cfg), "-o", str(tmp_path / "o"), "--no-plots", "--no-progress",
+                 "--mapping-from", str(rep)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{rep}" in err[0] and "has no layer 'patch-embed'" in err[0]
+
+
+def test_simulate_show_mapping_prints_the_loop_nest(tmp_path, capsys):
+    from einarray.cli import main
+
+    assert main(["simulate", str(FUSEMAX_CFG), "--show-mapping"]) == 0
+    out = capsys.readouterr().out
+    assert "mapping: given" in out and "for instance in [0:768)" in out
+    assert "for P1 in [0:4) tile 1" in out and "held: K across M, V across M" in out
+    assert "array2d  QK      os  spatial-Y m:256 x4 folds  spatial-X p0:256  temporal e:64" in out
+    assert "array1d  AV      deferred 1 step" in out
