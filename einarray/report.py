@@ -114,7 +114,7 @@ def layer_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     units = list(result["arch"]["units"])
     origin = any("mapping_origin" in l for l in result["layers"])
     head = ["layer", "cascade"] + (["mapping"] if origin else []) + ["instances", "latency", "energy",
-                                                                   "share of time"] + [f"util {u}" for u in units]
+                                                                   "share of time"] + [f"util {u} (all cycles)" for u in units]
     tot = result["latency_s"] or 1.0
     rows = []
     for l in result["layers"]:

@@ -178,7 +178,8 @@ def run_tables(result: dict) -> list[Table]:
         if head[i] == "layer":
             _text(lt, head[i])
         else:
-            _num(lt, {"share of time": "time"}.get(head[i], head[i].removeprefix("util ")), col)
+            _num(lt, {"share of time": "time"}.get(head[i], head[i].removeprefix("util ").removesuffix(" (all cycles)")),
+                 col)
     for r in lrows:
         lt.add_row(*[escape(r[i]) for i in keep])
     tables.append(lt)

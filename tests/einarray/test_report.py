@@ -54,6 +54,19 @@ def test_group_dram_bytes_are_the_simulators(result):
             assert g["dram_bytes"] == (sg["dram_reads"] + sg["dram_writes"]) * 2  # 16-bit words
 
 
+def test_group_dram_bytes_closed_form():
+    """Unfused 3-pass attention, every tensor in one tile: each group reads its inputs and
+    writes its output once per instance (768 = batch 64 x 12 heads)."""
+    res = run(load_run(ROOT / "mapping/configs/unfused.yaml", ranks={"M": 64, "P": 96}), progress=False)
+    M, P, E, F, n = 64, 96, 64, 64, 64 * 12
+    words = {"qk": (M * E + P * E, M * P), "softmax": (M * P, M * P), "av": (M * P + P * F, M * F)}
+    (lay,) = res["layer_results"].values()
+    for g in res["groups"]:
+        r, w = words[g["group"]]
+        assert (lay["groups"][g["group"]]["dram_reads"], lay["groups"][g["group"]]["dram_writes"]) == (r * n, w * n)
+        assert g["dram_bytes"] == (r + w) * n * 2
+
+
 def test_no_roofline_point_above_its_roof(result):
     pts = roofline_points(result)
     assert pts
