@@ -79,14 +79,16 @@ def _core_name(spec: Any) -> str:
 
 
 def _search_core(spec: Any) -> dict[str, Any]:
+    """The searched mapping of the attention core (seeded with its derived default, so it is
+    never worse than the default mapping)."""
     from einsum.yamlsrc import Source
 
-    from .search import SearchProblem, parse_search_section, search
+    from .default_mapping import mapping_section
+    from .flow import search_layer
 
     lay = next(l for l in spec.layers if l.name == _core_name(spec))
-    cfg = lay.config
-    settings = parse_search_section(dict(SEARCH), Source("einarray.studies"), ("search",), cfg.cascade, cfg.arch)
-    return search(SearchProblem(cfg, settings, None, "einarray.studies")).mapping
+    found = search_layer(lay, (dict(SEARCH), Source("einarray.studies"), ("search",)))
+    return mapping_section(found.config)
 
 
 def attention_variants(progress: bool = False, *, search: bool = False,
@@ -171,8 +173,9 @@ def attention_variants_markdown(data: dict[str, Any]) -> str:
            "patch embedding and head are the same for all variants. At 224 px the model has 197 tokens "
            "(14 x 14 patches + class token; local variants attend over the 196 patches); at 1024 px it has "
            "64 x 64 = 4096 patch tokens. Each variant's attention core is mapped by `einarray search` "
-           "(objective latency, budget 60, seed 1; the mappings are in `mappings.yaml`); the other layers, "
-           "identical across variants, use the default mapping. `passes` is the number "
+           "(objective latency, budget 60, seed 1, seeded with the derived default mapping so it is never "
+           "worse; the mappings are in `mappings.yaml`); the other layers, identical across variants, use "
+           "the derived default mapping (`einarray/default_mapping.py`). `passes` is the number "
            "of passes over the key sequence (FuseMax's definition, `einarray check`). Latency and energy "
            "are per inference (batch 1); attention columns cover QKV projection, the core and the output "
            "projection.", ""]
