@@ -113,14 +113,17 @@ def layer_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     came from (default, searched, given) when the result records it."""
     units = list(result["arch"]["units"])
     origin = any("mapping_origin" in l for l in result["layers"])
-    head = ["layer", "cascade"] + (["mapping"] if origin else []) + ["instances", "latency", "energy",
-                                                                   "share of time"] + [f"util {u} (all cycles)" for u in units]
+    comp = any("utilization_compute" in l for l in result["layers"])
+    head = (["layer", "cascade"] + (["mapping"] if origin else [])
+            + ["instances", "latency", "energy", "share of time"] + [f"util {u} (all cycles)" for u in units]
+            + ([f"util {u} (compute cycles)" for u in units] if comp else []))
     tot = result["latency_s"] or 1.0
     rows = []
     for l in result["layers"]:
         rows.append([l["name"], l["cascade"]] + ([l.get("mapping_origin", "-")] if origin else [])
                     + [str(l["instances"]), si(l["latency_s"], "s"), si(l["energy_pj"] * 1e-12, "J"),
-                       f"{l['latency_s'] / tot:.1%}"] + [f"{l['utilization'][u]:.3f}" for u in units])
+                       f"{l['latency_s'] / tot:.1%}"] + [f"{l['utilization'][u]:.3f}" for u in units]
+                    + ([f"{l.get('utilization_compute', {}).get(u, 0.0):.3f}" for u in units] if comp else []))
     return head, rows
 
 

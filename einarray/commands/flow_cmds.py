@@ -171,7 +171,7 @@ def run_tables(result: dict) -> list[Table]:
         t.add_row(escape(k), escape(v))
     tables = [t]
     head, lrows = layer_rows(result)
-    keep = [i for i, h in enumerate(head) if h not in ("cascade", "instances")]
+    keep = [i for i, h in enumerate(head) if h not in ("cascade", "instances") and "compute cycles" not in h]
     lt = Table(title="layers (util: PE-cycles / PEs x all cycles)")
     for i in keep:
         col = [r[i] for r in lrows]

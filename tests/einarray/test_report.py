@@ -143,6 +143,7 @@ def _with_mapping_fields(res: dict) -> dict:
     r = copy.deepcopy(res)
     for l in r["layers"]:
         l["mapping_origin"] = "searched"
+        l["utilization_compute"] = {"array2d": 0.75}
         l["mapping"] = {"einsums": {"C": {"unit": "array2d"}}, "groups": [{"name": "C", "einsums": ["C"]}]}
     r["summary"]["binding"] = "gemm: searched | gemm binding: array2d C"
     r["summary"]["utilization"] = {"array2d": 0.25}
@@ -154,7 +155,7 @@ def _without_mapping_fields(res: dict) -> dict:
     """The same result as written before report.json had those fields."""
     r = copy.deepcopy(res)
     for l in r["layers"]:
-        for k in ("mapping_origin", "mapping_policy", "mapping", "binding", "default_choice"):
+        for k in ("mapping_origin", "mapping_policy", "mapping", "binding", "default_choice", "utilization_compute"):
             l.pop(k, None)
     r["summary"].pop("binding", None)
     r["summary"].pop("utilization_compute", None)
@@ -185,6 +186,8 @@ def test_markdown_and_html_show_mapping_origin_and_binding(gemm_result):
     assert head.split(" | ")[2] == "mapping"
     row = lines[lines.index(head) + 2]
     assert row.split(" | ")[:3] == ["| gemm", "gemm", "searched"]
+    assert head.endswith("| util array2d (all cycles) | util array2d (compute cycles) |")
+    assert row.endswith(f"| {res['layers'][0]['utilization']['array2d']:.3f} | 0.750 |")
     # the binding's '|' is escaped in markdown and whole in HTML
     assert "| mapping | gemm: searched \\| gemm binding: array2d C |" in md
     page = render_html(res, {})
