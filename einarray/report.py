@@ -3,8 +3,9 @@
 Files: ``report.json`` (the simulator's stable keys aggregated over layers, plus per-layer
 and per-Einsum data; byte-identical for the same config), ``report.md``, a self-contained
 ``report.html`` (plots embedded as base64 PNG), ``layers.csv``, and PNG plots: energy by
-component and by layer, utilization per Einsum and unit, a roofline of every Einsum, and
-traffic per memory level. The files are written through :func:`einarray.outdir.output_dir`:
+component and by layer, utilization per Einsum and unit, a roofline (one roof per compute
+unit, one point per fused group and unit) and traffic per memory level. Each plot is a
+function returning a matplotlib Figure (``FIGURES``), so tests can inspect what is drawn. The files are written through :func:`einarray.outdir.output_dir`:
 the target must be new, empty or (with ``force``) an earlier einarray report, and a failed or
 interrupted run leaves no partial report.
 """
