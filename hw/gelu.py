@@ -17,8 +17,11 @@ multiplier stage is ``D`` = 1 cycle with ``dsp="generic"``, 2 with ``dsp="ecp5"`
 One carry chain (or one multiplier) per stage, for >= 200 MHz on ECP5. The coefficient
 ROM (28 x (17 + 16 + 13) bits) is three ROMs, each read just before its coefficient is
 used, so only the 5-bit segment index travels along the pipeline (not the coefficients),
-and t is recomputed from |x| before each multiplier. For |x| >= 5 the segment is 0, whose
-a0 = 0, and t = 0, so d = 0 without a multiplexer after the adder.
+and t is recomputed before each multiplier from the 16 bits of |x| it needs. relu(x) waits
+for d in a delay line: registers with ``dsp="generic"``, a 16-word LUT RAM ring with
+``dsp="ecp5"`` (one TRELLIS_DPR16X4 per 4 bits instead of 7 flip-flops per bit). For
+|x| >= 5 the segment is 0, whose a0 = 0, and t = 0, so d = 0 without a multiplexer after
+the adder.
 
 Flow control: the whole pipeline advances when ``en = ~o.valid | o.ready``, and
 ``i.ready = en``: full throughput while the consumer is ready, no data lost or duplicated
@@ -162,6 +165,26 @@ class Gelu(wiring.Component):
                 m.d.comb += p.eq(p36[:width])
             return p
 
+        def delay_line(sig, n: int, name: str):
+            """``sig`` after ``n`` pipeline advances. ECP5 path: a LUT-RAM ring (write and
+            read pointers advancing with ``en``) plus one output register instead of ``n``
+            registers (``len(sig) * (n - 1)`` flip-flops fewer); generic: registers."""
+            if self.dsp != "ecp5" or n < 3:
+                return stages({"x": sig}, n, name)[-1]["x"]
+            depth = max(16, 1 << (n - 1).bit_length())
+            mem = Memory(shape=unsigned(len(sig)), depth=depth, init=[])
+            m.submodules[name] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(domain="comb")
+            wp = Signal(range(depth), name=f"{name}_wp")
+            rp = Signal(range(depth), name=f"{name}_rp", init=(1 - n) % depth)
+            out = Signal(len(sig), name=f"{name}_q")
+            m.d.comb += [wr.addr.eq(wp), wr.data.eq(sig), wr.en.eq(en), rd.addr.eq(rp)]
+            with m.If(en):
+                # out = the word written n - 1 advances ago (never the one being written)
+                m.d.sync += [wp.eq(wp + 1), rp.eq(rp + 1), out.eq(rd.data)]
+            return out
+
         def u18(ax):
             """|x| at 18 fraction bits (truncated): wiring."""
             return ax[fi - uf:] if fi >= uf else Cat(Const(0, uf - fi), ax)
@@ -194,12 +217,16 @@ class Gelu(wiring.Component):
         def t_of(sig):
             """In-segment position (16 bits) from registered |x| and flags; 0 for |x| >= 5,
             where the segment is 0 and a0 = 0, so that d = 0."""
-            u = u18(sig["ax"])
+            u = sig["ut"]
             t = Mux(sig["fine"], Cat(Const(0, 1), u[:uf - 3]), u[:uf - 2])
             return Mux(sig["big"], 0, t)[:tb]
 
-        # stage 1b: segment index and flags registered (the ROM address is a register)
-        (s1b,) = stages({**s1, "seg": seg, "fine": fine, "big": big}, 1, "s1b_")
+        # stage 1b: segment index and flags registered (the ROM address is a register);
+        # from here on only the bits of |x| that t needs travel with them, and relu(x)
+        # goes through a delay line to stage 6
+        (s1b,) = stages({"v": s1["v"], "ut": u1[:uf - 2], "seg": seg, "fine": fine,
+                         "big": big}, 1, "s1b_")
+        relu5 = delay_line(Mux(s1["neg"], 0, s1["ax"])[:w - 1], 3 + 2 * D, "relu")
         # stage 2: a2 (ROM data register) and t
         a2 = rom(2, _W2, s1b["seg"], "rom_a2").as_signed()
         t2 = reg(t_of(s1b), "t2")
@@ -216,11 +243,11 @@ class Gelu(wiring.Component):
         with m.If(en):
             m.d.sync += s1_4.eq(a1 + m1.shift_right(tb))
         t4 = reg(t_of(s3), "t4")
-        (s4,) = stages({k: s3[k] for k in ("v", "ax", "neg", "seg")}, 1, "s4_")
+        (s4,) = stages({k: s3[k] for k in ("v", "seg")}, 1, "s4_")
 
         # stage 5 (D cycles): m2 = s1 * t; a0 read one cycle before the product is ready
         m2 = mul(s1_4, t4, _W1 + 2 + tb + 1, "m2")
-        s5 = stages({k: s4[k] for k in ("v", "ax", "neg")}, D, "s5_")
+        s5 = stages({"v": s4["v"]}, D, "s5_")
         a0 = rom(0, _W0, ([s4] + stages({"seg": s4["seg"]}, D - 1, "seg5_"))[D - 1]["seg"],
                  "rom_a0")
         s5 = s5[-1]
@@ -232,7 +259,7 @@ class Gelu(wiring.Component):
         v6 = reg(s5["v"], "v6")
         d6 = Signal(signed(_W0 + 2))
         rh6 = Signal(signed(self.in_fmt.width + fa - fi + 2))
-        relu = Mux(s5["neg"], 0, s5["ax"])
+        relu = relu5
         with m.If(en):
             m.d.sync += [d6.eq(a0 + m2.shift_right(tb)), rh6.eq((relu << (fa - fi)) + half)]
 

@@ -14,8 +14,9 @@ placement, which is reported in ``pnr_error`` with ``fmax_mhz = None``. Xilinx =
 7-series (``synth_xilinx -family xc7 -noiopad``, LUTs mapped by classic ABC because the
 YoWASP build's ABC9 step fails on this flow), synthesis only.
 
-Counting (``luts``): ECP5 ``LUT4 + 2 * CCU2C`` (a carry cell holds two LUT4s); iCE40
-``SB_LUT4``; Xilinx ``LUT1..LUT6``. ``ffs``: all flip-flop primitives. ``dsps``:
+Counting (``luts``): ECP5 ``LUT4 + 2 * CCU2C + 4 * TRELLIS_DPR16X4`` (a carry cell holds
+two LUT4s, a 16 x 4 LUT-RAM cell four); iCE40 ``SB_LUT4``; Xilinx ``LUT1..LUT6`` + 4 per
+``RAM32M`` / ``RAM64M`` LUT-RAM cell. ``ffs``: all flip-flop primitives. ``dsps``:
 ``MULT18X18D``/``ALU54B``, ``SB_MAC16``, ``DSP48E1``. ``brams``: ``DP16KD``/``PDPW16KD``,
 ``SB_RAM40_4K``, ``RAMB18E1`` (+ 2 per ``RAMB36E1``, i.e. in 18 kbit units). After
 place-and-route, ``pnr_utilization`` has nextpnr's own counts (e.g. ``TRELLIS_COMB``).
@@ -99,9 +100,9 @@ _SYNTH_CMD = {
 }
 
 _LUTS = {
-    "ecp5": {"LUT4": 1, "CCU2C": 2},
+    "ecp5": {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 4},
     "ice40": {"SB_LUT4": 1},
-    "xilinx": {f"LUT{n}": 1 for n in range(1, 7)},
+    "xilinx": {**{f"LUT{n}": 1 for n in range(1, 7)}, "RAM32M": 4, "RAM64M": 4},
 }
 _FFS = {
     "ecp5": ("TRELLIS_FF",),
