@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -844,6 +845,28 @@ def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
     return config_from_sections(sections, src, base_dir, ranks=ranks, sets=sets, source=str(p))
 
 
+_OVERRIDE = re.compile(r"--(rank|param) ([^\s:=]+)(?:=[^:]*)?: (.*)", re.S)
+
+
+def override_error(exc: ConfigError, cli_ranks: Mapping[str, int], wsrc: Source | None = None,
+                   wb: YPath = (), cli_params: Mapping[str, float] | None = None) -> ConfigError:
+    """A bad rank or param override, as :mod:`einsum.load` reports it (``--rank NAME: ...``
+    in the cascade's file), located where it was given: on the command line (``cli_ranks``,
+    ``cli_params``: ``command line --rank NAME=SIZE: ...``) or in the workload section ``wsrc``
+    at ``wb`` (``workload.ranks.NAME``, ``workload.params.NAME``). Other errors are returned
+    as they are."""
+    m = _OVERRIDE.fullmatch(exc.message)
+    if m is None or exc.ypath:
+        return exc
+    kind, name, msg = m.groups()
+    cli = cli_ranks if kind == "rank" else (cli_params or {})
+    if name in cli:
+        return ConfigError(msg, "command line", None, (f"--{kind} {name}={cli[name]}",))
+    if wsrc is not None:
+        return wsrc.error(wb + ("ranks" if kind == "rank" else "params", name), msg)
+    return exc
+
+
 def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: Source, base_dir: Path, *,
                          ranks: Mapping[str, int] | None = None, sets: list[str] | None = None,
                          source: str | None = None) -> Config:
@@ -885,7 +908,7 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
         except ConfigError as exc:
             if exc.file == csrc.file and exc.ypath[:2] == ("einsum", "ranks"):
                 raise wsrc.error(wb + ("ranks",), exc.message) from None
-            raise
+            raise override_error(exc, ranks or {}, wsrc, wb) from None
         inst = w.get("instances", 1)
         if isinstance(inst, bool) or not isinstance(inst, int) or inst <= 0:
             raise wsrc.error(wb + ("instances",), f"instances must be a positive integer, got {inst!r}")
@@ -896,7 +919,10 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
             instances *= v
     else:
         e, esrc, eb = sections["einsum"]
-        casc = cascade_from_data(e, esrc, eb, ranks=ranks)
+        try:
+            casc = cascade_from_data(e, esrc, eb, ranks=ranks)
+        except ConfigError as exc:
+            raise override_error(exc, ranks or {}) from None
     a, asrc, ab = sections["arch"]
     arch = arch_from_data(a, asrc, ab)
     counts = op_counts(casc)

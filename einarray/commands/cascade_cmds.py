@@ -18,9 +18,9 @@ from einsum import analysis
 from einsum.cascade import Cascade
 from einsum.errors import ConfigError, EinarrayWarning
 from einsum.interp import EvalError, evaluate, random_inputs
-from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
-
 from einsum.atomic import atomic_path
+from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
+from mapping.spec import override_error
 
 from .common import add_override_args, parse_params, parse_ranks
 
@@ -70,7 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace) -> Cascade:
-    return load_cascade(args.cascade, ranks=parse_ranks(args.rank), params=parse_params(args.param))
+    ranks, params = parse_ranks(args.rank), parse_params(args.param)
+    try:
+        return load_cascade(args.cascade, ranks=ranks, params=params)
+    except ConfigError as exc:  # a bad --rank/--param names the command line, not the cascade file
+        raise override_error(exc, ranks, cli_params=params) from None
 
 
 # -- cascades -------------------------------------------------------------------------

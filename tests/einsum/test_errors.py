@@ -101,15 +101,15 @@ def test_base_file_is_valid(capsys):
     (["--rank", "M=abc"], "--rank M=abc: the size must be a positive integer"),
     (["--rank", "M=0"], "--rank M=0: the size must be a positive integer"),
     (["--rank", "M=-4"], "--rank M=-4: the size must be a positive integer"),
-    (["--rank", "Z=4"], "--rank Z: unknown rank 'Z' (ranks: M, P, E, F)"),
-    (["--rank", "M"], "--rank 'M': expected NAME=SIZE"),
-    (["--param", "nope=1"], "--param nope: unknown param 'nope' (params: scale)"),
+    (["--rank", "Z=4"], "command line --rank Z=4: unknown rank 'Z' (ranks: M, P, E, F)"),
+    (["--rank", "M"], "--rank 'M': expected NAME=SIZE, e.g. --rank P=4096"),
+    (["--param", "nope=1"], "command line --param nope=1: unknown param 'nope' (params: scale)"),
     (["--param", "scale=x"], "--param scale=x: the value must be a number"),
 ])
 def test_bad_overrides(capsys, args, expected):
     status = main(["check", str(DATA / "attn-small.yaml"), *args])
     err = capsys.readouterr().err
-    assert status == 2 and expected in err, err
+    assert status == 2 and err == f"einarray check: error: {expected}\n", err
 
 
 def test_missing_file_and_unknown_library_name(capsys):
@@ -174,6 +174,22 @@ def test_names_in_a_config_are_located(tmp_path, capsys, text, expected):
     assert main(["simulate", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"einarray simulate: error: {p}{expected}" in err, err
+
+
+@pytest.mark.parametrize("text,args,expected", [
+    (SIM.replace("K: 16}", "K: 16, Q: 5}"), [], "{p}:1 workload.ranks.Q: unknown rank 'Q' (ranks: M, N, K)"),
+    (SIM.replace("K: 16}}", "K: 16}, params: {nope: 2}}"), [],
+     "{p}:1 workload.params.nope: unknown param 'nope' (params: none)"),
+    (SIM, ["--rank", "Q=5"], "command line --rank Q=5: unknown rank 'Q' (ranks: M, N, K)"),
+    (SIM.replace("workload: {cascade: gemm, ranks: {M: 16, N: 16, K: 16}}", "einsum: softmax-2pass"),
+     ["--rank", "Q=5"], "command line --rank Q=5: unknown rank 'Q' (ranks: M, P, E, F)"),
+])
+def test_rank_and_param_overrides_are_located(tmp_path, capsys, text, args, expected):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    assert main(["simulate", str(p), *args]) == 2
+    err = capsys.readouterr().err
+    assert err == f"einarray simulate: error: {expected.format(p=p)}\n", err
 
 
 @pytest.mark.parametrize("cmd", ["simulate", "run"])
