@@ -37,7 +37,7 @@ import numpy as np
 from einsum.atomic import write_atomic
 
 from .export import build, describe
-from .synth import TARGETS, synthesize
+from .synth import CLOCK_TARGET_MHZ, TARGETS, synthesize
 
 # Edge-MoE (its public HLS code / paper, reference sheet section 4); "re-implemented"
 # figures are this project's Amaranth re-implementation of its GELU at Q10.22.
@@ -63,11 +63,8 @@ EDGE_MOE = {
 EDGE_MOE_GELU_ECP5 = {"format": "Q10.22", "luts": 999, "dsps": 2, "ffs": 123}
 
 UNITS = ("gelu", "softmax", "compute_unit")
-#: stated clock targets (MHz) = the place-and-route clock constraint; a target is met when
-#: the median Fmax over SEEDS reaches it. Softmax: 190, the target its median meets with
-#: margin (at a 200 MHz constraint its median over seeds 1-5 was 199.96 MHz, range 196-211:
-#: the shifters' two wide-multiplexer levels are routing-bound)
-TARGET_MHZ = {"gelu": 200.0, "softmax": 190.0, "compute_unit": 150.0}
+#: stated clock targets (MHz), see :data:`hw.synth.CLOCK_TARGET_MHZ`
+TARGET_MHZ = CLOCK_TARGET_MHZ
 #: nextpnr placement seeds of every place-and-route run
 SEEDS = (1, 2, 3, 4, 5)
 #: the software versions the numbers depend on (recorded in results.json)

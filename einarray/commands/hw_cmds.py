@@ -91,7 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
     p.add_argument("--target", required=True, choices=TARGETS, help="FPGA family")
     p.add_argument("--freq", type=float, default=None, metavar="MHZ",
-                   help="clock constraint for place-and-route in MHz (default 200)")
+                   help="clock target (the place-and-route constraint) in MHz; default: the block's "
+                        "stated target (gelu 200, softmax 190, compute_unit 150)")
     p.add_argument("--no-pnr", action="store_true", help="synthesis only (no Fmax)")
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="place and route with nextpnr seeds 1..N (default 1) and report "
@@ -129,13 +130,12 @@ def cmd_verilog(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from hw.synth import DEFAULT_FREQ_MHZ, synthesize
+    from hw.synth import synthesize
 
     params = parse_hw_params(args.param)
     if not 1 <= args.seeds <= 100:
         raise ConfigError(f"--seeds must be in 1..100, got {args.seeds}")
-    freq = DEFAULT_FREQ_MHZ if args.freq is None else args.freq
-    res = synthesize(args.unit, params, args.target, args.workdir, freq_mhz=freq,
+    res = synthesize(args.unit, params, args.target, args.workdir, freq_mhz=args.freq,
                      pnr=not args.no_pnr, seeds=list(range(1, args.seeds + 1)))
     if args.json:
         print(json.dumps(res, indent=2))

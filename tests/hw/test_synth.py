@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from einsum.errors import ConfigError
-from hw.synth import TARGETS, resolve_params, synthesize, target_params
+from hw.export import unit_names
+from hw.synth import CLOCK_TARGET_MHZ, TARGETS, resolve_params, synthesize, target_params
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "build" / "test_synth"
@@ -52,6 +53,11 @@ def test_real_ecp5_synthesis_and_pnr_of_a_2x2_compute_unit_over_two_seeds():
     assert r["seeds_met"] == sum(x >= 150.0 for x in f)
     for s in (1, 2):
         assert (wd / f"report-seed{s}.json").exists() and (wd / f"nextpnr-seed{s}.log").exists()
+
+
+def test_every_block_has_a_stated_clock_target():
+    assert CLOCK_TARGET_MHZ == {"gelu": 200.0, "softmax": 190.0, "compute_unit": 150.0}
+    assert set(CLOCK_TARGET_MHZ) == set(unit_names())
 
 
 @pytest.mark.parametrize("unit,target,expected", [
