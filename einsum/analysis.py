@@ -9,10 +9,11 @@ by action class (``add``, ``mul``, ``div``, ``exp``, ``max`` ...), and a ``max``
 reduction one ``max`` per point, a non-product sum one ``add`` per point.
 
 Passes follow FuseMax (Nayak et al., MICRO 2024, Sec. III): the number of times a
-fibre of an input rank must be traversed because a later Einsum iterating that rank
-needs a value reduced over the whole rank. A partitioned rank (P -> P1, P0) is
-traversed through its parts; a recurrence over P1 carries running values within the
-same pass.
+fibre of a rank must be traversed because a later Einsum iterating that rank needs a
+value that is complete only after a whole traversal (a reduction over the rank). They
+are counted per declared rank: a partitioned rank (P -> P1, P0) is traversed through
+its parts, and a recurrence over P1 carries running values within the same pass; an
+alias (``P: M``, a second index over M's extent) is a rank of its own.
 """
 
 from __future__ import annotations
@@ -160,19 +161,33 @@ def totals(counts: Mapping[str, OpCounts]) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------------
-def input_ranks(c: Cascade) -> list[str]:
-    """Root ranks of the input tensors, in order of first appearance."""
+def pass_ranks(c: Cascade) -> list[str]:
+    """The ranks passes are counted over: every declared rank an Einsum iterates, with a
+    partition's parts (P1, P0) counted for the rank they split and an alias (``P: M``)
+    counted as its own rank. Ranks of the input tensors come first, in order of first
+    appearance, then the others in declaration order."""
+    iterated = {c.pass_rank(c.rank_of_index(ix).name) for e in c.einsums for ix in e.iter_indices}
     seen: dict[str, None] = {}
     for t in c.inputs:
         for r in c.tensors[t].ranks:
-            seen.setdefault(c.ranks[r].root)
-    return list(seen)
+            seen.setdefault(c.pass_rank(r))
+    for r in c.ranks:
+        seen.setdefault(c.pass_rank(r))
+    return [r for r in seen if r in iterated]
 
 
 def einsum_passes(c: Cascade) -> dict[str, dict[str, int]]:
-    """For each Einsum, the pass (1-based; 0 = does not traverse) over each root rank."""
-    roots = sorted({r.root for r in c.ranks.values()})
-    root_of_idx = {r.index: r.root for r in c.ranks.values()}
+    """For each Einsum, the pass (1-based; 0 = does not traverse) over each rank of
+    :func:`pass_ranks`.
+
+    An Einsum that iterates rank R reads a tensor in the same pass that produced it when
+    it walks the tensor's R dimension with an index of R (streaming); a value that was
+    complete only after pass k over R (a reduction over R, or a tensor whose R dimension
+    is read through another rank's index, as ``K[p, e]`` with ``P: M`` read by ``m``)
+    needs pass k + 1.
+    """
+    ranks = pass_ranks(c)
+    rank_of_idx = {r.index: c.pass_rank(n) for n, r in c.ranks.items()}
     stream: dict[str, dict[str, int]] = {t: {} for t in c.tensors}
     done: dict[str, dict[str, int]] = {t: {} for t in c.tensors}
     result: dict[str, dict[str, int]] = {}
@@ -181,13 +196,13 @@ def einsum_passes(c: Cascade) -> dict[str, dict[str, int]]:
         e = c.einsum(name)
         accs = E.accesses_in(e.stmt.rhs)
         per: dict[str, int] = {}
-        for R in roots:
-            it = any(root_of_idx[ix] == R for ix in e.iter_indices)
+        for R in ranks:
+            it = any(rank_of_idx[ix] == R for ix in e.iter_indices)
             need = 1 if it else 0
             for a in accs:
                 info = c.tensors[a.tensor]
-                streams = any(c.ranks[info.ranks[d]].root == R and
-                              any(root_of_idx[ix] == R for ix in E.indices_in(s))
+                streams = any(c.pass_rank(info.ranks[d]) == R and
+                              any(rank_of_idx[ix] == R for ix in E.indices_in(s))
                               for d, s in enumerate(a.subscripts))
                 if streams:
                     need = max(need, stream[a.tensor].get(R, 0), done[a.tensor].get(R, 0)
@@ -199,10 +214,10 @@ def einsum_passes(c: Cascade) -> dict[str, dict[str, int]]:
             # a fibre operator (softmax(x, p)) needs its whole fibre before it emits any
             # element: like a reduction over R followed by a pass that reads it back
             if any(isinstance(n, E.Call) and OPERATORS[n.op].fibre and isinstance(n.args[-1], E.Index)
-                   and root_of_idx[n.args[-1].name] == R for n in E.walk(e.stmt.rhs)):
+                   and rank_of_idx[n.args[-1].name] == R for n in E.walk(e.stmt.rhs)):
                 need = max(need, 1) + 1
             per[R] = need
-            keeps = any(root_of_idx[ix] == R for ix in e.lhs_indices)
+            keeps = any(rank_of_idx[ix] == R for ix in e.lhs_indices)
             if it and keeps:
                 stream[e.output][R] = max(stream[e.output].get(R, 0), need)
                 done[e.output][R] = max(done[e.output].get(R, 0), need)
@@ -213,16 +228,17 @@ def einsum_passes(c: Cascade) -> dict[str, dict[str, int]]:
 
 
 def passes(c: Cascade) -> dict[str, int]:
-    """Passes over each input rank (FuseMax's definition), keyed by rank name."""
+    """Passes over each rank of :func:`pass_ranks` (FuseMax's definition: how many times a
+    fibre of the rank is traversed before an output that depends on it can be produced)."""
     ep = einsum_passes(c)
-    return {R: max((p.get(R, 0) for p in ep.values()), default=0) for R in input_ranks(c)}
+    return {R: max((p.get(R, 0) for p in ep.values()), default=0) for R in pass_ranks(c)}
 
 
 def summary(c: Cascade) -> dict:
     """Everything ``einarray check`` reports, as plain JSON-able data."""
     counts = op_counts(c)
     ep = einsum_passes(c)
-    roots = input_ranks(c)
+    roots = pass_ranks(c)
     return {
         "name": c.name,
         "source": c.source,

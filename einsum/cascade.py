@@ -25,6 +25,7 @@ class RankInfo:
     size: int
     kind: RankKind = "base"
     root: str = ""  # the input rank this one traverses (P for P1 and P0)
+    of: str = ""  # the rank named in its definition: a part's parent, an alias's target
 
     @property
     def index(self) -> str:
@@ -85,6 +86,15 @@ class Cascade:
             if r.index == idx:
                 return r
         raise KeyError(idx)
+
+    def pass_rank(self, rank: str) -> str:
+        """The rank a pass over ``rank`` is counted for: parts (P1, P0 of P) count for the
+        rank they partition, aliases (``P: M``) and every other rank for themselves."""
+        seen = set()
+        while self.ranks[rank].kind == "part" and rank not in seen:
+            seen.add(rank)
+            rank = self.ranks[rank].of
+        return rank
 
     def index_size(self, idx: str) -> int:
         return self.rank_of_index(idx).size

@@ -209,9 +209,9 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
             continue
         e = exprs.get(name)
         if name in part_parent:
-            infos[name] = RankInfo(name, sizes[name], "part", part_parent[name])
+            infos[name] = RankInfo(name, sizes[name], "part", part_parent[name], part_parent[name])
         elif isinstance(e, E.RankSize):
-            infos[name] = RankInfo(name, sizes[name], "alias", e.name)
+            infos[name] = RankInfo(name, sizes[name], "alias", e.name, e.name)
         elif isinstance(e, E.Num) or e is None:
             infos[name] = RankInfo(name, sizes[name], "base", name)
         else:
@@ -223,7 +223,7 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
         while root in infos and infos[root].root != root and root not in seen:
             seen.add(root)
             root = infos[root].root
-        infos[name] = RankInfo(info.name, info.size, info.kind, root)
+        infos[name] = RankInfo(info.name, info.size, info.kind, root, info.of)
     idx_seen: dict[str, str] = {}
     for name in infos:
         if name.lower() in idx_seen:

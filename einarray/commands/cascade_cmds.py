@@ -31,7 +31,7 @@ CHECK_EVAL_LIMIT = 300_000_000
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cascades", help="list the library of attention and layer cascades",
                        description="List the cascades shipped with einarray, with their passes "
-                                   "over each input rank at their default shapes.")
+                                   "over each rank at their default shapes.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_cascades)
 
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Parse and validate a cascade, evaluate the NumPy reference on "
                                    "seeded random inputs, and summarise Einsums, shapes, operation "
                                    "counts, intermediate sizes and the number of passes over each "
-                                   "input rank (FuseMax's definition).")
+                                   "rank (FuseMax's definition; an alias rank counts for itself).")
     p.add_argument("cascade", help="library name or path to a YAML file")
     add_override_args(p)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")

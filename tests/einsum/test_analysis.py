@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from einsum.analysis import einsum_passes, op_counts, passes, summary, totals
-from einsum.load import cascade_from_data, load_cascade
+from einsum.load import LIBRARY_DIR, cascade_from_data, library_names, load_cascade
 from einsum.yamlsrc import loads
 
 
@@ -16,6 +16,108 @@ from einsum.yamlsrc import loads
 def test_passes_over_p(name, want):
     p = passes(load_cascade(name))
     assert p == {"M": 1, "E": 1, "P": want, "F": 1}
+
+
+# Passes of every library cascade at its default shapes, derived by hand from FuseMax's
+# definition (how many times a fibre of a rank is traversed before an output depending on
+# it can be produced). A partition's parts count for the rank they split; an alias rank
+# (P: M) is its own rank.
+LIBRARY_PASSES = {
+    # softmax_fixed needs its whole p fibre (pass 1) before it emits; A*V streams that second pass
+    "attention-fixed": {"M": 1, "E": 1, "P": 2, "F": 1},
+    # the running max/sum recurrence is pass 1 over p; A*V needs the final RM[m,P], RS[m,P]
+    "edge-moe-softmax": {"M": 1, "E": 1, "P": 2, "F": 1},
+    # one contraction: every rank traversed once
+    "gemm": {"M": 1, "K": 1, "N": 1},
+    # grouped-query heads h = g*R + r stream once; softmax over keys p is the 2-pass form
+    "gqa": {"M": 1, "H": 1, "E": 1, "P": 2, "F": 1},
+    # key rank P: M is an alias: max over p (1), then exp, sum and SN*V (2); the sum over g is one pass
+    "gmm-mask": {"M": 1, "E": 1, "P": 2, "F": 1, "G": 1},
+    # query blocks stream once over H, W; the window softmax is max (1) then exp/sum/SN*V (2)
+    "halo": {"H": 1, "W": 1, "C": 1, "F": 1, "HP": 1, "WP": 1, "KY": 2, "KX": 2},
+    # mean (1), variance of x - mean (2), normalised output (3) over the features d
+    "layernorm": {"T": 1, "D": 3},
+    # phi(K)^T V and sum_p phi(K) in one pass over p; the queries never revisit p
+    "linear": {"M": 1, "E": 1, "P": 1, "F": 1},
+    # prefix sums S, Z over keys p (an alias of M) are one recurrence; query m reads S[m+1]
+    "linear-causal": {"M": 1, "E": 1, "P": 1, "F": 1},
+    # projections read p once; the softmax over the J projected keys is the 2-pass form
+    "linformer": {"M": 1, "E": 1, "P": 1, "F": 1, "J": 2},
+    # K/V projections over all tokens t (1) precede the first query's scores (2); softmax over
+    # the key alias S is 2-pass; d is reduced (1) then produced by the output projection (2);
+    # e is reduced by Q.K (1) then produced by SN*V (2)
+    "mha": {"T": 2, "D": 2, "NH": 1, "E": 2, "S": 2},
+    # fc1 reduces d (1), fc2 produces d (2)
+    "mlp": {"T": 1, "D": 2, "H": 1},
+    # logits over x (1); top-k compares each x with every logit (2) and the masked exp/sum
+    # with it (2); the scores divide by that sum (3); the comparison index Y runs once
+    "moe": {"T": 1, "D": 2, "X": 3, "H": 1, "Y": 1},
+    # the window softmax over kw (ky, kx) is max (1) then exp/sum/SN*V (2)
+    "neighborhood-1d": {"L": 1, "E": 1, "F": 1, "KW": 2},
+    "neighborhood-2d": {"H": 1, "W": 1, "E": 1, "F": 1, "KY": 2, "KX": 2},
+    # random features of Q and K in one pass each over e; phi(K)^T V, phi(K)^T 1 in one over p
+    "performer": {"M": 1, "E": 1, "P": 1, "F": 1, "R": 1},
+    "performer-causal": {"M": 1, "E": 1, "P": 1, "F": 1, "R": 1},
+    # no softmax: scores, decay and the sum over keys p (an alias of M) in one pass
+    "retention": {"M": 1, "E": 1, "P": 1, "F": 1},
+    # chunks m1 stream once (the state R is a recurrence); keys p0 of a chunk are read once
+    "retention-chunkwise": {"M": 1, "E": 1, "F": 1, "P0": 1},
+    # the decayed state S over keys p is one recurrence; query m reads S[m+1]
+    "retention-recurrent": {"M": 1, "E": 1, "P": 1, "F": 1},
+    # the window softmax over w is max (1) then exp/sum/SN*V (2)
+    "sliding-window-causal": {"M": 1, "E": 1, "F": 1, "W": 2},
+    # online softmax: running max, sum and numerator carried across the chunks of one pass
+    "softmax-1pass": {"M": 1, "E": 1, "P": 1, "F": 1},
+    "softmax-1pass-causal": {"M": 1, "E": 1, "P": 1, "F": 1},
+    # max (1), then exp, sum and SN*V together (2); the division is per output element
+    "softmax-2pass": {"M": 1, "E": 1, "P": 2, "F": 1},
+    "softmax-2pass-causal": {"M": 1, "E": 1, "P": 2, "F": 1},
+    # max (1), sum of exp (2), normalised scores times V (3)
+    "softmax-3pass": {"M": 1, "E": 1, "P": 3, "F": 1},
+    "softmax-3pass-causal": {"M": 1, "E": 1, "P": 3, "F": 1},
+}
+
+
+@pytest.mark.parametrize("name", library_names())
+def test_library_passes_by_hand(name):
+    assert name in LIBRARY_PASSES, f"derive the passes of {name} by hand and add them above"
+    assert passes(load_cascade(name)) == LIBRARY_PASSES[name]
+
+
+def _with_alias_key_rank(name: str) -> str:
+    text = (LIBRARY_DIR / f"{name}.yaml").read_text()
+    assert "ranks: {M: 128, P: 128," in text
+    return text.replace("ranks: {M: 128, P: 128,", "ranks: {M: 128, P: M,")
+
+
+@pytest.mark.parametrize("name,want", [("softmax-3pass", 3), ("softmax-2pass", 2),
+                                       ("softmax-3pass-causal", 3), ("softmax-1pass", 1)])
+def test_alias_key_rank_keeps_its_passes(name, want):
+    # P: M is a second index over the query extent: its passes must not fold into M's
+    data, src = loads(_with_alias_key_rank(name), f"{name}.yaml")
+    c = cascade_from_data(data["einsum"], src)
+    assert c.ranks["P"].kind == "alias"
+    assert passes(c) == {"M": 1, "E": 1, "P": want, "F": 1}
+
+
+def test_alias_reading_a_tensor_streamed_over_its_target_needs_a_new_pass():
+    # KT is complete over t only after a full pass; the scores read it along the alias s
+    text = """einsum:
+  version: 1
+  name: t
+  ranks: {T: 8, S: T, E: 4}
+  inputs: {X: [T, E]}
+  outputs: [O]
+  expressions:
+    - KT[t,e] = X[t,e] * 2
+    - QK[t,s] = X[t,e] * KT[s,e]
+    - O[t] = max(s) QK[t,s]
+"""
+    data, src = loads(text, "t.yaml")
+    ep = einsum_passes(cascade_from_data(data["einsum"], src))
+    assert ep["KT"] == {"T": 1, "E": 1, "S": 0}
+    assert ep["QK"] == {"T": 2, "E": 1, "S": 1}
+    assert ep["O"] == {"T": 2, "E": 1, "S": 1}
 
 
 def test_per_einsum_pass_numbers_of_3pass():
