@@ -110,10 +110,10 @@ def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: 
     Options are checked against the variant (each belongs to one variant) and the shapes;
     a bad one raises a :class:`ConfigError` whose ``ypath`` is the option's name."""
     opts = dict(options or {})
-    unknown = set(opts) - OPTIONS
+    unknown = sorted(set(map(str, opts)) - OPTIONS)
     if unknown:
-        raise ConfigError(f"unknown attention option(s) {', '.join(sorted(unknown))} "
-                          f"(options: {', '.join(sorted(OPTIONS))})")
+        raise ConfigError(f"unknown attention option {unknown[0]!r} (options: {', '.join(sorted(OPTIONS))})",
+                          ypath=(unknown[0],))
     if variant not in VARIANTS:
         raise ConfigError(f"unknown attention variant {variant!r} (variants: {', '.join(VARIANTS)})")
     for k, v in opts.items():

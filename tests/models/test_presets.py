@@ -182,6 +182,8 @@ def test_models_dir_has_only_valid_presets():
     ("retention", (14, 14), {"gamma": float("nan")}, "gamma", "expected a number in (0, 1], got nan"),
     ("linear", (14, 14), {"block": 8}, "block",
      "option block is for halo, not linear (linear takes no options)"),
+    ("halo", (14, 14), {"block": 7, "size": 3}, "size",
+     "unknown attention option 'size' (options: block, chunk, dilation, gamma, gaussians, halo, kernel, proj_len)"),
 ])
 def test_bad_attention_options_name_the_option(variant, grid, options, where, msg):
     with pytest.raises(ConfigError) as ei:
