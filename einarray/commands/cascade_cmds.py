@@ -20,6 +20,7 @@ from einsum.errors import ConfigError, EinarrayWarning
 from einsum.interp import EvalError, evaluate, random_inputs
 from einsum.atomic import atomic_path
 from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
+from einsum.shapes import fit_to_inputs
 from mapping.spec import override_error
 
 from .common import add_override_args, parse_params, parse_ranks
@@ -60,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a cascade on tensors from an .npz file",
                        description="Evaluate a cascade with the NumPy reference interpreter on the "
                                    "input tensors of an .npz file (names as in the cascade's inputs) "
-                                   "and write every output tensor to an .npz file.")
+                                   "and write every output tensor to an .npz file. Rank sizes follow the "
+                                   "arrays' shapes (as np.einsum takes them; ranks computed from "
+                                   "others follow); --rank overrides a size.")
     p.add_argument("cascade", help="library name or path to a YAML file")
     p.add_argument("--inputs", "-i", required=True, help="input .npz file")
     p.add_argument("--output", "-o", required=True, help="output .npz file (written atomically)")
@@ -313,6 +316,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("input file not found", args.inputs) from None
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ConfigError(f"not a readable .npz file ({exc})", args.inputs) from None
+    # rank sizes follow the arrays' shapes (as np.einsum); --rank only overrides
+    c = fit_to_inputs(lambda r: load_cascade(args.cascade, ranks=r, params=parse_params(args.param)),
+                      parse_ranks(args.rank), arrays, file=args.inputs)
     extra = sorted(set(arrays) - set(c.inputs))
     if extra:
         warnings.warn(f"{args.inputs}: ignoring array{'s' * (len(extra) > 1)} {', '.join(extra)}, not "

@@ -143,3 +143,20 @@ def test_eval_warns_about_arrays_the_cascade_does_not_take(tmp_path, capsys):
     assert cap.out.strip() == f"wrote {out}: AV[8, 4]"
     with np.load(out) as z:
         np.testing.assert_allclose(z["AV"], ones)  # uniform attention over rows of ones
+
+
+def test_eval_takes_rank_sizes_from_the_input_shapes(tmp_path, capsys):
+    # non-default, non-square shapes: M=40, P=48, E=24, F=8 (the defaults are 128/128/64/64)
+    rng = np.random.default_rng(11)
+    Q, K, V = rng.standard_normal((40, 24)), rng.standard_normal((48, 24)), rng.standard_normal((48, 8))
+    np.savez(tmp_path / "in.npz", Q=Q, K=K, V=V)
+    out = tmp_path / "out.npz"
+    assert main(["eval", "softmax-2pass", "-i", str(tmp_path / "in.npz"), "-o", str(out)]) == 0
+    S = Q @ K.T * 0.125
+    A = np.exp(S - S.max(1, keepdims=True))
+    with np.load(out) as z:
+        np.testing.assert_allclose(z["AV"], (A / A.sum(1, keepdims=True)) @ V, rtol=1e-12, atol=1e-12)
+    np.savez(tmp_path / "bad.npz", Q=Q, K=K, V=V[:47])
+    assert main(["eval", "softmax-2pass", "-i", str(tmp_path / "bad.npz"), "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "bad.npz: inputs disagree on the size of rank P: K dimension 0 (P) is 48, but V dimension 0 (P) is 47")
