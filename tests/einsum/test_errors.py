@@ -135,10 +135,11 @@ def test_eval_npz_missing_input(tmp_path, capsys):
 
 
 def test_eval_npz_wrong_shape(tmp_path, capsys):
-    src = _npz(tmp_path / "in.npz", Q=np.zeros((8, 4)), K=np.zeros((8, 4)), V=np.zeros((8, 5)))
+    src = _npz(tmp_path / "in.npz", Q=np.zeros((8, 4)), K=np.zeros((8, 4)), V=np.zeros((9, 4)))
     out = tmp_path / "out.npz"
     assert main(["eval", str(DATA / "attn-small.yaml"), "-i", str(src), "-o", str(out)]) == 2
-    assert "input 'V' has shape (8, 5), expected (8, 4) (P=8, F=4)" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"einarray eval: error: {src}: inputs disagree on the size of rank P: "
+                                       "K dimension 0 (P) is 8, but V dimension 0 (P) is 9\n")
     assert not out.exists() and not list(tmp_path.glob(".out.npz*"))
 
 
