@@ -162,3 +162,13 @@ def indices_in(e: Expr) -> list[str]:
 
 def accesses_in(e: Expr) -> list[Access]:
     return [n for n in walk(e) if isinstance(n, Access)]
+
+
+def additive_terms(e: Expr) -> list[Expr]:
+    """The terms of a top-level sum or difference (``a - b + c`` -> a, b, c; a sign
+    flip ``-(a + b)`` is looked through); any other expression is one term."""
+    if isinstance(e, BinOp) and e.op in ("+", "-"):
+        return additive_terms(e.left) + additive_terms(e.right)
+    if isinstance(e, Unary) and e.op == "-":
+        return additive_terms(e.operand)
+    return [e]

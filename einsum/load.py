@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -16,14 +17,17 @@ import networkx as nx
 
 from . import expr as E
 from .cascade import Cascade, Einsum, RankInfo, TensorInfo
-from .errors import ConfigError
+from .errors import ConfigError, EinarrayWarning
 from .ops import INDEX_FUNCTIONS, OPERATORS
 from .parse import Namespace, ParseError, parse_expression, parse_statement
 from .yamlsrc import Source, YPath, load as load_yaml, resolve_named, shipped_names
 
 LIBRARY_DIR = Path(__file__).parent / "library"
 SECTION_KEYS = {"version", "name", "description", "ranks", "partitions", "params",
-                "inputs", "outputs", "expressions"}
+                "inputs", "outputs", "expressions", "allow"}
+# einsum.allow: constructs that are almost always mistakes, accepted (with a warning) on request
+ALLOWABLE = {"bias-under-sum": "a term that does not depend on a summed index, added once per "
+                               "value of that index"}
 _RANK_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -412,7 +416,54 @@ def cascade_from_data(sec: Any, src: Source, base: YPath = ("einsum",), *,
                    einsums=tuple(einsums), description=str(description), source=src.file,
                    partitions=MappingProxyType(parts))
     _check_cycles(casc, src, base)
+    _check_bias_under_sum(casc, src, base, _allowed(src, sec, base))
     return casc
+
+
+def _allowed(src: Source, sec: Mapping[str, Any], base: YPath) -> frozenset[str]:
+    allow = sec.get("allow", []) or []
+    if not isinstance(allow, list):
+        raise src.error(base + ("allow",), f"expected a list of names, e.g. [bias-under-sum] "
+                        f"(allowed: {', '.join(sorted(ALLOWABLE))})")
+    for j, a in enumerate(allow):
+        if a not in ALLOWABLE:
+            raise src.error(base + ("allow", j), f"unknown name {a!r} (allowed: "
+                            + "; ".join(f"{k}: {v}" for k, v in sorted(ALLOWABLE.items())) + ")")
+    return frozenset(allow)
+
+
+def _check_bias_under_sum(c: Cascade, src: Source, base: YPath, allowed: frozenset[str]) -> None:
+    """A sum whose right side adds a term independent of a summed index adds that term once
+    per value of the index (``S[m,p] = Q[m,e]*K[p,e] - slope*(m-p)`` subtracts the bias E
+    times): an error unless ``allow: [bias-under-sum]``, then a warning."""
+    for e in c.einsums:
+        if e.reduce_op != "sum":
+            continue
+        terms = E.additive_terms(e.stmt.rhs)
+        if len(terms) < 2:
+            continue  # one term uses every reduced index (they come from the right side)
+        for term in terms:
+            missing = [ix for ix in e.reduced if ix not in E.indices_in(term)]
+            if not missing:
+                continue
+            times = " x ".join(f"{c.rank_of_index(ix).name} = {c.index_size(ix)}" for ix in missing)
+            msg = (f"the term {_show(term)} does not depend on the summed "
+                   f"ind{'ices' if len(missing) > 1 else 'ex'} {', '.join(missing)}, so the sum adds it "
+                   f"{times} times")
+            xp = base + ("expressions", e.position)
+            if "bias-under-sum" in allowed:
+                warnings.warn(str(src.error(xp, msg + " (allowed by einsum.allow: [bias-under-sum])")),
+                              EinarrayWarning, stacklevel=2)
+                continue
+            lhs = ", ".join(e.lhs_indices)
+            raise src.error(xp, msg + f"; compute the sum in its own Einsum (T[{lhs}] = the terms "
+                            f"that use {', '.join(missing)}) and add the term in a second one, or "
+                            "write 'allow: [bias-under-sum]' in the einsum section if it is meant")
+
+
+def _show(x: E.Expr) -> str:
+    s = str(x)
+    return s[1:-1] if s.startswith("(") and s.endswith(")") else s
 
 
 def _caret(text: str, col: int | None) -> str:
