@@ -336,6 +336,7 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath]) -> Layer
 
     from mapping.spec import mapping_from_data
 
+    from .default_mapping import derive_default, mapping_section
     from .search import SearchProblem, parse_search_section, search
 
     sec, ssrc, sp = search_sec
