@@ -11,18 +11,28 @@ grid, so they attend over the ``gy x gx`` patch tokens and leave the class token
 (the class token of such backbones is pooled separately, as in NAT and HaloNet, which
 have none); global variants attend over all tokens.
 
-Options (``workload.attention: {variant: NAME, OPTION: value}``), each for one variant:
+Options (``workload.attention: {variant: NAME, OPTION: value}``), each for its variants:
 
-=================  ==========================  ==============================================
-variant            option (default)            valid values
-=================  ==========================  ==============================================
-halo               block (8), halo (3)         block divides both grid sides; halo >= 0
-neighborhood-2d    kernel (7), dilation (1)    odd kernel (NATTEN); kernel x dilation <= side
-linformer          proj_len (64)               at most the number of tokens
-softmax-1pass      chunk (256)                 array width the key chunk is fitted to
-gmm-mask           gaussians (4)               positive integer
-retention          gamma (0.96875)             0 < gamma <= 1
-=================  ==========================  ==============================================
+=====================  ==========================  ==============================================
+variant                option (default)            valid values
+=====================  ==========================  ==============================================
+halo                   block (8), halo (3)         block divides both grid sides; halo >= 0
+neighborhood-2d        kernel (7), dilation (1)    odd kernel (NATTEN); kernel x dilation <= side
+linformer              proj_len (64)               at most the number of tokens
+softmax-1pass          chunk (256)                 array width the key chunk is fitted to
+gmm-mask               gaussians (4)               positive integer
+retention              gamma (0.96875)             0 < gamma <= 1
+retention-recurrent    gamma (0.96875)             0 < gamma <= 1
+performer              features (256)              positive integer (random features R)
+performer-causal       features (256)              positive integer (random features R)
+sliding-window-causal  window (64)                 at most the number of tokens
+gqa                    kv_heads (1)                divides the number of heads (1: multi-query)
+=====================  ==========================  ==============================================
+
+``gqa`` binds one key/value head and the query heads that share it per instance (the layer
+repeats it ``kv_heads`` times) and shrinks the QKV projection to ``heads + 2 * kv_heads``
+heads. The causal variants (``*-causal``, ``retention-recurrent``) mask future tokens, which
+changes what a bidirectional ViT computes; they are here to cost the kernels.
 
 A bad option, or one of another variant, is a :class:`ConfigError` naming it; nothing is
 adjusted silently (a halo block that does not divide the grid lists the blocks that do).
@@ -38,15 +48,20 @@ from typing import Any, Mapping
 from einsum.errors import ConfigError
 
 GLOBAL = ("softmax-3pass", "softmax-2pass", "softmax-1pass", "retention", "linear", "linformer",
-          "edge-moe-softmax")
+          "edge-moe-softmax", "performer", "performer-causal", "retention-recurrent", "linear-causal",
+          "sliding-window-causal", "gqa")
 LOCAL = ("halo", "neighborhood-2d", "gmm-mask")
 VARIANTS = GLOBAL + LOCAL
-# option -> (the variant that takes it, what a valid value is)
+# option -> (the variant, or the variants, that take it, what a valid value is)
 OPTION_OF = {"block": ("halo", "a positive integer"), "halo": ("halo", "a non-negative integer"),
              "kernel": ("neighborhood-2d", "a positive odd integer"),
              "dilation": ("neighborhood-2d", "a positive integer"),
              "proj_len": ("linformer", "a positive integer"), "chunk": ("softmax-1pass", "a positive integer"),
-             "gaussians": ("gmm-mask", "a positive integer"), "gamma": ("retention", "a number in (0, 1]")}
+             "gaussians": ("gmm-mask", "a positive integer"),
+             "gamma": (("retention", "retention-recurrent"), "a number in (0, 1]"),
+             "features": (("performer", "performer-causal"), "a positive integer"),
+             "window": ("sliding-window-causal", "a positive integer"),
+             "kv_heads": ("gqa", "a positive integer")}
 OPTIONS = set(OPTION_OF)
 
 
@@ -56,6 +71,8 @@ class Binding:
     ranks: Mapping[str, int]
     params: Mapping[str, float]
     tokens: int  # query tokens the variant attends over
+    heads: int = 1  # query heads one instance computes (the layer repeats it heads // this)
+    kv_heads: int | None = None  # key/value heads of the layer (None: one per query head)
 
 
 def key_chunk(tokens: int, width: int = 256) -> int:
@@ -71,9 +88,9 @@ def key_chunk(tokens: int, width: int = 256) -> int:
 
 def _check_option(variant: str, k: str, v: Any) -> None:
     owner, valid = OPTION_OF[k]
-    if owner != variant:
-        mine = sorted(o for o, (w, _) in OPTION_OF.items() if w == variant)
-        raise ConfigError(f"option {k} is for {owner}, not {variant} "
+    if variant not in _owners(owner):
+        mine = sorted(o for o, (w, _) in OPTION_OF.items() if variant in _owners(w))
+        raise ConfigError(f"option {k} is for {' and '.join(_owners(owner))}, not {variant} "
                           f"({variant} takes {', '.join(mine) if mine else 'no options'})", ypath=(k,))
     if k == "gamma":
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= 1
@@ -83,6 +100,10 @@ def _check_option(variant: str, k: str, v: Any) -> None:
     if not ok:
         why = " (NATTEN requires an odd kernel)" if k == "kernel" and _pos_int(v) else ""
         raise ConfigError(f"expected {valid}, got {v!r}{why}", ypath=(k,))
+
+
+def _owners(w: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (w,) if isinstance(w, str) else w
 
 
 def _pos_int(v: Any) -> bool:
@@ -104,10 +125,11 @@ def check_grid(tokens: int, grid: tuple[int, int]) -> None:
 
 
 def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: int,
-                 options: Mapping[str, Any] | None = None) -> Binding:
-    """Ranks and params of ``variant`` for a head of dimension ``head_dim``.
+                 options: Mapping[str, Any] | None = None, heads: int = 1) -> Binding:
+    """Ranks and params of ``variant`` for a head of dimension ``head_dim`` (of ``heads``
+    heads, which only ``gqa`` groups).
 
-    Options are checked against the variant (each belongs to one variant) and the shapes;
+    Options are checked against the variant (each belongs to its variants) and the shapes;
     a bad one raises a :class:`ConfigError` whose ``ypath`` is the option's name."""
     opts = dict(options or {})
     unknown = sorted(set(map(str, opts)) - OPTIONS)
@@ -132,6 +154,31 @@ def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: 
     if variant == "retention":
         return Binding(variant, {"M": tokens, "E": E, "F": E},
                        {"scale": scale, "gamma": float(opts.get("gamma", 0.96875))}, tokens)
+    if variant in ("performer", "performer-causal"):
+        ranks = {"M": tokens, "P": tokens, "E": E, "F": E, "R": opts.get("features", 256)}
+        if variant == "performer-causal":
+            del ranks["P"]  # an alias of M: self-attention
+        return Binding(variant, ranks, {"qk_scale": E ** -0.25}, tokens)
+    if variant in ("retention-recurrent", "linear-causal"):
+        params = {"scale": scale, "gamma": float(opts.get("gamma", 0.96875))} \
+            if variant == "retention-recurrent" else {}
+        return Binding(variant, {"M": tokens, "E": E, "F": E}, params, tokens)
+    if variant == "sliding-window-causal":
+        w = opts.get("window", 64)
+        if w > tokens:
+            given = "window" in opts
+            raise ConfigError(f"{'the window' if given else 'the default window'} {w} is longer than "
+                              f"the sequence ({tokens} tokens)" + ("" if given else "; give a window"),
+                              ypath=("window",))
+        return Binding(variant, {"M": tokens, "W": w, "E": E, "F": E}, {"scale": scale}, tokens)
+    if variant == "gqa":
+        g = opts.get("kv_heads", 1)
+        if heads % g:
+            raise ConfigError(f"kv_heads {g} does not divide the {heads} query heads (kv_heads that "
+                              f"do: {', '.join(map(str, _divisors(heads)))})", ypath=("kv_heads",))
+        r = heads // g  # one instance: one key/value head and the r query heads sharing it
+        return Binding(variant, {"M": tokens, "P": tokens, "H": r, "R": r, "E": E, "F": E},
+                       {"scale": scale}, tokens, heads=r, kv_heads=g)
     if variant == "linformer":
         k = opts.get("proj_len", 64)
         if k > tokens:
@@ -175,14 +222,15 @@ def split_attention(layer: Mapping[str, Any], variant: str, *, grid: tuple[int, 
 
     c = load_cascade("mha", ranks=dict(layer["ranks"]))
     T, D, NH, E = (c.ranks[r].size for r in ("T", "D", "NH", "E"))
-    b = bind_variant(variant, tokens=T, grid=grid, head_dim=E, options=options)
+    b = bind_variant(variant, tokens=T, grid=grid, head_dim=E, options=options, heads=NH)
     rep = int(layer.get("repeat", 1))
     name = layer["name"]
+    kv = NH if b.kv_heads is None else b.kv_heads
     return [
-        {"name": f"{name}.qkv", "cascade": "gemm", "ranks": {"M": T, "K": D, "N": 3 * NH * E},
+        {"name": f"{name}.qkv", "cascade": "gemm", "ranks": {"M": T, "K": D, "N": (NH + 2 * kv) * E},
          "params": {}, "repeat": rep},
         {"name": f"{name}.{variant}", "cascade": b.cascade, "ranks": dict(b.ranks),
-         "params": dict(b.params), "repeat": rep * NH},
+         "params": dict(b.params), "repeat": rep * NH // b.heads},
         {"name": f"{name}.proj", "cascade": "gemm", "ranks": {"M": T, "K": NH * E, "N": D},
          "params": {}, "repeat": rep},
     ]
