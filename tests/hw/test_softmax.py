@@ -158,18 +158,14 @@ def test_parameter_validation(kwargs, exc):
 
 
 @pytest.mark.parametrize("simulator,name", COCOTB_CASES)
-def test_cocotb(simulator, name, tmp_path_factory):
+def test_cocotb(simulator, name, tmp_path):
     params = PARAM_SETS[name]
     sm = Softmax(**params)
-    build = tmp_path_factory.mktemp(f"softmax_{simulator}_{name}")
     design = to_verilog(sm, "softmax")
     if sm.dsp == "ecp5":
         design += ecp5_models()
-    # one C++ file (no precompiled header: the split build of the many primitive
-    # instances fails to link in this Verilator setup)
-    args = ["--output-split", "0"] if simulator == "verilator" else None
     run_cocotb(
-        design, "softmax", "cocotb_softmax", simulator, build, build_args=args,
+        design, "softmax", "cocotb_softmax", simulator, tmp_path,
         env={"SOFTMAX_PARAMS": json.dumps(params), "SEED": str(21 + len(name)),
              "SOFTMAX_LATENCY": str(sm.latency), "SOFTMAX_ROW_GAP": str(sm.row_gap),
              "SOFTMAX_EMIT_LATENCY": str(sm.emit_latency), "N_ROWS": "6"},
