@@ -41,6 +41,12 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("retention", {"variant": "retention"}),
     ("linear", {"variant": "linear"}),
     ("linformer", {"variant": "linformer", "proj_len": 64}),
+    ("performer", {"variant": "performer", "features": 256}),
+    ("performer-causal", {"variant": "performer-causal", "features": 256}),
+    ("retention-recurrent", {"variant": "retention-recurrent"}),
+    ("linear-causal", {"variant": "linear-causal"}),
+    ("sliding-window-w64", {"variant": "sliding-window-causal", "window": 64}),
+    ("gqa-kv4", {"variant": "gqa", "kv_heads": 4}),  # 12 query heads share 4 K/V heads
 ]
 SIZES = [(224, None), (1024, 64)]  # image px, patch grid side when overriding tokens
 ARCHS = ["fusemax", "zcu102-edge-moe"]
