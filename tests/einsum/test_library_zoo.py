@@ -211,7 +211,7 @@ def test_gqa(m, p, h, r, e, f, seed):
 
 
 def test_gqa_heads_must_be_a_multiple_of_the_group_size():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"gqa.yaml:\d+ einsum.partitions.H: H=6 is not a multiple of R=4"):
         load_cascade("gqa", ranks={"H": 6, "R": 4})
 
 
