@@ -85,7 +85,17 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
     gb = arch.levels[1]
     levels = arch.levels
 
-    def tile_cost(ext: Mapping[str, int]) -> tuple[Fraction, int, int, int, int]:
+    # the innermost loops over the reduced rank of an output-stationary sum of products:
+    # while one of them has steps to go, the next step continues the output tile
+    chain: set[int] = set()
+    if u.is_2d and em.dataflow == "os" and (em.rows or em.cols) and acts_full.get("mac"):
+        red = {c.rank_of_index(ix).name for ix in e.reduced}
+        for i in range(len(loops) - 1, -1, -1):
+            if not any(rank_related(c, loops[i].rank, r) for r in red):
+                break
+            chain.add(i)
+
+    def tile_cost(ext: Mapping[str, int], cont: bool) -> tuple[Fraction, int, int, int, int]:
         iext = {ix: rank_extent(c, c.rank_of_index(ix).name, ext) for ix in e.iter_indices}
         pts = math.prod(iext.values()) if iext else 1
         if len(acts_full) == 1 and "mac" in acts_full and u.is_2d and (em.rows or em.cols):
@@ -97,7 +107,7 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
         # element-wise work on the 2-D array: every operand enters, the result leaves
         # through the array's edges (nothing of a lone Einsum is resident in the PEs)
         w_in = sum(tensor_footprint(c, t, ext) for t in e.reads)
-        cyc, _, folds_by = compute_cycles(u, em, iext, acts, w_in, tensor_footprint(c, e.output, ext))
+        cyc, _, folds_by = compute_cycles(u, em, iext, acts, w_in, tensor_footprint(c, e.output, ext), cont)
         br = 0
         for t in e.reads:
             refetch = 1
@@ -108,20 +118,25 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
         bw = math.prod(iext[ix] for ix in e.lhs_indices if ix in iext)
         return cyc, br, bw, pts * len(e.reads), pts
 
-    # step classes: each loop at a full tile or at its partial last tile
+    # step classes: each loop at a full tile or at its partial last tile (a chain loop:
+    # also whether at its last iteration)
     per_loop = []
-    for lp in loops:
+    for i, lp in enumerate(loops):
         full, rem = divmod(lp.size, lp.tile)
-        opts = [(lp.tile, full)] if full else []
-        if rem:
-            opts.append((rem, 1))
+        if i in chain:
+            last = (rem, 1, True) if rem else (lp.tile, 1, True)
+            n_other = full if rem else full - 1
+            opts = ([(lp.tile, n_other, False)] if n_other else []) + [last]
+        else:
+            opts = ([(lp.tile, full, True)] if full else []) + ([(rem, 1, True)] if rem else [])
         per_loop.append(opts)
     comp = Fraction(0)
     buf_r = buf_w = rf_r = rf_w = 0
     for combo in itertools.product(*per_loop):
-        ext = {lp.rank: x for lp, (x, _) in zip(loops, combo)}
-        n = math.prod(k for _, k in combo)
-        cyc, br, bw, rr, rw = tile_cost(ext)
+        ext = {lp.rank: x for lp, (x, _, _) in zip(loops, combo)}
+        n = math.prod(k for _, k, _ in combo)
+        cont = any(not last for i, (_, _, last) in enumerate(combo) if i in chain)
+        cyc, br, bw, rr, rw = tile_cost(ext, cont)
         floor = max(Fraction(br) / gb.read_bw, Fraction(bw) / gb.write_bw)
         for i, lv in enumerate(levels[2:], start=2):
             inner = i == len(levels) - 1

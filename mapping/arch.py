@@ -13,7 +13,10 @@ An architecture is up to two compute units and a chain of memory levels::
         macs_per_pe: 1                      # MACs per PE per cycle
         ops: {mac: 1, add: 1, max: 1, exp: 6}   # cycles per element per PE (or {cycles, latency})
         rf_entries: 16                      # per-PE register file (words)
-        systolic: {fill_drain: true, fold_overlap: true}
+        systolic: {fill_drain: true, fold_overlap: true, psum_in_array: true}
+        # psum_in_array: partial sums of an output tile stay in the PEs between
+        # consecutive tiles of its reduced rank (K), so fill and drain are paid once
+        # per output tile; false: each K tile drains its partial sums and pays them
         # or {model: broadcast, tile_overhead: 10, max_k: 64}: operands broadcast along
         # rows/columns, one command = K beats + R output rows + the overhead, at most max_k
         # beats per command (hw/compute_unit.py's RTL: tile_cycles)
@@ -77,10 +80,19 @@ class ComputeUnit:
     timing: str = "systolic"  # or "broadcast": an output-stationary array fed by row/column broadcast
     tile_overhead: int = 0  # broadcast: fixed cycles per tile besides K beats and R output rows
     max_k: int | None = None  # broadcast: operand beats per command (longer K: chained commands)
+    psum_in_array: bool = True  # partial sums stay in the PEs across K tiles of one output tile
 
     @property
     def lanes(self) -> int:
         return self.rows * self.cols
+
+    def psum_chains(self, dataflow: str, folds: int) -> bool:
+        """Can an output-stationary tile of ``folds`` folds keep its partial sums in the PEs
+        for the next tile of its reduced rank? Each PE needs one accumulator per fold
+        (``folds <= rf_entries``); then the next K tile's operands stream in right behind
+        (nothing drains in between) and fill and drain are paid once per output tile."""
+        return (self.is_2d and self.psum_in_array and self.timing == "systolic" and dataflow == "os"
+                and folds <= self.rf_entries)
 
     @property
     def is_2d(self) -> bool:
@@ -217,8 +229,8 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
         u = _keys(src, sec["array2d"], p, ("rows", "cols", "macs_per_pe", "ops", "rf_entries",
                                            "systolic", "fuse_elementwise"), ("rows", "cols", "ops"))
         sy = _keys(src, u.get("systolic", {}) or {}, p + ("systolic",),
-                   ("fill_drain", "fold_overlap", "model", "tile_overhead", "max_k"))
-        for k in ("fill_drain", "fold_overlap"):
+                   ("fill_drain", "fold_overlap", "psum_in_array", "model", "tile_overhead", "max_k"))
+        for k in ("fill_drain", "fold_overlap", "psum_in_array"):
             if k in sy and not isinstance(sy[k], bool):
                 raise src.error(p + ("systolic", k), f"expected true or false, got {sy[k]!r}")
         timing = sy.get("model", "systolic")
@@ -230,6 +242,9 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
         for k in ("tile_overhead", "max_k"):
             if k in sy and timing != "broadcast":
                 raise src.error(p + ("systolic", k), f"{k} applies to model: broadcast")
+        if "psum_in_array" in sy and timing == "broadcast":
+            raise src.error(p + ("systolic", "psum_in_array"), "psum_in_array applies to model: systolic "
+                            "(the broadcast model chains its commands through the accumulators)")
         max_k = sy.get("max_k")
         if max_k is not None and (isinstance(max_k, bool) or not isinstance(max_k, int) or max_k <= 0):
             raise src.error(p + ("systolic", "max_k"), f"expected a positive integer, got {max_k!r}")
@@ -240,7 +255,7 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
             MappingProxyType(_ops(src, u["ops"], p + ("ops",))),
             _num(src, u.get("rf_entries", 1), p + ("rf_entries",), "register-file entries", integer=True),
             sy.get("fill_drain", True), sy.get("fold_overlap", True), bool(u.get("fuse_elementwise", False)),
-            timing, overhead, max_k)
+            timing, overhead, max_k, sy.get("psum_in_array", True))
     if "array1d" in sec:
         p = base + ("array1d",)
         u = _keys(src, sec["array1d"], p, ("width", "ops", "rf_entries", "fuse_elementwise"),

@@ -18,7 +18,8 @@ and, per *fused group* of Einsums, the tile loop nest at the on-chip buffer::
 
 Einsums in no group get a group of their own (they spill their output to DRAM). Without
 ``tiles`` a group's tiles are the largest that fit the buffer (halving the largest tile
-until the footprint fits). Without ``stages`` every Einsum of a group is its own stage in
+until the footprint fits; a reduced rank only after the others where splitting it would
+cost the array's fill and drain, see ``_default_tiles``). Without ``stages`` every Einsum of a group is its own stage in
 cascade order (no overlap between units). Spatial ranks may carry a factor
 (``rows: {m: 128}``); without one the factor is the array dimension.
 
@@ -40,6 +41,7 @@ import copy
 import math
 import re
 import warnings
+from fractions import Fraction
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -501,7 +503,8 @@ def make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMa
             raise _err(src, p + ("loop_order",), "a rank appears twice")
     rec = _recurrence_ranks(c, mem)
     if tsec is None:
-        tiles = _default_tiles(src, c, arch, mem, iranks, p, fixed={r: 1 for r in rec}, streamed=streamed)
+        tiles = _default_tiles(src, c, arch, mem, iranks, p, fixed={r: 1 for r in rec}, streamed=streamed,
+                               emaps=emaps, counts=counts)
     order = list(lo) if lo is not None else []
     for r in iranks:
         if r not in order and tiles.get(r, c.ranks[r].size) < c.ranks[r].size and r not in rec:
@@ -596,7 +599,28 @@ def make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMa
 
 
 def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], iranks: list[str],
-                   p: YPath, fixed: Mapping[str, int], streamed: frozenset[str] = frozenset()) -> dict[str, int]:
+                   p: YPath, fixed: Mapping[str, int], streamed: frozenset[str] = frozenset(),
+                   emaps: Mapping[str, EinsumMap] | None = None,
+                   counts: Mapping[str, OpCounts] | None = None) -> dict[str, int]:
+    """The largest tiles that fit the buffer: halve the largest tile until the step's
+    footprint fits, in the order an architect gives up reuse:
+
+    0. any rank whose split costs no extra compute: a rank of the output, while an
+       output-stationary sum of products on the 2-D array keeps its array full (the
+       tile stays at least its spatial factor) and fed (the operand a step reloads, one
+       output tile x K, takes no longer than the step's compute at the backing store's
+       bandwidth ``bw``: row and column tiles ``>= R C / bw``); a reduced rank (K) once the output
+       tile's partial sums can stay in the PEs between K tiles
+       (:meth:`mapping.arch.ComputeUnit.psum_chains`), or on any other unit;
+    1. a reduced rank whose K tiles each pay the array's fill and drain, while a K tile
+       streams at least four times as long as the fill and drain take (``4 (R + C - 2)``
+       cycles: at most 25 % overhead);
+    2. anything else (tiles below the array or starved by the backing store, shorter K
+       tiles).
+
+    So K stays whole wherever a split would cost fill and drain and the output tile can
+    still shrink; largest tile first within a class.
+    """
     buf = arch.levels[1]
     cap = buf.capacity_words
     # only ranks that no partition parent/part duplicates may be tiled
@@ -611,13 +635,64 @@ def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], ir
         e = c.einsum(n)
         if len(mem) > 1:
             reduced.update(c.rank_of_index(ix).name for ix in e.reduced)
+    # sums of products on a 2-D array with fill and drain: their spatial floors and K ranks
+    floor: dict[str, int] = {}
+    sops: list[tuple[EinsumMap, set[str]]] = []
+    u2 = arch.units.get("array2d")
+    for n in mem:
+        em = (emaps or {}).get(n)
+        if em is None or em.unit != "array2d" or not (em.rows or em.cols) or em.free:
+            continue
+        if counts is not None and not counts[n].counts.get("mac"):
+            continue
+        for ix, f in em.rows + em.cols:
+            r = c.rank_of_index(ix).name
+            floor[r] = max(floor.get(r, 1), f)
+        if u2.fill_drain and u2.timing == "systolic" and em.dataflow == "os":
+            sops.append((em, {c.rank_of_index(ix).name for ix in c.einsum(n).reduced}))
+
+    bw = arch.levels[0].read_bw
+
+    def ext_of(ix: str) -> int:
+        return tiles.get(c.rank_of_index(ix).name, c.index_size(ix))
+
+    def k_split_pays(r: str) -> bool:
+        for em, ks in sops:
+            if r in ks:
+                folds = math.prod(-(-ext_of(ix) // f) for ix, f in em.rows + em.cols)
+                if not u2.psum_chains(em.dataflow, folds):
+                    return True
+        return False
+
+    def stays_fed(r: str, t: int) -> bool:
+        """Would tile ``t`` of rank ``r`` keep every OS array it spreads over full and fed?"""
+        for em, _ in sops:
+            xs = []
+            for ix, f in em.rows + em.cols:
+                x = t if c.rank_of_index(ix).name == r else ext_of(ix)
+                if c.rank_of_index(ix).name == r and x < f:
+                    return False
+                xs.append(x)
+            if any(c.rank_of_index(ix).name == r for ix, _ in em.rows + em.cols) and \
+                    min(xs) < Fraction(u2.lanes) / bw:
+                return False
+        return t >= floor.get(r, 1)
+
+    def phase(r: str) -> int:
+        half = -(-tiles[r] // 2)
+        if any(r in ks for _, ks in sops):
+            if not k_split_pays(r):
+                return 0
+            return 1 if half >= 4 * (u2.rows + u2.cols - 2) else 2
+        return 0 if stays_fed(r, half) else 2
+
     while buffer_words(c, arch, mem, {r: t for r, t in tiles.items() if t < c.ranks[r].size},
                        streamed=streamed) > cap:
         options = [r for r in tiles if tiles[r] > 1 and r not in reduced and r not in fixed]
         if not options:
             raise src.error(p, f"the workload fits no mapping: even 1-element tiles of group "
                             f"{'+'.join(mem)} exceed {buf.name} ({buf.capacity_bytes} bytes)")
-        r = max(options, key=lambda r: (tiles[r], -iranks.index(r)))
+        r = min(options, key=lambda r: (phase(r), -tiles[r], iranks.index(r)))
         tiles[r] = -(-tiles[r] // 2)
     return {r: t for r, t in tiles.items() if t < c.ranks[r].size}
 

@@ -146,18 +146,45 @@ class GroupSim:
             e = c.einsum(n)
             if self.maps[n].free and e.kind != "init":
                 self.free_alias[e.output] = e.reads
+        self.chain_levels = self._chain_levels()
         self._cache: dict[tuple, StepCost] = {}
         self._ecache: dict[tuple, tuple] = {}
         self.state: list[Fraction] = sim.state
         self.counters = sim.counters
         self.trace = sim.trace
 
+    def _chain_levels(self) -> dict[str, tuple[int, ...]]:
+        """Per output-stationary sum of products on the 2-D array whose reduced rank the
+        innermost loops tile: those loop levels. While one of them has steps to go, the
+        next step continues the same output tile (partial sums may stay in the PEs,
+        :func:`sim.systolic.psum_chains`). Only when it is the group's one 2-D Einsum:
+        another one between its K tiles would need the PEs."""
+        c, g = self.c, self.g
+        on2d = [n for n in g.einsums if self.maps[n].unit == "array2d" and not self.maps[n].free]
+        out: dict[str, tuple[int, ...]] = {}
+        if len(on2d) != 1:
+            return out
+        n = on2d[0]
+        em, e = self.maps[n], c.einsum(n)
+        if (em.dataflow != "os" or not (em.rows or em.cols) or not self.sim.cfg.counts[n].counts.get("mac")
+                or self.role[n] != "inner" or n in g.deferred):
+            return out
+        red = {c.rank_of_index(ix).name for ix in e.reduced}
+        levels: list[int] = []
+        for li in range(self.L - 1, 0, -1):
+            if not any(rank_related(c, g.loops[li - 1].rank, r) for r in red):
+                break
+            levels.append(li)
+        if levels:
+            out[n] = tuple(levels)
+        return out
+
     # -- per-Einsum tile costs --------------------------------------------------------
     def ext_of(self, idx: tuple[int, ...]) -> dict[str, int]:
         return {lp.rank: lp.extent(i) for lp, i in zip(self.g.loops, idx[1:])}
 
-    def einsum_cost(self, n: str, ext: Mapping[str, int]) -> tuple:
-        key = (n, tuple(sorted(ext.items())))
+    def einsum_cost(self, n: str, ext: Mapping[str, int], cont: bool = False) -> tuple:
+        key = (n, tuple(sorted(ext.items())), cont)
         hit = self._ecache.get(key)
         if hit is not None:
             return hit
@@ -178,7 +205,7 @@ class GroupSim:
         acts = {a: Fraction(v) * frac for a, v in oc.counts.items() if v}
         w_in, w_out = self.edge_words(n, ext) if u.is_2d and not (acts.get("mac") and (em.rows or em.cols)) \
             else (0, 0)
-        cyc, pe, folds_by_ix = compute_cycles(u, em, iext, acts, w_in, w_out)
+        cyc, pe, folds_by_ix = compute_cycles(u, em, iext, acts, w_in, w_out, cont)
         # buffer-level traffic (words) per tensor: operands not register-resident
         breads: list[tuple[str, int]] = []
         for t in e.reads:
@@ -251,11 +278,13 @@ class GroupSim:
         return out
 
     # -- step costs ------------------------------------------------------------------
-    def work_of(self, names: list[str], ext: Mapping[str, int], ctr: list) -> list[list[Fraction]]:
-        """Stage x unit work of ``names`` on tiles ``ext``; appends counters to ``ctr``."""
+    def work_of(self, names: list[str], ext: Mapping[str, int], ctr: list, cont: tuple = ()
+                ) -> list[list[Fraction]]:
+        """Stage x unit work of ``names`` on tiles ``ext``; appends counters to ``ctr``
+        (``cont``: Einsums whose next step continues their output tile)."""
         w = [[ZERO] * len(self.units) for _ in range(self.nstages)]
         for n in names:
-            cyc, pts, pe, breads, bwrites = self.einsum_cost(n, ext)
+            cyc, pts, pe, breads, bwrites = self.einsum_cost(n, ext, n in cont)
             ui = self.unit_ix[self.maps[n].unit]
             w[self.stage_of[n]][ui] += cyc
             u = self.maps[n].unit
@@ -287,7 +316,7 @@ class GroupSim:
         dram_r = dram_w = 0
         if kind == "inner":
             names = [n for n in g.einsums if self.role[n] == "inner" and n not in g.deferred]
-            reload, write, readback = flags
+            reload, write, readback, cont = flags
             for t, f in zip(self.ins, reload):
                 if f:
                     x = tensor_footprint(c, t, ext)
@@ -306,7 +335,8 @@ class GroupSim:
         else:  # "post": a compute-only step of post Einsums (names in flags)
             names = list(flags)
             defer_names = ()
-        w = self.work_of(names, ext, ctr)
+            cont = ()
+        w = self.work_of(names, ext, ctr, cont)
         # deferred work: what is due now runs in this step, the rest moves one step on
         carry = tuple((pn, pe, lag - 1) for pn, pe, lag in pending if lag > 1)
         for pnames, pext, _ in (x for x in pending if x[2] <= 1):
@@ -523,7 +553,8 @@ class GroupSim:
             entry = prev is None or any(prev[k] != idx[k] for k in self.related[t])
             readback.append(entry and any(idx[k] > 0 for k in range(self.L) if k not in self.related[t]))
         ext_key = tuple(sorted(self.ext_of(tuple(idx)).items()))
-        cost = self.step_cost("inner", ext_key, (reload, write, tuple(readback)), self.pending)
+        cont = tuple(n for n, lv in self.chain_levels.items() if any(idx[k] < self.trips[k] - 1 for k in lv))
+        cost = self.step_cost("inner", ext_key, (reload, write, tuple(readback), cont), self.pending)
         self.pending = cost.deferred_out
         self.advance(cost, "step")
         self.prev_idx = list(idx)

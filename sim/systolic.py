@@ -34,6 +34,19 @@ e.g. 64^3 on 16x16: OS 1504 here, 1503 in SCALE-Sim; WS and IS 1760 here, 1759 t
 (a weight preload of R cycles hides behind a fold's T streaming cycles when T >= R).
 With one fold both equal the ``fold_overlap: false`` figure.
 
+Tiles of the reduced rank (K split by the tile loops). In OS the partial sums of an
+output tile sit in the PEs' accumulators. With ``psum_in_array: true`` (default) they
+stay there while the next tile of K streams in right behind the current one (K's loop
+innermost, so consecutive steps share the output tile), and fill and drain are paid
+once per output tile, by its last K tile: the K tiles together cost what the whole K
+costs. This needs one accumulator per fold of the step in every PE (folds <=
+``rf_entries``, :meth:`mapping.arch.ComputeUnit.psum_chains`): a fold's stream then
+follows the previous one without waiting for outputs to drain, even with
+``fold_overlap: false`` (whose per-fold cost is that drain). Otherwise, and with
+``psum_in_array: false`` (partial sums leave the array after every K tile), each K tile
+pays fill and drain. WS and IS spread K over the rows, so a K tile is a set of
+whole folds and nothing changes.
+
 ``model: broadcast`` (the FPGA unified compute unit, :func:`broadcast_cycles`)::
 
     folds * (T + ceil(T / max_k) * (R + tile_overhead))     # max_k: beats per command
@@ -111,7 +124,7 @@ def scalesim_gemm(M: int, N: int, K: int, R: int, C: int, dataflow: str) -> dict
 
 
 def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction], words_in: int = 0,
-                   words_out: int = 0) -> tuple[Fraction, Fraction, dict[str, int]]:
+                   words_out: int = 0, psum_continues: bool = False) -> tuple[Fraction, Fraction, dict[str, int]]:
     """Cycles of one Einsum's tile on its unit: ``(cycles, PE-cycles, folds per spatial index)``.
 
     ``u`` is a :class:`mapping.arch.ComputeUnit`, ``em`` the Einsum's
@@ -121,8 +134,10 @@ def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction], words
     ``count x cycles / lanes``; everything else is element-wise work spread over the lanes
     plus the deepest op latency, and on the 2-D array at least as long as ``words_in``
     operand words take to enter (and ``words_out`` result words to leave) through its
-    edges at ``R + C`` words per cycle (see the module docstring). Shared by the simulator
-    and the analytic search model.
+    edges at ``R + C`` words per cycle (see the module docstring). ``psum_continues``: the
+    next step continues this tile's output with the next tile of the reduced rank; when
+    ``u.psum_chains`` the tile then pays no fill and drain (its last K tile pays them).
+    Shared by the simulator and the analytic search model.
     """
     mac = acts.get("mac", 0)
     folds_by: dict[str, int] = {}
@@ -140,7 +155,8 @@ def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction], words
         if u.timing == "broadcast":
             cyc = Fraction(broadcast_cycles(folds, T, u.rows, u.tile_overhead, u.max_k))
         else:
-            cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=u.fill_drain,
+            fd = u.fill_drain and not (psum_continues and u.psum_chains(em.dataflow, folds))
+            cyc = Fraction(systolic_cycles(folds, T, R, C, em.dataflow, fill_drain=fd,
                                            fold_overlap=u.fold_overlap))
         pe = Fraction(mac) / u.macs_per_pe
         other = sum((v * u.ops[a].cycles for a, v in acts.items() if a != "mac"), Fraction(0))

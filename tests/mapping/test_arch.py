@@ -62,6 +62,10 @@ def test_fusemax_numbers():
     ("name: GB,", "name: DRAM,", "arch.memory[1].name", "duplicate"),
     ("DRAM: {read: 10.0, write: 12.0}", "L3: {read: 10.0, write: 12.0}", "arch.energy.L3", "unknown key"),
     ("capacity_bytes: 65536, ", "", "arch.memory[1]", "capacity_bytes"),
+    ("ops: {mac: 1, add: 1}", "ops: {mac: 1, add: 1}\n    systolic: {psum_in_array: 1}",
+     "arch.array2d.systolic.psum_in_array", "true or false"),
+    ("ops: {mac: 1, add: 1}", "ops: {mac: 1, add: 1}\n    systolic: {model: broadcast, psum_in_array: true}",
+     "arch.array2d.systolic.psum_in_array", "applies to model: systolic"),
 ])
 def test_arch_errors_are_located(tmp_path, old, new, where, what):
     p = tmp_path / "a.yaml"
@@ -110,3 +114,16 @@ def test_systolic_32x32_runs_an_attention_cascade(tmp_path):
     # QK: 4 x 4 output folds of 64 MACs, fill/drain once (R + C - 2), the scale over 1024 PEs
     assert e["QK"]["cycles"] == 16 * 64 + 62 + n / 1024
     assert check_functional(cfg).ok
+
+
+def test_psum_in_array_defaults_on_and_needs_an_accumulator_per_fold():
+    a = load_arch("fusemax")
+    u = a.units["array2d"]
+    assert u.psum_in_array and u.rf_entries == 16
+    assert u.psum_chains("os", 16) and not u.psum_chains("os", 17) and not u.psum_chains("ws", 1)
+    p = yaml.safe_load(BASE)
+    p["arch"]["array2d"]["systolic"] = {"psum_in_array": False}
+    from einsum.yamlsrc import loads
+    from mapping.arch import arch_from_data
+    data, src = loads(yaml.safe_dump(p), "a.yaml")
+    assert not arch_from_data(data["arch"], src).units["array2d"].psum_chains("os", 1)
