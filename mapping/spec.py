@@ -556,6 +556,19 @@ def make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMa
     need = buffer_words(c, arch, mem, ext, streamed=streamed, hold={
         t: {lp.rank for lp in loops[h:]} for t, h in hold.items()})
     cap = buf.capacity_words
+    if cap is not None and need > cap and hold:
+        # the hold alone overflows: re-load the tensors per step instead, and say so
+        plain = buffer_words(c, arch, mem, ext, streamed=streamed)
+        if plain <= cap:
+            held = ", ".join(f"{t} across the loop over {loops[h].rank}" for t, h in hold.items())
+            warnings.warn(str(_err(src, p + ("hold",), (
+                f"holding {held} needs {need * buf.word_bits // 8} bytes in {buf.name}, which holds "
+                f"{buf.capacity_bytes}; falling back to no hold: {' and '.join(hold)} are reloaded from "
+                f"{arch.levels[0].name} each time the loop over "
+                f"{' or '.join(dict.fromkeys(loops[h].rank for h in hold.values()))} advances "
+                f"(the step then needs {plain * buf.word_bits // 8} bytes)"))),
+                EinarrayWarning, stacklevel=2)
+            hold, need = {}, plain
     if cap is not None and need > cap:
         raise _err(src, p + ("tiles",) if tsec is not None else p,
                    f"tiles of group {name} need {need * buf.word_bits // 8} bytes in {buf.name} "

@@ -279,7 +279,9 @@ def test_mapping_from_a_report_of_another_model_is_a_located_error(tmp_path, cap
     cfg = ROOT / "tests" / "einarray" / "data" / "vit-tiny-small.yaml"
     assert main(["run", str(cfg), "-o", str(tmp_path / "o"), "--no-plots", "--no-progress",
                  "--mapping-from", str(rep)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    # (a warning line may precede the error: LayerNorm's VAR runs on the 1-D array, the
+    # 2-D array has no divide)
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ": warning: " not in ln]
     assert len(err) == 1 and f"{rep}" in err[0] and "has no layer 'patch-embed'" in err[0]
 
 

@@ -162,3 +162,23 @@ def test_default_unit_fallback_is_one_warning_line(tmp_path, capsys):
     assert warn == [ln for ln in warn if ln.startswith("einarray simulate: warning: QK (a sum of products) runs on "
                                                        "array1d (32 lanes), not on array2d (256 lanes)")]
     assert len(warn) == 1 and "lacks op 'mul'" in warn[0]
+
+
+def test_fusemax_config_at_16k_drops_the_kv_hold_and_says_so(capsys):
+    # BERT at 16K tokens: a head's K and V (16384 x 64 x 2 B = 2 MB each) held in each of
+    # the buffer's 4 step slots, plus the step's other tiles: 19.5 MB of 16 MB
+    cfg = str(CONFIGS / "fusemax.yaml")
+    ranks = ["--rank", "M=16384", "--rank", "P=16384"]
+    assert main(["simulate", cfg, *ranks, "--json"]) == 0
+    out = capsys.readouterr()
+    r = json.loads(out.out)
+    warn = [ln for ln in out.err.splitlines() if ln]
+    assert len(warn) == 1 and warn[0].startswith("einarray simulate: warning: ")
+    assert "fusemax.yaml:" in warn[0] and "mapping.groups[0].hold: holding K across the loop over M" in warn[0]
+    assert "needs 19480576 bytes in GB, which holds 16777216; falling back to no hold" in warn[0]
+    # what it fell back to is exactly the config without the hold (what sim.fusemax_report runs)
+    plain = run_json(capsys, [cfg, *ranks, "--set", "mapping.groups.0.hold={}"])
+    assert r["cycles"] == plain["cycles"]
+    # at 4K tokens the hold fits: no warning
+    assert main(["simulate", cfg, "--rank", "M=4096", "--rank", "P=4096", "--json"]) == 0
+    assert "warning" not in capsys.readouterr().err
