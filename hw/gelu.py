@@ -214,22 +214,28 @@ class Gelu(wiring.Component):
         with m.Else():
             m.d.comb += seg.eq(q[:5] + 8)
 
-        def t_of(sig):
-            """In-segment position (16 bits) from registered |x| and flags; 0 for |x| >= 5,
-            where the segment is 0 and a0 = 0, so that d = 0."""
-            u = sig["ut"]
+        def t_of(sig, u):
+            """In-segment position (16 bits) from the registered low bits ``u`` of |x| (at 18
+            fraction bits) and flags; 0 for |x| >= 5, where the segment is 0 and a0 = 0, so
+            that d = 0."""
             t = Mux(sig["fine"], Cat(Const(0, 1), u[:uf - 3]), u[:uf - 2])
             return Mux(sig["big"], 0, t)[:tb]
 
         # stage 1b: segment index and flags registered (the ROM address is a register);
         # from here on only the bits of |x| that t needs travel with them, and relu(x)
         # goes through a delay line to stage 6
-        (s1b,) = stages({"v": s1["v"], "ut": u1[:uf - 2], "seg": seg, "fine": fine,
-                         "big": big}, 1, "s1b_")
-        relu5 = delay_line(Mux(s1["neg"], 0, s1["ax"])[:w - 1], 3 + 2 * D, "relu")
+        (s1b,) = stages({"v": s1["v"], "seg": seg, "fine": fine, "big": big}, 1, "s1b_")
+        if self.dsp == "ecp5":
+            ut = stages({"u": u1[:uf - 2]}, 2 + D, "ut")     # stages 1b .. 3
+            ut_1b, ut_3 = ut[0]["u"], ut[-1]["u"]
+            relu5 = delay_line(Mux(s1["neg"], 0, s1["ax"])[:w - 1], 3 + 2 * D, "relu")
+        else:  # registers: |x| itself travels, t's bits are taps of it
+            ax = stages({"ax": s1["ax"], "neg": s1["neg"]}, 3 + 2 * D, "ax")
+            ut_1b, ut_3 = (u18(ax[j]["ax"])[:uf - 2] for j in (0, 1 + D))
+            relu5 = Mux(ax[-1]["neg"], 0, ax[-1]["ax"])
         # stage 2: a2 (ROM data register) and t
         a2 = rom(2, _W2, s1b["seg"], "rom_a2").as_signed()
-        t2 = reg(t_of(s1b), "t2")
+        t2 = reg(t_of(s1b, ut_1b), "t2")
         (s2,) = stages(s1b, 1, "s2_")
 
         # stage 3 (D cycles): m1 = a2 * t; a1 read one cycle before the product is ready
@@ -242,7 +248,7 @@ class Gelu(wiring.Component):
         s1_4 = Signal(signed(_W1 + 2), name="s1")
         with m.If(en):
             m.d.sync += s1_4.eq(a1 + m1.shift_right(tb))
-        t4 = reg(t_of(s3), "t4")
+        t4 = reg(t_of(s3, ut_3), "t4")
         (s4,) = stages({k: s3[k] for k in ("v", "seg")}, 1, "s4_")
 
         # stage 5 (D cycles): m2 = s1 * t; a0 read one cycle before the product is ready
