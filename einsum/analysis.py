@@ -75,7 +75,7 @@ def _count_filter(c: Cascade, e: Einsum, fixed: Mapping[str, int] | None = None)
     sizes = [c.index_size(ix) for ix in e.iter_indices]
     total = int(np.prod(sizes, dtype=np.int64)) if sizes else 1
     flt = e.stmt.filter
-    if flt is None:
+    if flt is None or total == 0:
         return total
     fidx = E.indices_in(flt)
     rest = total // int(np.prod([c.index_size(ix) for ix in fidx], dtype=np.int64))

@@ -162,6 +162,8 @@ class _Ctx:
                 ax = self.axis[ix]
                 shape = list(v.shape)
                 shape[ax] = self.extent[ax]
+                if 0 in shape:
+                    return np.zeros(shape)  # an empty fibre normalises to an empty fibre
                 return op.fn(np.broadcast_to(v, shape), ax)
             args = [self.ev(a) for a in x.args]
             return op.fn(*args)
@@ -180,7 +182,7 @@ class _Ctx:
                     raise EvalError(f"{self.e.name}: subscript {d} of {acc} is not an integer")
                 v = v.astype(np.int64)
             v = v.reshape(v.shape + (1,) * (self.ndim - v.ndim)) if v.ndim < self.ndim else v
-            lo, hi = int(v.min()), int(v.max())
+            lo, hi = (int(v.min()), int(v.max())) if v.size else (0, -1)  # empty: no point read
             if lo < 0 or hi >= arr.shape[d]:
                 raise EvalError(f"{self.e.name}: subscript {d} of {acc} ranges over [{lo}, {hi}], "
                                 f"outside 0..{arr.shape[d] - 1}")
@@ -317,7 +319,7 @@ def _run(c: Cascade, e: Einsum, env: dict[str, np.ndarray], fixed: Mapping[str, 
             axes = tuple(range(nl, ctx.ndim))
             full = np.broadcast_to(val, val.shape[:nl] + ctx.extent[nl:])
             fn = {"sum": np.sum, "max": np.max, "min": np.min}[e.reduce_op]
-            res = fn(full, axis=axes)
+            res = fn(full, axis=axes, initial=ident)  # an empty reduction is the identity
     res = np.broadcast_to(res, lhs_ext)
     _store(c, e, env, fixed, res)
 

@@ -103,8 +103,8 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
                                         if isinstance(parts, list)):
             raise ConfigError(f"--rank {name}: unknown rank {name!r} "
                               f"(ranks: {', '.join(rsec)})", src.file)
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ConfigError(f"--rank {name}={v!r}: the size must be a positive integer",
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"--rank {name}={v!r}: the size must be an integer >= 0",
                               src.file)
 
     # partitions: P: [P1, P0] with p = p1 * P0 + p0
@@ -134,7 +134,7 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
         deps.add_node(name)
         rp = base + ("ranks", name)
         if isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise src.error(rp, f"a rank size must be a positive integer or an expression, got {v!r}")
+            raise src.error(rp, f"a rank size must be an integer >= 0 or an expression, got {v!r}")
         if isinstance(v, int):
             exprs[name] = E.Num(v)
             continue
@@ -162,11 +162,18 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
                 continue
             total = sizes[parent]
             pp = base + ("partitions", parent)
+            if sizes.get(inner) == 0 or (sizes.get(outer) == 0 and total):
+                x = inner if sizes.get(inner) == 0 else outer
+                raise src.error(pp, f"{x}=0 cannot split {parent}={total}: {x} needs a size >= 1 "
+                                f"(an empty {parent} is {parent}=0)")
             if inner in sizes and outer not in sizes:
-                if sizes[inner] > total or total % sizes[inner]:
+                if sizes[inner] > total > 0 or total % sizes[inner]:
                     raise src.error(pp, f"{parent}={total} is not a multiple of {inner}={sizes[inner]}")
                 sizes[outer] = total // sizes[inner]
             elif outer in sizes and inner not in sizes:
+                if total == 0:
+                    raise src.error(pp, f"give the size of {inner} in ranks: {parent}=0 does not "
+                                    "determine it")
                 if sizes[outer] > total or total % sizes[outer]:
                     raise src.error(pp, f"{parent}={total} is not a multiple of {outer}={sizes[outer]}")
                 sizes[inner] = total // sizes[outer]
@@ -195,8 +202,8 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
             if not math.isfinite(val) or val != int(val):
                 raise src.error(rp, f"size of {name} = {val} is not an integer")
             val = int(val)
-        if val <= 0:
-            raise src.error(rp, f"size of {name} must be a positive integer, got {val}")
+        if val < 0:
+            raise src.error(rp, f"size of {name} must be an integer >= 0, got {val}")
         sizes[name] = int(val)
         env[name] = int(val)
         settle_partitions()
@@ -511,6 +518,7 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
     reads: list[str] = []
     carried: set[str] = set()
     fresh: set[str] = set()
+    iterated = {rinfo[idx_rank[ix]].root for ix in lhs_idx + E.indices_in(st.rhs)}
     for acc in E.accesses_in(st.rhs):
         info = tensors[acc.tensor]
         if len(acc.subscripts) != len(info.shape):
@@ -524,9 +532,14 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
             if isinstance(s, E.Index):
                 r = idx_rank[s.name]
                 want_r = info.ranks[d]
-                if rinfo[r].root != rinfo[want_r].root and r != want_r:
+                # an index of another rank is an integer subscript like any index expression,
+                # except where the Einsum also iterates the dimension's rank: swapped indices
+                if rinfo[r].root != rinfo[want_r].root and rinfo[want_r].root in iterated:
                     raise ParseError(f"rank mismatch in {acc}: subscript {d} of {acc.tensor} is rank "
-                                     f"{want_r}, but {s.name!r} is an index of rank {r}")
+                                     f"{want_r}, but {s.name!r} is an index of rank {r} (this Einsum "
+                                     f"also iterates {rinfo[want_r].root}: swapped indices? An index "
+                                     f"of another rank may subscript {want_r} where {rinfo[want_r].root} "
+                                     "is not iterated)")
                 if rinfo[r].size > info.shape[d]:
                     raise ParseError(f"shape mismatch in {acc}: {s.name!r} runs to {rinfo[r].size} "
                                      f"but dimension {d} of {acc.tensor} has size {info.shape[d]}")

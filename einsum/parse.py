@@ -41,6 +41,7 @@ class Namespace:
 
 
 _REDUCE_RE = re.compile(r"^\s*(sum|max|min)\s*\(\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*\)\s+(?=\S)")
+_REDUCE_ONLY = re.compile(r"^\s*(sum|max|min)\s*\(\s*[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*\)\s*$")
 _BINOP_START = re.compile(r"^\s*(\*\*|//|[-+*/%<>=!]|and\b|or\b|if\b)")
 
 
@@ -65,8 +66,9 @@ def _split_where(text: str) -> tuple[str, str | None, int]:
     """Split off a top-level ``where COND`` filter.
 
     ``where`` is the filter keyword when it follows a complete operand (a name,
-    number, ``]`` or ``)``); after an operator or at the start it is the
-    ``where(cond, a, b)`` map operator.
+    number, ``]`` or ``)``); after an operator, at the start or right after a
+    reduction prefix (``min(nb) where(c, a, b)``) it is the ``where(cond, a, b)``
+    map operator.
     """
     depth = 0
     for m in re.finditer(r"[()\[\]{}]|\bwhere\b", text):
@@ -77,9 +79,29 @@ def _split_where(text: str) -> tuple[str, str | None, int]:
             depth -= 1
         elif depth == 0:
             before = text[: m.start()].rstrip()
+            if _REDUCE_ONLY.match(before) and _is_call(text[m.end():]):
+                continue
             if before and (before[-1].isalnum() or before[-1] in "_])."):
                 return text[: m.start()], text[m.end():], m.end()
     return text, None, 0
+
+
+def _is_call(rest: str) -> bool:
+    """``rest`` starts with a parenthesised argument list of two or more arguments."""
+    rest = rest.lstrip()
+    if not rest.startswith("("):
+        return False
+    depth = 0
+    for ch in rest:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return False
+        elif ch == "," and depth == 1:
+            return True
+    return False
 
 
 class _Converter:

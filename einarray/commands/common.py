@@ -25,9 +25,9 @@ def parse_ranks(items: list[str]) -> dict[str, int]:
         try:
             n = int(val.strip())
         except ValueError:
-            raise ConfigError(f"--rank {name}={val}: the size must be a positive integer") from None
-        if n <= 0:
-            raise ConfigError(f"--rank {name}={val}: the size must be a positive integer")
+            raise ConfigError(f"--rank {name}={val}: the size must be an integer >= 0") from None
+        if n < 0:
+            raise ConfigError(f"--rank {name}={val}: the size must be an integer >= 0")
         out[name] = n
     return out
 

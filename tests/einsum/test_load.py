@@ -100,3 +100,84 @@ def test_library_has_no_repeated_bias(name):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_cascade(name)
+
+
+GLOBAL = """  ranks: {M: 8, P: 8, G: 2, E: 4}
+  inputs: {Q: [M, E], K: [P, E]}
+  outputs: [S]
+  expressions:
+    - S[m,g] = Q[m,e] * K[g,e]
+"""
+
+
+def test_an_index_of_another_rank_subscripts_a_dimension_it_fits():
+    # the first G keys are global tokens: K[g, e] reads keys 0..G-1, as K[g + 0, e] does
+    c = _cascade(GLOBAL)
+    rng = np.random.default_rng(5)
+    q, k = rng.standard_normal((8, 4)), rng.standard_normal((8, 4))
+    np.testing.assert_allclose(evaluate(c, {"Q": q, "K": k})["S"], q @ k[:2].T, rtol=1e-12)
+    plus0 = _cascade(GLOBAL.replace("K[g,e]", "K[g + 0,e]"))
+    np.testing.assert_allclose(evaluate(plus0, {"Q": q, "K": k})["S"], q @ k[:2].T, rtol=1e-12)
+
+
+@pytest.mark.parametrize("old,new,msg", [
+    # too long for the dimension: the same check as for an index of the dimension's rank
+    ("G: 2", "G: 9", r"shape mismatch in K\[g, e\]: 'g' runs to 9 but dimension 0 of K has size 8"),
+    # the Einsum also iterates P: K[m, e] next to p is swapped indices, not a re-indexing
+    ("S[m,g] = Q[m,e] * K[g,e]", "S[m,p] = Q[m,e] * K[m,e]",
+     r"rank mismatch in K\[m, e\]: subscript 0 of K is rank P, but 'm' is an index of rank M "
+     r"\(this Einsum also iterates P: swapped indices\?"),
+])
+def test_an_index_of_another_rank_that_does_not_type_check(old, new, msg):
+    with pytest.raises(ConfigError, match=msg):
+        _cascade(GLOBAL.replace(old, new))
+
+
+EMPTY = """  ranks: {M: 3, NG: nglob, E: 4}
+  params: {nglob: 0}
+  inputs: {Q: [M, E], G: [NG, E]}
+  outputs: [S, MX, MN, SM, CNT]
+  expressions:
+    - S[m] = Q[m,e] * G[ng,e]
+    - MX[m] = max(ng, e) Q[m,e] * G[ng,e]
+    - MN[m] = min(ng, e) G[ng,e] * Q[m,e] where ng < m
+    - SM[m,ng] = softmax(Q[m,e] * G[ng,e], ng)
+    - CNT[m] = where(G[ng,e] > 0, 1, 0)
+"""
+
+
+def test_an_empty_rank_reduces_to_the_identity():
+    c = _cascade(EMPTY)
+    assert c.ranks["NG"].size == 0 and c.tensors["G"].shape == (0, 4)
+    env = evaluate(c, {"Q": np.ones((3, 4)), "G": np.ones((0, 4))})
+    assert env["S"].tolist() == [0.0] * 3          # empty sum: 0
+    assert env["MX"].tolist() == [-np.inf] * 3     # empty max: -inf
+    assert env["MN"].tolist() == [np.inf] * 3      # empty min: +inf
+    assert env["SM"].shape == (3, 0)               # an empty fibre normalises to itself
+    assert env["CNT"].tolist() == [0.0] * 3
+    from einsum.analysis import op_counts
+
+    assert {n: oc.points for n, oc in op_counts(c).items()} == {n: 0 for n in env if n not in "QG"}
+
+
+@pytest.mark.parametrize("ranks,parts,msg", [
+    ("{P: 0, P0: 4}", "{P: [P1, P0]}", None),  # no chunks: P1 = 0
+    ("{P: 8, P0: 0}", "{P: [P1, P0]}", r"einsum.partitions.P: P0=0 cannot split P=8: P0 needs a size >= 1"),
+    ("{P: 0, P1: 2}", "{P: [P1, P0]}", r"einsum.partitions.P: give the size of P0 in ranks: P=0 does not"),
+    ("{P: -1, P0: 4}", "{P: [P1, P0]}", r"einsum.ranks.P: size of P must be an integer >= 0, got -1"),
+])
+def test_empty_partitioned_rank(ranks, parts, msg):
+    body = f"""  ranks: {ranks}
+  partitions: {parts}
+  inputs: {{K: [P]}}
+  outputs: [S]
+  expressions:
+    - S[p1] = K[p1*P0 + p0]
+"""
+    if msg is None:
+        c = _cascade(body)
+        assert (c.ranks["P1"].size, c.ranks["P0"].size) == (0, 4)
+        assert evaluate(c, {"K": np.ones(0)})["S"].shape == (0,)
+    else:
+        with pytest.raises(ConfigError, match=msg):
+            _cascade(body)
