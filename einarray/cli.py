@@ -41,11 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["einarray", *argv])  # recorded in output directories' manifests
-    warnings.showwarning = _warning_printer(args.command)
+    with warnings.catch_warnings():  # restored on return (main may be called many times in one process)
+        # every distinct einarray warning once per command, whatever earlier calls showed
+        warnings.simplefilter("always", EinarrayWarning)
+        warnings.showwarning = _warning_printer(args.command)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status = args.handler(args)
     except EinarrayError as exc:
@@ -81,9 +88,14 @@ _SHOW_WARNING = warnings.showwarning
 def _warning_printer(command: str):
     """``warnings.showwarning`` printing an :class:`EinarrayWarning` as one line
     ``einarray COMMAND: warning: ...`` on stderr (other warnings as Python shows them)."""
+    shown: set[str] = set()
+
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, EinarrayWarning):
-            print(f"einarray {command}: warning: {message}", file=sys.stderr)
+            text = str(message)
+            if text not in shown:  # the same fallback seen while deriving or searching: once
+                shown.add(text)
+                print(f"einarray {command}: warning: {text}", file=sys.stderr)
         else:
             _SHOW_WARNING(message, category, filename, lineno, file, line)
     return show

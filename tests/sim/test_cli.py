@@ -182,3 +182,13 @@ def test_fusemax_config_at_16k_drops_the_kv_hold_and_says_so(capsys):
     # at 4K tokens the hold fits: no warning
     assert main(["simulate", cfg, "--rank", "M=4096", "--rank", "P=4096", "--json"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_fallback_warning_shows_on_every_command_not_once_per_process(tmp_path, capsys):
+    """Python shows a warning once per code location per process; each einarray command shows
+    each distinct warning once, even when an earlier command in the process showed it."""
+    p = write_config({"workload": {"cascade": "softmax-3pass"}, "arch": "zcu102-edge-moe"}, tmp_path)
+    for _ in range(2):
+        assert main(["simulate", str(p)]) == 0
+        warn = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+        assert len(warn) == 1 and "lacks op 'mul'" in warn[0]
