@@ -186,7 +186,7 @@ def run_cocotb(
     text = verilog_of(design, toplevel)
     args = list(build_args or [])
     if simulator == "verilator":
-        args = VERILATOR_ARGS + [a for a in args if a not in VERILATOR_ARGS]
+        args = VERILATOR_ARGS + args
     runner = get_runner(simulator)
     build_dir = _build(runner, text, toplevel, simulator, args, Path(build_root).resolve())
     run_env = {k: str(v) for k, v in (env or {}).items()}

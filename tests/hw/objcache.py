@@ -8,9 +8,10 @@ takes to build) once, not once per design.
 
 Only compiles of a source file outside the build directory whose dependencies (the
 compiler's ``-MMD`` file) all lie outside it are cached: their result cannot depend on
-the design. The key is the compiler command line (the object's name, not its directory)
-and the source's SHA-256; a hit is reused only while every dependency still has the size
-and modification time recorded when it was compiled. Anything else -- design files,
+the design. The key is the compiler (its resolved path, size and modification time), its
+command line (the object's name, not its directory) and the source's SHA-256; a hit is
+reused only while every dependency still has the size and modification time recorded when
+it was compiled. Anything else -- design files,
 cocotb's ``verilator.cpp`` (which includes ``Vtop.h``) -- is compiled as usual.
 
 Usage: ``OBJCACHE_DIR=<dir> python objcache.py <compiler> <args...>`` (run from the build
@@ -90,7 +91,9 @@ def main(argv: list[str]) -> int:
     obj = Path(obj_name)
     dfile = obj.with_suffix(".d")
     h = hashlib.sha256()
-    h.update(json.dumps([shutil.which(argv[0]) or argv[0], argv[1:], obj.name]).encode())
+    compiler = os.path.realpath(shutil.which(argv[0]) or argv[0])
+    st = os.stat(compiler)  # another compiler build at the same path: another key
+    h.update(json.dumps([compiler, st.st_size, st.st_mtime_ns, argv[1:], obj.name]).encode())
     h.update(src.read_bytes())
     entry = Path(cache) / h.hexdigest()[:32]
     if _hit(entry):
