@@ -13,10 +13,13 @@ import warnings
 from einsum.errors import EinarrayError, EinarrayWarning
 
 from . import __version__
-from .commands import COMMAND_MODULES
+from .commands import COMMAND_MODULES, COMMANDS
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser. With ``command`` (a command name) only the module that registers
+    it is imported, so one command starts without the others' imports; otherwise (no
+    command, an option or an unknown name: help and errors list them all) every command."""
     parser = argparse.ArgumentParser(
         prog="einarray",
         description=(
@@ -29,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"einarray {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for modname in COMMAND_MODULES:
+    for modname in [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES:
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as exc:

@@ -330,24 +330,36 @@ def _search_section(sections: Sections, model: bool) -> tuple[Any, Source, YPath
     return sections["search"]
 
 
-def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath]) -> LayerSpec:
-    """The layer with the mapping found by ``einarray search`` (see einarray/search.py)."""
+def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath], *,
+                 progress: Any = None) -> LayerSpec:
+    """The layer with the mapping found by ``einarray search`` (see einarray/search.py);
+    ``progress``: a running rich Progress to show the search's evaluations on, or None.
+    An identical layer searched before in this process reuses its mapping
+    (:mod:`einarray.search_cache`)."""
     from dataclasses import replace
 
     from mapping.spec import mapping_from_data
 
-    from .default_mapping import derive_default, mapping_section
+    from .progress import Bar
     from .search import SearchProblem, parse_search_section, search
+    from .search_cache import searched_mapping
+
+    from .default_mapping import derive_default, mapping_section
 
     sec, ssrc, sp = search_sec
     cfg = lay.config
     settings = parse_search_section(sec, ssrc, sp, cfg.cascade, cfg.arch)
-    # seeded with the derived default, so a small budget never does worse than not searching
-    seeded = derive_default(cfg)[0] if cfg.mapping_origin == "default" else cfg
-    res = search(SearchProblem(seeded, settings, mapping_section(seeded) if seeded is not cfg else None,
-                               cfg.source or ""))
+
+    def find() -> dict[str, Any]:
+        # seeded with the derived default, so a small budget never does worse than not searching
+        seeded = derive_default(cfg)[0] if cfg.mapping_origin == "default" else cfg
+        with Bar(progress or False, f"  search of {lay.name}", settings.budget) as sbar:
+            return search(SearchProblem(seeded, settings, mapping_section(seeded) if seeded is not cfg else None,
+                                        cfg.source or ""), progress=sbar.count).mapping
+
+    found = searched_mapping(cfg, sec, find)  # identical layers are searched once
     msrc = Source(f"search of {lay.name}")
-    mapping = mapping_from_data(res.mapping, msrc, ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
+    mapping = mapping_from_data(found, msrc, ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
     return replace(lay, config=replace(cfg, mapping=mapping, mapping_origin="searched"))
 
 
@@ -380,7 +392,7 @@ def run(spec: RunSpec, *, progress: Any = True,
         for lay in spec.layers:
             if spec.search is not None:
                 bar.describe(f"searching a mapping for {lay.name}")
-                lay = search_layer(lay, spec.search)
+                lay = search_layer(lay, spec.search, progress=bar.progress)
             elif lay.config.mapping_origin == "default":
                 bar.describe(f"deriving the default mapping of {lay.name}")
                 lay = default_layer(lay)

@@ -60,3 +60,8 @@ class Bar:
     def advance(self, n: int = 1) -> None:
         if self.progress is not None and self._task is not None:
             self.progress.advance(self._task, n)
+
+    def count(self, done: int, total: int | None = None) -> None:
+        """Set the count to ``done`` (of ``total`` when given), as a search reports it."""
+        if self.progress is not None and self._task is not None:
+            self.progress.update(self._task, completed=done, total=total)

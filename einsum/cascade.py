@@ -9,6 +9,7 @@ is a *loop-carried* edge, and removing loop-carried edges leaves a DAG.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, Mapping
 
@@ -79,6 +80,17 @@ class Cascade:
     description: str = ""
     source: str | None = None
     partitions: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_yaml(cls, source: str | Path, *, ranks: Mapping[str, int] | None = None,
+                  params: Mapping[str, float] | None = None) -> Cascade:
+        """Load and validate a cascade: a YAML file with an ``einsum:`` section, or the name
+        of a library cascade (``einarray cascades`` lists them), with optional rank size and
+        parameter overrides, e.g. ``Cascade.from_yaml("gemm", ranks={"M": 8, "N": 8, "K": 8})``.
+        Errors name the file, line and YAML path (:class:`einsum.errors.ConfigError`)."""
+        from .load import load_cascade
+
+        return load_cascade(source, ranks=ranks, params=params)
 
     # -- lookups -----------------------------------------------------------------
     def rank_of_index(self, idx: str) -> RankInfo:

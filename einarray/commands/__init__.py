@@ -13,3 +13,15 @@ COMMAND_MODULES = [
     "einarray.commands.flow_cmds",     # sweep (run, compare, search as they land)
     "einarray.commands.search_cmds",   # search
 ]
+
+# The module that registers each command: running one command imports only its module,
+# so that a command's start-up does not pay for the others' imports.
+COMMANDS = {
+    "cascades": "einarray.commands.cascade_cmds", "show": "einarray.commands.cascade_cmds",
+    "check": "einarray.commands.cascade_cmds", "eval": "einarray.commands.cascade_cmds",
+    "verilog": "einarray.commands.hw_cmds", "synth": "einarray.commands.hw_cmds",
+    "simulate": "einarray.commands.sim_cmds",
+    "run": "einarray.commands.flow_cmds", "compare": "einarray.commands.flow_cmds",
+    "sweep": "einarray.commands.flow_cmds",
+    "search": "einarray.commands.search_cmds",
+}

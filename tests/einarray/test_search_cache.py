@@ -1,0 +1,130 @@
+"""Identical layers are searched once (einarray/search_cache.py, called by
+einarray.flow.search_layer), and the search's progress shows on the run's display."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import pytest
+from rich.console import Console
+from rich.progress import Progress
+
+import einarray.search
+from einarray import search_cache
+from einarray.flow import load_run, search_layer
+from einarray.progress import Bar
+from mapping.dump import mapping_to_data
+
+GEMM = ("workload: {{cascade: gemm, ranks: {{M: {m}, N: 16, K: 16}}}}\narch: {arch}\n"
+        "search: {{objective: latency, budget: {budget}}}\n")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    search_cache.clear()
+    yield
+    search_cache.clear()
+
+
+def spec(tmp_path, name="g", m=16, arch="systolic-16x16", budget=8):
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(GEMM.format(m=m, arch=arch, budget=budget))
+    return load_run(p)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    seen = []
+    real = einarray.search.search
+
+    def counted(problem, **kw):
+        seen.append(problem.config.cascade.ranks["M"].size)
+        return real(problem, **kw)
+
+    monkeypatch.setattr(einarray.search, "search", counted)
+    return seen
+
+
+def test_identical_layers_are_searched_once(tmp_path, calls):
+    a, b = spec(tmp_path, "a"), spec(tmp_path, "b")  # two files, one layer shape
+    la = search_layer(a.layers[0], a.search)
+    lb = search_layer(replace(b.layers[0], name="other"), b.search)
+    assert calls == [16]
+    assert search_cache.stats() == {"hits": 1, "misses": 1, "entries": 1}
+    assert lb.config.mapping_origin == "searched"
+    assert mapping_to_data(la.config.mapping, la.config.cascade, la.config.arch) == \
+        mapping_to_data(lb.config.mapping, lb.config.cascade, lb.config.arch)
+
+
+def test_a_reused_mapping_is_what_a_fresh_search_finds(tmp_path, calls):
+    s = spec(tmp_path)
+    first = search_layer(s.layers[0], s.search)
+    search_cache.clear()
+    again = search_layer(s.layers[0], s.search)
+    assert calls == [16, 16]
+    data = [mapping_to_data(x.config.mapping, x.config.cascade, x.config.arch) for x in (first, again)]
+    assert data[0] == data[1]
+
+
+@pytest.mark.parametrize("change", [{"m": 32}, {"arch": "systolic-32x32"}, {"budget": 9}])
+def test_a_different_layer_or_search_is_searched_again(tmp_path, calls, change):
+    a, b = spec(tmp_path, "a"), spec(tmp_path, "b", **change)
+    search_layer(a.layers[0], a.search)
+    search_layer(b.layers[0], b.search)
+    assert len(calls) == 2
+    assert search_cache.layer_key(a.layers[0].config, a.search[0]) != \
+        search_cache.layer_key(b.layers[0].config, b.search[0])
+
+
+def test_instances_are_part_of_the_key(tmp_path):
+    cfg = spec(tmp_path).layers[0].config
+    sec = {"objective": "latency", "budget": 8}
+    assert search_cache.layer_key(cfg, sec) == search_cache.layer_key(replace(cfg, source="elsewhere"), sec)
+    assert search_cache.layer_key(cfg, sec) != search_cache.layer_key(replace(cfg, instances=12), sec)
+
+
+def test_the_memo_is_bounded(monkeypatch):
+    monkeypatch.setattr(search_cache, "MAX_ENTRIES", 2)
+    monkeypatch.setattr(search_cache, "layer_key", lambda cfg, sec: str(sec))
+    for i in range(3):
+        assert search_cache.searched_mapping(None, i, lambda i=i: {"n": i}) == {"n": i}
+    assert search_cache.stats()["entries"] == 2
+    assert search_cache.searched_mapping(None, 2, lambda: {"n": "new"}) == {"n": 2}  # kept
+    assert search_cache.searched_mapping(None, 0, lambda: {"n": "new"}) == {"n": "new"}  # dropped
+
+
+def test_a_returned_mapping_is_a_copy(monkeypatch):
+    monkeypatch.setattr(search_cache, "layer_key", lambda cfg, sec: "k")
+    first = search_cache.searched_mapping(None, None, lambda: {"groups": [1]})
+    first["groups"].append(2)
+    again = search_cache.searched_mapping(None, None, lambda: {"groups": ["searched again"]})
+    assert again == {"groups": [1]}
+    again["groups"].append(3)
+    assert search_cache.searched_mapping(None, None, dict) == {"groups": [1]}
+
+
+def test_the_search_shows_its_evaluations_on_the_run_display(tmp_path):
+    s = spec(tmp_path)
+    shown = []
+    con = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with Progress(console=con) as progress:
+        real_add = progress.add_task
+
+        def add_task(description, **kw):
+            shown.append((description, kw.get("total")))
+            return real_add(description, **kw)
+
+        progress.add_task = add_task  # type: ignore[method-assign]
+        search_layer(s.layers[0], s.search, progress=progress)
+        assert progress.tasks == []  # the search's bar is removed when it ends
+    assert shown == [("  search of gemm", 8)]
+
+
+def test_bar_count_sets_the_completed_count():
+    con = Console(file=io.StringIO(), force_terminal=True)
+    with Progress(console=con) as progress, Bar(progress, "x", 10) as bar:
+        bar.count(4)
+        assert progress.tasks[0].completed == 4 and progress.tasks[0].total == 10
+        bar.count(7, 12)
+        assert progress.tasks[0].completed == 7 and progress.tasks[0].total == 12
