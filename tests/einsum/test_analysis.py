@@ -29,6 +29,11 @@ LIBRARY_PASSES = {
     "edge-moe-softmax": {"M": 1, "E": 1, "P": 2, "F": 1},
     # one contraction: every rank traversed once
     "gemm": {"M": 1, "K": 1, "N": 1},
+    # element-wise layers: every element read once
+    "add": {"T": 1, "D": 1}, "mul": {"T": 1, "D": 1}, "relu": {"T": 1, "D": 1},
+    "gelu": {"T": 1, "D": 1}, "silu": {"T": 1, "D": 1},
+    # mean of squares over d (1), then the scaled output (2)
+    "rmsnorm": {"T": 1, "D": 2},
     # grouped-query heads h = g*R + r stream once; softmax over keys p is the 2-pass form
     "gqa": {"M": 1, "H": 1, "E": 1, "P": 2, "F": 1},
     # key rank P: M is an alias: max over p (1), then exp, sum and SN*V (2); the sum over g is one pass
