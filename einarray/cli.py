@@ -32,7 +32,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"einarray {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for modname in [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES:
+    mods = [COMMANDS[command]] if command in COMMANDS else [] if command == "--version" else COMMAND_MODULES
+    for modname in mods:
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as exc:

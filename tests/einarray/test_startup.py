@@ -83,3 +83,14 @@ def test_help_and_unknown_commands_list_every_command(capsys):
     err = capsys.readouterr().err
     assert "invalid choice: 'simulat'" in err and "simulate" in err and "cascades" in err
 
+
+
+def test_version_imports_no_command_module(capsys):
+    code = ("import contextlib, io\nfrom einarray.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "    main(['--version'])")
+    assert imported_after(code, *COMMAND_MODULES) == []
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("einarray ")
