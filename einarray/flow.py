@@ -33,9 +33,11 @@ from mapping.arch import Arch, ComputeUnit
 from mapping.spec import Config, load_section, config_from_sections
 from models import load_model
 from models.attention import VARIANTS, check_grid, infer_grid, split_attention
+from models.importers import IMPORT_KEYS, import_workload
 
 RUN_KEYS = ("description", "include", "einsum", "workload", "arch", "mapping", "mappings", "report", "search")
-MODEL_KEYS = ("model", "attention", "batch", "grid", "ranks", "layers")
+MODEL_KEYS = ("model", "attention", "batch", "grid", "ranks", "layers", "onnx", "onnx_skip_unknown", "hf",
+              "tokens", "topology")
 REPORT_KEYS = ("title", "top")
 SECTIONS = ("einsum", "workload", "arch", "mapping", "mappings", "report", "search")
 
@@ -145,7 +147,7 @@ def _from_sections(p: Path, sections: Sections, src: Source, data: Mapping[str, 
     rep = _report_options(sections, p)
     desc = " ".join(str(data.get("description", "")).split())
     wl = sections.get("workload")
-    if wl is not None and isinstance(wl[0], dict) and "model" in wl[0]:
+    if wl is not None and isinstance(wl[0], dict) and any(k in wl[0] for k in ("model",) + IMPORT_KEYS):
         return _model_run(p, sections, src, rep, desc, ranks or {}, sets or [])
     if "mappings" in sections:
         m, msrc, mp = sections["mappings"]
@@ -189,16 +191,20 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
     if "mapping" in sections:
         m, msrc, mp = sections["mapping"]
         raise msrc.error(mp, "a model workload takes per-layer 'mappings: {LAYER: {...}}', not 'mapping:'")
-    if not isinstance(w["model"], str):
+    imported = import_workload(w, wsrc, wp, p.parent)  # an ONNX graph, HF config or topology
+    if imported is not None:
+        model, w = imported
+    elif not isinstance(w["model"], str):
         raise wsrc.error(wp + ("model",), "expected the name or path of a models/ preset")
-    mref = w["model"]
-    cand = p.parent / mref
-    try:
-        model = load_model(cand if cand.is_file() else mref)
-    except ConfigError as exc:
-        if exc.file in (None, mref, str(mref)):
-            raise wsrc.error(wp + ("model",), exc.message) from None
-        raise
+    else:
+        mref = w["model"]
+        cand = p.parent / mref
+        try:
+            model = load_model(cand if cand.is_file() else mref)
+        except ConfigError as exc:
+            if exc.file in (None, mref, str(mref)):
+                raise wsrc.error(wp + ("model",), exc.message) from None
+            raise
     batch = w.get("batch", model["batch"])
     if not _pos_int(batch):
         raise wsrc.error(wp + ("batch",), f"batch must be a positive integer, got {batch!r}")
@@ -312,7 +318,7 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         out.append(LayerSpec(name=lay["name"], cascade=lay["cascade"], repeat=int(lay["repeat"]), config=cfg))
     arch = out[0].config.arch
     wsum = {"model": model["name"], "attention": variant, "options": options, "batch": batch,
-            "source": model["source"]}
+            "source": model["source"], **model.get("summary", {})}
     return RunSpec(name=p.stem, source=str(p), description=desc or model["description"], arch=arch,
                    layers=tuple(out), batch=batch, report=rep, workload=wsum,
                    search=_search_section(sections, True))
