@@ -394,6 +394,10 @@ def run(spec: RunSpec, *, progress: Any = True,
     if simulate is None:
         from sim.results import simulate as simulate  # noqa: PLW0127
     results: list[tuple[LayerSpec, dict]] = []
+    if spec.search is not None:  # the distinct layers on every core first, reused below
+        from .search_cache import prefetch
+
+        prefetch(spec.layers, spec.search, progress=progress)
     with Bar(progress, f"simulating {spec.name}", len(spec.layers)) as bar:
         for lay in spec.layers:
             if spec.search is not None:

@@ -10,6 +10,11 @@ seed, so a reused mapping is the one a fresh search would find.
 
 The memo lives for the process (a ``compare`` of several runs shares it too) and keeps
 the most recent :data:`MAX_ENTRIES` results.
+
+:func:`prefetch` searches a run's distinct layers on several processes at once (forked,
+so they share the loaded configs; where the OS cannot fork, the layers are searched one
+by one as before). Their warnings are shown in the calling process, and a layer whose
+search fails is searched again in the calling process, which raises its error there.
 """
 
 from __future__ import annotations
@@ -18,13 +23,18 @@ import copy
 import dataclasses
 import hashlib
 import json
+import multiprocessing
+import os
+import warnings
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 MAX_ENTRIES = 256
 
 _found: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _stats = {"hits": 0, "misses": 0}
+_prefetched: set[str] = set()  # searched by prefetch for a layer that has not asked yet
+_job: tuple[Sequence[Any], Any] | None = None  # (layers, search section) for forked workers
 
 
 def layer_key(cfg: Any, section: Any) -> str:
@@ -45,14 +55,74 @@ def searched_mapping(cfg: Any, section: Any, search: Callable[[], dict[str, Any]
     key = layer_key(cfg, section)
     if key in _found:
         _found.move_to_end(key)
-        _stats["hits"] += 1
+        _stats["misses" if key in _prefetched else "hits"] += 1
+        _prefetched.discard(key)
         return copy.deepcopy(_found[key])
     _stats["misses"] += 1
     mapping = search()
+    _keep(key, mapping)
+    return mapping
+
+
+def _keep(key: str, mapping: dict[str, Any]) -> None:
     _found[key] = copy.deepcopy(mapping)
     while len(_found) > MAX_ENTRIES:
+        _prefetched.discard(next(iter(_found)))
         _found.popitem(last=False)
-    return mapping
+
+
+def _search_one(i: int) -> tuple[str, dict[str, Any] | None, list[tuple[type[Warning], str]]]:
+    """In a forked worker: search layer ``i`` of the job; its key, mapping (None when the
+    search failed) and warnings."""
+    from .flow import search_layer
+
+    assert _job is not None
+    layers, section = _job
+    key = layer_key(layers[i].config, section[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            search_layer(layers[i], section)
+        except Exception:  # noqa: BLE001 - searched again (and raised) in the calling process
+            return key, None, []
+    return key, _found[key], [(w.category, str(w.message)) for w in caught]
+
+
+def prefetch(layers: Sequence[Any], section: tuple[Any, Any, Any], *, jobs: int | None = None,
+             progress: Any = False) -> int:
+    """Search the distinct layers (:class:`einarray.flow.LayerSpec`) not yet kept, under the
+    run's search section (data, Source, YAML path), on up to ``jobs`` processes (default:
+    one per core), and keep their mappings for :func:`einarray.flow.search_layer`.
+    ``progress`` as for :class:`einarray.progress.Bar`. Returns how many were searched
+    (0 when fewer than two need it, one core is all there is, or the OS cannot fork)."""
+    global _job
+    todo: dict[str, int] = {}
+    for i, lay in enumerate(layers):
+        key = layer_key(lay.config, section[0])
+        if key not in _found and key not in todo:
+            todo[key] = i
+    jobs = min(jobs or os.cpu_count() or 1, len(todo))
+    if jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    from .progress import Bar
+
+    _job = (layers, section)
+    done = 0
+    try:
+        # workers fork here, before a progress display of this call starts its thread
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            with Bar(progress, f"searching {len(todo)} distinct layers on {jobs} processes", len(todo)) as bar:
+                for key, mapping, caught in pool.imap_unordered(_search_one, list(todo.values())):
+                    for category, message in caught:
+                        warnings.warn(message, category, stacklevel=2)
+                    if mapping is not None:
+                        _keep(key, mapping)
+                        _prefetched.add(key)
+                        done += 1
+                    bar.advance()
+    finally:
+        _job = None
+    return done
 
 
 def stats() -> dict[str, int]:
@@ -63,4 +133,5 @@ def stats() -> dict[str, int]:
 def clear() -> None:
     """Forget every kept result."""
     _found.clear()
+    _prefetched.clear()
     _stats.update(hits=0, misses=0)

@@ -128,3 +128,81 @@ def test_bar_count_sets_the_completed_count():
         assert progress.tasks[0].completed == 4 and progress.tasks[0].total == 10
         bar.count(7, 12)
         assert progress.tasks[0].completed == 7 and progress.tasks[0].total == 12
+
+
+def layers_of(tmp_path, ms):
+    """Layers of gemm runs with the given M sizes, and the search section they share."""
+    specs = [spec(tmp_path, f"g{i}", m=m) for i, m in enumerate(ms)]
+    return [replace(s.layers[0], name=f"layer{i}") for i, s in enumerate(specs)], specs[0].search
+
+
+def mapping_of(lay):
+    return mapping_to_data(lay.config.mapping, lay.config.cascade, lay.config.arch)
+
+
+def test_prefetch_searches_distinct_layers_on_processes(tmp_path, calls):
+    layers, sec = layers_of(tmp_path, [16, 32, 16])
+    assert search_cache.prefetch(layers, sec, jobs=2) == 2
+    assert calls == []  # searched in the worker processes, not here
+    found = [mapping_of(search_layer(lay, sec)) for lay in layers]
+    assert calls == []
+    assert search_cache.stats() == {"hits": 1, "misses": 2, "entries": 2}
+    search_cache.clear()
+    assert [mapping_of(search_layer(lay, sec)) for lay in layers] == found  # as searched here, one by one
+    assert calls == [16, 32]
+
+
+def test_prefetch_on_one_process_or_one_layer_leaves_it_to_the_run(tmp_path, calls):
+    layers, sec = layers_of(tmp_path, [16, 32])
+    assert search_cache.prefetch(layers, sec, jobs=1) == 0
+    assert search_cache.prefetch(layers[:1] * 3, sec, jobs=2) == 0
+    assert calls == [] and search_cache.stats()["entries"] == 0
+
+
+def test_prefetch_shows_the_workers_warnings(tmp_path, monkeypatch):
+    from einsum.errors import EinarrayWarning
+
+    real = einarray.search.search
+
+    def warns(problem, **kw):
+        import warnings
+
+        warnings.warn(f"note from M={problem.config.cascade.ranks['M'].size}", EinarrayWarning)
+        return real(problem, **kw)
+
+    monkeypatch.setattr(einarray.search, "search", warns)
+    layers, sec = layers_of(tmp_path, [16, 32])
+    with pytest.warns(EinarrayWarning) as got:
+        assert search_cache.prefetch(layers, sec, jobs=2) == 2
+    assert sorted(str(w.message) for w in got) == ["note from M=16", "note from M=32"]
+
+
+def test_a_failed_search_is_raised_by_the_run_itself(tmp_path, monkeypatch):
+    from einsum.errors import ConfigError
+
+    real = einarray.search.search
+
+    def fails_for_32(problem, **kw):
+        if problem.config.cascade.ranks["M"].size == 32:
+            raise ConfigError("no legal mapping")
+        return real(problem, **kw)
+
+    monkeypatch.setattr(einarray.search, "search", fails_for_32)
+    layers, sec = layers_of(tmp_path, [16, 32])
+    assert search_cache.prefetch(layers, sec, jobs=2) == 1
+    search_layer(layers[0], sec)
+    with pytest.raises(ConfigError, match="no legal mapping"):
+        search_layer(layers[1], sec)
+
+
+def test_a_searched_run_is_the_same_on_processes_and_on_one(tmp_path, monkeypatch):
+    from einarray.flow import run
+
+    layers, sec = layers_of(tmp_path, [16, 32, 16])
+    s = replace(spec(tmp_path), layers=tuple(layers))
+    parallel = run(s, progress=False)
+    assert search_cache.stats() == {"hits": 1, "misses": 2, "entries": 2}
+    search_cache.clear()
+    monkeypatch.setattr(search_cache, "prefetch", lambda *a, **k: 0)
+    assert run(s, progress=False) == parallel
+    assert [l["mapping_origin"] for l in parallel["layers"]] == ["searched"] * 3
