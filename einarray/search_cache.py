@@ -22,9 +22,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import io
 import json
 import multiprocessing
 import os
+import threading
 import warnings
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
@@ -34,7 +36,8 @@ MAX_ENTRIES = 256
 _found: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _stats = {"hits": 0, "misses": 0}
 _prefetched: set[str] = set()  # searched by prefetch for a layer that has not asked yet
-_job: tuple[Sequence[Any], Any] | None = None  # (layers, search section) for forked workers
+# (layers, search section, queue for the searches' progress or None) for forked workers
+_job: tuple[Sequence[Any], Any, Any] | None = None
 
 
 def layer_key(cfg: Any, section: Any) -> str:
@@ -77,15 +80,53 @@ def _search_one(i: int) -> tuple[str, dict[str, Any] | None, list[tuple[type[War
     from .flow import search_layer
 
     assert _job is not None
-    layers, section = _job
+    layers, section, queue = _job
     key = layer_key(layers[i].config, section[0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            search_layer(layers[i], section)
+            search_layer(layers[i], section, progress=_forward(queue, i) if queue is not None else None)
         except Exception:  # noqa: BLE001 - searched again (and raised) in the calling process
             return key, None, []
     return key, _found[key], [(w.category, str(w.message)) for w in caught]
+
+
+def _forwarding_class() -> type:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    class Forward(Progress):
+        """A search's progress display in a worker: sends (layer, done, total) to the caller."""
+
+        def __init__(self, queue: Any, layer: int):
+            super().__init__(console=Console(file=io.StringIO()))
+            self.queue, self.layer = queue, layer
+
+        def update(self, task_id: Any, *, completed: float | None = None, total: float | None = None,
+                   **kw: Any) -> None:
+            super().update(task_id, completed=completed, total=total, **kw)
+            task = self._tasks[task_id]
+            self.queue.put((self.layer, task.completed, task.total))
+
+    return Forward
+
+
+def _forward(queue: Any, layer: int) -> Any:
+    return _forwarding_class()(queue, layer)
+
+
+def _show(queue: Any, progress: Any, layers: Sequence[Any], bars: dict[int, Any]) -> None:
+    """In the caller: a bar per layer being searched, from the workers' messages, until None;
+    (layer, None, None) says the layer's search ended."""
+    while (msg := queue.get()) is not None:
+        i, done, total = msg
+        if done is None:
+            if i in bars:
+                progress.remove_task(bars.pop(i))
+            continue
+        if i not in bars:
+            bars[i] = progress.add_task(f"  search of {layers[i].name}", total=total)
+        progress.update(bars[i], completed=done, total=total)
 
 
 def prefetch(layers: Sequence[Any], section: tuple[Any, Any, Any], *, jobs: int | None = None,
@@ -106,13 +147,23 @@ def prefetch(layers: Sequence[Any], section: tuple[Any, Any, Any], *, jobs: int 
         return 0
     from .progress import Bar
 
-    _job = (layers, section)
+    ctx = multiprocessing.get_context("fork")
+    shown = Bar(progress, f"searching {len(todo)} distinct layers on {jobs} processes", len(todo))
+    queue = ctx.SimpleQueue() if shown.progress is not None else None
+    _job = (layers, section, queue)
     done = 0
+    bars: dict[int, Any] = {}
     try:
         # workers fork here, before a progress display of this call starts its thread
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            with Bar(progress, f"searching {len(todo)} distinct layers on {jobs} processes", len(todo)) as bar:
+        with ctx.Pool(jobs) as pool, shown as bar:
+            reader = None
+            if queue is not None:
+                reader = threading.Thread(target=_show, args=(queue, bar.progress, layers, bars), daemon=True)
+                reader.start()
+            try:
                 for key, mapping, caught in pool.imap_unordered(_search_one, list(todo.values())):
+                    if queue is not None:
+                        queue.put((todo[key], None, None))  # after that worker's last count
                     for category, message in caught:
                         warnings.warn(message, category, stacklevel=2)
                     if mapping is not None:
@@ -120,6 +171,12 @@ def prefetch(layers: Sequence[Any], section: tuple[Any, Any, Any], *, jobs: int 
                         _prefetched.add(key)
                         done += 1
                     bar.advance()
+            finally:
+                if reader is not None:
+                    queue.put(None)
+                    reader.join()
+                    for task in bars.values():
+                        bar.progress.remove_task(task)
     finally:
         _job = None
     return done

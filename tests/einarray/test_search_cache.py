@@ -206,3 +206,27 @@ def test_a_searched_run_is_the_same_on_processes_and_on_one(tmp_path, monkeypatc
     monkeypatch.setattr(search_cache, "prefetch", lambda *a, **k: 0)
     assert run(s, progress=False) == parallel
     assert [l["mapping_origin"] for l in parallel["layers"]] == ["searched"] * 3
+
+
+def test_prefetch_shows_a_bar_per_layer_being_searched(tmp_path):
+    layers, sec = layers_of(tmp_path, [16, 32])
+    added, removed = [], []
+    con = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with Progress(console=con) as progress:
+        real_add, real_remove = progress.add_task, progress.remove_task
+
+        def add_task(description, **kw):
+            task = real_add(description, **kw)
+            added.append((description, kw.get("total"), task))
+            return task
+
+        def remove_task(task):
+            removed.append(task)
+            real_remove(task)
+
+        progress.add_task, progress.remove_task = add_task, remove_task  # type: ignore[method-assign]
+        assert search_cache.prefetch(layers, sec, jobs=2, progress=progress) == 2
+        assert progress.tasks == []  # every bar is removed when its search ends
+    assert added[0][:2] == ("searching 2 distinct layers on 2 processes", 2)
+    assert sorted((d, t) for d, t, _ in added[1:]) == [("  search of layer0", 8), ("  search of layer1", 8)]
+    assert sorted(removed) == sorted(task for _, _, task in added)
