@@ -312,10 +312,11 @@ class _Lowering:
                 t = next((i for i in p.input if i in g.producer and g.producer[i].op_type in ("MatMul", "Div", "Mul")
                           and i not in g.const), p.input[0])
                 continue
-            if p.op_type in ("Div", "Mul") and (c := g.scalar(p.input[1])) is not None and c != 0:
+            side = 1 if p.op_type == "Div" or g.scalar(p.input[0]) is None else 0  # Mul(c, x) or Mul(x, c)
+            if p.op_type in ("Div", "Mul") and (c := g.scalar(p.input[side])) is not None and c != 0:
                 chain.append(p)
                 scale *= 1 / c if p.op_type == "Div" else c
-                t = p.input[0]
+                t = p.input[1 - side]
                 continue
             break
         qk = g.producer.get(t)
