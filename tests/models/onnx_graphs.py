@@ -141,3 +141,21 @@ def with_node(path: Path, op: str, name: str) -> Path:
     y = g.op("MatMul", "x", g.w("W", 8, 8), name="mm")
     y = g.op(op, y, name=name)
     return g.save(path, [_inp("x", 4, 8)], y)
+
+
+def _gelu_tanh(g: G, x: str) -> str:
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as GPT-2 exports it."""
+    inner = g.op("Add", x, g.op("Mul", g.w(f"c{g.k}", value=0.044715), g.op("Pow", x, g.w(f"three{g.k}", value=3.0))))
+    t = g.op("Tanh", g.op("Mul", g.w(f"s{g.k}", value=math.sqrt(2 / math.pi)), inner))
+    return g.op("Mul", g.op("Mul", g.w(f"h{g.k}", value=0.5), x), g.op("Add", g.w(f"one{g.k}", value=1.0), t))
+
+
+def mlp_forms(path: Path, T: int = 6, D: int = 16, I: int = 24) -> Path:
+    """Gemm (transB) + bias -> tanh GELU -> Gemm; x * Sigmoid(x); a lone Softmax."""
+    g = G()
+    h = g.op("Gemm", "x", g.w("W1", I, D), g.w("b1", I), transB=1, name="fc1")
+    h = _gelu_tanh(g, h)
+    h = g.op("Gemm", h, g.w("W2", I, D), name="fc2")
+    h = g.op("Mul", h, g.op("Sigmoid", h, name="act/sigmoid"), name="act/mul")
+    y = g.op("Softmax", h, axis=-1, name="probs")
+    return g.save(path, [_inp("x", T, D)], y)

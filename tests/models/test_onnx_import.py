@@ -212,3 +212,18 @@ def test_simulation_equals_the_same_layers_as_a_preset(tmp_path, graph):
     assert key(a) == key(b)
     assert a["cycles"] == b["cycles"] and a["energy_pj"] == b["energy_pj"]
     assert sum(l["macs"] for l in a["layers"]) == sum(layer_macs(l) for l in want)
+
+
+def test_gemm_tanh_gelu_silu_and_a_lone_softmax(tmp_path):
+    p = og.mlp_forms(tmp_path / "m.onnx", T=6, D=16, I=24)
+    with pytest.raises(ConfigError, match=r"node 'probs' \(op Softmax\): a softmax is supported as attention"):
+        import_onnx(p)
+    with pytest.warns(EinarrayWarning, match="skipped 1 node"):
+        m = import_onnx(p, skip_unknown=True)
+    assert [(l["name"], l["cascade"], l["ranks"]) for l in m["layers"]] == [
+        ("fc1", "gemm", {"M": 6, "K": 16, "N": 24}), ("fc1.bias", "add", {"T": 6, "D": 24}),
+        ("tanh6.gelu", "gelu", {"T": 6, "D": 24}),  # the 8 nodes of the tanh formula, named by its Tanh
+        ("fc2", "gemm", {"M": 6, "K": 24, "N": 16}),
+        ("act/silu", "silu", {"T": 6, "D": 16})]
+    assert m["summary"]["skipped"][0]["node"] == "probs"
+    assert sum(layer_macs(l) for l in m["layers"]) == 6 * 16 * 24 * 2
