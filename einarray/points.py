@@ -137,6 +137,9 @@ def _canonical(obj: Any) -> str:
 
 def _file_digest(path: str, cache: dict[str, str]) -> str:
     if path not in cache:
+        if Path(path).suffix.lower() in (".onnx", ".json", ".csv"):  # an imported model: its bytes
+            cache[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            return cache[path]
         data, _ = load_yaml(path)
         cache[path] = hashlib.sha256(_canonical(data).encode()).hexdigest()
     return cache[path]
@@ -154,6 +157,9 @@ def named_files(task: PointTask, built: tuple[str, Any]) -> list[str]:
 
         cand = Path(task.base_file).parent / wl[0]["model"]
         files.add(str(cand if cand.is_file() else resolve(wl[0]["model"])))
+    for k in ("onnx", "hf", "topology"):  # an imported model's file
+        if wl is not None and isinstance(wl[0], dict) and isinstance(wl[0].get(k), str):
+            files.add(str(Path(task.base_file).parent / wl[0][k]))
     return sorted(files)
 
 

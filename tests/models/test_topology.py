@@ -119,3 +119,18 @@ def test_missing_topology_is_one_error_line(tmp_path, capsys):
     assert main(["run", str(cfg), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{cfg}:1 workload.topology: no file 'nope.csv'" in err
+
+
+def test_a_sweep_runs_again_when_the_topology_changes(tmp_path):
+    from einarray.sweep import load_sweep, run_sweep
+
+    csv = _write(tmp_path, "g.csv", "Layer, M, N, K,\ng, 32, 32, 32,\n")
+    _write(tmp_path, "base.yaml", "workload: {topology: g.csv}\narch: systolic-16x16\n")
+    p = _write(tmp_path, "sweep.yaml", "sweep:\n  version: 1\n  name: s\n  base: base.yaml\n"
+               "  grid:\n    arch.array2d.rows: [8, 16]\n")
+    first = run_sweep(load_sweep(p), tmp_path / "out", workers=1, progress=False)
+    assert run_sweep(load_sweep(p), tmp_path / "out", workers=1, progress=False).skipped == 2
+    csv.write_text("Layer, M, N, K,\ng, 64, 32, 32,\n")
+    res = run_sweep(load_sweep(p), tmp_path / "out", workers=1, progress=False)
+    assert res.skipped == 0 and sum(res.rerun.values()) == 2
+    assert all(b["cycles"] > a["cycles"] for a, b in zip(first.records, res.records))
