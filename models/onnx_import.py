@@ -64,9 +64,11 @@ class _Graph:
 
     def __init__(self, g, file: str):
         from onnx import numpy_helper
+        import onnx as onnx_pb
 
         self.file = file
         self.nodes = list(g.node)
+        self.index = {id(n): i for i, n in enumerate(self.nodes)}
         self.shape: dict[str, tuple[int, ...] | None] = {}
         for vi in list(g.input) + list(g.value_info) + list(g.output):
             t = vi.type.tensor_type
@@ -75,11 +77,12 @@ class _Graph:
                 continue
             dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
             self.shape[vi.name] = None if None in dims else tuple(dims)
-        self.value: dict[str, Any] = {}
+        self.value: dict[str, Any] = {}  # small constants (scales, eps, exponents) by value
         for init in g.initializer:
-            self.value[init.name] = numpy_helper.to_array(init)
             self.shape[init.name] = tuple(init.dims)
-        self.const = set(self.value)
+            if math.prod(init.dims) <= 64 and init.data_location != onnx_pb.TensorProto.EXTERNAL:
+                self.value[init.name] = numpy_helper.to_array(init)
+        self.const = {init.name for init in g.initializer}
         self.producer: dict[str, Any] = {}
         self.consumers: dict[str, list[Any]] = {}
         for n in self.nodes:
@@ -100,7 +103,7 @@ class _Graph:
                             self.value[n.output[0]] = a.f if a.name == "value_float" else a.i
 
     def name(self, n) -> str:
-        return n.name or f"{n.op_type}_{self.nodes.index(n)}"
+        return n.name or f"{n.op_type}_{self.index[id(n)]}"
 
     def error(self, n, msg: str) -> ConfigError:
         return ConfigError(f"node '{self.name(n)}' (op {n.op_type}): {msg}", self.file)
