@@ -15,6 +15,8 @@ A run config has the sections of a ``simulate`` config (``einsum`` or ``workload
     mappings: {attention.softmax-1pass: {...}}   # per-layer mapping sections (optional)
     report: {title: ..., top: 8}
 
+``workload: {onnx: model.onnx}``, ``{hf: config.json, tokens: N}`` or ``{topology: layers.csv}``
+imports a model instead of a preset (:mod:`models.importers`).
 ``workload: {cascade: NAME, ranks: {...}}`` or ``einsum:`` runs a single cascade as one
 layer (with ``mapping:``). Layers run one after another; each is simulated with
 :func:`sim.results.simulate` (``repeat x batch`` instances), and the totals are sums.
