@@ -214,3 +214,15 @@ def test_shipped_examples_run(example, macs):
     assert sum(l["macs"] for l in res["layers"]) == macs  # batch 1: a layer's MACs x its repeat
     assert res["cycles"] == sum(l["cycles"] for l in res["layers"]) > 0  # layers run one after another
     assert len(res["layers"]) == {"bert-base-hf.yaml": 12, "tinyllama-hf.yaml": 13}[example]
+
+
+def test_hf_bert_block_has_the_macs_of_the_onnx_bert_layer(tmp_path):
+    """Two independent lowerings of one BERT block: the config (fused QKV GEMM) and the graph
+    an exporter writes (separate Q, K, V MatMuls, biases, the LayerNorm written out)."""
+    og = pytest.importorskip("onnx_graphs")
+    from models.onnx_import import import_onnx
+
+    graph = import_onnx(og.bert_layer(tmp_path / "b.onnx", 32, 4, 64), ranks={"batch": 1, "seq": 16})
+    hf = import_hf(_cfg(tmp_path, {**TINY["bert"], "num_hidden_layers": 1}), tokens=16)
+    embed_norm = 16 * 32
+    assert sum(layer_macs(l) for l in hf["layers"]) - embed_norm == sum(layer_macs(l) for l in graph["layers"])

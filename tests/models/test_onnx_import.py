@@ -166,6 +166,9 @@ def _one_error_line(capsys, argv):
      ":1 workload.attention.chunk", "expected a positive integer, got 0"),
     ("{onnx: bert.onnx, ranks: {batch: 1, seq: 8}, tokens: 8}", ":1 workload.tokens",
      "tokens is for an imported hf model"),
+    ("{onnx: bert.onnx, ranks: {batch: 1, seq: 8}, onnx_skip_unknown: yes please}",
+     ":1 workload.onnx_skip_unknown", "expected true or false, got 'yes please'"),
+    ("{onnx: bert.onnx, model: vit-tiny}", ":1 workload.onnx", "give one model: model or onnx"),
 ])
 def test_bad_onnx_workloads_are_located(tmp_path, capsys, workload, where, msg):
     og.bert_layer(tmp_path / "bert.onnx")
