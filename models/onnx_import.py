@@ -45,9 +45,11 @@ from .layers import attention, check_layers, elementwise, gemm, model, norm, uni
 
 FREE = ("Reshape", "Transpose", "Identity", "Constant", "Shape", "Gather", "Squeeze", "Unsqueeze",
         "Flatten", "Cast", "Dropout", "Concat", "Slice", "Expand", "ConstantOfShape", "Range")
-LOWERED = ("MatMul", "Gemm", "Conv", "Softmax", "LayerNormalization", "RMSNormalization", "Gelu",
-           "Erf", "Tanh", "Sigmoid", "Relu", "Add", "Sub", "Mul", "Div", "ReduceMean", "Pow", "Sqrt")
+LOWERED = ("MatMul", "Gemm", "Conv", "LayerNormalization", "RMSNormalization", "Gelu", "Relu", "Add", "Sub",
+           "Mul", "Div")
 SUPPORTED = tuple(sorted(FREE + LOWERED))
+# operators lowered only as part of a subgraph (attention, a written-out LayerNorm, GELU, SiLU)
+IN_SUBGRAPHS = "Softmax in attention, ReduceMean/Pow/Sqrt in a LayerNorm, Erf/Tanh in GELU, Sigmoid in SiLU"
 _ARITH = {"Add", "Sub", "Mul", "Div", "Pow", "Erf", "Tanh"}
 
 
@@ -218,7 +220,7 @@ def import_onnx(path: str | Path, *, ranks: Mapping[str, int] | None = None, att
             continue
         fn = getattr(low, f"op_{n.op_type}", None)
         if fn is None:
-            unsupported(n, g.error(n, f"not supported (supported: {', '.join(SUPPORTED)}); "
+            unsupported(n, g.error(n, f"not supported (supported: {', '.join(SUPPORTED)}; {IN_SUBGRAPHS}); "
                                    "workload.onnx_skip_unknown: true skips such nodes"))
             continue
         fn(n)
@@ -435,7 +437,7 @@ class _Lowering:
                 t = c.output[0]
             if uses_x:
                 return elementwise(_named(g, nodes, "gelu"), "gelu", g.dims(n, x)), nodes
-        raise g.error(n, f"an {n.op_type} is supported as part of GELU: x * 0.5 * (1 + erf(x / sqrt(2))) "
+        raise g.error(n, f"{n.op_type} is supported as part of GELU: x * 0.5 * (1 + erf(x / sqrt(2))) "
                       "or its tanh form")
 
     def sub_Sigmoid(self, n):
