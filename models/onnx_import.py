@@ -23,6 +23,10 @@ RMSNormalization                       ``rmsnorm``
 Gelu, or the Erf/Tanh formula          ``gelu``
 Sigmoid -> Mul by its input            ``silu``
 Relu; Add, Sub; Mul, Div by a constant ``relu``; ``add``; ``mul``
+MaxPool, AveragePool, Global*Pool      ``maxpool``, ``avgpool`` in im2col form: T = batch x
+                                       output pixels, K = window, D = channels
+BatchNormalization                     ``mul`` and ``add`` (inference: a scale and a shift
+                                       per channel)
 Reshape, Transpose, Identity, ...      nothing (data movement; see ``FREE``)
 =====================================  ====================================================
 
@@ -41,12 +45,12 @@ from typing import Any, Mapping
 
 from einsum.errors import ConfigError, EinarrayWarning
 
-from .layers import attention, check_layers, elementwise, gemm, model, norm, unique_name
+from .layers import attention, check_layers, elementwise, gemm, layer, model, norm, unique_name
 
 FREE = ("Reshape", "Transpose", "Identity", "Constant", "Shape", "Gather", "Squeeze", "Unsqueeze",
         "Flatten", "Cast", "Dropout", "Concat", "Slice", "Expand", "ConstantOfShape", "Range")
 LOWERED = ("MatMul", "Gemm", "Conv", "LayerNormalization", "RMSNormalization", "Gelu", "Relu", "Add", "Sub",
-           "Mul", "Div")
+           "Mul", "Div", "MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool", "BatchNormalization")
 SUPPORTED = tuple(sorted(FREE + LOWERED))
 # operators lowered only as part of a subgraph (attention, a written-out LayerNorm, GELU, SiLU)
 IN_SUBGRAPHS = "Softmax in attention, ReduceMean/Pow/Sqrt in a LayerNorm, Erf/Tanh in GELU, Sigmoid in SiLU"
@@ -463,6 +467,21 @@ class _Lowering:
 
     def op_Mul(self, n) -> None:
         self.emit(n, elementwise("", "mul", self.g.dims(n, n.output[0])))
+
+    def op_MaxPool(self, n) -> None:
+        x, out = self.g.dims(n, n.input[0]), self.g.dims(n, n.output[0])
+        kind = "maxpool" if "Max" in n.op_type else "avgpool"
+        window = math.prod(x[2:]) if n.op_type.startswith("Global") else \
+            math.prod(self.g.attr(n, "kernel_shape", [1]))
+        self.emit(n, layer("", kind, {"T": out[0] * math.prod(out[2:]), "K": window, "D": out[1]}))
+
+    op_AveragePool = op_GlobalMaxPool = op_GlobalAveragePool = op_MaxPool
+
+    def op_BatchNormalization(self, n) -> None:
+        out = self.g.dims(n, n.output[0])
+        shape = (math.prod(out) // out[1], out[1]) if len(out) > 1 else out
+        self.emit(n, elementwise("", "mul", shape), ".scale")
+        self.emit(n, elementwise("", "add", shape), ".shift")
 
     def op_Div(self, n) -> None:
         if n.input[1] not in self.g.const:

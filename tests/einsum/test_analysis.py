@@ -34,6 +34,8 @@ LIBRARY_PASSES = {
     "gelu": {"T": 1, "D": 1}, "silu": {"T": 1, "D": 1},
     # mean of squares over d (1), then the scaled output (2)
     "rmsnorm": {"T": 1, "D": 2},
+    # one reduction over the window k; the channel d streams once
+    "maxpool": {"T": 1, "K": 1, "D": 1}, "avgpool": {"T": 1, "K": 1, "D": 1},
     # grouped-query heads h = g*R + r stream once; softmax over keys p is the 2-pass form
     "gqa": {"M": 1, "H": 1, "E": 1, "P": 2, "F": 1},
     # key rank P: M is an alias: max over p (1), then exp, sum and SN*V (2); the sum over g is one pass

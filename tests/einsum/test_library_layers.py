@@ -70,3 +70,13 @@ def test_op_counts(name, ops):
 @pytest.mark.parametrize("name", ["gelu", "silu", "relu", "add", "mul"])
 def test_elementwise_is_one_pass(name):
     assert passes(load_cascade(name)) == {"T": 1, "D": 1}
+
+
+@pytest.mark.parametrize("name,ref", [("maxpool", lambda x: x.max(axis=1)), ("avgpool", lambda x: x.mean(axis=1))])
+def test_pooling(name, ref):
+    x = _x(6, (T, 5, D))  # T windows of K = 5 points, D channels
+    got = evaluate(load_cascade(name, ranks={"T": T, "K": 5, "D": D}), {"X": x})["Y"]
+    np.testing.assert_allclose(got, ref(x), rtol=0, atol=1e-12)
+    ops = totals(op_counts(load_cascade(name, ranks={"T": T, "K": 5, "D": D})))
+    # a max per window point; or an add per point and one divide per output
+    assert ops == ({"max": T * 5 * D} if name == "maxpool" else {"add": T * 5 * D, "div": T * D})

@@ -159,3 +159,18 @@ def mlp_forms(path: Path, T: int = 6, D: int = 16, I: int = 24) -> Path:
     h = g.op("Mul", h, g.op("Sigmoid", h, name="act/sigmoid"), name="act/mul")
     y = g.op("Softmax", h, axis=-1, name="probs")
     return g.save(path, [_inp("x", T, D)], y)
+
+
+def cnn(path: Path, C: int = 3, H: int = 16, F: int = 8, classes: int = 10) -> Path:
+    """Conv -> BatchNormalization -> Relu -> MaxPool 3x3/2 -> Conv 1x1 -> GlobalAveragePool ->
+    Flatten -> Gemm: a ResNet stem and head in miniature."""
+    g = G()
+    y = g.op("Conv", "img", g.w("W1", F, C, 3, 3), pads=[1] * 4, name="stem/conv")
+    y = g.op("BatchNormalization", y, g.w("s", F), g.w("b", F), g.w("m", F), g.w("v", F, value=np.ones(F)),
+             name="stem/bn")
+    y = g.op("MaxPool", g.op("Relu", y, name="stem/relu"), kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4,
+             name="stem/pool")
+    y = g.op("Conv", y, g.w("W2", 2 * F, F, 1, 1), name="block/conv")
+    y = g.op("Flatten", g.op("GlobalAveragePool", y, name="head/pool"))
+    y = g.op("Gemm", y, g.w("Wfc", 2 * F, classes), g.w("bfc", classes), name="head/fc")
+    return g.save(path, [_inp("img", 1, C, H, H)], y)

@@ -184,7 +184,7 @@ def test_unsupported_operator_is_one_error_line(tmp_path, capsys):
     og.with_node(tmp_path / "model.onnx", "Sin", "encoder/layer.3/ffn/Foo")
     cfg = _write(tmp_path, "r.yaml", "workload: {onnx: model.onnx}\narch: fusemax\n")
     err = _one_error_line(capsys, ["run", str(cfg), "--no-progress"])
-    assert "model.onnx: node 'encoder/layer.3/ffn/Foo' (op Sin): not supported (supported: Add, Cast," in err
+    assert "model.onnx: node 'encoder/layer.3/ffn/Foo' (op Sin): not supported (supported: Add, AveragePool," in err
 
 
 def test_attention_variant_is_chosen_by_the_workload(tmp_path):
@@ -233,3 +233,18 @@ def test_gemm_tanh_gelu_silu_and_a_lone_softmax(tmp_path):
         ("act/silu", "silu", {"T": 6, "D": 16})]
     assert m["summary"]["skipped"][0]["node"] == "probs"
     assert sum(layer_macs(l) for l in m["layers"]) == 6 * 16 * 24 * 2
+
+
+def test_cnn_stem_pooling_and_head(tmp_path):
+    C, H, F, classes = 3, 16, 8, 10
+    m = import_onnx(og.cnn(tmp_path / "cnn.onnx", C, H, F, classes))
+    P = (H + 2 - 3) // 2 + 1  # 3x3 stride-2 max pool with padding 1: 8 x 8
+    assert [(l["name"], l["cascade"], l["ranks"]) for l in m["layers"]] == [
+        ("stem/conv", "gemm", {"M": H * H, "K": C * 9, "N": F}),
+        ("stem/bn.scale", "mul", {"T": H * H, "D": F}), ("stem/bn.shift", "add", {"T": H * H, "D": F}),
+        ("stem/relu", "relu", {"T": F * H, "D": H}),
+        ("stem/pool", "maxpool", {"T": P * P, "K": 9, "D": F}),
+        ("block/conv", "gemm", {"M": P * P, "K": F, "N": 2 * F}),
+        ("head/pool", "avgpool", {"T": 1, "K": P * P, "D": 2 * F}),
+        ("head/fc", "gemm", {"M": 1, "K": 2 * F, "N": classes}), ("head/fc.bias", "add", {"T": 1, "D": classes})]
+    assert sum(layer_macs(l) for l in m["layers"]) == H * H * C * 9 * F + P * P * F * 2 * F + 2 * F * classes
