@@ -226,3 +226,17 @@ def test_hf_bert_block_has_the_macs_of_the_onnx_bert_layer(tmp_path):
     hf = import_hf(_cfg(tmp_path, {**TINY["bert"], "num_hidden_layers": 1}), tokens=16)
     embed_norm = 16 * 32
     assert sum(layer_macs(l) for l in hf["layers"]) - embed_norm == sum(layer_macs(l) for l in graph["layers"])
+
+
+def test_more_tokens_than_positions_warns(tmp_path):
+    with pytest.warns(EinarrayWarning, match="1024 tokens is more than the 512 positions"):
+        import_hf(_cfg(tmp_path, TINY["bert"]), tokens=1024)
+
+
+def test_explicit_head_dim(tmp_path):
+    # a head_dim that is not hidden_size / heads (as Mistral-Nemo's 128 with d = 5120, 32 heads)
+    m = _quiet(import_hf, _cfg(tmp_path, {**TINY["llama"], "head_dim": 16}), tokens=16)
+    rows = {n: r for n, _, r, _ in _rows(m)}
+    assert rows["attn.qkv"] == {"M": 16, "K": 64, "N": (8 + 2 * 2) * 16}
+    assert rows["attn.out"] == {"M": 16, "K": 8 * 16, "N": 64}
+    assert rows["attn.gqa"]["E"] == rows["attn.gqa"]["F"] == 16
