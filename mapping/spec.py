@@ -632,7 +632,9 @@ def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], ir
        tiles).
 
     So K stays whole wherever a split would cost fill and drain and the output tile can
-    still shrink; largest tile first within a class.
+    still shrink; largest tile first within a class. A rank on the array's rows or columns
+    is cut to a multiple of its spatial factor (whole folds; only the rank's last tile is
+    partial), so tiling adds no folds: ``sum of ceil(tile / factor) = ceil(size / factor)``.
     """
     buf = arch.levels[1]
     cap = buf.capacity_words
@@ -706,7 +708,10 @@ def _default_tiles(src: Source, c: Cascade, arch: Arch, mem: tuple[str, ...], ir
             raise src.error(p, f"the workload fits no mapping: even 1-element tiles of group "
                             f"{'+'.join(mem)} exceed {buf.name} ({buf.capacity_bytes} bytes)")
         r = min(options, key=lambda r: (phase(r), -tiles[r], iranks.index(r)))
-        tiles[r] = -(-tiles[r] // 2)
+        half = -(-tiles[r] // 2)
+        f = floor.get(r, 1)
+        # a rank spread over the array keeps whole folds: a multiple of its spatial factor
+        tiles[r] = max(f, half // f * f) if half > f else half
     return {r: t for r, t in tiles.items() if t < c.ranks[r].size}
 
 
@@ -1019,4 +1024,5 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
     else:
         m, msrc, mb = {}, src, ("mapping",)
     mapping = mapping_from_data(m, msrc, mb, casc, arch, counts)
-    return Config(casc, arch, mapping, instances, MappingProxyType(counts), source or src.file)
+    return Config(casc, arch, mapping, instances, MappingProxyType(counts), source or src.file,
+                  "given" if "mapping" in sections else "default")

@@ -49,3 +49,16 @@ def test_no_unit_has_the_op_names_it(tmp_path):
     assert "no unit of arch systolic-16x16 can run GM" not in msg  # GM only needs max: it runs
     assert "no unit of arch systolic-16x16 can run SN" in msg and "needs op 'exp'" in msg
     assert "array2d has mac, add, max, mul" in msg
+
+
+def test_default_tiles_keep_whole_folds(tmp_path):
+    """A conv-sized GEMM (ResNet conv1 as im2col: M = 112*112... here 12100 x 64 x 147) that must
+    be tiled keeps its M tile a multiple of the array's 16 rows, so tiling adds no folds."""
+    from mapping.spec import load_config
+
+    p = tmp_path / "g.yaml"
+    p.write_text("workload: {cascade: gemm, ranks: {M: 12100, N: 64, K: 147}}\narch: systolic-16x16\n")
+    cfg = load_config(p)
+    (lp,) = [lp for lp in cfg.mapping.groups[0].loops if lp.rank == "M"]
+    assert lp.tile % 16 == 0 and lp.tile < 12100
+    assert sum(-(-lp.extent(i) // 16) for i in range(lp.trips)) == -(-12100 // 16)
