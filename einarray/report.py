@@ -161,6 +161,14 @@ def render_markdown(result: dict[str, Any], images: list[str]) -> str:
     for comp, acts in result["energy_pj"]["components"].items():
         for a, v in sorted(acts.items()):
             lines.append(f"| {comp} | {a} | {si(v * 1e-12, 'J')} |")
+    nests = [l for l in result["layers"] if l.get("loop_nest")]
+    if nests:
+        lines += ["", "## Mappings", "",
+                  "Each layer's mapping as a loop nest per memory level (`einarray simulate --show-mapping`); "
+                  "`report.json` holds each complete mapping, and `einarray run --mapping-from report.json` "
+                  "reruns them."]
+        for l in nests:
+            lines += ["", "```", l["loop_nest"].rstrip("\n"), "```"]
     if images:
         lines += ["", "## Plots", ""] + [f"![{n}]({n})" for n in images]
     lines += ["", "Semantics: layers run one after another; each layer's figures come from the "
@@ -180,7 +188,18 @@ def html_page(title: str, markdown: str, images: dict[str, bytes]) -> str:
     tables) with the PNG images inlined as base64."""
     body = [f"<h1>{html.escape(title)}</h1>"]
     table: list[list[str]] = []
+    pre: list[str] | None = None
     for line in markdown.splitlines()[1:]:
+        if line.startswith("```"):
+            if pre is None:
+                pre = []
+            else:
+                body.append(f"<pre>{html.escape(chr(10).join(pre))}</pre>")
+                pre = None
+            continue
+        if pre is not None:
+            pre.append(line)
+            continue
         if line.startswith("|"):
             cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
             if all(set(c) <= set("-") for c in cells):

@@ -294,3 +294,14 @@ def test_simulate_show_mapping_prints_the_loop_nest(tmp_path, capsys):
     assert "for P1 in [0:4) tile 1" in out and "held: K across M, V across M" in out
     assert "array2d  QK      os  spatial-Y m:256 x4 folds  spatial-X p0:256  temporal e:64" in out
     assert "array1d  AV      deferred 1 step" in out
+
+
+def test_report_has_each_layers_loop_nest(readme_run, tmp_path):
+    from einarray.report import render_html, render_markdown
+
+    _, res = readme_run
+    md = render_markdown(res, [])
+    assert "## Mappings" in md and md.count("```") == 2 * len(res["layers"])
+    assert "layer attention.softmax-1pass: softmax-1pass on fusemax (mapping: default, fused" in md
+    page = render_html(res, {})
+    assert "<pre>layer attention.softmax-1pass" in page and "```" not in page
