@@ -34,7 +34,8 @@ class EvalError(EinarrayError):
 
 def check_inputs(c: Cascade, inputs: Mapping[str, np.ndarray], file: str | None = None
                  ) -> dict[str, np.ndarray]:
-    """Check names and shapes of input arrays and convert them to float64."""
+    """Check names and shapes of input arrays and convert them to float64 (the dtype the
+    reference computes in; see :func:`output_dtype` for the dtype to return)."""
     out: dict[str, np.ndarray] = {}
     for name in c.inputs:
         info = c.tensors[name]
@@ -48,6 +49,16 @@ def check_inputs(c: Cascade, inputs: Mapping[str, np.ndarray], file: str | None 
             raise ConfigError(f"input {name!r} has shape {a.shape}, expected {info.shape} ({dims})", file)
         out[name] = a.astype(np.float64, copy=False)
     return out
+
+
+def output_dtype(c: Cascade, inputs: Mapping[str, np.ndarray]) -> np.dtype:
+    """The dtype to return results in: the common floating-point dtype of the floating-point
+    inputs (float32 in, float32 out; float32 with float64 gives float64), float64 when no
+    input is floating point (integer codes). :func:`evaluate` computes in float64 either
+    way; the caller casts its results."""
+    kinds = [np.asarray(inputs[t]).dtype for t in c.inputs if t in inputs]
+    floats = [d for d in kinds if d.kind == "f"]
+    return np.result_type(*floats) if floats else np.dtype(np.float64)
 
 
 def uses_int_codes(c: Cascade) -> bool:

@@ -17,7 +17,7 @@ from rich.table import Table
 from einsum import analysis
 from einsum.cascade import Cascade
 from einsum.errors import ConfigError, EinarrayWarning
-from einsum.interp import EvalError, evaluate, random_inputs
+from einsum.interp import EvalError, evaluate, output_dtype, random_inputs
 from einsum.atomic import atomic_path
 from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
 from einsum.shapes import fit_to_inputs
@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "input tensors of an .npz file (names as in the cascade's inputs) "
                                    "and write every output tensor to an .npz file. Rank sizes follow the "
                                    "arrays' shapes (as np.einsum takes them; ranks computed from "
-                                   "others follow); --rank overrides a size.")
+                                   "others follow); --rank overrides a size. The reference computes in "
+                                   "float64; outputs have the inputs' floating-point dtype (float32 "
+                                   "in, float32 out; float64 for integer inputs).")
     p.add_argument("cascade", help="library name or path to a YAML file")
     p.add_argument("--inputs", "-i", required=True, help="input .npz file")
     p.add_argument("--output", "-o", required=True, help="output .npz file (written atomically)")
@@ -337,12 +339,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix != ".npz":
         raise ConfigError("the output file must end in .npz", args.output)
+    # computed in float64, written in the inputs' floating-point dtype (float64 for integer codes)
+    dt = output_dtype(c, arrays)
+    res = {n: env[n].astype(dt, copy=False) for n in names}
+    for n in names:
+        lost = _non_finite(res[n]) - _non_finite(env[n])
+        if lost > 0:
+            warnings.warn(f"{n}: {lost:,} value{'s' * (lost > 1)} finite in float64 overflow {dt} "
+                          "(the inputs' dtype)", EinarrayWarning, stacklevel=1)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **{n: env[n] for n in names})
+            np.savez(fh, **res)
     parts = []
     for n in names:
-        bad = _non_finite(env[n])
-        parts.append(f"{n}{list(env[n].shape)}" + (f" ({bad:,} non-finite)" if bad else ""))
+        bad = _non_finite(res[n])
+        parts.append(f"{n}{list(res[n].shape)}" + (f" ({bad:,} non-finite)" if bad else ""))
     print(f"wrote {out}: " + ", ".join(parts))
     return 0

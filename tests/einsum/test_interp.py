@@ -188,3 +188,18 @@ def test_rank_override_recomputes_partition():
     c = load_cascade("softmax-1pass", ranks={"P": 256})
     assert c.ranks["P1"].size == 256 // c.ranks["P0"].size
     assert c.ranks["P1"].kind == "part" and c.ranks["P1"].root == "P"
+
+
+@pytest.mark.parametrize("dtypes,want", [
+    (("float32", "float32", "float32"), "float32"),
+    (("float32", "float64", "float32"), "float64"),
+    (("float16", "float32", "float16"), "float32"),
+    (("int16", "int16", "int32"), "float64"),      # integer codes: float64 results
+    (("int32", "float32", "float32"), "float32"),  # floats decide; integers take no part
+])
+def test_output_dtype_follows_the_floating_point_inputs(dtypes, want):
+    from einsum.interp import output_dtype
+
+    c = load_cascade("softmax-3pass")
+    arrays = {t: np.zeros(c.tensors[t].shape, dtype=d) for t, d in zip(("Q", "K", "V"), dtypes)}
+    assert output_dtype(c, arrays) == np.dtype(want)
