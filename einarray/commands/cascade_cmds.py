@@ -341,7 +341,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("the output file must end in .npz", args.output)
     # computed in float64, written in the inputs' floating-point dtype (float64 for integer codes)
     dt = output_dtype(c, arrays)
-    res = {n: env[n].astype(dt, copy=False) for n in names}
+    with np.errstate(over="ignore"):  # an overflow is counted and warned about below
+        res = {n: env[n].astype(dt, copy=False) for n in names}
     for n in names:
         lost = _non_finite(res[n]) - _non_finite(env[n])
         if lost > 0:

@@ -160,3 +160,30 @@ def test_eval_takes_rank_sizes_from_the_input_shapes(tmp_path, capsys):
     assert main(["eval", "softmax-2pass", "-i", str(tmp_path / "bad.npz"), "-o", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith(
         "bad.npz: inputs disagree on the size of rank P: K dimension 0 (P) is 48, but V dimension 0 (P) is 47")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_eval_keeps_the_inputs_floating_point_dtype(tmp_path, capsys, dtype):
+    rng = np.random.default_rng(12)
+    Q, K, V = (rng.standard_normal(s).astype(dtype) for s in ((6, 5), (7, 5), (7, 3)))
+    np.savez(tmp_path / "in.npz", Q=Q, K=K, V=V)
+    out = tmp_path / "out.npz"
+    assert main(["eval", "softmax-3pass", "-i", str(tmp_path / "in.npz"), "-o", str(out)]) == 0
+    q, k, v = (a.astype(np.float64) for a in (Q, K, V))
+    S = q @ k.T * 0.125
+    A = np.exp(S - S.max(1, keepdims=True))
+    want = (A / A.sum(1, keepdims=True)) @ v  # computed in float64, then cast once
+    with np.load(out) as z:
+        assert z["AV"].dtype == np.dtype(dtype)
+        np.testing.assert_allclose(z["AV"], want.astype(dtype), rtol=1e-12, atol=1e-12)
+
+
+def test_eval_warns_when_a_float32_result_overflows(tmp_path, capsys):
+    A = np.full((2, 3), 1e30, dtype=np.float32)
+    np.savez(tmp_path / "in.npz", A=A, B=A.T.copy())
+    out = tmp_path / "out.npz"
+    assert main(["eval", "gemm", "-i", str(tmp_path / "in.npz"), "-o", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert cap.err.splitlines() == ["einarray eval: warning: C: 4 values finite in float64 overflow "
+                                    "float32 (the inputs' dtype)"]
+    assert cap.out.strip() == f"wrote {out}: C[2, 2] (4 non-finite)"
