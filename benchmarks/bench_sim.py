@@ -35,6 +35,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from einsum.atomic import write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -244,12 +246,7 @@ def main(argv=None) -> int:
             f"{SCALESIM_PUBLISHED_64_S[0]}-{SCALESIM_PUBLISHED_64_S[1]} s per 64^3 run (the lower end); "
             "other sizes have no published figure")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(res, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, out)
+    write_atomic(out, json.dumps(res, indent=1) + "\n")  # makes the parents
     print(f"wrote {out}")
     return 0
 

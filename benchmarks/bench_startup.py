@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from einsum.atomic import write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 GEMM64 = "workload: {cascade: gemm, ranks: {M: 64, N: 64, K: 64}}\narch: systolic-16x16\n"
 TARGET_S = 0.2
@@ -118,12 +120,7 @@ def main(argv=None) -> int:
     print(json.dumps({k: res[k] for k in ("simulate_gemm64", "version", "python_pass", "libraries_imported")},
                      indent=1))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(res, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, out)
+    write_atomic(out, json.dumps(res, indent=1) + "\n")  # makes the parents
     print(f"wrote {out}")
     return 0
 

@@ -25,6 +25,8 @@ import time
 import warnings
 from pathlib import Path
 
+from einsum.atomic import write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -111,12 +113,7 @@ def main(argv=None) -> int:
                   flush=True)
     res["host"]["load_average_after"] = os.getloadavg()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(res, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, out)
+    write_atomic(out, json.dumps(res, indent=1) + "\n")  # makes the parents
     print(f"wrote {out}")
     return 0
 
