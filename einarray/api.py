@@ -168,7 +168,7 @@ def simulate(config: str | Path | Config, *, ranks: Mapping[str, int] | None = N
     """Simulate one config (einsum or workload, arch and optional mapping sections; a path
     or a :class:`mapping.spec.Config`) as ``einarray simulate`` does: without a mapping the
     derived default runs."""
-    from einarray.default_mapping import derive_default, describe
+    from einarray.default_mapping import derive_default, mapping_policy
     from mapping.spec import Config, load_config as load_sim_config
     from sim.results import simulate as simulate_config
 
@@ -181,8 +181,7 @@ def simulate(config: str | Path | Config, *, ranks: Mapping[str, int] | None = N
     cfg, choice = derive_default(cfg)
     res = simulate_config(cfg)
     res["mapping_origin"] = cfg.mapping_origin
-    res["mapping_policy"] = describe(choice.as_dict()) if choice else (
-        "single Einsum (nothing to fuse)" if cfg.mapping_origin == "default" else cfg.mapping_origin)
+    res["mapping_policy"] = mapping_policy(cfg.mapping_origin, choice.as_dict() if choice else None)
     return SimResult(workload=cfg.cascade.name, arch=cfg.arch.name, cycles=int(res["cycles"]),
                      latency_s=float(res["latency_s"]), energy_pj=float(res["energy_pj"]["total"]),
                      edp=float(res["edp"]), mapping_origin=cfg.mapping_origin,

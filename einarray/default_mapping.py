@@ -52,7 +52,7 @@ from einsum.yamlsrc import Source
 from mapping.dump import mapping_to_data
 from mapping.spec import Config, mapping_from_data, recurrences
 
-__all__ = ["DefaultChoice", "derive_default", "describe"]
+__all__ = ["DefaultChoice", "derive_default", "describe", "mapping_policy"]
 
 PLACEMENTS = ("by-kind", "data-following")
 _SRC = Source("<default mapping>")
@@ -87,6 +87,14 @@ def describe(choice: Mapping[str, Any] | None) -> str:
     g = choice["groups"]
     return (f"{'fused' if choice['policy'] == 'fused' else 'fused segments'} ({g} group{'s' * (g != 1)}), "
             f"{choice['placement']} placement, {choice['stages']} stages")
+
+
+def mapping_policy(origin: str, choice: Mapping[str, Any] | None) -> str:
+    """One line saying which mapping ran: ``given`` or ``searched`` as such; for a default,
+    the candidate that won (:func:`describe`), or that there was nothing to fuse."""
+    if origin != "default":
+        return origin
+    return describe(choice) or "single Einsum (nothing to fuse)"
 
 
 def _resident_units(s, members: tuple[str, ...], base: Mapping[str, dict], g: Mapping[str, Any]

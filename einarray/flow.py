@@ -539,7 +539,7 @@ def layer_mapping_record(lay: LayerSpec) -> dict[str, Any]:
     ``mapping_origin`` (default | searched | given), ``mapping_policy`` (for a default: which
     derived candidate won), ``binding`` ({unit: Einsums that compute on it}) and ``mapping``
     (a ``mapping:`` section that reproduces the run)."""
-    from .default_mapping import describe, mapping_section
+    from .default_mapping import mapping_policy, mapping_section
 
     cfg = lay.config
     binding: dict[str, list[str]] = {}
@@ -548,9 +548,7 @@ def layer_mapping_record(lay: LayerSpec) -> dict[str, Any]:
         if not em.free:
             binding.setdefault(em.unit, []).append(e.name)
     origin = cfg.mapping_origin
-    policy = describe(lay.default_choice) if origin == "default" else origin
-    if origin == "default" and not policy:
-        policy = "single Einsum (nothing to fuse)"
+    policy = mapping_policy(origin, lay.default_choice)
     from .loopnest import loop_nest
 
     how = origin if policy == origin else f"{origin}, {policy}"

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from mapping.spec import load_config
     from sim.results import simulate
 
-    from einarray.default_mapping import derive_default, describe
+    from einarray.default_mapping import derive_default, mapping_policy
 
     ranks = dict(args.rank)
     cfg, choice = derive_default(load_config(args.config, ranks=ranks, sets=args.sets))
@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
     res = simulate(cfg, fast=not args.every_tile and not want_trace, trace=want_trace)
     trace = res.pop("_trace", None)
     res["mapping_origin"] = cfg.mapping_origin
-    res["mapping_policy"] = describe(choice.as_dict()) if choice else (
-        "single Einsum (nothing to fuse)" if cfg.mapping_origin == "default" else cfg.mapping_origin)
+    res["mapping_policy"] = mapping_policy(cfg.mapping_origin, choice.as_dict() if choice else None)
     if want_trace:
         units = list(cfg.arch.units)
         cols = ["group", "kind", "load_start", "load_end", "compute_start", "compute_end",
