@@ -22,12 +22,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping
 
-import numpy as np
+import math
 
 from . import expr as E
 from .cascade import Cascade, Einsum
-from .interp import _Ctx, _factors
 from .ops import OPERATORS
+from .ragged import masked_pairs, space_points, tensor_elements
 
 ACTIONS = ("mac", "add", "mul", "div", "exp", "max", "sqrt", "log", "gelu", "select", "cmp")
 
@@ -70,17 +70,18 @@ def _ops_in(x: E.Expr, ctr: Counter) -> None:
         _ops_in(ch, ctr)
 
 
-def _count_filter(c: Cascade, e: Einsum, fixed: Mapping[str, int] | None = None) -> int:
-    """Iteration points of ``e`` that pass its filter."""
-    sizes = [c.index_size(ix) for ix in e.iter_indices]
-    total = int(np.prod(sizes, dtype=np.int64)) if sizes else 1
+def _count_filter(c: Cascade, e: Einsum) -> int:
+    """Iteration points of ``e`` that pass its filter (and name elements: a ragged
+    partition's padding is not a point, :mod:`einsum.ragged`)."""
     flt = e.stmt.filter
+    total = space_points(c, e.iter_indices)
     if flt is None or total == 0:
         return total
-    fidx = E.indices_in(flt)
-    rest = total // int(np.prod([c.index_size(ix) for ix in fidx], dtype=np.int64))
+    pairs = masked_pairs(c, e.iter_indices)
+    fidx = list(dict.fromkeys(E.indices_in(flt) + [ix for _, o, i in pairs for ix in (o, i)]))
+    rest = math.prod(c.index_size(ix) for ix in e.iter_indices if ix not in fidx)
     # closed form for a comparison of two plain indices: a OP b
-    if (isinstance(flt, E.Compare) and isinstance(flt.left, E.Index)
+    if (not pairs and isinstance(flt, E.Compare) and isinstance(flt.left, E.Index)
             and isinstance(flt.right, E.Index) and flt.left.name != flt.right.name
             and flt.op in ("<", "<=", ">", ">=")):
         a, b = c.index_size(flt.left.name), c.index_size(flt.right.name)
@@ -88,21 +89,26 @@ def _count_filter(c: Cascade, e: Einsum, fixed: Mapping[str, int] | None = None)
         if op in (">", ">="):  # a > b  <=>  b < a
             a, b = b, a
             op = "<" if op == ">" else "<="
-        # count pairs (x in [0,a), y in [0,b)) with x < y (or <=)
-        def cnt(y: int) -> int:  # number of x < y (strict) for y in range
-            return min(max(y, 0), a)
-        ys = np.arange(b, dtype=np.int64)
-        bound = ys + (1 if op == "<=" else 0)
-        n = int(np.minimum(bound, a).sum())
-        return n * rest
-    # general case: evaluate the mask over its own indices, in chunks
+        # pairs (x in [0,a), y in [0,b)) with x < y (or x <= y): sum of min(t, a) over
+        # t = y (+1); t <= a contribute t (an arithmetic series), the others a each
+        lo, hi = (1, b) if op == "<=" else (0, b - 1)
+        top = min(hi, a)
+        below = (top - lo + 1) * (lo + top) // 2 if top >= lo else 0
+        return (below + a * max(0, hi - max(top, lo - 1))) * rest
+    # general case: evaluate the mask over its own indices (numpy only here)
+    import numpy as np
+
+    from .interp import _Ctx
+
     ctx = _Ctx(c, e, {}, {})
-    fsz = int(np.prod([c.index_size(ix) for ix in fidx], dtype=np.int64))
+    fsz = math.prod(c.index_size(ix) for ix in fidx)
     if fsz > 2_000_000_000:
         raise ValueError(f"{e.name}: the filter spans {fsz} points; too many to count")
     mask = np.asarray(ctx.ev(flt), dtype=bool)
-    mask = np.broadcast_to(mask, mask.shape[:0] + tuple(
-        c.index_size(ix) if ix in fidx else 1 for ix in e.iter_indices[: mask.ndim]))
+    mask = mask.reshape(mask.shape + (1,) * (ctx.ndim - mask.ndim))
+    if ctx.valid is not None:
+        mask = mask & ctx.valid
+    mask = np.broadcast_to(mask, tuple(c.index_size(ix) if ix in fidx else 1 for ix in ctx.space))
     return int(mask.sum()) * rest
 
 
@@ -111,12 +117,11 @@ def op_counts(c: Cascade) -> dict[str, OpCounts]:
     out: dict[str, OpCounts] = {}
     for e in c.einsums:
         pts = _count_filter(c, e)
-        nout = int(np.prod([c.index_size(ix) for ix in e.lhs_indices], dtype=np.int64)) \
-            if e.lhs_indices else 1
+        nout = space_points(c, e.lhs_indices)
         ctr: Counter = Counter()
         red = set(e.reduced)
         if e.reduce_op == "sum":
-            facs = _factors(e.stmt.rhs)
+            facs = E.factors(e.stmt.rhs)
             inner = [(f, d) for f, d in facs if set(E.indices_in(f)) & red]
             if inner and not any(d for _, d in inner):
                 if len(inner) >= 2:
@@ -245,11 +250,12 @@ def summary(c: Cascade) -> dict:
         "ranks": {r: i.size for r, i in c.ranks.items()},
         "params": dict(c.params),
         "tensors": {t: {"ranks": list(i.ranks), "shape": list(i.shape), "kind": i.kind,
-                        "elements": i.size} for t, i in c.tensors.items()},
+                        "elements": tensor_elements(c, t)} for t, i in c.tensors.items()},
         "einsums": [{"name": e.name, "expression": e.stmt.text, "reduce": e.reduce_op,
                      "reduced": list(e.reduced), "ops": counts[e.name].as_dict(),
                      "pass": {R: ep[e.name].get(R, 0) for R in roots}} for e in c.einsums],
         "totals": totals(counts),
-        "intermediate_elements": sum(i.size for i in c.tensors.values() if i.kind == "intermediate"),
+        "intermediate_elements": sum(tensor_elements(c, t) for t, i in c.tensors.items()
+                                     if i.kind == "intermediate"),
         "passes": passes(c),
     }

@@ -172,3 +172,15 @@ def additive_terms(e: Expr) -> list[Expr]:
     if isinstance(e, Unary) and e.op == "-":
         return additive_terms(e.operand)
     return [e]
+
+
+def factors(x: Expr) -> list[tuple[Expr, bool]]:
+    """Flatten a product into (factor, is_divisor) pairs: ``a * b / c`` is
+    ``[(a, False), (b, False), (c, True)]``; a negation is a factor -1."""
+    if isinstance(x, BinOp) and x.op == "*":
+        return factors(x.left) + factors(x.right)
+    if isinstance(x, BinOp) and x.op == "/":
+        return factors(x.left) + [(x.right, True)]
+    if isinstance(x, Unary) and x.op == "-":
+        return [(Num(-1), False)] + factors(x.operand)
+    return [(x, False)]

@@ -10,6 +10,9 @@ Semantics worth knowing:
 * Points outside a ``where`` filter contribute the identity of the reduction (0 for
   sum, -inf for max, +inf for min); outputs of a non-reducing filtered Einsum are 0
   there.
+* A ragged partition (P0 does not divide P) filters every Einsum that iterates both
+  its indices to ``p1 * P0 + p0 < P`` (:mod:`einsum.ragged`): the padding of the last
+  chunk holds 0, is skipped by reductions and never evaluates a subscript.
 * Factors of a sum of products that do not depend on the reduced indices are
   applied after the reduction (``sum_e Q*K*scale == scale * sum_e Q*K``), which is
   exact in real arithmetic and equal to float64 rounding.
@@ -26,6 +29,7 @@ from . import expr as E
 from .cascade import Cascade, Einsum
 from .errors import ConfigError, EinarrayError
 from .ops import OPERATORS
+from .ragged import masked_pairs
 
 
 class EvalError(EinarrayError):
@@ -112,6 +116,17 @@ class _Ctx:
         self.ndim = len(self.space)
         self.axis = {ix: i for i, ix in enumerate(self.space)}
         self.extent = tuple(1 if ix in fixed else c.index_size(ix) for ix in self.space)
+        self.valid = self._ragged_mask()
+
+    def _ragged_mask(self) -> np.ndarray | None:
+        """The points that name elements when the space holds a ragged partition's two
+        indices (``p1 * P0 + p0 < P``, :mod:`einsum.ragged`); None when every point does."""
+        mask = None
+        for parent, oi, ii in masked_pairs(self.c, self.space):
+            inner = self.c.index_size(ii)
+            m = self.index_values(oi) * inner + self.index_values(ii) < self.c.ranks[parent].size
+            mask = m if mask is None else mask & m
+        return mask
 
     def index_values(self, ix: str) -> np.ndarray:
         shape = [1] * self.ndim
@@ -194,6 +209,10 @@ class _Ctx:
                 v = v.astype(np.int64)
             v = v.reshape(v.shape + (1,) * (self.ndim - v.ndim)) if v.ndim < self.ndim else v
             lo, hi = (int(v.min()), int(v.max())) if v.size else (0, -1)  # empty: no point read
+            if (lo < 0 or hi >= arr.shape[d]) and self.valid is not None:
+                # the padding of a ragged chunk is never read: look up row 0 there
+                v = np.where(self.valid, v, 0)
+                lo, hi = (int(v.min()), int(v.max())) if v.size else (0, -1)
             if lo < 0 or hi >= arr.shape[d]:
                 raise EvalError(f"{self.e.name}: subscript {d} of {acc} ranges over [{lo}, {hi}], "
                                 f"outside 0..{arr.shape[d] - 1}")
@@ -248,17 +267,6 @@ def _is_int(a: object, b: object) -> bool:
     return all(np.asarray(v).dtype.kind in "iu" for v in (a, b)) and np.all(np.asarray(b) >= 0)
 
 
-def _factors(x: E.Expr) -> list[tuple[E.Expr, bool]]:
-    """Flatten a product into (factor, is_divisor) pairs."""
-    if isinstance(x, E.BinOp) and x.op == "*":
-        return _factors(x.left) + _factors(x.right)
-    if isinstance(x, E.BinOp) and x.op == "/":
-        return _factors(x.left) + [(x.right, True)]
-    if isinstance(x, E.Unary) and x.op == "-":
-        return [(E.Num(-1), False)] + _factors(x.operand)
-    return [(x, False)]
-
-
 _LETTERS = string.ascii_letters
 
 
@@ -311,10 +319,11 @@ def _run(c: Cascade, e: Einsum, env: dict[str, np.ndarray], fixed: Mapping[str, 
     st = e.stmt
     nl = len(e.lhs_indices)
     lhs_ext = ctx.extent[:nl]
-    mask = None
+    mask = ctx.valid
     if st.filter is not None:
-        mask = np.asarray(ctx.ev(st.filter), dtype=bool)
-        mask = mask.reshape(mask.shape + (1,) * (ctx.ndim - mask.ndim))
+        flt = np.asarray(ctx.ev(st.filter), dtype=bool)
+        flt = flt.reshape(flt.shape + (1,) * (ctx.ndim - flt.ndim))
+        mask = flt if mask is None else mask & flt
     if e.reduce_op == "sum" and _product_ok(ctx, st.rhs, e):
         res = _sum_of_products(ctx, e, mask)
     else:
@@ -336,8 +345,8 @@ def _run(c: Cascade, e: Einsum, env: dict[str, np.ndarray], fixed: Mapping[str, 
 
 
 def _product_ok(ctx: _Ctx, rhs: E.Expr, e: Einsum) -> bool:
-    inner = [f for f, div in _factors(rhs) if ctx.deps(f) & set(e.reduced)]
-    return len(inner) >= 1 and not any(div for f, div in _factors(rhs) if ctx.deps(f) & set(e.reduced))
+    inner = [f for f, div in E.factors(rhs) if ctx.deps(f) & set(e.reduced)]
+    return len(inner) >= 1 and not any(div for f, div in E.factors(rhs) if ctx.deps(f) & set(e.reduced))
 
 
 def _sum_of_products(ctx: _Ctx, e: Einsum, mask: np.ndarray | None) -> np.ndarray:
@@ -346,7 +355,7 @@ def _sum_of_products(ctx: _Ctx, e: Einsum, mask: np.ndarray | None) -> np.ndarra
     lhs = list(e.lhs_indices)
     inner: list[tuple[np.ndarray, list[str]]] = []
     post: list[tuple[E.Expr, bool]] = []
-    for f, div in _factors(e.stmt.rhs):
+    for f, div in E.factors(e.stmt.rhs):
         if ctx.deps(f) & red:
             labs = [ix for ix in ctx.space if ix in ctx.deps(f)]
             v = np.asarray(ctx.ev(f), dtype=np.float64)

@@ -166,19 +166,23 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
                 x = inner if sizes.get(inner) == 0 else outer
                 raise src.error(pp, f"{x}=0 cannot split {parent}={total}: {x} needs a size >= 1 "
                                 f"(an empty {parent} is {parent}=0)")
+            # ragged when the chunk does not divide: ceil(P / P0) chunks, the last partial
+            # (einsum.ragged states the semantics)
             if inner in sizes and outer not in sizes:
-                if sizes[inner] > total > 0 or total % sizes[inner]:
-                    raise src.error(pp, f"{parent}={total} is not a multiple of {inner}={sizes[inner]}")
-                sizes[outer] = total // sizes[inner]
+                sizes[outer] = -(-total // sizes[inner])
             elif outer in sizes and inner not in sizes:
                 if total == 0:
                     raise src.error(pp, f"give the size of {inner} in ranks: {parent}=0 does not "
                                     "determine it")
                 if sizes[outer] > total or total % sizes[outer]:
-                    raise src.error(pp, f"{parent}={total} is not a multiple of {outer}={sizes[outer]}")
+                    raise src.error(pp, f"{parent}={total} is not a multiple of {outer}={sizes[outer]}: "
+                                    f"give the chunk size {inner} instead (the last chunk is then "
+                                    "partial)")
                 sizes[inner] = total // sizes[outer]
-            elif outer in sizes and inner in sizes and sizes[outer] * sizes[inner] != total:
-                raise src.error(pp, f"{outer}*{inner} = {sizes[outer] * sizes[inner]} != {parent}={total}")
+            elif outer in sizes and inner in sizes and sizes[outer] != -(-total // sizes[inner]):
+                raise src.error(pp, f"{parent}={total} in chunks of {inner}={sizes[inner]} needs "
+                                f"{outer} = ceil({total}/{sizes[inner]}) = {-(-total // sizes[inner])}, "
+                                f"not {sizes[outer]}")
             env[outer] = sizes.get(outer, 0)
             env[inner] = sizes.get(inner, 0)
 

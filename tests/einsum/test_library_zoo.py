@@ -210,9 +210,23 @@ def test_gqa(m, p, h, r, e, f, seed):
     _close(got, want)
 
 
-def test_gqa_heads_must_be_a_multiple_of_the_group_size():
-    with pytest.raises(ConfigError, match=r"gqa.yaml:\d+ einsum.partitions.H: H=6 is not a multiple of R=4"):
-        load_cascade("gqa", ranks={"H": 6, "R": 4})
+def test_gqa_with_a_partial_last_group():
+    # H = 6 query heads in groups of R = 4: G = ceil(6/4) = 2 K/V heads, the second
+    # shared by query heads 4 and 5 only (a ragged partition, einsum.ragged)
+    m, p, h, r, e, f = 9, 11, 6, 4, 5, 3
+    c = load_cascade("gqa", ranks={"M": m, "P": p, "H": h, "R": r, "E": e, "F": f})
+    assert c.ranks["G"].size == 2
+    rng = _rng(7)
+    q = rng.standard_normal((m, h, e))
+    k, v = rng.standard_normal((p, 2, e)), rng.standard_normal((p, 2, f))
+    want = np.zeros((m, h, f))
+    for head in range(h):
+        want[:, head] = _softmax_rows(q[:, head] @ k[:, head // r].T * 0.125) @ v[:, head // r]
+    _close(_run("gqa", {"M": m, "P": p, "H": h, "R": r, "E": e, "F": f},
+                {"Q": q, "K": k, "V": v}, {"scale": 0.125}), want)
+    with pytest.raises(ConfigError, match=r"gqa.yaml:\d+ einsum.partitions.H: H=6 in chunks of R=4 "
+                                          r"needs G = ceil\(6/4\) = 2, not 3"):
+        load_cascade("gqa", ranks={"H": 6, "R": 4, "G": 3})
 
 
 # -- passes -----------------------------------------------------------------------------

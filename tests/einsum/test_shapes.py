@@ -50,10 +50,24 @@ def test_partition_parts_follow_the_parent():
                                rtol=1e-12, atol=1e-12)
 
 
+def test_a_ragged_chunk_follows_the_arrays():
+    # P = 48 keys in chunks of the default P0 = 32: two chunks, the last of 16 keys
+    x = _qkv(40, 48, 24, 8, seed=2)
+    c = _fit("softmax-1pass", x)
+    assert (c.ranks["P"].size, c.ranks["P0"].size, c.ranks["P1"].size) == (48, 32, 2)
+    np.testing.assert_allclose(evaluate(c, x)["AV"], _attention(x["Q"], x["K"], x["V"], 0.125),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_a_size_the_cascade_rejects_says_it_came_from_the_arrays():
-    with pytest.raises(ConfigError, match=r"P=48 is not a multiple of P0=32 \(sizes taken from "
-                                          r"the input shapes in in.npz: E=24, F=8, M=40, P=48"):
-        _fit("softmax-1pass", _qkv(40, 48, 24, 8))
+    # gqa: H = 6 query heads (from Q) in groups of R = 4 need G = 2 K/V heads, K has 3
+    rng = np.random.default_rng(0)
+    x = {"Q": rng.standard_normal((5, 6, 4)), "K": rng.standard_normal((7, 3, 4)),
+         "V": rng.standard_normal((7, 3, 2))}
+    with pytest.raises(ConfigError, match=r"H=6 in chunks of R=4 needs G = ceil\(6/4\) = 2, not 3 "
+                                          r"\(sizes taken from the input shapes in in.npz: "
+                                          r"E=4, F=2, G=3, H=6, M=5, P=7"):
+        _fit("gqa", x)
 
 
 def test_alias_sets_the_rank_it_stands_for():
