@@ -67,12 +67,13 @@ def masked_pairs(c: Cascade, indices: Iterable[str]) -> list[tuple[str, str, str
         if oi not in have:
             continue
         for ix in have:
-            if ix != oi and _is_chunk_rank(c, c.rank_of_index(ix).name, i):
+            if ix != oi and is_chunk_rank(c, c.rank_of_index(ix).name, i):
                 out.append((parent, oi, ix))
     return out
 
 
-def _is_chunk_rank(c: Cascade, rank: str, inner: str) -> bool:
+def is_chunk_rank(c: Cascade, rank: str, inner: str) -> bool:
+    """Is ``rank`` the chunk rank ``inner`` or an alias of it (transitively)?"""
     seen = set()
     while rank not in seen:
         if rank == inner:
@@ -159,7 +160,7 @@ def tensor_elements(c: Cascade, tensor: str) -> int:
         if o not in info.ranks or info.ranks.index(o) == info.iterative_dim:
             continue
         dims = [d for d, r in enumerate(info.ranks)
-                if d != info.iterative_dim and r != o and _is_chunk_rank(c, r, i)]
+                if d != info.iterative_dim and r != o and is_chunk_rank(c, r, i)]
         if not dims:
             continue
         n *= chunk_points(c, parent, (0, c.ranks[o].size), [(0, info.shape[d]) for d in dims])

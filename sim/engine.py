@@ -39,6 +39,15 @@ is a *step*. Per step:
   serialise (k step buffers generalise this: loads run up to k steps ahead). The
   backing store has one channel shared by reads and writes (``shared_rw``) or one each.
 
+Ragged chunks
+-------------
+A partition whose chunk P0 does not divide P (:mod:`einsum.ragged`) has a partial last
+chunk of ``r = P - (P1 - 1) P0`` elements. The tile that holds it has those extents
+(``P0 = r`` when the tile is one chunk, the parent's real extent when it is several), so
+its work, operands and traffic are those of the ``r`` real elements, and its systolic
+time is that of ``r`` on the array (a chunk spread over the columns is one fold either
+way). Only the last body of the chunk loop holds it, so the fast mode below still holds.
+
 Exactness of the fast mode
 --------------------------
 The step recurrence is a max-plus linear map of the state (channel-free and compute-
@@ -59,6 +68,8 @@ from fractions import Fraction
 from typing import Any, Callable, Mapping
 
 from einsum.cascade import Cascade, Einsum
+from einsum.ragged import (chunk_points, is_chunk_rank, last_chunk, masked_pairs, ragged_pairs,
+                           space_points)
 from mapping.arch import Arch, ComputeUnit
 from mapping.spec import (Config, EinsumMap, Group, einsum_depth, group_tensors, rank_extent,
                           rank_related, tensor_footprint)
@@ -147,6 +158,9 @@ class GroupSim:
             if self.maps[n].free and e.kind != "init":
                 self.free_alias[e.output] = e.reads
         self.chain_levels = self._chain_levels()
+        self.ragged = ragged_pairs(c)
+        self.chunk_ranks = {i: [q for q in c.ranks if q != i and is_chunk_rank(c, q, i)]
+                            for _, i in self.ragged.values()}
         self._cache: dict[tuple, StepCost] = {}
         self._ecache: dict[tuple, tuple] = {}
         self.state: list[Fraction] = sim.state
@@ -181,7 +195,36 @@ class GroupSim:
 
     # -- per-Einsum tile costs --------------------------------------------------------
     def ext_of(self, idx: tuple[int, ...]) -> dict[str, int]:
-        return {lp.rank: lp.extent(i) for lp, i in zip(self.g.loops, idx[1:])}
+        """Tile extents of the step at loop indices ``idx`` (per loop rank). A tile that
+        holds the last, partial chunk of a ragged partition (:mod:`einsum.ragged`) also
+        gives where it starts (``'P1>'``, ``'P0>'``: only in that last body, so the
+        middle bodies stay identical) and the extents that chunk really has: a one-chunk
+        tile has ``P0 = r`` (and every alias of the chunk rank), a tile of several
+        chunks the parent's real extent (``P``)."""
+        c = self.c
+        pos = {lp.rank: (i * lp.tile, lp.extent(i)) for lp, i in zip(self.g.loops, idx[1:])}
+        ext = {r: n for r, (_, n) in pos.items()}
+        for parent, (o, i) in self.ragged.items():
+            if o not in pos:
+                continue
+            a0, na = pos[o]
+            outer = c.ranks[o].size
+            if a0 + na < outer:
+                continue  # whole chunks only
+            r = last_chunk(c, parent)
+            b0, nb = pos.get(i, (0, c.ranks[i].size))
+            ext[o + ">"] = a0
+            if i in pos:
+                ext[i + ">"] = b0
+            if na == 1:
+                real = max(0, min(b0 + nb, r) - b0)
+                for q in self.chunk_ranks[i]:
+                    if q not in pos:
+                        ext[q] = r
+                ext[i] = real
+            else:
+                ext[parent] = chunk_points(c, parent, (a0, a0 + na), [(b0, b0 + nb)])
+        return ext
 
     def einsum_cost(self, n: str, ext: Mapping[str, int], cont: bool = False) -> tuple:
         key = (n, tuple(sorted(ext.items())), cont)
@@ -196,6 +239,13 @@ class GroupSim:
         iext = {ix: rank_extent(c, c.rank_of_index(ix).name, ext) for ix in e.iter_indices}
         pts = math.prod(iext.values()) if iext else 1
         dense = math.prod(c.index_size(ix) for ix in e.iter_indices)
+        if masked_pairs(c, e.iter_indices):
+            # a ragged chunk: only the points that name elements (einsum.ragged)
+            def span(ix: str) -> tuple[int, int]:
+                lo = ext.get(c.rank_of_index(ix).name + ">", 0)
+                return lo, lo + iext[ix]
+            pts = space_points(c, e.iter_indices, {ix: span(ix) for ix in e.iter_indices})
+            dense = space_points(c, e.iter_indices)
         if em.free or oc.points == 0:
             res = (ZERO, 0, ZERO, (), ())
             self._ecache[key] = res

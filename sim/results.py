@@ -47,6 +47,7 @@ import math
 from fractions import Fraction
 from typing import Any
 
+from einsum.ragged import space_points
 from mapping.spec import Config
 
 from .engine import Sim
@@ -87,7 +88,7 @@ def collect(cfg: Config, sim: Sim) -> dict:
         if em.free or not oc.points:
             actions[e.name] = {}
             continue
-        dense = math.prod(c.index_size(ix) for ix in e.iter_indices)
+        dense = space_points(c, e.iter_indices)  # a ragged chunk's padding is no point
         actions[e.name] = {a: _i(Fraction(n) * pts / dense) for a, n in oc.counts.items() if n}
 
     comp: dict[str, dict[str, float]] = {}
