@@ -16,7 +16,7 @@ Options (``workload.attention: {variant: NAME, OPTION: value}``), each for its v
 =====================  ==========================  ==============================================
 variant                option (default)            valid values
 =====================  ==========================  ==============================================
-halo                   block (8), halo (3)         block divides both grid sides; halo >= 0
+halo                   block (8), halo (3)         block <= both grid sides; halo >= 0     
 neighborhood-2d        kernel (7), dilation (1)    odd kernel (NATTEN); kernel x dilation <= side
 linformer              proj_len (64)               at most the number of tokens
 softmax-1pass          chunk (256)                 array width the key chunk is fitted to
@@ -35,13 +35,13 @@ heads. The causal variants (``*-causal``, ``retention-recurrent``) mask future t
 changes what a bidirectional ViT computes; they are here to cost the kernels.
 
 A bad option, or one of another variant, is a :class:`ConfigError` naming it; nothing is
-adjusted silently (a halo block that does not divide the grid lists the blocks that do).
+adjusted silently. A halo block or a key chunk that does not divide the grid or the tokens
+leaves a partial last block or chunk, computed and costed as such (:mod:`einsum.ragged`).
 """
 
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -76,14 +76,15 @@ class Binding:
 
 
 def key_chunk(tokens: int, width: int = 256) -> int:
-    """The chunk P0 of the 1-pass cascade's keys: a divisor of ``tokens`` (the cascade's
-    partitions are exact) that keeps a ``width``-wide array busiest, i.e. maximises
-    ``P0 / (width * ceil(P0 / width))`` (a chunk fills whole passes of the array), the
-    smallest such divisor on ties (more chunks: a smaller running state per step). So
-    4096 tokens give 256, 197 (a prime) gives 197 (one pass at 197/256 occupancy), and
-    1031 (a prime) gives 1031 (five passes, 81%), never 1."""
-    divisors = {d for k in range(1, math.isqrt(tokens) + 1) if tokens % k == 0 for d in (k, tokens // k)}
-    return max(divisors, key=lambda d: (Fraction(d, width * -(-d // width)), -d))
+    """The chunk P0 of the 1-pass cascade's keys: the ``width`` of the array the chunk is
+    spread over (a chunk fills one pass of it, the block size of FlashAttention and
+    FuseMax), or all the keys when there are fewer. The last chunk is partial when the
+    width does not divide the tokens (:mod:`einsum.ragged`), so the keys take
+    ``ceil(tokens / width)`` passes, the fewest any chunk gives. So 4096 tokens give 256,
+    197 give 197 (one pass at 197/256 occupancy), 1031 give 256 (four whole chunks and
+    one of 7 keys: five passes, as one chunk of 1031 would take, with a running state of
+    256 keys instead of 1031)."""
+    return max(1, min(tokens, width))
 
 
 def _check_option(variant: str, k: str, v: Any) -> None:
@@ -191,10 +192,9 @@ def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: 
     n = gy * gx
     if variant == "halo":
         b = opts.get("block", 8)
-        if gy % b or gx % b:
-            valid = ", ".join(map(str, _divisors(math.gcd(gy, gx))))
-            raise ConfigError(f"{'block' if 'block' in opts else 'the default block'} {b} does not divide "
-                              f"the {gy} x {gx} patch grid (blocks that divide both sides: {valid})",
+        if b > min(gy, gx):  # a block that does not divide a side leaves partial blocks there
+            raise ConfigError(f"{'block' if 'block' in opts else 'the default block'} {b} is larger "
+                              f"than the {gy} x {gx} patch grid (at most {min(gy, gx)})",
                               ypath=("block",))
         return Binding(variant, {"H": gy, "W": gx, "C": E, "F": E},
                        {"block": b, "halo": opts.get("halo", 3), "scale": scale}, n)

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import pytest
 
 from models.attention import bind_variant, key_chunk
 
 
-def _occupancy(d: int, width: int) -> Fraction:
-    return Fraction(d, width * -(-d // width))
+def _passes(tokens: int, p0: int, width: int) -> int:
+    """Array passes of ceil(tokens/p0) chunks of p0 keys, the last partial."""
+    n = -(-tokens // p0)
+    last = tokens - (n - 1) * p0
+    return (n - 1) * -(-p0 // width) + -(-last // width)
 
 
 @pytest.mark.parametrize("width", [16, 256])
-def test_key_chunk_is_the_busiest_divisor_brute_force(width):
+def test_key_chunk_takes_the_fewest_passes_brute_force(width):
     for tokens in range(1, 1200):
         p0 = key_chunk(tokens, width)
-        assert tokens % p0 == 0
-        best = max(_occupancy(d, width) for d in range(1, tokens + 1) if tokens % d == 0)
-        assert _occupancy(p0, width) == best, tokens
-        assert p0 == min(d for d in range(1, tokens + 1) if tokens % d == 0 and _occupancy(d, width) == best)
+        assert _passes(tokens, p0, width) == min(_passes(tokens, d, width) for d in range(1, tokens + 1))
+        assert p0 == min(tokens, width)
 
 
-@pytest.mark.parametrize("tokens, p0", [(197, 197), (1031, 1031), (4096, 256), (1000, 250), (65, 65),
-                                         (3072, 256), (1 << 20, 256)])
+@pytest.mark.parametrize("tokens, p0", [(197, 197), (1031, 256), (4096, 256), (1000, 256), (65, 65),
+                                         (3072, 256), (1 << 20, 256), (1, 1)])
 def test_key_chunk_never_collapses_for_primes(tokens, p0):
     """A prime token count used to give P0 = 1 (the largest divisor <= 256): one key per step."""
     assert key_chunk(tokens) == p0
@@ -32,4 +31,4 @@ def test_key_chunk_never_collapses_for_primes(tokens, p0):
 
 def test_bind_variant_uses_key_chunk():
     b = bind_variant("softmax-1pass", tokens=1031, grid=(1, 1031), head_dim=64)
-    assert b.ranks["P0"] == 1031 and b.ranks["P"] == 1031
+    assert b.ranks["P0"] == 256 and b.ranks["P"] == 1031
