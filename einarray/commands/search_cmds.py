@@ -72,16 +72,17 @@ def _partition_candidates(spec: str, problem) -> tuple[str, list[int]]:
                           f"of a partitioned rank of {c.name} (inner parts: {', '.join(inner) or 'none'})")
     n = c.ranks[parent].size
     if vals.strip() == "auto":
-        cands = sorted({d for d in (1 << k for k in range(3, 11)) if d <= n and n % d == 0}
-                       | {c.ranks[name].size})
+        # powers of two up to the rank (a chunk that does not divide leaves a partial last one)
+        cands = sorted({d for d in (1 << k for k in range(3, 11)) if d <= n} | {c.ranks[name].size})
     else:
         try:
             cands = sorted({int(v) for v in vals.split(",")})
         except ValueError:
             raise ConfigError(f"--partition {spec!r}: sizes must be integers") from None
-        bad = [v for v in cands if v <= 0 or n % v]
+        bad = [v for v in cands if not 0 < v <= max(n, 1)]
         if bad:
-            raise ConfigError(f"--partition {spec!r}: {bad[0]} does not divide {parent}={n}")
+            raise ConfigError(f"--partition {spec!r}: a chunk of {bad[0]} does not fit {parent}={n} "
+                              f"(1 to {max(n, 1)}; a chunk that does not divide leaves a partial last one)")
     return name, cands
 
 

@@ -387,8 +387,12 @@ def test_partition_search_picks_the_best_chunk(tmp_path, capsys):
     assert set(sizes) == {32, 128}
     assert out["partition"]["P0"] == min(sizes, key=sizes.get)
     assert out["best"]["latency_s"] == min(sizes.values())
-    assert _main(["search", str(cfg), "--partition", "P0=48", "--no-progress"]) == 2
-    assert "48 does not divide P=256" in capsys.readouterr().err
+    assert _main(["search", str(cfg), "--partition", "P0=300", "--no-progress"]) == 2
+    assert "a chunk of 300 does not fit P=256 (1 to 256" in capsys.readouterr().err
+    # a chunk that does not divide P: five chunks of 48 and one of 16
+    assert _main(["search", str(cfg), "--partition", "P0=48", "--json", "--no-progress"]) == 0
+    out = _json.loads(capsys.readouterr().out)
+    assert [r["size"] for r in out["partitions"]] == [48]
     assert _main(["search", str(cfg), "--partition", "Q0=auto", "--no-progress"]) == 2
     assert "inner parts: P0" in capsys.readouterr().err
 
