@@ -54,7 +54,8 @@ def _index_values(c: Cascade, ix: str, g: Group, idx: tuple[int, ...]) -> list[i
         ov = ov if ov is not None else list(range(c.ranks[o].size))
         iv = iv if iv is not None else list(range(c.ranks[inner].size))
         n0 = c.ranks[inner].size
-        return [a * n0 + b for a in ov for b in iv]
+        n = c.ranks[r].size  # a ragged partition's padding names no element
+        return [a * n0 + b for a in ov for b in iv if a * n0 + b < n]
     return None
 
 
