@@ -68,11 +68,10 @@ def _cached_simulate() -> Callable[[Config], dict]:
 
 
 def _seq_passes(c: Any) -> int:
-    """Passes over the key sequence: the ranks of K other than its feature dimension."""
-    k = c.tensors["K"]
-    roots = {c.ranks[r].root for r in k.ranks[:-1]}
-    p = passes(c)
-    return max(p.get(r, 0) for r in roots)
+    """Passes over the keys each query's weights are normalised over (FuseMax's count):
+    the most passes over any rank, since the keys are the sequence (P, or M under an
+    alias ``P: M``), a window of it (KY x KX, W, KW) or Linformer's projected keys J."""
+    return max(passes(c).values(), default=0)
 
 
 MAPPINGS_FILE = "mappings.yaml"
