@@ -27,7 +27,7 @@ import math
 from . import expr as E
 from .cascade import Cascade, Einsum
 from .ops import OPERATORS
-from .ragged import masked_pairs, space_points, tensor_elements
+from .ragged import last_chunk, masked_pairs, space_points, tensor_elements
 
 ACTIONS = ("mac", "add", "mul", "div", "exp", "max", "sqrt", "log", "gelu", "select", "cmp")
 
@@ -258,4 +258,6 @@ def summary(c: Cascade) -> dict:
         "intermediate_elements": sum(tensor_elements(c, t) for t, i in c.tensors.items()
                                      if i.kind == "intermediate"),
         "passes": passes(c),
+        "partitions": {p: {"outer": o, "inner": i, "chunks": c.ranks[o].size, "chunk": c.ranks[i].size,
+                           "last": last_chunk(c, p)} for p, (o, i) in c.partitions.items()},
     }

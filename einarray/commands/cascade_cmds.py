@@ -272,6 +272,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         con.print(t)
         con.print("totals: " + ", ".join(f"{k}={v:,}" for k, v in s["totals"].items()))
         con.print(f"intermediate elements: {s['intermediate_elements']:,}")
+        for par, d in s["partitions"].items():
+            tail = f", the last of {d['last']} (ragged)" if d["last"] != d["chunk"] else ""
+            con.print(f"partition: {par} = {d['outer']} x {d['inner']}: {d['chunks']} chunks of {d['chunk']}{tail}")
         con.print("[bold]passes[/bold]: " + ", ".join(f"{k}={v}" for k, v in s["passes"].items()))
         ev = s["evaluation"]
         if ev["ran"]:

@@ -187,3 +187,11 @@ def test_eval_warns_when_a_float32_result_overflows(tmp_path, capsys):
     assert cap.err.splitlines() == ["einarray eval: warning: C: 4 values finite in float64 overflow "
                                     "float32 (the inputs' dtype)"]
     assert cap.out.strip() == f"wrote {out}: C[2, 2] (4 non-finite)"
+
+
+def test_check_reports_a_partial_chunk(capsys):
+    assert main(["check", "softmax-1pass", "--rank", "P=29", "--rank", "P0=4"]) == 0
+    out = capsys.readouterr().out
+    assert "partition: P = P1 x P0: 8 chunks of 4, the last of 1 (ragged)" in out
+    assert main(["check", "softmax-1pass", "--rank", "P=32", "--rank", "P0=4"]) == 0
+    assert "partition: P = P1 x P0: 8 chunks of 4\n" in capsys.readouterr().out

@@ -172,3 +172,8 @@ def test_a_divisible_partition_has_no_mask():
     c = load_cascade("softmax-1pass", ranks={"M": 2, "P": 8, "E": 2, "F": 2, "P0": 4})
     assert ragged_pairs(c) == {}
     assert space_points(c, ["m", "p1", "p0"]) == math.prod((2, 2, 4))
+
+
+def test_summary_gives_the_partial_chunk():
+    s = summary(load_cascade("softmax-1pass", ranks={"P": 29, "P0": 4}))
+    assert s["partitions"] == {"P": {"outer": "P1", "inner": "P0", "chunks": 8, "chunk": 4, "last": 1}}
