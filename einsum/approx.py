@@ -93,6 +93,7 @@ __all__ = [
     "log2e_scale_int",
     "exp2_frac_int",
     "exp2_split_int",
+    "exp2_shift_int",
     "exp_approx_int",
     "exp_approx",
     "gelu_delta_int",
@@ -219,6 +220,32 @@ def exp2_split_int(x: object, in_frac: int) -> tuple[np.ndarray, np.ndarray]:
     n = s2 >> S2_FRAC
     v = exp2_frac_int(s2 & ((1 << S2_FRAC) - 1))
     return n, v
+
+
+def exp2_shift_int(t: object, m: object, frac: int, width: int) -> np.ndarray:
+    """``2**(t/2**16 - m)`` as an unsigned code with ``frac`` fraction bits, truncated and
+    saturated to ``[0, 2**width - 1]`` (the 1-pass attention's local numerator ``SLN``).
+
+    ``t``: base-2 scores with :data:`S2_FRAC` = 16 fraction bits (:func:`log2e_scale_int`);
+    ``m``: an integer exponent, the running max of ``floor(t/2**16)``.  ``2**f`` of the
+    fraction ``f = t mod 2**16`` comes from :func:`exp2_frac_int` (22 fraction bits, relative
+    error <= 3.0e-5) and ``2**(n - m)``, ``n = floor(t/2**16)``, is a right shift by
+    ``m - n + 22 - frac`` (shifts of 63 or more give 0).  When ``m >= n`` the value is below
+    2, so ``width = frac + 1`` never saturates; ``m < n`` (never the case for the running
+    max) shifts left and saturates.
+    """
+    if not 0 <= frac <= EXP2_FRAC:
+        raise NumericError(f"exp2_shift_int: frac must be in 0..{EXP2_FRAC}, got {frac}")
+    if not 1 <= width <= 62:
+        raise NumericError(f"exp2_shift_int: width must be in 1..62, got {width}")
+    t = as_int_array(t, "t")
+    m = as_int_array(m, "m")
+    n = t >> S2_FRAC
+    v = exp2_frac_int(t & ((1 << S2_FRAC) - 1))
+    sh = m - n + (EXP2_FRAC - frac)
+    right = v >> np.clip(sh, 0, 63)
+    left = np.left_shift(v, np.clip(-sh, 0, 40))  # v >= 2**22: 40 more bits saturate any width
+    return np.minimum(np.where(sh >= 0, right, left), (1 << width) - 1)
 
 
 def exp_approx_int(

@@ -18,6 +18,52 @@ Rounding modes (``quantize``, :func:`shift_right`):
 
 Out-of-range results either saturate to the format's limits (``saturate=True``, the
 default) or raise :class:`~einsum.errors.NumericError`.
+
+Fixed-point 1-pass attention (``einsum/library/attention-fixed-1pass.yaml``)
+--------------------------------------------------------------------------
+The online softmax of FuseMax / FlashAttention on integer codes, in base 2, with the
+running max an integer exponent so that every rescale is a shift.  Codes and formats
+(defaults of the cascade; ``Qi.f`` is signed, ``UQi.f`` unsigned):
+
+* ``Q``, ``K``, ``V``: ``Q6.10`` (16-bit).  ``QK = sum_e Q K``: ``Q.20`` in a 40-bit
+  accumulator (wraps, like the compute unit's).
+* ``S = requant(QK, qk_shift, 16, 40)``: the score ``Q K^T * 2**(10 - qk_shift)`` in
+  ``Q6.10``, rounded half up, saturated (``qk_shift = 13``: scale 1/8, for E = 64).
+* ``T = log2e_fixed(S, 10)``: ``floor(S * L / 2**11)`` with ``L = round(log2(e) * 2**17)
+  = 189097``: the base-2 score, 16 fraction bits (24-bit signed for ``Q6.10`` scores);
+  ``N = T // 2**16`` its integer part (8-bit signed, ``-47 <= N <= 46``).
+* ``LM[p1] = max(p0) N``, ``RM[p1+1] = max(RM[p1], LM[p1])`` from ``RM[0] = rm_init``
+  (``-64``: below every ``N``); ``PRM = RM[p1+1] - RM[p1] >= 0`` is the rescale *shift*
+  (the factor ``2**-PRM``).
+* ``SLN = exp2_fixed(T, RM[p1+1], 15, 16)``: ``2**(T/2**16 - RM)`` in ``UQ1.15`` (16-bit
+  unsigned, below 2): ``2**frac(T)`` from the 65-entry interpolated table of
+  :func:`einsum.approx.exp2_frac_int` (22 fraction bits), shifted right by
+  ``RM - N + 7`` (truncating).
+* ``RD[p1+1] = shr(RD[p1], PRM) + sum_p0 SLN`` (``UQ.15``, ``16 + ceil(log2 P)`` bits) and
+  ``RNV[p1+1, f] = shr(RNV[p1, f], PRM) + sum_p0 SLN * V`` (``Q.25``, ``32 + ceil(log2 P)``
+  bits signed); ``shr`` is :func:`shift_right` (arithmetic, floor; 63 or more gives 0/-1).
+* ``AV = div_fixed(RNV[P1], RD[P1], 16)`` (:func:`recip_div_int`): ``RNV / RD`` in ``Q6.10``
+  through an 18-bit reciprocal of ``RD``'s mantissa, rounded half up, saturated.
+
+Every value stays below 2**53 for ``P < 2**20``, so the float64 interpreter is exact.
+
+Error bound against float64 softmax attention.  Let ``s_i`` be the exact scaled scores of
+one query (``|s_i| < 32``, no saturation), ``Z = sum_i exp(s_i - max s)``, ``Vmax =
+max |v|`` (values, not codes), ``P1 = ceil(P / P0)`` chunks.  Each weight before
+truncation is ``exp(s_i + e_i)`` up to a common factor with ``|e_i| <= d = 2**-11``
+(score rounding) ``+ 2.35e-5`` (``L`` and the floor of ``T``, times ln 2) ``+ 3.0e-5``
+(table) ``= 5.42e-4``, which moves the weighted mean by at most ``(exp(2d) - 1) Vmax``.
+Truncating each ``SLN`` and each rescale floor loses less than ``2**-15`` of the final
+scale per key and per chunk, in the denominator and (times ``v``) the numerator, and the
+final denominator is at least ``Z exp(-2d)``, so the ratio moves by at most
+``t = 2**-15 (2 P Vmax + P1 (Vmax + 2**-10)) / (Z exp(-2d) - (P + P1) 2**-15)``.  The
+division adds ``2**-11`` (rounding) ``+ 2.3e-5 |AV|`` (18-bit mantissa and reciprocal).
+In all::
+
+    |AV - softmax(s) V| <= (exp(2d) - 1 + 2.3e-5) Vmax + 1.0001 t + 2**-11 + 2**-27
+
+(``tests/einsum/test_fixed_1pass.py`` checks it on random heads; ``Z >= 1`` always, and
+for random scores ``Z`` grows with ``P`` so ``t`` stays small).
 """
 
 from __future__ import annotations
@@ -39,6 +85,8 @@ __all__ = [
     "check_range",
     "shift_right",
     "as_int_array",
+    "RECIP_MANT_BITS",
+    "recip_div_int",
 ]
 
 
@@ -210,3 +258,35 @@ def shift_right(q: object, n: object, rounding: str = "truncate") -> np.ndarray:
     mask = np.left_shift(np.int64(1), s) - 1
     tie = (s > 0) & ((a & mask) == half)
     return np.where(tie & (up & 1).astype(bool), up - 1, up)
+
+
+RECIP_MANT_BITS = 18  # the divisor's mantissa; the reciprocal is floor(2**34 / mantissa)
+_DEN_LIMIT = 1 << 38
+
+
+def recip_div_int(num: object, den: object, width: int) -> np.ndarray:
+    """``num / den`` rounded half up to a signed ``width``-bit integer, through a reciprocal.
+
+    With ``lead = floor(log2 den)`` and ``j = lead - 17``: the mantissa ``M = den >> j``
+    (18 bits, a left shift when ``j < 0``), ``R = floor(2**34 / M)`` (17 bits), ``N' = num >> j``
+    (floor) and the result ``(N' * R + 2**33) >> 34``, saturated.  ``N'`` is first clamped
+    to ``+-2**(width + 18)`` (and ``num`` to ``+-den * 2**width``), which changes no result
+    (every such quotient saturates).  Error: ``|q - num/den| <= 1/2 + |num/den| * 3 * 2**-17
+    + 2**-17`` before saturation.  ``1 <= den < 2**38``, ``2 <= width <= 24``.
+    """
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 2 <= width <= 24:
+        raise NumericError(f"recip_div_int: width must be an int in 2..24, got {width!r}")
+    n, d = np.broadcast_arrays(as_int_array(num, "numerator"), as_int_array(den, "denominator"))
+    if d.size and d.min() < 1:
+        raise NumericError("division by a denominator below 1 (a row without keys?)")
+    if d.size and d.max() >= _DEN_LIMIT:
+        raise NumericError(f"denominator {int(d.max())} does not fit in 38 bits")
+    n = np.clip(n, -(d << width), d << width)
+    j = (np.frexp(d.astype(np.float64))[1] - 1).astype(np.int64) - (RECIP_MANT_BITS - 1)
+    jr, jl = np.maximum(j, 0), np.maximum(-j, 0)
+    mant = (d >> jr) << jl
+    r = (np.int64(1) << (2 * (RECIP_MANT_BITS - 1))) // mant
+    lim = np.int64(1) << (width + 18)
+    nn = np.clip((n >> jr) << jl, -lim, lim)
+    q = (nn * r + (np.int64(1) << (2 * RECIP_MANT_BITS - 3))) >> (2 * (RECIP_MANT_BITS - 1))
+    return np.clip(q, -(1 << (width - 1)), (1 << (width - 1)) - 1)

@@ -88,6 +88,36 @@ def _requant(x: np.ndarray, s: np.ndarray, width: np.ndarray, acc_width: np.ndar
     return np.asarray(saturate(v, w_), dtype=np.float64)
 
 
+def _int_params(*vals: np.ndarray) -> list[int]:
+    return [int(np.asarray(v)) for v in vals]
+
+
+def _log2e_fixed(x: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    from .approx import log2e_scale_int
+
+    return log2e_scale_int(_int_codes(x, "log2e_fixed"), *_int_params(frac)).astype(np.float64)
+
+
+def _exp2_fixed(t: np.ndarray, m: np.ndarray, frac: np.ndarray, width: np.ndarray) -> np.ndarray:
+    from .approx import exp2_shift_int
+
+    return exp2_shift_int(_int_codes(t, "exp2_fixed"), _int_codes(m, "exp2_fixed"),
+                          *_int_params(frac, width)).astype(np.float64)
+
+
+def _shr(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    from .fixed import shift_right
+
+    return shift_right(_int_codes(x, "shr"), _int_codes(n, "shr")).astype(np.float64)
+
+
+def _div_fixed(n: np.ndarray, d: np.ndarray, width: np.ndarray) -> np.ndarray:
+    from .fixed import recip_div_int
+
+    return recip_div_int(_int_codes(n, "div_fixed"), _int_codes(d, "div_fixed"),
+                         *_int_params(width)).astype(np.float64)
+
+
 def _fibre(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, int], np.ndarray]:
     def call(x: np.ndarray, axis: int) -> np.ndarray:
         a = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
@@ -145,6 +175,19 @@ OPERATORS: dict[str, Operator] = {
         Operator("requant", _requant, 4, "mul",
                  "requant(x, shift, width, acc_width): the compute unit's rounding shift and "
                  "saturation on integer codes (golden model)", int_codes=True),
+        Operator("log2e_fixed", _log2e_fixed, 2, "mul",
+                 "log2e_fixed(x, frac): x*log2(e) with 16 fraction bits, x a code with frac "
+                 "fraction bits (golden model)", int_codes=True),
+        Operator("exp2_fixed", _exp2_fixed, 4, "exp",
+                 "exp2_fixed(t, m, frac, width): 2**(t/2**16 - m) as an unsigned code with frac "
+                 "fraction bits, table + shift, truncated, saturated to width bits (golden model)",
+                 int_codes=True),
+        Operator("shr", _shr, 2, "add",
+                 "shr(x, n): arithmetic right shift of an integer code, floor(x / 2**n)",
+                 int_codes=True),
+        Operator("div_fixed", _div_fixed, 3, "div",
+                 "div_fixed(n, d, width): n/d through an 18-bit reciprocal, rounded half up, "
+                 "saturated to a signed width-bit code (golden model)", int_codes=True),
         Operator("softmax", _fibre(_softmax), 2, "exp", "softmax(x, i): float softmax along index i",
                  fibre=True),
         Operator("softmax_approx", _fibre(_softmax_approx), 2, "exp",

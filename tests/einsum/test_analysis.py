@@ -25,6 +25,8 @@ def test_passes_over_p(name, want):
 LIBRARY_PASSES = {
     # softmax_fixed needs its whole p fibre (pass 1) before it emits; A*V streams that second pass
     "attention-fixed": {"M": 1, "E": 1, "P": 2, "F": 1},
+    # the running max, denominator and numerator are recurrences over the chunks: one pass
+    "attention-fixed-1pass": {"M": 1, "E": 1, "P": 1, "F": 1},
     # the running max/sum recurrence is pass 1 over p; A*V needs the final RM[m,P], RS[m,P]
     "edge-moe-softmax": {"M": 1, "E": 1, "P": 2, "F": 1},
     # one contraction: every rank traversed once
