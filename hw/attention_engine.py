@@ -1,0 +1,342 @@
+"""Fused 1-pass attention engine: an R x C PE array and a 1-D array of R lanes, AXI-Stream I/O.
+
+Bit-exact with ``einsum/library/attention-fixed-1pass.yaml`` (its golden operators and the
+numerics are in :mod:`einsum.fixed`): FuseMax's binding (Nayak et al., MICRO 2024) with
+QK, LM, SLN, SLD and SLNV on the R x C array (query ``m`` on the rows, key ``p0`` on the
+columns) and RM, PRM, SPD, RD, SPNV, RNV and AV on the R lanes of the 1-D array.
+
+Protocol
+--------
+Four AXI-Stream ports, each beat one row of ``head_dim`` elements (element ``e`` in bits
+``[e*W, (e+1)*W)`` of ``tdata``, two's complement): ``q``, ``k``, ``v`` in and ``o`` out,
+with ``tdata``/``tvalid``/``tready``/``tlast`` (Verilog ports ``q_tdata``, ``q_tvalid`` ...).
+
+* A *query tile* is up to R rows on ``q``: it ends at the row with ``tlast`` or at the R-th.
+* For each tile the keys and values of the head follow on ``k`` and ``v``, one key row and
+  its value row per beat (the engine takes a ``k`` and a ``v`` beat together, when both are
+  valid); ``tlast`` on ``k`` marks the last key (``v``'s ``tlast`` is not used).  The keys
+  form chunks of ``chunk`` (P0) keys, the last one partial when P0 does not divide P.
+* After the last chunk the tile's output rows leave on ``o`` (``tlast`` on its last row),
+  then the next tile's queries are taken.
+
+So a head of M queries and P keys is ``ceil(M/R)`` tiles, each streaming all P keys: the
+controller walks query tiles x key chunks, as the cascade's loop order ``M, P1``.
+
+Micro-architecture and cycles
+-----------------------------
+Per chunk of ``n`` keys (``G = P0 / C`` column groups): LOAD (``n`` cycles, one key and value
+row each, into the chunk buffers), QK (``G (E + 1)`` cycles: ``E`` multiply-accumulates per
+PE into a 40-bit accumulator, then one cycle that requantizes, multiplies by log2 e into
+``T`` and updates the row's chunk max ``LM`` over the valid columns), MAX (1 cycle: ``RM``,
+the rescale shift ``PRM`` and the shifts of ``RD`` and ``RNV``), then per group EXP (1 cycle:
+``SLN = 2**(T - RM)`` per PE, 0 in the padding of a partial chunk) and SLNV (``F`` cycles, one
+value column ``f`` each: ``sum_c SLN * V`` on the row's adder tree into ``RNV[f]``, and
+``SLD`` into ``RD`` at ``f = 0``).  The output (``r`` cycles for a tile of ``r`` rows) divides
+each row's ``RNV`` by ``RD`` through the 18-bit reciprocal, combinationally from the lanes'
+registers.  With inputs always valid and the output always ready, the cycles from the first
+``q`` handshake to the last ``o`` handshake, both included, are (:meth:`cycles`)::
+
+    sum over tiles (2 r + P + P1 (G (E + F + 2) + 1))  =  2 M + T P + T P1 (G (E + F + 2) + 1)
+
+with ``T = ceil(M / R)`` tiles and ``P1 = ceil(P / P0)`` chunks (``F = E``).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from einsum import approx as A
+from einsum.errors import ConfigError
+from hw.common import check_int, check_qformat
+
+__all__ = ["AttentionEngine"]
+
+_ACC_WIDTH = 40
+_LN_FRAC, _LN_WIDTH = 15, 16
+_RECIP = 17  # mantissa has _RECIP + 1 bits; reciprocal floor(2**(2*_RECIP) / mantissa)
+
+
+class AttentionEngine(wiring.Component):
+    """The fused 1-pass attention engine (see the module docstring).
+
+    Parameters (keyword-only)
+    -------------------------
+    rows, cols:        the PE array, R x C (1..16 each)
+    head_dim:          E = F, elements per query/key/value/output row (1..256)
+    chunk:             P0, keys per chunk (a multiple of ``cols``; default ``cols``)
+    width, frac_bits:  format of Q, K, V and the output (default 16, 10: Q6.10)
+    qk_shift:          the score is ``Q K^T >> qk_shift`` rounded (default 13: scale 1/8)
+    max_keys:          the longest key sequence P (sizes RD and RNV; default 4096)
+    """
+
+    def __init__(self, *, rows: int = 2, cols: int = 2, head_dim: int = 4, chunk: int | None = None,
+                 width: int = 16, frac_bits: int = 10, qk_shift: int = 13,
+                 max_keys: int = 4096) -> None:
+        own = "AttentionEngine"
+        self.rows = check_int(own, "rows", rows, 1, 16)
+        self.cols = check_int(own, "cols", cols, 1, 16)
+        self.head_dim = check_int(own, "head_dim", head_dim, 1, 256)
+        chunk = cols if chunk is None else chunk
+        self.chunk = check_int(own, "chunk", chunk, 1, 1024)
+        if chunk % cols:
+            raise ConfigError(f"{own}: chunk ({chunk}) must be a multiple of cols ({cols})")
+        self.fmt = check_qformat(own, "", width, frac_bits, 20)
+        if width < 4:
+            raise ConfigError(f"{own}: width must be >= 4, got {width}")
+        self.qk_shift = check_int(own, "qk_shift", qk_shift, 1, 2 * width)
+        self.max_keys = check_int(own, "max_keys", max_keys, 1, 1 << 15)
+        if 2 * width + max(head_dim - 1, 1).bit_length() > _ACC_WIDTH:
+            raise ConfigError(f"{own}: {head_dim} products of {width}-bit codes need more than "
+                              f"the {_ACC_WIDTH}-bit accumulator")
+        # integer part N = floor(T / 2**16) of the base-2 scores: its range and RM's start
+        sh = frac_bits + A.LOG2E_BITS - A.S2_FRAC
+        self.n_min = ((self.fmt.min_int * A.LOG2E_INT) >> sh) >> A.S2_FRAC
+        self.n_max = ((self.fmt.max_int * A.LOG2E_INT) >> sh) >> A.S2_FRAC
+        self.rm_init = min(-64, self.n_min - 1)
+        sig = {}
+        for name, direction in (("q", In), ("k", In), ("v", In), ("o", Out)):
+            back = Out if direction is In else In
+            sig[f"{name}_tdata"] = direction(head_dim * width)
+            sig[f"{name}_tvalid"] = direction(1)
+            sig[f"{name}_tready"] = back(1)
+            sig[f"{name}_tlast"] = direction(1)
+        super().__init__(sig)
+
+    # -- description -----------------------------------------------------------------------
+    @property
+    def groups(self) -> int:
+        return self.chunk // self.cols
+
+    def cascade_params(self) -> dict:
+        """``params`` of attention-fixed-1pass that make it this engine's golden model."""
+        return {"qk_shift": self.qk_shift, "width": self.fmt.width, "acc_width": _ACC_WIDTH,
+                "s_frac": self.fmt.frac, "t_one": 1 << A.S2_FRAC, "ln_frac": _LN_FRAC,
+                "ln_width": _LN_WIDTH, "rm_init": self.rm_init}
+
+    def cycles(self, m: int, p: int) -> int:
+        """Cycles from the first ``q`` handshake to the last ``o`` handshake (both included)
+        of a head of ``m`` queries and ``p`` keys, inputs always valid, output always ready."""
+        if m < 1 or p < 1:
+            raise ConfigError(f"a head needs M >= 1 and P >= 1, got M={m}, P={p}")
+        tiles, chunks = -(-m // self.rows), -(-p // self.chunk)
+        e = self.head_dim
+        return 2 * m + tiles * p + tiles * chunks * (self.groups * (2 * e + 2) + 1)
+
+    def params(self) -> dict:
+        return {"rows": self.rows, "cols": self.cols, "head_dim": self.head_dim,
+                "chunk": self.chunk, "width": self.fmt.width, "frac_bits": self.fmt.frac,
+                "qk_shift": self.qk_shift, "max_keys": self.max_keys}
+
+    def describe(self) -> dict:
+        w = self.fmt.width
+        port = {"tdata_width": self.head_dim * w, "lanes": self.head_dim, "lane_width": w,
+                "frac_bits": self.fmt.frac, "signed": True}
+        return {
+            "top": "attention_engine", "clock": "clk", "reset": "rst",
+            "ports": {n: {f"t{s}": f"{n}_t{s}" for s in ("data", "valid", "ready", "last")}
+                      | port | {"direction": "out" if n == "o" else "in"} for n in "qkvo"},
+            "params": self.params(),
+            "golden": "einsum/library/attention-fixed-1pass.yaml",
+            "cascade_params": self.cascade_params(),
+            "cycles_formula": "2 M + T P + T P1 (G (2 E + 2) + 1), T = ceil(M / rows), "
+                              "P1 = ceil(P / chunk), G = chunk / cols",
+        }
+
+    # -- hardware --------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        R, C, E, P0, G = self.rows, self.cols, self.head_dim, self.chunk, self.groups
+        W, frac = self.fmt.width, self.fmt.frac
+        F = E
+        kbits = max(self.max_keys, 2).bit_length()
+        rd_w = _LN_WIDTH + kbits + 1
+        rnv_w = _LN_WIDTH + W + kbits + 1
+        t_w = W + A.LOG2E_BITS + 1 - (frac + A.LOG2E_BITS - A.S2_FRAC) + 1
+        rm_shape = signed(max(len(Const(self.rm_init)), len(Const(self.n_max))) + 1)
+
+        def lanes(bus):
+            return [bus[e * W:(e + 1) * W].as_signed() for e in range(E)]
+
+        def sat(v, w):
+            lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
+            return Mux(v > hi, hi, Mux(v < lo, lo, v))
+
+        # -- state
+        qbuf = [[Signal(signed(W), name=f"q{r}_{e}") for e in range(E)] for r in range(R)]
+        kbuf = [[Signal(signed(W), name=f"k{p}_{e}") for e in range(E)] for p in range(P0)]
+        vbuf = [[Signal(signed(W), name=f"v{p}_{e}") for e in range(E)] for p in range(P0)]
+        acc = [[Signal(signed(_ACC_WIDTH), name=f"acc{r}_{c}") for c in range(C)] for r in range(R)]
+        tsc = [[[Signal(signed(t_w), name=f"t{r}_{c}_{g}") for g in range(G)] for c in range(C)]
+               for r in range(R)]
+        sln = [[Signal(unsigned(_LN_WIDTH), name=f"sln{r}_{c}") for c in range(C)] for r in range(R)]
+        rm = [Signal(rm_shape, init=self.rm_init, name=f"rm{r}") for r in range(R)]
+        lm = [Signal(rm_shape, init=self.rm_init, name=f"lm{r}") for r in range(R)]
+        rd = [Signal(unsigned(rd_w), name=f"rd{r}") for r in range(R)]
+        rnv = [[Signal(signed(rnv_w), name=f"rnv{r}_{f}") for f in range(F)] for r in range(R)]
+        qcnt = Signal(range(R + 1))
+        nrows = Signal(range(R + 1))
+        kcnt = Signal(range(P0 + 1))
+        nkeys = Signal(range(P0 + 1))
+        last_chunk = Signal()
+        g = Signal(range(G))
+        ecnt = Signal(range(E + 1))
+        fcnt = Signal(range(F))
+        orow = Signal(range(R))
+
+        # -- the PE array's operands: query element e of each row, key element of each column
+        qe = [Array(qbuf[r])[ecnt] for r in range(R)]
+        ke = [Array([Array(kbuf[gg * C + c]) for gg in range(G)])[g][ecnt] for c in range(C)]
+        vf = [Array([Array(vbuf[gg * C + c]) for gg in range(G)])[g][fcnt] for c in range(C)]
+        valid = [(g * C + c) < nkeys for c in range(C)]
+
+        tab = Array([Const(v, 24) for v in A.EXP2_TABLE[:-1]])
+        slope = Array([Const(A.EXP2_TABLE[k + 1] - A.EXP2_TABLE[k], 17)
+                       for k in range(len(A.EXP2_TABLE) - 1)])
+
+        def exp2(t, rmax):
+            """exp2_fixed(t, rmax, 15, 16) (einsum.approx.exp2_shift_int)."""
+            n = t >> A.S2_FRAC
+            f = t[:A.S2_FRAC]
+            k = f[A.EXP2_INTERP_BITS:]
+            v = tab[k] + ((slope[k] * f[:A.EXP2_INTERP_BITS]) >> A.EXP2_INTERP_BITS)
+            sh = rmax - n + (A.EXP2_FRAC - _LN_FRAC)
+            right = Mux(sh >= 32, 0, v >> sh.as_unsigned()[:5])
+            val = Mux(sh < 0, (1 << _LN_WIDTH) - 1, right)
+            return Mux(val > (1 << _LN_WIDTH) - 1, (1 << _LN_WIDTH) - 1, val)
+
+        def shr(x, d):
+            """shr(x, d) for 0 <= d (floor; shifts past the width give 0 or -1)."""
+            return x >> d.as_unsigned()
+
+        # -- the output row's division (div_fixed through an 18-bit reciprocal)
+        den = Array(rd)[orow]
+        lead = Signal(range(rd_w))
+        for b in range(rd_w):
+            with m.If(den[b]):
+                m.d.comb += lead.eq(b)
+        j = Signal(signed(len(Const(rd_w)) + 2))
+        m.d.comb += j.eq(lead - _RECIP)
+        jr = Mux(j > 0, j, 0).as_unsigned()[:len(j) - 1]
+        jl = Mux(j < 0, -j, 0).as_unsigned()[:len(j) - 1]
+        mant = Signal(_RECIP + 1)
+        m.d.comb += mant.eq((den >> jr) << jl)
+        recip = Signal(_RECIP + 1)
+        m.d.comb += recip.eq(Const(1 << (2 * _RECIP), 2 * _RECIP + 1) // mant)
+        outs = []
+        lim = 1 << (W + 18)
+        for f in range(F):
+            num = Array([rnv[r][f] for r in range(R)])[orow]
+            dlim = den << W
+            ncl = Mux(num > dlim, dlim, Mux(num < -dlim, -dlim, num))
+            nn = (ncl >> jr) << jl
+            nn = Mux(nn > lim, lim, Mux(nn < -lim, -lim, nn))
+            q = (nn * recip + (1 << (2 * _RECIP - 1))) >> (2 * _RECIP)
+            outs.append(sat(q, W)[:W])
+
+        m.d.comb += self.o_tdata.eq(Cat(*outs))
+        m.d.comb += self.o_tlast.eq(orow == nrows - 1)
+        kv_fire = self.k_tvalid & self.v_tvalid
+
+        with m.FSM():
+            with m.State("LOAD_Q"):
+                m.d.comb += self.q_tready.eq(1)
+                with m.If(self.q_tvalid):
+                    row = lanes(self.q_tdata)
+                    for r in range(R):
+                        with m.If(qcnt == r):
+                            m.d.sync += [qbuf[r][e].eq(row[e]) for e in range(E)]
+                    m.d.sync += qcnt.eq(qcnt + 1)
+                    with m.If(self.q_tlast | (qcnt == R - 1)):
+                        m.d.sync += [nrows.eq(qcnt + 1), qcnt.eq(0), kcnt.eq(0)]
+                        m.d.sync += [x.eq(self.rm_init) for x in rm + lm]
+                        m.d.sync += [x.eq(0) for x in rd]
+                        m.d.sync += [x.eq(0) for row_ in rnv for x in row_]
+                        m.next = "LOAD_KV"
+            with m.State("LOAD_KV"):
+                m.d.comb += [self.k_tready.eq(kv_fire), self.v_tready.eq(kv_fire)]
+                with m.If(kv_fire):
+                    krow, vrow = lanes(self.k_tdata), lanes(self.v_tdata)
+                    for p in range(P0):
+                        with m.If(kcnt == p):
+                            m.d.sync += [kbuf[p][e].eq(krow[e]) for e in range(E)]
+                            m.d.sync += [vbuf[p][e].eq(vrow[e]) for e in range(E)]
+                    m.d.sync += kcnt.eq(kcnt + 1)
+                    with m.If(self.k_tlast | (kcnt == P0 - 1)):
+                        m.d.sync += [nkeys.eq(kcnt + 1), last_chunk.eq(self.k_tlast),
+                                     kcnt.eq(0), ecnt.eq(0), g.eq(0)]
+                        m.next = "QK"
+            with m.State("QK"):
+                with m.If(ecnt < E):
+                    for r in range(R):
+                        for c in range(C):
+                            prod = qe[r] * ke[c]
+                            m.d.sync += acc[r][c].eq(Mux(ecnt == 0, prod, acc[r][c] + prod))
+                    m.d.sync += ecnt.eq(ecnt + 1)
+                with m.Else():
+                    half = 1 << (self.qk_shift - 1)
+                    for r in range(R):
+                        ns = []
+                        for c in range(C):
+                            s = sat((acc[r][c] + half) >> self.qk_shift, W)
+                            t = Signal(signed(t_w), name=f"tn{r}_{c}")
+                            m.d.comb += t.eq((s * A.LOG2E_INT) >> (frac + A.LOG2E_BITS - A.S2_FRAC))
+                            for gg in range(G):
+                                with m.If(g == gg):
+                                    m.d.sync += tsc[r][c][gg].eq(t)
+                            ns.append(Mux(valid[c], t >> A.S2_FRAC, self.rm_init))
+                        best = lm[r]
+                        for n in ns:
+                            best = Mux(n > best, n, best)
+                        m.d.sync += lm[r].eq(best)
+                    m.d.sync += ecnt.eq(0)
+                    with m.If(g == G - 1):
+                        m.d.sync += g.eq(0)
+                        m.next = "MAX"
+                    with m.Else():
+                        m.d.sync += g.eq(g + 1)
+            with m.State("MAX"):
+                for r in range(R):
+                    new = Mux(lm[r] > rm[r], lm[r], rm[r])
+                    d = Signal(signed(len(rm[r]) + 1), name=f"prm{r}")
+                    m.d.comb += d.eq(new - rm[r])
+                    m.d.sync += [rm[r].eq(new), lm[r].eq(self.rm_init), rd[r].eq(shr(rd[r], d))]
+                    m.d.sync += [x.eq(shr(x, d)) for x in rnv[r]]
+                m.next = "EXP"
+            with m.State("EXP"):
+                for r in range(R):
+                    for c in range(C):
+                        t = Array(tsc[r][c])[g]
+                        m.d.sync += sln[r][c].eq(Mux(valid[c], exp2(t, rm[r]), 0))
+                m.d.sync += fcnt.eq(0)
+                m.next = "SLNV"
+            with m.State("SLNV"):
+                for r in range(R):
+                    tot = sum(sln[r][c] * vf[c] for c in range(C))
+                    for f in range(F):
+                        with m.If(fcnt == f):
+                            m.d.sync += rnv[r][f].eq(rnv[r][f] + tot)
+                    with m.If(fcnt == 0):
+                        m.d.sync += rd[r].eq(rd[r] + sum(sln[r][c] for c in range(C)))
+                m.d.sync += fcnt.eq(fcnt + 1)
+                with m.If(fcnt == F - 1):
+                    with m.If(g == G - 1):
+                        m.d.sync += g.eq(0)
+                        with m.If(last_chunk):
+                            m.d.sync += orow.eq(0)
+                            m.next = "OUT"
+                        with m.Else():
+                            m.next = "LOAD_KV"
+                    with m.Else():
+                        m.d.sync += g.eq(g + 1)
+                        m.next = "EXP"
+            with m.State("OUT"):
+                m.d.comb += self.o_tvalid.eq(1)
+                with m.If(self.o_tready):
+                    m.d.sync += orow.eq(orow + 1)
+                    with m.If(orow == nrows - 1):
+                        m.d.sync += orow.eq(0)
+                        m.next = "LOAD_Q"
+        return m
