@@ -46,6 +46,7 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Array
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from einsum import approx as A
@@ -192,16 +193,20 @@ class AttentionEngine(wiring.Component):
         vf = [Array([Array(vbuf[gg * C + c]) for gg in range(G)])[g][fcnt] for c in range(C)]
         valid = [(g * C + c) < nkeys for c in range(C)]
 
-        tab = Array([Const(v, 24) for v in A.EXP2_TABLE[:-1]])
-        slope = Array([Const(A.EXP2_TABLE[k + 1] - A.EXP2_TABLE[k], 17)
-                       for k in range(len(A.EXP2_TABLE) - 1)])
+        # the 2**f table (value and slope of each 64th), one read port per PE
+        tab = A.EXP2_TABLE
+        rom = Memory(shape=unsigned(24 + 17), depth=len(tab) - 1,
+                     init=[tab[k] | ((tab[k + 1] - tab[k]) << 24) for k in range(len(tab) - 1)])
+        m.submodules.exp2_rom = rom
 
         def exp2(t, rmax):
             """exp2_fixed(t, rmax, 15, 16) (einsum.approx.exp2_shift_int)."""
             n = t >> A.S2_FRAC
             f = t[:A.S2_FRAC]
-            k = f[A.EXP2_INTERP_BITS:]
-            v = tab[k] + ((slope[k] * f[:A.EXP2_INTERP_BITS]) >> A.EXP2_INTERP_BITS)
+            port = rom.read_port(domain="comb")
+            m.d.comb += port.addr.eq(f[A.EXP2_INTERP_BITS:])
+            y0, dy = port.data[:24], port.data[24:]
+            v = y0 + ((dy * f[:A.EXP2_INTERP_BITS]) >> A.EXP2_INTERP_BITS)
             sh = rmax - n + (A.EXP2_FRAC - _LN_FRAC)
             right = Mux(sh >= 32, 0, v >> sh.as_unsigned()[:5])
             val = Mux(sh < 0, (1 << _LN_WIDTH) - 1, right)

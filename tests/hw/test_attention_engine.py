@@ -1,0 +1,96 @@
+# amaranth: UnusedElaboratable=no
+"""The fused 1-pass attention engine: cocotb on Icarus with cocotbext-axi sources and sink
+(random idle cycles and back-pressure), bit-exact with attention-fixed-1pass's ``evaluate``;
+cycles measured without back-pressure equal :meth:`AttentionEngine.cycles`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cocotb_runner import run_cocotb
+
+from einsum.errors import ConfigError
+from hw.attention_engine import AttentionEngine
+from hw.export import to_verilog
+
+# engine parameters -> heads: (M, P, seed, amplitude of the codes, random pauses)
+CONFIGS = {
+    "2x2": ({"rows": 2, "cols": 2, "head_dim": 4},
+            [(3, 7, 1, 8000, True), (4, 8, 2, 8000, False), (2, 3, 3, 32767, False),
+             (1, 1, 4, 8000, True)]),
+    "2x2-chunk4": ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 4},
+                   [(5, 11, 5, 12000, True), (5, 11, 6, 12000, False), (4, 16, 7, 4000, False)]),
+    "4x4": ({"rows": 4, "cols": 4, "head_dim": 8},
+            [(6, 13, 8, 6000, True), (6, 13, 9, 6000, False), (4, 4, 10, 6000, False),
+             (9, 20, 11, 3000, False)]),
+}
+
+# measured on Icarus (first q handshake to last o handshake, no pauses), per config and head
+MEASURED = {
+    "2x2": {(4, 8): 112, (2, 3): 29},
+    "2x2-chunk4": {(5, 11): 232, (4, 16): 208},
+    "4x4": {(6, 13): 190, (4, 4): 31, (9, 20): 363},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_engine_on_icarus(name, tmp_path):
+    params, heads = CONFIGS[name]
+    eng = AttentionEngine(**params)
+    cases = [{"M": m, "P": p, "seed": s, "amp": a, "pause": z} for m, p, s, a, z in heads]
+    out = tmp_path / "cycles.json"
+    run_cocotb(to_verilog(eng, "attention_engine"), "attention_engine", "cocotb_attention_engine",
+               "icarus", tmp_path,
+               env={"ENGINE_PARAMS": json.dumps(params), "ENGINE_CASES": json.dumps(cases),
+                    "ENGINE_CASCADE_PARAMS": json.dumps(eng.cascade_params()),
+                    "ENGINE_CYCLES": str(out)})
+    measured = {(c["M"], c["P"]): c["cycles"] for c in json.loads(out.read_text()) if not c["pause"]}
+    assert measured == MEASURED[name]
+    assert measured == {(m, p): eng.cycles(m, p) for m, p in measured}
+
+
+@pytest.mark.parametrize("params,m,p,want", [
+    # 2 M + T P + T P1 (G (2 E + 2) + 1), T = ceil(M / R), P1 = ceil(P / P0), G = P0 / C
+    ({"rows": 2, "cols": 2, "head_dim": 4}, 4, 8, 2 * 4 + 2 * 8 + 2 * 4 * (1 * 10 + 1)),
+    ({"rows": 4, "cols": 4, "head_dim": 8}, 9, 20, 2 * 9 + 3 * 20 + 3 * 5 * (1 * 18 + 1)),
+    ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 4}, 5, 11, 10 + 3 * 11 + 3 * 3 * (2 * 10 + 1)),
+])
+def test_cycles_closed_form(params, m, p, want):
+    assert AttentionEngine(**params).cycles(m, p) == want
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    ({"rows": 0}, "rows must be in 1..16"),
+    ({"cols": True}, "cols must be an integer"),
+    ({"cols": 2, "chunk": 3}, "chunk (3) must be a multiple of cols (2)"),
+    ({"width": 3, "frac_bits": 1}, "width must be >= 4"),
+    ({"head_dim": 256, "width": 20, "frac_bits": 10}, "40-bit accumulator"),
+    ({"max_keys": 1 << 16}, "max_keys must be in 1..32768"),
+])
+def test_bad_parameters(kwargs, msg):
+    with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        AttentionEngine(**kwargs)
+
+
+def test_parameters_are_keyword_only():
+    with pytest.raises(TypeError):
+        AttentionEngine(2, 2)  # type: ignore[misc]
+
+
+def test_describe_and_axi_stream_port_names():
+    eng = AttentionEngine(rows=2, cols=2, head_dim=4)
+    d = eng.describe()
+    assert d["ports"]["q"]["tdata"] == "q_tdata" and d["ports"]["o"]["direction"] == "out"
+    assert d["ports"]["k"]["tdata_width"] == 64 and d["ports"]["k"]["lane_width"] == 16
+    assert d["cascade_params"]["rm_init"] == -64
+    json.dumps(d)
+    v = to_verilog(eng, "attention_engine")
+    for n in "qkvo":
+        for s in ("tdata", "tvalid", "tready", "tlast"):
+            assert f"{n}_{s}" in v
+
+
+def test_8x8_elaborates():
+    v = to_verilog(AttentionEngine(rows=8, cols=8, head_dim=2), "attention_engine")
+    assert "module attention_engine" in v
