@@ -919,8 +919,10 @@ def load_section(data: dict, src: Source, key: str, base_dir: Path
 
 
 def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
-                sets: list[str] | None = None) -> Config:
-    """Load a simulation config: einsum/workload, arch and mapping (each inline or included)."""
+                sets: list[str] | None = None, allow_hierarchy: bool = False) -> Config:
+    """Load a simulation config: einsum/workload, arch and mapping (each inline or included).
+    With ``allow_hierarchy``, an arch with a ``hierarchy:`` gives a
+    :class:`mapping.hierarchy.NestConfig` (see there); otherwise it is an error."""
     p = Path(path)
     data, src = load_yaml(p)
     if not isinstance(data, dict):
@@ -935,7 +937,8 @@ def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
         s = load_section(data, src, k, base_dir)
         if s is not None:
             sections[k] = s
-    return config_from_sections(sections, src, base_dir, ranks=ranks, sets=sets, source=str(p))
+    return config_from_sections(sections, src, base_dir, ranks=ranks, sets=sets, source=str(p),
+                                allow_hierarchy=allow_hierarchy)
 
 
 _OVERRIDE = re.compile(r"--(rank|param) ([^\s:=]+)(?:=[^:]*)?: (.*)", re.S)
@@ -962,7 +965,7 @@ def override_error(exc: ConfigError, cli_ranks: Mapping[str, int], wsrc: Source 
 
 def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: Source, base_dir: Path, *,
                          ranks: Mapping[str, int] | None = None, sets: list[str] | None = None,
-                         source: str | None = None) -> Config:
+                         source: str | None = None, allow_hierarchy: bool = False) -> Config:
     """Build a Config from already-loaded sections, each ``(data, its Source, its YAML path)``.
 
     Used by :func:`load_config` and by callers that assemble sections from several files
@@ -1017,6 +1020,12 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
         except ConfigError as exc:
             raise override_error(exc, ranks or {}) from None
     a, asrc, ab = sections["arch"]
+    if isinstance(a, dict) and "hierarchy" in a:
+        if not allow_hierarchy:
+            raise asrc.error(ab + ("hierarchy",), "a memory-hierarchy arch (Timeloop-style levels) is "
+                             "evaluated by 'einarray simulate' (sim/nest.py), not by this command")
+        from .hierarchy import nest_config
+        return nest_config(casc, a, asrc, ab, sections.get("mapping"), src, source, instances)
     arch = arch_from_data(a, asrc, ab)
     counts = op_counts(casc)
     if "mapping" in sections:

@@ -1,0 +1,464 @@
+"""Timeloop-class architectures: a memory hierarchy of any depth and a per-level mapping.
+
+An ``arch:`` section with a ``hierarchy:`` list (outermost first) describes storage levels
+with spatial fan-out and per-tensor keep/bypass, ending in a compute level::
+
+    arch:
+      version: 1
+      name: conv1d-3level-spatial
+      clock_hz: 1e9
+      hierarchy:
+        - {name: MainMemory, component: dram-256bit-40nm}      # the backing store: unbounded
+        - {name: GlobalBuffer, component: sram-32768x64-40nm, mesh: [16, 1]}
+        - {name: RegisterFile, component: regfile-64x8-40nm, mesh: [16, 1],
+           capacity_words: 64, keeps: [Weights, Inputs, Outputs]}
+      compute: {name: MACC, component: intmac-8bit-40nm, mesh: [16, 1]}
+
+Each storage level: ``name``; ``mesh: [X, Y]`` instances (default ``[1, 1]``; each level's
+mesh divides the next inner one's, the ratio is the fan-out); ``capacity_words`` (only the
+outermost may omit it); ``word_bits``; ``block_size`` (words per access); ``read_bw`` /
+``write_bw`` (words per cycle per instance, optional); ``keeps`` (the tensors it may hold,
+default all); ``energy: {read, write, update, leak}`` (pJ per block access, leak pJ per cycle
+per instance); ``area_um2``; or ``component: NAME`` from ``mapping/components.yaml``, whose
+values the level's own keys override. The compute level: ``name``, ``mesh``, ``energy:
+{compute}`` (pJ per MAC), ``area_um2`` or a component.
+
+The ``mapping:`` section of such a config has a ``nest:`` entry per storage level (by name,
+any order; a level left out has no loops and keeps what it may keep)::
+
+    mapping:
+      version: 1
+      nest:
+        MainMemory: {spatial: {X: {C: 16}}}                    # fan-out to the 16 GlobalBuffers
+        GlobalBuffer: {temporal: {C: 2, K: 32, R: 3}}          # loops outermost first
+        RegisterFile: {temporal: {P: 16}, bypass: [Outputs]}   # or keep: [...]
+      counting: {output_first_fill: false}   # true: Timeloop 2020's convention (see sim/nest.py)
+
+``temporal`` lists a level's loops outermost first (``order: [...]`` may reorder them);
+``spatial: {X: {...}, Y: {...}}`` spreads loops over the fan-out to the next inner level.
+Checked, each error naming file, line and YAML path: the Einsum is one sum of products with
+affine subscripts; every rank's factors multiply to its size; spatial factors fit the fan-out
+(per mesh dimension); every kept tensor is one the level may keep; the outermost level keeps
+every tensor; each level's tiles fit its capacity. The counting model is :mod:`sim.nest`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from einsum.cascade import Cascade, Einsum
+from einsum.errors import ConfigError
+from einsum.expr import Access, BinOp, Index, Num, Param, Unary, factors
+from einsum.yamlsrc import Source, YPath
+from einsum.yamlsrc import load as load_yaml
+
+COMPONENTS_FILE = Path(__file__).parent / "components.yaml"
+STORAGE_KEYS = ("name", "component", "class", "mesh", "capacity_words", "word_bits", "block_size",
+                "read_bw", "write_bw", "keeps", "energy", "area_um2")
+STORAGE_ACTIONS = ("read", "write", "update", "leak")
+
+
+@dataclass(frozen=True)
+class StorageLevel:
+    name: str
+    mesh: tuple[int, int]  # instances along X and Y
+    capacity_words: int | None  # None: unbounded (the backing store)
+    word_bits: int
+    block_size: int  # words per access
+    read_bw: Fraction | None  # words per cycle per instance (None: unlimited)
+    write_bw: Fraction | None
+    keeps: tuple[str, ...] | None  # tensors it may hold (None: any)
+    energy: Mapping[str, float]  # read/write/update pJ per block access, leak pJ per cycle per instance
+    area_um2: float | None = None
+    component: str | None = None
+    klass: str = ""
+
+    @property
+    def instances(self) -> int:
+        return self.mesh[0] * self.mesh[1]
+
+
+@dataclass(frozen=True)
+class ComputeLevel:
+    name: str
+    mesh: tuple[int, int]
+    energy_pj: float  # per MAC
+    word_bits: int = 16
+    area_um2: float | None = None
+    component: str | None = None
+
+    @property
+    def instances(self) -> int:
+        return self.mesh[0] * self.mesh[1]
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    name: str
+    clock_hz: float
+    levels: tuple[StorageLevel, ...]  # outermost first
+    compute: ComputeLevel
+    source: str | None = None
+
+    def index(self, name: str) -> int:
+        return next(i for i, lv in enumerate(self.levels) if lv.name == name)
+
+    def fanout(self, i: int) -> tuple[int, int]:
+        """Children (X, Y) of one instance of level ``i`` in the next inner level (or compute)."""
+        inner = self.levels[i + 1].mesh if i + 1 < len(self.levels) else self.compute.mesh
+        return inner[0] // self.levels[i].mesh[0], inner[1] // self.levels[i].mesh[1]
+
+
+@dataclass(frozen=True)
+class LevelMap:
+    level: str
+    temporal: tuple[tuple[str, int], ...]  # (rank, factor), outermost first
+    spatial_x: tuple[tuple[str, int], ...]
+    spatial_y: tuple[tuple[str, int], ...]
+    keep: tuple[str, ...]  # tensors held at this level
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A tensor of the Einsum with its affine subscripts: coordinate d is
+    ``sum(coef * index) + const`` over ``terms[d]``."""
+
+    name: str
+    terms: tuple[tuple[tuple[str, int], ...], ...]  # per dim: ((rank, coef), ...)
+    consts: tuple[int, ...]
+    is_output: bool
+
+
+@dataclass(frozen=True)
+class NestConfig:
+    """A config with a hierarchy arch: one sum-of-products Einsum, its arch and its mapping."""
+
+    cascade: Cascade
+    einsum: Einsum
+    ranks: Mapping[str, int]  # iterated rank -> size
+    operands: tuple[Operand, ...]  # inputs in reading order, then the output
+    arch: Hierarchy
+    levels: tuple[LevelMap, ...]  # one per storage level, outermost first
+    output_first_fill: bool = False
+    source: str | None = None
+    mapping_origin: str = "given"
+
+    @property
+    def computes(self) -> int:
+        return math.prod(self.ranks.values())
+
+
+# ----------------------------------------------------------------------------------
+def _posint(src: Source, v: Any, path: YPath, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise src.error(path, f"expected {what} (a positive integer), got {v!r}")
+    return v
+
+
+def _nonneg(src: Source, v: Any, path: YPath, what: str) -> float:
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            raise src.error(path, f"expected {what}, got {v!r}") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0 or v == float("inf"):
+        raise src.error(path, f"expected {what} (a number >= 0), got {v!r}")
+    return float(v)
+
+
+def _mapping(src: Source, d: Any, path: YPath, allowed: tuple[str, ...], what: str) -> dict:
+    if not isinstance(d, dict):
+        raise src.error(path, f"expected {what}, got {type(d).__name__} {d!r}")
+    for k in d:
+        if k not in allowed:
+            raise src.error(path + (str(k),), f"unknown key {k!r} (allowed: {', '.join(allowed)})")
+    return d
+
+
+def _mesh(src: Source, v: Any, path: YPath) -> tuple[int, int]:
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = [v, 1]
+    if not isinstance(v, list) or len(v) != 2:
+        raise src.error(path, f"expected [X, Y] instances, got {v!r}")
+    return _posint(src, v[0], path + (0,), "instances along X"), _posint(src, v[1], path + (1,), "instances along Y")
+
+
+def load_components() -> dict[str, dict]:
+    """The shipped component library, ``name -> entry`` (``mapping/components.yaml``)."""
+    data, src = load_yaml(COMPONENTS_FILE)
+    if not isinstance(data, dict) or not isinstance(data.get("components"), dict):
+        raise src.error((), "expected a top-level 'components:' mapping")
+    return data["components"]
+
+
+def _with_component(src: Source, d: dict, path: YPath, lib: dict[str, dict]) -> dict:
+    name = d.get("component")
+    if name is None:
+        return d
+    if name not in lib:
+        raise src.error(path + ("component",), f"unknown component {name!r} (mapping/components.yaml has: "
+                        f"{', '.join(sorted(lib))})")
+    merged = {k: v for k, v in lib[name].items()}
+    merged["energy"] = {**(lib[name].get("energy") or {}), **(d.get("energy") or {})}
+    merged.update({k: v for k, v in d.items() if k != "energy"})
+    return merged
+
+
+def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hierarchy:
+    """Validate an ``arch:`` section with a ``hierarchy:`` list into a :class:`Hierarchy`."""
+    _mapping(src, sec, base, ("version", "name", "description", "clock_hz", "hierarchy", "compute"),
+             "an arch section with version, clock_hz, hierarchy and compute")
+    for k in ("version", "clock_hz", "hierarchy", "compute"):
+        if k not in sec:
+            raise src.error(base, f"missing required key {k!r}")
+    if sec["version"] != 1:
+        raise src.error(base + ("version",), f"unsupported version {sec['version']!r} (this einarray reads 1)")
+    clock = _nonneg(src, sec["clock_hz"], base + ("clock_hz",), "a clock frequency in Hz")
+    if clock <= 0:
+        raise src.error(base + ("clock_hz",), "expected a clock frequency > 0")
+    lib = load_components()
+    hier = sec["hierarchy"]
+    if not isinstance(hier, list) or not hier:
+        raise src.error(base + ("hierarchy",), "expected a list of storage levels, outermost first")
+    levels: list[StorageLevel] = []
+    for i, raw in enumerate(hier):
+        p = base + ("hierarchy", i)
+        _mapping(src, raw, p, STORAGE_KEYS, "a storage level {name, ...}")
+        d = _with_component(src, raw, p, lib)
+        name = d.get("name")
+        if not isinstance(name, str) or not name:
+            raise src.error(p + ("name",), "expected a level name")
+        if any(lv.name == name for lv in levels):
+            raise src.error(p + ("name",), f"duplicate level name {name!r}")
+        cap = d.get("capacity_words")
+        if cap is None and i > 0:
+            raise src.error(p, f"level {name!r} needs capacity_words (only the outermost may be unbounded)")
+        if cap is not None:
+            cap = _posint(src, cap, p + ("capacity_words",), "a capacity in words")
+        bws = []
+        for k in ("read_bw", "write_bw"):
+            v = d.get(k)
+            if v is not None:
+                v = _nonneg(src, v, p + (k,), "a bandwidth in words per cycle")
+                if v <= 0:
+                    raise src.error(p + (k,), "expected a bandwidth > 0")
+                v = Fraction(str(v))
+            bws.append(v)
+        keeps = d.get("keeps")
+        if keeps is not None:
+            if not isinstance(keeps, list) or not all(isinstance(t, str) for t in keeps):
+                raise src.error(p + ("keeps",), f"expected a list of tensor names, got {keeps!r}")
+            keeps = tuple(keeps)
+        en = _mapping(src, d.get("energy") or {}, p + ("energy",), STORAGE_ACTIONS, "an energy table")
+        energy = {a: _nonneg(src, en.get(a, 0.0), p + ("energy", a), "an energy in pJ") for a in STORAGE_ACTIONS}
+        area = d.get("area_um2")
+        levels.append(StorageLevel(
+            name, _mesh(src, d.get("mesh", [1, 1]), p + ("mesh",)), cap,
+            _posint(src, d.get("word_bits", 16), p + ("word_bits",), "a word width in bits"),
+            _posint(src, d.get("block_size", 1), p + ("block_size",), "a block size in words"),
+            bws[0], bws[1], keeps, MappingProxyType(energy),
+            None if area is None else _nonneg(src, area, p + ("area_um2",), "an area in um^2"),
+            raw.get("component"), str(d.get("class", ""))))
+    p = base + ("compute",)
+    _mapping(src, sec["compute"], p, ("name", "component", "class", "mesh", "word_bits", "energy", "area_um2"),
+             "a compute level {name, mesh, energy: {compute}}")
+    d = _with_component(src, sec["compute"], p, lib)
+    en = _mapping(src, d.get("energy") or {}, p + ("energy",), ("compute",), "an energy table {compute: pJ}")
+    if "compute" not in en:
+        raise src.error(p + ("energy",), "missing the MAC energy 'compute' (pJ per MAC)")
+    area = d.get("area_um2")
+    compute = ComputeLevel(str(d.get("name", "MAC")), _mesh(src, d.get("mesh", [1, 1]), p + ("mesh",)),
+                           _nonneg(src, en["compute"], p + ("energy", "compute"), "an energy in pJ"),
+                           _posint(src, d.get("word_bits", 16), p + ("word_bits",), "a word width in bits"),
+                           None if area is None else _nonneg(src, area, p + ("area_um2",), "an area in um^2"),
+                           sec["compute"].get("component"))
+    meshes = [lv.mesh for lv in levels] + [compute.mesh]
+    for i in range(1, len(meshes)):
+        outer, inner = meshes[i - 1], meshes[i]
+        if inner[0] % outer[0] or inner[1] % outer[1]:
+            path = base + (("hierarchy", i) if i < len(levels) else ("compute",)) + ("mesh",)
+            raise src.error(path, f"mesh {list(inner)} is not a multiple of the enclosing level's {list(outer)}")
+    return Hierarchy(str(sec.get("name", "hierarchy")), clock, tuple(levels), compute, src.file)
+
+
+# ----------------------------------------------------------------------------------
+def _affine(e: Any) -> tuple[dict[str, int], int] | None:
+    """``sum(coef * index) + const`` of a subscript, or None if it is not affine."""
+    if isinstance(e, Index):
+        return {e.name: 1}, 0
+    if isinstance(e, Num) and isinstance(e.value, int):
+        return {}, e.value
+    if isinstance(e, Unary) and e.op == "-":
+        r = _affine(e.operand)
+        return None if r is None else ({k: -v for k, v in r[0].items()}, -r[1])
+    if isinstance(e, BinOp) and e.op in ("+", "-"):
+        a, b = _affine(e.left), _affine(e.right)
+        if a is None or b is None:
+            return None
+        s = 1 if e.op == "+" else -1
+        terms = dict(a[0])
+        for k, v in b[0].items():
+            terms[k] = terms.get(k, 0) + s * v
+        return {k: v for k, v in terms.items() if v}, a[1] + s * b[1]
+    if isinstance(e, BinOp) and e.op == "*":
+        a, b = _affine(e.left), _affine(e.right)
+        if a is None or b is None:
+            return None
+        if not a[0]:
+            a, b = b, a
+        if b[0]:
+            return None  # index * index
+        return {k: v * b[1] for k, v in a[0].items()}, a[1] * b[1]
+    return None
+
+
+def _operands(c: Cascade, src: Source, path: YPath) -> tuple[Einsum, dict[str, int], tuple[Operand, ...]]:
+    if len(c.einsums) != 1:
+        raise src.error(path, f"a hierarchy arch maps one Einsum; cascade {c.name!r} has {len(c.einsums)}")
+    e = c.einsums[0]
+    epath = ("einsum", "expressions", e.position)
+    if e.reduce_op not in (None, "sum") or e.kind != "plain":
+        raise ConfigError(f"{e.name}: a hierarchy arch maps a sum of products (got {e.reduce_op or e.kind})",
+                          c.source, None, epath)
+    accs = []
+    for f, div in factors(e.stmt.rhs):
+        if isinstance(f, Access) and not div:
+            accs.append(f)
+        elif not isinstance(f, (Num, Param)) or div:
+            raise ConfigError(f"{e.name}: a hierarchy arch maps a product of tensors; {f} is not a tensor "
+                              "factor", c.source, None, epath)
+    if not accs:
+        raise ConfigError(f"{e.name}: no tensor on the right-hand side", c.source, None, epath)
+    ranks = {ix.upper(): c.ranks[ix.upper()].size for ix in e.iter_indices}
+    ops = []
+    for a, is_out in [(a, False) for a in accs] + [(e.stmt.lhs, True)]:
+        terms, consts = [], []
+        for s in a.subscripts:
+            aff = _affine(s)
+            if aff is None:
+                raise ConfigError(f"{e.name}: subscript {s} of {a.tensor} is not affine in the indices",
+                                  c.source, None, epath)
+            terms.append(tuple(sorted((k.upper(), v) for k, v in aff[0].items())))
+            consts.append(aff[1])
+        if any(o.name == a.tensor for o in ops):
+            raise ConfigError(f"{e.name}: tensor {a.tensor} is read twice", c.source, None, epath)
+        ops.append(Operand(a.tensor, tuple(terms), tuple(consts), is_out))
+    return e, ranks, tuple(ops)
+
+
+def _loops(src: Source, d: Any, path: YPath, ranks: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    if d is None:
+        return ()
+    if not isinstance(d, dict):
+        raise src.error(path, f"expected {{RANK: factor}}, got {d!r}")
+    out = []
+    for r, f in d.items():
+        if r not in ranks:
+            raise src.error(path + (str(r),), f"{r!r} is not a rank of the Einsum (ranks: {', '.join(ranks)})")
+        out.append((r, _posint(src, f, path + (str(r),), "a loop factor")))
+    return tuple(out)
+
+
+def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, ranks: Mapping[str, int],
+                           ops: tuple[Operand, ...]) -> tuple[tuple[LevelMap, ...], bool]:
+    _mapping(src, sec, base, ("version", "nest", "counting"), "a mapping section {version, nest, counting}")
+    if "version" in sec and sec["version"] != 1:
+        raise src.error(base + ("version",), f"unsupported version {sec['version']!r} (this einarray reads 1)")
+    if "nest" not in sec:
+        raise src.error(base, "a hierarchy arch needs a 'nest:' mapping (one entry per storage level)")
+    nest = _mapping(src, sec["nest"], base + ("nest",), tuple(lv.name for lv in arch.levels),
+                    "a mapping of storage level name to its loops")
+    cnt = _mapping(src, sec.get("counting") or {}, base + ("counting",), ("output_first_fill",),
+                   "{output_first_fill: bool}")
+    off = cnt.get("output_first_fill", False)
+    if not isinstance(off, bool):
+        raise src.error(base + ("counting", "output_first_fill"), f"expected true or false, got {off!r}")
+    names = [o.name for o in ops]
+    out: list[LevelMap] = []
+    prod = {r: 1 for r in ranks}
+    for i, lv in enumerate(arch.levels):
+        p = base + ("nest", lv.name)
+        d = _mapping(src, nest.get(lv.name) or {}, p, ("temporal", "order", "spatial", "keep", "bypass"),
+                     "{temporal, order, spatial, keep, bypass}")
+        temporal = _loops(src, d.get("temporal"), p + ("temporal",), ranks)
+        if "order" in d:
+            order = d["order"]
+            tr = [r for r, _ in temporal]
+            if not isinstance(order, list) or sorted(map(str, order)) != sorted(tr):
+                raise src.error(p + ("order",), f"expected the temporal ranks in some order, outermost first "
+                                f"({', '.join(tr)}), got {order!r}")
+            temporal = tuple(sorted(temporal, key=lambda rf: order.index(rf[0])))
+        sp = _mapping(src, d.get("spatial") or {}, p + ("spatial",), ("X", "Y"), "{X: {RANK: factor}, Y: ...}")
+        sx = _loops(src, sp.get("X"), p + ("spatial", "X"), ranks)
+        sy = _loops(src, sp.get("Y"), p + ("spatial", "Y"), ranks)
+        fx, fy = arch.fanout(i)
+        for dim, loops, fan in (("X", sx, fx), ("Y", sy, fy)):
+            n = math.prod(f for _, f in loops)
+            if n > fan:
+                raise src.error(p + ("spatial", dim), f"spatial factors {n} exceed the fan-out of {lv.name} "
+                                f"along {dim} ({fan})")
+        for r, f in temporal + sx + sy:
+            prod[r] *= f
+        allowed = lv.keeps if lv.keeps is not None else tuple(names)
+        for k in ("keep", "bypass"):
+            v = d.get(k)
+            if v is not None and (not isinstance(v, list) or any(t not in names for t in v)):
+                raise src.error(p + (k,), f"expected a list of tensors of the Einsum ({', '.join(names)}), got {v!r}")
+        kept, bypass = d.get("keep") or [], d.get("bypass") or []
+        for t in kept:
+            if t not in allowed:
+                raise src.error(p + ("keep",), f"{lv.name} may not keep {t} (its keeps: {', '.join(allowed)})")
+            if t in bypass:
+                raise src.error(p + ("bypass",), f"{t} is both kept and bypassed at {lv.name}")
+        if "keep" in d and "bypass" not in d:
+            keep = tuple(t for t in names if t in kept)  # keep: exactly these
+        else:  # bypass (and keep): everything the level may keep but the bypassed
+            keep = tuple(t for t in names if (t in allowed or t in kept) and t not in bypass)
+        if i == 0 and len(keep) != len(names):
+            miss = [t for t in names if t not in keep]
+            raise src.error(p, f"the outermost level {lv.name} must keep every tensor (missing: {', '.join(miss)})")
+        out.append(LevelMap(lv.name, temporal, sx, sy, keep))
+    for r, n in ranks.items():
+        if prod[r] != n:
+            raise src.error(base + ("nest",), f"the factors of rank {r} multiply to {prod[r]}, not its size {n}")
+    return tuple(out), off
+
+
+def tile_words(cfg_levels: tuple[LevelMap, ...], i: int, op: Operand) -> int:
+    """Words of ``op``'s tile at level ``i``: its footprint over the loops of levels >= i."""
+    ext: dict[str, int] = {}
+    for lm in cfg_levels[i:]:
+        for r, f in lm.temporal + lm.spatial_x + lm.spatial_y:
+            ext[r] = ext.get(r, 1) * f
+    n = 1
+    for terms in op.terms:
+        n *= 1 + sum(abs(c) * (ext.get(r, 1) - 1) for r, c in terms)
+    return n
+
+
+def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: tuple[Any, Source, YPath] | None,
+                src: Source, source: str | None, instances: int = 1) -> NestConfig:
+    """Build a :class:`NestConfig` from the loaded sections (called by the config loader when the
+    arch has a ``hierarchy:``)."""
+    arch = hierarchy_from_data(arch_sec, asrc, ab)
+    if instances != 1:
+        raise src.error(("workload",), "instances/batch are not modelled for a hierarchy arch; fold them "
+                        "into a rank of the Einsum")
+    e, ranks, ops = _operands(casc, src, ("einsum",))
+    if mapping is None:
+        raise src.error((), "a hierarchy arch needs a mapping: section with a 'nest:' entry per level")
+    m, msrc, mb = mapping
+    levels, off = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops)
+    for i, (lv, lm) in enumerate(zip(arch.levels, levels)):
+        if lv.capacity_words is None:
+            continue
+        words = sum(tile_words(levels, i, o) for o in ops if o.name in lm.keep)
+        if words > lv.capacity_words:
+            raise msrc.error(mb + ("nest", lv.name), f"the tiles kept at {lv.name} need {words} words, more than "
+                             f"its capacity of {lv.capacity_words}")
+    return NestConfig(casc, e, MappingProxyType(ranks), ops, arch, levels, off, source or src.file)

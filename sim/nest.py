@@ -1,0 +1,322 @@
+"""Access counts, cycles and energy of a mapped memory hierarchy, with Timeloop's conventions.
+
+The model (a :class:`mapping.hierarchy.NestConfig`: one sum-of-products Einsum, storage levels
+L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spatial loops):
+
+* **Loops and tiles.** The nest is the levels' loops in order, outermost first; a rank's index
+  is ``sum(loop index * stride)`` with the stride the product of the factors of that rank's
+  loops further in. The *tile* of tensor t at level i is the set of t's coordinates (its affine
+  subscripts) over the loops of levels >= i: a fixed set M (the mold) translated by the
+  coordinates of the outer loops' offset. An *instance* of level i is a value of the spatial
+  loops of levels < i; its *time* is the sequence of values of the temporal loops of levels
+  < i, in lexicographic order. The compute level's tile is one point (one MAC).
+* **Deltas (what a level takes from its parent).** Per instance, the tile sequence S_1, S_2, ...
+  gives deltas with Timeloop's reset-on-stride-change rule (``OperationSpace::
+  SaveAndSubtractIfSameStride``, ``loop-analysis/nest-analysis.cpp``): with T the translation
+  S_{k-1} -> S_k and T' the remembered one, delta_1 = S_1; if T' is unset, delta_k = S_k - S_{k-1}
+  and T' := T; if T = T', delta_k = S_k - S_{k-1}; otherwise delta_k = S_k and T' is unset.
+  So a tile that stays put costs nothing, a sliding window that keeps sliding the same way
+  costs only its new edge, and a tile that jumps (an inner loop restarting) is refetched whole:
+  RegisterFile Inputs in exercise 04 takes 16 + 1 + 1 = 18 words per (c, k), 1152 in all,
+  not the 284 an ideal cache would. The compute level takes its point at every MAC (no reuse).
+* **Counts per level i and tensor t kept there.** D = sum of |delta| over the instances
+  (its own fills from the parent, counting the first tile), P = sum over the instances of the
+  union of its tiles over the run (the partition size). The *child* of (i, t) is the next inner
+  level keeping t, or the compute level: U = the sum, over parent instances and child time steps,
+  of |union of the deltas of the children under that parent instance at that step|, so a
+  multicast is read once and a spatial reduction is one update. Then, per instance (divided by
+  the utilized instances, the product of the spatial factors above i): an input's reads are U
+  and its fills D (0 at L_0); the output's updates are U, its reads U - P (the first update of an
+  element is a write into zero, not a read-modify-write) and its fills D - P (Timeloop 2024: a
+  first, zero-initialised residency is no fill) or D (``counting.output_first_fill``, Timeloop
+  2020), 0 at L_0. A bypassed tensor is absent from the level and its child reads the next
+  outer level that keeps it.
+* **Why these equal Timeloop's counts.** Timeloop's NestAnalysis keeps one ``last_point_set``
+  and translation per loop level and spatial instance and accumulates the deltas returned by a
+  storage boundary's loop as that level's accesses (multicast/reduction by
+  ``ComputeAccurateMulticastedAccesses``, which counts each distinct delta element once per
+  parent). The walk above is that recursion evaluated on every iteration (Timeloop's temporal
+  extrapolation runs iterations #0 and #1 and scales #1 by n - 1; the two agree whenever every
+  loop's deltas repeat after its first iteration, as in every perfectly factorised nest of the
+  tutorial exercises); the buffer model then derives reads/fills/updates exactly as the rules
+  above state (conventions.md points 2-7). ``tests/sim/test_nest.py`` checks every count of the
+  eleven reference outputs in ``/work/shared/reference/timeloop``.
+* **Cycles.** ``computes / utilized MACs``, or more if a level's bandwidth cannot keep up:
+  per instance, ``sum of reads / read_bw`` and ``sum of (fills + updates) / write_bw``.
+* **Energy.** Per tensor and level ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update)
+  x utilized instances`` with r, f, u per instance and B the block size; leakage ``E_leak x
+  cycles x instances`` per level; compute ``computes x E_compute``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from mapping.hierarchy import NestConfig, Operand
+
+
+@dataclass(frozen=True)
+class Loop:
+    rank: str
+    factor: int
+    level: int  # index of the storage level that owns the loop
+    spatial: str  # "" (temporal), "X" or "Y"
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    tile: int  # words of one tile (per instance)
+    partition: Fraction  # distinct words an instance holds over the run
+    reads: Fraction  # per instance
+    fills: Fraction
+    updates: Fraction
+    energy_pj: float  # all utilized instances
+
+
+@dataclass(frozen=True)
+class LevelStats:
+    name: str
+    instances: int
+    utilized: int
+    tensors: dict[str, TensorStats]
+    leak_pj: float
+    cycles: int  # the level's own bound (bandwidth), <= the run's cycles when not throttling
+    energy_pj: float
+
+
+@dataclass(frozen=True)
+class NestResult:
+    workload: str
+    arch: str
+    computes: int
+    macs_utilized: int
+    compute_cycles: int
+    cycles: int
+    mac_energy_pj: float
+    levels: tuple[LevelStats, ...]  # outermost first
+    energy_pj: float
+    loops: tuple[Loop, ...] = field(repr=False, default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        def num(x: Fraction) -> int | float:
+            return int(x) if x.denominator == 1 else float(x)
+
+        return {
+            "workload": self.workload, "arch": self.arch, "computes": self.computes,
+            "macs_utilized": self.macs_utilized, "compute_cycles": self.compute_cycles, "cycles": self.cycles,
+            "energy_pj": {"total": self.energy_pj, "compute": self.mac_energy_pj,
+                          "levels": {lv.name: lv.energy_pj for lv in self.levels}},
+            "fj_per_compute": {**{lv.name: lv.energy_pj / self.computes * 1e3 for lv in self.levels},
+                               "compute": self.mac_energy_pj / self.computes * 1e3,
+                               "total": self.energy_pj / self.computes * 1e3},
+            "levels": {lv.name: {"instances": lv.instances, "utilized": lv.utilized, "leak_pj": lv.leak_pj,
+                                 "cycles": lv.cycles, "energy_pj": lv.energy_pj,
+                                 "tensors": {t: {"tile": s.tile, "partition": num(s.partition),
+                                                 "reads": num(s.reads), "fills": num(s.fills),
+                                                 "updates": num(s.updates), "energy_pj": s.energy_pj}
+                                             for t, s in lv.tensors.items()}}
+                       for lv in self.levels},
+        }
+
+
+def build_loops(cfg: NestConfig) -> tuple[Loop, ...]:
+    """The whole nest, outermost first (factor-1 loops dropped), with each loop's stride."""
+    raw = []
+    for i, lm in enumerate(cfg.levels):
+        raw += [(r, f, i, "") for r, f in lm.temporal]
+        raw += [(r, f, i, "X") for r, f in lm.spatial_x]
+        raw += [(r, f, i, "Y") for r, f in lm.spatial_y]
+    raw = [x for x in raw if x[1] > 1]
+    out = []
+    for j, (r, f, i, sp) in enumerate(raw):
+        stride = math.prod(x[1] for x in raw[j + 1:] if x[0] == r)
+        out.append(Loop(r, f, i, sp, stride))
+    return tuple(out)
+
+
+def _coords(op: Operand, idx: dict[str, int], with_const: bool = True) -> tuple[int, ...]:
+    return tuple(sum(c * idx.get(r, 0) for r, c in terms) + (k if with_const else 0)
+                 for terms, k in zip(op.terms, op.consts))
+
+
+def _mold(op: Operand, loops: tuple[Loop, ...]) -> frozenset[tuple[int, ...]]:
+    pts = set()
+    for vals in itertools.product(*(range(lp.factor) for lp in loops)):
+        idx: dict[str, int] = {}
+        for lp, v in zip(loops, vals):
+            idx[lp.rank] = idx.get(lp.rank, 0) + v * lp.stride
+        pts.add(_coords(op, idx))
+    return frozenset(pts)
+
+
+class _Walk:
+    """The per-instance delta walk of one (level, tensor), feeding the parent's unions."""
+
+    def __init__(self, op: Operand, level: int, parent: int | None, loops: tuple[Loop, ...], is_compute: bool):
+        self.op, self.level, self.parent, self.is_compute = op, level, parent, is_compute
+        self.outer = tuple(lp for lp in loops if lp.level < level)
+        self.mold = _mold(op, tuple(lp for lp in loops if lp.level >= level))
+        self.D = 0
+        self.P = 0
+        self.unions: dict[tuple, set] = {}
+
+    def run(self) -> None:
+        state: dict[tuple, list] = {}  # instance -> [prev set, prev translation, remembered stride]
+        held: dict[tuple, set] = {}
+        outer = self.outer
+        spatial = [j for j, lp in enumerate(outer) if lp.spatial]
+        above = [j for j in spatial if outer[j].level < (self.parent if self.parent is not None else 0)]
+        temporal = [j for j, lp in enumerate(outer) if not lp.spatial]
+        for vals in itertools.product(*(range(lp.factor) for lp in outer)):
+            idx: dict[str, int] = {}
+            for lp, v in zip(outer, vals):
+                idx[lp.rank] = idx.get(lp.rank, 0) + v * lp.stride
+            trans = _coords(self.op, idx, with_const=False)
+            S = {tuple(a + b for a, b in zip(m, trans)) for m in self.mold}
+            inst = tuple(vals[j] for j in spatial)
+            if self.is_compute:
+                delta = S
+            else:
+                st = state.get(inst)
+                if st is None:
+                    delta = S
+                    state[inst] = [S, trans, None]
+                else:
+                    prev, ptrans, stride = st
+                    t = tuple(a - b for a, b in zip(trans, ptrans))
+                    if stride is None or t == stride:
+                        delta = S - prev
+                        st[2] = t
+                    else:
+                        delta = S
+                        st[2] = None
+                    st[0], st[1] = S, trans
+                held.setdefault(inst, set()).update(S)
+            self.D += len(delta)
+            if self.parent is not None and delta:
+                key = (tuple(vals[j] for j in above), tuple(vals[j] for j in temporal))
+                self.unions.setdefault(key, set()).update(delta)
+        self.P = sum(len(s) for s in held.values())
+
+
+def _frac(n: int, d: int) -> Fraction:
+    return Fraction(n, d)
+
+
+def simulate_nest(cfg: NestConfig) -> NestResult:
+    arch, loops = cfg.arch, build_loops(cfg)
+    n = len(arch.levels)
+    util = [math.prod(lp.factor for lp in loops if lp.spatial and lp.level < i) for i in range(n + 1)]
+    walks: dict[tuple[int, str], _Walk] = {}
+    for op in cfg.operands:
+        keepers = [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep]
+        for k, i in enumerate(keepers + [n]):
+            w = _Walk(op, i, keepers[k - 1] if k > 0 else None, loops, i == n)
+            w.run()
+            walks[(i, op.name)] = w
+    # U of (parent, t) = the child's unions summed
+    U: dict[tuple[int, str], int] = {}
+    for (i, t), w in walks.items():
+        if w.parent is not None:
+            U[(w.parent, t)] = sum(len(s) for s in w.unions.values())
+    computes = cfg.computes
+    macs = util[n]
+    compute_cycles = -(-computes // macs)
+    counts: list[dict[str, tuple]] = []
+    bound = compute_cycles
+    level_cycles = []
+    for i, (lv, lm) in enumerate(zip(arch.levels, cfg.levels)):
+        per: dict[str, tuple] = {}
+        for op in cfg.operands:
+            if op.name not in lm.keep:
+                continue
+            w, u, ui = walks[(i, op.name)], U.get((i, op.name), 0), util[i]
+            if op.is_output:
+                upd = _frac(u, ui)
+                reads = _frac(u - w.P, ui)
+                fills = Fraction(0) if i == 0 else _frac(w.D - (0 if cfg.output_first_fill else w.P), ui)
+            else:
+                upd = Fraction(0)
+                reads = _frac(u, ui)
+                fills = Fraction(0) if i == 0 else _frac(w.D, ui)
+            per[op.name] = (len(w.mold), _frac(w.P, ui), reads, fills, upd)
+        counts.append(per)
+        cyc = 0
+        if lv.read_bw is not None:
+            cyc = max(cyc, math.ceil(sum(c[2] for c in per.values()) / lv.read_bw))
+        if lv.write_bw is not None:
+            cyc = max(cyc, math.ceil(sum(c[3] + c[4] for c in per.values()) / lv.write_bw))
+        level_cycles.append(cyc)
+        bound = max(bound, cyc)
+    cycles = bound
+    levels = []
+    for i, (lv, per) in enumerate(zip(arch.levels, counts)):
+        B, E = lv.block_size, lv.energy
+        tens = {}
+        for t, (tile, part, r, f, u) in per.items():
+            e = (math.ceil(r / B) * E["read"] + math.ceil(f / B) * E["write"] + math.ceil(u / B) * E["update"]) \
+                * util[i]
+            tens[t] = TensorStats(tile, part, r, f, u, e)
+        leak = E["leak"] * cycles * lv.instances
+        levels.append(LevelStats(lv.name, lv.instances, util[i], tens, leak, level_cycles[i],
+                                 sum(s.energy_pj for s in tens.values()) + leak))
+    mac_e = computes * arch.compute.energy_pj
+    total = mac_e + sum(lv.energy_pj for lv in levels)
+    return NestResult(cfg.cascade.name, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
+                      total, loops)
+
+
+# ----------------------------------------------------------------------------------
+def map_text(cfg: NestConfig) -> str:
+    """The mapping as Timeloop prints it in ``timeloop-model.map.txt``: per level its kept
+    tensors with their tile sizes, then its loops (factor-1 loops omitted), indented."""
+    loops = build_loops(cfg)
+    lines: list[str] = []
+    depth = 0
+    n = len(cfg.levels)
+    for i, lm in enumerate(cfg.levels):
+        lvl = [lp for lp in loops if lp.level == i]
+        tiles = " ".join(f"{o.name}:{k} ({k})" for o in cfg.operands if o.name in lm.keep
+                         for k in [len(_mold(o, tuple(lp for lp in loops if lp.level >= i)))])
+        head = f"{lm.level} [ {tiles} ]" if tiles else f"{lm.level} [ ]"
+        lines.append(head + " ")
+        if not lvl and i < n - 1:
+            continue
+        lines.append("-" * len(head))
+        for lp in lvl:
+            sp = f" (Spatial-{lp.spatial})" if lp.spatial else ""
+            lines.append("|" + " " + "  " * depth + f"for {lp.rank} in [0:{lp.factor}){sp}")
+            depth += 1
+        if i < n - 1:
+            lines.append("")
+    lines.append("|" + " " + "  " * depth + "<< Compute >>")
+    return "\n".join(lines)
+
+
+def table_text(res: NestResult) -> str:
+    """The per-level table (Timeloop-like: per instance counts, energy over all instances)."""
+    def f(x: Fraction) -> str:
+        return f"{int(x):,}" if x.denominator == 1 else f"{float(x):,.2f}"
+
+    rows = [("level", "tensor", "inst", "tile", "reads", "fills", "updates", "energy pJ")]
+    for lv in res.levels:
+        for t, s in lv.tensors.items():
+            rows.append((lv.name, t, str(lv.utilized), str(s.tile), f(s.reads), f(s.fills), f(s.updates),
+                         f"{s.energy_pj:,.2f}"))
+        rows.append((lv.name, "(leak)", str(lv.instances), "", "", "", "", f"{lv.leak_pj:,.2f}"))
+    rows.append(("compute", "MAC", str(res.macs_utilized), "", f"{res.computes:,}", "", "",
+                 f"{res.mac_energy_pj:,.2f}"))
+    w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    out = [f"{res.workload} on {res.arch}: {res.cycles:,} cycles ({res.compute_cycles:,} compute-bound), "
+           f"{res.computes:,} MACs on {res.macs_utilized} of the MACs, energy {res.energy_pj:,.2f} pJ "
+           f"({res.energy_pj / res.computes:.4f} pJ/MAC)"]
+    for j, r in enumerate(rows):
+        out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
+        if j == 0:
+            out.append("  ".join("-" * x for x in w))
+    return "\n".join(out)
