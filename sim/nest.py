@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from mapping.hierarchy import NestConfig, Operand
 
 
@@ -145,13 +147,16 @@ def _coords(op: Operand, idx: dict[str, int], with_const: bool = True) -> tuple[
 
 
 def _mold(op: Operand, loops: tuple[Loop, ...]) -> frozenset[tuple[int, ...]]:
-    pts = set()
-    for vals in itertools.product(*(range(lp.factor) for lp in loops)):
-        idx: dict[str, int] = {}
-        for lp, v in zip(loops, vals):
-            idx[lp.rank] = idx.get(lp.rank, 0) + v * lp.stride
-        pts.add(_coords(op, idx))
-    return frozenset(pts)
+    """``op``'s coordinates over the iteration box of ``loops`` (at offset 0)."""
+    n = math.prod(lp.factor for lp in loops)
+    grid = np.indices([lp.factor for lp in loops]).reshape(len(loops), -1) if loops else np.zeros((0, 1), int)
+    cols = []
+    for terms, k in zip(op.terms, op.consts):
+        coef = dict(terms)
+        cols.append(sum((coef.get(lp.rank, 0) * lp.stride * grid[j] for j, lp in enumerate(loops)),
+                        np.full(n, k, dtype=np.int64)))
+    rows = np.unique(np.stack(cols, axis=1), axis=0) if cols else np.zeros((1, 0), int)
+    return frozenset(map(tuple, rows.tolist()))
 
 
 class _Walk:
@@ -164,8 +169,11 @@ class _Walk:
         self.D = 0
         self.P = 0
         self.unions: dict[tuple, set] = {}
+        self.U = 0
 
     def run(self) -> None:
+        if self.is_compute:
+            return self._run_compute()
         state: dict[tuple, list] = {}  # instance -> [prev set, prev translation, remembered stride]
         held: dict[tuple, set] = {}
         outer = self.outer
@@ -204,6 +212,26 @@ class _Walk:
         self.P = sum(len(s) for s in held.values())
 
 
+    def _run_compute(self) -> None:
+        """The compute level takes its operand point at every MAC: D is the MAC count and the
+        parent's union per (parent instance, step) is counted with NumPy over all MACs."""
+        outer = self.outer
+        self.D = math.prod(lp.factor for lp in outer)
+        if self.parent is None:
+            return
+        grid = np.indices([lp.factor for lp in outer]).reshape(len(outer), -1) if outer else \
+            np.zeros((0, 1), dtype=np.int64)
+        cols = [grid[j] for j, lp in enumerate(outer)
+                if not lp.spatial or lp.level < self.parent]  # the parent instance and the step
+        for terms, k in zip(self.op.terms, self.op.consts):
+            coef = dict(terms)
+            cols.append(sum((coef.get(lp.rank, 0) * lp.stride * grid[j] for j, lp in enumerate(outer)),
+                            np.full(grid.shape[1], k, dtype=np.int64)))
+        rows = np.stack(cols, axis=1)
+        self.unions = {(): set()}
+        self.U = int(len(np.unique(rows, axis=0)))
+
+
 def _frac(n: int, d: int) -> Fraction:
     return Fraction(n, d)
 
@@ -223,7 +251,7 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     U: dict[tuple[int, str], int] = {}
     for (i, t), w in walks.items():
         if w.parent is not None:
-            U[(w.parent, t)] = sum(len(s) for s in w.unions.values())
+            U[(w.parent, t)] = w.U if w.is_compute else sum(len(s) for s in w.unions.values())
     computes = cfg.computes
     macs = util[n]
     compute_cycles = -(-computes // macs)

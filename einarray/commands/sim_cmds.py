@@ -57,8 +57,13 @@ def run(args: argparse.Namespace) -> int:
 
     from einarray.default_mapping import derive_default, mapping_policy
 
+    from mapping.hierarchy import NestConfig
+
     ranks = dict(args.rank)
-    cfg, choice = derive_default(load_config(args.config, ranks=ranks, sets=args.sets))
+    loaded = load_config(args.config, ranks=ranks, sets=args.sets, allow_hierarchy=True)
+    if isinstance(loaded, NestConfig):
+        return _run_nest(args, loaded)
+    cfg, choice = derive_default(loaded)
     want_trace = bool(args.trace)
     if want_trace or args.every_tile:
         steps = sum(cfg.instances * math.prod(lp.trips for lp in g.loops) for g in cfg.mapping.groups)
@@ -107,6 +112,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"einarray simulate: functional check FAILED: {res['functional']['worst_tensor']} differs "
               f"from the reference by {res['functional']['max_abs_err']:.3g}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _run_nest(args: argparse.Namespace, cfg) -> int:
+    """A memory-hierarchy (Timeloop-style) config: per-level access counts, cycles, energy."""
+    from sim.nest import map_text, simulate_nest, table_text
+
+    for opt, on in (("--functional", args.functional), ("--trace", args.trace), ("--every-tile", args.every_tile)):
+        if on:
+            raise EinarrayError(f"{opt} applies to array configs, not to a memory-hierarchy arch")
+    res = simulate_nest(cfg)
+    nest = map_text(cfg) if args.show_mapping else None
+    if args.json:
+        out = res.as_dict()
+        if nest is not None:
+            out["loop_nest"] = nest
+        print(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        if nest is not None:
+            print(nest)
+        print(table_text(res))
     return 0
 
 
