@@ -19,7 +19,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 #: test files and directories (relative to ``tests/``) that simulate or synthesise RTL
-CI_NEVER_SKIP = ("hw", "einarray/test_sim_rtl.py", "einarray/test_hw_cmds.py")
+CI_NEVER_SKIP = ("hw", "einarray/test_sim_rtl.py", "einarray/test_hw_cmds.py",
+                 "einarray/test_generate.py")
 
 
 def _prepend_path(p: Path) -> None:

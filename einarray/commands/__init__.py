@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "einarray.commands.sim_cmds",      # simulate
     "einarray.commands.flow_cmds",     # sweep (run, compare, search as they land)
     "einarray.commands.search_cmds",   # search
+    "einarray.commands.generate_cmds", # generate
 ]
 
 # The module that registers each command: running one command imports only its module,
@@ -24,4 +25,5 @@ COMMANDS = {
     "run": "einarray.commands.flow_cmds", "compare": "einarray.commands.flow_cmds",
     "sweep": "einarray.commands.flow_cmds",
     "search": "einarray.commands.search_cmds",
+    "generate": "einarray.commands.generate_cmds",
 }

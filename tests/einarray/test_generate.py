@@ -1,0 +1,142 @@
+# amaranth: UnusedElaboratable=no
+"""``einarray generate``: the attention engine from a simulation config; the Verilog it writes
+runs on Icarus bit-identical to ``einarray eval`` of the config's cascade, in the predicted
+cycles; configs the engine cannot build are refused with the file, line and YAML path."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from einarray.cli import main
+
+_HW = Path(__file__).resolve().parent.parent / "hw"
+if str(_HW) not in sys.path:
+    sys.path.insert(0, str(_HW))
+
+from cocotb_runner import run_cocotb  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "mapping" / "configs" / "attention-engine.yaml"
+
+
+def _generate(tmp_path, config=CONFIG, capsys=None):
+    out = tmp_path / "engine"
+    assert main(["generate", str(config), "-o", str(out)]) == 0
+    return out
+
+
+def test_writes_verilog_and_sidecar(tmp_path, capsys):
+    out = _generate(tmp_path)
+    assert "112 cycles" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [".einarray-report.json", "attention_engine.json",
+                                                     "attention_engine.v"]
+    d = json.loads((out / "attention_engine.json").read_text())
+    assert d["top"] == "attention_engine"
+    assert d["params"] == {"rows": 2, "cols": 2, "head_dim": 4, "chunk": 2, "width": 16,
+                           "frac_bits": 10, "qk_shift": 13, "max_keys": 8}
+    # 2 M + T P + T P1 (G (2 E + 2) + 1) with M=4, P=8, T=2, P1=4, G=1, E=4
+    assert d["predicted"] == {**d["predicted"], "M": 4, "P": 8, "cycles": 8 + 16 + 8 * 11}
+    assert d["ports"]["v"]["tdata"] == "v_tdata" and d["ports"]["o"]["direction"] == "out"
+    v = (out / "attention_engine.v").read_text()
+    assert "module attention_engine" in v and "o_tlast" in v
+    # the same command again refreshes its own directory
+    assert main(["generate", str(CONFIG), "-o", str(out)]) == 0
+
+
+def test_refuses_a_directory_with_other_files(tmp_path, capsys):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "notes.txt").write_text("keep")
+    assert main(["generate", str(CONFIG), "-o", str(d)]) == 2
+    assert "einarray generate: error:" in capsys.readouterr().err
+    assert (d / "notes.txt").read_text() == "keep" and len(list(d.iterdir())) == 1
+
+
+def test_generated_verilog_is_einarray_eval_on_icarus(tmp_path):
+    out = _generate(tmp_path)
+    d = json.loads((out / "attention_engine.json").read_text())
+    m, p, e = d["predicted"]["M"], d["predicted"]["P"], d["params"]["head_dim"]
+    rng = np.random.default_rng(12)
+    q, k, v = (rng.integers(-9000, 9001, (n, e)) for n in (m, p, p))
+    np.savez(tmp_path / "in.npz", Q=q, K=k, V=v)
+    assert main(["eval", "attention-fixed-1pass", "-i", str(tmp_path / "in.npz"), "-o",
+                 str(tmp_path / "out.npz"), "--rank", f"P0={d['params']['chunk']}"]) == 0
+    want = np.load(tmp_path / "out.npz")["AV"].astype(np.int64)
+    cycles = tmp_path / "cycles.json"
+    cycles = tmp_path / "cycles.json"
+    head = {"M": m, "P": p, "seed": 0, "amp": 0, "pause": False,
+            "inputs": str(tmp_path / "in.npz"), "expect": str(tmp_path / "out.npz")}
+    run_cocotb(out / "attention_engine.v", "attention_engine", "cocotb_attention_engine", "icarus",
+               tmp_path / "sim",
+               env={"ENGINE_PARAMS": json.dumps(d["params"]),
+                    "ENGINE_CASCADE_PARAMS": json.dumps(d["cascade_params"]),
+                    "ENGINE_CASES": json.dumps([head]), "ENGINE_CYCLES": str(cycles)})
+    assert json.loads(cycles.read_text())[0]["cycles"] == d["predicted"]["cycles"] == 112
+    assert want.shape == (m, e) and np.abs(want).max() > 100  # a real head, not zeros
+
+
+def _config(tmp_path, **edits) -> Path:
+    text = CONFIG.read_text()
+    for old, new in edits.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("old,new,where", [
+    ("P0: 2}", "P0: 3}", "workload.ranks: chunk (3) must be a multiple of cols (2)"),
+    ("F: 4,", "F: 2,", "workload.ranks.F: the engine's value rows have head_dim = E = 4"),
+    ("SLNV: {unit: array2d, dataflow: ws, spatial: {rows: [m], cols: [p0]}}",
+     "SLNV: {unit: array1d}",
+     "cfg.yaml:20 mapping.einsums.SLNV.unit: the engine runs SLNV on array2d, the mapping puts it "
+     "on array1d"),
+])
+def test_refuses_what_it_cannot_build(tmp_path, capsys, old, new, where):
+    cfg = _config(tmp_path, **{old: new})
+    out = tmp_path / "engine"
+    assert main(["generate", str(cfg), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("einarray generate: error: ") and where in err, err
+    assert not out.exists()
+
+
+def test_refuses_another_cascade(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("workload:\n  cascade: softmax-1pass\n  ranks: {M: 4, P: 8, E: 4, F: 4, P0: 2}\n"
+                   "arch: attention-engine\n")
+    assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 2
+    assert ("cfg.yaml:2 workload.cascade: the engine computes the cascade 'attention-fixed-1pass', "
+            "not 'softmax-1pass'") in capsys.readouterr().err
+
+
+def _arch(tmp_path, **edits) -> None:
+    arch = (REPO / "mapping" / "arch" / "attention-engine.yaml").read_text()
+    for old, new in edits.items():
+        assert old in arch, old
+        arch = arch.replace(old, new)
+    (tmp_path / "arch.yaml").write_text(arch)
+
+
+def test_refuses_an_array_larger_than_the_engine(tmp_path, capsys):
+    _arch(tmp_path, **{"rows: 2\n": "rows: 32\n", "cols: 2\n": "cols: 32\n",
+                       "width: 2\n": "width: 32\n"})
+    cfg = _config(tmp_path, **{"arch: attention-engine": "arch: arch.yaml"})
+    assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "arch.yaml:13 arch.array2d.rows: rows must be in 1..16, got 32" in err, err
+
+
+def test_refuses_a_1d_array_of_other_width(tmp_path, capsys):
+    _arch(tmp_path, **{"    width: 2\n": "    width: 3\n"})
+    cfg = _config(tmp_path, **{"arch: attention-engine": "arch: arch.yaml"})
+    assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "arch.yaml:20 arch.array1d.width: the engine has one 1-D lane per PE row: " \
+        "width must be array2d.rows = 2, got 3" in err, err
