@@ -78,6 +78,20 @@ class TensorStats:
     fills: Fraction
     updates: Fraction
     energy_pj: float  # all utilized instances
+    is_output: bool = False
+
+    @property
+    def accesses(self) -> Fraction:
+        return self.reads + self.fills + self.updates
+
+    @property
+    def addr_gens(self) -> Fraction:
+        """Address generations: reads + fills, or updates + fills for the output (Timeloop's)."""
+        return self.fills + (self.updates if self.is_output else self.reads)
+
+    @property
+    def temporal_reductions(self) -> Fraction:
+        return self.reads if self.is_output else Fraction(0)
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,12 @@ class LevelStats:
     leak_pj: float
     cycles: int  # the level's own bound (bandwidth), <= the run's cycles when not throttling
     energy_pj: float
+    word_bits: int = 8
+
+    @property
+    def scalar_accesses(self) -> Fraction:
+        """Reads + fills + updates of every tensor, over the utilized instances."""
+        return sum((s.accesses for s in self.tensors.values()), Fraction(0)) * self.utilized
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,33 @@ class NestResult:
     levels: tuple[LevelStats, ...]  # outermost first
     energy_pj: float
     loops: tuple[Loop, ...] = field(repr=False, default=())
+    clock_hz: float = 1e9
+    output_words: int = 0  # distinct output elements
+    required_words: int = 0  # every tensor's footprint once (the minimum traffic)
+    mac_instances: int = 1
+    mac_area_um2: float | None = None  # all compute instances
+
+    @property
+    def ops(self) -> dict[str, int]:
+        """Timeloop's operation counts: a MAC is one element-wise op, and every MAC but the
+        first into each output element is one reduction op."""
+        red = self.computes - self.output_words
+        return {"elementwise": self.computes, "reduction": red, "total": self.computes + red}
+
+    @property
+    def gflops(self) -> float:
+        return self.ops["total"] / self.cycles * self.clock_hz / 1e9
+
+    @property
+    def utilization(self) -> float:
+        return self.computes / (self.cycles * self.mac_instances)
+
+    @property
+    def edp_j_cycle(self) -> float:
+        return self.energy_pj * 1e-12 * self.cycles
+
+    def op_per_byte(self, lv: LevelStats) -> float:
+        return self.ops["total"] / float(lv.scalar_accesses * lv.word_bits / 8)
 
     def as_dict(self) -> dict[str, Any]:
         def num(x: Fraction) -> int | float:
@@ -111,6 +158,9 @@ class NestResult:
         return {
             "workload": self.workload, "arch": self.arch, "computes": self.computes,
             "macs_utilized": self.macs_utilized, "compute_cycles": self.compute_cycles, "cycles": self.cycles,
+            "ops": self.ops, "gflops": self.gflops, "utilization": self.utilization,
+            "edp_j_cycle": self.edp_j_cycle, "mac_area_um2": self.mac_area_um2,
+            "memory_accesses_required": self.required_words,
             "energy_pj": {"total": self.energy_pj, "compute": self.mac_energy_pj,
                           "levels": {lv.name: lv.energy_pj for lv in self.levels}},
             "fj_per_compute": {**{lv.name: lv.energy_pj / self.computes * 1e3 for lv in self.levels},
@@ -118,6 +168,7 @@ class NestResult:
                                "total": self.energy_pj / self.computes * 1e3},
             "levels": {lv.name: {"instances": lv.instances, "utilized": lv.utilized, "leak_pj": lv.leak_pj,
                                  "cycles": lv.cycles, "energy_pj": lv.energy_pj,
+                                 "scalar_accesses": num(lv.scalar_accesses),
                                  "tensors": {t: {"tile": s.tile, "partition": num(s.partition),
                                                  "reads": num(s.reads), "fills": num(s.fills),
                                                  "updates": num(s.updates), "energy_pj": s.energy_pj}
@@ -238,6 +289,7 @@ def _frac(n: int, d: int) -> Fraction:
 
 def simulate_nest(cfg: NestConfig) -> NestResult:
     arch, loops = cfg.arch, build_loops(cfg)
+    out = next(o for o in cfg.operands if o.is_output)
     n = len(arch.levels)
     util = [math.prod(lp.factor for lp in loops if lp.spatial and lp.level < i) for i in range(n + 1)]
     walks: dict[tuple[int, str], _Walk] = {}
@@ -289,14 +341,16 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
         for t, (tile, part, r, f, u) in per.items():
             e = (math.ceil(r / B) * E["read"] + math.ceil(f / B) * E["write"] + math.ceil(u / B) * E["update"]) \
                 * util[i]
-            tens[t] = TensorStats(tile, part, r, f, u, e)
+            tens[t] = TensorStats(tile, part, r, f, u, e, t == out.name)
         leak = E["leak"] * cycles * lv.instances
         levels.append(LevelStats(lv.name, lv.instances, util[i], tens, leak, level_cycles[i],
-                                 sum(s.energy_pj for s in tens.values()) + leak))
+                                 sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits))
     mac_e = computes * arch.compute.energy_pj
     total = mac_e + sum(lv.energy_pj for lv in levels)
+    area = None if arch.compute.area_um2 is None else arch.compute.area_um2 * arch.compute.instances
     return NestResult(cfg.cascade.name, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
-                      total, loops)
+                      total, loops, arch.clock_hz, len(walks[(0, out.name)].mold),
+                      sum(len(walks[(0, o.name)].mold) for o in cfg.operands), arch.compute.instances, area)
 
 
 # ----------------------------------------------------------------------------------
@@ -340,9 +394,12 @@ def table_text(res: NestResult) -> str:
     rows.append(("compute", "MAC", str(res.macs_utilized), "", f"{res.computes:,}", "", "",
                  f"{res.mac_energy_pj:,.2f}"))
     w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
-    out = [f"{res.workload} on {res.arch}: {res.cycles:,} cycles ({res.compute_cycles:,} compute-bound), "
-           f"{res.computes:,} MACs on {res.macs_utilized} of the MACs, energy {res.energy_pj:,.2f} pJ "
-           f"({res.energy_pj / res.computes:.4f} pJ/MAC)"]
+    bound = [lv.name for lv in res.levels if lv.cycles == res.cycles and res.cycles > res.compute_cycles]
+    why = f"bound by {', '.join(bound)}'s bandwidth" if bound else "compute-bound"
+    out = [f"{res.workload} on {res.arch}: {res.cycles:,} cycles ({why}; compute {res.compute_cycles:,}), "
+           f"{res.computes:,} MACs on {res.macs_utilized} of {res.mac_instances} MACs (utilization "
+           f"{res.utilization:.2%}, {res.gflops:.2f} GFLOPs), energy {res.energy_pj:,.2f} pJ "
+           f"({res.energy_pj / res.computes:.4f} pJ/MAC), EDP {res.edp_j_cycle:.3g} J*cycle"]
     for j, r in enumerate(rows):
         out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
         if j == 0:

@@ -4,9 +4,11 @@ Each ``examples/timeloop/<exercise>.yaml`` is loaded through the normal config l
 every number of ``tests/expected/timeloop/<exercise>.json`` (transcribed from
 ``/work/shared/reference/timeloop/<exercise>.md``, which cites the upstream files) is checked:
 per level and tensor the reads, fills and updates per instance, the partition size, the tile
-(utilized capacity), the utilized instances and the energy; each level's leakage; the cycles,
-the MAC count and energy; the per-level energy breakdown (fJ per compute, or pJ per MAC for the
-2020 outputs) and the map.txt loop nest, all to the precision Timeloop printed.
+(utilized capacity), the utilized instances, address generations, temporal reductions and the
+energy (total, per instance, per scalar access); each level's leakage, scalar accesses and ops
+per byte; the cycles, utilization, GFLOPs, EDP, the MAC count, energy and area, the operation
+counts; the per-level energy breakdown (fJ per compute, or pJ per MAC for the 2020 outputs) and
+the map.txt loop nest, all to the precision Timeloop printed.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def test_counts_per_level_and_tensor(case):
         for t, s in lv.tensors.items():
             w = want[t]
             got = {"reads": s.reads, "fills": s.fills, "updates": s.updates, "partition": s.partition,
-                   "tile": s.tile, "utilized": lv.utilized}
+                   "tile": s.tile, "utilized": lv.utilized, "addr_gens": s.addr_gens,
+                   "temporal_reductions": s.temporal_reductions}
             assert got == {k: w[k] for k in got}, (name, lv.name, t)
 
 
@@ -64,9 +67,34 @@ def test_energy_per_tensor_and_leakage(case):
     for lv in res.levels:
         want = ref["levels"][lv.name]
         for t, s in lv.tensors.items():
-            assert abs(s.energy_pj - want["tensors"][t]["energy_total_pj"]) <= HALF_CENT, (name, lv.name, t)
+            w = want["tensors"][t]
+            assert abs(s.energy_pj - w["energy_total_pj"]) <= HALF_CENT, (name, lv.name, t)
+            per_instance = s.energy_pj / lv.utilized
+            assert abs(per_instance - w["energy_per_instance_pj"]) <= HALF_CENT, (name, lv.name, t)
+            assert abs(per_instance / float(s.accesses) - w["energy_per_access_pj"]) <= HALF_CENT
         if "leak_pj" in want:
             assert abs(lv.leak_pj - want["leak_pj"]) <= HALF_CENT, (name, lv.name)
+
+
+def test_summary_and_operational_intensity(case):
+    """GFLOPs, utilization, EDP, MAC area, operation counts and ops per byte as Timeloop prints them."""
+    name, ref, _, res = case
+    assert res.utilization == ref["utilization"]
+    assert res.mac_area_um2 == ref["mac_area_um2"]
+    if "gflops" in ref:
+        assert abs(res.gflops - ref["gflops"]) <= HALF_CENT
+    if "edp_j_cycle" in ref:
+        assert f"{res.edp_j_cycle:.2e}" == ref["edp_j_cycle"]
+    if "ops" in ref:
+        ops = ref["ops"]
+        assert res.ops == {k: ops[k] for k in ("elementwise", "reduction", "total")}
+        assert res.required_words == ops["memory_accesses_required"]
+        assert abs(res.ops["total"] / res.required_words - ops["optimal_op_per_byte"]) <= HALF_CENT
+    for lv in res.levels:
+        want = ref["levels"][lv.name]
+        if "scalar_accesses" in want:
+            assert lv.scalar_accesses == want["scalar_accesses"], (name, lv.name)
+            assert abs(res.op_per_byte(lv) - want["op_per_byte"]) <= HALF_CENT, (name, lv.name)
 
 
 def test_energy_breakdown(case):
@@ -155,3 +183,19 @@ def test_output_reads_are_updates_minus_first_writes(tmp_path):
     mm, buf = res.levels[0].tensors["Outputs"], res.levels[1].tensors["Outputs"]
     assert (buf.updates, buf.reads, buf.fills) == (48, 32, 32)
     assert (mm.updates, mm.reads) == (48, 32)
+
+
+def test_bandwidth_bound_cycles_through_set(capsys):
+    """A register file that reads half a word per cycle: its 48 + 48 + 32 = 128 reads take 256
+    cycles, more than the 48 MACs, so the run takes 256 and leaks for 256 (closed form)."""
+    cfg = str(ROOT / "examples" / "timeloop" / "01-conv1d-2level-os.yaml")
+    assert main(["simulate", cfg, "--json", "--set", "arch.hierarchy.1.read_bw=0.5",
+                 "--set", "arch.hierarchy.0.write_bw=1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["compute_cycles"], out["cycles"]) == (48, 256)
+    assert out["levels"]["Buffer"]["cycles"] == 256
+    assert out["levels"]["MainMemory"]["cycles"] == 16  # 16 output updates at 1 word per cycle
+    assert out["levels"]["Buffer"]["leak_pj"] == pytest.approx(0.000861 * 256)
+    assert out["utilization"] == pytest.approx(48 / 256)
+    assert main(["simulate", cfg, "--set", "arch.hierarchy.1.read_bw=0.5"]) == 0
+    assert "256 cycles (bound by Buffer's bandwidth; compute 48)" in capsys.readouterr().out
