@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from einsum.errors import EinarrayError
 from mapping.hierarchy import NestConfig, Operand
 
 
@@ -287,8 +288,28 @@ def _frac(n: int, d: int) -> Fraction:
     return Fraction(n, d)
 
 
+MAX_WALK = 20_000_000  # tile points the delta walk may visit (Python sets; seconds per million)
+
+
+def walk_points(cfg: NestConfig, loops: tuple[Loop, ...]) -> int:
+    """Tile points the walk visits: per storage level and kept tensor, outer iterations x tile."""
+    from mapping.hierarchy import tile_words
+
+    n = 0
+    for i, lm in enumerate(cfg.levels):
+        outer = math.prod(lp.factor for lp in loops if lp.level < i)
+        n += sum(outer * tile_words(cfg.levels, i, o) for o in cfg.operands if o.name in lm.keep)
+    return n
+
+
 def simulate_nest(cfg: NestConfig) -> NestResult:
+    """Counts, cycles and energy of ``cfg`` (the model is this module's docstring). A nest whose
+    walk would visit more than ``MAX_WALK`` tile points is refused (an EinarrayError)."""
     arch, loops = cfg.arch, build_loops(cfg)
+    work = walk_points(cfg, loops)
+    if work > MAX_WALK:
+        raise EinarrayError(f"{cfg.source}: the nest's delta walk visits {work:,} tile points, more than "
+                            f"{MAX_WALK:,}; shrink the ranks (--rank) or move loops inward")
     out = next(o for o in cfg.operands if o.is_output)
     n = len(arch.levels)
     util = [math.prod(lp.factor for lp in loops if lp.spatial and lp.level < i) for i in range(n + 1)]

@@ -199,3 +199,15 @@ def test_bandwidth_bound_cycles_through_set(capsys):
     assert out["utilization"] == pytest.approx(48 / 256)
     assert main(["simulate", cfg, "--set", "arch.hierarchy.1.read_bw=0.5"]) == 0
     assert "256 cycles (bound by Buffer's bandwidth; compute 48)" in capsys.readouterr().out
+
+
+def test_a_walk_too_large_is_refused_in_one_line(tmp_path, capsys):
+    """Every loop (P = 2**23, R = 3) in DRAM: 25M outer iterations of 1-word tiles at each inner
+    level > MAX_WALK, refused before any walking (exit 2, one line naming the points and the limit)."""
+    p = tmp_path / "big.yaml"
+    ex = ROOT / "examples" / "timeloop"
+    p.write_text(f"einsum: {ex / 'problems' / 'conv1d'}.yaml\narch: {ex / 'arch' / '3level'}.yaml\n"
+                 "mapping:\n  version: 1\n  nest:\n    MainMemory: {temporal: {P: 8388608, R: 3}}\n")
+    assert main(["simulate", str(p), "--rank", "P=8388608"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tile points, more than 20,000,000" in err[0]
