@@ -1,9 +1,10 @@
-"""Fused 1-pass attention engine: an R x C PE array and a 1-D array of R lanes, AXI-Stream I/O.
+"""Fused 1-pass attention engine: an R x C PE array and a 1-D array of R x F lanes, AXI-Stream I/O.
 
 Bit-exact with ``einsum/library/attention-fixed-1pass.yaml`` (its golden operators and the
 numerics are in :mod:`einsum.fixed`): FuseMax's binding (Nayak et al., MICRO 2024) with
 QK, LM, SLN, SLD and SLNV on the R x C array (query ``m`` on the rows, key ``p0`` on the
-columns) and RM, PRM, SPD, RD, SPNV, RNV and AV on the R lanes of the 1-D array.
+columns) and RM, PRM, SPD, RD, SPNV, RNV and AV on the 1-D array (a lane per query row and
+value column).
 
 Protocol
 --------
@@ -12,33 +13,41 @@ Four AXI-Stream ports, each beat one row of ``head_dim`` elements (element ``e``
 with ``tdata``/``tvalid``/``tready``/``tlast`` (Verilog ports ``q_tdata``, ``q_tvalid`` ...).
 
 * A *query tile* is up to R rows on ``q``: it ends at the row with ``tlast`` or at the R-th.
-* For each tile the keys and values of the head follow on ``k`` and ``v``, one key row and
-  its value row per beat (the engine takes a ``k`` and a ``v`` beat together, when both are
-  valid); ``tlast`` on ``k`` marks the last key (``v``'s ``tlast`` is not used).  The keys
-  form chunks of ``chunk`` (P0) keys, the last one partial when P0 does not divide P.
+* For each tile the keys and values of the head follow, chunk by chunk: the chunk's key rows
+  on ``k`` (``tlast`` on the head's last key; a chunk ends there or at its P0-th key), then
+  as many value rows on ``v`` (``v``'s ``tlast`` is not used).  The last chunk is partial
+  when P0 does not divide P.
 * After the last chunk the tile's output rows leave on ``o`` (``tlast`` on its last row),
   then the next tile's queries are taken.
 
-So a head of M queries and P keys is ``ceil(M/R)`` tiles, each streaming all P keys: the
-controller walks query tiles x key chunks, as the cascade's loop order ``M, P1``.
+So a head of M queries and P keys is ``ceil(M/R)`` tiles, each streaming all P keys and
+values: the controller walks query tiles x key chunks, as the cascade's loop order
+``M, P1``, and takes one row of ``head_dim`` words per cycle in and out.
 
 Micro-architecture and cycles
 -----------------------------
-Per chunk of ``n`` keys (``G = P0 / C`` column groups): LOAD (``n`` cycles, one key and value
-row each, into the chunk buffers), QK (``G (E + 1)`` cycles: ``E`` multiply-accumulates per
-PE into a 40-bit accumulator, then one cycle that requantizes, multiplies by log2 e into
-``T`` and updates the row's chunk max ``LM`` over the valid columns), MAX (1 cycle: ``RM``,
-the rescale shift ``PRM`` and the shifts of ``RD`` and ``RNV``), then per group EXP (1 cycle:
-``SLN = 2**(T - RM)`` per PE, 0 in the padding of a partial chunk) and SLNV (``F`` cycles, one
-value column ``f`` each: ``sum_c SLN * V`` on the row's adder tree into ``RNV[f]``, and
-``SLD`` into ``RD`` at ``f = 0``).  The output (``r`` cycles for a tile of ``r`` rows) divides
-each row's ``RNV`` by ``RD`` through the 18-bit reciprocal, combinationally from the lanes'
-registers.  With inputs always valid and the output always ready, the cycles from the first
+Per tile: LOAD_Q (``r`` cycles for ``r`` rows).  Per chunk of ``n`` keys (``G = P0 / C``
+column groups): LOAD_K and LOAD_V (``n`` cycles each, into the chunk buffers), QK (``G E``
+cycles: ``E`` multiply-accumulates per PE into a 40-bit accumulator, the last of them also
+requantizing to ``S``, multiplying by log2 e into ``T`` and updating the row's chunk max
+``LM`` over the valid columns: S, T, N and LM are chained behind the MACs), MAX (1 cycle:
+``RM``, the rescale shift ``PRM``, ``SPD`` and ``SPNV`` on the lanes), then per group EXP
+(1 cycle: ``SLN = 2**(T - RM)`` per PE, 0 in the padding of a partial chunk) and SLNV (``F``
+cycles, one value column ``f`` each: ``sum_c SLN * V`` on the row's adder tree, and ``SLD``
+beside it at ``f = 0``), and ACC (1 cycle: ``RD = SPD + SLD``, ``RNV = SPNV + SLNV``).  After
+the last chunk, FIN (1 cycle: ``AV = RNV / RD`` for every row through the 18-bit
+reciprocal, into the output registers; the 1-D array has ``R F`` lanes) and OUT (``r``
+cycles).  With inputs always valid and the output always ready, the cycles from the first
 ``q`` handshake to the last ``o`` handshake, both included, are (:meth:`cycles`)::
 
-    sum over tiles (2 r + P + P1 (G (E + F + 2) + 1))  =  2 M + T P + T P1 (G (E + F + 2) + 1)
+    sum over tiles (2 r + 1 + 2 P + Gs (E + F + 1) + 2 P1)
+        = 2 M + T (1 + 2 P) + T (Gs (E + F + 1) + 2 P1)
 
-with ``T = ceil(M / R)`` tiles and ``P1 = ceil(P / P0)`` chunks (``F = E``).
+with ``T = ceil(M / R)`` tiles, ``P1 = ceil(P / P0)`` chunks and ``Gs`` column groups over
+all chunks: ``G`` per whole chunk and ``ceil(r / C)`` for a partial last chunk of ``r`` keys
+(the groups past its last key are skipped); ``F = E``.  ``einarray
+simulate`` predicts exactly this for ``mapping/configs/attention-engine.yaml``
+(arch ``attention-engine``: units that chain the element-wise Einsums of a stage).
 """
 
 from __future__ import annotations
@@ -124,7 +133,8 @@ class AttentionEngine(wiring.Component):
             raise ConfigError(f"a head needs M >= 1 and P >= 1, got M={m}, P={p}")
         tiles, chunks = -(-m // self.rows), -(-p // self.chunk)
         e = self.head_dim
-        return 2 * m + tiles * p + tiles * chunks * (self.groups * (2 * e + 2) + 1)
+        groups = (chunks - 1) * self.groups + -(-(p - (chunks - 1) * self.chunk) // self.cols)
+        return 2 * m + tiles * (1 + 2 * p) + tiles * (groups * (2 * e + 1) + 2 * chunks)
 
     def params(self) -> dict:
         return {"rows": self.rows, "cols": self.cols, "head_dim": self.head_dim,
@@ -142,8 +152,9 @@ class AttentionEngine(wiring.Component):
             "params": self.params(),
             "golden": "einsum/library/attention-fixed-1pass.yaml",
             "cascade_params": self.cascade_params(),
-            "cycles_formula": "2 M + T P + T P1 (G (2 E + 2) + 1), T = ceil(M / rows), "
-                              "P1 = ceil(P / chunk), G = chunk / cols",
+            "cycles_formula": "2 M + T (1 + 2 P) + T (Gs (2 E + 1) + 2 P1), T = ceil(M / rows), "
+                              "P1 = ceil(P / chunk), Gs = (P1 - 1) chunk / cols + "
+                              "ceil((P - (P1 - 1) chunk) / cols)",
         }
 
     # -- hardware --------------------------------------------------------------------------
@@ -192,6 +203,9 @@ class AttentionEngine(wiring.Component):
         ke = [Array([Array(kbuf[gg * C + c]) for gg in range(G)])[g][ecnt] for c in range(C)]
         vf = [Array([Array(vbuf[gg * C + c]) for gg in range(G)])[g][fcnt] for c in range(C)]
         valid = [(g * C + c) < nkeys for c in range(C)]
+        # the chunk's last column group that holds a key (a partial chunk skips the rest)
+        last_g = Signal(range(G))
+        m.d.comb += last_g.eq(sum(nkeys > gg * C for gg in range(1, G)) if G > 1 else 0)
 
         # the 2**f table (value and slope of each 64th), one read port per PE
         tab = A.EXP2_TABLE
@@ -216,34 +230,37 @@ class AttentionEngine(wiring.Component):
             """shr(x, d) for 0 <= d (floor; shifts past the width give 0 or -1)."""
             return x >> d.as_unsigned()
 
-        # -- the output row's division (div_fixed through an 18-bit reciprocal)
-        den = Array(rd)[orow]
-        lead = Signal(range(rd_w))
-        for b in range(rd_w):
-            with m.If(den[b]):
-                m.d.comb += lead.eq(b)
-        j = Signal(signed(len(Const(rd_w)) + 2))
-        m.d.comb += j.eq(lead - _RECIP)
-        jr = Mux(j > 0, j, 0).as_unsigned()[:len(j) - 1]
-        jl = Mux(j < 0, -j, 0).as_unsigned()[:len(j) - 1]
-        mant = Signal(_RECIP + 1)
-        m.d.comb += mant.eq((den >> jr) << jl)
-        recip = Signal(_RECIP + 1)
-        m.d.comb += recip.eq(Const(1 << (2 * _RECIP), 2 * _RECIP + 1) // mant)
-        outs = []
-        lim = 1 << (W + 18)
-        for f in range(F):
-            num = Array([rnv[r][f] for r in range(R)])[orow]
+        def divide(num_row, den):
+            """div_fixed(num, den, W) of one row (an 18-bit reciprocal of den's mantissa)."""
+            lead = Signal(range(rd_w))
+            for b in range(rd_w):
+                with m.If(den[b]):
+                    m.d.comb += lead.eq(b)
+            j = Signal(signed(len(Const(rd_w)) + 2))
+            m.d.comb += j.eq(lead - _RECIP)
+            jr = Mux(j > 0, j, 0).as_unsigned()[:len(j) - 1]
+            jl = Mux(j < 0, -j, 0).as_unsigned()[:len(j) - 1]
+            mant = Signal(_RECIP + 1)
+            m.d.comb += mant.eq((den >> jr) << jl)
+            recip = Signal(_RECIP + 1)
+            m.d.comb += recip.eq(Const(1 << (2 * _RECIP), 2 * _RECIP + 1) // mant)
+            lim = 1 << (W + 18)
             dlim = den << W
-            ncl = Mux(num > dlim, dlim, Mux(num < -dlim, -dlim, num))
-            nn = (ncl >> jr) << jl
-            nn = Mux(nn > lim, lim, Mux(nn < -lim, -lim, nn))
-            q = (nn * recip + (1 << (2 * _RECIP - 1))) >> (2 * _RECIP)
-            outs.append(sat(q, W)[:W])
+            out = []
+            for num in num_row:
+                ncl = Mux(num > dlim, dlim, Mux(num < -dlim, -dlim, num))
+                nn = (ncl >> jr) << jl
+                nn = Mux(nn > lim, lim, Mux(nn < -lim, -lim, nn))
+                out.append(sat((nn * recip + (1 << (2 * _RECIP - 1))) >> (2 * _RECIP), W))
+            return out
 
-        m.d.comb += self.o_tdata.eq(Cat(*outs))
+        sld = [Signal(unsigned(_LN_WIDTH + max(P0 - 1, 1).bit_length()), name=f"sld{r}")
+               for r in range(R)]
+        slnv = [[Signal(signed(_LN_WIDTH + W + max(P0 - 1, 1).bit_length() + 1), name=f"slnv{r}_{f}")
+                 for f in range(F)] for r in range(R)]
+        obuf = [[Signal(signed(W), name=f"o{r}_{f}") for f in range(F)] for r in range(R)]
+        m.d.comb += self.o_tdata.eq(Array([Cat(*row) for row in obuf])[orow])
         m.d.comb += self.o_tlast.eq(orow == nrows - 1)
-        kv_fire = self.k_tvalid & self.v_tvalid
 
         with m.FSM():
             with m.State("LOAD_Q"):
@@ -259,56 +276,71 @@ class AttentionEngine(wiring.Component):
                         m.d.sync += [x.eq(self.rm_init) for x in rm + lm]
                         m.d.sync += [x.eq(0) for x in rd]
                         m.d.sync += [x.eq(0) for row_ in rnv for x in row_]
-                        m.next = "LOAD_KV"
-            with m.State("LOAD_KV"):
-                m.d.comb += [self.k_tready.eq(kv_fire), self.v_tready.eq(kv_fire)]
-                with m.If(kv_fire):
-                    krow, vrow = lanes(self.k_tdata), lanes(self.v_tdata)
+                        m.next = "LOAD_K"
+            with m.State("LOAD_K"):
+                m.d.comb += self.k_tready.eq(1)
+                with m.If(self.k_tvalid):
+                    krow = lanes(self.k_tdata)
                     for p in range(P0):
                         with m.If(kcnt == p):
                             m.d.sync += [kbuf[p][e].eq(krow[e]) for e in range(E)]
-                            m.d.sync += [vbuf[p][e].eq(vrow[e]) for e in range(E)]
                     m.d.sync += kcnt.eq(kcnt + 1)
                     with m.If(self.k_tlast | (kcnt == P0 - 1)):
-                        m.d.sync += [nkeys.eq(kcnt + 1), last_chunk.eq(self.k_tlast),
-                                     kcnt.eq(0), ecnt.eq(0), g.eq(0)]
+                        m.d.sync += [nkeys.eq(kcnt + 1), last_chunk.eq(self.k_tlast), kcnt.eq(0)]
+                        m.next = "LOAD_V"
+            with m.State("LOAD_V"):
+                m.d.comb += self.v_tready.eq(1)
+                with m.If(self.v_tvalid):
+                    vrow = lanes(self.v_tdata)
+                    for p in range(P0):
+                        with m.If(kcnt == p):
+                            m.d.sync += [vbuf[p][e].eq(vrow[e]) for e in range(E)]
+                    m.d.sync += kcnt.eq(kcnt + 1)
+                    with m.If(kcnt == nkeys - 1):
+                        m.d.sync += [kcnt.eq(0), ecnt.eq(0), g.eq(0)]
                         m.next = "QK"
             with m.State("QK"):
-                with m.If(ecnt < E):
-                    for r in range(R):
-                        for c in range(C):
-                            prod = qe[r] * ke[c]
-                            m.d.sync += acc[r][c].eq(Mux(ecnt == 0, prod, acc[r][c] + prod))
-                    m.d.sync += ecnt.eq(ecnt + 1)
-                with m.Else():
-                    half = 1 << (self.qk_shift - 1)
-                    for r in range(R):
-                        ns = []
-                        for c in range(C):
-                            s = sat((acc[r][c] + half) >> self.qk_shift, W)
-                            t = Signal(signed(t_w), name=f"tn{r}_{c}")
-                            m.d.comb += t.eq((s * A.LOG2E_INT) >> (frac + A.LOG2E_BITS - A.S2_FRAC))
+                # E multiply-accumulates per PE; the last one also requantizes, scales by
+                # log2 e into T and updates the row's chunk max
+                half = 1 << (self.qk_shift - 1)
+                for r in range(R):
+                    ns = []
+                    for c in range(C):
+                        prod = qe[r] * ke[c]
+                        tot = Signal(signed(_ACC_WIDTH), name=f"dot{r}_{c}")
+                        m.d.comb += tot.eq(Mux(ecnt == 0, prod, acc[r][c] + prod))
+                        m.d.sync += acc[r][c].eq(tot)
+                        s = sat((tot + half) >> self.qk_shift, W)
+                        t = Signal(signed(t_w), name=f"tn{r}_{c}")
+                        m.d.comb += t.eq((s * A.LOG2E_INT) >> (frac + A.LOG2E_BITS - A.S2_FRAC))
+                        with m.If(ecnt == E - 1):
                             for gg in range(G):
                                 with m.If(g == gg):
                                     m.d.sync += tsc[r][c][gg].eq(t)
-                            ns.append(Mux(valid[c], t >> A.S2_FRAC, self.rm_init))
-                        best = lm[r]
-                        for n in ns:
-                            best = Mux(n > best, n, best)
+                        ns.append(Mux(valid[c], t >> A.S2_FRAC, self.rm_init))
+                    best = lm[r]
+                    for n in ns:
+                        best = Mux(n > best, n, best)
+                    with m.If(ecnt == E - 1):
                         m.d.sync += lm[r].eq(best)
+                m.d.sync += ecnt.eq(ecnt + 1)
+                with m.If(ecnt == E - 1):
                     m.d.sync += ecnt.eq(0)
-                    with m.If(g == G - 1):
+                    with m.If(g == last_g):
                         m.d.sync += g.eq(0)
                         m.next = "MAX"
                     with m.Else():
                         m.d.sync += g.eq(g + 1)
             with m.State("MAX"):
+                # RM, the rescale shift PRM, SPD = shr(RD, PRM), SPNV = shr(RNV, PRM)
                 for r in range(R):
                     new = Mux(lm[r] > rm[r], lm[r], rm[r])
                     d = Signal(signed(len(rm[r]) + 1), name=f"prm{r}")
                     m.d.comb += d.eq(new - rm[r])
-                    m.d.sync += [rm[r].eq(new), lm[r].eq(self.rm_init), rd[r].eq(shr(rd[r], d))]
+                    m.d.sync += [rm[r].eq(new), lm[r].eq(self.rm_init), rd[r].eq(shr(rd[r], d)),
+                                 sld[r].eq(0)]
                     m.d.sync += [x.eq(shr(x, d)) for x in rnv[r]]
+                    m.d.sync += [x.eq(0) for x in slnv[r]]
                 m.next = "EXP"
             with m.State("EXP"):
                 for r in range(R):
@@ -318,25 +350,37 @@ class AttentionEngine(wiring.Component):
                 m.d.sync += fcnt.eq(0)
                 m.next = "SLNV"
             with m.State("SLNV"):
+                # one value column per cycle: SLNV[f] += sum_c SLN V[., f]; SLD at f = 0
                 for r in range(R):
                     tot = sum(sln[r][c] * vf[c] for c in range(C))
                     for f in range(F):
                         with m.If(fcnt == f):
-                            m.d.sync += rnv[r][f].eq(rnv[r][f] + tot)
+                            m.d.sync += slnv[r][f].eq(slnv[r][f] + tot)
                     with m.If(fcnt == 0):
-                        m.d.sync += rd[r].eq(rd[r] + sum(sln[r][c] for c in range(C)))
+                        m.d.sync += sld[r].eq(sld[r] + sum(sln[r][c] for c in range(C)))
                 m.d.sync += fcnt.eq(fcnt + 1)
                 with m.If(fcnt == F - 1):
-                    with m.If(g == G - 1):
+                    with m.If(g == last_g):
                         m.d.sync += g.eq(0)
-                        with m.If(last_chunk):
-                            m.d.sync += orow.eq(0)
-                            m.next = "OUT"
-                        with m.Else():
-                            m.next = "LOAD_KV"
+                        m.next = "ACC"
                     with m.Else():
                         m.d.sync += g.eq(g + 1)
                         m.next = "EXP"
+            with m.State("ACC"):
+                # RD = SPD + SLD, RNV = SPNV + SLNV
+                for r in range(R):
+                    m.d.sync += rd[r].eq(rd[r] + sld[r])
+                    m.d.sync += [rnv[r][f].eq(rnv[r][f] + slnv[r][f]) for f in range(F)]
+                with m.If(last_chunk):
+                    m.next = "FIN"
+                with m.Else():
+                    m.next = "LOAD_K"
+            with m.State("FIN"):
+                # AV = div_fixed(RNV, RD) for every row at once, into the output registers
+                for r in range(R):
+                    m.d.sync += [o.eq(v) for o, v in zip(obuf[r], divide(rnv[r], rd[r]))]
+                m.d.sync += orow.eq(0)
+                m.next = "OUT"
             with m.State("OUT"):
                 m.d.comb += self.o_tvalid.eq(1)
                 with m.If(self.o_tready):

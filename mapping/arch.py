@@ -20,11 +20,16 @@ An architecture is up to two compute units and a chain of memory levels::
         # or {model: broadcast, tile_overhead: 10, max_k: 64}: operands broadcast along
         # rows/columns, one command = K beats + R output rows + the overhead, at most max_k
         # beats per command (hw/compute_unit.py's RTL: tile_cycles)
+        pinned_elementwise: false           # true: element-wise and reduction work runs on the PEs
+                                            # its spatial mapping names (folds x temporal extent),
+                                            # not spread over every PE
       array1d:                              # optional: vector of `width` lanes
         width: 256
         ops: {mac: 1, add: 1, div: {cycles: 1, latency: 4}}
         rf_entries: 32
         fuse_elementwise: false             # true: an Einsum costs max(op cycles), not the sum
+        chain_stage: false                  # true: the Einsums of one stage on this unit run as
+                                            # one pipeline (the stage's share: the longest of them)
       memory:                               # outermost (backing store) first
         - {name: DRAM, word_bits: 16, bandwidth_bytes_per_s: 429496729600}  # shared_rw: true
         - {name: GB, capacity_bytes: 16777216, word_bits: 16, read_bw: 8192,
@@ -81,6 +86,8 @@ class ComputeUnit:
     tile_overhead: int = 0  # broadcast: fixed cycles per tile besides K beats and R output rows
     max_k: int | None = None  # broadcast: operand beats per command (longer K: chained commands)
     psum_in_array: bool = True  # partial sums stay in the PEs across K tiles of one output tile
+    chain_stage: bool = False  # a stage's Einsums on this unit pipeline: it lasts the longest one
+    pinned_elementwise: bool = False  # 2-D: element-wise work runs where its spatial mapping puts it
 
     @property
     def lanes(self) -> int:
@@ -171,6 +178,14 @@ def _frac(v: Any) -> Fraction:
     return Fraction(str(v)) if isinstance(v, float) else Fraction(v)
 
 
+def _flag(src: Source, d: dict, path: YPath, key: str) -> bool:
+    """Optional boolean ``key`` of ``d`` (default false)."""
+    v = d.get(key, False)
+    if not isinstance(v, bool):
+        raise src.error(path + (key,), f"expected true or false, got {v!r}")
+    return v
+
+
 def _keys(src: Source, d: Any, path: YPath, allowed: tuple[str, ...], required: tuple[str, ...] = (),
           what: str = "a mapping") -> dict:
     if not isinstance(d, dict):
@@ -227,7 +242,9 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
     if "array2d" in sec:
         p = base + ("array2d",)
         u = _keys(src, sec["array2d"], p, ("rows", "cols", "macs_per_pe", "ops", "rf_entries",
-                                           "systolic", "fuse_elementwise"), ("rows", "cols", "ops"))
+                                           "systolic", "fuse_elementwise", "chain_stage",
+                                           "pinned_elementwise"),
+                  ("rows", "cols", "ops"))
         sy = _keys(src, u.get("systolic", {}) or {}, p + ("systolic",),
                    ("fill_drain", "fold_overlap", "psum_in_array", "model", "tile_overhead", "max_k"))
         for k in ("fill_drain", "fold_overlap", "psum_in_array"):
@@ -255,16 +272,19 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
             MappingProxyType(_ops(src, u["ops"], p + ("ops",))),
             _num(src, u.get("rf_entries", 1), p + ("rf_entries",), "register-file entries", integer=True),
             sy.get("fill_drain", True), sy.get("fold_overlap", True), bool(u.get("fuse_elementwise", False)),
-            timing, overhead, max_k, sy.get("psum_in_array", True))
+            timing, overhead, max_k, sy.get("psum_in_array", True),
+            chain_stage=_flag(src, u, p, "chain_stage"),
+            pinned_elementwise=_flag(src, u, p, "pinned_elementwise"))
     if "array1d" in sec:
         p = base + ("array1d",)
-        u = _keys(src, sec["array1d"], p, ("width", "ops", "rf_entries", "fuse_elementwise"),
-                  ("width", "ops"))
+        u = _keys(src, sec["array1d"], p, ("width", "ops", "rf_entries", "fuse_elementwise",
+                                           "chain_stage"), ("width", "ops"))
         units["array1d"] = ComputeUnit(
             "array1d", 1, _num(src, u["width"], p + ("width",), "a lane count", integer=True), 1,
             MappingProxyType(_ops(src, u["ops"], p + ("ops",))),
             _num(src, u.get("rf_entries", 1), p + ("rf_entries",), "register-file entries", integer=True),
-            False, False, bool(u.get("fuse_elementwise", False)))
+            False, False, bool(u.get("fuse_elementwise", False)),
+            chain_stage=_flag(src, u, p, "chain_stage"))
     if not units:
         raise src.error(base, "at least one compute unit (array2d or array1d) is needed")
 

@@ -10,7 +10,9 @@ is a *step*. Per step:
 * **Compute.** Every Einsum of the group that iterates the innermost loop does its
   tile on its unit. A step is a sequence of *stages*; within a stage the 2-D and 1-D
   units work in parallel, each running its Einsums back to back, so a stage lasts
-  ``max over units`` and a step ``sum over stages``. Einsums marked *deferred* run in
+  ``max over units`` (on a unit with ``chain_stage`` its Einsums of a stage form one
+  pipeline: the longest of them, not their sum) and a step ``sum over stages``.
+  Einsums marked *deferred* run in
   the next step (software pipelining, as FuseMax overlaps RD/RNV of chunk i with QK of
   chunk i+1); Einsums that iterate only outer loops run before (``pre``) or after
   (``post``) their inner loops, a deferred ``post`` inside the next step. A last
@@ -336,7 +338,8 @@ class GroupSim:
         for n in names:
             cyc, pts, pe, breads, bwrites = self.einsum_cost(n, ext, n in cont)
             ui = self.unit_ix[self.maps[n].unit]
-            w[self.stage_of[n]][ui] += cyc
+            si = self.stage_of[n]
+            w[si][ui] = self._stage_add(ui, w[si][ui], cyc)
             u = self.maps[n].unit
             ctr.append((("einsum_cycles", n), cyc))
             ctr.append((("points", n), pts))
@@ -354,6 +357,11 @@ class GroupSim:
                 ctr.append((("rf_read", u), pts * len(e.reads)))
                 ctr.append((("rf_write", u), pts))
         return w
+
+    def _stage_add(self, ui: int, have: Fraction, cyc: Fraction) -> Fraction:
+        """A unit's share of a stage with one more Einsum: back to back (the sum), or, on a
+        unit that chains a stage's Einsums into one pipeline (``chain_stage``), the longest."""
+        return max(have, cyc) if self.sim.arch.units[self.units[ui]].chain_stage else have + cyc
 
     def step_cost(self, kind: str, ext_key: tuple, flags: tuple, pending: tuple) -> StepCost:
         key = (kind, ext_key, flags, pending)
@@ -393,7 +401,7 @@ class GroupSim:
             pw = self.work_of(list(pnames), dict(pext), ctr)
             for si in range(self.nstages):
                 for ui in range(len(self.units)):
-                    w[si][ui] += pw[si][ui]
+                    w[si][ui] = self._stage_add(ui, w[si][ui], pw[si][ui])
             for n in pnames:
                 t = c.einsum(n).output
                 if t in self.late_out and self._completes(n):

@@ -132,7 +132,9 @@ def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction], words
     tile's action counts. A sum of products with a spatial mapping on the 2-D array runs in
     folds (:func:`systolic_cycles` or :func:`broadcast_cycles`), any other action adds
     ``count x cycles / lanes``; everything else is element-wise work spread over the lanes
-    plus the deepest op latency, and on the 2-D array at least as long as ``words_in``
+    plus the deepest op latency (on a 2-D array with ``pinned_elementwise`` and a spatial
+    mapping: folds over the spatial indices x the other indices' extent instead of the
+    work over every lane), and on the 2-D array at least as long as ``words_in``
     operand words take to enter (and ``words_out`` result words to leave) through its
     edges at ``R + C`` words per cycle (see the module docstring). ``psum_continues``: the
     next step continues this tile's output with the next tile of the reduced rank; when
@@ -171,6 +173,13 @@ def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction], words
         work = sum((v * u.ops[a].cycles for a, v in acts.items()), Fraction(0))
     lat = max(u.ops[a].latency for a in acts)
     cyc = math.ceil(work / u.lanes)
+    if u.is_2d and u.pinned_elementwise and (em.rows or em.cols) and pts:
+        # each element runs on the PE its spatial mapping pins it to: folds over the
+        # spatial indices, the other indices (and each point's op cycles) in time
+        folds = math.prod(-(-iext[ix] // f) for ix, f in em.rows + em.cols)
+        spatial = {ix for ix, _ in em.rows + em.cols}
+        temporal = math.prod(x for ix, x in iext.items() if ix not in spatial)
+        cyc = folds * math.ceil(work * temporal / pts)
     if u.is_2d:
         cyc = max(cyc, -(-max(words_in, words_out) // (u.rows + u.cols)))
     return Fraction(cyc + lat - 1), Fraction(work), folds_by

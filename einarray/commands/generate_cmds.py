@@ -3,7 +3,8 @@
 
 The config is the one ``einarray simulate`` reads: its workload must be the cascade
 ``attention-fixed-1pass`` (the engine's golden model), its arch gives the PE array
-(``array2d.rows`` x ``array2d.cols``; ``array1d.width`` = rows, one lane per query row)
+(``array2d.rows`` x ``array2d.cols``; ``array1d.width`` = rows x F, a lane per query row
+and value column)
 and the word width (``data_bits.default``), its ranks give the head dimension (E = F), the
 key chunk (P0, a multiple of the columns) and the longest key sequence (P), its params the
 formats. The mapping, given or derived, must bind the cascade as the engine computes it
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
-from einsum.errors import ConfigError
+from einsum.errors import ConfigError, EinarrayWarning
 
 TOP = "attention_engine"
 CASCADE = "attention-fixed-1pass"
@@ -92,13 +94,14 @@ def engine_from_config(path: str):
     if "array2d" not in arch.units or "array1d" not in arch.units:
         raise aerr((), "the engine needs an array2d (the PE array) and an array1d (its lanes)")
     a2, a1 = arch.units["array2d"], arch.units["array1d"]
-    if a1.cols != a2.rows:
-        raise aerr(("array1d", "width"), f"the engine has one 1-D lane per PE row: width must be "
-                                         f"array2d.rows = {a2.rows}, got {a1.cols}")
     rk = {r: c.ranks[r].size for r in ("M", "P", "E", "F", "P0")}
     if rk["E"] != rk["F"]:
         raise werr(("ranks", "F"), f"the engine's value rows have head_dim = E = {rk['E']} "
                                    f"elements, got F = {rk['F']}")
+    if a1.cols != a2.rows * rk["F"]:
+        raise aerr(("array1d", "width"), f"the engine has a 1-D lane per query row and value "
+                                         f"column: width must be array2d.rows x F = {a2.rows} x "
+                                         f"{rk['F']} = {a2.rows * rk['F']}, got {a1.cols}")
     width, frac, qk_shift = (c.params[k] for k in ("width", "s_frac", "qk_shift"))
     if any(v != int(v) for v in (width, frac, qk_shift)):
         raise werr(("params",), "width, s_frac and qk_shift must be integers")
@@ -141,17 +144,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
     desc = eng.describe()
     desc["top"] = TOP
     desc["config"] = str(args.config)
+    from sim.results import simulate
+
+    simulated = int(simulate(cfg)["cycles"])
+    closed = eng.cycles(m, p)
     desc["predicted"] = {
-        "M": m, "P": p, "cycles": eng.cycles(m, p),
+        "M": m, "P": p, "cycles": simulated, "closed_form": closed,
         "what": "cycles from the first q handshake to the last o handshake, both included, "
-                "inputs always valid and the output always ready (the closed form, equal to "
-                "the RTL measured on Icarus)",
+                "inputs always valid and the output always ready: einarray simulate of the "
+                "config (cycles) and the engine's closed form (closed_form, measured on Icarus)",
     }
+    if simulated != closed:
+        why = (" (the simulator keeps the keys and values of a single chunk in the buffer "
+               "across query tiles; the engine's protocol streams them again for every tile)"
+               if p <= eng.chunk and m > eng.rows else "")
+        warnings.warn(EinarrayWarning(
+            f"{args.config}: einarray simulate predicts {simulated:,} cycles for this head, the "
+            f"engine takes {closed:,}{why}"))
     text = to_verilog(eng, TOP)
     with output_dir(args.output, kind="generate", force=args.force, command=args.command_line) as tmp:
         (tmp / f"{TOP}.v").write_text(text, encoding="utf-8")
         (tmp / f"{TOP}.json").write_text(json.dumps(desc, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}/{TOP}.v and {TOP}.json: {eng.rows} x {eng.cols} PEs, "
           f"head_dim {eng.head_dim}, chunk {eng.chunk}; a head of M={m}, P={p} takes "
-          f"{desc['predicted']['cycles']:,} cycles")
+          f"{closed:,} cycles (einarray simulate: {simulated:,})")
     return 0

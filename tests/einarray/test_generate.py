@@ -32,15 +32,16 @@ def _generate(tmp_path, config=CONFIG, capsys=None):
 
 def test_writes_verilog_and_sidecar(tmp_path, capsys):
     out = _generate(tmp_path)
-    assert "112 cycles" in capsys.readouterr().out
+    assert "130 cycles (einarray simulate: 130)" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [".einarray-report.json", "attention_engine.json",
                                                      "attention_engine.v"]
     d = json.loads((out / "attention_engine.json").read_text())
     assert d["top"] == "attention_engine"
     assert d["params"] == {"rows": 2, "cols": 2, "head_dim": 4, "chunk": 2, "width": 16,
                            "frac_bits": 10, "qk_shift": 13, "max_keys": 8}
-    # 2 M + T P + T P1 (G (2 E + 2) + 1) with M=4, P=8, T=2, P1=4, G=1, E=4
-    assert d["predicted"] == {**d["predicted"], "M": 4, "P": 8, "cycles": 8 + 16 + 8 * 11}
+    # 2 M + T (1 + 2 P) + T (Gs (2 E + 1) + 2 P1) with M=4, P=8, T=2, P1=Gs=4, E=4
+    want = 8 + 2 * 17 + 2 * (4 * 9 + 8)
+    assert d["predicted"] == {**d["predicted"], "M": 4, "P": 8, "cycles": want, "closed_form": want}
     assert d["ports"]["v"]["tdata"] == "v_tdata" and d["ports"]["o"]["direction"] == "out"
     v = (out / "attention_engine.v").read_text()
     assert "module attention_engine" in v and "o_tlast" in v
@@ -76,7 +77,7 @@ def test_generated_verilog_is_einarray_eval_on_icarus(tmp_path):
                env={"ENGINE_PARAMS": json.dumps(d["params"]),
                     "ENGINE_CASCADE_PARAMS": json.dumps(d["cascade_params"]),
                     "ENGINE_CASES": json.dumps([head]), "ENGINE_CYCLES": str(cycles)})
-    assert json.loads(cycles.read_text())[0]["cycles"] == d["predicted"]["cycles"] == 112
+    assert json.loads(cycles.read_text())[0]["cycles"] == d["predicted"]["cycles"] == 130
     assert want.shape == (m, e) and np.abs(want).max() > 100  # a real head, not zeros
 
 
@@ -126,17 +127,49 @@ def _arch(tmp_path, **edits) -> None:
 
 def test_refuses_an_array_larger_than_the_engine(tmp_path, capsys):
     _arch(tmp_path, **{"rows: 2\n": "rows: 32\n", "cols: 2\n": "cols: 32\n",
-                       "width: 2\n": "width: 32\n"})
+                       "width: 8\n": "width: 128\n"})
     cfg = _config(tmp_path, **{"arch: attention-engine": "arch: arch.yaml"})
     assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "arch.yaml:13 arch.array2d.rows: rows must be in 1..16, got 32" in err, err
+    assert "arch.yaml:19 arch.array2d.rows: rows must be in 1..16, got 32" in err, err
 
 
 def test_refuses_a_1d_array_of_other_width(tmp_path, capsys):
-    _arch(tmp_path, **{"    width: 2\n": "    width: 3\n"})
+    _arch(tmp_path, **{"    width: 8\n": "    width: 3\n"})
     cfg = _config(tmp_path, **{"arch: attention-engine": "arch: arch.yaml"})
     assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "arch.yaml:20 arch.array1d.width: the engine has one 1-D lane per PE row: " \
-        "width must be array2d.rows = 2, got 3" in err, err
+    assert "arch.yaml:28 arch.array1d.width: the engine has a 1-D lane per query row and value " \
+        "column: width must be array2d.rows x F = 2 x 4 = 8, got 3" in err, err
+
+
+# (rows, cols, head_dim E = F, chunk P0, M, P): whole and partial query tiles, chunks of one
+# and several column groups, ragged last chunks (one that skips groups), 8 x 8
+SIM_CASES = [(2, 2, 4, 2, 4, 8), (2, 2, 4, 4, 5, 11), (2, 2, 4, 8, 3, 9), (4, 4, 8, 4, 6, 13),
+             (4, 4, 8, 4, 9, 20), (4, 2, 4, 6, 9, 17), (1, 1, 2, 1, 3, 5), (2, 4, 4, 8, 3, 21),
+             (8, 8, 4, 8, 16, 64)]
+
+
+@pytest.mark.parametrize("r,c,e,p0,m,p", SIM_CASES)
+def test_simulator_predicts_the_engine(r, c, e, p0, m, p):
+    """einarray simulate of the engine's config equals the engine's cycles (measured on
+    Icarus for the heads of tests/hw/test_attention_engine.py, which pins them to the closed
+    form)."""
+    from hw.attention_engine import AttentionEngine
+    from mapping.spec import load_config
+    from sim.results import simulate
+
+    sets = [f"arch.array2d.rows={r}", f"arch.array2d.cols={c}", f"arch.array1d.width={r * e}",
+            f"arch.memory.0.read_bw={e}", f"arch.memory.0.write_bw={e}",
+            f"mapping.groups.0.tiles.BUF.M={r}"]
+    cfg = load_config(CONFIG, ranks={"M": m, "P": p, "E": e, "F": e, "P0": p0}, sets=sets)
+    got = simulate(cfg)["cycles"]
+    assert got == AttentionEngine(rows=r, cols=c, head_dim=e, chunk=p0).cycles(m, p)
+
+
+def test_single_chunk_heads_warn_that_the_simulator_keeps_keys(tmp_path, capsys):
+    cfg = _config(tmp_path, **{"P: 8, E: 4, F: 4, P0: 2}": "P: 2, E: 4, F: 4, P0: 2}"})
+    assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "einarray simulate predicts 36 cycles for this head, the engine takes 40" in err, err
+    assert "streams them again for every tile" in err

@@ -4,8 +4,8 @@ Every head's output rows must equal ``evaluate`` of attention-fixed-1pass bit fo
 Environment: ENGINE_PARAMS (JSON constructor kwargs), ENGINE_CASES (JSON list of heads
 ``{"M", "P", "seed", "amp", "pause"}``; ``pause`` adds random idle cycles on q, k, v and
 random back-pressure on o; ``inputs`` and ``expect``, two .npz files, give Q, K, V and the
-expected AV instead of seeded codes and ``evaluate``), ENGINE_CYCLES (a file to write, per head, the cycles from the
-first ``q`` handshake to the last ``o`` handshake, both included).
+expected AV instead of seeded codes and ``evaluate``), ENGINE_CYCLES (a file to write, per
+head, the cycles from the first ``q`` handshake to the last ``o`` handshake, both included).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ CONFIGS = {
              (1, 1, 4, 8000, True)]),
     "2x2-chunk4": ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 4},
                    [(5, 11, 5, 12000, True), (5, 11, 6, 12000, False), (4, 16, 7, 4000, False)]),
+    "2x2-chunk8": ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 8},  # skips empty groups
+                   [(3, 9, 12, 9000, True), (3, 9, 13, 9000, False), (2, 17, 14, 9000, False)]),
     "4x4": ({"rows": 4, "cols": 4, "head_dim": 8},
             [(6, 13, 8, 6000, True), (6, 13, 9, 6000, False), (4, 4, 10, 6000, False),
              (9, 20, 11, 3000, False)]),
@@ -28,9 +30,10 @@ CONFIGS = {
 
 # measured on Icarus (first q handshake to last o handshake, no pauses), per config and head
 MEASURED = {
-    "2x2": {(4, 8): 112, (2, 3): 29},
-    "2x2-chunk4": {(5, 11): 232, (4, 16): 208},
-    "4x4": {(6, 13): 190, (4, 4): 31, (9, 20): 363},
+    "2x2": {(4, 8): 130, (2, 3): 33},
+    "2x2-chunk4": {(5, 11): 259, (4, 16): 234},
+    "2x2-chunk8": {(3, 9): 142, (2, 17): 126},
+    "4x4": {(6, 13): 218, (4, 4): 36, (9, 20): 426},
 }
 
 
@@ -51,10 +54,12 @@ def test_engine_on_icarus(name, tmp_path):
 
 
 @pytest.mark.parametrize("params,m,p,want", [
-    # 2 M + T P + T P1 (G (2 E + 2) + 1), T = ceil(M / R), P1 = ceil(P / P0), G = P0 / C
-    ({"rows": 2, "cols": 2, "head_dim": 4}, 4, 8, 2 * 4 + 2 * 8 + 2 * 4 * (1 * 10 + 1)),
-    ({"rows": 4, "cols": 4, "head_dim": 8}, 9, 20, 2 * 9 + 3 * 20 + 3 * 5 * (1 * 18 + 1)),
-    ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 4}, 5, 11, 10 + 3 * 11 + 3 * 3 * (2 * 10 + 1)),
+    # 2 M + T (1 + 2 P) + T (Gs (2 E + 1) + 2 P1), T = ceil(M / R), P1 = ceil(P / P0),
+    # Gs = column groups over the chunks (P0 / C per whole chunk, ceil(r / C) for a last of r)
+    ({"rows": 2, "cols": 2, "head_dim": 4}, 4, 8, 2 * 4 + 2 * 17 + 2 * (4 * 9 + 8)),
+    ({"rows": 4, "cols": 4, "head_dim": 8}, 9, 20, 2 * 9 + 3 * 41 + 3 * (5 * 17 + 10)),
+    ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 4}, 5, 11, 10 + 3 * 23 + 3 * (6 * 9 + 6)),
+    ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 8}, 3, 9, 6 + 2 * 19 + 2 * (5 * 9 + 4)),
 ])
 def test_cycles_closed_form(params, m, p, want):
     assert AttentionEngine(**params).cycles(m, p) == want
