@@ -157,7 +157,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if simulated != closed:
         why = (" (the simulator keeps the keys and values of a single chunk in the buffer "
                "across query tiles; the engine's protocol streams them again for every tile)"
-               if p <= eng.chunk and m > eng.rows else "")
+               if p <= eng.chunk and m > eng.rows else
+               " (the mapping was not given: the engine's schedule is the mapping section of "
+               "mapping/configs/attention-engine.yaml)" if cfg.mapping_origin != "given" else "")
         warnings.warn(EinarrayWarning(
             f"{args.config}: einarray simulate predicts {simulated:,} cycles for this head, the "
             f"engine takes {closed:,}{why}"))

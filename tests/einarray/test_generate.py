@@ -173,3 +173,12 @@ def test_single_chunk_heads_warn_that_the_simulator_keeps_keys(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "einarray simulate predicts 36 cycles for this head, the engine takes 40" in err, err
     assert "streams them again for every tile" in err
+
+
+def test_a_derived_mapping_warns_that_it_is_not_the_engines_schedule(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("workload:\n  cascade: attention-fixed-1pass\n"
+                   "  ranks: {M: 4, P: 8, E: 4, F: 4, P0: 2}\narch: attention-engine\n")
+    assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "the engine takes 130 (the mapping was not given" in err, err
