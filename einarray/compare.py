@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from einarray.flow import load_run, run
-from einarray.outdir import check, output_dir
+from einsum.outdir import check, output_dir
 from einarray.progress import Bar
 from einarray.report import dumps, html_page, png
 
@@ -18,7 +18,7 @@ def compare(configs: Sequence[str | Path], out_dir: str | Path, *,
     compare.html, compare.json and compare.png into ``out_dir``; one row per run, figures per
     inference (:func:`row_of`).
 
-    ``out_dir`` follows :mod:`einarray.outdir` (new, empty, or with ``force`` an earlier einarray
+    ``out_dir`` follows :mod:`einsum.outdir` (new, empty, or with ``force`` an earlier einarray
     output); it is checked before anything runs. ``command`` is recorded in its manifest.
     """
     check(out_dir, force=force, kind="compare")

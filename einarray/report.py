@@ -5,7 +5,7 @@ and per-Einsum data; byte-identical for the same config), ``report.md``, a self-
 ``report.html`` (plots embedded as base64 PNG), ``layers.csv``, and PNG plots: energy by
 component and by layer, utilization per Einsum and unit, a roofline (one roof per compute
 unit, one point per fused group and unit) and traffic per memory level. Each plot is a
-function returning a matplotlib Figure (``FIGURES``), so tests can inspect what is drawn. The files are written through :func:`einarray.outdir.output_dir`:
+function returning a matplotlib Figure (``FIGURES``), so tests can inspect what is drawn. The files are written through :func:`einsum.outdir.output_dir`:
 the target must be new, empty or (with ``force``) an earlier einarray report, and a failed or
 interrupted run leaves no partial report.
 """
@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .outdir import output_dir
+from einsum.outdir import output_dir
 
 
 def dumps(result: dict[str, Any]) -> str:
@@ -41,7 +41,7 @@ def _json_default(o: Any) -> Any:
 
 def write_report(result: dict[str, Any], out_dir: str | Path, *, plots: bool = True, force: bool = False,
                  command: str | None = None) -> Path:
-    """Write the report files into ``out_dir`` (rules: :mod:`einarray.outdir`; ``force`` replaces
+    """Write the report files into ``out_dir`` (rules: :mod:`einsum.outdir`; ``force`` replaces
     an earlier einarray report there); ``command`` is recorded in the directory's manifest."""
     out = Path(out_dir)
     with output_dir(out, kind="run", force=force, command=command) as tmp:

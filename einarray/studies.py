@@ -25,7 +25,7 @@ from einsum.analysis import passes
 from mapping.spec import Config
 
 from .flow import load_run_data, run
-from .outdir import output_dir
+from einsum.outdir import output_dir
 from .report import dumps
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"

@@ -47,7 +47,7 @@ from einsum.atomic import atomic_path
 from einsum.errors import ConfigError, EinarrayError
 from einsum.yamlsrc import Source, YPath, load as load_yaml
 
-from .outdir import claim
+from einsum.outdir import claim
 from .points import PointTask, config_digest, resolve_base
 
 SWEEP_KEYS = {"version", "name", "description", "base", "grid", "points", "search", "evaluator"}

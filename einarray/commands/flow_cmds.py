@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from einarray.outdir import check as check_output
+from einsum.outdir import check as check_output
 from einarray.sweep import check_scheduler_address, load_sweep, run_sweep
 from einsum.errors import ConfigError
 

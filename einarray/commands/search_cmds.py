@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from einarray.outdir import check as check_output
-from einarray.outdir import output_dir
+from einsum.outdir import check as check_output
+from einsum.outdir import output_dir
 from einsum.atomic import atomic_path
 from einsum.errors import ConfigError
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from einarray import outdir
+from einsum import outdir
 from einarray.cli import main
-from einarray.outdir import MANIFEST
+from einsum.outdir import MANIFEST
 
 TINY = "workload: {cascade: gemm, ranks: {M: 16, N: 16, K: 16}}\narch: systolic-16x16\n"
 RUN_FILES = {"report.json", "report.md", "report.html", "layers.csv"}  # at least these (--no-plots)

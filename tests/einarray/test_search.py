@@ -13,7 +13,7 @@ import pytest
 
 from einarray.analytic import estimate_config
 from einarray.cli import main
-from einarray.outdir import MANIFEST
+from einsum.outdir import MANIFEST
 from einarray.search import Searcher, assemble, load_search_config, mapping_yaml, search
 from einsum.errors import ConfigError
 from einsum.yamlsrc import loads

@@ -58,7 +58,8 @@ def test_generate_is_atomic_and_reproducible(tmp_path):
     assert data["rows"][0]["error"]["max_abs"] == res["rows"][0]["error"]["max_abs"]
     md = (tmp_path / "out" / "README.md").read_text()
     assert md.startswith("# RTL blocks") and "| block | target | format |" in md
-    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+    # no temporary files left behind; the manifest marks the directory as this report's
+    assert [p.name for p in (tmp_path / "out").glob(".*")] == [".einarray-report.json"]
     # no date or run time anywhere: a second run writes the same bytes
     before = {f: (tmp_path / "out" / f).read_bytes() for f in ("results.json", "README.md")}
     generate(tmp_path / "out", tmp_path / "work", **kw)
@@ -153,3 +154,16 @@ def test_readme_hardware_table_matches_the_report(committed):
         assert int(m[10]) == r["freq_target_mhz"] and (m[11] == "yes") is r["met"]
         found += 1
     assert found == len(rows) == 4
+
+
+def test_generate_never_writes_into_a_users_directory(tmp_path, capsys):
+    from hw.report import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    assert main(["--out", str(mine), "--targets", "", "--units", "gelu"]) == 2
+    assert "is not an einarray output directory" in capsys.readouterr().err
+    assert (mine / "README.md").read_text() == "my notes"
+    assert main(["--out", str(tmp_path / "o"), "--workdir", str(mine), "--targets", "", "--units", "gelu"]) == 2
+    assert not (tmp_path / "o").exists()

@@ -64,3 +64,19 @@ def test_bad_lengths_are_one_error_line(capsys):
         fusemax_report.main(["--lengths", "1k"])
     assert e.value.code == 2
     assert "--lengths '1k': expected comma-separated token counts" in capsys.readouterr().err
+
+
+def test_never_writes_into_a_users_directory(tmp_path, capsys):
+    """A directory with other content is refused before any simulation, and left as it was;
+    the report's own directory (the committed one has its manifest) is refreshed."""
+    from pathlib import Path
+
+    (tmp_path / "README.md").write_text("my notes")
+    assert fusemax_report.main(["--out", str(tmp_path), "--models", "BERT", "--lengths", "1024"]) == 2
+    err = capsys.readouterr()
+    assert "is not an einarray output directory" in err.err and "BERT" not in err.out
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+    committed = Path(__file__).parents[2] / "reports" / "fusemax"
+    from einsum.outdir import check
+
+    assert check(committed, kind=fusemax_report.KIND).state == "ours"

@@ -1,5 +1,7 @@
 """Output directories: einarray writes only into a directory it may use, and never loses a user's files.
 
+(Here, beside :mod:`einsum.atomic`, so that every package's report writer can use it.)
+
 A command that writes a directory (``run``, ``compare``, ``search -o``, ``sweep``, the studies)
 accepts as its target
 
@@ -30,9 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from einsum.atomic import OutputError, blocking_file, write_atomic
-
-from . import __version__
+from .atomic import OutputError, blocking_file, write_atomic
 
 MANIFEST = ".einarray-report.json"
 STAGING_PREFIX = ".einarray-tmp-"
@@ -121,9 +121,18 @@ def check(dest: str | os.PathLike, *, force: bool = False, resume: str | None = 
     return Target(p, "ours", m)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("einarray")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def manifest(kind: str, files: Iterable[str], command: str | None = None) -> str:
     """The manifest text: what wrote the directory and which files it wrote."""
-    return json.dumps({"einarray": __version__, "kind": kind, "command": command or f"einarray {kind}",
+    return json.dumps({"einarray": _version(), "kind": kind, "command": command or f"einarray {kind}",
                        "files": sorted(set(files))}, indent=2, sort_keys=True) + "\n"
 
 
