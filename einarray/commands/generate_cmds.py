@@ -12,7 +12,7 @@ formats. The mapping, given or derived, must bind the cascade as the engine comp
 on the 1-D array). Anything else is refused with an error naming the file, line and YAML
 path of the value the engine cannot build.
 
-Writes into the output directory (rules of :mod:`einarray.outdir`): ``attention_engine.v``
+Writes into the output directory (rules of :mod:`einsum.outdir`): ``attention_engine.v``
 (top module ``attention_engine``) and ``attention_engine.json`` (ports, formats, parameters,
 the cascade params of its golden model and the predicted cycles of the config's head).
 """
@@ -137,7 +137,7 @@ def engine_from_config(path: str):
 def cmd_generate(args: argparse.Namespace) -> int:
     from hw.export import to_verilog
 
-    from einarray.outdir import output_dir
+    from einsum.outdir import output_dir
 
     eng, cfg = engine_from_config(args.config)
     m, p = cfg.cascade.ranks["M"].size, cfg.cascade.ranks["P"].size
