@@ -415,6 +415,9 @@ class GroupSim:
                 dram_w += x
                 ctr.append((("dram_write", t), x))
         comp = sum((max(row) for row in w), ZERO)
+        for row in w:  # a stage's time belongs to the unit that sets it (the first on a tie)
+            if max(row):
+                ctr.append((("stage_time", self.units[row.index(max(row))]), max(row)))
         # every on-chip level must move this step's words within the step (else: stall)
         levels = self.sim.arch.levels
         br = sum(x for k, x in ctr if k[0] == "buf_read")

@@ -25,7 +25,17 @@ Keys (``einarray simulate --json``)::
                       tensors: {T: {reads, writes, bytes}}}}
         words; fills = words written into the level from the level above (DRAM side),
         drains = words read out of the level towards it; bandwidths in words per cycle
-    energy_pj: {total, compute, memory, leakage, components: {COMPONENT: {ACTION: pJ}}}
+    cycles_by_cause: {UNIT: cycles, buffer_stall: cycles, dram_stall: cycles}
+        whole cycles that sum to ``cycles`` exactly: a step's stage lasts as long as its
+        slowest unit, and that unit gets the stage's time; buffer_stall is the time steps
+        wait for on-chip bandwidth, dram_stall everything else (compute waiting for the
+        backing store, the last write-back). Each exact part is rounded to whole cycles by
+        largest remainder (each within one cycle of its exact value)
+    energy_pj: {total, compute, memory, leakage, components: {COMPONENT: {ACTION: pJ}},
+                tensors: {T: {role, levels: {LEVEL: pJ}}}}
+        tensors splits the memory energy by tensor (role input, output or intermediate);
+        at the innermost level it includes the compute units' operand reads and result
+        writes (``compute_reads``/``compute_writes``); it sums to ``memory``
     edp: energy (pJ) x latency (s)
     einsums: {NAME: {unit, group, cycles, pe_cycles, points, actions, energy_pj,
                      buffer_reads, buffer_writes}}
@@ -157,6 +167,7 @@ def collect(cfg: Config, sim: Sim) -> dict:
         r, w = ent["reads"] * tab["read"], ent["writes"] * tab["write"]
         comp[level.name] = {"read": r, "write": w}
         mem_e += r + w
+    tensor_e = _tensor_energy(cfg, levels, v)
     leak = arch.leakage_pj_per_cycle * cycles
     total = compute_e + mem_e + leak
     latency = cycles / arch.clock_hz
@@ -203,10 +214,65 @@ def collect(cfg: Config, sim: Sim) -> dict:
         "cycles": int(cycles), "cycles_exact": _f(end), "latency_s": latency,
         "compute_cycles": _f(compute_cycles), "compute_only_cycles": _f(compute_only),
         "utilization": util, "traffic": levels,
+        "cycles_by_cause": _cycles_by_cause(arch, v, end, cycles),
         "energy_pj": {"total": total, "compute": compute_e, "memory": mem_e, "leakage": leak,
-                      "components": comp},
+                      "components": comp, "tensors": tensor_e},
         "edp": total * latency,
         "area_um2": arch.total_area_um2,
         "einsums": einsums, "groups": groups,
         "sim": {"steps": sim.steps, "steps_skipped": sim.steps_skipped, "fast": sim.fast},
     }
+
+
+def _cycles_by_cause(arch, v: dict, end: Fraction, cycles: int) -> dict[str, int]:
+    """``cycles`` split into each unit's compute, buffer and DRAM stalls (whole cycles)."""
+    parts = {u: Fraction(v.get(("stage_time", u), 0)) for u in arch.units}
+    parts["buffer_stall"] = sum((Fraction(x) for k, x in v.items() if k[0] == "buf_stall"), Fraction(0))
+    compute = sum((Fraction(x) for k, x in v.items() if k[0] == "compute"), Fraction(0))
+    parts["dram_stall"] = end - compute + (cycles - end)  # the end rounded up to a whole cycle
+    if sum(parts.values()) != cycles or min(parts.values()) < 0:
+        raise AssertionError(f"cycle split {parts} does not add up to {cycles}")
+    return apportion(parts, cycles)
+
+
+def apportion(parts: dict[str, Fraction], total: int) -> dict[str, int]:
+    """Whole numbers summing to ``total`` (the exact sum of ``parts``), each the floor of
+    its part or one more (largest remainder first, then the order of ``parts``)."""
+    out = {k: math.floor(x) for k, x in parts.items()}
+    order = sorted(parts, key=lambda k: -(parts[k] - out[k]))
+    for k in order[:total - sum(out.values())]:
+        out[k] += 1
+    return out
+
+
+def _tensor_energy(cfg: Config, levels: dict[str, dict[str, Any]], v: dict) -> dict[str, dict[str, Any]]:
+    """Memory energy per tensor and level; the innermost level's compute accesses go to the
+    tensors the Einsums read (one word per operand per point) and write (one per point)."""
+    arch, c = cfg.arch, cfg.cascade
+    lv = arch.levels
+    rf: dict[str, list[int]] = {}
+    if len(lv) > 2:
+        for e in c.einsums:
+            pts = v.get(("points", e.name), 0)
+            if not pts or cfg.mapping.einsums[e.name].free:
+                continue
+            for t in e.reads:
+                rf.setdefault(t, [0, 0])[0] += pts
+            rf.setdefault(e.output, [0, 0])[1] += pts
+    out: dict[str, dict[str, Any]] = {}
+    role = {t: "input" for t in c.inputs} | {t: "output" for t in c.outputs}
+    for i, level in enumerate(lv):
+        tab = arch.energy.get(level.name)
+        if not tab:
+            continue
+        per = {t: [d["reads"], d["writes"]] for t, d in levels[level.name]["tensors"].items()}
+        if i == len(lv) - 1:
+            for t, (r, w) in rf.items():
+                per.setdefault(t, [0, 0])
+                per[t][0] += r
+                per[t][1] += w
+        for t, (r, w) in sorted(per.items()):
+            if r or w:
+                d = out.setdefault(t, {"role": role.get(t, "intermediate"), "levels": {}})
+                d["levels"][level.name] = r * tab["read"] + w * tab["write"]
+    return out

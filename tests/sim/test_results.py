@@ -72,3 +72,73 @@ def test_buffer_stalls_are_not_compute():
     u = r["utilization"]["array2d"]
     assert u["pe_util_compute"] == pytest.approx(64 ** 3 / (256 * (16 * 64 + 30)), rel=1e-12)
     assert math.isclose(u["pe_util_compute"] / u["pe_util"], r["cycles"] / r["compute_only_cycles"], rel_tol=1e-12)
+
+
+# -- where the cycles go, and the energy per tensor ------------------------------------
+def test_cycles_by_cause_compute_bound_is_the_systolic_closed_form():
+    r = gemm(128, 128, 128, 16, dram_bw=1e9)
+    cb = r["cycles_by_cause"]
+    assert cb["array2d"] == 8 * 8 * 128 + 30  # folds x K + fill/drain, as above
+    assert cb["buffer_stall"] == 0
+    assert cb["dram_stall"] == r["cycles"] - (8 * 8 * 128 + 30)
+    assert sum(cb.values()) == r["cycles"]
+
+
+def test_cycles_by_cause_memory_bound_is_mostly_dram():
+    r = gemm(128, 128, 128, 16, tiles={"M": 32, "N": 32}, dram_bw=1)
+    cb = r["cycles_by_cause"]
+    assert cb["array2d"] == 4 * 4 * (2 * 2 * 128 + 30)
+    assert cb["buffer_stall"] == 0
+    assert cb["dram_stall"] == r["cycles"] - cb["array2d"] > 3 * cb["array2d"]
+    assert sum(cb.values()) == r["cycles"]
+
+
+def test_cycles_by_cause_buffer_stall_is_compute_cycles_minus_compute_only():
+    r = gemm(64, 64, 64, 16, gb_bw=1, dram_bw=1e9)
+    cb = r["cycles_by_cause"]
+    assert cb["array2d"] == r["compute_only_cycles"] == 16 * 64 + 30
+    assert abs(cb["buffer_stall"] - (r["compute_cycles"] - r["compute_only_cycles"])) < 1
+    assert sum(cb.values()) == r["cycles"]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_cycles_by_cause_sums_on_a_fused_two_unit_cascade(fast):
+    from mapping.spec import load_config
+    from sim.results import simulate as sim
+
+    from sim_helpers import CONFIGS
+
+    r = sim(load_config(CONFIGS / "fusemax.yaml", ranks={"P": 2048}), fast=fast)
+    cb = r["cycles_by_cause"]
+    assert set(cb) == set(r["utilization"]) | {"buffer_stall", "dram_stall"}
+    assert sum(cb.values()) == r["cycles"]
+    assert all(x >= 0 for x in cb.values())
+    # the units' shares are whole-cycle roundings of the exact compute-only time
+    assert abs(sum(cb[u] for u in r["utilization"]) - r["compute_only_cycles"]) < len(cb)
+
+
+def test_energy_per_tensor_closed_form_and_sum():
+    # one tile: A (M x K) and B (K x N) read once from DRAM, C (M x N) written once
+    M, N, K = 32, 24, 16
+    doc = {"workload": {"cascade": "gemm", "ranks": {"M": M, "N": N, "K": K}},
+           "arch": gemm_arch(8, 8), "mapping": {"einsums": {"C": {"dataflow": "os"}}}}
+    doc["arch"]["memory"].append({"name": "RF", "capacity_bytes": 4096, "word_bits": 16,
+                                  "read_bw": 1e6, "write_bw": 1e6})
+    doc["arch"]["energy"]["RF"] = {"read": 0.5, "write": 0.25}
+    r = simulate(config_from(doc))
+    t = r["energy_pj"]["tensors"]
+    assert {k: v["role"] for k, v in t.items()} == {"A": "input", "B": "input", "C": "output"}
+    assert t["A"]["levels"]["DRAM"] == M * K * 100.0
+    assert t["B"]["levels"]["DRAM"] == K * N * 100.0
+    assert t["C"]["levels"]["DRAM"] == M * N * 120.0
+    # the registers: one operand read per MAC for A and B, one result write per MAC for C
+    assert t["A"]["levels"]["RF"] - r["traffic"]["RF"]["tensors"]["A"]["reads"] * 0.5 \
+        - r["traffic"]["RF"]["tensors"]["A"]["writes"] * 0.25 == M * N * K * 0.5
+    assert t["C"]["levels"]["RF"] - r["traffic"]["RF"]["tensors"]["C"]["reads"] * 0.5 \
+        - r["traffic"]["RF"]["tensors"]["C"]["writes"] * 0.25 == M * N * K * 0.25
+    for lvl in ("DRAM", "GB", "RF"):
+        comp = r["energy_pj"]["components"][lvl]
+        assert sum(v["levels"].get(lvl, 0.0) for v in t.values()) == pytest.approx(
+            comp["read"] + comp["write"], rel=1e-12)
+    assert sum(x for v in t.values() for x in v["levels"].values()) == pytest.approx(
+        r["energy_pj"]["memory"], rel=1e-12)
