@@ -32,7 +32,7 @@ any order; a level left out has no loops and keeps what it may keep)::
         MainMemory: {spatial: {X: {C: 16}}}                    # fan-out to the 16 GlobalBuffers
         GlobalBuffer: {temporal: {C: 2, K: 32, R: 3}}          # loops outermost first
         RegisterFile: {temporal: {P: 16}, bypass: [Outputs]}   # or keep: [...]
-      counting: {output_first_fill: false}   # true: Timeloop 2020's convention (see sim/nest.py)
+      counting: {output_first_fill: false, extrapolate: true}   # see sim/nest.py
 
 ``temporal`` lists a level's loops outermost first (``order: [...]`` may reorder them);
 ``spatial: {X: {...}, Y: {...}}`` spreads loops over the fan-out to the next inner level.
@@ -145,6 +145,7 @@ class NestConfig:
     arch: Hierarchy
     levels: tuple[LevelMap, ...]  # one per storage level, outermost first
     output_first_fill: bool = False
+    extrapolate: bool = True  # Timeloop's temporal extrapolation (iterations #0 and #1 x (n - 1))
     source: str | None = None
     mapping_origin: str = "given"
 
@@ -365,7 +366,7 @@ def _loops(src: Source, d: Any, path: YPath, ranks: Mapping[str, int]) -> tuple[
 
 
 def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, ranks: Mapping[str, int],
-                           ops: tuple[Operand, ...]) -> tuple[tuple[LevelMap, ...], bool]:
+                           ops: tuple[Operand, ...]) -> tuple[tuple[LevelMap, ...], dict[str, bool]]:
     _mapping(src, sec, base, ("version", "nest", "counting"), "a mapping section {version, nest, counting}")
     if "version" in sec and sec["version"] != 1:
         raise src.error(base + ("version",), f"unsupported version {sec['version']!r} (this einarray reads 1)")
@@ -373,11 +374,13 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
         raise src.error(base, "a hierarchy arch needs a 'nest:' mapping (one entry per storage level)")
     nest = _mapping(src, sec["nest"], base + ("nest",), tuple(lv.name for lv in arch.levels),
                     "a mapping of storage level name to its loops")
-    cnt = _mapping(src, sec.get("counting") or {}, base + ("counting",), ("output_first_fill",),
-                   "{output_first_fill: bool}")
-    off = cnt.get("output_first_fill", False)
-    if not isinstance(off, bool):
-        raise src.error(base + ("counting", "output_first_fill"), f"expected true or false, got {off!r}")
+    cnt = _mapping(src, sec.get("counting") or {}, base + ("counting",), ("output_first_fill", "extrapolate"),
+                   "{output_first_fill: bool, extrapolate: bool}")
+    flags = {}
+    for k, default in (("output_first_fill", False), ("extrapolate", True)):
+        flags[k] = cnt.get(k, default)
+        if not isinstance(flags[k], bool):
+            raise src.error(base + ("counting", k), f"expected true or false, got {flags[k]!r}")
     names = [o.name for o in ops]
     out: list[LevelMap] = []
     prod = {r: 1 for r in ranks}
@@ -426,7 +429,7 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
     for r, n in ranks.items():
         if prod[r] != n:
             raise src.error(base + ("nest",), f"the factors of rank {r} multiply to {prod[r]}, not its size {n}")
-    return tuple(out), off
+    return tuple(out), flags
 
 
 def tile_words(cfg_levels: tuple[LevelMap, ...], i: int, op: Operand) -> int:
@@ -453,7 +456,7 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
     if mapping is None:
         raise src.error((), "a hierarchy arch needs a mapping: section with a 'nest:' entry per level")
     m, msrc, mb = mapping
-    levels, off = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops)
+    levels, flags = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops)
     for i, (lv, lm) in enumerate(zip(arch.levels, levels)):
         if lv.capacity_words is None:
             continue
@@ -461,4 +464,5 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
         if words > lv.capacity_words:
             raise msrc.error(mb + ("nest", lv.name), f"the tiles kept at {lv.name} need {words} words, more than "
                              f"its capacity of {lv.capacity_words}")
-    return NestConfig(casc, e, MappingProxyType(ranks), ops, arch, levels, off, source or src.file)
+    return NestConfig(casc, e, MappingProxyType(ranks), ops, arch, levels, flags["output_first_fill"],
+                      flags["extrapolate"], source or src.file)

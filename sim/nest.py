@@ -33,14 +33,20 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
   outer level that keeps it.
 * **Why these equal Timeloop's counts.** Timeloop's NestAnalysis keeps one ``last_point_set``
   and translation per loop level and spatial instance and accumulates the deltas returned by a
-  storage boundary's loop as that level's accesses (multicast/reduction by
-  ``ComputeAccurateMulticastedAccesses``, which counts each distinct delta element once per
-  parent). The walk above is that recursion evaluated on every iteration (Timeloop's temporal
-  extrapolation runs iterations #0 and #1 and scales #1 by n - 1; the two agree whenever every
-  loop's deltas repeat after its first iteration, as in every perfectly factorised nest of the
-  tutorial exercises); the buffer model then derives reads/fills/updates exactly as the rules
-  above state (conventions.md points 2-7). ``tests/sim/test_nest.py`` checks every count of the
-  eleven reference outputs in ``/work/shared/reference/timeloop``.
+  storage boundary's loop, times ``num_epochs``, as that level's accesses; at a spatial level
+  ``ComputeAccurateMulticastedAccesses`` counts each distinct delta element once per parent.
+  :func:`_traverse` is that recursion: the tile events of each level in Timeloop's time order,
+  with its temporal extrapolation (default, ``counting.extrapolate: true``): a temporal loop of
+  n > 2 iterations runs iteration 0, then iteration 1 standing for n - 1 (epochs x (n - 1)), so
+  the tile after a loop is the one at its iteration 1, and the next outer step is judged from
+  there. ``extrapolate: false`` visits every iteration (``TIMELOOP_DISABLE_TEMPORAL_
+  EXTRAPOLATION``); the two agree on all eleven reference nests and differ where a window slides
+  on across an outer step (``tests/sim/test_nest.py``: 20 fills extrapolated, 18 exact). Spatial
+  loops run every element (Timeloop extrapolates them by translation, the same sets for these
+  uniform nests). The partition P is the footprint over every loop but the spatial ones above
+  the level (what an instance ever holds). The buffer model then derives reads/fills/updates as
+  the rules above state (``/work/shared/reference/timeloop/conventions.md`` points 2-7), and
+  ``tests/sim/test_nest.py`` checks every count of the eleven reference outputs there.
 * **Cycles.** ``computes / utilized MACs``, or more if a level's bandwidth cannot keep up:
   per instance, ``sum of reads / read_bw`` and ``sum of (fills + updates) / write_bw``.
 * **Energy.** Per tensor and level ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update)
@@ -50,7 +56,6 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -218,51 +223,45 @@ class _Walk:
         self.op, self.level, self.parent, self.is_compute = op, level, parent, is_compute
         self.outer = tuple(lp for lp in loops if lp.level < level)
         self.mold = _mold(op, tuple(lp for lp in loops if lp.level >= level))
+        # what an instance holds over the whole run: every loop but the spatial ones above it
+        self.P = math.prod(lp.factor for lp in self.outer if lp.spatial) * \
+            len(_mold(op, tuple(lp for lp in loops if lp.level >= level or not lp.spatial)))
         self.D = 0
-        self.P = 0
         self.unions: dict[tuple, set] = {}
+        self.weights: dict[tuple, int] = {}
         self.U = 0
+        self.state: dict[tuple, list] = {}  # instance -> [prev set, its translation, remembered stride]
+        coef = [dict(terms) for terms in op.terms]
+        self.step = [tuple(c.get(lp.rank, 0) * lp.stride for c in coef) for lp in self.outer]
+        self.spatial = [j for j, lp in enumerate(self.outer) if lp.spatial]
+        top = self.parent if self.parent is not None else 0
+        self.above = [j for j in self.spatial if self.outer[j].level < top]
+        self.temporal = [j for j, lp in enumerate(self.outer) if not lp.spatial]
 
-    def run(self) -> None:
-        if self.is_compute:
-            return self._run_compute()
-        state: dict[tuple, list] = {}  # instance -> [prev set, prev translation, remembered stride]
-        held: dict[tuple, set] = {}
-        outer = self.outer
-        spatial = [j for j, lp in enumerate(outer) if lp.spatial]
-        above = [j for j in spatial if outer[j].level < (self.parent if self.parent is not None else 0)]
-        temporal = [j for j, lp in enumerate(outer) if not lp.spatial]
-        for vals in itertools.product(*(range(lp.factor) for lp in outer)):
-            idx: dict[str, int] = {}
-            for lp, v in zip(outer, vals):
-                idx[lp.rank] = idx.get(lp.rank, 0) + v * lp.stride
-            trans = _coords(self.op, idx, with_const=False)
-            S = {tuple(a + b for a, b in zip(m, trans)) for m in self.mold}
-            inst = tuple(vals[j] for j in spatial)
-            if self.is_compute:
+    def event(self, vals: tuple[int, ...], epochs: int) -> None:
+        """A new tile at outer loop values ``vals``, standing for ``epochs`` identical steps."""
+        trans = tuple(sum(v * st[d] for v, st in zip(vals, self.step)) for d in range(len(self.op.terms)))
+        S = {tuple(a + b for a, b in zip(m, trans)) for m in self.mold}
+        inst = tuple(vals[j] for j in self.spatial)
+        st = self.state.get(inst)
+        if st is None:
+            delta = S
+            self.state[inst] = [S, trans, None]
+        else:
+            prev, ptrans, stride = st
+            t = tuple(a - b for a, b in zip(trans, ptrans))
+            if stride is None or t == stride:
+                delta = S - prev
+                st[2] = t
+            else:  # the stride changed: Timeloop discards the residual tile
                 delta = S
-            else:
-                st = state.get(inst)
-                if st is None:
-                    delta = S
-                    state[inst] = [S, trans, None]
-                else:
-                    prev, ptrans, stride = st
-                    t = tuple(a - b for a, b in zip(trans, ptrans))
-                    if stride is None or t == stride:
-                        delta = S - prev
-                        st[2] = t
-                    else:
-                        delta = S
-                        st[2] = None
-                    st[0], st[1] = S, trans
-                held.setdefault(inst, set()).update(S)
-            self.D += len(delta)
-            if self.parent is not None and delta:
-                key = (tuple(vals[j] for j in above), tuple(vals[j] for j in temporal))
-                self.unions.setdefault(key, set()).update(delta)
-        self.P = sum(len(s) for s in held.values())
-
+                st[2] = None
+            st[0], st[1] = S, trans
+        self.D += len(delta) * epochs
+        if self.parent is not None and delta:
+            key = (tuple(vals[j] for j in self.above), tuple(vals[j] for j in self.temporal))
+            self.unions.setdefault(key, set()).update(delta)
+            self.weights[key] = epochs
 
     def _run_compute(self) -> None:
         """The compute level takes its operand point at every MAC: D is the MAC count and the
@@ -283,12 +282,46 @@ class _Walk:
         self.unions = {(): set()}
         self.U = int(len(np.unique(rows, axis=0)))
 
+    def parent_accesses(self) -> int:
+        if self.is_compute:
+            return self.U
+        return sum(len(u) * self.weights[k] for k, u in self.unions.items())
+
+
+def _traverse(loops: tuple[Loop, ...], walks: list[_Walk], extrapolate: bool) -> None:
+    """Step the nest outermost first, firing each storage level's tile events in time order.
+
+    With ``extrapolate`` (Timeloop's default), a temporal loop of n > 2 iterations runs
+    iteration 0, then iteration 1 standing for n - 1 iterations (``num_epochs``), as
+    NestAnalysis::ComputeTemporalWorkingSet does; spatial loops run every element."""
+    at: dict[int, list[_Walk]] = {}
+    for w in walks:
+        depth = next((j for j, lp in enumerate(loops) if lp.level >= w.level), len(loops))
+        at.setdefault(depth, []).append(w)
+    L = len(loops)
+
+    def rec(j: int, vals: tuple[int, ...], epochs: int) -> None:
+        for w in at.get(j, ()):
+            w.event(vals[:len(w.outer)], epochs)
+        if j == L or not any(d > j for d in at):
+            return
+        lp = loops[j]
+        if extrapolate and not lp.spatial and lp.factor > 2:
+            rec(j + 1, vals + (0,), epochs)
+            rec(j + 1, vals + (1,), epochs * (lp.factor - 1))
+        else:
+            for v in range(lp.factor):
+                rec(j + 1, vals + (v,), epochs)
+
+    rec(0, (), 1)
+
 
 def _frac(n: int, d: int) -> Fraction:
     return Fraction(n, d)
 
 
 MAX_WALK = 20_000_000  # tile points the delta walk may visit (Python sets; seconds per million)
+MAX_POINTS = 50_000_000  # iteration points NumPy enumerates for partitions and the compute level
 
 
 def walk_points(cfg: NestConfig, loops: tuple[Loop, ...]) -> int:
@@ -297,7 +330,8 @@ def walk_points(cfg: NestConfig, loops: tuple[Loop, ...]) -> int:
 
     n = 0
     for i, lm in enumerate(cfg.levels):
-        outer = math.prod(lp.factor for lp in loops if lp.level < i)
+        outer = math.prod(lp.factor if lp.spatial or not cfg.extrapolate else min(lp.factor, 2)
+                          for lp in loops if lp.level < i)
         n += sum(outer * tile_words(cfg.levels, i, o) for o in cfg.operands if o.name in lm.keep)
     return n
 
@@ -310,6 +344,10 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     if work > MAX_WALK:
         raise EinarrayError(f"{cfg.source}: the nest's delta walk visits {work:,} tile points, more than "
                             f"{MAX_WALK:,}; shrink the ranks (--rank) or move loops inward")
+    points = cfg.computes * len(cfg.operands) * (len(arch.levels) + 1)
+    if points > MAX_POINTS:
+        raise EinarrayError(f"{cfg.source}: counting enumerates {points:,} iteration points (MACs x tensors x "
+                            f"levels), more than {MAX_POINTS:,}; shrink the ranks (--rank)")
     out = next(o for o in cfg.operands if o.is_output)
     n = len(arch.levels)
     util = [math.prod(lp.factor for lp in loops if lp.spatial and lp.level < i) for i in range(n + 1)]
@@ -317,14 +355,13 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     for op in cfg.operands:
         keepers = [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep]
         for k, i in enumerate(keepers + [n]):
-            w = _Walk(op, i, keepers[k - 1] if k > 0 else None, loops, i == n)
-            w.run()
-            walks[(i, op.name)] = w
-    # U of (parent, t) = the child's unions summed
-    U: dict[tuple[int, str], int] = {}
-    for (i, t), w in walks.items():
-        if w.parent is not None:
-            U[(w.parent, t)] = w.U if w.is_compute else sum(len(s) for s in w.unions.values())
+            walks[(i, op.name)] = _Walk(op, i, keepers[k - 1] if k > 0 else None, loops, i == n)
+    for w in walks.values():
+        if w.is_compute:
+            w._run_compute()
+    _traverse(loops, [w for w in walks.values() if not w.is_compute], cfg.extrapolate)
+    # U of (parent, t): the parent's side of its child's deltas
+    U = {(w.parent, t): w.parent_accesses() for (i, t), w in walks.items() if w.parent is not None}
     computes = cfg.computes
     macs = util[n]
     compute_cycles = -(-computes // macs)

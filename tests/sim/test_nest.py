@@ -202,12 +202,43 @@ def test_bandwidth_bound_cycles_through_set(capsys):
 
 
 def test_a_walk_too_large_is_refused_in_one_line(tmp_path, capsys):
-    """Every loop (P = 2**23, R = 3) in DRAM: 25M outer iterations of 1-word tiles at each inner
-    level > MAX_WALK, refused before any walking (exit 2, one line naming the points and the limit)."""
+    """25M MACs (P = 2**23, R = 3): refused before any counting, in one line naming the limit;
+    with extrapolation off, the walk itself (25M 1-word tiles per inner level) is over MAX_WALK."""
     p = tmp_path / "big.yaml"
     ex = ROOT / "examples" / "timeloop"
     p.write_text(f"einsum: {ex / 'problems' / 'conv1d'}.yaml\narch: {ex / 'arch' / '3level'}.yaml\n"
                  "mapping:\n  version: 1\n  nest:\n    MainMemory: {temporal: {P: 8388608, R: 3}}\n")
     assert main(["simulate", str(p), "--rank", "P=8388608"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "iteration points (MACs x tensors x levels), more than 50,000,000" in err[0]
+    assert main(["simulate", str(p), "--rank", "P=8388608", "--set", "mapping.counting={extrapolate: false}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "tile points, more than 20,000,000" in err[0]
+
+
+def test_exact_walk_agrees_on_every_exercise():
+    """Timeloop's temporal extrapolation (the default) and the walk over every iteration
+    (``counting.extrapolate: false``, TIMELOOP_DISABLE_TEMPORAL_EXTRAPOLATION) give the same
+    counts on all eleven reference nests."""
+    import dataclasses
+
+    for name in EXERCISES:
+        cfg = load_config(ROOT / "examples" / "timeloop" / f"{name}.yaml", allow_hierarchy=True)
+        a, b = simulate_nest(cfg), simulate_nest(dataclasses.replace(cfg, extrapolate=False))
+        assert a.as_dict() == b.as_dict(), name
+
+
+def test_extrapolation_differs_where_a_window_crosses_an_outer_step(tmp_path):
+    """p = 8 p2 + p8 with P2 in main memory, P8 in the global buffer and R in the register file:
+    the 3-word Inputs window slides by +1 across all 16 positions. Walking every iteration,
+    the P2 step is one more +1 slide: 3 + 15 = 18 fills. Timeloop's extrapolation runs p8 = 0
+    and p8 = 1 (x 7) only, so the next P2 iteration jumps +7 from p8 = 1, a change of stride,
+    and refetches the window: (3 + 7) x 2 = 20, what Timeloop reports."""
+    nest = ("    MainMemory: {temporal: {P: 2}}\n    GlobalBuffer: {temporal: {P: 8}}\n"
+            "    RegisterFile: {temporal: {R: 3}}\n")
+    ext = simulate_nest(_cfg(tmp_path, nest, arch="3level"))
+    exact = simulate_nest(_cfg(tmp_path, nest + "  counting: {extrapolate: false}\n", arch="3level"))
+    for res, fills in ((ext, 20), (exact, 18)):
+        rf, gb = res.levels[2].tensors["Inputs"], res.levels[1].tensors["Inputs"]
+        assert (rf.tile, rf.fills, gb.reads) == (3, fills, fills)
+        assert rf.partition == 18 and gb.fills == 18  # the global buffer holds the whole row
