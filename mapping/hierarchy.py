@@ -433,7 +433,9 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
 
 
 def tile_words(cfg_levels: tuple[LevelMap, ...], i: int, op: Operand) -> int:
-    """Words of ``op``'s tile at level ``i``: its footprint over the loops of levels >= i."""
+    """Words of ``op``'s tile at level ``i``: its footprint over the loops of levels >= i (the
+    bounding box of each affine subscript: exact for unit coefficients such as ``r + p``, an
+    upper bound for strided ones, so a capacity check never passes a tile that overflows)."""
     ext: dict[str, int] = {}
     for lm in cfg_levels[i:]:
         for r, f in lm.temporal + lm.spatial_x + lm.spatial_y:

@@ -198,11 +198,6 @@ def build_loops(cfg: NestConfig) -> tuple[Loop, ...]:
     return tuple(out)
 
 
-def _coords(op: Operand, idx: dict[str, int], with_const: bool = True) -> tuple[int, ...]:
-    return tuple(sum(c * idx.get(r, 0) for r, c in terms) + (k if with_const else 0)
-                 for terms, k in zip(op.terms, op.consts))
-
-
 def _mold(op: Operand, loops: tuple[Loop, ...]) -> frozenset[tuple[int, ...]]:
     """``op``'s coordinates over the iteration box of ``loops`` (at offset 0)."""
     n = math.prod(lp.factor for lp in loops)
