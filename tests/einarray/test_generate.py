@@ -131,7 +131,7 @@ def test_refuses_an_array_larger_than_the_engine(tmp_path, capsys):
     cfg = _config(tmp_path, **{"arch: attention-engine": "arch: arch.yaml"})
     assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "arch.yaml:19 arch.array2d.rows: rows must be in 1..16, got 32" in err, err
+    assert "arch.yaml:20 arch.array2d.rows: rows must be in 1..16, got 32" in err, err
 
 
 def test_refuses_a_1d_array_of_other_width(tmp_path, capsys):
@@ -139,7 +139,7 @@ def test_refuses_a_1d_array_of_other_width(tmp_path, capsys):
     cfg = _config(tmp_path, **{"arch: attention-engine": "arch: arch.yaml"})
     assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "arch.yaml:28 arch.array1d.width: the engine has a 1-D lane per query row and value " \
+    assert "arch.yaml:29 arch.array1d.width: the engine has a 1-D lane per query row and value " \
         "column: width must be array2d.rows x F = 2 x 4 = 8, got 3" in err, err
 
 
