@@ -177,4 +177,4 @@ def test_from_yaml_takes_a_file_and_names_the_error(tmp_path):
     p.write_text((REPO / "einsum" / "library" / "gemm.yaml").read_text())
     assert Cascade.from_yaml(p).name == "gemm"
     with pytest.raises(ConfigError, match="softmax-1pass.yaml:"):
-        Cascade.from_yaml("softmax-1pass", ranks={"P": 8, "P0": 3})
+        Cascade.from_yaml("softmax-1pass", ranks={"P": 8, "P0": 3, "P1": 2})  # needs ceil(8/3) = 3
