@@ -35,6 +35,9 @@ def test_attention_variant_study_shapes():
         assert by[(224, arch, "softmax-3pass")]["passes"] == 3
         assert by[(224, arch, "softmax-2pass")]["passes"] == 2
         assert by[(224, arch, "softmax-1pass")]["passes"] == 1
+        # a 2-pass softmax over a window or a masked key rank is 2 passes over those keys
+        assert by[(224, arch, "gmm-mask")]["passes"] == 2
+        assert by[(224, arch, "halo")]["passes"] == 2
         # the quadratic core has 12 blocks x 12 heads x 2 x T^2 x 64 MACs
         T = by[(1024, arch, "softmax-3pass")]["tokens"]
         assert T == 4096
