@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from einarray.flow import load_run, run
 from einsum.outdir import check, output_dir
 from einarray.progress import Bar
-from einarray.report import dumps, html_page, png
+from einarray.report import bar_labels, dumps, html_page, png
 
 
 def compare(configs: Sequence[str | Path], out_dir: str | Path, *,
@@ -115,13 +115,18 @@ def fig_compare(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None)
         if sweep:
             for c in configs:
                 rs = [r for r in rows if r["config"] == c]
-                ax.plot([r["value"] for r in rs], [r[key] * f for r in rs], "o-", label=c)
+                xs, ys = [r["value"] for r in rs], [r[key] * f for r in rs]
+                ax.plot(xs, ys, "o-", label=c)
+                for x, y in zip(xs, ys):
+                    ax.annotate(f"{y:.3g}", (x, y), xytext=(0, 4), textcoords="offset points",
+                                fontsize=6, ha="center")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel(sweep[0])
             ax.legend(fontsize=7)
         else:
-            ax.bar(labels, [r[key] * f for r in rows])
+            bars = ax.bar(labels, [r[key] * f for r in rows], gid=f"bars:{key}")
+            bar_labels(ax, bars, [f"{r[key] * f:.3g}" for r in rows])
             ax.tick_params(axis="x", rotation=30)
         ax.set_ylabel(head)
         ax.grid(True, alpha=0.3)
@@ -138,8 +143,10 @@ def fig_compare(rows: list[dict[str, Any]], sweep: tuple[str, list[int]] | None)
     else:
         width = 0.8 / max(1, len(units))
         for i, u in enumerate(units):
-            ax.bar([j + i * width for j in range(len(rows))], [r["utilization"].get(u, 0) for r in rows],
-                   width=width, label=u)
+            vals = [r["utilization"].get(u, 0) for r in rows]
+            bars = ax.bar([j + i * width for j in range(len(rows))], vals, width=width, label=u,
+                          gid=f"bars:util:{u}")
+            ax.bar_label(bars, labels=[f"{v:.2f}" for v in vals], fontsize=6, padding=2)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], labels, rotation=30)
     ax.set_ylabel("utilization (all cycles)")
     ax.set_ylim(0, 1.05)

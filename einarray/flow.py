@@ -444,6 +444,7 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
                 d[a] = d.get(a, 0.0) + v
     energy = {k: sum(r["energy_pj"][k] for _, r in results) for k in ("total", "compute", "memory", "leakage")}
     energy["components"] = energy_components
+    energy["levels"] = _energy_by_level_and_role(r for _, r in results)
     traffic: dict[str, dict[str, Any]] = {}
     for _, r in results:
         for lvl, t in r["traffic"].items():
@@ -468,6 +469,7 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
             "utilization": {u: r["utilization"].get(u, {}).get("pe_util", 0.0) for u in units},
             "utilization_compute": {u: r["utilization"].get(u, {}).get("pe_util_compute", 0.0) for u in units},
             "compute_only_cycles": float(r["compute_only_cycles"]),
+            "cycles_by_cause": dict(r["cycles_by_cause"]),
             "macs": _macs(lay.config) * r["instances"],
             **layer_mapping_record(lay),
         })
@@ -513,6 +515,7 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
             "utilization_compute": "busy PE-cycles / (PEs x compute-only cycles, without memory stalls; "
                                    "SCALE-Sim's definition)"},
         "binding": binding_summary(layers),
+        **efficiency(macs, energy["total"], latency, arch.total_area_um2),
     }
     top = spec.report.top
     return {
@@ -532,6 +535,31 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
         "groups": groups,
         "layer_results": {lay.name: r for lay, r in results},
     }
+
+
+def _energy_by_level_and_role(results: Any) -> dict[str, dict[str, float]]:
+    """Memory energy (pJ) per memory level and tensor role (input, output, intermediate),
+    summed over the layers' per-tensor split (``energy_pj.tensors`` of sim/results.py,
+    which sums to each layer's memory energy), as ZigZag breaks energy down per operand
+    and level."""
+    out: dict[str, dict[str, float]] = {}
+    for r in results:
+        for t in r["energy_pj"].get("tensors", {}).values():
+            for lvl, pj in t["levels"].items():
+                d = out.setdefault(lvl, {})
+                d[t["role"]] = d.get(t["role"], 0.0) + pj
+    return out
+
+
+def efficiency(macs: int, energy_pj: float, latency_s: float, area_um2: float | None) -> dict[str, Any]:
+    """Achieved efficiency, counting a MAC as two operations (the TOPS convention):
+    ``tops_per_w`` = 2 MACs / energy; with an arch area, ``area_mm2`` and ``tops_per_mm2``
+    = 2 MACs / latency / area. Both are achieved over the whole run, not peak figures."""
+    out: dict[str, Any] = {"tops_per_w": 2 * macs / (energy_pj * 1e-12) / 1e12 if energy_pj else 0.0}
+    if area_um2:
+        out["area_mm2"] = area_um2 * 1e-6
+        out["tops_per_mm2"] = 2 * macs / latency_s / 1e12 / (area_um2 * 1e-6) if latency_s else 0.0
+    return out
 
 
 def layer_mapping_record(lay: LayerSpec) -> dict[str, Any]:

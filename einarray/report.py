@@ -3,7 +3,8 @@
 Files: ``report.json`` (the simulator's stable keys aggregated over layers, plus per-layer
 and per-Einsum data; byte-identical for the same config), ``report.md``, a self-contained
 ``report.html`` (plots embedded as base64 PNG), ``layers.csv``, and PNG plots: energy by
-component and by layer, utilization per Einsum and unit, a roofline (one roof per compute
+component, by layer and by memory level and tensor role, latency per layer by cause (unit
+compute, buffer and DRAM stalls), utilization per Einsum and unit, a roofline (one roof per compute
 unit, one point per fused group and unit) and traffic per memory level. Each plot is a
 function returning a matplotlib Figure (``FIGURES``), so tests can inspect what is drawn. The files are written through :func:`einsum.outdir.output_dir`:
 the target must be new, empty or (with ``force``) an earlier einarray report, and a failed or
@@ -106,6 +107,11 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         ("EDP", f"{s['edp']:.4g} pJ*s"),
         ("MACs", si(s["macs"], "MAC")),
     ]
+    if "tops_per_w" in s:
+        rows.append(("TOPS/W (achieved, 2 ops per MAC)", f"{s['tops_per_w']:.4g}"))
+    if s.get("area_mm2"):
+        rows += [("area", f"{s['area_mm2']:.4g} mm^2"),
+                 ("TOPS/mm^2 (achieved, 2 ops per MAC)", f"{s['tops_per_mm2']:.4g}")]
     return rows + utilization_rows(s)
 
 
@@ -125,6 +131,30 @@ def layer_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                     + [str(l["instances"]), si(l["latency_s"], "s"), si(l["energy_pj"] * 1e-12, "J"),
                        f"{l['latency_s'] / tot:.1%}"] + [f"{l['utilization'][u]:.3f}" for u in units]
                     + ([f"{l.get('utilization_compute', {}).get(u, 0.0):.3f}" for u in units] if comp else []))
+    return head, rows
+
+
+def causes_of(result: dict[str, Any]) -> list[str]:
+    """The columns of the latency split: each unit, then buffer and DRAM stalls."""
+    keys: list[str] = []
+    for l in result["layers"]:
+        for k in l.get("cycles_by_cause", {}):
+            if k not in keys:
+                keys.append(k)
+    stalls = [k for k in ("buffer_stall", "dram_stall") if k in keys]
+    return [k for k in keys if k not in stalls] + stalls
+
+
+def cause_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """Cycles by cause per layer (header, rows), or None if the layers lack the split."""
+    keys = causes_of(result)
+    if not keys:
+        return None
+    head = ["layer", "cycles"] + [k.replace("_", " ") for k in keys]
+    rows = []
+    for l in result["layers"]:
+        c = l.get("cycles_by_cause", {})
+        rows.append([l["name"], f"{l['cycles']:,}"] + [f"{c.get(k, 0):,}" for k in keys])
     return head, rows
 
 
@@ -153,6 +183,23 @@ def render_markdown(result: dict[str, Any], images: list[str]) -> str:
         for e in result[key]:
             lines.append(f"| {e['layer']} | {e['einsum']} | {e['unit']} | {e['cycles']:,.0f} | "
                          f"{si(e['energy_pj'] * 1e-12, 'J')} | {e['utilization']:.3f} |")
+    causes = cause_rows(result)
+    if causes:
+        head2, rows2 = causes
+        lines += ["", "## Latency by cause", "",
+                  "Each layer's cycles split into the time each unit sets (a pipeline stage lasts as "
+                  "long as its slowest unit, which gets the stage's time) and memory stalls: waiting "
+                  "for on-chip buffer bandwidth, and for DRAM (plus the last write-back). Each row "
+                  "sums to the layer's cycles.", "", _md_row(head2), "|" + "---|" * len(head2)]
+        lines += [_md_row(r) for r in rows2]
+    lv = result["energy_pj"].get("levels")
+    if lv:
+        roles = [r for r in ("input", "output", "intermediate") if any(r in d for d in lv.values())]
+        lines += ["", "## Memory energy by level and tensor", "",
+                  "| level | " + " | ".join(roles) + " | total |", "|---|" + "---|" * (len(roles) + 1)]
+        for name, d in lv.items():
+            lines.append(_md_row([name] + [si(d.get(r, 0.0) * 1e-12, "J") for r in roles]
+                                 + [si(sum(d.values()) * 1e-12, "J")]))
     lines += ["", "## Traffic per memory level", "", "| level | reads (words) | writes (words) | bytes |",
               "|---|---|---|---|"]
     for lvl, t in result["traffic"].items():
@@ -281,6 +328,67 @@ def fig_energy_layers(result: dict[str, Any]) -> Any:
     return fig
 
 
+STALL_COLORS = {"buffer_stall": "#b0b0b0", "dram_stall": "#8c2d04"}
+
+
+def bar_labels(ax: Any, bars: Any, labels: list[str], *, horizontal: bool = False) -> None:
+    """Write each bar's value at its end (``labels``, one per bar)."""
+    ax.bar_label(bars, labels=labels, fontsize=6, padding=2)
+    if horizontal:
+        ax.set_xlim(0, ax.get_xlim()[1] * 1.15)
+    else:
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
+
+
+def fig_latency_layers(result: dict[str, Any]) -> Any:
+    """Latency per layer, stacked by cause: the time each unit sets and the buffer and
+    DRAM stalls (``cycles_by_cause``), labelled with the layer's latency."""
+    from matplotlib.patches import Patch
+
+    layers = result["layers"][::-1]
+    keys = causes_of(result)
+    colors = unit_colors(list(result["arch"]["units"])) | STALL_COLORS
+    fig, ax = _figure(8, max(3, 0.35 * len(layers) + 1.2))
+    top = max((l["latency_s"] for l in layers), default=0.0)
+    scale, unit = next(((f, u) for f, u in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"))
+                        if top >= f), (1e-9, "ns"))
+    clock = result["clock_hz"] * scale  # cycles / clock = time in ``unit``
+    left = [0.0] * len(layers)
+    bars = None
+    for k in keys:
+        vals = [l.get("cycles_by_cause", {}).get(k, 0) / clock for l in layers]
+        bars = ax.barh([l["name"] for l in layers], vals, left=left, color=colors.get(k, "#888888"),
+                       gid=f"cause:{k}")
+        left = [a + b for a, b in zip(left, vals)]
+    if bars is not None:
+        bar_labels(ax, bars, [si(l["latency_s"], "s") for l in layers], horizontal=True)
+    ax.set_xlabel(f"latency ({unit})")
+    ax.set_title("latency by layer: unit compute vs memory stalls")
+    ax.legend(handles=[Patch(facecolor=colors.get(k, "#888888"), label=k.replace("_", " "))
+                       for k in keys], fontsize=7, loc="lower right")
+    return fig
+
+
+def fig_energy_levels(result: dict[str, Any]) -> Any:
+    """Memory energy per level, stacked by tensor role, labelled with each level's total."""
+    lv = result["energy_pj"].get("levels", {})
+    names = list(lv)
+    fig, ax = _figure(6, 3.8)
+    bottom = [0.0] * len(names)
+    bars = None
+    for role, color in (("input", "#4c72b0"), ("output", "#dd8452"), ("intermediate", "#55a868")):
+        vals = [lv[n].get(role, 0.0) * 1e-12 for n in names]
+        if any(vals):
+            bars = ax.bar(names, vals, bottom=bottom, color=color, label=role, gid=f"role:{role}")
+            bottom = [a + b for a, b in zip(bottom, vals)]
+    if bars is not None:
+        bar_labels(ax, bars, [si(b, "J") for b in bottom])
+    ax.set_ylabel("energy (J)")
+    ax.set_title("memory energy by level and tensor role")
+    ax.legend(fontsize=7)
+    return fig
+
+
 def fig_utilization(result: dict[str, Any]) -> Any:
     """Utilization of the Einsums that take the most time, coloured by unit."""
     from matplotlib.patches import Patch
@@ -377,7 +485,8 @@ def fig_traffic(result: dict[str, Any]) -> Any:
     return fig
 
 
-FIGURES = {"energy-components.png": fig_energy_components, "energy-layers.png": fig_energy_layers,
+FIGURES = {"latency-layers.png": fig_latency_layers, "energy-levels.png": fig_energy_levels,
+           "energy-components.png": fig_energy_components, "energy-layers.png": fig_energy_layers,
            "utilization.png": fig_utilization, "roofline.png": fig_roofline, "traffic.png": fig_traffic}
 
 

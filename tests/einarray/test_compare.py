@@ -88,4 +88,6 @@ def test_plot_uses_the_tables_units(compared, sweep, tmp_path):
             ys = [p.get_height() for p in ax.patches]
         assert [f"{y:.4g}" for y in ys] == [c[col] for c in cells]
         assert ys == pytest.approx([r[key] * scale for r in rows])
+        # every bar or point carries its value
+        assert [t.get_text() for t in ax.texts] == [f"{r[key] * scale:.3g}" for r in rows]
     assert fig.axes[3].get_ylabel() == "utilization (all cycles)"

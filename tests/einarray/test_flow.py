@@ -56,7 +56,8 @@ def test_report_files_and_byte_identical_json(tmp_path, tiny):
     a = write_report(res, tmp_path / "a")
     b = write_report(run(load_run(DATA / "vit-tiny-small.yaml"), progress=False), tmp_path / "b")
     for name in ("report.md", "report.html", "report.json", "layers.csv", "energy-components.png",
-                 "energy-layers.png", "utilization.png", "roofline.png", "traffic.png"):
+                 "energy-layers.png", "energy-levels.png", "latency-layers.png", "utilization.png",
+                 "roofline.png", "traffic.png"):
         assert (a / name).stat().st_size > 0, name
     assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()
     html = (a / "report.html").read_text()

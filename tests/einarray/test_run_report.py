@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from einarray.flow import load_run, load_run_data, run
-from einarray.report import fig_roofline, fig_utilization, roofline_points, unit_colors
+from einarray.report import (causes_of, fig_energy_levels, fig_latency_layers, fig_roofline,
+                             fig_utilization, roofline_points, si, unit_colors)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
@@ -206,3 +207,77 @@ def test_si(x, unit, text):
     from einarray.report import si
 
     assert si(x, unit) == text
+
+
+def test_cycles_by_cause_sum_to_each_layers_cycles(result):
+    for l in result["layers"]:
+        c = l["cycles_by_cause"]
+        assert sum(c.values()) == l["cycles"], l["name"]
+        assert min(c.values()) >= 0
+        assert set(c) == set(result["arch"]["units"]) | {"buffer_stall", "dram_stall"}
+
+
+def test_latency_chart_stacks_the_causes_to_each_layers_latency(result):
+    fig = fig_latency_layers(result)
+    ax = fig.axes[0]
+    keys = causes_of(result)
+    assert keys[-2:] == ["buffer_stall", "dram_stall"]
+    unit = ax.get_xlabel()[len("latency ("):-1]
+    scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}[unit]
+    widths: dict[str, float] = {}
+    for bar in ax.patches:
+        gid = bar.get_gid() or ""
+        assert gid.startswith("cause:") and gid[6:] in keys
+    layers = result["layers"][::-1]
+    per_cause = len(layers)
+    assert len(ax.patches) == per_cause * len(keys)
+    for i, l in enumerate(layers):
+        total = sum(ax.patches[j * per_cause + i].get_width() for j in range(len(keys)))
+        widths[l["name"]] = total
+        assert total * scale == pytest.approx(l["cycles"] / result["clock_hz"], rel=1e-9)
+    # the value labels are the layers' latencies
+    assert [t.get_text() for t in ax.texts] == [si(l["latency_s"], "s") for l in layers]
+    assert [h.get_label() for h in ax.get_legend().legend_handles] == [k.replace("_", " ") for k in keys]
+
+
+def test_memory_energy_by_level_and_role_sums_to_the_memory_energy(result):
+    lv = result["energy_pj"]["levels"]
+    assert set(lv) <= set(result["arch"]["levels"])
+    total = sum(v for d in lv.values() for v in d.values())
+    assert total == pytest.approx(result["energy_pj"]["memory"], rel=1e-9)
+    # per level: the sum of the simulator's per-tensor split over every layer
+    for name, d in lv.items():
+        want = sum(t["levels"].get(name, 0.0) for r in result["layer_results"].values()
+                   for t in r["energy_pj"]["tensors"].values())
+        assert sum(d.values()) == pytest.approx(want, rel=1e-12)
+    fig = fig_energy_levels(result)
+    ax = fig.axes[0]
+    heights = {}
+    for bar in ax.patches:
+        x = round(bar.get_x(), 6)
+        heights[x] = heights.get(x, 0.0) + bar.get_height()
+    assert sorted(heights.values()) == pytest.approx(sorted(sum(d.values()) * 1e-12 for d in lv.values()))
+
+
+def test_efficiency_in_the_summary(result):
+    s = result["summary"]
+    assert s["tops_per_w"] == pytest.approx(2 * s["macs"] / (result["energy_pj"]["total"] * 1e-12) / 1e12)
+    arch = result["arch"]["name"]
+    path = ROOT / "mapping/arch" / f"{arch}.yaml"
+    area = yaml.safe_load(path.read_text())["arch"].get("area_um2") if path.exists() else None
+    if area:
+        assert s["area_mm2"] == pytest.approx(sum(area.values()) * 1e-6)
+        assert s["tops_per_mm2"] == pytest.approx(2 * s["macs"] / s["latency_s"] / 1e12 / s["area_mm2"])
+    else:
+        assert "area_mm2" not in s and "tops_per_mm2" not in s
+
+
+def test_fusemax_summary_has_area_and_tops():
+    res = run(CONFIGS["vit-base-fusemax"](), progress=False)
+    assert res["summary"]["area_mm2"] == pytest.approx(195.84864)
+    from einarray.report import render_markdown, summary_rows
+
+    names = [k for k, _ in summary_rows(res)]
+    assert "area" in names and "TOPS/W (achieved, 2 ops per MAC)" in names
+    md = render_markdown(res, [])
+    assert "## Latency by cause" in md and "## Memory energy by level and tensor" in md
