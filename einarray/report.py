@@ -85,34 +85,49 @@ def si(x: float, unit: str) -> str:
 def utilization_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """Per unit: PE-cycles over PEs x all cycles (memory stalls included) and, when the
     result has it, over PEs x compute-only cycles (stalls excluded, as SCALE-Sim)."""
+    return [(label, text) for label, _, _, text in _utilization_items(summary)]
+
+
+def _utilization_items(summary: dict[str, Any]) -> list[tuple[str, str, float, str]]:
     comp = summary.get("utilization_compute") or {}
     rows = []
     for u, v in summary["utilization"].items():
-        rows.append((f"utilization {u} (all cycles)", f"{v:.3f}"))
+        rows.append((f"utilization {u} (all cycles)", f"utilization_{u}", v, f"{v:.3f}"))
         if u in comp:
-            rows.append((f"utilization {u} (compute cycles)", f"{comp[u]:.3f}"))
+            rows.append((f"utilization {u} (compute cycles)", f"utilization_compute_{u}", comp[u],
+                         f"{comp[u]:.3f}"))
     return rows
+
+
+def summary_items(result: dict[str, Any]) -> list[tuple[str, str, Any, str]]:
+    """The summary as (label, key, raw value, text) rows: the label and text for people,
+    the key (which names the raw value's unit) and the raw value for csv and json."""
+    s = result["summary"]
+    rows: list[tuple[str, str, Any, str]] = (
+        [("mapping", "mapping", s["binding"], s["binding"])] if s.get("binding") else [])
+    e_j = s["energy_per_inference_pj"] * 1e-12
+    rows += [
+        ("latency", "latency_s", s["latency_s"], si(s["latency_s"], "s")),
+        ("throughput", "throughput_inf_per_s", s["throughput_inf_per_s"],
+         f"{s['throughput_inf_per_s']:.4g} inferences/s"),
+        ("energy per inference", "energy_per_inference_j", e_j, si(e_j, "J")),
+        ("average power", "average_power_w", s["average_power_w"], si(s["average_power_w"], "W")),
+        ("DRAM traffic", "dram_bytes", s["dram_bytes"], si(s["dram_bytes"], "B")),
+        ("EDP", "edp_pj_s", s["edp"], f"{s['edp']:.4g} pJ*s"),
+        ("MACs", "macs", s["macs"], si(s["macs"], "MAC")),
+    ]
+    if "tops_per_w" in s:
+        rows.append(("TOPS/W (achieved, 2 ops per MAC)", "tops_per_w", s["tops_per_w"], f"{s['tops_per_w']:.4g}"))
+    if s.get("area_mm2"):
+        rows += [("area", "area_mm2", s["area_mm2"], f"{s['area_mm2']:.4g} mm^2"),
+                 ("TOPS/mm^2 (achieved, 2 ops per MAC)", "tops_per_mm2", s["tops_per_mm2"],
+                  f"{s['tops_per_mm2']:.4g}")]
+    return rows + _utilization_items(s)
 
 
 def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     """The summary as (metric, value) rows, for report.md/html and the terminal."""
-    s = result["summary"]
-    rows = [("mapping", s["binding"])] if s.get("binding") else []
-    rows += [
-        ("latency", si(s["latency_s"], "s")),
-        ("throughput", f"{s['throughput_inf_per_s']:.4g} inferences/s"),
-        ("energy per inference", si(s["energy_per_inference_pj"] * 1e-12, "J")),
-        ("average power", si(s["average_power_w"], "W")),
-        ("DRAM traffic", si(s["dram_bytes"], "B")),
-        ("EDP", f"{s['edp']:.4g} pJ*s"),
-        ("MACs", si(s["macs"], "MAC")),
-    ]
-    if "tops_per_w" in s:
-        rows.append(("TOPS/W (achieved, 2 ops per MAC)", f"{s['tops_per_w']:.4g}"))
-    if s.get("area_mm2"):
-        rows += [("area", f"{s['area_mm2']:.4g} mm^2"),
-                 ("TOPS/mm^2 (achieved, 2 ops per MAC)", f"{s['tops_per_mm2']:.4g}")]
-    return rows + utilization_rows(s)
+    return [(label, text) for label, _, _, text in summary_items(result)]
 
 
 def layer_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

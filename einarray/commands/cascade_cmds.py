@@ -23,6 +23,8 @@ from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
 from einsum.shapes import fit_to_inputs
 from mapping.spec import override_error
 
+from einarray.tables import Column, Table as DataTable, add_format_args, emit, note, output_format
+
 from .common import add_override_args, parse_params, parse_ranks
 
 # Evaluating in `check` is skipped above this many iteration points (a memory guard).
@@ -33,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cascades", help="list the library of attention and layer cascades",
                        description="List the cascades shipped with einarray, with their passes "
                                    "over each rank at their default shapes.")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_format_args(p, json_help="print one JSON object (the same as --format json)")
     p.set_defaults(handler=cmd_cascades)
 
     p = sub.add_parser("show", help="print a cascade or draw its DAG",
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "rank (FuseMax's definition; an alias rank counts for itself).")
     p.add_argument("cascade", help="library name or path to a YAML file")
     add_override_args(p)
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_format_args(p, json_help="print the summary as one JSON object (the same as --format json)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--no-eval", action="store_true",
                    help="skip the reference evaluation (for shapes too large to run)")
@@ -90,18 +92,18 @@ def cmd_cascades(args: argparse.Namespace) -> int:
         rows.append({"name": name, "inputs": list(c.inputs), "outputs": list(c.outputs),
                      "einsums": len(c.einsums), "passes": analysis.passes(c),
                      "description": " ".join(c.description.split())})
-    if args.json:
+    fmt = output_format(args)
+    if fmt == "json":
         print(json.dumps({"library": str(LIBRARY_DIR), "cascades": rows}, indent=2))
         return 0
-    t = Table(title=f"einarray cascade library ({len(rows)})")
-    for col in ("name", "einsums", "passes", "description"):
-        t.add_column(col, overflow="fold")
+    short = (lambda d: d if len(d) <= 100 or fmt != "table" else d[:97].rsplit(" ", 1)[0] + " ...")
+    t = DataTable(f"einarray cascade library ({len(rows)})",
+                  [Column("name"), Column("einsums", numeric=True),
+                   Column("passes", lambda p: " ".join(f"{k}:{v}" for k, v in p.items())),
+                   Column("description", short)])
     for r in rows:
-        desc = r["description"]
-        first = desc if len(desc) <= 100 else desc[:97].rsplit(" ", 1)[0] + " ..."
-        t.add_row(r["name"], str(r["einsums"]),
-                  " ".join(f"{k}:{v}" for k, v in r["passes"].items()), first)
-    Console().print(t)
+        t.add(r["name"], r["einsums"], r["passes"], r["description"])
+    emit([t], fmt)
     return 0
 
 
@@ -245,50 +247,52 @@ def cmd_check(args: argparse.Namespace) -> int:
     c = _load(args)
     s = check_summary(c, seed=args.seed, evaluate_ref=not args.no_eval)
     bad = [o for o, v in s["evaluation"].get("outputs", {}).items() if not v["finite"]]
-    if args.json:
+    fmt = output_format(args)
+    if fmt == "json":
         print(json.dumps(s, indent=2))
     else:
         con = Console()
-        con.print(f"[bold]{escape(c.name)}[/bold]  {escape(c.source or '')}")
-        t = Table(title="tensors")
-        for col in ("tensor", "kind", "ranks", "shape", "elements"):
-            t.add_column(col)
-        for name, info in s["tensors"].items():
-            t.add_row(name, info["kind"], ",".join(info["ranks"]), "x".join(map(str, info["shape"])),
-                      f"{info['elements']:,}")
-        con.print(t)
-        t = Table(title="einsums")
-        t.add_column("#")
-        t.add_column("einsum", overflow="fold")
-        t.add_column("reduce")
-        t.add_column("points", justify="right")
-        t.add_column("ops")
-        t.add_column("pass")
-        for i, e in enumerate(s["einsums"]):
-            ops = ", ".join(f"{k}={v:,}" for k, v in e["ops"].items() if k not in ("points", "outputs"))
-            red = f"{e['reduce']}({','.join(e['reduced'])})" if e["reduce"] else ""
-            ps = " ".join(f"{k}{v}" for k, v in e["pass"].items() if v > 1)
-            t.add_row(str(i), escape(e["expression"]), red, f"{e['ops']['points']:,}", ops, ps)
-        con.print(t)
-        con.print("totals: " + ", ".join(f"{k}={v:,}" for k, v in s["totals"].items()))
-        con.print(f"intermediate elements: {s['intermediate_elements']:,}")
+        note(fmt, f"[bold]{escape(c.name)}[/bold]  {escape(c.source or '')}", console=con)
+        emit(check_tables(s), fmt, console=con)
+        note(fmt, "totals: " + ", ".join(f"{k}={v:,}" for k, v in s["totals"].items()), console=con)
+        note(fmt, f"intermediate elements: {s['intermediate_elements']:,}", console=con)
         for par, d in s["partitions"].items():
             tail = f", the last of {d['last']} (ragged)" if d["last"] != d["chunk"] else ""
-            con.print(f"partition: {par} = {d['outer']} x {d['inner']}: {d['chunks']} chunks of {d['chunk']}{tail}")
-        con.print("[bold]passes[/bold]: " + ", ".join(f"{k}={v}" for k, v in s["passes"].items()))
+            note(fmt, f"partition: {par} = {d['outer']} x {d['inner']}: {d['chunks']} chunks of "
+                      f"{d['chunk']}{tail}", console=con)
+        note(fmt, "[bold]passes[/bold]: " + ", ".join(f"{k}={v}" for k, v in s["passes"].items()),
+             console=con)
         ev = s["evaluation"]
         if ev["ran"]:
             for o, v in ev["outputs"].items():
-                con.print(f"reference run (seed {ev['seed']}): {o} shape {v['shape']} "
+                note(fmt, f"reference run (seed {ev['seed']}): {o} shape {v['shape']} "
                           f"range [{v['min']:.4g}, {v['max']:.4g}] "
-                          + ("finite" if v["finite"] else "[red]NOT FINITE[/red]"))
+                          + ("finite" if v["finite"] else "[red]NOT FINITE[/red]"), console=con)
         elif "reason" in ev:
-            con.print(f"reference run skipped: {ev['reason']}")
+            note(fmt, f"reference run skipped: {escape(ev['reason'])}", console=con)
     if bad:
         print(f"einarray check: error: outputs with NaN/inf on random inputs: {', '.join(bad)}",
               file=sys.stderr)
         return 1
     return 0
+
+
+def check_tables(s: dict) -> list[DataTable]:
+    """check's tables: the tensors, and each Einsum with its points, ops and passes."""
+    t = DataTable("tensors", [Column("tensor"), Column("kind"), Column("ranks", ",".join),
+                              Column("shape", lambda v: "x".join(map(str, v))),
+                              Column("elements", lambda v: f"{v:,}", True)])
+    for name, info in s["tensors"].items():
+        t.add(name, info["kind"], list(info["ranks"]), list(info["shape"]), info["elements"])
+    e = DataTable("einsums", [Column("#", numeric=True), Column("einsum"), Column("reduce"),
+                              Column("points", lambda v: f"{v:,}", True),
+                              Column("ops", lambda o: ", ".join(f"{k}={v:,}" for k, v in o.items())),
+                              Column("pass", lambda p: " ".join(f"{k}{v}" for k, v in p.items() if v > 1))])
+    for i, x in enumerate(s["einsums"]):
+        ops = {k: v for k, v in x["ops"].items() if k not in ("points", "outputs")}
+        red = f"{x['reduce']}({','.join(x['reduced'])})" if x["reduce"] else ""
+        e.add(i, x["expression"], red, x["ops"]["points"], ops, dict(x["pass"]))
+    return [t, e]
 
 
 # -- eval -----------------------------------------------------------------------------

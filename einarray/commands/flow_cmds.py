@@ -14,6 +14,8 @@ from einsum.outdir import check as check_output
 from einarray.sweep import check_scheduler_address, load_sweep, run_sweep
 from einsum.errors import ConfigError
 
+from einarray.tables import Cell, Column, Table as DataTable, add_format_args, emit, note, output_format
+
 from .common import parse_ranks
 
 
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mapping-from", metavar="REPORT.json",
                    help="run every layer with the mapping stored in an earlier run's report.json "
                         "(layers matched by name), reproducing that run exactly")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    add_format_args(p, json_help="print the summary as JSON instead of tables (the same as --format json)")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser(
@@ -63,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sweep one rank over values, e.g. --sweep P:1024,4096,16384 "
                         "(also accepted: rank=P:1024,4096)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_format_args(p, json_help="print the rows as JSON (the same as --format json)")
     p.set_defaults(handler=cmd_compare)
 
     p = sub.add_parser(
@@ -85,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="give up on an unreachable --scheduler after this long (default 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_format_args(p, json_help="print the records as JSON (the same as --format json)")
     p.set_defaults(handler=cmd_sweep)
 
 
@@ -100,22 +104,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers {workers}: must be at least 1")
     res = run_sweep(spec, out, workers=workers, scheduler=args.scheduler, progress=not args.no_progress,
                     connect_timeout=args.connect_timeout)
+    fmt = output_format(args)
     con = Console()
     rerun = sum(res.rerun.values())
-    t = Table(title=f"sweep {escape(spec.name)}: {len(res.records)} points "
-                    f"({res.skipped} resumed, {rerun} run, {len(res.failed)} failed)")
     cols = list(spec.parameters) + ["status", "latency_s", "energy_pj"]
-    for c in cols:
-        t.add_column(escape(c))
+    t = DataTable(f"sweep {spec.name}: {len(res.records)} points "
+                  f"({res.skipped} resumed, {rerun} run, {len(res.failed)} failed)",
+                  [Column(c, _fmt) for c in cols])
     for r in res.records:
-        t.add_row(*[escape(_fmt(r.get(c, ""))) for c in cols])
-    con.print(t)
+        t.add(*[r.get(c) for c in cols])
+    emit([t], fmt, result={"records": res.records} if fmt == "json" else None, console=con)
     if res.skipped or set(res.rerun) - {"new point"}:  # not a first run: say why points ran
         why = "; ".join(f"{n} {escape(reason)}" for reason, n in sorted(res.rerun.items()))
-        con.print(f"{res.skipped} resumed from {out / 'results.jsonl'}" + (f"; run: {why}" if why else ""))
+        note(fmt, f"{res.skipped} resumed from {out / 'results.jsonl'}" + (f"; run: {why}" if why else ""),
+             console=con)
     for r in res.failed:
-        con.print(f"[red]point {r['index']} failed:[/red] {escape(str(r.get('error')))}")
-    con.print(f"results: {out / 'results.csv'}, {out / 'results.jsonl'}")
+        note(fmt, f"[red]point {r['index']} failed:[/red] {escape(str(r.get('error')))}", console=con)
+    note(fmt, f"results: {out / 'results.csv'}, {out / 'results.jsonl'}", console=con)
     return 1 if res.records and len(res.failed) == len(res.records) else 0
 
 
@@ -132,70 +137,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_output(out, force=args.force, kind="run")  # refuse before the simulation, not after
     result = run(spec, progress=not args.no_progress)
     write_report(result, out, plots=not args.no_plots, force=args.force, command=args.command_line)
-    if args.json:
+    fmt = output_format(args)
+    if fmt == "json":
         import json
 
         print(json.dumps({"report": str(out), **result["summary"]}, indent=2, sort_keys=True))
         return 0
     con = Console()
-    for t in run_tables(result):
-        con.print(t)
+    emit(run_data_tables(result), fmt, console=con)
     if result["summary"].get("binding"):
-        con.print(f"mapping: {escape(result['summary']['binding'])}")
-    con.print(f"report: {out}/report.md, report.html, report.json, layers.csv")
+        note(fmt, f"mapping: {escape(result['summary']['binding'])}", console=con)
+    note(fmt, f"report: {out}/report.md, report.html, report.json, layers.csv", console=con)
     return 0
 
 
-def _num(t: Table, header: str, cells: list[str]) -> None:
-    """A numeric column: right-aligned, never wrapped or cut (its width fits every cell)."""
-    t.add_column(header, justify="right", no_wrap=True, min_width=max([len(c) for c in cells] + [1]))
-
-
-def _text(t: Table, header: str) -> None:
-    """A name column: folds long names over lines when the terminal is narrow."""
-    t.add_column(header, overflow="fold")
-
-
 def run_tables(result: dict) -> list[Table]:
-    """The terminal summary of a run: summary, layers and the top Einsums by time and energy
-    (the mapping line, long, is printed after them). Numbers are abbreviated with SI prefixes
-    so the tables fit 80 columns without cutting digits."""
-    from einarray.report import layer_rows, si, summary_rows
+    """The terminal summary of a run (rich tables of :func:`run_data_tables`)."""
+    return [t.to_rich() for t in run_data_tables(result)]
 
-    rows = [(k, v) for k, v in summary_rows(result) if k != "mapping"]
-    t = Table(title=f"{escape(result['title'])}: {escape(result['arch']['name'])}, "
-                    f"{len(result['layers'])} layer(s), batch {result['batch']}")
-    _text(t, "metric")
-    _num(t, "value", [v for _, v in rows])
-    for k, v in rows:
-        t.add_row(escape(k), escape(v))
+
+def run_data_tables(result: dict) -> list[DataTable]:
+    """A run's summary, layers and the top Einsums by time and energy (the mapping line,
+    long, is printed after them). The terminal abbreviates numbers with SI prefixes so the
+    tables fit 80 columns without cutting digits; csv and json get the raw values."""
+    from einarray.report import si, summary_items
+
+    t = DataTable(f"{result['title']}: {result['arch']['name']}, {len(result['layers'])} layer(s), "
+                  f"batch {result['batch']}", [Column("metric"), Column("value", numeric=True)])
+    for label, key, value, text in summary_items(result):
+        if key != "mapping":
+            t.add(Cell(key, label), Cell(value, text))
     tables = [t]
-    head, lrows = layer_rows(result)
-    keep = [i for i, h in enumerate(head) if h not in ("cascade", "instances") and "compute cycles" not in h]
-    lt = Table(title="layers (util: PE-cycles / PEs x all cycles)")
-    for i in keep:
-        col = [r[i] for r in lrows]
-        if head[i] == "layer":
-            _text(lt, head[i])
-        else:
-            _num(lt, {"share of time": "time"}.get(head[i], head[i].removeprefix("util ").removesuffix(" (all cycles)")),
-                 col)
-    for r in lrows:
-        lt.add_row(*[escape(r[i]) for i in keep])
+    units = list(result["arch"]["units"])
+    origin = any("mapping_origin" in l for l in result["layers"])
+    tot = result["latency_s"] or 1.0
+    cols = ([Column("layer")] + ([Column("mapping")] if origin else [])
+            + [Column("latency", lambda v: si(v, "s"), True, "latency_s"),
+               Column("energy", lambda v: si(v * 1e-12, "J"), True, "energy_pj"),
+               Column("time", lambda v: f"{v:.1%}", True, "share_of_time")]
+            + [Column(u, lambda v: f"{v:.3f}", True, f"util_{u}") for u in units])
+    lt = DataTable("layers (util: PE-cycles / PEs x all cycles)", cols)
+    for l in result["layers"]:
+        lt.add(*([l["name"]] + ([l.get("mapping_origin", "-")] if origin else [])
+                 + [l["latency_s"], l["energy_pj"], l["latency_s"] / tot]
+                 + [l["utilization"][u] for u in units]))
     tables.append(lt)
     for key, title in (("top_einsums_by_time", "top Einsums by time"),
                        ("top_einsums_by_energy", "top Einsums by energy")):
-        es = result[key][:5]
-        cells = [[e["layer"], e["einsum"], e["unit"], si(e["cycles"], ""), si(e["energy_pj"] * 1e-12, "J"),
-                  f"{e['utilization']:.3f}"] for e in es]
-        tt = Table(title=title)
-        for c, h in enumerate(("layer", "einsum", "unit", "cycles", "energy", "util")):
-            if c < 3:
-                _text(tt, h)
-            else:
-                _num(tt, h, [r[c] for r in cells])
-        for r in cells:
-            tt.add_row(*[escape(x) for x in r])
+        tt = DataTable(title, [Column("layer"), Column("einsum"), Column("unit"),
+                               Column("cycles", lambda v: si(v, ""), True),
+                               Column("energy", lambda v: si(v * 1e-12, "J"), True, "energy_pj"),
+                               Column("util", lambda v: f"{v:.3f}", True, "utilization")])
+        for e in result[key][:5]:
+            tt.add(e["layer"], e["einsum"], e["unit"], e["cycles"], e["energy_pj"], e["utilization"])
         tables.append(tt)
     return tables
 
@@ -226,31 +220,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.output or Path("out") / "compare")
     rows = compare(args.configs, out, sweep=sweep, progress=not args.no_progress, force=args.force,
                    command=args.command_line)
+    fmt = output_format(args)
+    if fmt == "json":
+        import json
+
+        print(json.dumps({"report": str(out), "rows": rows}, indent=2, sort_keys=True, default=float))
+        return 0
     con = Console()
-    con.print(compare_table(rows, sweep))
-    con.print(f"report: {out}/compare.md, compare.html, compare.json, compare.png")
+    emit([compare_data_table(rows, sweep)], fmt, console=con)
+    note(fmt, f"report: {out}/compare.md, compare.html, compare.json, compare.png", console=con)
     return 0
 
 
 def compare_table(rows: list, sweep: tuple[str, list[int]] | None) -> Table:
-    """The comparison in the terminal, per inference like ``einarray run``, numbers with SI
-    prefixes so it fits 80 columns (EDP and DRAM traffic are in compare.md and compare.html)."""
+    """The comparison in the terminal (the rich table of :func:`compare_data_table`)."""
+    return compare_data_table(rows, sweep).to_rich()
+
+
+def compare_data_table(rows: list, sweep: tuple[str, list[int]] | None) -> DataTable:
+    """The comparison per inference like ``einarray run``; the terminal gets SI prefixes so
+    it fits 80 columns (EDP and DRAM traffic are in compare.md and compare.html)."""
     from einarray.report import si
 
     units = sorted({u for r in rows for u in r["utilization"]})
-    head = ["config"] + ([sweep[0]] if sweep else []) + ["latency", "inferences/s", "energy/inf"] + units
-    cells = [[r["config"]] + ([str(r["value"])] if sweep else [])
-             + [si(r["latency_s"], "s"), si(r["throughput_inf_per_s"], ""),
-                si(r["energy_per_inference_pj"] * 1e-12, "J")]
-             + [f"{r['utilization'].get(u, 0.0):.3f}" for u in units] for r in rows]
-    t = Table(title=f"comparison ({len(rows)} runs), per inference; util: PE-cycles / PEs x all cycles")
-    for i, h in enumerate(head):
-        if i == 0:
-            _text(t, h)
-        else:
-            _num(t, h, [r[i] for r in cells])
-    for r in cells:
-        t.add_row(*[escape(c) for c in r])
+    cols = ([Column("config")] + ([Column(sweep[0], numeric=True)] if sweep else [])
+            + [Column("latency", lambda v: si(v, "s"), True, "latency_s"),
+               Column("inferences/s", lambda v: si(v, ""), True, "throughput_inf_per_s"),
+               Column("energy/inf", lambda v: si(v * 1e-12, "J"), True, "energy_per_inference_pj")]
+            + [Column(u, lambda v: f"{v:.3f}", True, f"util_{u}") for u in units])
+    t = DataTable(f"comparison ({len(rows)} runs), per inference; util: PE-cycles / PEs x all cycles", cols)
+    for r in rows:
+        t.add(*([r["config"]] + ([r["value"]] if sweep else [])
+                + [r["latency_s"], r["throughput_inf_per_s"], r["energy_per_inference_pj"]]
+                + [r["utilization"].get(u, 0.0) for u in units]))
     return t
 
 

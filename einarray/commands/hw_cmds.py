@@ -9,8 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from einarray.tables import Cell, Column, Table as DataTable, add_format_args, emit, note, output_format
 from einsum.atomic import OutputError
 from einsum.errors import ConfigError
 from einsum.outdir import claim
@@ -105,10 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="work directory for the tools (default build/synth/UNIT-TARGET-HASH); "
                         "the tools run inside it with relative paths. One you name must be new, "
                         "empty or an earlier synth work directory")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object (keys target, params, target_defaults, luts, ffs, dsps, "
-                        "brams, freq_target_mhz, fmax_min_mhz, fmax_mhz (median), "
-                        "fmax_max_mhz, met, ...)")
+    add_format_args(p, json_help="print one JSON object (keys target, params, target_defaults, luts, ffs, "
+                                 "dsps, brams, freq_target_mhz, fmax_min_mhz, fmax_mhz (median), "
+                                 "fmax_max_mhz, met, ...); the same as --format json")
     p.set_defaults(handler=cmd_synth)
 
 
@@ -166,10 +165,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
         claim(args.workdir, kind="synth-work", files=[], command="einarray synth")
     res = synthesize(args.unit, params, args.target, args.workdir, freq_mhz=args.freq,
                      pnr=not args.no_pnr, seeds=list(range(1, args.seeds + 1)))
-    if args.json:
+    fmt = output_format(args)
+    if fmt == "json":
         print(json.dumps(res, indent=2))
         return 0
-    print_synth_table(res)
+    print_synth_table(res, fmt=fmt)
     return 0
 
 
@@ -177,44 +177,46 @@ def _mhz(v) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def print_synth_table(res: dict, console: Console | None = None) -> None:
-    """Render one :func:`hw.synth.synthesize` result as a rich table."""
-    console = console or Console()
-    table = Table(title=f"{res['unit']} on {res['device']}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+def synth_table(res: dict) -> DataTable:
+    """One :func:`hw.synth.synthesize` result as a metric/value table (raw values and the
+    JSON keys in csv, readable text on the terminal)."""
+    t = DataTable(f"{res['unit']} on {res['device']}", [Column("metric"), Column("value", numeric=True)])
     tdef = res.get("target_defaults") or {}
     given = {k: v for k, v in res["params"].items() if k not in tdef}
-    rows = [
-        ("LUTs", res["luts"]), ("flip-flops", res["ffs"]), ("DSP / MULT blocks", res["dsps"]),
-        ("block RAMs", res["brams"]),
-    ]
+    rows = [("luts", "LUTs", res["luts"], None), ("ffs", "flip-flops", res["ffs"], None),
+            ("dsps", "DSP / MULT blocks", res["dsps"], None), ("brams", "block RAMs", res["brams"], None)]
     target = res["freq_target_mhz"]
     if target is None:
-        rows.append(("Fmax (MHz)", "n/a (no place-and-route)"))
+        rows.append(("fmax_mhz", "Fmax (MHz)", None, "n/a (no place-and-route)"))
     else:
         seeds = res["seeds"]
-        rows.append(("clock target (MHz)", f"{target:g}"))
+        rows.append(("freq_target_mhz", "clock target (MHz)", target, f"{target:g}"))
         if res["fmax_mhz"] is None:
-            rows.append(("Fmax (MHz)", "failed"))
+            rows.append(("fmax_mhz", "Fmax (MHz)", None, "failed"))
         elif len(seeds) == 1:
-            rows.append((f"Fmax (MHz), seed {seeds[0]}", _mhz(res["fmax_mhz"])))
+            rows.append(("fmax_mhz", f"Fmax (MHz), seed {seeds[0]}", res["fmax_mhz"], _mhz(res["fmax_mhz"])))
         else:
-            rows.append(("placement seeds", f"{seeds[0]}-{seeds[-1]}"))
-            rows.append(("Fmax min / median / max (MHz)",
-                         f"{_mhz(res['fmax_min_mhz'])} / {_mhz(res['fmax_mhz'])} / "
-                         f"{_mhz(res['fmax_max_mhz'])}"))
+            rows.append(("seeds", "placement seeds", f"{seeds[0]}-{seeds[-1]}", None))
+            rows += [("fmax_min_mhz", "Fmax min (MHz)", res["fmax_min_mhz"], _mhz(res["fmax_min_mhz"])),
+                     ("fmax_mhz", "Fmax median (MHz)", res["fmax_mhz"], _mhz(res["fmax_mhz"])),
+                     ("fmax_max_mhz", "Fmax max (MHz)", res["fmax_max_mhz"], _mhz(res["fmax_max_mhz"]))]
         met = "yes" if res["met"] else "no"
         if len(seeds) > 1:
             met += f" (median; {res['seeds_met']} of {len(seeds)} seeds reach it)"
-        rows.append(("target met", met))
+        rows.append(("met", "target met", res["met"], met))
     rows += [
-        (f"{res['target']} defaults", _param_text(tdef) if tdef else "none"),
-        ("parameters given", _param_text(given) if given else "none (block defaults)"),
-        ("work directory", res["workdir"]),
+        ("target_defaults", f"{res['target']} defaults", _param_text(tdef) if tdef else "none", None),
+        ("params", "parameters given", _param_text(given) if given else "none (block defaults)", None),
+        ("workdir", "work directory", res["workdir"], None),
     ]
-    for k, v in rows:
-        table.add_row(escape(k), escape(str(v)))
-    console.print(table)
+    for key, label, value, text in rows:
+        t.add(Cell(key, label), Cell(value, text if text is not None else str(value)))
+    return t
+
+
+def print_synth_table(res: dict, console: Console | None = None, *, fmt: str = "table") -> None:
+    """Print one :func:`hw.synth.synthesize` result (``fmt``: table, csv)."""
+    console = console or Console()
+    emit([synth_table(res)], fmt, console=console)
     if res["pnr_error"]:
-        console.print(f"[yellow]place-and-route failed:[/] {escape(res['pnr_error'])}")
+        note(fmt, f"[yellow]place-and-route failed:[/] {escape(res['pnr_error'])}", console=console)

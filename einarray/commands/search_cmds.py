@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from einarray.tables import Cell, Column, Table as DataTable, add_format_args, emit, note, output_format
 from einsum.outdir import check as check_output
 from einsum.outdir import output_dir
 from einsum.atomic import atomic_path
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", help="latency, energy or edp (default: the config's search.objective, else edp)")
     p.add_argument("--budget", type=_int, help="simulated candidates (default: search.budget, else 400)")
     p.add_argument("--seed", type=_int, help="random seed of the heuristic (default 0)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_format_args(p, json_help="print the result as JSON (the same as --format json)")
     p.add_argument("--output", "-o", metavar="DIR",
                    help="write DIR/best-mapping.yaml, DIR/pareto.csv and DIR/pareto.png (DIR new or empty)")
     p.add_argument("--force", action="store_true",
@@ -128,32 +129,32 @@ def cmd_search(args: argparse.Namespace) -> int:
         check_output(out, force=args.force, kind="search")  # refuse before searching, not after
     if args.partition:
         (value, size, res), rows = _search_partitions(args, problem)
-        from rich.console import Console
-        from rich.table import Table
-
         name = rows[0]["rank"]
         text = mapping_yaml(res.mapping, _header(res) + f"\n# with ranks: {{{name}: {size}}} (chosen by "
                             f"--partition from {', '.join(str(r['size']) for r in rows)})")
         if args.output:
             _write_dir(args, res, text)
-        if args.json:
+        fmt = output_format(args)
+        if fmt == "json":
             print(json.dumps({**res.summary(), "partition": {name: size}, "partitions": rows,
                               "mapping_yaml": text}, indent=2, sort_keys=True, default=str))
             return 0
-        t = Table(title=f"partition search over {name} ({res.objective})")
-        for col in (name, "cycles", "latency (s)", "energy (pJ)", "EDP"):
-            t.add_column(col, justify="right")
+        g4 = (lambda v: f"{v:.4g}")
+        t = DataTable(f"partition search over {name} ({res.objective})",
+                      [Column(name, numeric=True), Column("chosen"), Column("cycles", lambda v: f"{v:,}", True),
+                       Column("latency (s)", g4, True, "latency_s"), Column("energy (pJ)", g4, True, "energy_pj"),
+                       Column("EDP", g4, True, "edp")])
         for r in rows:
-            t.add_row(str(r["size"]) + (" *" if r["size"] == size else ""), f"{r['cycles']:,}",
-                      f"{r['latency_s']:.4g}", f"{r['energy_pj']:.4g}", f"{r['edp']:.4g}")
-        Console().print(t)
-        _print(res, text, Path(args.output) if args.output else None)
+            t.add(r["size"], Cell(r["size"] == size, "*" if r["size"] == size else ""), r["cycles"],
+                  r["latency_s"], r["energy_pj"], r["edp"])
+        emit([t], fmt)
+        _print(res, text, Path(args.output) if args.output else None, fmt)
         return 0
     if args.no_seed:
         problem.settings = dataclasses.replace(problem.settings, seed_mapping=False)
     bar = None
     progress = None
-    if not args.no_progress and not args.json:
+    if not args.no_progress and output_format(args) == "table":
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -173,10 +174,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     text = mapping_yaml(res.mapping, header)
     if out is not None:
         _write_dir(args, res, text)
-    if args.json:
+    fmt = output_format(args)
+    if fmt == "json":
         print(json.dumps({**res.summary(), "mapping_yaml": text}, indent=2, sort_keys=True, default=str))
         return 0
-    _print(res, text, out)
+    _print(res, text, out, fmt)
     return 0
 
 
@@ -265,42 +267,53 @@ def _big(n: int) -> str:
     return f"10^{len(str(n)) - 1}"
 
 
-def _print(res, text: str, out: Path | None) -> None:
+def _print(res, text: str, out: Path | None, fmt: str = "table") -> None:
+    """The best mapping's figures (beside the config's own mapping, when it has one), the
+    search's statistics, the Pareto set and the mapping: section to paste (on stdout in the
+    table format, else on stderr with the other notes)."""
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     con = Console()
     f = res.figures
-    t = Table(title=f"best mapping of {escape(res.workload)} on {escape(res.arch)} (objective {res.objective})")
-    t.add_column("")
-    t.add_column("found", justify="right")
     hand = None
     if res.hand_result is not None:
         from einarray.search import figures
         hand = figures(res.hand_result)
-        t.add_column("config mapping", justify="right")
-    rows = [("cycles", lambda x: f"{x['cycles']:,}"), ("latency (ms)", lambda x: f"{x['latency_s'] * 1e3:.6g}"),
-            ("energy (uJ)", lambda x: f"{x['energy_pj'] * 1e-6:.6g}"), ("EDP (pJ*s)", lambda x: f"{x['edp']:.6g}")]
-    rows += [(f"{u} PE util", (lambda u: lambda x: f"{x['utilization'].get(u, 0.0):.4f}")(u)) for u in f["utilization"]]
-    for name, fmt in rows:
-        t.add_row(name, fmt(f), *([fmt(hand)] if hand else []))
-    con.print(t)
-    con.print(f"{'exhaustive' if res.exhaustive else 'heuristic'} search: space {_big(res.space_size)} mappings "
-              f"({res.segments} candidate groups), {res.evaluations} simulated, {res.pruned} pruned, "
-              f"{res.illegal} illegal, {res.seconds:.2f} s ({res.evaluations / max(res.seconds, 1e-9):.0f}/s), "
-              f"seed {res.seed}{', seeded with the config mapping' if res.seeded else ''}")
-    pt = Table(title="Pareto set: latency vs energy (simulated)")
-    for col in ("latency (ms)", "cycles", "energy (uJ)", "EDP (pJ*s)", "groups", ""):
-        pt.add_column(col)
+    cols = [Column("metric"), Column("found", numeric=True)] + (
+        [Column("config mapping", numeric=True)] if hand else [])
+    t = DataTable(f"best mapping of {res.workload} on {res.arch} (objective {res.objective})", cols)
+    rows = [("cycles", "cycles", lambda x: x["cycles"], lambda v: f"{v:,}"),
+            ("latency (ms)", "latency_s", lambda x: x["latency_s"], lambda v: f"{v * 1e3:.6g}"),
+            ("energy (uJ)", "energy_pj", lambda x: x["energy_pj"], lambda v: f"{v * 1e-6:.6g}"),
+            ("EDP (pJ*s)", "edp", lambda x: x["edp"], lambda v: f"{v:.6g}")]
+    rows += [(f"{u} PE util", f"pe_util_{u}", (lambda u: lambda x: x["utilization"].get(u, 0.0))(u),
+              lambda v: f"{v:.4f}") for u in f["utilization"]]
+    for label, key, get, show in rows:
+        t.add(Cell(key, label), Cell(get(f), show(get(f))), *([Cell(get(hand), show(get(hand)))] if hand else []))
+    stats = (f"{'exhaustive' if res.exhaustive else 'heuristic'} search: space {_big(res.space_size)} mappings "
+             f"({res.segments} candidate groups), {res.evaluations} simulated, {res.pruned} pruned, "
+             f"{res.illegal} illegal, {res.seconds:.2f} s ({res.evaluations / max(res.seconds, 1e-9):.0f}/s), "
+             f"seed {res.seed}{', seeded with the config mapping' if res.seeded else ''}")
+    pt = DataTable("Pareto set: latency vs energy (simulated)",
+                   [Column("latency (ms)", lambda v: f"{v * 1e3:.6g}", True, "latency_s"),
+                    Column("cycles", lambda v: f"{v:,}", True),
+                    Column("energy (uJ)", lambda v: f"{v * 1e-6:.6g}", True, "energy_pj"),
+                    Column("EDP (pJ*s)", lambda v: f"{v:.4g}", True, "edp"), Column("groups"),
+                    Column("best", lambda b: "best" if b else "")])
     for r in _pareto_rows(res):
-        pt.add_row(f"{r['latency_s'] * 1e3:.6g}", f"{r['cycles']:,}", f"{r['energy_pj'] * 1e-6:.6g}",
-                   f"{r['edp']:.4g}", escape(r["groups"]), "best" if r["best"] else "")
-    con.print(pt)
-    sys.stdout.write(text)
-    sys.stdout.flush()
+        pt.add(r["latency_s"], r["cycles"], r["energy_pj"], r["edp"], r["groups"], r["best"])
+    if fmt == "table":
+        emit([t], fmt, console=con)
+        con.print(stats)
+        emit([pt], fmt, console=con)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        emit([t, pt], fmt)
+        note(fmt, stats)
+        sys.stderr.write(text)
     if out is not None:
-        con.print(f"written: {out / 'best-mapping.yaml'}, {out / 'pareto.csv'}, {out / 'pareto.png'}")
+        note(fmt, f"written: {out / 'best-mapping.yaml'}, {out / 'pareto.csv'}, {out / 'pareto.png'}", console=con)
 
 
 # -- run configs: every layer ---------------------------------------------------------------
@@ -325,7 +338,7 @@ def _search_run(args: argparse.Namespace) -> int:
         check_output(out, force=args.force, kind="search")  # refuse before searching, not after
     sec, ssrc, sp = spec.search if spec.search is not None else (None, Source(str(args.config)), ("search",))
     bar = task = None
-    if not args.no_progress and not args.json:
+    if not args.no_progress and output_format(args) == "table":
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -386,30 +399,30 @@ def _search_run(args: argparse.Namespace) -> int:
                     w = csv.DictWriter(fh, fieldnames=list(LAYER_COLUMNS))
                     w.writeheader()
                     w.writerows(rows)
-    if args.json:
+    fmt = output_format(args)
+    if fmt == "json":
         print(json.dumps({"config": str(args.config), "objective": obj,
                           "layers": [{**r, "mapping": res.mapping} for r, (_, res, _) in zip(rows, found)],
                           "mappings_yaml" if model else "mapping_yaml": text},
                          indent=2, sort_keys=True, default=str))
         return 0
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     con = Console()
-    t = Table(title=f"best mapping of every layer of {escape(spec.name)} on {escape(spec.arch.name)} "
-                    f"(objective {obj})")
-    for col in ("layer", "cascade", "instances", "cycles", "run's cycles", "energy (uJ)", "simulated"):
-        t.add_column(col, justify="left" if col in ("layer", "cascade") else "right")
+    ints = (lambda v: f"{v:,}")
+    t = DataTable(f"best mapping of every layer of {spec.name} on {spec.arch.name} (objective {obj})",
+                  [Column("layer"), Column("cascade"), Column("instances", ints, True),
+                   Column("cycles", ints, True), Column("run's cycles", ints, True, "run_cycles"),
+                   Column("energy (uJ)", lambda v: f"{v * 1e-6:.6g}", True, "energy_pj"),
+                   Column("simulated", numeric=True, key="evaluations"), Column("exhaustive", lambda b: "all" if b else "")])
     for r in rows:
-        t.add_row(escape(r["layer"]), r["cascade"], f"{r['instances']:,}", f"{r['cycles']:,}",
-                  f"{r['run_cycles']:,}", f"{r['energy_pj'] * 1e-6:.6g}",
-                  f"{r['evaluations']}" + (" (all)" if r["exhaustive"] else ""))
-    con.print(t)
-    sys.stdout.write(text)
+        t.add(r["layer"], r["cascade"], r["instances"], r["cycles"], r["run_cycles"], r["energy_pj"],
+              r["evaluations"], r["exhaustive"])
+    emit([t], fmt, console=con)
+    (sys.stdout if fmt == "table" else sys.stderr).write(text)
     sys.stdout.flush()
     if out is not None:
-        con.print(f"written: {out / name}, {out / 'layers.csv'}")
+        note(fmt, f"written: {out / name}, {out / 'layers.csv'}", console=con)
     return 0
 
 

@@ -11,6 +11,8 @@ import sys
 from einsum.atomic import atomic_path
 from einsum.errors import EinarrayError
 
+from einarray.tables import Column, Table, add_format_args, emit, note, output_format
+
 
 MAX_STEPPED = 1_000_000  # tile steps --trace / --every-tile will step one by one
 
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "a mapping: section the mapping is derived (the best of a few fused and unfused "
                     "candidates, see einarray.default_mapping) and the output says which one ran.")
     p.add_argument("config", help="YAML config with einsum:/workload:, arch: and mapping:")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    add_format_args(p, json_help="print the full result as JSON (the same as --format json)")
     p.add_argument("--rank", action="append", type=_rank_arg, default=[], metavar="R=N",
                    help="override a rank size (repeatable), e.g. --rank P=65536")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="sets",
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mapping.hierarchy import NestConfig
 
+    fmt = output_format(args)
     ranks = dict(args.rank)
     loaded = load_config(args.config, ranks=ranks, sets=args.sets, allow_hierarchy=True)
     if isinstance(loaded, NestConfig):
@@ -102,12 +105,14 @@ def run(args: argparse.Namespace) -> int:
         res["loop_nest"] = loop_nest(cfg, origin=f"mapping: {res['mapping_origin']}, {res['mapping_policy']}"
                                      if res["mapping_policy"] != res["mapping_origin"] else
                                      f"mapping: {res['mapping_origin']}")
-        if not args.json:
+        if fmt == "table":
             print(res["loop_nest"])
-    if args.json:
+        else:
+            note(fmt, res["loop_nest"])
+    if fmt == "json":
         print(json.dumps(res, indent=2, sort_keys=True))
     else:
-        _print_table(res)
+        _print_tables(res, fmt)
     if args.functional and not res["functional"]["ok"]:
         print(f"einarray simulate: functional check FAILED: {res['functional']['worst_tensor']} differs "
               f"from the reference by {res['functional']['max_abs_err']:.3g}", file=sys.stderr)
@@ -124,11 +129,16 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
             raise EinarrayError(f"{opt} applies to array configs, not to a memory-hierarchy arch")
     res = simulate_nest(cfg)
     nest = map_text(cfg) if args.show_mapping else None
-    if args.json:
+    fmt = output_format(args)
+    if fmt == "json":
         out = res.as_dict()
         if nest is not None:
             out["loop_nest"] = nest
         print(json.dumps(out, indent=2, sort_keys=True))
+    elif fmt == "csv":
+        if nest is not None:
+            note(fmt, nest)
+        emit([nest_table(res)], fmt)
     else:
         if nest is not None:
             print(nest)
@@ -136,37 +146,60 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
-def _print_table(res: dict) -> None:
+def nest_table(res) -> Table:
+    """The memory-hierarchy result's per-level counts (per instance; energy over all
+    instances), the rows of ``sim.nest.table_text``, as raw numbers."""
+    t = Table(f"{res.workload} on {res.arch}: per level and tensor",
+              [Column("level"), Column("tensor"), Column("instances", numeric=True),
+               Column("tile", numeric=True), Column("reads", numeric=True), Column("fills", numeric=True),
+               Column("updates", numeric=True), Column("energy_pj", numeric=True)])
+    num = (lambda x: int(x) if x.denominator == 1 else float(x))
+    for lv in res.levels:
+        for name, st in lv.tensors.items():
+            t.add(lv.name, name, lv.utilized, st.tile, num(st.reads), num(st.fills), num(st.updates),
+                  st.energy_pj)
+        t.add(lv.name, "(leak)", lv.instances, None, None, None, None, lv.leak_pj)
+    t.add("compute", "MAC", res.macs_utilized, None, res.computes, None, None, res.mac_energy_pj)
+    return t
+
+
+def sim_tables(res: dict) -> list[Table]:
+    """simulate's tables: utilization per unit, traffic per memory level, and per Einsum."""
+    f4 = (lambda v: f"{v:.4f}")
+    g4 = (lambda v: f"{v:.4g}")
+    ints = (lambda v: f"{v:,.0f}")
+    u = Table("utilization", [Column("unit"), Column("busy", f4, True), Column("PE util", f4, True),
+                              Column("MAC util", f4, True)])
+    for n, d in res["utilization"].items():
+        u.add(n, d["busy"], d["pe_util"], d["mac_util"])
+    t = Table("traffic (words)", [Column("level"), Column("reads", ints, True), Column("writes", ints, True),
+                                  Column("MB", g4, True),
+                                  Column("read bw", g4, True), Column("peak read bw", g4, True),
+                                  Column("write bw", g4, True), Column("peak write bw", g4, True)])
+    for lv, d in res["traffic"].items():
+        t.add(lv, d["reads"], d["writes"], d["bytes"] / 1e6, d["read_bw"], d["peak_read_bw"], d["write_bw"],
+              d["peak_write_bw"])
+    e = Table("per Einsum", [Column("einsum"), Column("unit"), Column("group"),
+                             Column("busy cycles", ints, True),
+                             Column("actions", lambda a: ", ".join(f"{k}={v:,}" for k, v in a.items())),
+                             Column("energy uJ", g4, True)])
+    for n, d in res["einsums"].items():
+        e.add(n, d["unit"], d["group"], float(d["cycles"]), dict(d["actions"]), float(d["energy_pj"]) / 1e6)
+    return [u, t, e]
+
+
+def _print_tables(res: dict, fmt: str) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     con = Console()
-    con.print(f"[bold]{res['workload']}[/] on [bold]{res['arch']}[/] x{res['instances']}: "
-              f"{res['cycles']:,} cycles = {res['latency_s'] * 1e3:.4g} ms, "
-              f"energy {res['energy_pj']['total'] / 1e6:.4g} uJ, EDP {res['edp']:.4g} pJ*s")
     how = res["mapping_origin"] if res["mapping_policy"] == res["mapping_origin"] else \
         f"{res['mapping_origin']}, {res['mapping_policy']}"
-    con.print(f"mapping: {how}")
-    t = Table(title="utilization")
-    for c in ("unit", "busy", "PE util", "MAC util"):
-        t.add_column(c)
-    for u, d in res["utilization"].items():
-        t.add_row(u, f"{d['busy']:.4f}", f"{d['pe_util']:.4f}", f"{d['mac_util']:.4f}")
-    con.print(t)
-    t = Table(title="traffic (words)")
-    for c in ("level", "reads", "writes", "MB", "read bw / peak", "write bw / peak"):
-        t.add_column(c)
-    for lv, d in res["traffic"].items():
-        t.add_row(lv, f"{d['reads']:,}", f"{d['writes']:,}", f"{d['bytes'] / 1e6:.4g}",
-                  f"{d['read_bw']:.4g} / {d['peak_read_bw']:.4g}", f"{d['write_bw']:.4g} / {d['peak_write_bw']:.4g}")
-    con.print(t)
-    t = Table(title="per Einsum")
-    for c in ("einsum", "unit", "group", "busy cycles", "actions", "energy uJ"):
-        t.add_column(c)
-    for n, d in res["einsums"].items():
-        acts = ", ".join(f"{a}={v:,}" for a, v in d["actions"].items())
-        t.add_row(n, d["unit"], d["group"], f"{d['cycles']:,.0f}", acts, f"{d['energy_pj'] / 1e6:.4g}")
-    con.print(t)
+    note(fmt, f"[bold]{res['workload']}[/] on [bold]{res['arch']}[/] x{res['instances']}: "
+              f"{res['cycles']:,} cycles = {res['latency_s'] * 1e3:.4g} ms, "
+              f"energy {res['energy_pj']['total'] / 1e6:.4g} uJ, EDP {res['edp']:.4g} pJ*s", console=con)
+    note(fmt, f"mapping: {how}", console=con)
+    emit(sim_tables(res), fmt, console=con)
     if "functional" in res:
         f = res["functional"]
-        con.print(f"functional check: {'OK' if f['ok'] else 'FAILED'} (max abs error {f['max_abs_err']:.3g})")
+        note(fmt, f"functional check: {'OK' if f['ok'] else 'FAILED'} (max abs error {f['max_abs_err']:.3g})",
+             console=con)

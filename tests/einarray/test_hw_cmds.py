@@ -163,7 +163,8 @@ def test_synth_ecp5_default_path_two_seeds_json_and_table(capsys):
     assert res["luts"] > 0 and res["ffs"] > 0 and res["dsps"] == 1
     print_synth_table(res)  # the table printed without --json
     out = capsys.readouterr().out
-    assert "min / median / max" in out and "target met" in out
+    assert "Fmax min (MHz)" in out and "Fmax median (MHz)" in out and "Fmax max (MHz)" in out
+    assert "target met" in out
     assert f"{res['fmax_mhz']:.1f}" in out and "ecp5 defaults" in out and "dsp=ecp5" in out
 
 
@@ -187,6 +188,19 @@ def test_synth_table_shows_overrides_target_and_met(capsys):
                               target="xilinx", params={}, target_defaults={}))
     out = capsys.readouterr().out
     assert "no place-and-route" in out and "none (block defaults)" in out
+
+
+def test_synth_table_as_csv_has_raw_values(capsys):
+    import csv
+    import io
+
+    print_synth_table(_result(seeds=[1, 2, 3], fmax_seeds_mhz=[140.0, 143.0, 150.5], fmax_min_mhz=140.0,
+                              fmax_max_mhz=150.5, seeds_met=0), fmt="csv")
+    rows = dict(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows["metric"] == "value"
+    assert (rows["luts"], rows["dsps"], rows["fmax_min_mhz"], rows["fmax_mhz"], rows["fmax_max_mhz"]) == (
+        "10", "2", "140.0", "143.0", "150.5")
+    assert rows["met"] == "False" and rows["workdir"] == "w"
 
 
 def test_synth_bad_seed_count(capsys):
