@@ -11,7 +11,7 @@ import sys
 from einsum.atomic import atomic_path
 from einsum.errors import EinarrayError
 
-from einarray.tables import Column, Table, add_format_args, emit, note, output_format
+from einarray.tables import Cell, Column, Table, add_format_args, emit, note, output_format
 
 
 MAX_STEPPED = 1_000_000  # tile steps --trace / --every-tile will step one by one
@@ -185,7 +185,16 @@ def sim_tables(res: dict) -> list[Table]:
                              Column("energy uJ", g4, True)])
     for n, d in res["einsums"].items():
         e.add(n, d["unit"], d["group"], float(d["cycles"]), dict(d["actions"]), float(d["energy_pj"]) / 1e6)
-    return [u, t, e]
+    tens = res["energy_pj"].get("tensors", {})
+    levels = [lv for lv in res["traffic"] if any(lv in d["levels"] for d in tens.values())]
+    m = Table("memory energy per tensor and level (uJ)",
+              [Column("tensor"), Column("role")]
+              + [Column(lv, g4, True, f"{lv}_pj") for lv in levels] + [Column("total", g4, True, "total_pj")])
+    for name, d in tens.items():
+        m.add(name, d["role"], *[Cell(d["levels"].get(lv, 0.0), g4(d["levels"].get(lv, 0.0) / 1e6))
+                                 for lv in levels],
+              Cell(sum(d["levels"].values()), g4(sum(d["levels"].values()) / 1e6)))
+    return [u, t, e, m]
 
 
 def _print_tables(res: dict, fmt: str) -> None:

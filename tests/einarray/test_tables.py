@@ -71,7 +71,14 @@ def test_simulate_csv_is_the_results_numbers(capsys):
     assert main(["simulate", str(GEMM), "--format", "csv"]) == 0
     cap = capsys.readouterr()
     tabs = _blocks(cap.out)
-    assert set(tabs) == {"utilization", "traffic (words)", "per Einsum"}
+    assert set(tabs) == {"utilization", "traffic (words)", "per Einsum",
+                         "memory energy per tensor and level (uJ)"}
+    mem = tabs["memory energy per tensor and level (uJ)"]
+    assert sum(float(r["total_pj"]) for r in mem) == pytest.approx(res["energy_pj"]["memory"], rel=1e-12)
+    for r in mem:
+        want = res["energy_pj"]["tensors"][r["tensor"]]
+        assert r["role"] == want["role"]
+        assert float(r["DRAM_pj"]) == want["levels"].get("DRAM", 0.0)
     for r in tabs["per Einsum"]:
         e = res["einsums"][r["einsum"]]
         assert float(r["busy cycles"]) == e["cycles"]
