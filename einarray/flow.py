@@ -193,9 +193,11 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
     if "mapping" in sections:
         m, msrc, mp = sections["mapping"]
         raise msrc.error(mp, "a model workload takes per-layer 'mappings: {LAYER: {...}}', not 'mapping:'")
-    imported = import_workload(w, wsrc, wp, p.parent)  # an ONNX graph, HF config or topology
+    imported = import_workload(w, wsrc, wp, p.parent, cli_ranks)  # an ONNX graph, HF config or topology
     if imported is not None:
         model, w = imported
+        bound = model.get("summary", {}).get("symbolic_dims", {})  # --rank seq=N bound a graph dimension
+        cli_ranks = {r: v for r, v in cli_ranks.items() if r not in bound}
     elif not isinstance(w["model"], str):
         raise wsrc.error(wp + ("model",), "expected the name or path of a models/ preset")
     else:

@@ -33,10 +33,12 @@ OWN_KEYS = {"onnx": ("ranks", "attention", "grid", "onnx_skip_unknown"),
 ONLY_FOR = {"onnx_skip_unknown": "onnx", "tokens": "hf"}
 
 
-def import_workload(w: Mapping[str, Any], wsrc: Source, wp: YPath,
-                    base_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def import_workload(w: Mapping[str, Any], wsrc: Source, wp: YPath, base_dir: Path,
+                    cli_ranks: Mapping[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The imported model of a workload section and the keys left for the run, or None
-    when the section names a preset (``model:``) or a cascade."""
+    when the section names a preset (``model:``) or a cascade. ``cli_ranks`` (``--rank``)
+    that name an ONNX graph's symbolic dimensions bind them over ``workload.ranks``
+    (the model's ``summary.symbolic_dims`` says which sizes were used)."""
     kinds = [k for k in ("model",) + IMPORT_KEYS if k in w]
     for k, owner in ONLY_FOR.items():
         if k in w and owner not in kinds:
@@ -66,7 +68,7 @@ def import_workload(w: Mapping[str, Any], wsrc: Source, wp: YPath,
                 raise wsrc.error(wp + ("ranks",), "expected {DIM: positive size} for the graph's "
                                  "symbolic dimensions")
             model = import_onnx(path, ranks=ranks, attention_variant=variant, options=options, grid=grid,
-                                skip_unknown=skip)
+                                skip_unknown=skip, rank_overrides=cli_ranks)
         elif kind == "hf":
             from .hf import import_hf
 

@@ -155,13 +155,16 @@ class _Graph:
         return ins[1] if ins[0] == t else ins[0]
 
 
-def _bind(m, ranks: Mapping[str, int], file: str) -> None:
-    """Replace the graph inputs' symbolic dimensions by the sizes in ``ranks``."""
+def _bind(m, ranks: Mapping[str, int], file: str, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Replace the graph inputs' symbolic dimensions by the sizes in ``ranks``; those of
+    ``overrides`` (the command line's ``--rank``) that name a symbolic dimension win.
+    Returns every symbolic dimension's size."""
     params: dict[str, list[str]] = {}
     for vi in m.graph.input:
         for d in vi.type.tensor_type.shape.dim:
             if d.HasField("dim_param"):
                 params.setdefault(d.dim_param, []).append(vi.name)
+    ranks = {**ranks, **{r: v for r, v in (overrides or {}).items() if r in params or r in ranks}}
     for r in ranks:
         if r not in params:
             raise ConfigError(f"the graph has no symbolic dimension {r!r} (its symbolic dimensions: "
@@ -171,17 +174,23 @@ def _bind(m, ranks: Mapping[str, int], file: str) -> None:
         ex = ", ".join(f"{p}: N" for p in missing)
         raise ConfigError(f"{file} has symbolic dimensions {', '.join(missing)} (of input "
                           f"{', '.join(sorted({i for p in missing for i in params[p]}))}); give their sizes "
-                          f"as workload.ranks: {{{ex}}}", ypath=("ranks",))
+                          f"as workload.ranks: {{{ex}}} (or on the command line, --rank "
+                          f"{missing[0]}=N)", ypath=("ranks",))
     for vi in m.graph.input:
         for d in vi.type.tensor_type.shape.dim:
             if d.HasField("dim_param"):
                 d.dim_value = int(ranks[d.dim_param])
+    return {p: int(ranks[p]) for p in sorted(params)}
 
 
 def import_onnx(path: str | Path, *, ranks: Mapping[str, int] | None = None, attention_variant: str | None = None,
                 options: Mapping[str, Any] | None = None, grid: tuple[int, int] | None = None,
-                skip_unknown: bool = False) -> dict[str, Any]:
+                skip_unknown: bool = False, rank_overrides: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Lower the ONNX model at ``path`` to a model in :func:`models.load_model`'s shape.
+
+    ``rank_overrides`` (``einarray run --rank seq=1024``) set symbolic dimensions over
+    ``ranks``; names that are not symbolic dimensions are left for the layers' ranks.
+    ``summary.symbolic_dims`` records the size each symbolic dimension was bound to.
 
     Config mistakes (an unbound or unknown symbolic dimension) raise a :class:`ConfigError`
     whose ``ypath`` is under the workload section (``ranks.seq``); graph problems name the
@@ -192,7 +201,7 @@ def import_onnx(path: str | Path, *, ranks: Mapping[str, int] | None = None, att
         m = onnx.load(file, load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
         raise ConfigError(f"not a readable ONNX model ({type(exc).__name__}: {exc})", file) from None
-    _bind(m, dict(ranks or {}), file)
+    bound = _bind(m, dict(ranks or {}), file, rank_overrides)
     try:
         m = onnx.shape_inference.infer_shapes(m, strict_mode=True, data_prop=True)
     except Exception as exc:
@@ -237,7 +246,8 @@ def import_onnx(path: str | Path, *, ranks: Mapping[str, int] | None = None, att
     stem = Path(file).stem
     return model(stem, f"ONNX graph {Path(file).name}",
                  f"{stem} imported from ONNX ({len(g.nodes)} nodes, {len(low.layers)} layers)",
-                 low.layers, file, attention=variant, options=dict(options or {}), skipped=skipped)
+                 low.layers, file, attention=variant, options=dict(options or {}), skipped=skipped,
+                 symbolic_dims=bound)
 
 
 def _folded(g: _Graph, n) -> bool:

@@ -161,7 +161,7 @@ def _one_error_line(capsys, argv):
 
 @pytest.mark.parametrize("workload,where,msg", [
     ("{onnx: bert.onnx}", ":1 workload.ranks", "has symbolic dimensions batch, seq (of input mask, x); "
-     "give their sizes as workload.ranks: {batch: N, seq: N}"),
+     "give their sizes as workload.ranks: {batch: N, seq: N} (or on the command line, --rank batch=N)"),
     ("{onnx: bert.onnx, ranks: {batch: 1, seq: 8, tokens: 3}}", ":1 workload.ranks.tokens",
      "the graph has no symbolic dimension 'tokens' (its symbolic dimensions: batch, seq)"),
     ("{onnx: missing.onnx}", ":1 workload.onnx", "no file 'missing.onnx'"),
@@ -178,6 +178,28 @@ def test_bad_onnx_workloads_are_located(tmp_path, capsys, workload, where, msg):
     cfg = _write(tmp_path, "r.yaml", f"workload: {workload}\narch: fusemax\n")
     err = _one_error_line(capsys, ["run", str(cfg), "--no-progress"])
     assert f"{cfg}{where}: " in err and msg in err, err
+
+
+def test_command_line_rank_binds_a_symbolic_dimension(tmp_path):
+    """``einarray run --rank seq=N`` sizes an ONNX graph's symbolic dimension (over
+    workload.ranks); a --rank that is no graph dimension still sizes the layers' ranks."""
+    og.bert_layer(tmp_path / "bert.onnx")
+    cfg = _write(tmp_path, "r.yaml", "workload: {onnx: bert.onnx, ranks: {batch: 1, seq: 16}}\narch: fusemax\n")
+    base = load_run(cfg)
+    assert base.workload["symbolic_dims"] == {"batch": 1, "seq": 16}
+    spec = load_run(cfg, ranks={"seq": 48})
+    assert spec.workload["symbolic_dims"] == {"batch": 1, "seq": 48}
+    direct = import_onnx(tmp_path / "bert.onnx", ranks={"batch": 1, "seq": 48})
+    got = [{r: i.size for r, i in l.config.cascade.ranks.items() if r in d["ranks"]}
+           for l, d in zip(spec.layers, direct["layers"])]
+    assert got == [d["ranks"] for d in direct["layers"]] and len(got) == len(direct["layers"])
+    assert got != [{r: i.size for r, i in l.config.cascade.ranks.items() if r in d["ranks"]}
+                   for l, d in zip(base.layers, direct["layers"])]  # 48 tokens, not 16
+    # only on the command line: the missing dimension is given there
+    cfg2 = _write(tmp_path, "r2.yaml", "workload: {onnx: bert.onnx, ranks: {batch: 1}}\narch: fusemax\n")
+    assert load_run(cfg2, ranks={"seq": 32}).workload["symbolic_dims"] == {"batch": 1, "seq": 32}
+    with pytest.raises(ConfigError, match="no layer of model bert has a rank 'nope'"):
+        load_run(cfg, ranks={"nope": 3})
 
 
 def test_unsupported_operator_is_one_error_line(tmp_path, capsys):
