@@ -429,13 +429,14 @@ def mapping_from_data(sec: Any, src: Source, base: YPath, c: Cascade, arch: Arch
 
 
 def recurrences(c: Cascade) -> list[list[str]]:
-    """Einsums that loop over an iterative rank, one list per strongly connected component."""
-    import networkx as nx
-    full = c.graph(with_carried=True)
+    """Einsums that loop over an iterative rank, one list per strongly connected component
+    of the dependency graph, in cascade order: the groups of
+    :meth:`~einsum.cascade.Cascade.schedule` with more than one member or whose one member
+    reads its own output (so mapping needs no graph library of its own)."""
     out = []
-    for comp in nx.strongly_connected_components(full):
-        n0 = next(iter(comp))
-        if len(comp) > 1 or full.has_edge(n0, n0):
+    for comp in c.schedule():
+        e = c.einsum(comp[0])
+        if len(comp) > 1 or e.output in e.reads:
             out.append(sorted(comp, key=lambda n: c.einsum(n).position))
     return sorted(out, key=lambda comp: c.einsum(comp[0]).position)
 
