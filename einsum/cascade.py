@@ -40,6 +40,7 @@ class TensorInfo:
     shape: tuple[int, ...]
     kind: Literal["input", "intermediate", "output"]
     iterative_dim: int | None = None  # this dim has extent size+1 (a recurrence)
+    value_range: str | None = None  # an index tensor: its values are positions in this rank
 
     @property
     def size(self) -> int:
@@ -59,10 +60,13 @@ class Einsum:
     iter_indices: tuple[str, ...]  # every index variable the Einsum iterates, LHS first
     lhs_indices: tuple[str, ...]  # indices kept in the output (plus the update variable)
     reduced: tuple[str, ...]
-    reduce_op: Literal["sum", "max", "min"] | None  # None: nothing is reduced
+    reduce_op: Literal["sum", "max", "min", "argmax", "argmin"] | None  # None: nothing reduced
     reads: tuple[str, ...]  # tensors read, in order of first access
     iter_var: str | None = None  # update: the index at the '+1' position
     carried: frozenset[str] = frozenset()  # tensors read at the previous iteration
+    # a sort/top-k fibre operator: (operator, index it runs along, index it writes)
+    fibre_out: tuple[str, str, str] | None = None
+    scatter: bool = False  # ``Y[IDX[t, k], d] += ...``: accumulates through an index tensor
 
     def __str__(self) -> str:
         return str(self.stmt)

@@ -4,7 +4,8 @@ A statement ``QK[m,p] = Q[m,e] * K[p,e] * scale`` is a :class:`Statement` whose
 left side is an :class:`Access` and whose right side is a tree of the node types
 below. Index expressions in subscripts use the same node types (restricted to
 integer arithmetic of :class:`Index`, :class:`RankSize`, :class:`Param`,
-:class:`Num` and ``min``/``max``/``clamp``).
+:class:`Num` and ``min``/``max``/``clamp``), or are one :class:`Access` of an
+index tensor (a gather ``K[IDX[g, j], e]``, or on the left of ``+=`` a scatter).
 """
 
 from __future__ import annotations
@@ -119,15 +120,16 @@ class Statement:
 
     lhs: Access
     rhs: Expr
-    reduce_op: str | None = None  # 'sum' | 'max' | 'min' or None (default sum)
+    reduce_op: str | None = None  # 'sum' | 'max' | 'min' | 'argmax' | 'argmin' or None (sum)
     reduce_indices: tuple[str, ...] = ()
     filter: Expr | None = None
     text: str = ""
+    accumulate: bool = False  # ``lhs += rhs``: a scatter-accumulate through an index tensor
 
     def __str__(self) -> str:
         red = f"{self.reduce_op}({', '.join(self.reduce_indices)}) " if self.reduce_op else ""
         flt = f" where {self.filter}" if self.filter is not None else ""
-        return f"{self.lhs} = {red}{self.rhs}{flt}"
+        return f"{self.lhs} {'+=' if self.accumulate else '='} {red}{self.rhs}{flt}"
 
 
 def children(e: Expr) -> tuple[Expr, ...]:
@@ -184,3 +186,9 @@ def factors(x: Expr) -> list[tuple[Expr, bool]]:
     if isinstance(x, Unary) and x.op == "-":
         return [(Num(-1), False)] + factors(x.operand)
     return [(x, False)]
+
+
+def gathers(acc: Access) -> list[tuple[int, Access]]:
+    """The subscripts of ``acc`` that are accesses of an index tensor (a gather
+    ``K[IDX[g, j], e]`` or a scatter's left side): (dimension, index access) pairs."""
+    return [(d, s) for d, s in enumerate(acc.subscripts) if isinstance(s, Access)]

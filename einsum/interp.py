@@ -28,7 +28,8 @@ import numpy as np
 from . import expr as E
 from .cascade import Cascade, Einsum
 from .errors import ConfigError, EinarrayError
-from .ops import OPERATORS
+from .indexing import check_index_inputs, run_indexed
+from .ops import ARG_REDUCTIONS, OPERATORS
 from .ragged import masked_pairs
 
 
@@ -74,17 +75,27 @@ def uses_int_codes(c: Cascade) -> bool:
 def random_inputs(c: Cascade, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded inputs for every input tensor: standard normal, or for a fixed-point
     cascade (see :func:`uses_int_codes`) integer codes uniform in [-2048, 2047]
-    (+-2.0 in Q.10)."""
+    (+-2.0 in Q.10); an index input (``IDX: "[G, J] in P"``) gets positions uniform in
+    0..P-1."""
     rng = np.random.default_rng(seed)
-    if uses_int_codes(c):
-        return {t: rng.integers(-2048, 2048, c.tensors[t].shape).astype(np.float64) for t in c.inputs}
-    return {t: rng.standard_normal(c.tensors[t].shape) for t in c.inputs}
+    ints = uses_int_codes(c)
+    out = {}
+    for t in c.inputs:
+        info = c.tensors[t]
+        if info.value_range is not None:  # an index input: positions uniform in its range
+            out[t] = rng.integers(0, c.ranks[info.value_range].size, info.shape).astype(np.float64)
+        elif ints:
+            out[t] = rng.integers(-2048, 2048, info.shape).astype(np.float64)
+        else:
+            out[t] = rng.standard_normal(info.shape)
+    return out
 
 
 def evaluate(c: Cascade, inputs: Mapping[str, np.ndarray], *, file: str | None = None
              ) -> dict[str, np.ndarray]:
     """Evaluate every Einsum; returns all tensors (inputs, intermediates and outputs)."""
     env: dict[str, np.ndarray] = dict(check_inputs(c, inputs, file))
+    check_index_inputs(c, env)
     full = c.graph(with_carried=True)
     for t, info in c.tensors.items():
         if info.kind != "input" and (info.iterative_dim is not None):
@@ -316,6 +327,12 @@ def _contract2(A: tuple[np.ndarray, list[str]], B: tuple[np.ndarray, list[str]],
 
 def _run(c: Cascade, e: Einsum, env: dict[str, np.ndarray], fixed: Mapping[str, int]) -> None:
     ctx = _Ctx(c, e, env, fixed)
+    if e.scatter:  # einsum.indexing: the result has the target's shape, not the space's
+        env[e.output] = run_indexed(ctx, e)
+        return
+    if e.fibre_out or e.reduce_op in ARG_REDUCTIONS:  # einsum.indexing
+        _store(c, e, env, fixed, np.broadcast_to(run_indexed(ctx, e), ctx.extent[:len(e.lhs_indices)]))
+        return
     st = e.stmt
     nl = len(e.lhs_indices)
     lhs_ext = ctx.extent[:nl]

@@ -18,7 +18,8 @@ import networkx as nx
 from . import expr as E
 from .cascade import Cascade, Einsum, RankInfo, TensorInfo
 from .errors import ConfigError, EinarrayWarning
-from .ops import INDEX_FUNCTIONS, OPERATORS
+from .indexing import check_fibre_out, check_gather, computed_range, input_decl, not_index_tensor
+from .ops import ARG_REDUCTIONS, INDEX_FUNCTIONS, OPERATORS
 from .parse import Namespace, ParseError, parse_expression, parse_statement
 from .yamlsrc import Source, YPath, load as load_yaml, resolve_named, shipped_names
 
@@ -256,7 +257,8 @@ def _params(src: Source, sec: Mapping[str, Any], base: YPath,
     out: dict[str, float] = {}
     for k, v in psec.items():
         pp = base + ("params", str(k))
-        if not isinstance(k, str) or not _IDENT_RE.match(k) or k in OPERATORS or k == "inf":
+        # a param may share an operator's name: ``topk`` is the param, ``topk(..)`` the call
+        if not isinstance(k, str) or not _IDENT_RE.match(k) or k == "inf":
             raise src.error(pp, f"bad param name {k!r}")
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise src.error(pp, f"param {k} must be a number, got {v!r}")
@@ -274,9 +276,21 @@ def _params(src: Source, sec: Mapping[str, Any], base: YPath,
 def _lhs_kind(stmt: E.Statement) -> tuple[str, str | None, int | None]:
     """('plain'|'init'|'update', iteration variable, iterative dim)."""
     kind, var, dim = "plain", None, None
+    if stmt.accumulate:
+        if not E.gathers(stmt.lhs):
+            raise ParseError("'+=' scatters through an index tensor: its left side needs one, e.g. "
+                             "Y[IDX[t, k], d] += ...")
+        for s in stmt.lhs.subscripts:
+            if not isinstance(s, (E.Index, E.Access)):
+                raise ParseError(f"left-side subscript {s} of a scatter must be an index or an index "
+                                 "tensor access")
+        return kind, var, dim
     for d, s in enumerate(stmt.lhs.subscripts):
         if isinstance(s, E.Index):
             continue
+        if isinstance(s, E.Access):
+            raise ParseError(f"writing through the index tensor {s.tensor} accumulates: write "
+                             f"'{stmt.lhs} += ...' (rows never written hold 0)")
         if (isinstance(s, E.BinOp) and s.op == "+" and isinstance(s.left, E.Index)
                 and isinstance(s.right, E.Num) and s.right.value == 1):
             if kind != "plain":
@@ -320,12 +334,12 @@ def cascade_from_data(sec: Any, src: Source, base: YPath = ("einsum",), *,
             raise src.error(ip, f"bad tensor name {t!r}")
         if t in reserved:
             raise src.error(ip, f"tensor name {t!r} collides with a rank, index, param or operator")
-        if not isinstance(rl, list) or not all(isinstance(r, str) for r in rl):
-            raise src.error(ip, "expected a list of rank names, e.g. [M, E]")
+        rl, vrange = input_decl(src, ip, rl, rinfo)
         for j, r in enumerate(rl):
             if r not in rinfo:
                 raise src.error(ip + (j,), f"unknown rank {r!r} (ranks: {', '.join(rinfo)})")
-        tensors[t] = TensorInfo(t, tuple(rl), tuple(sizes[r] for r in rl), "input")
+        tensors[t] = TensorInfo(t, tuple(rl), tuple(sizes[r] for r in rl), "input",
+                                value_range=vrange)
     outs = _need(src, sec, "outputs", base, list, "a list of output tensor names")
     exprs = _need(src, sec, "expressions", base, list, "a list of Einsum strings")
     if not exprs:
@@ -373,6 +387,13 @@ def cascade_from_data(sec: Any, src: Source, base: YPath = ("einsum",), *,
         shape: list[int] = []
         seen_idx: set[str] = set()
         for d, s in enumerate(st.lhs.subscripts):
+            if isinstance(s, E.Access):  # a scatter: the dimension is the index tensor's range
+                src_info = tensors.get(s.tensor)
+                if src_info is None or src_info.value_range is None:
+                    raise src.error(base + ("expressions", i), not_index_tensor(s.tensor, tensors))
+                rl.append(src_info.value_range)
+                shape.append(sizes[src_info.value_range])
+                continue
             ix = s.name if isinstance(s, E.Index) else s.left.name  # type: ignore[union-attr]
             if ix in seen_idx:
                 raise src.error(base + ("expressions", i), f"index {ix!r} appears twice on the left side")
@@ -391,7 +412,8 @@ def cascade_from_data(sec: Any, src: Source, base: YPath = ("einsum",), *,
                     raise src.error(ip, f"subscript {d} of {t}'s initial value must be an index of rank {rl[d]}")
         kindname = "output" if t in outs else "intermediate"
         tensors[t] = TensorInfo(t, tuple(rl), tuple(shape), kindname,  # type: ignore[arg-type]
-                                dim if kind == "update" else None)
+                                dim if kind == "update" else None,
+                                value_range=computed_range(st, tensors, idx_rank))
     for j, o in enumerate(outs):
         if not isinstance(o, str) or o not in tensors:
             raise src.error(base + ("outputs", j), f"output {o!r} is never defined")
@@ -488,7 +510,8 @@ def _caret(text: str, col: int | None) -> str:
 def _index_expr_ok(e: E.Expr) -> str | None:
     for n in E.walk(e):
         if isinstance(n, E.Access):
-            return f"tensor access {n} inside a subscript (data-dependent indexing) is not supported"
+            return (f"an index tensor access ({n}) must be the whole subscript (a gather "
+                    "K[IDX[g, j], e]), not part of an expression")
         if isinstance(n, E.Call) and n.op not in INDEX_FUNCTIONS:
             return f"operator {n.op} is not allowed in a subscript (allowed: {', '.join(sorted(INDEX_FUNCTIONS))})"
         if isinstance(n, (E.Compare, E.BoolOp)) or isinstance(n, E.Unary) and n.op == "not":
@@ -504,16 +527,27 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
     k, var, dim = kind
     out = st.lhs.tensor
     lhs_idx: list[str] = []
-    for s in st.lhs.subscripts:
+    for d, s in enumerate(st.lhs.subscripts):
         if isinstance(s, E.Index):
             lhs_idx.append(s.name)
         elif isinstance(s, E.BinOp):
             lhs_idx.append(s.left.name)  # type: ignore[union-attr]
+        elif isinstance(s, E.Access):  # a scatter: iterates the index tensor's indices
+            check_gather(st.lhs, d, s, tensors, rinfo)
+            for sub in s.subscripts:
+                if not isinstance(sub, E.Index):
+                    raise ParseError(f"{st.lhs}: the scatter index {s} needs plain indices")
+                if sub.name in lhs_idx:
+                    raise ParseError(f"{st.lhs}: index {sub.name!r} appears twice on the left side")
+                lhs_idx.append(sub.name)
+    fibre_out = None
     for call in (n for n in E.walk(st.rhs) if isinstance(n, E.Call)):
         op_name, nargs = call.op, len(call.args)
         want = OPERATORS[op_name].arity
         if nargs != want:
             raise ParseError(f"{op_name}() takes {want} argument{'s' * (want != 1)}, got {nargs}")
+        if OPERATORS[op_name].fibre_out:
+            fibre_out = check_fibre_out(st, call, lhs_idx, rinfo, idx_rank)
         if OPERATORS[op_name].fibre:
             ax = call.args[-1]
             if not isinstance(ax, E.Index) or ax.name not in lhs_idx or ax.name == var:
@@ -523,13 +557,17 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
     carried: set[str] = set()
     fresh: set[str] = set()
     iterated = {rinfo[idx_rank[ix]].root for ix in lhs_idx + E.indices_in(st.rhs)}
-    for acc in E.accesses_in(st.rhs):
+    # the right side's accesses (gathers' index tensors included) and a scatter's index tensors
+    for acc in E.accesses_in(st.rhs) + [g for _, g in E.gathers(st.lhs)]:
         info = tensors[acc.tensor]
         if len(acc.subscripts) != len(info.shape):
             raise ParseError(f"{acc.tensor} has {len(info.shape)} subscript"
                              f"{'s' * (len(info.shape) != 1)} ({', '.join(info.ranks)}), got "
                              f"{len(acc.subscripts)} in {acc}")
         for d, s in enumerate(acc.subscripts):
+            if isinstance(s, E.Access):
+                check_gather(acc, d, s, tensors, rinfo)
+                continue
             bad = _index_expr_ok(s)
             if bad:
                 raise ParseError(f"{acc}: {bad}")
@@ -576,14 +614,24 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
             raise ParseError(f"{st.reduce_op}({', '.join(st.reduce_indices)}) must list every reduced "
                              f"index: {', '.join(reduced)}")
         red_op = st.reduce_op
+        if red_op in ARG_REDUCTIONS and len(reduced) != 1:
+            raise ParseError(f"{red_op}() gives a position along one index, got "
+                             f"{red_op}({', '.join(st.reduce_indices)})")
     else:
         red_op = "sum" if reduced else None
+    if fibre_out is not None:
+        if reduced != [fibre_out[1]]:
+            raise ParseError(f"{fibre_out[0]}(x, {fibre_out[1]}, {fibre_out[2]}) replaces "
+                             f"{fibre_out[1]} by {fibre_out[2]}; this Einsum would also reduce "
+                             f"{', '.join(r for r in reduced if r != fibre_out[1])}")
+        red_op = None
     if k == "update" and var in reduced:
         raise ParseError(f"the recurrence variable {var} cannot be reduced")
     return Einsum(name=f"{out}.init" if k == "init" else out, position=pos, stmt=st, output=out,
                   kind=k, iter_indices=tuple(space), lhs_indices=tuple(lhs_idx),  # type: ignore[arg-type]
                   reduced=tuple(reduced), reduce_op=red_op, reads=tuple(reads),  # type: ignore[arg-type]
-                  iter_var=var, carried=frozenset(carried - fresh))
+                  iter_var=var, carried=frozenset(carried - fresh), fibre_out=fibre_out,
+                  scatter=st.accumulate)
 
 
 def _check_cycles(c: Cascade, src: Source, base: YPath) -> None:

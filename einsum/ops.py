@@ -4,6 +4,22 @@ Each operator has a NumPy implementation (elementwise, broadcasting), an arity,
 and an *action class* used for operation counts (``exp``, ``div``, ``max`` ...).
 The approximate fixed-point operators (``exp_approx``, ``gelu_approx``) use the
 bit-exact golden models of :mod:`einsum.approx`, imported on first use.
+
+Ordering operators run along one index and break ties by the lower index (stable),
+exactly as NumPy's ``kind="stable"`` sorts do:
+
+* ``argmax(i) X[.., i]`` / ``argmin(i) ...`` are reductions (written like ``max(i)``):
+  the position of the first maximum (minimum) along ``i``, as ``np.argmax``/``np.argmin``.
+* ``S[.., j] = sort(X[.., i], i, j)`` / ``argsort(x, i, j)``: ascending values /
+  positions along ``i`` written along ``j``, a rank of the same size
+  (``np.sort``, ``np.argsort(kind="stable")``).
+* ``T[.., k] = topk(X[.., i], i, k)`` / ``argtopk(x, i, k)``: the ``size(k) <= size(i)``
+  largest values, descending / their positions (the first ``size(k)`` of
+  ``np.argsort(-x, kind="stable")``: equal values keep the lower position first).
+
+A position is a float64 holding an integer (the reference computes in float64); the
+tensor that holds it is an *index tensor* with values in the rank of ``i``, usable as a
+subscript (a gather). NaNs are not ordered (the result is NumPy's, unspecified here).
 """
 
 from __future__ import annotations
@@ -62,6 +78,8 @@ class Operator:
     action: str  # action class for operation counts
     doc: str
     fibre: bool = False  # the last argument names an index; fn works along that axis
+    fibre_out: bool = False  # f(x, i, j): along i, written along j (fn(x, axis, n_out))
+    positions: bool = False  # the result is positions along i (an index tensor)
     int_codes: bool = False  # works on integer codes of fixed-point numbers
 
 
@@ -143,6 +161,36 @@ def _softmax(a: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _ordering(kind: str) -> Callable[[np.ndarray, int, int], np.ndarray]:
+    """sort/argsort (ascending) or topk/argtopk (descending, first n_out) along ``axis``;
+    ties by the lower position (a stable sort; descending order sorts -x)."""
+    def call(x: np.ndarray, axis: int, n_out: int) -> np.ndarray:
+        a = np.asarray(x, dtype=np.float64)
+        order = np.argsort(-a if kind.endswith("topk") else a, axis=axis, kind="stable")
+        order = np.take(order, np.arange(n_out), axis=axis)
+        if kind.startswith("arg"):
+            return order.astype(np.float64)
+        return np.take_along_axis(a, order, axis=axis)
+
+    call.__name__ = kind
+    return call
+
+
+def _arg_reduce(kind: str) -> Callable[[np.ndarray, int], np.ndarray]:
+    """argmax/argmin along ``axis``: the first extreme position (np.argmax/np.argmin)."""
+    fn = np.argmax if kind == "argmax" else np.argmin
+
+    def call(x: np.ndarray, axis: int) -> np.ndarray:
+        return fn(np.asarray(x, dtype=np.float64), axis=axis).astype(np.float64)
+
+    return call
+
+
+# argmax(i) / argmin(i): reductions that keep the position of the extreme value
+ARG_REDUCTIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    k: _arg_reduce(k) for k in ("argmax", "argmin")}
+
+
 def _where(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(c, dtype=bool), a, b)
 
@@ -196,6 +244,19 @@ OPERATORS: dict[str, Operator] = {
         Operator("softmax_fixed", _fibre(_softmax_fixed), 2, "exp",
                  "softmax_fixed(x, i): the RTL softmax block's integer model along index i "
                  "(Q6.10 codes in, Q2.14 codes out)", fibre=True, int_codes=True),
+        Operator("sort", _ordering("sort"), 3, "cmp",
+                 "sort(x, i, j): the values along i in ascending order, written along j "
+                 "(a rank of i's size; stable)", fibre_out=True),
+        Operator("argsort", _ordering("argsort"), 3, "cmp",
+                 "argsort(x, i, j): the positions along i in ascending order of x, written "
+                 "along j (stable: ties keep the lower position first)", fibre_out=True,
+                 positions=True),
+        Operator("topk", _ordering("topk"), 3, "cmp",
+                 "topk(x, i, k): the size(k) largest values along i, descending, written "
+                 "along k (ties: lower position first)", fibre_out=True),
+        Operator("argtopk", _ordering("argtopk"), 3, "cmp",
+                 "argtopk(x, i, k): the positions of topk(x, i, k) along i", fibre_out=True,
+                 positions=True),
     ]
 }
 

@@ -2,13 +2,15 @@
 
 Grammar (a statement is one string of the ``expressions`` list)::
 
-    statement := access '=' [reduce] expr ['where' cond]
-    reduce    := ('sum' | 'max' | 'min') '(' index {',' index} ')'
+    statement := access ('=' | '+=') [reduce] expr ['where' cond]
+    reduce    := ('sum' | 'max' | 'min' | 'argmax' | 'argmin') '(' index {',' index} ')'
     access    := NAME '[' subscript {',' subscript} ']'
+    subscript := integer index expression | access     (an access: a gather / scatter)
 
 ``expr`` and ``cond`` use Python expression syntax (parsed with the standard
 library's :mod:`ast`): ``+ - * / // % **``, comparisons, ``and``/``or``/``not``,
-calls of map operators, tensor accesses ``T[i, j]``, numbers and ``inf``. A bare
+calls of map operators, tensor accesses ``T[i, j]``, numbers and ``inf``. ``+=``
+marks a scatter-accumulate (its left side writes through an index tensor). A bare
 lower-case name is an index variable, an upper-case name that is a rank is that
 rank's size, and other names are params. The caller supplies the namespace.
 """
@@ -40,13 +42,14 @@ class Namespace:
     functions: frozenset[str]
 
 
-_REDUCE_RE = re.compile(r"^\s*(sum|max|min)\s*\(\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*\)\s+(?=\S)")
-_REDUCE_ONLY = re.compile(r"^\s*(sum|max|min)\s*\(\s*[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*\)\s*$")
+_REDUCE_RE = re.compile(r"^\s*(sum|max|min|argmax|argmin)\s*\(\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*\)\s+(?=\S)")
+_REDUCE_ONLY = re.compile(r"^\s*(sum|max|min|argmax|argmin)\s*\(\s*[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*\)\s*$")
 _BINOP_START = re.compile(r"^\s*(\*\*|//|[-+*/%<>=!]|and\b|or\b|if\b)")
 
 
-def _split_assign(text: str) -> tuple[str, str, int]:
-    """Split at the first top-level '=' that is not part of ==, <=, >=, !=."""
+def _split_assign(text: str) -> tuple[str, str, int, bool]:
+    """Split at the first top-level '=' that is not part of ==, <=, >=, !=; the flag
+    says the assignment was ``+=`` (a scatter-accumulate)."""
     depth = 0
     for i, ch in enumerate(text):
         if ch in "([{":
@@ -58,7 +61,9 @@ def _split_assign(text: str) -> tuple[str, str, int]:
             nxt = text[i + 1] if i + 1 < len(text) else ""
             if prev in "<>=!" or nxt == "=":
                 continue
-            return text[:i], text[i + 1 :], i + 1
+            if prev == "+":
+                return text[:i - 1], text[i + 1:], i + 1, True
+            return text[:i], text[i + 1 :], i + 1, False
     raise ParseError("expected 'TENSOR[indices] = expression'", None)
 
 
@@ -221,7 +226,7 @@ def parse_statement(text: str, ns: Namespace) -> E.Statement:
     """Parse one Einsum statement string against the namespace ``ns``."""
     if not isinstance(text, str) or not text.strip():
         raise ParseError("an Einsum must be a non-empty string")
-    lhs_text, rhs_text, rhs_off = _split_assign(text)
+    lhs_text, rhs_text, rhs_off, accumulate = _split_assign(text)
     lhs_node = _parse_py(lhs_text, 0)
     lhs_ns = Namespace(ns.indices, ns.ranks, ns.params, ns.tensors | {_lhs_name(lhs_node)},
                        ns.functions)
@@ -252,7 +257,7 @@ def parse_statement(text: str, ns: Namespace) -> E.Statement:
             raise ParseError("'where' needs a condition", rhs_off + cond_off)
         flt = _Converter(ns, rhs_off + cond_off).conv(_parse_py(cond, rhs_off + cond_off))
     return E.Statement(lhs=lhs, rhs=rhs, reduce_op=reduce_op, reduce_indices=reduce_idx,
-                       filter=flt, text=text.strip())
+                       filter=flt, text=text.strip(), accumulate=accumulate)
 
 
 def _lhs_name(node: ast.AST) -> str:
