@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from mapping.spec import load_config  # noqa: E402
+from mapping.config import load_config  # noqa: E402
 from sim.results import simulate  # noqa: E402
 from sim.systolic import scalesim_gemm  # noqa: E402
 

@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from einarray.analytic import estimate, estimate_config  # noqa: E402
 from einarray.search import Searcher, figures, load_search_config, search  # noqa: E402
-from mapping.spec import Loop, buffer_words, load_config  # noqa: E402
+from mapping.config import load_config  # noqa: E402
+from mapping.spec import Loop, buffer_words  # noqa: E402
 from sim.results import simulate  # noqa: E402
 
 GEMM = "workload: {cascade: gemm, ranks: {M: 197, N: 768, K: 768}}\narch: systolic-16x16\n"

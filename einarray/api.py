@@ -169,7 +169,8 @@ def simulate(config: str | Path | Config, *, ranks: Mapping[str, int] | None = N
     or a :class:`mapping.spec.Config`) as ``einarray simulate`` does: without a mapping the
     derived default runs."""
     from einarray.default_mapping import derive_default, mapping_policy
-    from mapping.spec import Config, load_config as load_sim_config
+    from mapping.config import load_config as load_sim_config
+    from mapping.spec import Config
     from sim.results import simulate as simulate_config
 
     if isinstance(config, Config):

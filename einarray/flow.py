@@ -32,7 +32,8 @@ from typing import Any, Callable, Mapping
 from einsum.errors import ConfigError, format_ypath
 from einsum.yamlsrc import Source, YPath, load as load_yaml
 from mapping.arch import Arch, ComputeUnit
-from mapping.spec import Config, load_section, config_from_sections
+from mapping.config import config_from_sections, load_section
+from mapping.spec import Config
 from models import load_model
 from models.attention import VARIANTS, check_grid, infer_grid, split_attention
 from models.importers import IMPORT_KEYS, import_workload

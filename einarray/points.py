@@ -85,7 +85,7 @@ def _set(cur: Any, parts: list[str], value: Any) -> None:
 def apply_section_overrides(sections: Mapping[str, tuple[Any, Source, YPath]],
                             overrides: Iterable[tuple[str, Any]], src: Source, base_dir: Path) -> Sections:
     """Copies of ``sections`` with each ``SECTION.path`` set (``--set`` semantics)."""
-    from mapping.spec import load_section
+    from mapping.config import load_section
 
     out: Sections = {k: (copy.deepcopy(d), s, p) for k, (d, s, p) in sections.items()}
     for dotted, value in overrides:

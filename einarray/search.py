@@ -114,9 +114,10 @@ from einsum.errors import ConfigError, format_ypath
 from einsum.expr import accesses_in, indices_in
 from einsum.yamlsrc import Source, YPath
 from mapping.arch import Arch
+from mapping.config import config_from_sections, load_section
 from mapping.spec import (Config, EinsumMap, Group, MappingSpec, default_spatial, default_unit,
-                          make_group, load_section, buffer_words, config_from_sections, group_tensors,
-                          is_free, mapping_from_data, rank_related, recurrences)
+                          make_group, buffer_words, group_tensors, is_free, mapping_from_data, rank_related,
+                          recurrences)
 from einsum.yamlsrc import load as load_yaml
 
 OBJECTIVES = ("latency", "energy", "edp")

@@ -21,7 +21,7 @@ from pathlib import Path
 from einsum.atomic import OutputError, write_atomic
 from einsum.errors import ConfigError, EinarrayWarning
 from einsum.outdir import check as check_output, output_dir
-from mapping.spec import load_config
+from mapping.config import load_config
 
 from .results import simulate
 

@@ -21,7 +21,7 @@ from einsum.interp import EvalError, evaluate, output_dtype, random_inputs
 from einsum.atomic import atomic_path
 from einsum.load import LIBRARY_DIR, library_names, load_cascade, resolve
 from einsum.shapes import fit_to_inputs
-from mapping.spec import override_error
+from mapping.config import override_error
 
 from einarray.tables import Column, Table as DataTable, add_format_args, emit, note, output_format
 

@@ -63,7 +63,7 @@ def _locate(path: str) -> tuple:
 def engine_from_config(path: str):
     """``(engine, cfg)``: the :class:`hw.attention_engine.AttentionEngine` a config describes."""
     from hw.attention_engine import AttentionEngine
-    from mapping.spec import load_config
+    from mapping.config import load_config
 
     from einarray.default_mapping import derive_default
 

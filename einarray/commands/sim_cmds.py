@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mapping.spec import load_config
+    from mapping.config import load_config
     from sim.results import simulate
 
     from einarray.default_mapping import derive_default, mapping_policy

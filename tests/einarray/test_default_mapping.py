@@ -15,7 +15,8 @@ import pytest
 from einarray.default_mapping import derive_default, describe, mapping_section
 from einarray.flow import default_layer, load_run, run
 from einsum.yamlsrc import Source
-from mapping.spec import load_config, mapping_from_data
+from mapping.config import load_config
+from mapping.spec import mapping_from_data
 from sim.results import simulate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -156,7 +156,7 @@ def test_simulator_predicts_the_engine(r, c, e, p0, m, p):
     Icarus for the heads of tests/hw/test_attention_engine.py, which pins them to the closed
     form)."""
     from hw.attention_engine import AttentionEngine
-    from mapping.spec import load_config
+    from mapping.config import load_config
     from sim.results import simulate
 
     sets = [f"arch.array2d.rows={r}", f"arch.array2d.cols={c}", f"arch.array1d.width={r * e}",

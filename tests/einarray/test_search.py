@@ -17,7 +17,7 @@ from einsum.outdir import MANIFEST
 from einarray.search import Searcher, assemble, load_search_config, mapping_yaml, search
 from einsum.errors import ConfigError
 from einsum.yamlsrc import loads
-from mapping.spec import load_section, config_from_sections, load_config
+from mapping.config import load_section, config_from_sections, load_config
 from sim.results import simulate
 
 ROOT = Path(__file__).resolve().parents[2]

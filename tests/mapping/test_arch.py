@@ -82,7 +82,7 @@ def test_arch_errors_are_located(tmp_path, old, new, where, what):
 @pytest.mark.parametrize("name", ["fusemax", "fusemax-baseline", "tpu-v1", "systolic-16x16", "systolic-32x32",
                                   "zcu102-edge-moe"])
 def test_shipped_archs_simulate_a_gemm(tmp_path, name):
-    from mapping.spec import load_config
+    from mapping.config import load_config
     from sim.results import simulate
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump({"workload": {"cascade": "gemm", "ranks": {"M": 96, "N": 80, "K": 72}},
@@ -98,7 +98,7 @@ def test_shipped_archs_simulate_a_gemm(tmp_path, name):
 def test_systolic_32x32_runs_an_attention_cascade(tmp_path):
     # its vector unit (32 lanes, exp 4 and div 5 cycles per element) runs the softmax;
     # the PEs' multiplier applies QK's scale in place
-    from mapping.spec import load_config
+    from mapping.config import load_config
     from sim.functional import check_functional
     from sim.results import simulate
     p = tmp_path / "c.yaml"

@@ -9,7 +9,8 @@ import yaml
 
 from einsum.yamlsrc import Source
 from mapping.dump import mapping_to_data
-from mapping.spec import load_config, mapping_from_data
+from mapping.config import load_config
+from mapping.spec import mapping_from_data
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (ROOT / "mapping" / "configs").glob("*.yaml")

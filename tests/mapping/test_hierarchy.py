@@ -10,7 +10,7 @@ import yaml
 from einarray.cli import main
 from einsum.errors import ConfigError
 from mapping.hierarchy import NestConfig, load_components, tile_words
-from mapping.spec import load_config
+from mapping.config import load_config
 
 EX = Path(__file__).resolve().parents[2] / "examples" / "timeloop"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from einsum.errors import ConfigError
-from mapping.spec import load_config
+from mapping.config import load_config
 
 
 def _cfg(tmp_path, groups: str):

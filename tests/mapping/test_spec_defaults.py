@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from einsum.errors import ConfigError, EinarrayWarning
-from mapping.spec import load_config
+from mapping.config import load_config
 
 
 def cfg(tmp_path, doc, **kw):
@@ -54,7 +54,7 @@ def test_no_unit_has_the_op_names_it(tmp_path):
 def test_default_tiles_keep_whole_folds(tmp_path):
     """A conv-sized GEMM (ResNet conv1 as im2col: M = 112*112... here 12100 x 64 x 147) that must
     be tiled keeps its M tile a multiple of the array's 16 rows, so tiling adds no folds."""
-    from mapping.spec import load_config
+    from mapping.config import load_config
 
     p = tmp_path / "g.yaml"
     p.write_text("workload: {cascade: gemm, ranks: {M: 12100, N: 64, K: 147}}\narch: systolic-16x16\n")

@@ -18,7 +18,7 @@ import yaml
 from einarray.cli import main
 from einarray.flow import load_run_data, run
 from einsum.errors import ConfigError
-from mapping.spec import load_config
+from mapping.config import load_config
 from models.attention import VARIANTS, bind_variant, split_attention
 from sim.results import simulate
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mapping.spec import load_config
+from mapping.config import load_config
 
 DATA = Path(__file__).parent / "data"
 CONFIGS = Path(__file__).resolve().parents[2] / "mapping" / "configs"

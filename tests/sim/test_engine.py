@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from einsum.analysis import op_counts
-from mapping.spec import load_config
+from mapping.config import load_config
 from sim.results import simulate
 
 from sim_helpers import CONFIGS

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from mapping.spec import load_config
+from mapping.config import load_config
 from sim.functional import check_functional
 from sim.results import simulate
 

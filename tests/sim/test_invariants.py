@@ -7,7 +7,7 @@ import math
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mapping.spec import load_config
+from mapping.config import load_config
 from sim.results import simulate
 
 from sim_helpers import CONFIGS, config_from, gemm_arch

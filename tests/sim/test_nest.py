@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from einarray.cli import main
-from mapping.spec import load_config
+from mapping.config import load_config
 from sim.nest import map_text, simulate_nest
 
 ROOT = Path(__file__).resolve().parents[2]

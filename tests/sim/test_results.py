@@ -103,7 +103,7 @@ def test_cycles_by_cause_buffer_stall_is_compute_cycles_minus_compute_only():
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_cycles_by_cause_sums_on_a_fused_two_unit_cascade(fast):
-    from mapping.spec import load_config
+    from mapping.config import load_config
     from sim.results import simulate as sim
 
     from sim_helpers import CONFIGS

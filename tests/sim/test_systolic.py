@@ -94,7 +94,7 @@ def test_fill_drain_off_is_folds_times_T():
 
 # -- tiles of the reduced rank (K) ---------------------------------------------------------
 def default_gemm(n, arch, sets):
-    from mapping.spec import load_config
+    from mapping.config import load_config
     import tempfile, yaml
     from pathlib import Path
     with tempfile.TemporaryDirectory() as d:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from einarray.cli import main
-from mapping.spec import load_config
+from mapping.config import load_config
 from sim.results import simulate
 
 CONFIG = """einsum:
