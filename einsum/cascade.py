@@ -13,8 +13,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, Mapping
 
-import networkx as nx
-
 from .expr import Statement
 
 RankKind = Literal["base", "part", "derived", "alias"]
@@ -125,11 +123,26 @@ class Cascade:
         return [e for e in self.einsums if e.output == tensor]
 
     # -- graphs ------------------------------------------------------------------
-    def graph(self, *, with_carried: bool = True) -> nx.DiGraph:
+    def dependencies(self, *, with_carried: bool = True) -> dict[str, list[str]]:
+        """Einsum dependency graph as ``{einsum: [einsums that read what it writes]}`` (every
+        Einsum a key, cascade order; see :mod:`einsum.graphs`)."""
+        succ: dict[str, list[str]] = {e.name: [] for e in self.einsums}
+        for e in self.einsums:
+            for t in e.reads:
+                for p in self.producers(t):
+                    if not with_carried and t in e.carried and p.kind == "update":
+                        continue
+                    if e.name not in succ[p.name]:
+                        succ[p.name].append(e.name)
+        return succ
+
+    def graph(self, *, with_carried: bool = True) -> "nx.DiGraph":
         """Einsum dependency graph: edge u -> v when v reads a tensor u writes.
 
         Edges carry ``tensor`` and ``carried`` (a loop-carried read of a recurrence).
         """
+        import networkx as nx
+
         g = nx.DiGraph()
         for e in self.einsums:
             g.add_node(e.name, einsum=e)
@@ -145,8 +158,10 @@ class Cascade:
                         g.add_edge(p.name, e.name, tensor=t, carried=carried)
         return g
 
-    def tensor_graph(self) -> nx.DiGraph:
+    def tensor_graph(self) -> "nx.DiGraph":
         """Bipartite tensor/Einsum graph used for drawing (tensor -> einsum -> tensor)."""
+        import networkx as nx
+
         g = nx.DiGraph()
         for t, info in self.tensors.items():
             g.add_node(("T", t), kind=info.kind, label=t)
@@ -164,18 +179,20 @@ class Cascade:
         strongly connected component iterated over its recurrence variable, its members
         in the order given by the graph without loop-carried edges.
         """
-        full = self.graph(with_carried=True)
-        acyclic = self.graph(with_carried=False)
-        cond = nx.condensation(full)
-        order = []
+        from .graphs import lexicographical_topological_sort, strongly_connected_components
+
+        full = self.dependencies(with_carried=True)
+        acyclic = self.dependencies(with_carried=False)
         pos = {e.name: e.position for e in self.einsums}
-        for c in nx.lexicographical_topological_sort(
-                cond, key=lambda c: min(pos[m] for m in cond.nodes[c]["members"])):
-            members = cond.nodes[c]["members"]
+        comps = strongly_connected_components(full)
+        comp_of = {n: k for k, comp in enumerate(comps) for n in comp}
+        cond = {k: sorted({comp_of[w] for n in comp for w in full[n]} - {k}) for k, comp in enumerate(comps)}
+        order = []
+        for k in lexicographical_topological_sort(cond, key=lambda k: min(pos[m] for m in comps[k])):
+            members = comps[k]
             if len(members) == 1:
                 order.append(list(members))
             else:
-                sub = acyclic.subgraph(members)
-                order.append(list(nx.lexicographical_topological_sort(
-                    sub, key=lambda n: self.einsum(n).position)))
+                sub = {n: [w for w in acyclic[n] if w in members] for n in acyclic if n in members}
+                order.append(lexicographical_topological_sort(sub, key=lambda n: pos[n]))
         return order

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-import numpy as np
+from .ops import np
 
 from . import expr as E
 from .cascade import Cascade, Einsum, RankInfo, TensorInfo

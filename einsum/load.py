@@ -13,9 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-import networkx as nx
-
 from . import expr as E
+from .graphs import find_cycle, lexicographical_topological_sort, strongly_connected_components
 from .cascade import Cascade, Einsum, RankInfo, TensorInfo
 from .errors import ConfigError, EinarrayWarning
 from .indexing import check_fibre_out, check_gather, computed_range, input_decl, not_index_tensor
@@ -130,9 +129,9 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
     ns = Namespace(frozenset(), frozenset(set(rsec) | set(part_parent)), frozenset(params),
                    frozenset(), frozenset({"min", "max"}))
     exprs: dict[str, E.Expr] = {}
-    deps = nx.DiGraph()
+    deps: dict[str, list[str]] = {}
     for name, v in raw.items():
-        deps.add_node(name)
+        deps.setdefault(name, [])
         rp = base + ("ranks", name)
         if isinstance(v, bool) or not isinstance(v, (int, str)):
             raise src.error(rp, f"a rank size must be an integer >= 0 or an expression, got {v!r}")
@@ -145,15 +144,15 @@ def _rank_sizes(src: Source, sec: Mapping[str, Any], base: YPath,
             raise src.error(rp, f"bad size expression {v!r}: {exc.message}") from None
         for n in E.walk(exprs[name]):
             if isinstance(n, E.RankSize):
-                deps.add_edge(n.name, name)
+                deps.setdefault(n.name, []).append(name)
             elif not isinstance(n, (E.Num, E.Param, E.BinOp, E.Unary, E.Call)):
                 raise src.error(rp, f"bad size expression {v!r}: only ranks, params and numbers")
-    try:
-        order = list(nx.topological_sort(deps))
-    except nx.NetworkXUnfeasible:
-        cyc = nx.find_cycle(deps)
+    cyc = find_cycle(deps)
+    if cyc:
         raise src.error(base + ("ranks",), "rank sizes depend on each other in a cycle: "
                         + " -> ".join(a for a, _ in cyc)) from None
+    seq = {n: k for k, n in enumerate(deps)}
+    order = lexicographical_topological_sort(deps, key=seq.__getitem__)
     env: dict[str, float] = dict(params)
     sizes: dict[str, int] = {}
 
@@ -635,20 +634,16 @@ def _make_einsum(pos: int, st: E.Statement, kind: tuple[str, str | None, int | N
 
 
 def _check_cycles(c: Cascade, src: Source, base: YPath) -> None:
-    g = c.graph(with_carried=False)
-    try:
-        cyc = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        cyc = None
+    cyc = find_cycle(c.dependencies(with_carried=False))
     if cyc:
         names = [a for a, _ in cyc] + [cyc[-1][1]]
         first = c.einsum(names[0]).position
         raise src.error(base + ("expressions", first), "cycle between Einsums: " + " -> ".join(names)
                         + " (only recurrences over an iterative index, T[.., i+1] = f(T[.., i]), may loop)")
-    full = c.graph(with_carried=True)
-    for comp in nx.strongly_connected_components(full):
+    full = c.dependencies(with_carried=True)
+    for comp in strongly_connected_components(full):
         members = [c.einsum(n) for n in comp]
-        loops = len(comp) > 1 or full.has_edge(next(iter(comp)), next(iter(comp)))
+        loops = len(comp) > 1 or next(iter(comp)) in full[next(iter(comp))]
         if not loops:
             continue
         vars_ = {e.iter_var for e in members if e.kind == "update"}

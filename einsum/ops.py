@@ -28,7 +28,25 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
+
+
+class _LazyNumpy:
+    """numpy, imported on first use (``import numpy`` is ~0.1 s of every CLI start-up)."""
+
+    def __getattr__(self, name: str):
+        import numpy
+
+        return getattr(numpy, name)
+
+
+np = _LazyNumpy()
+
+
+def _ufunc(name: str) -> Callable[..., "np.ndarray"]:
+    def call(*args, **kw):
+        return getattr(np, name)(*args, **kw)
+    call.__name__ = name
+    return call
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -37,11 +55,13 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
-_verf = np.frompyfunc(math.erf, 1, 1)
+_VERF: list = []
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    return np.asarray(_verf(x), dtype=np.float64)
+    if not _VERF:
+        _VERF.append(np.frompyfunc(math.erf, 1, 1))
+    return np.asarray(_VERF[0](x), dtype=np.float64)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -178,9 +198,9 @@ def _ordering(kind: str) -> Callable[[np.ndarray, int, int], np.ndarray]:
 
 def _arg_reduce(kind: str) -> Callable[[np.ndarray, int], np.ndarray]:
     """argmax/argmin along ``axis``: the first extreme position (np.argmax/np.argmin)."""
-    fn = np.argmax if kind == "argmax" else np.argmin
 
     def call(x: np.ndarray, axis: int) -> np.ndarray:
+        fn = np.argmax if kind == "argmax" else np.argmin
         return fn(np.asarray(x, dtype=np.float64), axis=axis).astype(np.float64)
 
     return call
@@ -202,15 +222,15 @@ def _clamp(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 OPERATORS: dict[str, Operator] = {
     op.name: op
     for op in [
-        Operator("max", np.maximum, 2, "max", "elementwise maximum of two values"),
-        Operator("min", np.minimum, 2, "max", "elementwise minimum of two values"),
+        Operator("max", _ufunc("maximum"), 2, "max", "elementwise maximum of two values"),
+        Operator("min", _ufunc("minimum"), 2, "max", "elementwise minimum of two values"),
         Operator("clamp", _clamp, 3, "max", "clamp(x, lo, hi)"),
-        Operator("exp", np.exp, 1, "exp", "e**x"),
-        Operator("exp2", np.exp2, 1, "exp", "2**x"),
-        Operator("log", np.log, 1, "log", "natural logarithm"),
-        Operator("sqrt", np.sqrt, 1, "sqrt", "square root"),
-        Operator("recip", np.reciprocal, 1, "div", "1/x"),
-        Operator("abs", np.abs, 1, "max", "absolute value"),
+        Operator("exp", _ufunc("exp"), 1, "exp", "e**x"),
+        Operator("exp2", _ufunc("exp2"), 1, "exp", "2**x"),
+        Operator("log", _ufunc("log"), 1, "log", "natural logarithm"),
+        Operator("sqrt", _ufunc("sqrt"), 1, "sqrt", "square root"),
+        Operator("recip", _ufunc("reciprocal"), 1, "div", "1/x"),
+        Operator("abs", _ufunc("abs"), 1, "max", "absolute value"),
         Operator("relu", lambda x: np.maximum(x, 0.0), 1, "max", "max(x, 0)"),
         Operator("gelu", _gelu, 1, "gelu", "erf-GELU x*Phi(x)"),
         Operator("sigmoid", _sigmoid, 1, "exp", "1/(1+e**-x)"),

@@ -23,9 +23,6 @@ GRAPH_AND_ARRAYS = ("networkx", "numpy")
 # modules a simulate of a GEMM may add to a bare interpreter's: ~160 with the CLI, the
 # config loader, the simulator, YAML and rich's tables; networkx alone is ~290, NumPy ~85
 MAX_MODULES = 250
-EINSUM_IMPORTS = ("einsum/cascade.py and einsum/load.py import networkx and einsum/ops.py and "
-                  "einsum/indexing.py import numpy at module level (another helper's files; the change "
-                  "is requested in notes/lang-bugs.md, 'start-up')")
 GEMM = "workload: {cascade: gemm, ranks: {M: 64, N: 64, K: 64}}\narch: systolic-16x16\n"
 
 
@@ -54,7 +51,6 @@ def test_simulate_imports_nothing_heavy(tmp_path, args):
     assert imported_after(code, *HEAVY) == []
 
 
-@pytest.mark.xfail(strict=True, reason=EINSUM_IMPORTS)
 @pytest.mark.parametrize("args", [["simulate", "{cfg}"], ["simulate", "{cfg}", "--json"]])
 def test_simulate_of_a_gemm_imports_no_graph_or_array_library(tmp_path, args):
     cfg = tmp_path / "g.yaml"
