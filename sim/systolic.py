@@ -114,13 +114,49 @@ def broadcast_cycles(folds: int, T: int, R: int, overhead: int, max_k: int | Non
 
 
 def scalesim_gemm(M: int, N: int, K: int, R: int, C: int, dataflow: str) -> dict[str, int | float]:
-    """SCALE-Sim v3's reported figures for a GEMM (its assignment, its off-by-one)."""
+    """SCALE-Sim v3's reported figures for a GEMM ``ofmap[M, N] = ifmap[M, K] filter[K, N]``
+    (its assignment, its off-by-one), with its per-operand SRAM and DRAM counts when every
+    operand fits its SRAM (``DETAILED_ACCESS_REPORT.csv``; checked against SCALE-Sim 3.0.0
+    runs in ``tests/expected/scalesim/access_counts.json``)::
+
+        SRAM ifmap reads    OS, WS: M K ceil(N / C)    IS: M K
+        SRAM filter reads   OS: N K ceil(M / R)    WS: N K    IS: N K ceil(M / C)
+        SRAM ofmap writes   OS: M N + folds (R + C)    WS, IS: M N ceil(K / R)
+        DRAM reads          ifmap M K, filter K N (each element once)
+        DRAM ofmap writes   OS: M N    WS, IS: M N ceil(K / R)
+
+    Two of these are SCALE-Sim's own semantics, not traffic a design must have: its OS
+    ofmap count adds ``R + C`` per fold (``systolic_compute_os.create_ofmap_demand_mat`` adds
+    the fold's height plus width after its area), and in WS and IS every K fold's partial
+    sums are written out, to SRAM and on to DRAM, rather than accumulated on chip.
+    """
     rows, cols, T = {"os": (M, N, K), "ws": (K, N, M), "is": (K, M, N)}[dataflow]
     folds = -(-rows // R) * -(-cols // C)
     per = T + R + C - 2 if dataflow == "os" else 2 * R + C + T - 2
     cycles = folds * per - 1
+    kf = -(-K // R)
+    ifmap = M * K * (-(-N // C)) if dataflow in ("os", "ws") else M * K
+    filt = {"os": N * K * -(-M // R), "ws": N * K, "is": N * K * -(-M // C)}[dataflow]
+    ofmap = M * N + folds * (R + C) if dataflow == "os" else M * N * kf
     return {"folds": folds, "per_fold": per, "cycles": cycles,
-            "utilization": M * N * K / (R * C * cycles)}
+            "utilization": M * N * K / (R * C * cycles),
+            "sram_ifmap_reads": ifmap, "sram_filter_reads": filt, "sram_ofmap_writes": ofmap,
+            "dram_ifmap_reads": M * K, "dram_filter_reads": K * N,
+            "dram_ofmap_writes": M * N if dataflow == "os" else M * N * kf}
+
+
+def scalesim_conv(H: int, W: int, R_f: int, S_f: int, C_in: int, N_f: int, stride: int, R: int, C: int,
+                  dataflow: str) -> dict[str, int | float]:
+    """SCALE-Sim v3's figures for a convolution (no padding): its im2col GEMM with
+    ``M = OH OW``, ``K = R_f S_f C_in``, ``N = N_f`` (:func:`scalesim_gemm`), except that
+    the ifmap's DRAM reads are its ``H W C_in`` elements (the im2col duplicates are SRAM
+    reads). ``OH = ceil((H - R_f + stride) / stride)`` as SCALE-Sim's topology_utils has it
+    (one more than ``floor((H - R_f) / stride) + 1`` when the stride does not divide
+    ``H - R_f``), likewise ``OW``."""
+    oh, ow = -(-(H - R_f + stride) // stride), -(-(W - S_f + stride) // stride)
+    out = scalesim_gemm(oh * ow, N_f, R_f * S_f * C_in, R, C, dataflow)
+    out["dram_ifmap_reads"] = H * W * C_in
+    return out
 
 
 def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction], words_in: int = 0,
