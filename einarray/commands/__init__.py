@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "einarray.commands.flow_cmds",     # sweep (run, compare, search as they land)
     "einarray.commands.search_cmds",   # search
     "einarray.commands.generate_cmds", # generate
+    "einarray.commands.prove_cmds",    # prove
 ]
 
 # The module that registers each command: running one command imports only its module,
@@ -26,4 +27,5 @@ COMMANDS = {
     "sweep": "einarray.commands.flow_cmds",
     "search": "einarray.commands.search_cmds",
     "generate": "einarray.commands.generate_cmds",
+    "prove": "einarray.commands.prove_cmds",
 }
