@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from einarray.analytic import estimate, estimate_config  # noqa: E402
-from einarray.search import Searcher, figures, load_search_config, search  # noqa: E402
+from einarray.search import load_search_config, search  # noqa: E402
+from einarray.search.model import figures  # noqa: E402
+from einarray.search.strategies import Searcher  # noqa: E402
 from mapping.config import load_config  # noqa: E402
 from mapping.spec import Loop, buffer_words  # noqa: E402
 from sim.results import simulate  # noqa: E402

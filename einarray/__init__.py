@@ -45,7 +45,7 @@ def __dir__() -> list[str]:
 
 
 class _SearchModule(types.ModuleType):
-    """The submodule einarray/search.py (the mapping search), callable as the API's
+    """The package einarray/search/ (the mapping search), callable as the API's
     :func:`einarray.api.search`: ``einarray.search(config, budget=...)`` and
     ``einarray.search.Searcher`` both work."""
 

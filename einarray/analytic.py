@@ -46,7 +46,8 @@ from mapping.spec import EinsumMap, Loop, rank_extent, rank_related, tensor_foot
 from sim.systolic import compute_cycles
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .search import Searcher, Segment
+    from .search.space import Segment
+    from .search.strategies import Searcher
 
 
 def _ceil(x: Fraction) -> int:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from einarray.flow import RunSpec
-    from einarray.search import SearchResult
+    from einarray.search.model import SearchResult
     from mapping.spec import Config
 
 

@@ -10,7 +10,7 @@ The candidates
 1. **Unfused**: one group per Einsum (per recurrence), sums of products on the 2-D array,
    the rest on the 1-D array, SCALE-Sim's spatial assignment, the largest tiles that fit.
 2. **Fused**: the whole cascade as one group (when the cascade can be one group: the
-   search's segment over every atom, :mod:`einarray.search`), the largest tiles that fit
+   search's segment over every atom, :mod:`einarray.search.space`), the largest tiles that fit
    the on-chip buffer, each stage layout (``pipelined``, ``asap``, ``serial``), inputs
    held in the buffer across loops or not, and each of two placements:
 
@@ -292,7 +292,9 @@ def derive_default(cfg: Config) -> tuple[Config, DefaultChoice | None]:
         return cfg, None
     from sim.results import simulate
 
-    from .search import SearchProblem, Searcher, SearchSettings, assemble
+    from .search.constraints import SearchProblem, SearchSettings
+    from .search.model import assemble
+    from .search.strategies import Searcher
 
     s = Searcher(SearchProblem(cfg, SearchSettings(objective="latency", budget=10**9), None,
                                cfg.source or ""), use_analytic=False)
@@ -333,7 +335,7 @@ def _cand(einsums: dict, g: dict):
     from fractions import Fraction
     from types import MappingProxyType
 
-    from .search import Cand
+    from .search.model import Cand
 
     return Cand(Fraction(0), 0.0, MappingProxyType(dict(einsums)), MappingProxyType(dict(g)))
 

@@ -7,6 +7,7 @@ A run config has the sections of a ``simulate`` config (``einsum`` or ``workload
     workload:
       model: vit-base                     # a models/ preset (whole model), or
       attention: {variant: halo, block: 8, halo: 3}   # swap the attention core
+      moe: {variant: moe-topk, gating: m3vit}         # MoE presets: top-k dispatch (models.moe)
       batch: 1
       grid: [64, 64]                      # patch grid (default: from the token count)
       ranks: {T: 4096}                    # rank overrides for every layer that has them
@@ -39,8 +40,8 @@ from models.attention import VARIANTS, check_grid, infer_grid, split_attention
 from models.importers import IMPORT_KEYS, import_workload
 
 RUN_KEYS = ("description", "include", "einsum", "workload", "arch", "mapping", "mappings", "report", "search")
-MODEL_KEYS = ("model", "attention", "batch", "grid", "ranks", "layers", "onnx", "onnx_skip_unknown", "hf",
-              "tokens", "topology")
+MODEL_KEYS = ("model", "attention", "moe", "batch", "grid", "ranks", "layers", "onnx", "onnx_skip_unknown",
+              "hf", "tokens", "topology")
 REPORT_KEYS = ("title", "top")
 SECTIONS = ("einsum", "workload", "arch", "mapping", "mappings", "report", "search")
 
@@ -258,6 +259,16 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
     if variant is not None and variant not in VARIANTS:
         raise wsrc.error(wp + ("attention",), f"unknown attention variant {variant!r} "
                          f"(variants: {', '.join(VARIANTS)})")
+    moe = None  # MoE variant (models.moe): the preset's moe layers computed another way
+    if w.get("moe") is not None:
+        from models.moe import parse_moe
+
+        try:
+            moe = parse_moe(w["moe"])
+        except ConfigError as exc:
+            raise wsrc.error(wp + ("moe",) + exc.ypath, exc.message) from None
+        if not any(l["cascade"] == "moe" for l in model["layers"]):
+            raise wsrc.error(wp + ("moe",), f"model {model['name']} has no moe layer to swap")
     grid = w.get("grid")
     if grid is not None and (not isinstance(grid, list) or len(grid) != 2 or not all(_pos_int(g) for g in grid)):
         raise wsrc.error(wp + ("grid",), "expected [GY, GX], two positive integers")
@@ -269,6 +280,10 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         ranks.update({r: v for r, v in gl_ranks.items() if r in known})
         ranks.update(per_layer.get(lay["name"], {}))
         lay = {**lay, "ranks": ranks}
+        if moe is not None and lay["cascade"] == "moe":
+            from models.moe import swap_moe
+
+            lay = swap_moe(lay, *moe)
         if lay["cascade"] == "mha" and grid:
             try:
                 check_grid(ranks.get("T", load_cascade("mha").ranks["T"].size), tuple(grid))  # type: ignore[arg-type]
@@ -323,6 +338,7 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         out.append(LayerSpec(name=lay["name"], cascade=lay["cascade"], repeat=int(lay["repeat"]), config=cfg))
     arch = out[0].config.arch
     wsum = {"model": model["name"], "attention": variant, "options": options, "batch": batch,
+            **({"moe": moe[0], "moe_options": moe[1]} if moe is not None else {}),
             "source": model["source"], **model.get("summary", {})}
     return RunSpec(name=p.stem, source=str(p), description=desc or model["description"], arch=arch,
                    layers=tuple(out), batch=batch, report=rep, workload=wsum,
@@ -343,7 +359,7 @@ def _search_section(sections: Sections, model: bool) -> tuple[Any, Source, YPath
 
 def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath], *,
                  progress: Any = None) -> LayerSpec:
-    """The layer with the mapping found by ``einarray search`` (see einarray/search.py);
+    """The layer with the mapping found by ``einarray search`` (see einarray/search/);
     ``progress``: a running rich Progress to show the search's evaluations on, or None.
     An identical layer searched before in this process reuses its mapping
     (:mod:`einarray.search_cache`)."""
@@ -352,7 +368,8 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath], *,
     from mapping.spec import mapping_from_data
 
     from .progress import Bar
-    from .search import SearchProblem, parse_search_section, search
+    from .search import search
+    from .search.constraints import SearchProblem, parse_search_section
     from .search_cache import searched_mapping
 
     from .default_mapping import derive_default, mapping_section

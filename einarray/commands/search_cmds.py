@@ -211,7 +211,7 @@ def write_outputs(res, out: Path, text: str) -> None:
 
 
 def _pareto_rows(res) -> list[dict]:
-    from einarray.search import figures
+    from einarray.search.model import figures
 
     best = res.figures
     rows = []
@@ -229,7 +229,7 @@ def plot_pareto(res, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from einarray.search import figures
+    from einarray.search.model import figures
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     if res.cloud:
@@ -277,7 +277,7 @@ def _print(res, text: str, out: Path | None, fmt: str = "table") -> None:
     f = res.figures
     hand = None
     if res.hand_result is not None:
-        from einarray.search import figures
+        from einarray.search.model import figures
         hand = figures(res.hand_result)
     cols = [Column("metric"), Column("found", numeric=True)] + (
         [Column("config mapping", numeric=True)] if hand else [])
@@ -324,7 +324,9 @@ LAYER_COLUMNS = ("layer", "cascade", "instances", "cycles", "latency_s", "energy
 def _search_run(args: argparse.Namespace) -> int:
     """Search every layer of a run config (as its ``search:`` section does in ``einarray run``)."""
     from einarray.flow import load_run
-    from einarray.search import SearchProblem, figures, mapping_yaml, parse_search_section, search
+    from einarray.search import mapping_yaml, search
+    from einarray.search.constraints import SearchProblem, parse_search_section
+    from einarray.search.model import figures
     from einarray.default_mapping import derive_default, mapping_section
     from einsum.yamlsrc import Source
     from sim.results import simulate
