@@ -27,12 +27,25 @@ performer              features (256)              positive integer (random feat
 performer-causal       features (256)              positive integer (random features R)
 sliding-window-causal  window (64)                 at most the number of tokens
 gqa                    kv_heads (1)                divides the number of heads (1: multi-query)
+longformer             window (64), dilation (1),  even window (the paper's w: w/2 keys each
+                       global_tokens (1)           side), window/2 x dilation < tokens; global
+                                                   tokens >= 0 and at most the tokens
+reformer               chunk (64), rounds (2),     chunk at most the tokens; rounds >= 1; even
+                       buckets (2*ceil(T/chunk))   buckets >= 2
 =====================  ==========================  ==============================================
 
 ``gqa`` binds one key/value head and the query heads that share it per instance (the layer
 repeats it ``kv_heads`` times) and shrinks the QKV projection to ``heads + 2 * kv_heads``
 heads. The causal variants (``*-causal``, ``retention-recurrent``) mask future tokens, which
 changes what a bidirectional ViT computes; they are here to cost the kernels.
+
+``longformer`` adds the global tokens' own projections (Beltagy et al. 2020): K_g and V_g
+of every token (``.kv-global``, 2 x heads wide) and Q_g of the ``global_tokens`` rows only
+(``.q-global``); which positions are global is data (the cascade's index input ``GI``), so
+only their number shapes the cost (1 by default: the class token). ``reformer`` shares
+queries and keys (Kitaev et al. 2020), so its projection GEMM is 2 x heads wide (QK and V);
+its default bucket count follows the Reformer's guidance of about two buckets per chunk
+of the sequence, 2 * ceil(tokens / chunk), always even.
 
 A bad option, or one of another variant, is a :class:`ConfigError` naming it; nothing is
 adjusted silently. A halo block or a key chunk that does not divide the grid or the tokens
@@ -49,19 +62,23 @@ from einsum.errors import ConfigError
 
 GLOBAL = ("softmax-3pass", "softmax-2pass", "softmax-1pass", "retention", "linear", "linformer",
           "edge-moe-softmax", "performer", "performer-causal", "retention-recurrent", "linear-causal",
-          "sliding-window-causal", "gqa")
+          "sliding-window-causal", "gqa", "longformer", "reformer")
 LOCAL = ("halo", "neighborhood-2d", "gmm-mask")
 VARIANTS = GLOBAL + LOCAL
 # option -> (the variant, or the variants, that take it, what a valid value is)
 OPTION_OF = {"block": ("halo", "a positive integer"), "halo": ("halo", "a non-negative integer"),
              "kernel": ("neighborhood-2d", "a positive odd integer"),
-             "dilation": ("neighborhood-2d", "a positive integer"),
-             "proj_len": ("linformer", "a positive integer"), "chunk": ("softmax-1pass", "a positive integer"),
+             "dilation": (("neighborhood-2d", "longformer"), "a positive integer"),
+             "proj_len": ("linformer", "a positive integer"),
+             "chunk": (("softmax-1pass", "reformer"), "a positive integer"),
              "gaussians": ("gmm-mask", "a positive integer"),
              "gamma": (("retention", "retention-recurrent"), "a number in (0, 1]"),
              "features": (("performer", "performer-causal"), "a positive integer"),
-             "window": ("sliding-window-causal", "a positive integer"),
-             "kv_heads": ("gqa", "a positive integer")}
+             "window": (("sliding-window-causal", "longformer"), "a positive integer"),
+             "kv_heads": ("gqa", "a positive integer"),
+             "global_tokens": ("longformer", "a non-negative integer"),
+             "rounds": ("reformer", "a positive integer"),
+             "buckets": ("reformer", "a positive even integer")}
 OPTIONS = set(OPTION_OF)
 
 
@@ -73,6 +90,9 @@ class Binding:
     tokens: int  # query tokens the variant attends over
     heads: int = 1  # query heads one instance computes (the layer repeats it heads // this)
     kv_heads: int | None = None  # key/value heads of the layer (None: one per query head)
+    qkv_heads: int | None = None  # heads' worth of outputs of the QKV GEMM (None: heads + 2 kv)
+    # further projection GEMMs: (name suffix, rows, heads' worth of outputs)
+    extra_projections: tuple[tuple[str, int, int], ...] = ()
 
 
 def key_chunk(tokens: int, width: int = 256) -> int:
@@ -96,10 +116,12 @@ def _check_option(variant: str, k: str, v: Any) -> None:
     if k == "gamma":
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= 1
     else:
-        ok = isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if k == "halo" else v > 0)
-        ok = ok and (k != "kernel" or v % 2 == 1)
+        ok = isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if k in ("halo", "global_tokens")
+                                                                 else v > 0)
+        ok = ok and (k != "kernel" or v % 2 == 1) and (k != "buckets" or v % 2 == 0)
     if not ok:
         why = " (NATTEN requires an odd kernel)" if k == "kernel" and _pos_int(v) else ""
+        why = " (argmax over [xR; -xR] gives an even number)" if k == "buckets" and _pos_int(v) else why
         raise ConfigError(f"expected {valid}, got {v!r}{why}", ypath=(k,))
 
 
@@ -180,6 +202,10 @@ def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: 
         r = heads // g  # one instance: one key/value head and the r query heads sharing it
         return Binding(variant, {"M": tokens, "P": tokens, "H": r, "R": r, "E": E, "F": E},
                        {"scale": scale}, tokens, heads=r, kv_heads=g)
+    if variant == "longformer":
+        return _bind_longformer(opts, tokens, E, scale, heads)
+    if variant == "reformer":
+        return _bind_reformer(opts, tokens, E, heads)
     if variant == "linformer":
         k = opts.get("proj_len", 64)
         if k > tokens:
@@ -212,6 +238,35 @@ def bind_variant(variant: str, *, tokens: int, grid: tuple[int, int], head_dim: 
                    {"scale": scale}, n)
 
 
+def _bind_longformer(opts: Mapping[str, Any], tokens: int, E: int, scale: float, heads: int) -> Binding:
+    w, d, g = opts.get("window", 64), opts.get("dilation", 1), opts.get("global_tokens", 1)
+    if w % 2:
+        raise ConfigError(f"expected an even window (the paper's w: w/2 keys on each side of the "
+                          f"query), got {w}", ypath=("window",))
+    if w // 2 * d >= tokens:
+        given = "window" in opts or "dilation" not in opts
+        raise ConfigError(f"the window reaches {w // 2} x dilation {d} = {w // 2 * d} tokens to each side, "
+                          f"past the whole sequence ({tokens} tokens): at most {tokens - 1}",
+                          ypath=("window" if given else "dilation",))
+    if g > tokens:
+        raise ConfigError(f"{g} global tokens are more than the {tokens} tokens", ypath=("global_tokens",))
+    extra = (("kv-global", tokens, 2 * heads),) + ((("q-global", g, heads),) if g else ())
+    return Binding("longformer", {"M": tokens, "R": w // 2, "G": g, "E": E, "F": E},
+                   {"dil": d, "scale": scale}, tokens, extra_projections=extra)
+
+
+def _bind_reformer(opts: Mapping[str, Any], tokens: int, E: int, heads: int) -> Binding:
+    c, n = opts.get("chunk", 64), opts.get("rounds", 2)
+    if c > tokens:
+        given = "chunk" in opts
+        raise ConfigError(f"{'the chunk' if given else 'the default chunk'} {c} is longer than the "
+                          f"sequence ({tokens} tokens)" + ("" if given else "; give a chunk"),
+                          ypath=("chunk",))
+    b = opts.get("buckets", 2 * -(-tokens // c))
+    return Binding("reformer", {"M": tokens, "N": n, "B2": b // 2, "C": c, "E": E, "F": E},
+                   {"scale": 1.0}, tokens, qkv_heads=2 * heads)
+
+
 def split_attention(layer: Mapping[str, Any], variant: str, *, grid: tuple[int, int],
                     options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Replace an ``mha`` layer by QKV projection, the variant per head, and output projection."""
@@ -226,9 +281,12 @@ def split_attention(layer: Mapping[str, Any], variant: str, *, grid: tuple[int, 
     rep = int(layer.get("repeat", 1))
     name = layer["name"]
     kv = NH if b.kv_heads is None else b.kv_heads
+    width = NH + 2 * kv if b.qkv_heads is None else b.qkv_heads
     return [
-        {"name": f"{name}.qkv", "cascade": "gemm", "ranks": {"M": T, "K": D, "N": (NH + 2 * kv) * E},
+        {"name": f"{name}.qkv", "cascade": "gemm", "ranks": {"M": T, "K": D, "N": width * E},
          "params": {}, "repeat": rep},
+        *({"name": f"{name}.{suffix}", "cascade": "gemm", "ranks": {"M": rows, "K": D, "N": h * E},
+           "params": {}, "repeat": rep} for suffix, rows, h in b.extra_projections),
         {"name": f"{name}.{variant}", "cascade": b.cascade, "ranks": dict(b.ranks),
          "params": dict(b.params), "repeat": rep * NH // b.heads},
         {"name": f"{name}.proj", "cascade": "gemm", "ranks": {"M": T, "K": NH * E, "N": D},

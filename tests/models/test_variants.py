@@ -71,7 +71,7 @@ def test_good_options_bind(variant, options, ranks, params, heads, kv):
     ("gqa", {"features": 8}, "features",
      "option features is for performer and performer-causal, not gqa (gqa takes kv_heads)"),
     ("retention", {"window": 8}, "window",
-     "option window is for sliding-window-causal, not retention (retention takes gamma)"),
+     "option window is for sliding-window-causal and longformer, not retention (retention takes gamma)"),
 ])
 def test_bad_options_name_the_option(variant, options, where, msg):
     with pytest.raises(ConfigError) as ei:
