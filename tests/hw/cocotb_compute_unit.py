@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+from cocotb_stream import StallWatch, Stretches
 from cu_common import SCENARIOS, SCENARIOS_GELU, CuDriver, formula_for, gelu_model_for, make_jobs
 
 from hw.compute_unit import ComputeUnit
@@ -40,7 +42,9 @@ async def _reset(dut) -> None:
 
 
 async def _run(dut, cu: ComputeUnit, seed: int, p_valid: float, p_ready: float,
-               max_cycles: int = 50_000) -> CuDriver:
+               max_cycles: int = 50_000, ready=None, watch: StallWatch | None = None) -> CuDriver:
+    """Every job of the scenarios through the unit; ``ready`` (a callable) overrides the
+    driver's random o.ready; ``watch`` checks the stall contract of ``o`` every cycle."""
     scen = SCENARIOS + (SCENARIOS_GELU if cu.gelu else [])
     jobs = make_jobs(cu.rows, cu.cols, cu.fmt, cu.max_k, seed=seed, scenarios=scen,
                      gelu_fn=gelu_model_for(cu))
@@ -56,7 +60,8 @@ async def _run(dut, cu: ComputeUnit, seed: int, p_valid: float, p_ready: float,
         dut.i__payload.value = d["i_payload"]
         dut.w__valid.value = d["w_valid"]
         dut.w__payload.value = d["w_payload"]
-        dut.o__ready.value = d["o_ready"]
+        o_ready = d["o_ready"] if ready is None else ready()
+        dut.o__ready.value = o_ready
         await ReadOnly()  # settled values of this cycle: handshakes at the next rising edge
         for sig in ("cmd__ready", "i__ready", "w__ready", "o__valid"):
             v = getattr(dut, sig).value
@@ -68,6 +73,9 @@ async def _run(dut, cu: ComputeUnit, seed: int, p_valid: float, p_ready: float,
             bool(dut.o__valid.value) and bool(dut.o__ready.value),
             int(dut.o__payload.value),
         )
+        if watch is not None:
+            valid = bool(dut.o__valid.value)
+            watch.observe(valid, bool(o_ready), dut.o__payload.value if valid else 0)
         await FallingEdge(dut.clk)
         if drv.done:
             break
@@ -96,3 +104,15 @@ async def cu_heavy_backpressure(dut):
     cu = _unit()
     drv = await _run(dut, cu, SEED + 2, 1.0, 0.15)
     drv.check(formula_for(cu.rows, cu.cols, cu.gelu_latency), exact=False)
+
+
+@cocotb.test()
+async def cu_stalled_output_stays_put(dut):
+    """o.ready low for random stretches (1..12 cycles): every stalled cycle o.valid stays
+    high and o.payload unchanged (StallWatch); still bit-exact."""
+    cu = _unit()
+    watch = StallWatch()
+    drv = await _run(dut, cu, SEED + 3, 1.0, 1.0, ready=Stretches(random.Random(SEED + 4)),
+                     watch=watch)
+    drv.check(formula_for(cu.rows, cu.cols, cu.gelu_latency), exact=False)
+    assert watch.stalled >= 50, f"only {watch.stalled} stalled cycles checked"

@@ -13,7 +13,7 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb_stream import reset, stream_exchange, to_signed
+from cocotb_stream import StallWatch, Stretches, reset, stream_exchange, to_signed
 
 from einsum.approx import softmax_approx_int
 from einsum.fixed import QFormat, quantize
@@ -137,3 +137,19 @@ async def softmax_overlong_row_is_split(dut):
     raw, _, _ = await stream_exchange(dut, raw_in, len(exp), rng=random.Random(SEED),
                                       in_stall=0.2, out_stall=0.2)
     assert decode(raw) == exp
+
+
+@cocotb.test()
+async def softmax_stalled_output_stays_put(dut):
+    """o.ready low for random stretches (1..12 cycles) while rows are emitted: every stalled
+    cycle o.valid stays high and o.payload (data and last) unchanged (StallWatch); the
+    probabilities are still bit-exact."""
+    await reset(dut)
+    rows = random_rows(np.random.default_rng(SEED + 7), 4)
+    exp = expected(rows)
+    rng = random.Random(SEED + 8)
+    watch = StallWatch()
+    raw, _, _ = await stream_exchange(dut, encode(rows), len(exp), rng=rng,
+                                      ready=Stretches(rng, p=0.25, lo=1, hi=12), watch=watch)
+    assert decode(raw) == exp
+    assert watch.stalled >= len(exp) // 2, f"only {watch.stalled} stalled cycles checked"

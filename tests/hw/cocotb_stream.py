@@ -4,7 +4,10 @@
 payload valid until it is accepted, inserting random idle cycles) and ``o.ready``
 (random stalls) after the falling edge, then samples both handshakes in ``ReadOnly``
 before the rising edge.  It returns the raw output payloads and the cycle indices of
-every input and output handshake.
+every input and output handshake.  Every cycle it also checks the stall contract with a
+:class:`StallWatch`: after a cycle with ``o.valid`` high and ``o.ready`` low, ``o.valid``
+is still high and ``o.payload`` unchanged.  ``ready=Stretches(rng, ...)`` holds
+``o.ready`` low for random stretches of cycles (the stalled-output tests).
 """
 
 from __future__ import annotations
@@ -26,6 +29,49 @@ async def reset(dut, cycles: int = 3) -> None:
     dut.rst.value = 0
 
 
+class StallWatch:
+    """The stall contract of an output stream, checked cycle by cycle: call ``observe(valid,
+    ready, payload)`` once per cycle with the settled values (``ReadOnly``). ``stalled`` counts
+    the cycles checked (those following a cycle with valid and not ready)."""
+
+    def __init__(self, name: str = "o"):
+        self.name = name
+        self.held: int | None = None  # the payload of the last stalled cycle
+        self.cycle = 0
+        self.stalled = 0
+
+    def observe(self, valid: bool, ready: bool, payload) -> None:
+        if self.held is not None:
+            self.stalled += 1
+            assert valid, f"{self.name}.valid dropped in cycle {self.cycle} without a handshake"
+            assert int(payload) == self.held, (
+                f"{self.name}.payload changed while stalled in cycle {self.cycle}: "
+                f"{self.held:#x} -> {int(payload):#x}")
+        self.held = int(payload) if valid and not ready else None
+        self.cycle += 1
+
+
+class Stretches:
+    """``o.ready`` with random stall stretches: after each ready cycle, with probability
+    ``p``, ready is low for ``lo..hi`` cycles (uniform)."""
+
+    def __init__(self, rng: random.Random, *, p: float = 0.3, lo: int = 1, hi: int = 12):
+        self.rng, self.p, self.lo, self.hi = rng, p, lo, hi
+        self.left = 0
+        self.lows = 0
+
+    def __call__(self) -> int:
+        if self.left:
+            self.left -= 1
+            self.lows += 1
+            return 0
+        if self.rng.random() < self.p:
+            self.left = self.rng.randint(self.lo, self.hi) - 1
+            self.lows += 1
+            return 0
+        return 1
+
+
 async def stream_exchange(
     dut,
     payloads: list[int],
@@ -34,9 +80,15 @@ async def stream_exchange(
     rng: random.Random,
     in_stall: float = 0.0,
     out_stall: float = 0.0,
+    ready=None,
+    watch: StallWatch | None = None,
     max_cycles: int = 1_000_000,
 ):
-    """Push ``payloads`` (raw unsigned ints) into ``i``; collect ``n_out`` raw ``o`` payloads."""
+    """Push ``payloads`` (raw unsigned ints) into ``i``; collect ``n_out`` raw ``o`` payloads.
+    ``ready``: a callable giving ``o.ready`` each cycle (default: random, ``out_stall``);
+    ``watch``: the :class:`StallWatch` to use (default: a new one)."""
+    watch = StallWatch() if watch is None else watch
+    ready_fn = ready
     out: list[int] = []
     in_cycles: list[int] = []
     out_cycles: list[int] = []
@@ -49,14 +101,16 @@ async def stream_exchange(
             dut.i__payload.value = payloads[idx]
             holding = True
         dut.i__valid.value = int(holding)
-        ready = int(rng.random() >= out_stall)
+        ready = int(rng.random() >= out_stall) if ready_fn is None else ready_fn()
         dut.o__ready.value = ready
         await ReadOnly()
+        valid = int(dut.o__valid.value)
+        watch.observe(valid, ready, dut.o__payload.value if valid else 0)
         if holding and int(dut.i__ready.value):
             in_cycles.append(cycle)
             holding = False
             idx += 1
-        if ready and int(dut.o__valid.value):
+        if ready and valid:
             out.append(int(dut.o__payload.value))
             out_cycles.append(cycle)
         await RisingEdge(dut.clk)
