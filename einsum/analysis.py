@@ -8,12 +8,26 @@ applied once per output element. Every other operator is counted once per point,
 by action class (``add``, ``mul``, ``div``, ``exp``, ``max`` ...), and a ``max``/``min``
 reduction one ``max`` per point, a non-product sum one ``add`` per point.
 
+Indexed Einsums (:mod:`einsum.indexing`): ``argmax``/``argmin`` count one ``max`` per point,
+as ``max`` does; a gather is a read (free, like any access); a scatter-accumulate counts one
+``add`` per value it adds into its target; ``sort``/``argsort`` and ``topk``/``argtopk``
+count their operand's operators once per element of each fibre plus, per fibre of n
+elements, ``n ceil(lg n) - 2^ceil(lg n) + 1`` ``cmp`` (the worst case of a binary merge
+sort) and ``k (2n - k + 1) / 2`` ``cmp`` (k running-maximum scans), see
+:func:`einsum.indexing.ordering_comparisons`.
+
 Passes follow FuseMax (Nayak et al., MICRO 2024, Sec. III): the number of times a
 fibre of a rank must be traversed because a later Einsum iterating that rank needs a
 value that is complete only after a whole traversal (a reduction over the rank). They
 are counted per declared rank: a partitioned rank (P -> P1, P0) is traversed through
 its parts, and a recurrence over P1 carries running values within the same pass; an
 alias (``P: M``, a second index over M's extent) is a rank of its own.
+
+A gather ``K[IDX[g, j], e]`` is a pass over K's gathered rank P even where no index of P
+is iterated, and reads K at random: it comes after the pass that completed K (and IDX)
+over P. Each gathered element is ready once read, so the gather's output is as complete
+over P as its inputs. A scatter ``Y[IDX[t, k], d] += ..`` is a pass over Y's target rank
+X, and Y's rows are complete only after it: reading Y along X is the next pass.
 """
 
 from __future__ import annotations
@@ -26,7 +40,8 @@ import math
 
 from . import expr as E
 from .cascade import Cascade, Einsum
-from .ops import OPERATORS
+from .indexing import indirect_dims, ordering_comparisons
+from .ops import ARG_REDUCTIONS, OPERATORS
 from .ragged import last_chunk, masked_pairs, space_points, tensor_elements
 
 ACTIONS = ("mac", "add", "mul", "div", "exp", "max", "sqrt", "log", "gelu", "select", "cmp")
@@ -116,10 +131,15 @@ def op_counts(c: Cascade) -> dict[str, OpCounts]:
     """Operation counts of every Einsum, keyed by Einsum name."""
     out: dict[str, OpCounts] = {}
     for e in c.einsums:
+        if e.fibre_out is not None:
+            out[e.name] = _ordering_counts(c, e)
+            continue
         pts = _count_filter(c, e)
         nout = space_points(c, e.lhs_indices)
         ctr: Counter = Counter()
         red = set(e.reduced)
+        if e.scatter:  # each value accumulated into its target row: one add
+            ctr["add"] += nout if e.reduced else pts
         if e.reduce_op == "sum":
             facs = E.factors(e.stmt.rhs)
             inner = [(f, d) for f, d in facs if set(E.indices_in(f)) & red]
@@ -151,10 +171,26 @@ def op_counts(c: Cascade) -> dict[str, OpCounts]:
             ctr[k] += v * pts
         if e.reduce_op == "sum":
             ctr["add"] += pts
-        elif e.reduce_op in ("max", "min"):
-            ctr["max"] += pts
+        elif e.reduce_op in ("max", "min") or e.reduce_op in ARG_REDUCTIONS:
+            ctr["max"] += pts  # argmax/argmin: the same compare, keeping the position
         out[e.name] = OpCounts(pts, nout, dict(ctr))
     return out
+
+
+def _ordering_counts(c: Cascade, e: Einsum) -> OpCounts:
+    """``OUT[.., j] = sort(X[.., i], i, j)`` (argsort, topk, argtopk): X's operators once per
+    element of each fibre, plus :func:`einsum.indexing.ordering_comparisons` ``cmp`` per
+    fibre (one fibre per output element outside j)."""
+    op, i, j = e.fibre_out  # type: ignore[misc]
+    n, k = c.index_size(i), c.index_size(j)
+    fibres = space_points(c, [ix for ix in e.lhs_indices if ix != j])
+    ctr: Counter = Counter()
+    sub: Counter = Counter()
+    _ops_in(e.stmt.rhs.args[0], sub)  # type: ignore[union-attr]
+    for a, v in sub.items():
+        ctr[a] += v * fibres * n
+    ctr["cmp"] += fibres * ordering_comparisons(op, n, k)
+    return OpCounts(fibres * n, fibres * k, {a: v for a, v in ctr.items() if v})
 
 
 def totals(counts: Mapping[str, OpCounts]) -> dict[str, int]:
@@ -172,6 +208,8 @@ def pass_ranks(c: Cascade) -> list[str]:
     counted as its own rank. Ranks of the input tensors come first, in order of first
     appearance, then the others in declaration order."""
     iterated = {c.pass_rank(c.rank_of_index(ix).name) for e in c.einsums for ix in e.iter_indices}
+    for e in c.einsums:  # a gather or scatter traverses the rank it indexes
+        iterated |= {R for dims in indirect_dims(c, e) for _, _, R in dims}
     seen: dict[str, None] = {}
     for t in c.inputs:
         for r in c.tensors[t].ranks:
@@ -196,19 +234,25 @@ def einsum_passes(c: Cascade) -> dict[str, dict[str, int]]:
     stream: dict[str, dict[str, int]] = {t: {} for t in c.tensors}
     done: dict[str, dict[str, int]] = {t: {} for t in c.tensors}
     result: dict[str, dict[str, int]] = {}
+    scattered: dict[str, set[str]] = {t: set() for t in c.tensors}  # written at random over R
     order = [n for grp in c.schedule() for n in grp]
     for name in order:
         e = c.einsum(name)
         accs = E.accesses_in(e.stmt.rhs)
+        gathered, scatter_dims = indirect_dims(c, e)
+        indirect = {R for _, _, R in gathered + scatter_dims}
         per: dict[str, int] = {}
         for R in ranks:
-            it = any(rank_of_idx[ix] == R for ix in e.iter_indices)
+            it = R in indirect or any(rank_of_idx[ix] == R for ix in e.iter_indices)
             need = 1 if it else 0
             for a in accs:
                 info = c.tensors[a.tensor]
-                streams = any(c.pass_rank(info.ranks[d]) == R and
-                              any(rank_of_idx[ix] == R for ix in E.indices_in(s))
-                              for d, s in enumerate(a.subscripts))
+                # a gathered dimension (K[IDX[g, j], e]) and one a scatter wrote are read at
+                # random: the whole tensor must be complete first, as for a reduction
+                streams = R not in scattered[a.tensor] and any(
+                    c.pass_rank(info.ranks[d]) == R and not isinstance(s, E.Access) and
+                    any(rank_of_idx[ix] == R for ix in E.indices_in(s))
+                    for d, s in enumerate(a.subscripts))
                 if streams:
                     need = max(need, stream[a.tensor].get(R, 0), done[a.tensor].get(R, 0)
                                if not stream[a.tensor].get(R) else 0)
@@ -223,7 +267,17 @@ def einsum_passes(c: Cascade) -> dict[str, dict[str, int]]:
                 need = max(need, 1) + 1
             per[R] = need
             keeps = any(rank_of_idx[ix] == R for ix in e.lhs_indices)
-            if it and keeps:
+            if any(R == r for _, _, r in scatter_dims):
+                scattered[e.output].add(R)
+                keeps = False  # its rows are complete only after the whole scatter
+            if any(R == r for _, _, r in gathered) and not any(rank_of_idx[ix] == R
+                                                             for ix in e.iter_indices):
+                # only gathered over R: each gathered element is ready once its row is read,
+                # so the output is as complete over R as what the gather read
+                dep = max((done[a.tensor].get(R, 0) or stream[a.tensor].get(R, 0) for a in accs),
+                          default=0)
+                done[e.output][R] = max(done[e.output].get(R, 0), dep)
+            elif it and keeps:
                 stream[e.output][R] = max(stream[e.output].get(R, 0), need)
                 done[e.output][R] = max(done[e.output].get(R, 0), need)
             else:

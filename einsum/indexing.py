@@ -133,6 +133,37 @@ def check_fibre_out(st: E.Statement, call: E.Call, lhs_idx: list[str],
     return op, i.name, j.name
 
 
+def indirect_dims(c: Cascade, e: Einsum) -> tuple[list[tuple[str, int, str]], list[tuple[str, int, str]]]:
+    """The Einsum's indirect accesses as (tensor, dimension, pass rank) triples: the gathered
+    dimensions of the tensors it reads (``K[IDX[g, j], e]``: (K, 0, P)) and, for a scatter,
+    the dimensions of its target written through an index tensor."""
+    gathered = [(a.tensor, d, c.pass_rank(c.tensors[a.tensor].ranks[d]))
+                for a in E.accesses_in(e.stmt.rhs) for d, _ in E.gathers(a)]
+    scattered = [(e.output, d, c.pass_rank(c.tensors[e.output].ranks[d]))
+                 for d, _ in E.gathers(e.stmt.lhs)] if e.scatter else []
+    return gathered, scattered
+
+
+def ordering_comparisons(op: str, n: int, k: int) -> int:
+    """Comparisons of one fibre of ``n`` elements (``k``: the size of the output index):
+
+    * ``sort``/``argsort``: the worst case of a binary merge sort,
+      ``n ceil(lg n) - 2^ceil(lg n) + 1`` (Knuth, TAOCP vol. 3, 5.2.4; 0 for n <= 1);
+    * ``topk``/``argtopk``: ``k`` running-maximum scans over the elements not yet chosen,
+      each starting from -inf as a ``max`` reduction does (one comparison per element
+      scanned): ``n + (n - 1) + ... + (n - k + 1) = k (2n - k + 1) / 2``, so ``topk`` with
+      k = 1 costs what ``argmax`` does.
+    """
+    if op in ("sort", "argsort"):
+        if n <= 1:
+            return 0
+        lg = (n - 1).bit_length()  # ceil(log2 n)
+        return n * lg - (1 << lg) + 1
+    if op in ("topk", "argtopk"):
+        return k * (2 * n - k + 1) // 2
+    raise ValueError(op)
+
+
 # -- the reference -------------------------------------------------------------------
 def check_index_inputs(c: Cascade, env: Mapping[str, np.ndarray]) -> None:
     """Every index input holds integers inside its declared range; otherwise an

@@ -56,16 +56,19 @@ LIBRARY_PASSES = {
     # the key alias S is 2-pass; d is reduced (1) then produced by the output projection (2);
     # e is reduced by Q.K (1) then produced by SN*V (2)
     "mha": {"T": 2, "D": 2, "NH": 1, "E": 2, "S": 2},
-    # window, global keys and the global rows' keys: each a 2-pass softmax (max, then exp/sum)
-    "longformer": {"M": 1, "E": 1, "F": 1, "G": 2, "P": 2, "W": 2, "H": 1},
+    # window, global keys and the global rows' keys: each a 2-pass softmax (max, then exp/sum);
+    # the global rows are scattered into M (1) and the output reads them back (M 2)
+    "longformer": {"M": 2, "E": 1, "F": 1, "G": 2, "P": 2, "W": 2, "H": 1},
     # fc1 reduces d (1), fc2 produces d (2)
     "mlp": {"T": 1, "D": 2, "H": 1},
     # logits over x (1); top-k compares each x with every logit (2) and the masked exp/sum
     # with it (2); the scores divide by that sum (3); the comparison index Y runs once
     "moe": {"T": 1, "D": 2, "X": 3, "H": 1, "Y": 1},
     # the gate reads d (1), the slots gather it again (2), fc2 produces it (3); softmax over
-    # the K kept logits is 3-pass; Edge-MoE's order exponentiates all X after the max (2)
-    "moe-topk": {"T": 1, "D": 3, "X": 2, "H": 1, "K": 3, "S": 1, "J": 1, "U": 1},
+    # the K kept logits is 3-pass; Edge-MoE's order exponentiates all X after the max (2) and
+    # the expert weights are gathered over X after that (3); the gate's pass over the tokens,
+    # then the dispatch gather and combine scatter (T 2); slots sorted, then gathered (S 2)
+    "moe-topk": {"T": 2, "D": 3, "X": 3, "H": 1, "K": 3, "S": 2, "J": 1, "U": 1},
     # the window softmax over kw (ky, kx) is max (1) then exp/sum/SN*V (2)
     "neighborhood-1d": {"L": 1, "E": 1, "F": 1, "KW": 2},
     "neighborhood-2d": {"H": 1, "W": 1, "E": 1, "F": 1, "KY": 2, "KX": 2},
@@ -73,8 +76,9 @@ LIBRARY_PASSES = {
     "performer": {"M": 1, "E": 1, "P": 1, "F": 1, "R": 1},
     "performer-causal": {"M": 1, "E": 1, "P": 1, "F": 1, "R": 1},
     # hashing precedes the sort (M 1), the sorted pass attends and unsorts (M 2); |q| then
-    # q/|q| (E 2); all rounds' buckets (N 1) before the N_ij-weighted sums and weights (N 2)
-    "reformer": {"M": 2, "E": 2, "F": 1, "N": 2, "B2": 1, "S": 1, "Z": 1, "B": 1, "W": 2},
+    # q/|q| (E 2); all rounds' buckets (N 1) before the N_ij-weighted sums and weights (N 2);
+    # the sorted rows' results are gathered back through the inverse order (S 2)
+    "reformer": {"M": 2, "E": 2, "F": 1, "N": 2, "B2": 1, "S": 2, "Z": 1, "B": 1, "W": 2},
     # no softmax: scores, decay and the sum over keys p (an alias of M) in one pass
     "retention": {"M": 1, "E": 1, "P": 1, "F": 1},
     # chunks m1 stream once (the state R is a recurrence); keys p0 of a chunk are read once

@@ -159,8 +159,11 @@ def test_pass_counts():
 # K: the max of the K kept logits, their exponentials and sum, then the division (a
 # 3-pass softmax over K); X: the gate's logits, then (Edge-MoE's order) their softmax
 # over all X after the max; D: the gate reads IN, the slots gather its rows again for
-# fc1, and fc2's D outputs need all of fc1's H
-PASSES = {"T": 1, "D": 3, "X": 2, "H": 1, "K": 3, "S": 1, "J": 1, "U": 1}
+# fc1, and fc2's D outputs need all of fc1's H; T: the gate's pass over the tokens, then
+# the dispatch gather IN[TOK[j], d] and the combine scatter (2); X: the expert weights are
+# gathered (W1[EX[j], d, h]) after Edge-MoE's softmax over X (3); S: the slots are sorted
+# by expert, then gathered in that order (2) (a gather is a pass over the rank it reads)
+PASSES = {"T": 2, "D": 3, "X": 3, "H": 1, "K": 3, "S": 2, "J": 1, "U": 1}
 
 
 def test_cites_its_sources():

@@ -162,8 +162,9 @@ def test_pass_counts():
 # M: every bucket is known before the sort (hashing pass), then the sorted pass attends
 # and returns to token order; E: |q_j| before k_j = q_j / |q_j|; N: all rounds' buckets
 # (and the max over rounds) before any round's N_ij-weighted sums and the weighting;
-# W: the window's max, then its exponentials (2-pass softmax)
-PASSES = {"M": 2, "E": 2, "F": 1, "N": 2, "B2": 1, "S": 1, "Z": 1, "B": 1, "W": 2}
+# W: the window's max, then its exponentials (2-pass softmax); S: the sorted pass, then its
+# results gathered back through the inverse order (2: a gather is a pass over its rank)
+PASSES = {"M": 2, "E": 2, "F": 1, "N": 2, "B2": 1, "S": 2, "Z": 1, "B": 1, "W": 2}
 
 
 def test_cites_its_source():
