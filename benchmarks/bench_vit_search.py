@@ -8,7 +8,10 @@ temporary folder (target: under 20 s on 2 cores). The run searches the distinct 
 every core (einarray/search_cache.py); wall and CPU (user + system, all processes) time are
 recorded, and the load average, since wall time on a shared machine includes waiting for a
 core. A second, in-process run of the same config on one process gives the time per layer
-and how many layers reused an identical layer's search.
+and how many layers reused an identical layer's search. With ``--profile`` that run is
+profiled (cProfile, so slower) and the JSON says where the search's time goes: the
+simulator (sim/), the closed-form ranking (einarray/analytic.py), mapping validation
+(mapping/) and the search itself (einarray/search/), as shares of the profiled time.
 """
 
 from __future__ import annotations
@@ -43,9 +46,43 @@ def config(d: Path, budget: int) -> Path:
     return p
 
 
-def per_layer(cfg: Path) -> dict:
+SHARES = {"simulator (sim/)": "/sim/", "closed-form ranking (einarray/analytic.py)": "/einarray/analytic.py",
+          "mapping validation (mapping/)": "/mapping/", "search (einarray/search/)": "/einarray/search/"}
+
+
+def shares(stats) -> dict[str, float]:
+    """Share of the profiled time spent inside each part (own time of its functions and of
+    what they call outside the other parts, e.g. Fraction arithmetic in the simulator)."""
+    import pstats
+
+    st = pstats.Stats(stats)
+    total = max(st.total_tt, 1e-9)
+    own = {k: 0.0 for k in SHARES}
+    # attribute each function's own time to the nearest listed part up its call chain
+    callers = {f: v[4] for f, v in st.stats.items()}
+    part_of: dict = {}
+
+    def part(f, depth=0):
+        if f in part_of:
+            return part_of[f]
+        part_of[f] = None  # cycles
+        hit = next((k for k, s in SHARES.items() if s in f[0]), None)
+        if hit is None and depth < 40:
+            best = max(callers.get(f, {}).items(), key=lambda kv: kv[1][3], default=None)
+            hit = part(best[0], depth + 1) if best else None
+        part_of[f] = hit
+        return hit
+
+    for f, v in st.stats.items():
+        k = part(f)
+        if k is not None:
+            own[k] += v[2]
+    return {k: round(x / total, 3) for k, x in own.items()}
+
+
+def per_layer(cfg: Path, profile: bool = False) -> dict:
     """Seconds per layer (search + simulation) of an in-process run on one process, and the
-    cache's counts."""
+    cache's counts (with ``profile``: where the time goes, :func:`shares`)."""
     from einarray import flow, search_cache
 
     search_cache.clear()
@@ -73,16 +110,26 @@ def per_layer(cfg: Path) -> dict:
         return out
 
     flow.search_layer = timed_search
+    prof = None
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
     try:
         t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if prof is not None:
+                prof.enable()
             res = flow.run(spec, progress=False, simulate=timed_sim)
+            if prof is not None:
+                prof.disable()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         flow.search_layer = real_search
         search_cache.prefetch = real_prefetch
-    return {"wall_s": wall, "cpu_s": cpu, "layers": times, "cache": search_cache.stats(),
+    extra = {"profiled": True, "time_shares": shares(prof)} if prof is not None else {"profiled": False}
+    return {"wall_s": wall, "cpu_s": cpu, **extra, "layers": times, "cache": search_cache.stats(),
             "latency_s": res["latency_s"], "cycles": res["cycles"],
             "mapping_origins": sorted({l["mapping_origin"] for l in res["layers"]})}
 
@@ -92,6 +139,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=400)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "vit_search.json"))
     ap.add_argument("--no-breakdown", action="store_true", help="skip the in-process per-layer run")
+    ap.add_argument("--profile", action="store_true", help="profile the in-process run (slower): time shares")
     args = ap.parse_args(argv)
     res: dict = {"host": {"python": sys.version.split()[0], "machine": platform.machine(),
                           "cpus": os.cpu_count(), "load_average_before": os.getloadavg()},
@@ -108,7 +156,7 @@ def main(argv=None) -> int:
         print("einarray run:", json.dumps(res["einarray_run"]), flush=True)
         if not args.no_breakdown:
             with contextlib.redirect_stdout(io.StringIO()):
-                res["in_process"] = per_layer(cfg)
+                res["in_process"] = per_layer(cfg, profile=args.profile)
             print("in process:", json.dumps({k: v for k, v in res["in_process"].items() if k != "layers"}),
                   flush=True)
     res["host"]["load_average_after"] = os.getloadavg()

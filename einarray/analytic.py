@@ -73,9 +73,14 @@ def _tensor_indices(e, t: str) -> set[str]:
 
 
 def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, em: EinsumMap,
-             loops: tuple[Loop, ...]) -> tuple[Fraction, float] | None:
+             loops: tuple[Loop, ...], memo: dict | None = None) -> tuple[Fraction, float] | None:
     """(cycles, energy in pJ including leakage) of Einsum ``em.name`` alone in a group with
-    tile loops ``loops`` (outermost first), or None when the model does not apply."""
+    tile loops ``loops`` (outermost first), or None when the model does not apply.
+
+    ``memo``: a dict kept across calls on the same cascade and arch (as
+    :func:`rank_candidates` does) for the cost of a tile step, which depends on the
+    Einsum's mapping, the tile's extents and whether it continues an output tile, not on
+    the loop order."""
     e = c.einsum(em.name)
     oc = counts[em.name]
     if em.free or not oc.points:
@@ -137,13 +142,20 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
         ext = {lp.rank: x for lp, (x, _, _) in zip(loops, combo)}
         n = math.prod(k for _, k, _ in combo)
         cont = any(not last for i, (_, _, last) in enumerate(combo) if i in chain)
-        cyc, br, bw, rr, rw = tile_cost(ext, cont)
-        floor = max(Fraction(br) / gb.read_bw, Fraction(bw) / gb.write_bw)
-        for i, lv in enumerate(levels[2:], start=2):
-            inner = i == len(levels) - 1
-            floor = max(floor, Fraction(bw + (rr if inner else 0)) / lv.read_bw,
-                        Fraction(br + (rw if inner else 0)) / lv.write_bw)
-        comp += n * max(cyc, floor)
+        key = (em, tuple(sorted(ext.items())), cont)
+        hit = memo.get(key) if memo is not None else None
+        if hit is None:
+            cyc, br, bw, rr, rw = tile_cost(ext, cont)
+            floor = max(Fraction(br) / gb.read_bw, Fraction(bw) / gb.write_bw)
+            for i, lv in enumerate(levels[2:], start=2):
+                inner = i == len(levels) - 1
+                floor = max(floor, Fraction(bw + (rr if inner else 0)) / lv.read_bw,
+                            Fraction(br + (rw if inner else 0)) / lv.write_bw)
+            hit = (max(cyc, floor), br, bw, rr, rw)
+            if memo is not None:
+                memo[key] = hit
+        step, br, bw, rr, rw = hit
+        comp += n * step
         buf_r += n * br
         buf_w += n * bw
         rf_r += n * rr
@@ -212,7 +224,7 @@ def rank_candidates(s: "Searcher", seg: "Segment") -> list[tuple] | None:
     n = members[0]
     cap = s.buf.capacity_words
     scored = []
-    leak = s.arch.leakage_pj_per_cycle
+    memo: dict = {}
     for ch in itertools.product(*[range(len(d.values)) for d in seg.dims]):
         einsums, g = s.emit(seg, ch)
         if g.get("hold"):
@@ -222,7 +234,7 @@ def rank_candidates(s: "Searcher", seg: "Segment") -> list[tuple] | None:
             continue
         em = s._emaps(einsums)[n]
         loops = tuple(Loop(r, tiles.get(r, s.c.ranks[r].size), s.c.ranks[r].size) for r in g.get("loop_order", []))
-        est = estimate(s.c, s.arch, s.counts, s.cfg.instances, em, loops)
+        est = estimate(s.c, s.arch, s.counts, s.cfg.instances, em, loops, memo)
         if est is None:
             return None
         cyc, energy = est

@@ -358,16 +358,17 @@ def _search_section(sections: Sections, model: bool) -> tuple[Any, Source, YPath
 
 
 def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath], *,
-                 progress: Any = None) -> LayerSpec:
+                 progress: Any = None, lines: bool = False) -> LayerSpec:
     """The layer with the mapping found by ``einarray search`` (see einarray/search/);
-    ``progress``: a running rich Progress to show the search's evaluations on, or None.
+    ``progress``: a running rich Progress to show the search's evaluations on, or None;
+    ``lines``: say a search that ran here in one plain line on stderr (no terminal).
     An identical layer searched before in this process reuses its mapping
     (:mod:`einarray.search_cache`)."""
     from dataclasses import replace
 
     from mapping.spec import mapping_from_data
 
-    from .progress import Bar
+    from .progress import Bar, line
     from .search import search
     from .search.constraints import SearchProblem, parse_search_section
     from .search_cache import searched_mapping
@@ -382,8 +383,11 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath], *,
         # seeded with the derived default, so a small budget never does worse than not searching
         seeded = derive_default(cfg)[0] if cfg.mapping_origin == "default" else cfg
         with Bar(progress or False, f"  search of {lay.name}", settings.budget) as sbar:
-            return search(SearchProblem(seeded, settings, mapping_section(seeded) if seeded is not cfg else None,
-                                        cfg.source or ""), progress=sbar.count).mapping
+            res = search(SearchProblem(seeded, settings, mapping_section(seeded) if seeded is not cfg else None,
+                                       cfg.source or ""), progress=sbar.count, full_results=False)
+        if lines:
+            line(f"search of {lay.name}: {res.evaluations} candidates simulated in {res.seconds:.1f} s")
+        return res.mapping
 
     found = searched_mapping(cfg, sec, find)  # identical layers are searched once
     msrc = Source(f"search of {lay.name}")
@@ -411,7 +415,7 @@ def run(spec: RunSpec, *, progress: Any = True,
 
     ``progress``: True for a bar of layers on the terminal (:mod:`einarray.progress`), False
     for none, or a running rich Progress to show the layers on."""
-    from .progress import Bar
+    from .progress import Bar, plain_lines
 
     if simulate is None:
         from sim.results import simulate as simulate  # noqa: PLW0127
@@ -424,7 +428,8 @@ def run(spec: RunSpec, *, progress: Any = True,
         for lay in spec.layers:
             if spec.search is not None:
                 bar.describe(f"searching a mapping for {lay.name}")
-                lay = search_layer(lay, spec.search, progress=bar.progress)
+                lay = search_layer(lay, spec.search, progress=bar.progress,
+                                   lines=bar.progress is None and plain_lines(progress))
             elif lay.config.mapping_origin == "default":
                 bar.describe(f"deriving the default mapping of {lay.name}")
                 lay = default_layer(lay)

@@ -148,7 +148,7 @@ def prefetch(layers: Sequence[Any], section: tuple[Any, Any, Any], *, jobs: int 
     from .progress import Bar
 
     ctx = multiprocessing.get_context("fork")
-    shown = Bar(progress, f"searching {len(todo)} distinct layers on {jobs} processes", len(todo))
+    shown = Bar(progress, f"searching {len(todo)} distinct layers on {jobs} processes", len(todo), lines=True)
     queue = ctx.SimpleQueue() if shown.progress is not None else None
     _job = (layers, section, queue)
     done = 0
@@ -170,7 +170,7 @@ def prefetch(layers: Sequence[Any], section: tuple[Any, Any, Any], *, jobs: int 
                         _keep(key, mapping)
                         _prefetched.add(key)
                         done += 1
-                    bar.advance()
+                    bar.advance(item=layers[todo[key]].name)
             finally:
                 if reader is not None:
                     queue.put(None)

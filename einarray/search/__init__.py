@@ -179,9 +179,13 @@ def mapping_yaml(section: Mapping[str, Any], header: str | None = None) -> str:
 
 
 def search(problem: SearchProblem, *, progress: Callable[[int, int], None] | None = None,
-           use_analytic: bool = True) -> SearchResult:
-    """Run the search; raises ConfigError when no legal mapping satisfies the constraints."""
-    return Searcher(problem, progress=progress, use_analytic=use_analytic).run()
+           use_analytic: bool = True, full_results: bool = True) -> SearchResult:
+    """Run the search; raises ConfigError when no legal mapping satisfies the constraints.
+
+    ``full_results=False`` simulates in full only the best mapping: the result's ``pareto``
+    holds just that one and ``hand_result`` is None (what a run needs of a layer's search:
+    its mapping; the search's own report shows the Pareto points)."""
+    return Searcher(problem, progress=progress, use_analytic=use_analytic, full_results=full_results).run()
 
 
 __all__ = ["OBJECTIVES", "SearchSettings", "SearchProblem", "SearchResult", "Constraints", "Searcher", "Cand",

@@ -46,9 +46,10 @@ class Searcher(CandidateModel):
     """The search over one :class:`~.constraints.SearchProblem` (see :mod:`einarray.search`)."""
 
     def __init__(self, problem: SearchProblem, *, progress: Callable[[int, int], None] | None = None,
-                 use_analytic: bool = True):
+                 use_analytic: bool = True, full_results: bool = True):
         super().__init__(problem, progress=progress)
         self.use_analytic = use_analytic
+        self.full_results = full_results
         self.exhaustive = False
         self.cloud: list[tuple[float, float]] = []  # (latency s, energy pJ) of combined mappings
 
@@ -338,7 +339,7 @@ class Searcher(CandidateModel):
         if best is None:
             raise self._blame(self.last_illegal or "every candidate is illegal")
         checked = []
-        for p in sorted(front, key=lambda p: p[0])[:40]:
+        for p in sorted(front, key=lambda p: p[0])[:40] if self.full_results else []:
             if p is best:
                 checked.append((p, bsec, bres))
                 continue
@@ -352,7 +353,7 @@ class Searcher(CandidateModel):
             checked.append((best, bsec, bres))
             checked.sort(key=lambda x: x[0][0])
         hand = None
-        if self.problem.hand_mapping is not None:
+        if self.problem.hand_mapping is not None and self.full_results:
             hand = simulate(self.cfg)
         return SearchResult(
             objective=self.s.objective, budget=self.s.budget, seed=self.s.seed,
