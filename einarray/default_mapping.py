@@ -50,7 +50,7 @@ from einsum.errors import ConfigError
 from einsum.expr import accesses_in
 from einsum.yamlsrc import Source
 from mapping.dump import mapping_to_data
-from mapping.spec import Config, mapping_from_data, recurrences
+from mapping.spec import Config, is_free, mapping_from_data, recurrences
 
 __all__ = ["DefaultChoice", "derive_default", "describe", "mapping_policy"]
 
@@ -290,6 +290,8 @@ def derive_default(cfg: Config) -> tuple[Config, DefaultChoice | None]:
     Einsums computes (nothing to fuse)."""
     if cfg.mapping_origin != "default":
         return cfg, None
+    if sum(not is_free(e, cfg.counts[e.name]) for e in cfg.cascade.einsums) <= 1:
+        return cfg, None  # (before importing the search: a GEMM's start-up pays for none of it)
     from sim.results import simulate
 
     from .search.constraints import SearchProblem, SearchSettings
@@ -298,8 +300,6 @@ def derive_default(cfg: Config) -> tuple[Config, DefaultChoice | None]:
 
     s = Searcher(SearchProblem(cfg, SearchSettings(objective="latency", budget=10**9), None,
                                cfg.source or ""), use_analytic=False)
-    if sum(not f for f in s.free.values()) <= 1:
-        return cfg, None
     base = simulate(cfg)
     base_cycles = int(base["cycles"])
     groups0 = len(cfg.mapping.groups)
