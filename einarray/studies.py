@@ -47,6 +47,17 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("linear-causal", {"variant": "linear-causal"}),
     ("sliding-window-w64", {"variant": "sliding-window-causal", "window": 64}),
     ("gqa-kv4", {"variant": "gqa", "kv_heads": 4}),  # 12 query heads share 4 K/V heads
+    # the class token is the one global token; w = 64: 32 keys on each side
+    ("longformer-w64-g1", {"variant": "longformer", "window": 64, "global_tokens": 1}),
+    # buckets 2 * ceil(tokens / chunk): 8 at 197 tokens, 128 at 4096
+    ("reformer-c64-r2", {"variant": "reformer", "chunk": 64, "rounds": 2}),
+]
+# the MoE layer of M^3ViT (workload.moe, models.moe): dense-masked, or top-k dispatch in
+# either gating order
+MOE_VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("moe-dense", "moe", {}),
+    ("moe-topk-m3vit", "moe-topk", {"gating": "m3vit"}),
+    ("moe-topk-edge-moe", "moe-topk", {"gating": "edge-moe"}),
 ]
 SIZES = [(224, None), (1024, 64)]  # image px, patch grid side when overriding tokens
 ARCHS = ["fusemax", "zcu102-edge-moe"]
@@ -79,8 +90,9 @@ SEARCH = {"objective": "latency", "budget": 60, "seed": 1}
 
 
 def _core_name(spec: Any) -> str:
-    return next(l.name for l in spec.layers if l.name.startswith("attention.")
-                and l.name not in ("attention.qkv", "attention.proj"))
+    """The attention core: the split layer that is not a projection GEMM (QKV, output, and
+    Longformer's global projections)."""
+    return next(l.name for l in spec.layers if l.name.startswith("attention.") and l.cascade != "gemm")
 
 
 def _search_core(spec: Any) -> dict[str, Any]:
@@ -131,7 +143,8 @@ def attention_variants(progress: bool = False, *, search: bool = False,
                 core_res = next(l for l in res["layers"] if l["name"] == core.name)
                 c = core.config.cascade
                 rows.append({
-                    "image_px": px, "tokens": c.ranks[next(iter(c.tensors["Q"].ranks))].size
+                    "image_px": px,
+                    "tokens": c.ranks[next(iter(c.tensors["Q" if "Q" in c.tensors else "QK"].ranks))].size
                     if core.cascade not in ("halo", "neighborhood-2d") else
                     c.ranks["H"].size * c.ranks["W"].size,
                     "arch": arch, "variant": label, "cascade": core.cascade,
@@ -149,10 +162,41 @@ def attention_variants(progress: bool = False, *, search: bool = False,
                 })
                 if progress:
                     print(f"  {px}px {arch} {label}: {res['latency_s'] * 1e3:.4g} ms", file=sys.stderr)
-    out = {"study": "attention-variants", "model": "vit-base", "rows": rows}
+    out = {"study": "attention-variants", "model": "vit-base", "rows": rows, "moe_rows": _moe_rows(sim)}
     if found:
         out["_mappings"] = found
     return out
+
+
+def _moe_rows(sim: Callable[[Config], dict]) -> list[dict[str, Any]]:
+    """M^3ViT with its MoE layers computed each way of MOE_VARIANTS, on both archs; the
+    other layers are the preset's (default mappings)."""
+    from models import load_model
+    from models.moe import swap_moe
+
+    from .flow import RunSpec, aggregate
+
+    model = load_model("m3vit")
+    rows = []
+    for arch in ARCHS:
+        base_spec, _ = _layer("x", "gemm", {"M": 1, "N": 1, "K": 1}, 1, arch=arch)
+        for label, variant, opts in MOE_VARIANTS:
+            layers = []
+            for lay in model["layers"]:
+                if lay["cascade"] == "moe":
+                    lay = swap_moe(lay, variant, opts)
+                layers.append(_layer(lay["name"], lay["cascade"], dict(lay["ranks"]), lay["repeat"],
+                                     arch=arch, params=dict(lay["params"]))[1])
+            spec = RunSpec(name="m3vit", source="einarray.studies", description=model["description"],
+                           arch=base_spec.arch, layers=tuple(layers), batch=1, report=base_spec.report,
+                           workload={"model": "m3vit", "moe": variant, "moe_options": opts})
+            res = aggregate(spec, [(l, sim(l.config)) for l in layers])
+            moe = next(l for l in res["layers"] if l["name"] == "moe")
+            rows.append({"arch": arch, "variant": label, "cascade": moe["cascade"],
+                         "gating": opts.get("gating", "m3vit"), "latency_s": res["latency_s"],
+                         "energy_pj": res["energy_pj"]["total"], "moe_latency_s": moe["latency_s"],
+                         "moe_energy_pj": moe["energy_pj"], "moe_macs": moe["macs"]})
+    return rows
 
 
 def _stored_mappings(name: str) -> dict[str, Any] | None:
@@ -200,8 +244,65 @@ def attention_variants_markdown(data: dict[str, Any]) -> str:
                            f"{_fmt_ms(r['attention_latency_s'])} | {r['attention_energy_pj'] * 1e-9:.4g} | "
                            f"{r['attention_core_macs']:.3g} | {r['util_2d']:.3f} | {r['util_1d']:.3f} |")
             out.append("")
-    out += ["## Reading", ""] + _reading(rows) + ["", "![latency](latency.png)", "", "![energy](energy.png)", ""]
+    out += _moe_markdown(data.get("moe_rows", []))
+    out += ["## Reading", ""] + _reading(rows) + _reading_sparse(rows, data.get("moe_rows", [])) + ["", "![latency](latency.png)", "", "![energy](energy.png)", ""]
     return "\n".join(out)
+
+
+def _reading_sparse(rows: list[dict[str, Any]], moe_rows: list[dict[str, Any]]) -> list[str]:
+    """Notes on the data-dependent variants (Longformer, Reformer, top-k MoE), from the rows."""
+    by = {(r["image_px"], r["arch"], r["variant"]): r for r in rows}
+    px = SIZES[-1][0]
+    lines = []
+    if all((px, a, v) in by for a in ARCHS for v in ("softmax-3pass", "longformer-w64-g1", "reformer-c64-r2")):
+        sp = {(a, v): by[(px, a, "softmax-3pass")]["latency_s"] / by[(px, a, v)]["latency_s"]
+              for a in ARCHS for v in ("longformer-w64-g1", "reformer-c64-r2")}
+        lines.append(
+            f"- At {px} px `longformer-w64-g1` (a 64-key window plus one global token, with the global "
+            f"Q/K/V projections) runs the model {sp[(ARCHS[0], 'longformer-w64-g1')]:.3g}x "
+            f"faster than 3-pass attention on {ARCHS[0]} and {sp[(ARCHS[1], 'longformer-w64-g1')]:.3g}x on "
+            f"{ARCHS[1]}; `reformer-c64-r2` (2 hash rounds, chunks of 64, 128 buckets) "
+            f"{sp[(ARCHS[0], 'reformer-c64-r2')]:.3g}x and {sp[(ARCHS[1], 'reformer-c64-r2')]:.3g}x. The "
+            "Reformer gathers every query's keys and values (twice the chunk, in each round), adds E x B/2 "
+            "rotation MACs per token and round (64 x 64 at 128 buckets), and its two argsorts per round "
+            "are counted as size^2 comparisons (the language's cost of a sort), so its O(M log M) "
+            "attention is costed above what a sorting network would need.")
+    if moe_rows:
+        for arch in ARCHS:
+            rs = {r["variant"]: r for r in moe_rows if r["arch"] == arch}
+            d, t = rs["moe-dense"], rs["moe-topk-m3vit"]
+            lines.append(
+                f"- M^3ViT on {arch}: top-k dispatch does {t['moe_macs'] / d['moe_macs']:.4f} of the dense-masked "
+                f"MoE layers' MACs (the expert MLPs exactly 2/16; the gate GEMM is shared) and makes them "
+                f"{d['moe_latency_s'] / t['moe_latency_s']:.3g}x faster (the model "
+                f"{d['latency_s'] / t['latency_s']:.3g}x); the two gating orders cost the same to within the "
+                "softmax over all 16 experts that only Edge-MoE's order computes.")
+    return lines
+
+
+def _moe_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    out = ["## MoE layer of M^3ViT (`workload.moe`)", "",
+           "M^3ViT (129 tokens, D = 192, 16 experts, top-2, expert hidden 384; 6 MoE blocks) with its MoE "
+           "layers computed dense-masked (`moe`: every expert on every token, unselected experts scored 0) or "
+           "with top-k dispatch (`moe-topk`: tokens gathered per expert, expert MLPs on them only, "
+           "scatter-accumulate) in each gating order: `m3vit` (top-k of the logits, softmax over the k kept) or "
+           "`edge-moe` (softmax over all experts, top-k probabilities, not renormalised). Default mappings; "
+           "`MoE MACs` are the six MoE layers' counted MACs.", ""]
+    for arch in ARCHS:
+        rs = [r for r in rows if r["arch"] == arch]
+        dense = next(r for r in rs if r["cascade"] == "moe")
+        out += [f"### M^3ViT on {arch}", "",
+                "| MoE variant | gating | latency (ms) | energy (mJ) | MoE latency (ms) | MoE energy (mJ) | "
+                "MoE MACs | MACs vs dense | MoE faster than dense |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in rs:
+            out.append(f"| {r['variant']} | {r['gating']} | {_fmt_ms(r['latency_s'])} | {r['energy_pj'] * 1e-9:.4g} | "
+                       f"{_fmt_ms(r['moe_latency_s'])} | {r['moe_energy_pj'] * 1e-9:.4g} | {r['moe_macs']:.4g} | "
+                       f"{r['moe_macs'] / dense['moe_macs']:.4f} | "
+                       f"{dense['moe_latency_s'] / r['moe_latency_s']:.3g}x |")
+        out.append("")
+    return out
 
 
 def _reading(rows: list[dict[str, Any]]) -> list[str]:

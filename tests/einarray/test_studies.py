@@ -60,3 +60,21 @@ def test_committed_results_carry_no_times(name):
     assert not re.search(r"\d{4}-\d{2}-\d{2}", text)
     readme = (studies.REPORTS / name / "README.md").read_text()
     assert not re.search(r"\d{4}-\d{2}-\d{2}|simulations in [\d.]+ s", readme)
+
+
+def test_attention_variant_study_moe_rows():
+    """M^3ViT's six MoE layers: the gate GEMM (T D X), the experts 2 T K D H with top-k
+    dispatch against 2 T X D H plus the T X D score-weighted sum dense-masked."""
+    data = json.loads((studies.REPORTS / "attention-variants" / "results.json").read_text())
+    T, D, X, H, K = 129, 192, 16, 384, 2
+    want = {"moe": 6 * (T * D * X + 2 * T * X * D * H + T * X * D),
+            "moe-topk": 6 * (T * D * X + 2 * T * K * D * H)}
+    rows = data["moe_rows"]
+    assert len(rows) == len(studies.MOE_VARIANTS) * len(studies.ARCHS)
+    for r in rows:
+        assert r["moe_macs"] == want[r["cascade"]]
+        assert r["moe_latency_s"] < r["latency_s"]
+    for arch in studies.ARCHS:
+        by = {r["variant"]: r for r in rows if r["arch"] == arch}
+        assert by["moe-topk-m3vit"]["moe_latency_s"] < by["moe-dense"]["moe_latency_s"] / 2
+        assert by["moe-topk-edge-moe"]["gating"] == "edge-moe"
