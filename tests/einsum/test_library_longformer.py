@@ -117,3 +117,16 @@ PASSES = {"M": 2, "E": 1, "F": 1, "G": 2, "P": 2, "W": 2, "H": 1}
 def test_cites_its_source():
     desc = " ".join(load_cascade("longformer").description.split())
     assert "Beltagy" in desc and "2020" in desc
+
+
+def test_einarray_eval_takes_the_shapes_from_the_inputs(tmp_path):
+    """``einarray eval``: M, E, F and G from the arrays (R given) match the reference."""
+    from einarray.cli import main
+
+    x = _case(7, 41, 6, 5)
+    gi = [2, 40, 19]
+    np.savez(tmp_path / "in.npz", GI=np.array(gi, dtype=float), **x)
+    assert main(["eval", "longformer", "-i", str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.npz"),
+                 "--rank", "R=4", "--param", "dil=2", "--param", "scale=0.4"]) == 0
+    got = np.load(tmp_path / "out.npz")["AV"]
+    assert float(np.max(np.abs(got - _longformer_reference(x, gi, 4, 2, 0.4)))) <= TOL

@@ -169,3 +169,19 @@ PASSES = {"T": 2, "D": 3, "X": 3, "H": 1, "K": 3, "S": 2, "J": 1, "U": 1}
 def test_cites_its_sources():
     desc = " ".join(load_cascade("moe-topk").description.split())
     assert "M^3ViT" in desc and "Edge-MoE" in desc and "2022" in desc and "2023" in desc
+
+
+@pytest.mark.parametrize("order", list(ORDERS))
+def test_einarray_eval_takes_the_shapes_from_the_inputs(tmp_path, order):
+    """``einarray eval`` on odd shapes (T, D, X, H from the arrays; K given) matches the
+    reference, in float64 and with float32 inputs (to float32 precision)."""
+    from einarray.cli import main
+
+    ins = _inputs(9, 31, 7, 6, 5)
+    want = _moe_reference(ins, 3, order)
+    for dtype, tol in ((np.float64, TOL), (np.float32, 1e-4)):
+        np.savez(tmp_path / "in.npz", **{k: v.astype(dtype) for k, v in ins.items()})
+        assert main(["eval", "moe-topk", "-i", str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.npz"),
+                     "--rank", "K=3", "--param", f"softmax_first={ORDERS[order]}"]) == 0
+        got = np.load(tmp_path / "out.npz")["OUT"]
+        assert got.dtype == dtype and _err(got.astype(np.float64), want) <= tol

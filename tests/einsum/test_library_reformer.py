@@ -170,3 +170,15 @@ PASSES = {"M": 2, "E": 2, "F": 1, "N": 2, "B2": 1, "S": 2, "Z": 1, "B": 1, "W": 
 def test_cites_its_source():
     desc = " ".join(load_cascade("reformer").description.split())
     assert "Kitaev" in desc and "2020" in desc
+
+
+def test_einarray_eval_takes_the_shapes_from_the_inputs(tmp_path):
+    """``einarray eval``: M, E, F, N and B2 from the arrays (C given) match the reference."""
+    from einarray.cli import main
+
+    qk, v, rot = _case(8, 43, 5, 4, 3, 3)
+    np.savez(tmp_path / "in.npz", QK=qk, V=v, ROT=rot)
+    assert main(["eval", "reformer", "-i", str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.npz"),
+                 "--rank", "C=6"]) == 0
+    got = np.load(tmp_path / "out.npz")["AV"]
+    assert _err(got, _reformer_reference(qk, v, rot, 6)) <= TOL
