@@ -69,6 +69,12 @@ def attention(name: str, variant: str, options: Mapping[str, Any] | None, *, tok
     b = bind_variant(variant, tokens=tokens, grid=grid or (1, tokens), head_dim=head_dim,
                      options=opts, heads=heads)
     cascade, ranks, params = b.cascade, dict(b.ranks), dict(b.params)
+    if b.extra_projections or b.qkv_heads is not None:
+        what = ", ".join(f"{s} ({rows} rows x {h} heads)" for s, rows, h in b.extra_projections) or \
+            f"a QKV projection {b.qkv_heads} heads wide"
+        warnings.warn(f"attention {name}: {variant} needs {what}; an imported model keeps the projections "
+                      "of its own graph, so they are not costed as the variant would have them",
+                      EinarrayWarning, stacklevel=2)
     if causal and cascade in CAUSAL_FORM:
         cascade = CAUSAL_FORM[cascade]
         if cascade == "performer-causal":

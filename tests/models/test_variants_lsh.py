@@ -8,6 +8,7 @@ small ViT against closed forms counted here from each algorithm's key sets.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,19 @@ def test_run_small_vit(variant, options, macs):
     assert core["instances"] == BLOCKS * NH and core["macs"] == macs * BLOCKS * NH
     qkv = next(l for l in res["layers"] if l["name"] == "attention.qkv")
     assert qkv["macs"] == BLOCKS * T * 192 * (2 if variant == "reformer" else 3) * NH * E  # D = 192
+
+
+@pytest.mark.parametrize("variant,what", [
+    ("longformer", "kv-global (65 rows x 6 heads), q-global (1 rows x 3 heads)"),
+    ("reformer", "a QKV projection 6 heads wide"),
+])
+def test_an_imported_model_warns_that_its_projections_stay(variant, what):
+    """An imported graph brings its own Q/K/V projections: the core binds, and a warning
+    says which projections the variant would need that the graph does not have."""
+    from einsum.errors import EinarrayWarning
+    from models.layers import attention
+
+    with pytest.warns(EinarrayWarning, match=re.escape(f"attention blk0: {variant} needs {what}; an imported")):
+        lay = attention("blk0", variant, {"chunk": 16} if variant == "reformer" else {"window": 16},
+                        tokens=65, keys=65, head_dim=64, heads=3, repeat=3)
+    assert lay["cascade"] == variant and lay["repeat"] == 3
