@@ -213,10 +213,12 @@ def run_indexed(ctx: Any, e: Einsum) -> np.ndarray:
         shape = list(ctx.extent)
         shape[aj] = 1
         v = _full(ctx, ctx.ev(x), shape)
-        nj = ctx.extent[aj]
+        nj = c.index_size(j)
         if shape[ai] == 0 or 0 in shape:
             return np.zeros(ctx.extent[:nl])
         r = OPERATORS[op].fn(v, ai, nj)  # along i, n_out = size of j
+        if j in ctx.fixed:  # one position of the order (the functional mode's tiles)
+            r = np.take(r, [ctx.fixed[j]], axis=ai)
         r = np.take(r, 0, axis=aj)  # drop j's unit axis (j is on the left, before i)
         return np.moveaxis(r, ai - 1, aj)
     # argmax / argmin (i) over the one reduced index
@@ -260,12 +262,11 @@ def _mask(ctx: Any, st: E.Statement) -> np.ndarray | None:
 
 def _scatter(ctx: Any, e: Einsum) -> np.ndarray:
     """``Y[IDX[t, k], d] += expr``: each point's value (summed over indices used only on
-    the right) adds into its row; rows never hit stay 0."""
+    the right) adds into its row; rows never hit stay 0. With indices fixed (a tile of the
+    functional mode) it is that tile's contribution, to be added to the others'."""
     from .interp import EvalError
 
     c, st = ctx.c, e.stmt
-    if ctx.fixed:
-        raise EvalError(f"{e.name}: a scatter cannot be part of a recurrence")
     nl = len(e.lhs_indices)
     keep = list(ctx.extent[:nl]) + [1] * (ctx.ndim - nl)
     v = _full(ctx, ctx.ev(st.rhs), list(ctx.extent))

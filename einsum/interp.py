@@ -328,6 +328,8 @@ def _contract2(A: tuple[np.ndarray, list[str]], B: tuple[np.ndarray, list[str]],
 def _run(c: Cascade, e: Einsum, env: dict[str, np.ndarray], fixed: Mapping[str, int]) -> None:
     ctx = _Ctx(c, e, env, fixed)
     if e.scatter:  # einsum.indexing: the result has the target's shape, not the space's
+        if fixed:
+            raise EvalError(f"{e.name}: a scatter cannot be part of a recurrence")
         env[e.output] = run_indexed(ctx, e)
         return
     if e.fibre_out or e.reduce_op in ARG_REDUCTIONS:  # einsum.indexing

@@ -116,10 +116,17 @@ class Level:
     double_buffer: bool = False
     shared_rw: bool = False  # reads and writes share one channel (DRAM bus)
     buffers: int = 1  # step buffers (2 = double buffering; more lets loads run further ahead)
+    # the smallest unit one access moves (a DRAM burst); a gathered or scattered row costs
+    # whole accesses (sim.engine). None: one word
+    access_bits: int | None = None
 
     @property
     def capacity_words(self) -> int | None:
         return None if self.capacity_bytes is None else self.capacity_bytes * 8 // self.word_bits
+
+    @property
+    def access_words(self) -> int:
+        return 1 if self.access_bits is None else self.access_bits // self.word_bits
 
 
 @dataclass(frozen=True)
@@ -295,7 +302,8 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
     for i, lv in enumerate(mem):
         p = base + ("memory", i)
         _keys(src, lv, p, ("name", "capacity_bytes", "word_bits", "read_bw", "write_bw",
-                           "bandwidth_bytes_per_s", "double_buffer", "buffers", "shared_rw"), ("name",))
+                           "bandwidth_bytes_per_s", "double_buffer", "buffers", "shared_rw",
+                           "access_bits"), ("name",))
         lname = lv["name"]
         if not isinstance(lname, str) or not lname:
             raise src.error(p + ("name",), "expected a level name")
@@ -331,7 +339,13 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
                     integer=True)
         if "buffers" in lv and "double_buffer" in lv and (nbuf >= 2) != dbuf:
             raise src.error(p + ("buffers",), f"buffers: {nbuf} contradicts double_buffer: {dbuf}")
-        levels.append(Level(lname, cap, wb, rb, wbw, nbuf >= 2, shared, nbuf))
+        acc = None
+        if "access_bits" in lv:
+            acc = _num(src, lv["access_bits"], p + ("access_bits",), "bits per access", integer=True)
+            if acc <= 0 or acc % wb:
+                raise src.error(p + ("access_bits",), f"access_bits must be a positive multiple of the "
+                                f"word ({wb} bits), got {acc}")
+        levels.append(Level(lname, cap, wb, rb, wbw, nbuf >= 2, shared, nbuf, acc))
     if len(levels) < 2:
         raise src.error(base + ("memory",), "at least two levels are needed: a backing store (DRAM) and an on-chip buffer")
 

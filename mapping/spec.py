@@ -152,6 +152,57 @@ def tensor_footprint(c: Cascade, tensor: str, ext: Mapping[str, int]) -> int:
     return n
 
 
+def indirect_tensors(c: Cascade, names: tuple[str, ...]) -> tuple[dict[str, list], dict[str, list]]:
+    """The group's tensors accessed through index tensors (:mod:`einsum.indexing`), each with
+    its ``(Einsum, access)`` pairs: inputs of the group read only through gathers
+    (``K[IDX[g, j], e]``), and the targets of its scatters (``Y[IDX[t, k], d] += ..``)."""
+    from einsum import expr as E
+
+    ins, _, _ = group_tensors(c, names)
+    gathered: dict[str, list] = {}
+    direct: set[str] = set()
+    scattered: dict[str, list] = {}
+    for n in names:
+        e = c.einsum(n)
+        for a in E.accesses_in(e.stmt.rhs):
+            if a.tensor in ins:
+                if E.gathers(a):
+                    gathered.setdefault(a.tensor, []).append((n, a))
+                else:
+                    direct.add(a.tensor)
+        if e.scatter:
+            scattered.setdefault(e.output, []).append((n, e.stmt.lhs))
+    return {t: v for t, v in gathered.items() if t not in direct}, scattered
+
+
+def indirect_rows(c: Cascade, acc: Any, ext: Mapping[str, int]) -> tuple[int, int]:
+    """(rows, words per row) one step moves through the index-tensor subscripts of ``acc``:
+    a row per point of the indices those subscripts use (``IDX[g, j]``: G x J of the tile),
+    each as wide as the tile of the tensor's other dimensions."""
+    from einsum import expr as E
+
+    info = c.tensors[acc.tensor]
+    idx: dict[str, None] = {}
+    row = 1
+    for d, s in enumerate(acc.subscripts):
+        if isinstance(s, E.Access):
+            idx.update(dict.fromkeys(E.indices_in(s)))
+        else:
+            row *= rank_extent(c, info.ranks[d], ext)
+    rows = math.prod(rank_extent(c, c.rank_of_index(ix).name, ext) for ix in idx)
+    return rows, row
+
+
+def indirect_words(c: Cascade, uses: list, ext: Mapping[str, int], access_words: int = 1) -> int:
+    """Words one step moves for a gathered or scattered tensor (its ``(Einsum, access)``
+    pairs from :func:`indirect_tensors`): per row, whole accesses of ``access_words``."""
+    total = 0
+    for _, acc in uses:
+        rows, row = indirect_rows(c, acc, ext)
+        total += rows * -(-row // access_words) * access_words
+    return total
+
+
 def tensor_class(c: Cascade, t: str) -> str:
     return c.tensors[t].kind
 
@@ -181,12 +232,16 @@ def buffer_words(c: Cascade, arch: Arch, names: tuple[str, ...], ext: Mapping[st
     array-sized chunks, double-buffered, instead of its whole tile)."""
     lv = arch.levels[level_idx]
     ins, outs, inter = group_tensors(c, names)
+    gathered, scattered = indirect_tensors(c, names)
     lanes = max(u.lanes for u in arch.units.values())
     bits = 0
     for t in ins + outs:
         k = lv.buffers
         if hold and t in hold:
             fp = tensor_footprint(c, t, {r: x for r, x in ext.items() if r not in hold[t]})
+        elif t in gathered or (t in outs and t in scattered):
+            # the rows of a step: a gather's source (a scatter's target) stays in memory
+            fp = indirect_words(c, gathered.get(t, []) + scattered.get(t, []), ext)
         else:
             fp = tensor_footprint(c, t, ext)
         if t in streamed:
@@ -536,11 +591,15 @@ def make_group(src: Source, c: Cascade, arch: Arch, emaps: Mapping[str, EinsumMa
         raise _err(src, p + ("hold",), "expected {TENSOR: RANK} (hold the tensor across the loop over RANK "
                    "and all loops inside it) or a list of tensors (held across every loop)")
     hold: dict[str, int] = {}
+    _, outs0, _ = group_tensors(c, mem)
+    targets = [t for t in indirect_tensors(c, mem)[1] if t in outs0]
     for t, r in hsec.items():
         hp = p + ("hold", str(t))
-        if t not in ins0:
-            raise _err(src, hp, f"{t!r} is not an input of group {name} (inputs: {', '.join(ins0)})")
+        if t not in ins0 and t not in targets:
+            raise _err(src, hp, f"{t!r} is not an input of group {name} (inputs: {', '.join(ins0)}"
+                       + (f"; scatter targets: {', '.join(targets)}" if targets else "") + ")")
         if r is None:
+            hold[t] = 0  # no loops (or null): held across every loop
             continue
         pos = [i for i, lp in enumerate(loops) if lp.rank == r]
         if not pos:

@@ -69,12 +69,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Mapping
 
+from einsum import expr as E
 from einsum.cascade import Cascade, Einsum
 from einsum.ragged import (chunk_points, is_chunk_rank, last_chunk, masked_pairs, ragged_pairs,
                            space_points)
 from mapping.arch import Arch, ComputeUnit
-from mapping.spec import (Config, EinsumMap, Group, einsum_depth, group_tensors, rank_extent,
-                          rank_related, tensor_footprint)
+from mapping.spec import (Config, EinsumMap, Group, einsum_depth, group_tensors, indirect_rows,
+                          indirect_tensors, indirect_words, rank_extent, rank_related,
+                          tensor_footprint)
 
 from .systolic import compute_cycles
 
@@ -150,6 +152,28 @@ class GroupSim:
                 if any(rank_related(c, lp.rank, r) for r in info.ranks):
                     rel.append(li)
             self.related[t] = tuple(rel)
+        # indirect access (einsum.indexing): a gathered input not held on chip is read row by
+        # row, a scatter's target (an output of the group, not held) read-modify-written
+        gathered, scattered = indirect_tensors(c, g.einsums)
+        self.gather_in = {t: u for t, u in gathered.items() if t not in g.hold}
+        self.scatter_out = {t: u for t, u in scattered.items() if t in self.outs and t not in g.hold}
+        for t, uses in (self.gather_in | self.scatter_out).items():
+            ranks = set()
+            for _, acc in uses:
+                for d, sub in enumerate(acc.subscripts):
+                    if isinstance(sub, E.Access):
+                        ranks |= {c.rank_of_index(ix).name for ix in E.indices_in(sub)}
+                    else:
+                        ranks.add(c.tensors[t].ranks[d])
+            self.related[t] = (0,) + tuple(li for li, lp in enumerate(g.loops, start=1)
+                                           if any(rank_related(c, lp.rank, r) for r in ranks))
+        self.access_words = sim.arch.levels[0].access_words
+        for kind, found, costed in (("gather", gathered, self.gather_in),
+                                    ("scatter", {t: u for t, u in scattered.items() if t in self.outs},
+                                     self.scatter_out)):
+            for t in found:
+                ent = sim.indirect.setdefault(t, {"kind": kind, "groups": {}})
+                ent["groups"][g.name] = "per row" if t in costed else "held on chip"
         producer = {c.einsum(n).output: n for n in g.einsums}
         self.late_out = {t for t in self.outs if self.role[producer[t]] != "inner" or producer[t] in g.deferred}
         self.producer = producer
@@ -271,7 +295,12 @@ class GroupSim:
                 for ix, k in folds_by_ix.items():
                     if ix not in tix:
                         refetch *= k
-                breads.append((s, tensor_footprint(c, s, ext) * refetch))
+                if s in self.gather_in:  # a gather reads the step's rows, not the whole source
+                    uses = [u for u in self.gather_in[s] if u[0] == n] or self.gather_in[s]
+                    words = indirect_words(c, uses, ext)
+                else:
+                    words = tensor_footprint(c, s, ext)
+                breads.append((s, words * refetch))
         bwrites: list[tuple[str, int]] = []
         out = e.output
         cons_units = {self.maps[m].unit for m in self.g.einsums if out in c.einsum(m).reads}
@@ -377,11 +406,19 @@ class GroupSim:
             reload, write, readback, cont = flags
             for t, f in zip(self.ins, reload):
                 if f:
-                    x = tensor_footprint(c, t, ext)
+                    x = self._indirect(t, ext, ctr) if t in self.gather_in else tensor_footprint(c, t, ext)
                     dram_r += x
                     ctr.append((("dram_read", t), x))
             outs_std = [t for t in self.outs if t not in self.late_out]
             for t, f, rb in zip(outs_std, write, readback):
+                if t in self.scatter_out:  # read-modify-write of the step's rows
+                    if f:
+                        x = self._indirect(t, ext, ctr)
+                        dram_r += x
+                        dram_w += x
+                        ctr.append((("dram_read", t), x))
+                        ctr.append((("dram_write", t), x))
+                    continue
                 x = tensor_footprint(c, t, ext)
                 if f:
                     dram_w += x
@@ -405,15 +442,15 @@ class GroupSim:
             for n in pnames:
                 t = c.einsum(n).output
                 if t in self.late_out and self._completes(n):
-                    x = tensor_footprint(c, t, dict(pext))
+                    r, x = self._late_write(t, dict(pext), ctr)
+                    dram_r += r
                     dram_w += x
-                    ctr.append((("dram_write", t), x))
         for n in names:
             t = c.einsum(n).output
             if t in self.late_out and self._completes(n):
-                x = tensor_footprint(c, t, ext)
+                r, x = self._late_write(t, ext, ctr)
+                dram_r += r
                 dram_w += x
-                ctr.append((("dram_write", t), x))
         comp = sum((max(row) for row in w), ZERO)
         for row in w:  # a stage's time belongs to the unit that sets it (the first on a tie)
             if max(row):
@@ -444,6 +481,25 @@ class GroupSim:
 
     def _completes(self, n: str) -> bool:
         return True
+
+    def _indirect(self, t: str, ext: Mapping[str, int], ctr: list) -> int:
+        """Backing-store words of a gathered input's (a scatter target's) rows in a step:
+        each row in whole accesses of the backing store (``access_bits``), no reuse
+        between rows or steps."""
+        uses = self.gather_in.get(t) or self.scatter_out[t]
+        ctr.append((("indirect_rows", t), sum(indirect_rows(self.c, a, ext)[0] for _, a in uses)))
+        return indirect_words(self.c, uses, ext, self.access_words)
+
+    def _late_write(self, t: str, ext: Mapping[str, int], ctr: list) -> tuple[int, int]:
+        """(read, written) words of a late output: a scatter target read-modify-written."""
+        if t in self.scatter_out:
+            x = self._indirect(t, ext, ctr)
+            ctr.append((("dram_read", t), x))
+            ctr.append((("dram_write", t), x))
+            return x, x
+        x = tensor_footprint(self.c, t, ext)
+        ctr.append((("dram_write", t), x))
+        return 0, x
 
     # -- timing ----------------------------------------------------------------------
     def advance(self, cost: StepCost, label: str) -> None:
@@ -632,6 +688,8 @@ class Sim:
         self.steps_skipped = 0
         self.group_cycles: dict[str, Fraction] = {}
         self.group_dram: dict[str, tuple[Any, Any]] = {}  # words (read, written) per group
+        # tensors accessed through index tensors: {T: {kind, groups: {GROUP: how costed}}}
+        self.indirect: dict[str, dict[str, Any]] = {}
 
     def run(self) -> "Sim":
         for g in self.cfg.mapping.groups:

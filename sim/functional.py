@@ -21,7 +21,9 @@ import numpy as np
 
 from einsum.cascade import Cascade
 from einsum.errors import EinarrayError
-from einsum.interp import _run, evaluate, out_slice, random_inputs
+from einsum.indexing import run_indexed
+from einsum.interp import _Ctx, _run, evaluate, out_slice, random_inputs
+from einsum.ops import ARG_REDUCTIONS
 from mapping.spec import Config, Group, einsum_depth
 
 
@@ -63,6 +65,8 @@ class _Exec:
     def __init__(self, cfg: Config, env: dict[str, np.ndarray]):
         self.cfg, self.c, self.env = cfg, cfg.cascade, env
         self.evals = 0
+        self.started: set[str] = set()  # scatter targets already zeroed
+        self.best: dict[str, np.ndarray] = {}  # a tiled argmax/argmin: the best value so far
 
     def run_einsum(self, g: Group, n: str, idx: tuple[int, ...]) -> None:
         c, e = self.c, self.c.einsum(n)
@@ -75,6 +79,9 @@ class _Exec:
             fixed_vals[e.iter_var] = list(range(c.index_size(e.iter_var)))  # sequential recurrence
         names = list(fixed_vals)
         red = set(e.reduced)
+        if e.scatter or e.fibre_out or (e.reduce_op in ARG_REDUCTIONS and red & set(names)):
+            self._run_indexed(e, names, fixed_vals)
+            return
         for combo in itertools.product(*(fixed_vals[k] for k in names)):
             fixed = dict(zip(names, combo))
             first = all(fixed[k] == 0 for k in names if k in red) if red & set(names) else True
@@ -91,6 +98,50 @@ class _Exec:
                     self.env[e.output][sl] = np.minimum(old, new)
                 else:
                     self.env[e.output][sl] = old + new
+
+    def _run_indexed(self, e, names: list[str], fixed_vals: Mapping[str, list[int]]) -> None:
+        """A scatter adds each tile's contribution into its target (zeros before the first
+        tile); an argmax/argmin whose reduced index is tiled keeps the best value seen so
+        far per output element (a later tile wins only when strictly better: ties keep the
+        lower position, as the tiles come in increasing order); a sort/top-k needs its
+        whole fibre in one tile."""
+        c = self.c
+        if e.fibre_out is not None and e.fibre_out[1] in fixed_vals:
+            raise EinarrayError(f"--functional: {e.name} orders along {e.fibre_out[1]}, which the "
+                                "mapping tiles; a sort/top-k needs its whole fibre in one tile")
+        if e.scatter and e.output not in self.started:
+            self.env[e.output] = np.zeros(c.tensors[e.output].shape)
+        self.started.add(e.output)
+        arg = e.reduce_op in ARG_REDUCTIONS and not e.fibre_out
+        if arg and e.name not in self.best:
+            ident = -np.inf if e.reduce_op == "argmax" else np.inf
+            self.best[e.name] = np.full(c.tensors[e.output].shape, ident)
+        for combo in itertools.product(*(fixed_vals[k] for k in names)):
+            fixed = dict(zip(names, combo))
+            ctx = _Ctx(c, e, self.env, fixed)
+            self.evals += 1
+            with np.errstate(all="ignore"):
+                if e.scatter:
+                    self.env[e.output] = self.env[e.output] + run_indexed(ctx, e)
+                    continue
+                if not arg:
+                    _run(c, e, self.env, fixed)
+                    continue
+                val = np.broadcast_to(_lift(ctx, ctx.ev(e.stmt.rhs)), ctx.extent)
+                ok = np.ones(ctx.extent, dtype=bool)
+                if ctx.valid is not None:
+                    ok = ok & ctx.valid
+                if e.stmt.filter is not None:
+                    ok = ok & _lift(ctx, ctx.ev(e.stmt.filter)).astype(bool)
+            sl = out_slice(c, e, fixed)
+            best = self.best[e.name]
+            shape = np.shape(best[sl])
+            val, ok = val.reshape(shape), np.broadcast_to(ok, ctx.extent).reshape(shape)
+            old = best[sl]
+            better = (val > old) if e.reduce_op == "argmax" else (val < old)
+            better = ok & (better | (np.isnan(val) & ~np.isnan(old)))
+            best[sl] = np.where(better, val, old)
+            self.env[e.output][sl] = np.where(better, fixed[e.reduced[0]], self.env[e.output][sl])
 
     def run_group(self, g: Group) -> None:
         c = self.c
@@ -141,6 +192,12 @@ class _Exec:
         walk(-1, [0] * L)
         while pending:
             step([], tuple([0] * L))
+
+
+def _lift(ctx: _Ctx, v) -> np.ndarray:
+    """A value of the interpreter's context with the context's number of axes."""
+    a = np.asarray(v, dtype=np.float64)
+    return a.reshape((1,) * (ctx.ndim - a.ndim) + a.shape) if a.ndim < ctx.ndim else a
 
 
 def check_functional(cfg: Config, *, seed: int = 0, rtol: float = 1e-9, atol: float = 1e-12,

@@ -45,6 +45,15 @@ Keys (``einarray simulate --json``)::
         a group's backing-store words (and bytes) moved while it ran; they sum to the
         first level's reads, writes and bytes
     sim: {steps, steps_skipped, fast}
+    indirect: {T: {kind, groups: {GROUP: "per row" | "held on chip"}, rows, access_words,
+                   dram_reads, dram_writes}}
+        tensors accessed through index tensors (einsum.indexing): the source of a gather
+        (kind gather) or the target of a scatter (kind scatter) that crosses the backing
+        store. "per row": every step moves its gathered (scattered) rows, each in whole
+        accesses of ``access_words`` words (the backing store's ``access_bits``), a
+        scatter's rows read and written (read-modify-write), no reuse between rows or
+        steps; "held on chip": the group's ``hold:`` keeps it in the buffer, so it moves
+        once like any held tensor. rows counts the rows moved per row (x instances)
 
 Energy is the sum over actions of count x the arch's table (compute per unit, reads and
 writes per level per word) plus leakage per cycle; a per-Einsum energy covers its
@@ -221,6 +230,10 @@ def collect(cfg: Config, sim: Sim) -> dict:
         "area_um2": arch.total_area_um2,
         "einsums": einsums, "groups": groups,
         "sim": {"steps": sim.steps, "steps_skipped": sim.steps_skipped, "fast": sim.fast},
+        "indirect": {t: {"kind": ent["kind"], "groups": dict(ent["groups"]),
+                         "rows": _i(v.get(("indirect_rows", t), 0)), "access_words": lv[0].access_words,
+                         "dram_reads": _i(dram_r.get(t, 0)), "dram_writes": _i(dram_w.get(t, 0))}
+                     for t, ent in sorted(sim.indirect.items())},
     }
 
 

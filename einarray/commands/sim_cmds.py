@@ -207,6 +207,11 @@ def _print_tables(res: dict, fmt: str) -> None:
               f"{res['cycles']:,} cycles = {res['latency_s'] * 1e3:.4g} ms, "
               f"energy {res['energy_pj']['total'] / 1e6:.4g} uJ, EDP {res['edp']:.4g} pJ*s", console=con)
     note(fmt, f"mapping: {how}", console=con)
+    for t, d in res.get("indirect", {}).items():  # gathers and scatters (sim.results)
+        where = ", ".join(f"{h} in {g}" for g, h in d["groups"].items())
+        note(fmt, f"{d['kind']} of {t}: costed {where}; {d['rows']:,} rows in whole "
+                  f"{d['access_words']}-word accesses, {d['dram_reads']:,} words read and "
+                  f"{d['dram_writes']:,} written", console=con)
     emit(sim_tables(res), fmt, console=con)
     if "functional" in res:
         f = res["functional"]
