@@ -144,6 +144,39 @@ def indirect_dims(c: Cascade, e: Einsum) -> tuple[list[tuple[str, int, str]], li
     return gathered, scattered
 
 
+def sorted_dims(c: Cascade) -> dict[str, frozenset[int]]:
+    """Dimensions along which a computed tensor is provably non-decreasing: the output
+    dimension of ``sort(x, i, j)``, and a gather of a key through its own argsort,
+    ``EX[j] = AE[ORD[j]]`` with ``ORD[j] = argsort(AE[s], s, j)`` (the other subscripts
+    equal). A gather *through* such an index (``W[EX[j], d]``) walks its rows in order: a
+    run of ``n`` points along j touches at most ``min(n, size of EX's range)`` rows."""
+    out: dict[str, frozenset[int]] = {}
+    by_out = {e.output: e for e in c.einsums}
+    for e in c.einsums:
+        st = e.stmt
+        if st.filter is not None or st.reduce_op or st.accumulate:
+            continue
+        lhs = [s.name if isinstance(s, E.Index) else None for s in st.lhs.subscripts]
+        r = st.rhs
+        if e.fibre_out is not None and e.fibre_out[0] == "sort":
+            out[e.output] = frozenset({lhs.index(e.fibre_out[2])})
+            continue
+        if not isinstance(r, E.Access) or len(E.gathers(r)) != 1:
+            continue
+        d, g = E.gathers(r)[0]
+        p = by_out.get(g.tensor)
+        if p is None or p.fibre_out is None or p.fibre_out[0] != "argsort":
+            continue
+        _, i, j = p.fibre_out
+        x = p.stmt.rhs.args[0]  # type: ignore[union-attr]
+        ok = (isinstance(x, E.Access) and x.tensor == r.tensor and x.subscripts[d] == E.Index(i)
+              and all(a == b for k, (a, b) in enumerate(zip(x.subscripts, r.subscripts)) if k != d)
+              and g.subscripts == p.stmt.lhs.subscripts and j in lhs)
+        if ok:
+            out[e.output] = frozenset({lhs.index(j)})
+    return out
+
+
 def ordering_comparisons(op: str, n: int, k: int) -> int:
     """Comparisons of one fibre of ``n`` elements (``k``: the size of the output index):
 

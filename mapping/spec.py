@@ -175,30 +175,49 @@ def indirect_tensors(c: Cascade, names: tuple[str, ...]) -> tuple[dict[str, list
     return {t: v for t, v in gathered.items() if t not in direct}, scattered
 
 
-def indirect_rows(c: Cascade, acc: Any, ext: Mapping[str, int]) -> tuple[int, int]:
+def indirect_rows(c: Cascade, acc: Any, ext: Mapping[str, int],
+                  sorted_dims: Mapping[str, frozenset[int]] | None = None) -> tuple[int, int]:
     """(rows, words per row) one step moves through the index-tensor subscripts of ``acc``:
     a row per point of the indices those subscripts use (``IDX[g, j]``: G x J of the tile),
-    each as wide as the tile of the tensor's other dimensions."""
+    each as wide as the tile of the tensor's other dimensions. One index tensor that is
+    non-decreasing along its index j (``sorted_dims``, :func:`einsum.indexing.sorted_dims`)
+    repeats rows: j's n points of a tile touch at most min(n, r) rows (r: the size of its
+    range), and all ``tiles`` tiles of j together at most r + tiles - 1 (r runs, each tile
+    boundary splitting one); the bound is charged, spread evenly over the tiles."""
     from einsum import expr as E
 
     info = c.tensors[acc.tensor]
     idx: dict[str, None] = {}
     row = 1
+    subs = [s for s in acc.subscripts if isinstance(s, E.Access)]
     for d, s in enumerate(acc.subscripts):
         if isinstance(s, E.Access):
             idx.update(dict.fromkeys(E.indices_in(s)))
         else:
             row *= rank_extent(c, info.ranks[d], ext)
-    rows = math.prod(rank_extent(c, c.rank_of_index(ix).name, ext) for ix in idx)
-    return rows, row
+    sizes = {ix: rank_extent(c, c.rank_of_index(ix).name, ext) for ix in idx}
+    if sorted_dims and len(subs) == 1:
+        g = subs[0]
+        for d in sorted_dims.get(g.tensor, ()):
+            s = g.subscripts[d]
+            if isinstance(s, E.Index) and sum(s.name in E.indices_in(x) for x in g.subscripts) == 1:
+                vr = c.tensors[g.tensor].value_range
+                n, r = sizes[s.name], c.ranks[vr].size if vr is not None else 0
+                if vr is not None and n:
+                    # the sorted run has <= r values, each tile boundary splits at most one:
+                    # <= r + tiles - 1 rows over all tiles of j, charged evenly per tile
+                    tiles = -(-c.index_size(s.name) // n)
+                    sizes[s.name] = min(n, r, -(-(r + tiles - 1) // tiles))
+    return math.prod(sizes.values()), row
 
 
-def indirect_words(c: Cascade, uses: list, ext: Mapping[str, int], access_words: int = 1) -> int:
+def indirect_words(c: Cascade, uses: list, ext: Mapping[str, int], access_words: int = 1,
+                   sorted_dims: Mapping[str, frozenset[int]] | None = None) -> int:
     """Words one step moves for a gathered or scattered tensor (its ``(Einsum, access)``
     pairs from :func:`indirect_tensors`): per row, whole accesses of ``access_words``."""
     total = 0
     for _, acc in uses:
-        rows, row = indirect_rows(c, acc, ext)
+        rows, row = indirect_rows(c, acc, ext, sorted_dims)
         total += rows * -(-row // access_words) * access_words
     return total
 
@@ -240,8 +259,10 @@ def buffer_words(c: Cascade, arch: Arch, names: tuple[str, ...], ext: Mapping[st
         if hold and t in hold:
             fp = tensor_footprint(c, t, {r: x for r, x in ext.items() if r not in hold[t]})
         elif t in gathered or (t in outs and t in scattered):
-            # the rows of a step: a gather's source (a scatter's target) stays in memory
-            fp = indirect_words(c, gathered.get(t, []) + scattered.get(t, []), ext)
+            # the rows of a step: a gather's source (a scatter's target) stays in memory; never
+            # more than its tile (rows that repeat need not be staged twice)
+            fp = min(indirect_words(c, gathered.get(t, []) + scattered.get(t, []), ext),
+                     tensor_footprint(c, t, ext))
         else:
             fp = tensor_footprint(c, t, ext)
         if t in streamed:

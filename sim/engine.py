@@ -71,6 +71,7 @@ from typing import Any, Callable, Mapping
 
 from einsum import expr as E
 from einsum.cascade import Cascade, Einsum
+from einsum.indexing import sorted_dims
 from einsum.ragged import (chunk_points, is_chunk_rank, last_chunk, masked_pairs, ragged_pairs,
                            space_points)
 from mapping.arch import Arch, ComputeUnit
@@ -168,6 +169,7 @@ class GroupSim:
             self.related[t] = (0,) + tuple(li for li, lp in enumerate(g.loops, start=1)
                                            if any(rank_related(c, lp.rank, r) for r in ranks))
         self.access_words = sim.arch.levels[0].access_words
+        self.sorted_dims = sorted_dims(c)  # gathers through a sorted index repeat rows
         for kind, found, costed in (("gather", gathered, self.gather_in),
                                     ("scatter", {t: u for t, u in scattered.items() if t in self.outs},
                                      self.scatter_out)):
@@ -487,8 +489,9 @@ class GroupSim:
         each row in whole accesses of the backing store (``access_bits``), no reuse
         between rows or steps."""
         uses = self.gather_in.get(t) or self.scatter_out[t]
-        ctr.append((("indirect_rows", t), sum(indirect_rows(self.c, a, ext)[0] for _, a in uses)))
-        return indirect_words(self.c, uses, ext, self.access_words)
+        ctr.append((("indirect_rows", t), sum(indirect_rows(self.c, a, ext, self.sorted_dims)[0]
+                                               for _, a in uses)))
+        return indirect_words(self.c, uses, ext, self.access_words, self.sorted_dims)
 
     def _late_write(self, t: str, ext: Mapping[str, int], ctr: list) -> tuple[int, int]:
         """(read, written) words of a late output: a scatter target read-modify-written."""

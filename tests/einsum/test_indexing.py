@@ -259,3 +259,20 @@ def test_cli_reports_bad_index_values_and_bad_declarations_located(tmp_path, cap
     assert main(["check", str(f)]) == 2
     err = capsys.readouterr().err
     assert f"{f}:5 einsum.inputs.IDX: index range 'Z' is not a rank" in err and "Traceback" not in err
+
+
+def test_sorted_dims_finds_sort_outputs_and_keys_gathered_through_their_argsort():
+    from einsum.indexing import sorted_dims
+
+    c = _cascade("""  ranks: {S: 10, J: S, X: 4, T: 3}
+  inputs: {AE: "[S] in X", L: [T, S]}
+  outputs: [EX, BAD, SL]
+  expressions:
+    - ORD[j] = argsort(AE[s], s, j)
+    - EX[j] = AE[ORD[j]]
+    - BAD[j] = AE[ORD[j]] where j > 0
+    - SL[t, j] = sort(L[t, s], s, j)
+""")
+    assert sorted_dims(c) == {"EX": frozenset({0}), "SL": frozenset({1})}
+    env = evaluate(c, {"AE": np.random.default_rng(0).integers(0, 4, 10), "L": np.zeros((3, 10))})
+    assert np.all(np.diff(env["EX"]) >= 0)
