@@ -11,6 +11,12 @@ row ``IDX[t, k]``, and rows never hit hold 0 (a scatter starts from zeros; add a
 starting tensor in a following Einsum). The reference checks that every given index
 input is an integer inside its range (:func:`check_index_inputs`) and evaluates the
 ordering operators of :mod:`einsum.ops` (:func:`run_indexed`).
+
+Downstream: :mod:`einsum.analysis` counts a gather as a pass over the rank it reads and
+the comparisons of :func:`ordering_comparisons`; :func:`indirect_dims` and
+:func:`sorted_dims` tell the mapping checks and the simulator (``mapping.spec.indirect_*``,
+``sim.engine``) which tensors are read or written row by row, and which index tensors are
+non-decreasing (so a gather through them repeats rows).
 """
 
 from __future__ import annotations

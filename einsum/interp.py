@@ -13,6 +13,10 @@ Semantics worth knowing:
 * A ragged partition (P0 does not divide P) filters every Einsum that iterates both
   its indices to ``p1 * P0 + p0 < P`` (:mod:`einsum.ragged`): the padding of the last
   chunk holds 0, is skipped by reductions and never evaluates a subscript.
+* Data-dependent indexing (:mod:`einsum.indexing`): a gather ``K[IDX[g, j], e]`` is an
+  integer subscript like any other (fancy indexing); ``argmax``/``argmin``, the ordering
+  operators and a scatter ``Y[IDX[t, k], d] += ..`` (``np.add.at``: the target has its own
+  shape) run in :func:`einsum.indexing.run_indexed`. Index inputs are range-checked first.
 * Factors of a sum of products that do not depend on the reduced indices are
   applied after the reduction (``sum_e Q*K*scale == scale * sum_e Q*K``), which is
   exact in real arithmetic and equal to float64 rounding.

@@ -32,6 +32,7 @@ An architecture is up to two compute units and a chain of memory levels::
                                             # one pipeline (the stage's share: the longest of them)
       memory:                               # outermost (backing store) first
         - {name: DRAM, word_bits: 16, bandwidth_bytes_per_s: 429496729600}  # shared_rw: true
+                                            # access_bits: 512 -> gathered rows cost whole bursts
         - {name: GB, capacity_bytes: 16777216, word_bits: 16, read_bw: 8192,
            write_bw: 8192, double_buffer: true}
       energy:                               # Accelergy style, pJ

@@ -50,6 +50,19 @@ its work, operands and traffic are those of the ``r`` real elements, and its sys
 time is that of ``r`` on the array (a chunk spread over the columns is one fold either
 way). Only the last body of the chunk loop holds it, so the fast mode below still holds.
 
+Indirect access
+---------------
+A group input read only through gathers (``K[IDX[g, j], e]``, :mod:`einsum.indexing`)
+is not loaded as a tile: each step reads its rows, one per point of the indices the
+index tensor is subscripted with, each row as wide as the tile of K's other dimensions
+and rounded up to whole accesses of the backing store (``access_bits``), with no reuse
+between rows or steps; the target of a scatter (``Y[IDX[t, k], d] += ..``) that leaves
+the group is read and written the same way (read-modify-write). A gather through a sorted
+index (:func:`einsum.indexing.sorted_dims`) charges the bound on its distinct rows, at most
+``range + tiles - 1`` over the tiles of its index. A tensor named in the group's
+``hold:`` is kept on chip instead and moves once, like any held tensor. Which tensors
+were costed how is in the result's ``indirect`` (:mod:`sim.results`).
+
 Exactness of the fast mode
 --------------------------
 The step recurrence is a max-plus linear map of the state (channel-free and compute-
