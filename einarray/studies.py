@@ -169,28 +169,14 @@ def attention_variants(progress: bool = False, *, search: bool = False,
 
 
 def _moe_rows(sim: Callable[[Config], dict]) -> list[dict[str, Any]]:
-    """M^3ViT with its MoE layers computed each way of MOE_VARIANTS, on both archs; the
-    other layers are the preset's (default mappings)."""
-    from models import load_model
-    from models.moe import swap_moe
-
-    from .flow import RunSpec, aggregate
-
-    model = load_model("m3vit")
+    """M^3ViT with its MoE layers computed each way of MOE_VARIANTS (``workload.moe``), on
+    both archs, as ``einarray run`` maps it (derived default mappings)."""
     rows = []
     for arch in ARCHS:
-        base_spec, _ = _layer("x", "gemm", {"M": 1, "N": 1, "K": 1}, 1, arch=arch)
         for label, variant, opts in MOE_VARIANTS:
-            layers = []
-            for lay in model["layers"]:
-                if lay["cascade"] == "moe":
-                    lay = swap_moe(lay, variant, opts)
-                layers.append(_layer(lay["name"], lay["cascade"], dict(lay["ranks"]), lay["repeat"],
-                                     arch=arch, params=dict(lay["params"]))[1])
-            spec = RunSpec(name="m3vit", source="einarray.studies", description=model["description"],
-                           arch=base_spec.arch, layers=tuple(layers), batch=1, report=base_spec.report,
-                           workload={"model": "m3vit", "moe": variant, "moe_options": opts})
-            res = aggregate(spec, [(l, sim(l.config)) for l in layers])
+            spec = load_run_data({"workload": {"model": "m3vit", "moe": {"variant": variant, **opts}},
+                                  "arch": arch}, f"m3vit-{label}@{arch}")
+            res = run(spec, progress=False, simulate=sim)
             moe = next(l for l in res["layers"] if l["name"] == "moe")
             rows.append({"arch": arch, "variant": label, "cascade": moe["cascade"],
                          "gating": opts.get("gating", "m3vit"), "latency_s": res["latency_s"],
@@ -277,8 +263,8 @@ def _reading_sparse(rows: list[dict[str, Any]], moe_rows: list[dict[str, Any]]) 
                 f"layers take {d['moe_latency_s'] / t['moe_latency_s']:.3g}x its time (the model "
                 f"{d['latency_s'] / t['latency_s']:.3g}x). The two gating orders cost the same to within the "
                 "softmax over all 16 experts that only Edge-MoE's order computes. The slots are sorted by "
-                "expert, so a mapping that keeps one expert's weights on chip reads each expert's weights "
-                "once (Edge-MoE's patch reordering); a gather model without that reuse charges them per slot.")
+                "expert, so the gathered expert weights are charged by the sorted-index bound (each expert's "
+                "rows once per tile of slots, Edge-MoE's patch reordering), not once per slot.")
     return lines
 
 
@@ -290,7 +276,8 @@ def _moe_markdown(rows: list[dict[str, Any]]) -> list[str]:
            "layers computed dense-masked (`moe`: every expert on every token, unselected experts scored 0) or "
            "with top-k dispatch (`moe-topk`: tokens gathered per expert, expert MLPs on them only, "
            "scatter-accumulate) in each gating order: `m3vit` (top-k of the logits, softmax over the k kept) or "
-           "`edge-moe` (softmax over all experts, top-k probabilities, not renormalised). Default mappings; "
+           "`edge-moe` (softmax over all experts, top-k probabilities, not renormalised). Derived default "
+           "mappings (as `einarray run` maps a model); "
            "`MoE MACs` are the six MoE layers' counted MACs.", ""]
     for arch in ARCHS:
         rs = [r for r in rows if r["arch"] == arch]
