@@ -39,6 +39,7 @@ class TensorInfo:
     kind: Literal["input", "intermediate", "output"]
     iterative_dim: int | None = None  # this dim has extent size+1 (a recurrence)
     value_range: str | None = None  # an index tensor: its values are positions in this rank
+    range_declared: bool = False  # a computed tensor's range given in ``ranges:`` (checked at run time)
 
     @property
     def size(self) -> int:

@@ -2,8 +2,9 @@
 
 An *index tensor* holds positions in one rank (its *range*): an input declared
 ``IDX: "[G, J] in P"`` or ``IDX: {ranks: [G, J], in: P}``, or a tensor computed by
-``argmax(p)``/``argmin(p)`` or ``argsort``/``argtopk`` along ``p`` (range P), or a
-plain copy of one. Used as a whole subscript it is a *gather*, ``KG[g, j, e] =
+``argmax(p)``/``argmin(p)`` or ``argsort``/``argtopk`` along ``p`` (range P), a
+plain copy of one, or a computed tensor declared in the section ``ranges: {AT: T}``
+(checked by the reference once computed, :func:`check_declared_range`). Used as a whole subscript it is a *gather*, ``KG[g, j, e] =
 K[IDX[g, j], e]``, allowed on a dimension of rank R when the range is R (or an alias of
 R of the same size), so every shape is proven statically; on the left of ``+=`` it is
 a *scatter-accumulate*, ``Y[IDX[t, k], d] += expr``: every point (t, k, d) adds into
@@ -66,6 +67,46 @@ def input_decl(src: Source, ip: YPath, decl: Any, rinfo: Mapping[str, RankInfo]
         raise src.error(ip[:-1] if ip[-1] == "ranks" else ip,
                         f"index range {vrange!r} is not a rank (ranks: {', '.join(rinfo)})")
     return decl, vrange
+
+
+def declared_ranges(src: Source, sec: Mapping[str, Any], base: YPath, rinfo: Mapping[str, RankInfo],
+                    defined: Mapping[str, Any], tensors: Mapping[str, TensorInfo]) -> dict[str, str]:
+    """The ``ranges: {AT: T}`` section: computed tensors declared to hold positions in a rank
+    (``AT[s] = s // K`` is then an index tensor of range T; the reference checks its values
+    after computing it)."""
+    rsec = sec.get("ranges", {}) or {}
+    if not isinstance(rsec, dict):
+        raise src.error(base + ("ranges",), "expected {TENSOR: RANK}: computed tensors that hold "
+                        "positions in RANK (index tensors)")
+    out: dict[str, str] = {}
+    for t, r in rsec.items():
+        p = base + ("ranges", str(t))
+        if t in tensors:
+            raise src.error(p, f"{t} is an input: declare its range there, {t}: \"[..] in {r}\"")
+        if t not in defined:
+            raise src.error(p, f"{t} is not a tensor of the cascade")
+        if not isinstance(r, str) or r not in rinfo:
+            raise src.error(p, f"{r!r} is not a rank (ranks: {', '.join(rinfo)})")
+        out[str(t)] = r
+    return out
+
+
+def check_declared_range(c: Cascade, t: str, a: np.ndarray) -> None:
+    """A computed tensor of ``ranges:`` holds integer positions of its rank, else an
+    :class:`~einsum.interp.EvalError` at the Einsum that computed it."""
+    from .interp import EvalError
+
+    info = c.tensors[t]
+    n = c.ranks[info.value_range].size  # type: ignore[index]
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a >= n)
+    if bad.any():
+        pos = tuple(int(x) for x in np.argwhere(bad)[0])
+        at = ", ".join(f"{c.ranks[r].index}={p}" for r, p in zip(info.ranks, pos))
+        v = float(a[pos])
+        shown = int(v) if np.isfinite(v) and v == round(v) else v
+        raise EvalError(f"{c.producers(t)[-1].name}: {t} (declared in ranges: as positions in "
+                        f"{info.value_range}, 0..{n - 1}) holds {shown} at [{at}]")
 
 
 def computed_range(st: E.Statement, tensors: Mapping[str, TensorInfo],

@@ -32,7 +32,7 @@ import numpy as np
 from . import expr as E
 from .cascade import Cascade, Einsum
 from .errors import ConfigError, EinarrayError
-from .indexing import check_index_inputs, run_indexed
+from .indexing import check_declared_range, check_index_inputs, run_indexed
 from .ops import ARG_REDUCTIONS, OPERATORS
 from .ragged import masked_pairs
 
@@ -110,6 +110,8 @@ def evaluate(c: Cascade, inputs: Mapping[str, np.ndarray], *, file: str | None =
             loops = len(group) > 1 or full.has_edge(group[0], group[0])
             if not loops:
                 _run(c, es[0], env, {})
+                if c.tensors[es[0].output].range_declared:
+                    check_declared_range(c, es[0].output, env[es[0].output])
                 continue
             var = next(e.iter_var for e in es if e.kind == "update")
             assert var is not None
@@ -120,6 +122,9 @@ def evaluate(c: Cascade, inputs: Mapping[str, np.ndarray], *, file: str | None =
             for k in range(n):
                 for e in es:
                     _run(c, e, env, {var: k})
+            for e in es:
+                if c.tensors[e.output].range_declared:
+                    check_declared_range(c, e.output, env[e.output])
     return env
 
 

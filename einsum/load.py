@@ -17,14 +17,15 @@ from . import expr as E
 from .graphs import find_cycle, lexicographical_topological_sort, strongly_connected_components
 from .cascade import Cascade, Einsum, RankInfo, TensorInfo
 from .errors import ConfigError, EinarrayWarning
-from .indexing import check_fibre_out, check_gather, computed_range, input_decl, not_index_tensor
+from .indexing import (check_fibre_out, check_gather, computed_range, declared_ranges, input_decl,
+                       not_index_tensor)
 from .ops import ARG_REDUCTIONS, INDEX_FUNCTIONS, OPERATORS
 from .parse import Namespace, ParseError, parse_expression, parse_statement
 from .yamlsrc import Source, YPath, load as load_yaml, resolve_named, shipped_names
 
 LIBRARY_DIR = Path(__file__).parent / "library"
 SECTION_KEYS = {"version", "name", "description", "ranks", "partitions", "params",
-                "inputs", "outputs", "expressions", "allow"}
+                "inputs", "outputs", "expressions", "allow", "ranges"}
 # einsum.allow: constructs that are almost always mistakes, accepted (with a warning) on request
 ALLOWABLE = {"bias-under-sum": "a term that does not depend on a summed index, added once per "
                                "value of that index"}
@@ -372,6 +373,7 @@ def cascade_from_data(sec: Any, src: Source, base: YPath = ("einsum",), *,
             raise src.error(xp, exc.message + _caret(text, exc.col)) from None
         stmts.append(st)
 
+    declared = declared_ranges(src, sec, base, rinfo, defined, tensors)
     # intermediate tensor shapes from their definitions
     for t, where in defined.items():
         defs = [(i, stmts[i], kinds[i]) for i in where]
@@ -410,9 +412,15 @@ def cascade_from_data(sec: Any, src: Source, base: YPath = ("einsum",), *,
                 if d != dim and (not isinstance(s, E.Index) or idx_rank[s.name] != rl[d]):
                     raise src.error(ip, f"subscript {d} of {t}'s initial value must be an index of rank {rl[d]}")
         kindname = "output" if t in outs else "intermediate"
+        vr = computed_range(st, tensors, idx_rank)
+        if t in declared:
+            if vr is not None and vr != declared[t]:
+                raise src.error(base + ("ranges", t), f"{t} holds positions in {vr} (computed by "
+                                f"expression {i}), not in {declared[t]}")
+            vr = declared[t]
         tensors[t] = TensorInfo(t, tuple(rl), tuple(shape), kindname,  # type: ignore[arg-type]
                                 dim if kind == "update" else None,
-                                value_range=computed_range(st, tensors, idx_rank))
+                                value_range=vr, range_declared=t in declared)
     for j, o in enumerate(outs):
         if not isinstance(o, str) or o not in tensors:
             raise src.error(base + ("outputs", j), f"output {o!r} is never defined")

@@ -276,3 +276,41 @@ def test_sorted_dims_finds_sort_outputs_and_keys_gathered_through_their_argsort(
     assert sorted_dims(c) == {"EX": frozenset({0}), "SL": frozenset({1})}
     env = evaluate(c, {"AE": np.random.default_rng(0).integers(0, 4, 10), "L": np.zeros((3, 10))})
     assert np.all(np.diff(env["EX"]) >= 0)
+
+
+RANGES = """  ranks: {{T: 3, K: 2, S: "T*K", X: 4, D: 2}}
+  inputs: {{X0: [T, D], L: [S, X]}}
+  outputs: [XS]
+  ranges: {{{ranges}}}
+  expressions:
+    - AT[s] = {rhs}
+    - AM[s] = argmax(x) L[s, x]
+    - XS[s, d] = X0[AT[s], d] * AM[s]
+"""
+
+
+def test_a_computed_tensor_declared_in_ranges_is_an_index_tensor():
+    c = _cascade(RANGES.format(ranges="AT: T", rhs="s // K"))
+    assert c.tensors["AT"].value_range == "T" and c.tensors["AT"].range_declared
+    rng = np.random.default_rng(0)
+    X0, L = rng.standard_normal((3, 2)), rng.standard_normal((6, 4))
+    want = X0[np.arange(6) // 2] * np.argmax(L, axis=1)[:, None]
+    np.testing.assert_allclose(evaluate(c, {"X0": X0, "L": L})["XS"], want, atol=1e-15)
+
+
+def test_a_declared_range_is_checked_after_the_tensor_is_computed():
+    c = _cascade(RANGES.format(ranges="AT: T", rhs="s // K + 1"))
+    with pytest.raises(EvalError, match=r"^AT: AT \(declared in ranges: as positions in T, 0..2\) "
+                                        r"holds 3 at \[s=4\]$"):
+        evaluate(c, {"X0": np.zeros((3, 2)), "L": np.zeros((6, 4))})
+
+
+@pytest.mark.parametrize("ranges,msg", [
+    ("X0: T", "einsum.ranges.X0: X0 is an input: declare its range there"),
+    ("Q: T", "einsum.ranges.Q: Q is not a tensor of the cascade"),
+    ("AT: Z", "einsum.ranges.AT: 'Z' is not a rank"),
+    ("AT: T, AM: T", "einsum.ranges.AM: AM holds positions in X \\(computed by expression 1\\), not in T"),
+])
+def test_bad_ranges_are_located_load_errors(ranges, msg):
+    with pytest.raises(ConfigError, match=msg):
+        _cascade(RANGES.format(ranges=ranges, rhs="s // K"))
