@@ -14,8 +14,9 @@ from einarray.tables import Cell, Column, Table as DataTable, add_format_args, e
 from einsum.atomic import OutputError
 from einsum.errors import ConfigError
 from einsum.outdir import claim
+from hw.export import unit_names
 
-UNITS = ("gelu", "softmax", "compute_unit")
+UNITS = tuple(unit_names())  # every block hw.export can build
 TARGETS = ("ecp5", "ice40", "xilinx")
 
 _PARAM_HELP = ("block parameter NAME=VALUE (repeatable); values are integers, numbers, "
