@@ -98,15 +98,16 @@ SCALESIM_RUNNER = textwrap.dedent("""
     print(json.dumps({"cycles": cyc, "wall_s": dt}))
 """)
 
+# a SCALE-Sim 3 config: array R x C, SRAM sizes in kB, dataflow (also benchmarks/scalesim_reference.py)
 SCALESIM_CFG = """[general]
 run_name = einarray
 
 [architecture_presets]
 ArrayHeight: {R}
-ArrayWidth: {R}
-IfmapSramSzkB: 6144
-FilterSramSzkB: 6144
-OfmapSramSzkB: 2048
+ArrayWidth: {C}
+IfmapSramSzkB: {ifmap_kb}
+FilterSramSzkB: {filter_kb}
+OfmapSramSzkB: {ofmap_kb}
 IfmapOffset: 0
 FilterOffset: 10000000
 OfmapOffset: 20000000
@@ -141,7 +142,8 @@ UseRamulatorTrace: False
 def run_scalesim(py, M, N, K, R, df, repeat):
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        (d / "scale.cfg").write_text(SCALESIM_CFG.format(R=R, df=df))
+        (d / "scale.cfg").write_text(SCALESIM_CFG.format(R=R, C=R, df=df, ifmap_kb=6144, filter_kb=6144,
+                                                          ofmap_kb=2048))
         # SCALE-Sim's topology CSV needs a trailing comma on every row
         (d / "topo.csv").write_text(f"Layer, M, N, K,\ng0, {M}, {N}, {K},\n")
         (d / "layout.csv").write_text("Layer, a, b, c, d, e, f, g, h,\ng0, 1, 1, 1, 1, 1, 1, 1, 1,\n")

@@ -19,7 +19,11 @@ import argparse
 import json
 import subprocess
 import tempfile
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sim import SCALESIM_CFG  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests/expected/scalesim/access_counts.json"
 GEMMS = [(64, 64, 64), (50, 70, 30), (17, 33, 65), (100, 20, 300)]  # M, N, K
@@ -28,44 +32,6 @@ ARRAYS = [(16, 16), (8, 32)]
 COLUMNS = ("SRAM IFMAP Reads", "SRAM Filter Reads", "SRAM OFMAP Writes", "DRAM IFMAP Reads",
            "DRAM Filter Reads", "DRAM OFMAP Writes")
 
-CONFIG = """[general]
-run_name = ref
-
-[architecture_presets]
-ArrayHeight: {R}
-ArrayWidth: {C}
-IfmapSramSzkB: 1024
-FilterSramSzkB: 1024
-OfmapSramSzkB: 1024
-IfmapOffset: 0
-FilterOffset: 10000000
-OfmapOffset: 20000000
-Bandwidth : 16
-Dataflow : {df}
-ReadRequestBuffer: 32
-WriteRequestBuffer: 32
-
-[layout]
-IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: 10
-IfmapSRAMBankNum: 10
-IfmapSRAMBankPort: 2
-FilterCustomLayout: False
-FilterSRAMBankBandwidth: 10
-FilterSRAMBankNum: 10
-FilterSRAMBankPort: 2
-
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-
-[run_presets]
-InterfaceBandwidth: CALC
-UseRamulatorTrace: False
-"""
 
 
 def _row(text: str) -> dict[str, str]:
@@ -76,7 +42,7 @@ def _row(text: str) -> dict[str, str]:
 def run_case(python: str, kind: str, shape: tuple[int, ...], R: int, C: int, df: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        (d / "c.cfg").write_text(CONFIG.format(R=R, C=C, df=df))
+        (d / "c.cfg").write_text(SCALESIM_CFG.format(R=R, C=C, df=df, ifmap_kb=1024, filter_kb=1024, ofmap_kb=1024))
         if kind == "gemm":
             (d / "t.csv").write_text("Layer, M, N, K,\nL, %d, %d, %d,\n" % shape)
         else:
