@@ -19,8 +19,6 @@ from einsum.interp import EvalError, evaluate
 from einsum.load import load_cascade
 
 TOL = 1e-12
-NAME = "longformer"
-SMALL = {"M": 37, "R": 3, "G": 2, "E": 8, "F": 8}  # odd shapes for the mapped run
 PROJ = ("Q", "K", "V", "QG", "KG", "VG")
 
 
@@ -132,20 +130,3 @@ def test_einarray_eval_takes_the_shapes_from_the_inputs(tmp_path):
                  "--rank", "R=4", "--param", "dil=2", "--param", "scale=0.4"]) == 0
     got = np.load(tmp_path / "out.npz")["AV"]
     assert float(np.max(np.abs(got - _longformer_reference(x, gi, 4, 2, 0.4)))) <= TOL
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_the_derived_default_mapping_computes_the_cascade(tmp_path):
-    """Mapped on the FuseMax arch with the derived default, the cascade run tile by tile in
-    the simulator's functional mode equals the reference (gathers, sorts and scatters too)."""
-    import yaml
-
-    from einarray.default_mapping import derive_default
-    from mapping.config import load_config
-    from sim.functional import check_functional
-
-    p = tmp_path / "c.yaml"
-    p.write_text(yaml.safe_dump({"workload": {"cascade": NAME, "ranks": SMALL}, "arch": "fusemax"}))
-    derived, _ = derive_default(load_config(p))
-    fr = check_functional(derived)
-    assert fr.ok, (fr.worst_tensor, fr.max_abs_err)

@@ -22,8 +22,6 @@ from einsum.interp import evaluate
 from einsum.load import load_cascade
 
 TOL = 1e-12
-NAME = "moe-topk"
-SMALL = {"T": 13, "D": 6, "X": 5, "K": 2, "H": 7}  # odd shapes for the mapped run
 ORDERS = {"m3vit": 0, "edge-moe": 1}  # the param softmax_first
 
 _erf = np.vectorize(math.erf)
@@ -187,20 +185,3 @@ def test_einarray_eval_takes_the_shapes_from_the_inputs(tmp_path, order):
                      "--rank", "K=3", "--param", f"softmax_first={ORDERS[order]}"]) == 0
         got = np.load(tmp_path / "out.npz")["OUT"]
         assert got.dtype == dtype and _err(got.astype(np.float64), want) <= tol
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_the_derived_default_mapping_computes_the_cascade(tmp_path):
-    """Mapped on the FuseMax arch with the derived default, the cascade run tile by tile in
-    the simulator's functional mode equals the reference (gathers, sorts and scatters too)."""
-    import yaml
-
-    from einarray.default_mapping import derive_default
-    from mapping.config import load_config
-    from sim.functional import check_functional
-
-    p = tmp_path / "c.yaml"
-    p.write_text(yaml.safe_dump({"workload": {"cascade": NAME, "ranks": SMALL}, "arch": "fusemax"}))
-    derived, _ = derive_default(load_config(p))
-    fr = check_functional(derived)
-    assert fr.ok, (fr.worst_tensor, fr.max_abs_err)

@@ -21,8 +21,6 @@ from einsum.interp import evaluate
 from einsum.load import load_cascade
 
 TOL = 1e-12
-NAME = "reformer"
-SMALL = {"M": 37, "N": 2, "B2": 3, "C": 5, "E": 8, "F": 8}  # odd shapes for the mapped run
 
 
 def _buckets(qk: np.ndarray, rot: np.ndarray) -> np.ndarray:
@@ -184,20 +182,3 @@ def test_einarray_eval_takes_the_shapes_from_the_inputs(tmp_path):
                  "--rank", "C=6"]) == 0
     got = np.load(tmp_path / "out.npz")["AV"]
     assert _err(got, _reformer_reference(qk, v, rot, 6)) <= TOL
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_the_derived_default_mapping_computes_the_cascade(tmp_path):
-    """Mapped on the FuseMax arch with the derived default, the cascade run tile by tile in
-    the simulator's functional mode equals the reference (gathers, sorts and scatters too)."""
-    import yaml
-
-    from einarray.default_mapping import derive_default
-    from mapping.config import load_config
-    from sim.functional import check_functional
-
-    p = tmp_path / "c.yaml"
-    p.write_text(yaml.safe_dump({"workload": {"cascade": NAME, "ranks": SMALL}, "arch": "fusemax"}))
-    derived, _ = derive_default(load_config(p))
-    fr = check_functional(derived)
-    assert fr.ok, (fr.worst_tensor, fr.max_abs_err)
