@@ -36,7 +36,8 @@ from einarray.search import load_search_config, search  # noqa: E402
 from einarray.search.model import figures  # noqa: E402
 from einarray.search.strategies import Searcher  # noqa: E402
 from mapping.config import load_config  # noqa: E402
-from mapping.spec import Loop, buffer_words  # noqa: E402
+from mapping.spec import Loop  # noqa: E402
+from mapping.footprint import buffer_words  # noqa: E402
 from sim.results import simulate  # noqa: E402
 
 GEMM = "workload: {cascade: gemm, ranks: {M: 197, N: 768, K: 768}}\narch: systolic-16x16\n"

@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from einsum.cascade import Cascade
 from mapping.arch import Arch
-from mapping.spec import EinsumMap, Loop, rank_extent, rank_related, tensor_footprint
+from mapping.spec import EinsumMap, Loop
+from mapping.footprint import rank_extent, rank_related, tensor_footprint
 from sim.systolic import compute_cycles
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -219,7 +220,7 @@ def rank_candidates(s: "Searcher", seg: "Segment") -> list[tuple] | None:
     members = [n for n in seg.members if not s.free[n]]
     if len(seg.members) != 1 or len(members) != 1:
         return None
-    from mapping.spec import buffer_words
+    from mapping.footprint import buffer_words
 
     n = members[0]
     cap = s.buf.capacity_words

@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from mapping.spec import Config, Group, group_tensors, rank_related, tensor_footprint
+from mapping.spec import Config, Group
+from mapping.footprint import group_tensors, rank_related, tensor_footprint
 
 __all__ = ["loop_nest"]
 

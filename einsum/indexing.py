@@ -15,7 +15,7 @@ ordering operators of :mod:`einsum.ops` (:func:`run_indexed`).
 
 Downstream: :mod:`einsum.analysis` counts a gather as a pass over the rank it reads and
 the comparisons of :func:`ordering_comparisons`; :func:`indirect_dims` and
-:func:`sorted_dims` tell the mapping checks and the simulator (``mapping.spec.indirect_*``,
+:func:`sorted_dims` tell the mapping checks and the simulator (``mapping.footprint.indirect_*``,
 ``sim.engine``) which tensors are read or written row by row, and which index tensors are
 non-decreasing (so a gather through them repeats rows).
 """

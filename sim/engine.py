@@ -88,9 +88,9 @@ from einsum.indexing import sorted_dims
 from einsum.ragged import (chunk_points, is_chunk_rank, last_chunk, masked_pairs, ragged_pairs,
                            space_points)
 from mapping.arch import Arch, ComputeUnit
-from mapping.spec import (Config, EinsumMap, Group, einsum_depth, group_tensors, indirect_rows,
-                          indirect_tensors, indirect_words, rank_extent, rank_related,
-                          tensor_footprint)
+from mapping.spec import Config, EinsumMap, Group, einsum_depth
+from mapping.footprint import (group_tensors, indirect_rows, indirect_tensors, indirect_words, rank_extent,
+                               rank_related, tensor_footprint)
 
 from .systolic import compute_cycles
 

@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterable, Mapping
 from einsum.cascade import Cascade
 from einsum.errors import ConfigError
 from einsum.yamlsrc import Source
-from mapping.spec import (Config, EinsumMap, Group, MappingSpec, buffer_words, default_spatial, make_group,
-                          mapping_from_data)
+from mapping.spec import Config, EinsumMap, Group, MappingSpec, default_spatial, make_group, mapping_from_data
+from mapping.footprint import buffer_words
 
 from .constraints import SearchProblem
 from .space import SearchSpace, Segment

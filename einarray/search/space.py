@@ -50,7 +50,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from einsum.cascade import Cascade, Einsum
 from einsum.expr import accesses_in, indices_in
 from mapping.arch import Arch
-from mapping.spec import EinsumMap, buffer_words, default_unit, group_tensors, is_free, rank_related, recurrences
+from mapping.spec import EinsumMap, default_unit, is_free, recurrences
+from mapping.footprint import buffer_words, group_tensors, rank_related
 
 from .constraints import Constraints, EinsumConstraint, SearchProblem, _first_where
 

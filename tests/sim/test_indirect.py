@@ -1,4 +1,4 @@
-"""Cost of indirect access in the simulator (sim.engine with mapping.spec.indirect_*):
+"""Cost of indirect access in the simulator (sim.engine with mapping.footprint.indirect_*):
 gathered rows and scattered rows in whole backing-store accesses against closed forms,
 a held source charged once, the JSON's ``indirect`` section, and the functional mode on
 tiled indexed cascades."""
