@@ -158,7 +158,9 @@ def emit(tables: Sequence[Table], fmt: str, *, result: Any = None, out: TextIO |
     if fmt == "json":
         data = result if result is not None else {
             "tables": [{"title": t.title, "columns": t.headers(), "rows": t.records()} for t in tables]}
-        out.write(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+        from einarray.report import dumps
+
+        out.write(dumps(data))
     elif fmt == "csv":
         for i, t in enumerate(tables):
             if len(tables) > 1:
@@ -172,8 +174,3 @@ def emit(tables: Sequence[Table], fmt: str, *, result: Any = None, out: TextIO |
         for t in tables:
             console.print(t.to_rich())
 
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    return float(o)
