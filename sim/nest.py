@@ -35,18 +35,34 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
   and translation per loop level and spatial instance and accumulates the deltas returned by a
   storage boundary's loop, times ``num_epochs``, as that level's accesses; at a spatial level
   ``ComputeAccurateMulticastedAccesses`` counts each distinct delta element once per parent.
-  :func:`_traverse` is that recursion: the tile events of each level in Timeloop's time order,
-  with its temporal extrapolation (default, ``counting.extrapolate: true``): a temporal loop of
-  n > 2 iterations runs iteration 0, then iteration 1 standing for n - 1 (epochs x (n - 1)), so
-  the tile after a loop is the one at its iteration 1, and the next outer step is judged from
-  there. ``extrapolate: false`` visits every iteration (``TIMELOOP_DISABLE_TEMPORAL_
-  EXTRAPOLATION``); the two agree on all eleven reference nests and differ where a window slides
-  on across an outer step (``tests/sim/test_nest.py``: 20 fills extrapolated, 18 exact). Spatial
-  loops run every element (Timeloop extrapolates them by translation, the same sets for these
-  uniform nests). The partition P is the footprint over every loop but the spatial ones above
-  the level (what an instance ever holds). The buffer model then derives reads/fills/updates as
-  the rules above state (``/work/shared/reference/timeloop/conventions.md`` points 2-7), and
+  The tile events of each level come in Timeloop's time order, with its temporal extrapolation
+  (default, ``counting.extrapolate: true``): a temporal loop of n > 2 iterations runs iteration
+  0, then iteration 1 standing for n - 1 (epochs x (n - 1)), so the tile after a loop is the one
+  at its iteration 1, and the next outer step is judged from there. ``extrapolate: false``
+  visits every iteration (``TIMELOOP_DISABLE_TEMPORAL_EXTRAPOLATION``); the two agree on all
+  eleven reference nests and differ where a window slides on across an outer step
+  (``tests/sim/test_nest.py``: 20 fills extrapolated, 18 exact). Spatial loops run every
+  element (Timeloop extrapolates them by translation, the same sets for these uniform nests).
+  The partition P is the footprint over every loop but the spatial ones above the level (what
+  an instance ever holds). The buffer model then derives reads/fills/updates as the rules above
+  state (``/work/shared/reference/timeloop/conventions.md`` points 2-7), and
   ``tests/sim/test_nest.py`` checks every count of the eleven reference outputs there.
+* **Counting in closed form** (:func:`nest_counts`; no tile is materialised). Every instance of
+  a level sees the same sequence of translations (loop j moves a tensor by ``a_j``, its
+  subscripts' coefficients times the loop's stride; when time loop p steps, the tile moves by
+  ``a_p - sum of v_q a_q`` over the time loops q inside it, with v_q = f_q - 1, or 1 when
+  extrapolated). The stride-change rule is a machine whose state is the remembered
+  translation; :func:`_events` runs it over the loops' bodies, memoized per (loop, state), and
+  multiplies out a loop's repeats once the state cycles, giving the weighted number of events
+  of each kind (whole tile, or a delta under translation d). A tile is the Minkowski sum of the
+  loops' progressions ``{0, a, .., (f-1) a}``, a product over the tensor's components (dims
+  sharing a rank), each held as a bitmask of integers (:class:`_Space`). So ``|delta| = |M| -
+  prod_c |M_c & (M_c - d_c)|``, and the union of a delta over the fan-out set F (the spatial
+  loops between parent and child) is ``prod_c |M_c + F_c| - prod_c (|M_c + F_c| - |A_c +
+  F_c|)`` with ``A_c = M_c \\ (M_c - d_c)`` (a point is covered if every component can reach
+  it and some component reaches it through its new part). The cost is a few shifts per
+  (level, tensor, kind), independent of the layer's size: the enumerating walk this replaced
+  is ``tests/sim/nest_oracle.py``, the oracle the counts are tested against on random nests.
 * **Cycles.** ``computes / utilized MACs``, or more if a level's bandwidth cannot keep up:
   per instance, ``sum of reads / read_bw`` and ``sum of (fills + updates) / write_bw``.
 * **Energy.** Per tensor and level ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update)
@@ -57,13 +73,11 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-
-from einsum.errors import EinarrayError
 from mapping.hierarchy import NestConfig, Operand
 
 
@@ -198,165 +212,184 @@ def build_loops(cfg: NestConfig) -> tuple[Loop, ...]:
     return tuple(out)
 
 
-def _mold(op: Operand, loops: tuple[Loop, ...]) -> frozenset[tuple[int, ...]]:
-    """``op``'s coordinates over the iteration box of ``loops`` (at offset 0)."""
-    n = math.prod(lp.factor for lp in loops)
-    grid = np.indices([lp.factor for lp in loops]).reshape(len(loops), -1) if loops else np.zeros((0, 1), int)
-    cols = []
-    for terms, k in zip(op.terms, op.consts):
-        coef = dict(terms)
-        cols.append(sum((coef.get(lp.rank, 0) * lp.stride * grid[j] for j, lp in enumerate(loops)),
-                        np.full(n, k, dtype=np.int64)))
-    rows = np.unique(np.stack(cols, axis=1), axis=0) if cols else np.zeros((1, 0), int)
-    return frozenset(map(tuple, rows.tolist()))
+class _Space:
+    """One tensor's coordinates as independent components, each a set of integers as a bitmask.
 
+    Dims that share a rank form a component (``Inputs[c, p + r, q + s]``: three); every loop
+    moves one component only, so a tile (a Minkowski sum of the loops' progressions ``{0, a,
+    .., (f-1) a}``) is the product of its components' sets, and so is each set below. A
+    component's coordinates are encoded as one integer (mixed radix ``4 span + 1`` per dim, so
+    every point within twice the iteration space's span encodes uniquely) and a set of them as
+    a Python int with bit ``enc + OFF`` set: a translation is a shift, an intersection an AND."""
 
-class _Walk:
-    """The per-instance delta walk of one (level, tensor), feeding the parent's unions."""
-
-    def __init__(self, op: Operand, level: int, parent: int | None, loops: tuple[Loop, ...], is_compute: bool):
-        self.op, self.level, self.parent, self.is_compute = op, level, parent, is_compute
-        self.outer = tuple(lp for lp in loops if lp.level < level)
-        self.mold = _mold(op, tuple(lp for lp in loops if lp.level >= level))
-        # what an instance holds over the whole run: every loop but the spatial ones above it
-        self.P = math.prod(lp.factor for lp in self.outer if lp.spatial) * \
-            len(_mold(op, tuple(lp for lp in loops if lp.level >= level or not lp.spatial)))
-        self.D = 0
-        self.unions: dict[tuple, set] = {}
-        self.weights: dict[tuple, int] = {}
-        self.U = 0
-        self.state: dict[tuple, list] = {}  # instance -> [prev set, its translation, remembered stride]
+    def __init__(self, op: Operand, loops: tuple[Loop, ...]):
         coef = [dict(terms) for terms in op.terms]
-        self.step = [tuple(c.get(lp.rank, 0) * lp.stride for c in coef) for lp in self.outer]
-        self.spatial = [j for j, lp in enumerate(self.outer) if lp.spatial]
-        top = self.parent if self.parent is not None else 0
-        self.above = [j for j in self.spatial if self.outer[j].level < top]
-        self.temporal = [j for j, lp in enumerate(self.outer) if not lp.spatial]
+        nd = len(coef)
+        parent = list(range(nd))
 
-    def event(self, vals: tuple[int, ...], epochs: int) -> None:
-        """A new tile at outer loop values ``vals``, standing for ``epochs`` identical steps."""
-        trans = tuple(sum(v * st[d] for v, st in zip(vals, self.step)) for d in range(len(self.op.terms)))
-        S = {tuple(a + b for a, b in zip(m, trans)) for m in self.mold}
-        inst = tuple(vals[j] for j in self.spatial)
-        st = self.state.get(inst)
-        if st is None:
-            delta = S
-            self.state[inst] = [S, trans, None]
-        else:
-            prev, ptrans, stride = st
-            t = tuple(a - b for a, b in zip(trans, ptrans))
-            if stride is None or t == stride:
-                delta = S - prev
-                st[2] = t
-            else:  # the stride changed: Timeloop discards the residual tile
-                delta = S
-                st[2] = None
-            st[0], st[1] = S, trans
-        self.D += len(delta) * epochs
-        if self.parent is not None and delta:
-            key = (tuple(vals[j] for j in self.above), tuple(vals[j] for j in self.temporal))
-            self.unions.setdefault(key, set()).update(delta)
-            self.weights[key] = epochs
+        def find(d: int) -> int:
+            while parent[d] != d:
+                d = parent[d]
+            return d
 
-    def _run_compute(self) -> None:
-        """The compute level takes its operand point at every MAC: D is the MAC count and the
-        parent's union per (parent instance, step) is counted with NumPy over all MACs."""
-        outer = self.outer
-        self.D = math.prod(lp.factor for lp in outer)
-        if self.parent is None:
-            return
-        grid = np.indices([lp.factor for lp in outer]).reshape(len(outer), -1) if outer else \
-            np.zeros((0, 1), dtype=np.int64)
-        cols = [grid[j] for j, lp in enumerate(outer)
-                if not lp.spatial or lp.level < self.parent]  # the parent instance and the step
-        for terms, k in zip(self.op.terms, self.op.consts):
-            coef = dict(terms)
-            cols.append(sum((coef.get(lp.rank, 0) * lp.stride * grid[j] for j, lp in enumerate(outer)),
-                            np.full(grid.shape[1], k, dtype=np.int64)))
-        rows = np.stack(cols, axis=1)
-        self.unions = {(): set()}
-        self.U = int(len(np.unique(rows, axis=0)))
+        for r in {r for c in coef for r in c}:
+            ds = [d for d in range(nd) if coef[d].get(r, 0)]
+            for d in ds[1:]:
+                parent[find(d)] = find(ds[0])
+        comps: dict[int, list[int]] = {}
+        for d in range(nd):
+            comps.setdefault(find(d), []).append(d)
+        self.comps = list(comps.values())
+        self.disp = {lp: tuple(coef[d].get(lp.rank, 0) * lp.stride for d in range(nd)) for lp in loops}
+        span = [sum((lp.factor - 1) * abs(a[d]) for lp, a in self.disp.items()) for d in range(nd)]
+        self.weight = [0] * nd
+        self.off = []
+        for ds in self.comps:
+            w = 1
+            for d in ds:
+                self.weight[d] = w
+                w *= 4 * span[d] + 1
+            self.off.append(sum(self.weight[d] * 2 * span[d] for d in ds))
 
-    def parent_accesses(self) -> int:
-        if self.is_compute:
-            return self.U
-        return sum(len(u) * self.weights[k] for k, u in self.unions.items())
+    def enc(self, k: int, vec: tuple[int, ...]) -> int:
+        return sum(self.weight[d] * vec[d] for d in self.comps[k])
+
+    def sets(self, loops: tuple[Loop, ...] | list[Loop], base: list[int] | None = None) -> list[int]:
+        """Per component, the bitmask of ``base`` (default: the origin) plus the loops' progressions."""
+        out = []
+        for k, off in enumerate(self.off):
+            m = 1 << off if base is None else base[k]
+            for lp in loops:
+                m = _sweep(m, self.enc(k, self.disp[lp]), lp.factor)
+            out.append(m)
+        return out
 
 
-def _traverse(loops: tuple[Loop, ...], walks: list[_Walk], extrapolate: bool) -> None:
-    """Step the nest outermost first, firing each storage level's tile events in time order.
-
-    With ``extrapolate`` (Timeloop's default), a temporal loop of n > 2 iterations runs
-    iteration 0, then iteration 1 standing for n - 1 iterations (``num_epochs``), as
-    NestAnalysis::ComputeTemporalWorkingSet does; spatial loops run every element."""
-    at: dict[int, list[_Walk]] = {}
-    for w in walks:
-        depth = next((j for j, lp in enumerate(loops) if lp.level >= w.level), len(loops))
-        at.setdefault(depth, []).append(w)
-    L = len(loops)
-
-    def rec(j: int, vals: tuple[int, ...], epochs: int) -> None:
-        for w in at.get(j, ()):
-            w.event(vals[:len(w.outer)], epochs)
-        if j == L or not any(d > j for d in at):
-            return
-        lp = loops[j]
-        if extrapolate and not lp.spatial and lp.factor > 2:
-            rec(j + 1, vals + (0,), epochs)
-            rec(j + 1, vals + (1,), epochs * (lp.factor - 1))
-        else:
-            for v in range(lp.factor):
-                rec(j + 1, vals + (v,), epochs)
-
-    rec(0, (), 1)
+def _shift(m: int, s: int) -> int:
+    return m << s if s >= 0 else m >> -s
 
 
-def _frac(n: int, d: int) -> Fraction:
-    return Fraction(n, d)
+def _sweep(m: int, b: int, f: int) -> int:
+    """The set ``m + {0, b, .., (f-1) b}`` (by doubling: log f shifts)."""
+    if b == 0 or f == 1:
+        return m
+    half = _sweep(m, b, f // 2)
+    out = half | _shift(half, (f // 2) * b)
+    return out | _shift(m, (f - 1) * b) if f % 2 else out
 
 
-MAX_WALK = 20_000_000  # tile points the delta walk may visit (Python sets; seconds per million)
-MAX_POINTS = 50_000_000  # iteration points NumPy enumerates for partitions and the compute level
+def _size(ms: list[int]) -> int:
+    return math.prod(m.bit_count() for m in ms)
 
 
-def walk_points(cfg: NestConfig, loops: tuple[Loop, ...]) -> int:
-    """Tile points the walk visits: per storage level and kept tensor, outer iterations x tile."""
-    from mapping.hierarchy import tile_words
+def _events(ticks: list[tuple[tuple[int, ...], int]], extrapolate: bool) -> Counter:
+    """Tile events of one instance of a level under its time loops, by kind: ``None`` for a
+    whole tile (the first, and after a change of stride), a translation ``d`` for a delta
+    ``S_k - S_{k-1}`` with ``S_k = S_{k-1} + d``; weighted by the steps each stands for.
 
-    n = 0
-    for i, lm in enumerate(cfg.levels):
-        outer = math.prod(lp.factor if lp.spatial or not cfg.extrapolate else min(lp.factor, 2)
-                          for lp in loops if lp.level < i)
-        n += sum(outer * tile_words(cfg.levels, i, o) for o in cfg.operands if o.name in lm.keep)
-    return n
+    ``ticks`` gives, per time loop outermost first, the translation of the tile when that loop
+    steps (inner loops restarting) and its factor. Timeloop's rule is a machine whose state is
+    the remembered translation (or none); a loop's body is a function of that state, memoized,
+    and a loop of f iterations repeats it f - 1 times, summed in closed form once the state
+    cycles (it does within a few steps: the states are the loops' translations). With
+    ``extrapolate`` the body runs once more standing for f - 1 iterations (Timeloop's)."""
+    memo: dict[tuple[int, Any], tuple[Any, Counter]] = {}
+
+    def run(p: int, s: Any) -> tuple[Any, Counter]:
+        if p == len(ticks):
+            return s, Counter()
+        if (p, s) not in memo:
+            d, f = ticks[p]
+
+            def step(s: Any) -> tuple[Any, Counter]:
+                same = s is None or s == d
+                s2, c = run(p + 1, d if same else None)
+                return s2, c + Counter({d if same else None: 1})
+
+            s1, c1 = run(p + 1, s)
+            if extrapolate:
+                s2, c2 = step(s1)
+                memo[(p, s)] = s2, c1 + Counter({k: v * (f - 1) for k, v in c2.items()})
+            else:
+                s2, c2 = _repeat(step, s1, f - 1)
+                memo[(p, s)] = s2, c1 + c2
+        return memo[(p, s)]
+
+    return run(0, None)[1] + Counter({None: 1})
+
+
+def _repeat(step, s: Any, n: int) -> tuple[Any, Counter]:
+    """``step`` applied ``n`` times from state ``s``: the final state and the summed counts,
+    the cycle the states enter multiplied out."""
+    seen, states, cum = {s: 0}, [s], [Counter()]
+    for k in range(1, n + 1):
+        s, c = step(s)
+        states.append(s)
+        cum.append(cum[-1] + c)
+        if k == n:
+            break
+        if s in seen:
+            c0 = seen[s]
+            q, r = divmod(n - k, k - c0)
+            per = cum[k] - cum[c0]
+            return states[c0 + r], cum[k] + Counter({t: v * q for t, v in per.items()}) + (cum[c0 + r] - cum[c0])
+        seen[s] = k
+    return s, cum[-1]
+
+
+def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> dict[tuple[int, str], tuple[int, int, int, int]]:
+    """Per storage level i and tensor t it keeps: (tile words, partition P, own fills D, words it
+    serves its child U), D, P and U summed over the level's instances (the docstring's model),
+    in closed form from the loops' progressions and the tile events per kind."""
+    loops = build_loops(cfg) if loops is None else loops
+    n = len(cfg.levels)
+    out = {}
+    for op in cfg.operands:
+        sp = _Space(op, loops)
+        chain = [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep] + [n]
+        molds = {i: sp.sets([lp for lp in loops if lp.level >= i]) for i in chain}
+        inst = {i: math.prod(lp.factor for lp in loops if lp.spatial and lp.level < i) for i in chain}
+        kinds = {}
+        for i in chain[:-1]:
+            time = [lp for lp in loops if lp.level < i and not lp.spatial]
+            ticks = []
+            for p, lp in enumerate(time):
+                back = [(1 if cfg.extrapolate else q.factor - 1, sp.disp[q]) for q in time[p + 1:]]
+                ticks.append((tuple(a - sum(v * b[d] for v, b in back) for d, a in enumerate(sp.disp[lp])),
+                              lp.factor))
+            kinds[i] = _events(ticks, cfg.extrapolate)
+        for k, i in enumerate(chain[:-1]):
+            M, tile = molds[i], _size(molds[i])
+            P = inst[i] * _size(sp.sets([lp for lp in loops if lp.level < i and not lp.spatial], M))
+            D = inst[i] * sum(w * (tile if d is None else tile - _size(
+                [m & _shift(m, -sp.enc(c, d)) for c, m in enumerate(M)])) for d, w in kinds[i].items())
+            child = chain[k + 1]
+            fan = [lp for lp in loops if lp.spatial and i <= lp.level < child]
+            Mc = molds[child]
+            whole = _size(sp.sets(fan, Mc))
+            if child == n:  # the compute level takes its point at every MAC
+                U = inst[i] * math.prod(lp.factor for lp in loops if not lp.spatial) * whole
+            else:
+                U, X = 0, sp.sets(fan, Mc)
+                for d, w in kinds[child].items():
+                    if d is None:
+                        U += w * whole
+                        continue
+                    new = sp.sets(fan, [m & ~_shift(m, -sp.enc(c, d)) for c, m in enumerate(Mc)])
+                    U += w * (math.prod(x.bit_count() for x in X) -
+                              math.prod(x.bit_count() - y.bit_count() for x, y in zip(X, new)))
+                U *= inst[i]
+            out[(i, op.name)] = (tile, P, D, U)
+    return out
 
 
 def simulate_nest(cfg: NestConfig) -> NestResult:
-    """Counts, cycles and energy of ``cfg`` (the model is this module's docstring). A nest whose
-    walk would visit more than ``MAX_WALK`` tile points is refused (an EinarrayError)."""
+    """Counts, cycles and energy of ``cfg`` (the model is this module's docstring)."""
     arch, loops = cfg.arch, build_loops(cfg)
-    work = walk_points(cfg, loops)
-    if work > MAX_WALK:
-        raise EinarrayError(f"{cfg.source}: the nest's delta walk visits {work:,} tile points, more than "
-                            f"{MAX_WALK:,}; shrink the ranks (--rank) or move loops inward")
-    points = cfg.computes * len(cfg.operands) * (len(arch.levels) + 1)
-    if points > MAX_POINTS:
-        raise EinarrayError(f"{cfg.source}: counting enumerates {points:,} iteration points (MACs x tensors x "
-                            f"levels), more than {MAX_POINTS:,}; shrink the ranks (--rank)")
     out = next(o for o in cfg.operands if o.is_output)
     n = len(arch.levels)
     util = [math.prod(lp.factor for lp in loops if lp.spatial and lp.level < i) for i in range(n + 1)]
-    walks: dict[tuple[int, str], _Walk] = {}
-    for op in cfg.operands:
-        keepers = [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep]
-        for k, i in enumerate(keepers + [n]):
-            walks[(i, op.name)] = _Walk(op, i, keepers[k - 1] if k > 0 else None, loops, i == n)
-    for w in walks.values():
-        if w.is_compute:
-            w._run_compute()
-    _traverse(loops, [w for w in walks.values() if not w.is_compute], cfg.extrapolate)
-    # U of (parent, t): the parent's side of its child's deltas
-    U = {(w.parent, t): w.parent_accesses() for (i, t), w in walks.items() if w.parent is not None}
+    raw = nest_counts(cfg, loops)
     computes = cfg.computes
     macs = util[n]
     compute_cycles = -(-computes // macs)
@@ -368,16 +401,17 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
         for op in cfg.operands:
             if op.name not in lm.keep:
                 continue
-            w, u, ui = walks[(i, op.name)], U.get((i, op.name), 0), util[i]
+            tile, P, D, u = raw[(i, op.name)]
+            ui = util[i]
             if op.is_output:
-                upd = _frac(u, ui)
-                reads = _frac(u - w.P, ui)
-                fills = Fraction(0) if i == 0 else _frac(w.D - (0 if cfg.output_first_fill else w.P), ui)
+                upd = Fraction(u, ui)
+                reads = Fraction(u - P, ui)
+                fills = Fraction(0) if i == 0 else Fraction(D - (0 if cfg.output_first_fill else P), ui)
             else:
                 upd = Fraction(0)
-                reads = _frac(u, ui)
-                fills = Fraction(0) if i == 0 else _frac(w.D, ui)
-            per[op.name] = (len(w.mold), _frac(w.P, ui), reads, fills, upd)
+                reads = Fraction(u, ui)
+                fills = Fraction(0) if i == 0 else Fraction(D, ui)
+            per[op.name] = (tile, Fraction(P, ui), reads, fills, upd)
         counts.append(per)
         cyc = 0
         if lv.read_bw is not None:
@@ -402,8 +436,8 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     total = mac_e + sum(lv.energy_pj for lv in levels)
     area = None if arch.compute.area_um2 is None else arch.compute.area_um2 * arch.compute.instances
     return NestResult(cfg.cascade.name, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
-                      total, loops, arch.clock_hz, len(walks[(0, out.name)].mold),
-                      sum(len(walks[(0, o.name)].mold) for o in cfg.operands), arch.compute.instances, area)
+                      total, loops, arch.clock_hz, raw[(0, out.name)][0],
+                      sum(raw[(0, o.name)][0] for o in cfg.operands), arch.compute.instances, area)
 
 
 # ----------------------------------------------------------------------------------
@@ -411,13 +445,14 @@ def map_text(cfg: NestConfig) -> str:
     """The mapping as Timeloop prints it in ``timeloop-model.map.txt``: per level its kept
     tensors with their tile sizes, then its loops (factor-1 loops omitted), indented."""
     loops = build_loops(cfg)
+    raw = nest_counts(cfg, loops)
     lines: list[str] = []
     depth = 0
     n = len(cfg.levels)
     for i, lm in enumerate(cfg.levels):
         lvl = [lp for lp in loops if lp.level == i]
         tiles = " ".join(f"{o.name}:{k} ({k})" for o in cfg.operands if o.name in lm.keep
-                         for k in [len(_mold(o, tuple(lp for lp in loops if lp.level >= i)))])
+                         for k in [raw[(i, o.name)][0]])
         head = f"{lm.level} [ {tiles} ]" if tiles else f"{lm.level} [ ]"
         lines.append(head + " ")
         if not lvl and i < n - 1:

@@ -14,6 +14,7 @@ the map.txt loop nest, all to the precision Timeloop printed.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -201,19 +202,31 @@ def test_bandwidth_bound_cycles_through_set(capsys):
     assert "256 cycles (bound by Buffer's bandwidth; compute 48)" in capsys.readouterr().out
 
 
-def test_a_walk_too_large_is_refused_in_one_line(tmp_path, capsys):
-    """25M MACs (P = 2**23, R = 3): refused before any counting, in one line naming the limit;
-    with extrapolation off, the walk itself (25M 1-word tiles per inner level) is over MAX_WALK."""
+@pytest.mark.parametrize("extrapolate", [True, False])
+def test_a_25m_mac_nest_counts_in_closed_form(tmp_path, extrapolate):
+    """P = 2**23, R = 3, every loop in main memory (25M MACs; the point-set walk refused it):
+    the global buffer and register file hold 1-word tiles that move at every MAC, except
+    Outputs[p], which stays put across R. Hand counts with N = 2**23, in both counting modes:
+    Weights and Inputs take 3N fills at each level and 3N reads at the parent; the register
+    file's Outputs take 3N updates (one per MAC), 2N reads (the first update of each of the N
+    elements is a write) and no fills (each p is drained once, never refetched); the buffer's
+    Outputs take N updates, main memory's N. Counted in closed form: well under a second."""
+    import time
+
+    N = 2 ** 23
     p = tmp_path / "big.yaml"
     ex = ROOT / "examples" / "timeloop"
     p.write_text(f"einsum: {ex / 'problems' / 'conv1d'}.yaml\narch: {ex / 'arch' / '3level'}.yaml\n"
-                 "mapping:\n  version: 1\n  nest:\n    MainMemory: {temporal: {P: 8388608, R: 3}}\n")
-    assert main(["simulate", str(p), "--rank", "P=8388608"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "iteration points (MACs x tensors x levels), more than 50,000,000" in err[0]
-    assert main(["simulate", str(p), "--rank", "P=8388608", "--set", "mapping.counting={extrapolate: false}"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "tile points, more than 20,000,000" in err[0]
+                 f"mapping:\n  version: 1\n  nest:\n    MainMemory: {{temporal: {{P: {N}, R: 3}}}}\n"
+                 f"  counting: {{extrapolate: {str(extrapolate).lower()}}}\n")
+    t0 = time.perf_counter()
+    res = simulate_nest(load_config(p, allow_hierarchy=True, ranks={"P": N}))
+    assert time.perf_counter() - t0 < 10  # a regression to enumeration takes minutes
+    mm, gb, rf = ({t: (s.reads, s.fills, s.updates) for t, s in lv.tensors.items()} for lv in res.levels)
+    assert mm == {"Weights": (3 * N, 0, 0), "Inputs": (3 * N, 0, 0), "Outputs": (0, 0, N)}
+    assert gb == {"Weights": (3 * N, 3 * N, 0), "Inputs": (3 * N, 3 * N, 0), "Outputs": (0, 0, N)}
+    assert rf == {"Weights": (3 * N, 3 * N, 0), "Inputs": (3 * N, 3 * N, 0), "Outputs": (2 * N, 0, 3 * N)}
+    assert res.cycles == 3 * N
 
 
 def test_exact_walk_agrees_on_every_exercise():
@@ -242,3 +255,99 @@ def test_extrapolation_differs_where_a_window_crosses_an_outer_step(tmp_path):
         rf, gb = res.levels[2].tensors["Inputs"], res.levels[1].tensors["Inputs"]
         assert (rf.tile, rf.fills, gb.reads) == (3, fills, fills)
         assert rf.partition == 18 and gb.fills == 18  # the global buffer holds the whole row
+
+
+# ------------------------------------------------------------------------------------
+# The closed-form counts against the enumerating oracle (tests/sim/nest_oracle.py, the point-set
+# walk that reproduced the reference outputs before the closed form) on random small nests
+RANDOM_ARCH = """arch:
+  version: 1
+  name: random-4level
+  clock_hz: 1.0e9
+  hierarchy:
+    - {name: L0, energy: {read: 1.0}}
+    - {name: L1, capacity_words: 1000000, mesh: [3, 1]}
+    - {name: L2, capacity_words: 1000000, mesh: [3, 2]}
+    - {name: L3, capacity_words: 1000000, mesh: [6, 4]}
+  compute: {name: MAC, mesh: [6, 4], energy: {compute: 1.0}}
+"""
+FANOUT = {"L0": (3, 1), "L1": (1, 2), "L2": (2, 2), "L3": (1, 1)}
+# (ranks, inputs, expression): sliding and strided windows, a plain GEMM, a subscript over two
+# ranks in two dims (one component of two dims), a negative coefficient
+RANDOM_PROBLEMS = {
+    "conv1d-stride2": ('{C: 2, K: 3, R: 3, P: 6, H: "2*P + R - 1"}', "{W: [C, K, R], I: [C, H]}",
+                       "O[k, p] = W[c, k, r] * I[c, 2*p + r]"),
+    "conv2d": ('{K: 2, C: 2, R: 3, S: 2, P: 4, Q: 3, H: "P + R - 1", V: "Q + S - 1"}',
+               "{W: [K, C, R, S], I: [C, H, V]}", "O[k, p, q] = W[k, c, r, s] * I[c, p + r, q + s]"),
+    "conv1d": ('{K: 2, R: 3, P: 12, H: "P + R - 1"}', "{W: [K, R], I: [H]}", "O[k, p] = W[k, r] * I[p + r]"),
+    "gemm": ("{M: 4, K: 6, N: 4}", "{A: [M, K], B: [K, N]}", "O[m, n] = A[m, k] * B[k, n]"),
+    "skew": ('{I: 6, J: 4, S: "I + J - 1"}', "{A: [S, I], B: [J]}", "O[i, j] = A[i + j, i] * B[j]"),
+    "skew2": ('{I: 4, J: 3, K: 4, S: "I + J - 1", T: "J + K - 1"}', "{A: [S, T], B: [J]}",
+              "O[i, k] = A[i + j, j + k] * B[j]"),
+    "flip": ('{P: 8, R: 3, S: "P + R - 1"}', "{A: [S], B: [R]}", "O[p] = A[p - r + 2] * B[r]"),
+}
+
+
+def _primes(n: int) -> list[int]:
+    out, d = [], 2
+    while n > 1:
+        while n % d == 0:
+            out.append(d)
+            n //= d
+        d += 1
+    return out
+
+
+def _random_nest(problem: str, seed: int) -> str:
+    """A random mapping: each prime factor of each rank on a random level, temporal or spatial
+    (within the fan-out), a random loop order per level, random keep/bypass below L0."""
+    import random
+
+    rng = random.Random(seed)
+    ranks_src, ins, expr = RANDOM_PROBLEMS[problem]
+    sizes = {k.strip(): int(v) for k, v in (kv.split(":") for kv in ranks_src.strip("{}").split(","))
+             if v.strip().isdigit()}
+    temporal = {lv: {} for lv in FANOUT}
+    spatial = {lv: {"X": {}, "Y": {}} for lv in FANOUT}
+    for r, n in sizes.items():
+        for f in _primes(n):
+            lv = rng.choice(list(FANOUT))
+            dim = rng.choice(["T", "X", "Y"])
+            if dim != "T":
+                used = math.prod(spatial[lv][dim].values())
+                if used * f <= FANOUT[lv][dim == "Y"]:
+                    spatial[lv][dim][r] = spatial[lv][dim].get(r, 1) * f
+                    continue
+            temporal[lv][r] = temporal[lv].get(r, 1) * f
+    tensors = [t.split(":")[0].strip() for t in ins.strip("{}").split("],")] + ["O"]
+    lines = []
+    for lv in FANOUT:
+        order = list(temporal[lv])
+        rng.shuffle(order)
+        parts = ["temporal: {" + ", ".join(f"{r}: {temporal[lv][r]}" for r in order) + "}"]
+        sp = {d: v for d, v in spatial[lv].items() if v}
+        if sp:
+            parts.append("spatial: {" + ", ".join(f"{d}: {{" + ", ".join(f"{r}: {f}" for r, f in v.items()) + "}"
+                                                  for d, v in sp.items()) + "}")
+        if lv != "L0":
+            parts.append("keep: [" + ", ".join(t for t in tensors if rng.random() < 0.6) + "]")
+        lines.append(f"    {lv}: {{{', '.join(parts)}}}")
+    ext = "true" if rng.random() < 0.5 else "false"
+    return (f"einsum:\n  version: 1\n  name: {problem}\n  ranks: {ranks_src}\n  inputs: {ins}\n"
+            f"  outputs: [O]\n  expressions:\n    - {expr}\n{RANDOM_ARCH}"
+            f"mapping:\n  version: 1\n  nest:\n" + "\n".join(lines) + f"\n  counting: {{extrapolate: {ext}}}\n")
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("problem", sorted(RANDOM_PROBLEMS))
+def test_closed_form_counts_equal_the_enumerating_oracle(problem, seed, tmp_path):
+    """Tile, partition, fills and served words of every (level, kept tensor) equal the point-set
+    walk's, on random factors, loop orders, spatial splits over X and Y, keep/bypass, with and
+    without extrapolation."""
+    from sim.nest import nest_counts
+    from tests.sim.nest_oracle import oracle_counts
+
+    p = tmp_path / "c.yaml"
+    p.write_text(_random_nest(problem, seed))
+    cfg = load_config(p, allow_hierarchy=True)
+    assert nest_counts(cfg) == oracle_counts(cfg), p.read_text()
