@@ -63,6 +63,19 @@ index (:func:`einsum.indexing.sorted_dims`) charges the bound on its distinct ro
 ``hold:`` is kept on chip instead and moves once, like any held tensor. Which tensors
 were costed how is in the result's ``indirect`` (:mod:`sim.results`).
 
+Exact integer time
+------------------
+Times are exact rationals (a word costs ``1 / bandwidth`` cycles, a stage on the 2-D array's
+edges ``words / (R + C)``), but the timeline never holds a :class:`~fractions.Fraction`: it
+counts *ticks* of ``1 / D`` cycle, with ``D`` a common multiple of every denominator the run
+meets (:class:`TimeBase`), so the per-step recurrence and the counters are integer additions
+and maxima, which are exact and several times faster than Fraction arithmetic. ``D`` starts
+as the least common multiple of the backing store's bandwidth numerators (a word is then a
+whole number of ticks); a step cost with a denominator that does not divide ``D`` restarts
+the run with ``D := lcm(D, denominator)`` (:class:`_Rescale`), so no value is ever rounded.
+Results leave the engine as Fractions again (``Sim.end_time``, ``Sim.group_cycles``, the
+counters of :data:`TIME_KEYS`), equal to what rational arithmetic gives.
+
 Exactness of the fast mode
 --------------------------
 The step recurrence is a max-plus linear map of the state (channel-free and compute-
@@ -96,6 +109,43 @@ from .systolic import compute_cycles
 
 ZERO = Fraction(0)
 
+#: Counters whose values are cycles (kept in ticks while the engine runs, :class:`TimeBase`).
+TIME_KEYS = frozenset({"einsum_cycles", "busy", "pe_cycles", "einsum_pe", "stage_time", "buf_stall", "compute"})
+
+
+class _Rescale(Exception):
+    """A value with denominator ``den`` does not fit the time base: rerun with a finer one."""
+
+    def __init__(self, den: int):
+        super().__init__(den)
+        self.den = den
+
+
+class TimeBase:
+    """Ticks of ``1 / D`` cycle (see "Exact integer time" above)."""
+
+    def __init__(self, d: int):
+        self.d = d
+
+    def ticks(self, x: Any) -> int:
+        """``x`` cycles (an int or a Fraction) in ticks, exactly, or :class:`_Rescale`."""
+        if isinstance(x, int):
+            return x * self.d
+        q, r = divmod(self.d, x.denominator)
+        if r:
+            raise _Rescale(x.denominator)
+        return x.numerator * q
+
+    def cycles(self, t: int) -> Fraction | int:
+        """Ticks back to cycles (an int when whole)."""
+        q, r = divmod(t, self.d)
+        return Fraction(t, self.d) if r else q
+
+
+#: the time base a (arch, cascade, shapes) last needed, so that a search's many runs of one
+#: layer restart at most once (a hint only: any D is exact)
+_D_HINT: dict[tuple, int] = {}
+
 
 def _ceil(x: Fraction) -> int:
     return -((-x.numerator) // x.denominator)
@@ -125,11 +175,13 @@ class Counters:
 @dataclass(frozen=True)
 class StepCost:
     stages: tuple[tuple[Fraction, ...], ...]  # per stage, per unit work in cycles
-    compute: Fraction  # cycles after buffer-bandwidth stalls
+    compute: int  # ticks (TimeBase) after buffer-bandwidth stalls
     dram_read: int  # words
     dram_write: int
-    counters: tuple[tuple[tuple, Any], ...]
+    counters: tuple[tuple[tuple, Any], ...]  # TIME_KEYS values in ticks
     deferred_out: tuple  # pending work handed to the next step (hashable)
+    read_ticks: int  # the backing store's time for dram_read / dram_write
+    write_ticks: int
 
 
 class GroupSim:
@@ -204,7 +256,8 @@ class GroupSim:
                             for _, i in self.ragged.values()}
         self._cache: dict[tuple, StepCost] = {}
         self._ecache: dict[tuple, tuple] = {}
-        self.state: list[Fraction] = sim.state
+        self._sig: dict[tuple, tuple] = {}  # inner_step's flags per step signature
+        self.state: list[int] = sim.state  # ticks
         self.counters = sim.counters
         self.trace = sim.trace
 
@@ -488,9 +541,14 @@ class GroupSim:
         agg: dict[tuple, Any] = {}
         for k, x in ctr:
             agg[k] = agg.get(k, 0) + x
+        tb = self.sim.tb
+        for k, x in agg.items():
+            if k[0] in TIME_KEYS:
+                agg[k] = tb.ticks(x)
         lags = sorted({g.deferred[n] for n in defer_names})
         out = carry + tuple((tuple(n for n in defer_names if g.deferred[n] == lag), ext_key, lag) for lag in lags)
-        res = StepCost(tuple(tuple(r) for r in w), comp, dram_r, dram_w, tuple(agg.items()), out)
+        res = StepCost(tuple(tuple(r) for r in w), tb.ticks(comp), dram_r, dram_w, tuple(agg.items()), out,
+                       dram_r * self.sim.read_tpw, dram_w * self.sim.write_tpw)
         self._cache[key] = res
         return res
 
@@ -535,6 +593,7 @@ class GroupSim:
         arch = self.sim.arch
         dram = arch.levels[0]
         k = arch.levels[1].buffers
+        wtpw = self.sim.write_tpw
         rd_free, wr_free = s[0], s[1]
         c_hist, w_hist = s[2:2 + k], s[2 + k:2 + 2 * k]
         c_end = c_hist[0]
@@ -543,14 +602,14 @@ class GroupSim:
         if dram.shared_rw:
             chan = rd_free
             rd_start = max(chan, slot)
-            rd_end = rd_start + Fraction(cost.dram_read) / dram.read_bw if cost.dram_read else rd_start
+            rd_end = rd_start + cost.read_ticks
             chan = rd_end if cost.dram_read else chan
             out_slot = w_hist[0]  # write-back of step i-k, issued during the previous step
             if k == 1:
                 c_start = max(rd_end, c_end, out_slot)
                 new_c = c_start + cost.compute
                 wr_start = max(chan, new_c)
-                wr_end = wr_start + Fraction(cost.dram_write) / dram.write_bw if cost.dram_write else new_c
+                wr_end = wr_start + cost.write_ticks if cost.dram_write else new_c
                 if cost.dram_write:
                     chan = wr_end
                 s[:] = [chan, wr_end, new_c, wr_end]
@@ -560,7 +619,7 @@ class GroupSim:
                 ready = c_hist[k - 2]
                 if words:
                     wr_start = max(chan, ready)
-                    wr_end = wr_start + Fraction(words) / dram.write_bw
+                    wr_end = wr_start + words * wtpw
                     chan = wr_end
                 else:
                     wr_end = ready
@@ -571,17 +630,19 @@ class GroupSim:
         else:
             out_slot = w_hist[k - 1]
             rd_start = max(rd_free, slot)
-            rd_end = rd_start + Fraction(cost.dram_read) / dram.read_bw if cost.dram_read else rd_start
+            rd_end = rd_start + cost.read_ticks
             c_start = max(rd_end, c_end, out_slot)
             new_c = c_start + cost.compute
             wr_start = max(wr_free, new_c)
-            wr_end = wr_start + Fraction(cost.dram_write) / dram.write_bw if cost.dram_write else wr_start
+            wr_end = wr_start + cost.write_ticks
             s[:] = [rd_end if cost.dram_read else rd_free, wr_end] + [new_c] + c_hist[:-1] + [wr_end] + w_hist[:-1]
         for key, x in cost.counters:
             self.counters.v[key] = self.counters.v.get(key, 0) + x
         self.sim.steps += 1
         if self.trace is not None:
-            self.trace.append((self.g.name, label, rd_start, rd_end, c_start, new_c, wr_start, wr_end,
+            cy = self.sim.tb.cycles
+            self.trace.append((self.g.name, label, cy(rd_start), cy(rd_end), cy(c_start), cy(new_c),
+                               None if wr_start is None else cy(wr_start), None if wr_end is None else cy(wr_end),
                                cost.dram_read, cost.dram_write,
                                *[sum(r[ui] for r in cost.stages) for ui in range(len(self.units))]))
 
@@ -595,9 +656,10 @@ class GroupSim:
             if words:
                 ready = s[2 + j]
                 start = max(s[0], ready)
-                s[0] = s[1] = start + Fraction(words) / dram.write_bw
+                s[0] = s[1] = start + words * self.sim.write_tpw
+                cy = self.sim.tb.cycles
                 self.trace is not None and self.trace.append(
-                    (self.g.name, "writeback", None, None, None, None, start, s[0], 0, words,
+                    (self.g.name, "writeback", None, None, None, None, cy(start), cy(s[0]), 0, words,
                      *[0] * len(self.units)))
         self.pend_w = (0,) * len(self.pend_w)
 
@@ -626,7 +688,7 @@ class GroupSim:
             for k in range(level + 1, self.L):
                 self.idx[k] = 0
             s0 = list(self.state)
-            c0 = self.counters.snapshot() if self.sim.fast else None
+            c0 = self.counters.snapshot() if self.sim.fast and 1 <= j <= n - 2 else None
             p0 = (self.pending, self.pend_w)
             n0 = self.sim.steps + self.sim.steps_skipped
             if pre:
@@ -669,58 +731,124 @@ class GroupSim:
     def inner_step(self) -> None:
         idx = self.idx
         prev = self.prev_idx
-        # next index: innermost loop not at its last iteration increments
-        nxt: list[int] | None = None
-        for k in range(self.L - 1, -1, -1):
-            if idx[k] < self.trips[k] - 1:
-                nxt = idx[:k] + [idx[k] + 1] + [0] * (self.L - 1 - k)
-                break
-        reload = tuple((prev is None or any(prev[k] != idx[k] for k in self.related[t]))
-                       and (t not in self.hold or all(idx[k] == 0 for k in range(self.hold[t], self.L)
-                                                      if k not in self.related[t]))
-                       for t in self.ins)
-        outs_std = [t for t in self.outs if t not in self.late_out]
-        write = tuple(nxt is None or any(nxt[k] != idx[k] for k in self.related[t]) for t in outs_std)
-        readback = []
-        for t in outs_std:
-            entry = prev is None or any(prev[k] != idx[k] for k in self.related[t])
-            readback.append(entry and any(idx[k] > 0 for k in range(self.L) if k not in self.related[t]))
-        ext_key = tuple(sorted(self.ext_of(tuple(idx)).items()))
-        cont = tuple(n for n, lv in self.chain_levels.items() if any(idx[k] < self.trips[k] - 1 for k in lv))
-        cost = self.step_cost("inner", ext_key, (reload, write, tuple(readback), cont), self.pending)
+        trips = self.trips
+        # everything the step's flags and (without ragged chunks) its tile extents depend on:
+        # which levels changed since the previous step, which loop advances next, which
+        # indices are past their first and which at their last iteration
+        last = tuple(i == t - 1 for i, t in zip(idx, trips))
+        pos = tuple(i > 0 for i in idx)
+        dprev = None if prev is None else tuple(p != i for p, i in zip(prev, idx))
+        sig = (dprev, last, pos)
+        hit = self._sig.get(sig)
+        if hit is None:
+            hit = self._sig[sig] = self._flags(dprev, last, pos)
+        ext_key, flags = hit
+        if ext_key is None:  # ragged: the last chunk's tile knows where it starts
+            ext_key = tuple(sorted(self.ext_of(tuple(idx)).items()))
+        cost = self.step_cost("inner", ext_key, flags, self.pending)
         self.pending = cost.deferred_out
         self.advance(cost, "step")
         self.prev_idx = list(idx)
 
+    def _flags(self, dprev: tuple | None, last: tuple, pos: tuple) -> tuple[tuple | None, tuple]:
+        """(tile extents or None when they depend on positions, (reload, write, readback,
+        cont)) of a step: an input is reloaded when a loop it depends on changed (a held one
+        only at its first use), an output written when the next step leaves its tile and read
+        back when re-entered after an outer loop of a rank it lacks advanced."""
+        L = self.L
+        # the next step increments the innermost loop not at its last iteration and resets
+        # those inside it; the levels whose index changes
+        k_next = next((k for k in range(L - 1, -1, -1) if not last[k]), None)
+        dnext = None if k_next is None else tuple(k == k_next or (k > k_next and pos[k]) for k in range(L))
+        reload = tuple((dprev is None or any(dprev[k] for k in self.related[t]))
+                       and (t not in self.hold or all(not pos[k] for k in range(self.hold[t], L)
+                                                      if k not in self.related[t]))
+                       for t in self.ins)
+        outs_std = [t for t in self.outs if t not in self.late_out]
+        write = tuple(dnext is None or any(dnext[k] for k in self.related[t]) for t in outs_std)
+        readback = tuple((dprev is None or any(dprev[k] for k in self.related[t]))
+                         and any(pos[k] for k in range(L) if k not in self.related[t]) for t in outs_std)
+        cont = tuple(n for n, lv in self.chain_levels.items() if any(not last[k] for k in lv))
+        ext_key = None
+        if not self.ragged:
+            # extents depend only on which loops are at their (possibly partial) last tile
+            idx = tuple(t - 1 if la else 0 for t, la in zip(self.trips, last))
+            ext_key = tuple(sorted(self.ext_of(idx).items()))
+        return ext_key, (reload, write, readback, cont)
+
 
 class Sim:
+    """A run of a mapped cascade (:meth:`run`: every group in order; :meth:`run_alone`: one
+    group by itself, as the search costs candidates). Times are kept in integer ticks
+    (:class:`TimeBase`); ``end_time``, ``group_cycles`` and the cycle counters come out as
+    cycles."""
+
     def __init__(self, cfg: Config, *, fast: bool = True, trace: bool = False):
         self.cfg, self.c, self.arch = cfg, cfg.cascade, cfg.arch
         self.fast = fast
-        self.state = [ZERO] * (2 + 2 * cfg.arch.levels[1].buffers)
+        self._want_trace = trace
+        dram = cfg.arch.levels[0]
+        self._hint_key = (cfg.arch.name, cfg.cascade.name, cfg.instances,
+                          tuple((r, x.size) for r, x in cfg.cascade.ranks.items()))
+        self._d0 = math.lcm(Fraction(dram.read_bw).numerator, Fraction(dram.write_bw).numerator)
+        self._reset(math.lcm(self._d0, _D_HINT.get(self._hint_key, 1)))
+
+    def _reset(self, d: int) -> None:
+        self.tb = TimeBase(d)
+        dram = self.arch.levels[0]
+        self.read_tpw = self.tb.ticks(1 / Fraction(dram.read_bw))  # ticks per backing-store word
+        self.write_tpw = self.tb.ticks(1 / Fraction(dram.write_bw))
+        self.state: list[int] = [0] * (2 + 2 * self.arch.levels[1].buffers)
         self.counters = Counters()
-        self.trace: list | None = [] if trace else None
+        self.trace: list | None = [] if self._want_trace else None
         self.steps = 0
         self.steps_skipped = 0
-        self.group_cycles: dict[str, Fraction] = {}
+        self.group_cycles: dict[str, Fraction | int] = {}
         self.group_dram: dict[str, tuple[Any, Any]] = {}  # words (read, written) per group
         # tensors accessed through index tensors: {T: {kind, groups: {GROUP: how costed}}}
         self.indirect: dict[str, dict[str, Any]] = {}
+        self._finished = False
+
+    def _attempt(self, body: Callable[[], None]) -> None:
+        """Run ``body`` from a clean state, refining the time base until every value fits."""
+        while True:
+            try:
+                body()
+                break
+            except _Rescale as r:
+                self._reset(math.lcm(self.tb.d, r.den))
+        if len(_D_HINT) > 512:
+            _D_HINT.clear()
+        _D_HINT[self._hint_key] = self.tb.d
+        # the cycle counters leave the engine in cycles
+        cy = self.tb.cycles
+        self.counters.v = {k: (cy(x) if k[0] in TIME_KEYS else x) for k, x in self.counters.v.items()}
+        self._finished = True
 
     def run(self) -> "Sim":
-        for g in self.cfg.mapping.groups:
-            start = max(self.state)
-            self.state[:] = [start] * len(self.state)
-            before = self.counters.snapshot()
-            GroupSim(self, g).run()
-            end = max(self.state)
-            self.group_cycles[g.name] = end - start
-            d = self.counters.diff(before)
-            self.group_dram[g.name] = (sum(x for k, x in d.items() if k[0] == "dram_read"),
-                                       sum(x for k, x in d.items() if k[0] == "dram_write"))
-            self.state[:] = [end] * len(self.state)
+        def body():
+            for g in self.cfg.mapping.groups:
+                start = max(self.state)
+                self.state[:] = [start] * len(self.state)
+                before = self.counters.snapshot()
+                GroupSim(self, g).run()
+                end = max(self.state)
+                self.group_cycles[g.name] = self.tb.cycles(end - start)
+                d = self.counters.diff(before)
+                self.group_dram[g.name] = (sum(x for k, x in d.items() if k[0] == "dram_read"),
+                                           sum(x for k, x in d.items() if k[0] == "dram_write"))
+                self.state[:] = [end] * len(self.state)
+        self._attempt(body)
         return self
+
+    def run_alone(self, g: Group) -> Fraction | int:
+        """Run group ``g`` by itself from time 0; its cycles."""
+        def body():
+            GroupSim(self, g).run()
+            self.group_cycles[g.name] = self.tb.cycles(max(self.state))
+        self._attempt(body)
+        return self.group_cycles[g.name]
 
     @property
     def end_time(self) -> Fraction:
-        return max(self.state)
+        return Fraction(self.tb.cycles(max(self.state)))

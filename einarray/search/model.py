@@ -171,7 +171,7 @@ def _thin(front: list, cap: int, s: CandidateModel) -> list:
 
 def simulate_group(cfg: Config, emaps: Mapping[str, EinsumMap], group: Group) -> tuple[Fraction, float]:
     """(cycles as an exact fraction, energy in pJ without leakage) of one group run alone."""
-    from sim.engine import GroupSim, Sim
+    from sim.engine import Sim
     from sim.results import collect
 
     c = cfg.cascade
@@ -180,9 +180,7 @@ def simulate_group(cfg: Config, emaps: Mapping[str, EinsumMap], group: Group) ->
                                 group.buffer),) if rest else ())
     sub = Config(c, cfg.arch, MappingSpec(MappingProxyType(dict(emaps)), groups), cfg.instances, cfg.counts)
     sim = Sim(sub, fast=True)
-    GroupSim(sim, group).run()
-    end = max(sim.state)
-    sim.group_cycles[group.name] = end
+    end = Fraction(sim.run_alone(group))
     v = sim.counters.v
     sim.group_dram[group.name] = (sum(x for k, x in v.items() if k[0] == "dram_read"),
                                   sum(x for k, x in v.items() if k[0] == "dram_write"))
