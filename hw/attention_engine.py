@@ -35,19 +35,23 @@ requantizing to ``S``, multiplying by log2 e into ``T`` and updating the row's c
 (1 cycle: ``SLN = 2**(T - RM)`` per PE, 0 in the padding of a partial chunk) and SLNV (``F``
 cycles, one value column ``f`` each: ``sum_c SLN * V`` on the row's adder tree, and ``SLD``
 beside it at ``f = 0``), and ACC (1 cycle: ``RD = SPD + SLD``, ``RNV = SPNV + SLNV``).  After
-the last chunk, FIN (1 cycle: ``AV = RNV / RD`` for every row through the 18-bit
-reciprocal, into the output registers; the 1-D array has ``R F`` lanes) and OUT (``r``
-cycles).  With inputs always valid and the output always ready, the cycles from the first
-``q`` handshake to the last ``o`` handshake, both included, are (:meth:`cycles`)::
+the last chunk, FIN computes ``AV = RNV / RD`` with one divider shared by the ``R F`` lanes of
+the 1-D array: NORM (1 cycle: each row's mantissa of ``RD`` and its shifts), RECIP (18 cycles:
+each row's 18-bit reciprocal, one quotient bit a cycle by restoring division), then AV (one
+lane a cycle through one multiplier with two pipeline stages: ``r F + 2`` cycles for a tile of
+``r`` rows), so FIN lasts ``r F + 21``; then OUT (``r`` cycles).  With inputs always valid and
+the output always ready, the cycles from the first ``q`` handshake to the last ``o``
+handshake, both included, are (:meth:`cycles`)::
 
-    sum over tiles (2 r + 1 + 2 P + Gs (E + F + 1) + 2 P1)
-        = 2 M + T (1 + 2 P) + T (Gs (E + F + 1) + 2 P1)
+    sum over tiles (2 r + r F + 21 + 2 P + Gs (E + F + 1) + 2 P1)
+        = (E + 2) M + T (21 + 2 P) + T (Gs (E + F + 1) + 2 P1)
 
 with ``T = ceil(M / R)`` tiles, ``P1 = ceil(P / P0)`` chunks and ``Gs`` column groups over
 all chunks: ``G`` per whole chunk and ``ceil(r / C)`` for a partial last chunk of ``r`` keys
 (the groups past its last key are skipped); ``F = E``.  ``einarray
 simulate`` predicts exactly this for ``mapping/configs/attention-engine.yaml``
-(arch ``attention-engine``: units that chain the element-wise Einsums of a stage).
+(arch ``attention-engine``: units that chain the element-wise Einsums of a stage; the 1-D
+array's ``div`` costs ``width`` cycles per element per lane, latency 22: one shared divider).
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ __all__ = ["AttentionEngine"]
 _ACC_WIDTH = 40
 _LN_FRAC, _LN_WIDTH = 15, 16
 _RECIP = 17  # mantissa has _RECIP + 1 bits; reciprocal floor(2**(2*_RECIP) / mantissa)
+#: FIN's cycles beside one per output lane: NORM (1), RECIP (_RECIP + 1 quotient bits) and
+#: the two pipeline stages of the shared multiplier in AV
+_FIN_FIXED = 1 + (_RECIP + 1) + 2
 
 
 class AttentionEngine(wiring.Component):
@@ -134,7 +141,9 @@ class AttentionEngine(wiring.Component):
         tiles, chunks = -(-m // self.rows), -(-p // self.chunk)
         e = self.head_dim
         groups = (chunks - 1) * self.groups + -(-(p - (chunks - 1) * self.chunk) // self.cols)
-        return 2 * m + tiles * (1 + 2 * p) + tiles * (groups * (2 * e + 1) + 2 * chunks)
+        # FIN of a tile of r rows: r E lanes + _FIN_FIXED; over the tiles M E + T _FIN_FIXED
+        return ((2 + e) * m + tiles * (_FIN_FIXED + 2 * p)
+                + tiles * (groups * (2 * e + 1) + 2 * chunks))
 
     def params(self) -> dict:
         return {"rows": self.rows, "cols": self.cols, "head_dim": self.head_dim,
@@ -152,7 +161,8 @@ class AttentionEngine(wiring.Component):
             "params": self.params(),
             "golden": "einsum/library/attention-fixed-1pass.yaml",
             "cascade_params": self.cascade_params(),
-            "cycles_formula": "2 M + T (1 + 2 P) + T (Gs (2 E + 1) + 2 P1), T = ceil(M / rows), "
+            "cycles_formula": "(E + 2) M + T (21 + 2 P) + T (Gs (2 E + 1) + 2 P1), "
+                              "T = ceil(M / rows), "
                               "P1 = ceil(P / chunk), Gs = (P1 - 1) chunk / cols + "
                               "ceil((P - (P1 - 1) chunk) / cols)",
         }
@@ -202,7 +212,10 @@ class AttentionEngine(wiring.Component):
         qe = [Array(qbuf[r])[ecnt] for r in range(R)]
         ke = [Array([Array(kbuf[gg * C + c]) for gg in range(G)])[g][ecnt] for c in range(C)]
         vf = [Array([Array(vbuf[gg * C + c]) for gg in range(G)])[g][fcnt] for c in range(C)]
-        valid = [(g * C + c) < nkeys for c in range(C)]
+        gbase = Signal(range(P0 + 1))   # the group's first key (no multiplier for g C)
+        m.d.comb += gbase.eq(Array([Const(gg * C, len(gbase)) for gg in range(G)])[g])
+        valid = [Signal(name=f"valid{c}") for c in range(C)]
+        m.d.comb += [valid[c].eq((gbase + c) < nkeys) for c in range(C)]
         # the chunk's last column group that holds a key (a partial chunk skips the rest)
         last_g = Signal(range(G))
         m.d.comb += last_g.eq(sum(nkeys > gg * C for gg in range(1, G)) if G > 1 else 0)
@@ -213,52 +226,62 @@ class AttentionEngine(wiring.Component):
                      init=[tab[k] | ((tab[k + 1] - tab[k]) << 24) for k in range(len(tab) - 1)])
         m.submodules.exp2_rom = rom
 
-        def exp2(t, rmax):
-            """exp2_fixed(t, rmax, 15, 16) (einsum.approx.exp2_shift_int)."""
+        # one multiplier per PE, shared by the states that use it: QK's MAC (q x k), EXP's
+        # interpolation (slope x the fraction's low bits) and SLNV's product (SLN x v)
+        # (18 x 18 bits: one MULT18X18D for words of up to 18 bits)
+        pa_w, pb_w = max(W, 18), max(W, A.EXP2_INTERP_BITS + 1)
+        pa = [[Signal(signed(pa_w), name=f"pa{r}_{c}") for c in range(C)] for r in range(R)]
+        pb = [[Signal(signed(pb_w), name=f"pb{r}_{c}") for c in range(C)] for r in range(R)]
+        pp = [[Signal(signed(pa_w + pb_w), name=f"pp{r}_{c}") for c in range(C)] for r in range(R)]
+        for r in range(R):
+            for c in range(C):
+                m.d.comb += pp[r][c].eq(pa[r][c] * pb[r][c])
+
+        def exp2(t, rmax, r, c):
+            """exp2_fixed(t, rmax, 15, 16) (einsum.approx.exp2_shift_int), the slope's
+            product on PE (r, c)'s multiplier."""
             n = t >> A.S2_FRAC
             f = t[:A.S2_FRAC]
             port = rom.read_port(domain="comb")
             m.d.comb += port.addr.eq(f[A.EXP2_INTERP_BITS:])
             y0, dy = port.data[:24], port.data[24:]
-            v = y0 + ((dy * f[:A.EXP2_INTERP_BITS]) >> A.EXP2_INTERP_BITS)
+            m.d.comb += [pa[r][c].eq(dy), pb[r][c].eq(f[:A.EXP2_INTERP_BITS])]
+            v = y0 + (pp[r][c][:17 + A.EXP2_INTERP_BITS] >> A.EXP2_INTERP_BITS)
             sh = rmax - n + (A.EXP2_FRAC - _LN_FRAC)
             right = Mux(sh >= 32, 0, v >> sh.as_unsigned()[:5])
             val = Mux(sh < 0, (1 << _LN_WIDTH) - 1, right)
             return Mux(val > (1 << _LN_WIDTH) - 1, (1 << _LN_WIDTH) - 1, val)
 
         def shr(x, d):
-            """shr(x, d) for 0 <= d (floor; shifts past the width give 0 or -1)."""
-            return x >> d.as_unsigned()
-
-        def divide(num_row, den):
-            """div_fixed(num, den, W) of one row (an 18-bit reciprocal of den's mantissa)."""
-            lead = Signal(range(rd_w))
-            for b in range(rd_w):
-                with m.If(den[b]):
-                    m.d.comb += lead.eq(b)
-            j = Signal(signed(len(Const(rd_w)) + 2))
-            m.d.comb += j.eq(lead - _RECIP)
-            jr = Mux(j > 0, j, 0).as_unsigned()[:len(j) - 1]
-            jl = Mux(j < 0, -j, 0).as_unsigned()[:len(j) - 1]
-            mant = Signal(_RECIP + 1)
-            m.d.comb += mant.eq((den >> jr) << jl)
-            recip = Signal(_RECIP + 1)
-            m.d.comb += recip.eq(Const(1 << (2 * _RECIP), 2 * _RECIP + 1) // mant)
-            lim = 1 << (W + 18)
-            dlim = den << W
-            out = []
-            for num in num_row:
-                ncl = Mux(num > dlim, dlim, Mux(num < -dlim, -dlim, num))
-                nn = (ncl >> jr) << jl
-                nn = Mux(nn > lim, lim, Mux(nn < -lim, -lim, nn))
-                out.append(sat((nn * recip + (1 << (2 * _RECIP - 1))) >> (2 * _RECIP), W))
-            return out
+            """shr(x, d) for 0 <= d (floor; shifts past the width give 0 or -1): the amount
+            is clamped to the width, so the shifter has only the levels it needs."""
+            n = len(x)
+            return x >> Mux(d > n, n, d).as_unsigned()[:n.bit_length()]
 
         sld = [Signal(unsigned(_LN_WIDTH + max(P0 - 1, 1).bit_length()), name=f"sld{r}")
                for r in range(R)]
         slnv = [[Signal(signed(_LN_WIDTH + W + max(P0 - 1, 1).bit_length() + 1), name=f"slnv{r}_{f}")
                  for f in range(F)] for r in range(R)]
         obuf = [[Signal(signed(W), name=f"o{r}_{f}") for f in range(F)] for r in range(R)]
+        # the division AV = RNV / RD: per row the mantissa of RD, its shifts and reciprocal
+        jr = [Signal(range(max(rd_w - _RECIP, 2)), name=f"jr{r}") for r in range(R)]
+        jl = [Signal(range(_RECIP + 1), name=f"jl{r}") for r in range(R)]
+        mant_in = [Signal(_RECIP + 1, name=f"mant_in{r}") for r in range(R)]
+        mant = [Signal(_RECIP + 1, name=f"mant{r}") for r in range(R)]
+        rem = [Signal(_RECIP + 2, name=f"rem{r}") for r in range(R)]
+        recip = [Signal(_RECIP + 1, name=f"recip{r}") for r in range(R)]
+        dcnt = Signal(range(_RECIP + 1))
+        lcnt = Signal(range(R * F + 2))
+        arow = Signal(range(R + 1))
+        acol = Signal(range(F))
+        nn_a = Signal(signed(W + 20), name="av_nn")
+        r_a = Signal(unsigned(_RECIP + 1), name="av_recip")
+        prod_b = Signal(signed(W + 20 + _RECIP + 1), name="av_prod")
+        dst_a = Signal(range(R * F + 2))
+        dst_b = Signal(range(R * F + 2))
+        a_ok, b_ok = Signal(), Signal()
+        nlanes = Signal(range(R * F + 1))   # the tile's rows x F: AV skips the empty rows
+        m.d.comb += nlanes.eq(Array([Const(r * F, len(nlanes)) for r in range(R + 1)])[nrows])
         m.d.comb += self.o_tdata.eq(Array([Cat(*row) for row in obuf])[orow])
         m.d.comb += self.o_tlast.eq(orow == nrows - 1)
 
@@ -306,13 +329,19 @@ class AttentionEngine(wiring.Component):
                 for r in range(R):
                     ns = []
                     for c in range(C):
-                        prod = qe[r] * ke[c]
+                        m.d.comb += [pa[r][c].eq(qe[r]), pb[r][c].eq(ke[c])]
+                        prod = pp[r][c][:2 * W].as_signed()
                         tot = Signal(signed(_ACC_WIDTH), name=f"dot{r}_{c}")
                         m.d.comb += tot.eq(Mux(ecnt == 0, prod, acc[r][c] + prod))
                         m.d.sync += acc[r][c].eq(tot)
                         s = sat((tot + half) >> self.qk_shift, W)
                         t = Signal(signed(t_w), name=f"tn{r}_{c}")
-                        m.d.comb += t.eq((s * A.LOG2E_INT) >> (frac + A.LOG2E_BITS - A.S2_FRAC))
+                        # s log2(e) on one 18 x 18 multiplier: the constant L = 189097 is
+                        # 2**18 + (L - 2**18), the second term an 18-bit signed operand
+                        sw = Signal(signed(W), name=f"s{r}_{c}")
+                        lo = Signal(signed(W + 18), name=f"tl{r}_{c}")
+                        m.d.comb += [sw.eq(s), lo.eq(sw * (A.LOG2E_INT - (1 << 18)))]
+                        m.d.comb += t.eq((lo + (sw << 18)) >> (frac + A.LOG2E_BITS - A.S2_FRAC))
                         with m.If(ecnt == E - 1):
                             for gg in range(G):
                                 with m.If(g == gg):
@@ -346,13 +375,15 @@ class AttentionEngine(wiring.Component):
                 for r in range(R):
                     for c in range(C):
                         t = Array(tsc[r][c])[g]
-                        m.d.sync += sln[r][c].eq(Mux(valid[c], exp2(t, rm[r]), 0))
+                        m.d.sync += sln[r][c].eq(Mux(valid[c], exp2(t, rm[r], r, c), 0))
                 m.d.sync += fcnt.eq(0)
                 m.next = "SLNV"
             with m.State("SLNV"):
                 # one value column per cycle: SLNV[f] += sum_c SLN V[., f]; SLD at f = 0
                 for r in range(R):
-                    tot = sum(sln[r][c] * vf[c] for c in range(C))
+                    for c in range(C):
+                        m.d.comb += [pa[r][c].eq(sln[r][c]), pb[r][c].eq(vf[c])]
+                    tot = sum(pp[r][c][:_LN_WIDTH + W + 1].as_signed() for c in range(C))
                     for f in range(F):
                         with m.If(fcnt == f):
                             m.d.sync += slnv[r][f].eq(slnv[r][f] + tot)
@@ -372,15 +403,65 @@ class AttentionEngine(wiring.Component):
                     m.d.sync += rd[r].eq(rd[r] + sld[r])
                     m.d.sync += [rnv[r][f].eq(rnv[r][f] + slnv[r][f]) for f in range(F)]
                 with m.If(last_chunk):
-                    m.next = "FIN"
+                    m.next = "NORM"
                 with m.Else():
                     m.next = "LOAD_K"
-            with m.State("FIN"):
-                # AV = div_fixed(RNV, RD) for every row at once, into the output registers
+            with m.State("NORM"):
+                # the divisor's mantissa: j = floor(log2 RD) - 17, M = (RD >> j) << -j
                 for r in range(R):
-                    m.d.sync += [o.eq(v) for o, v in zip(obuf[r], divide(rnv[r], rd[r]))]
-                m.d.sync += orow.eq(0)
-                m.next = "OUT"
+                    lead = Signal(range(rd_w), name=f"lead{r}")
+                    for b in range(rd_w):
+                        with m.If(rd[r][b]):
+                            m.d.comb += lead.eq(b)
+                    j = Signal(signed(len(Const(rd_w)) + 2), name=f"j{r}")
+                    m.d.comb += j.eq(lead - _RECIP)
+                    m.d.sync += [jr[r].eq(Mux(j > 0, j, 0)), jl[r].eq(Mux(j < 0, -j, 0))]
+                    m.d.sync += [rem[r].eq(1 << _RECIP)]
+                    m.d.comb += mant_in[r].eq((rd[r] >> Mux(j > 0, j, 0).as_unsigned()[:len(jr[r])])
+                                              << Mux(j < 0, -j, 0).as_unsigned()[:len(jl[r])])
+                    m.d.sync += mant[r].eq(mant_in[r])
+                m.d.sync += dcnt.eq(0)
+                m.next = "RECIP"
+            with m.State("RECIP"):
+                # floor(2**34 / M), one quotient bit per cycle (restoring division: the
+                # dividend's prefix down to bit 17 is 2**17, then zeros come down)
+                for r in range(R):
+                    ge = rem[r] >= mant[r]
+                    m.d.sync += recip[r].eq(Cat(ge, recip[r][:-1]))
+                    m.d.sync += rem[r].eq(Mux(ge, rem[r] - mant[r], rem[r]) << 1)
+                m.d.sync += dcnt.eq(dcnt + 1)
+                with m.If(dcnt == _RECIP):
+                    m.d.sync += [lcnt.eq(0), arow.eq(0), acol.eq(0), a_ok.eq(0), b_ok.eq(0)]
+                    m.next = "AV"
+            with m.State("AV"):
+                # AV = RNV / RD, one lane a cycle through one shared multiplier, 3 stages:
+                # scale the numerator like the divisor (clamped to +-RD 2**W), multiply by the
+                # row's reciprocal, round and saturate into the output registers
+                num = Array([x for row_ in rnv for x in row_])[lcnt[:len(Const(R * F - 1))]]
+                den = Array(rd)[arow]
+                dlim = Signal(unsigned(rd_w + W), name="av_dlim")
+                m.d.comb += dlim.eq(den << W)
+                ncl = Signal(signed(rd_w + W + 1), name="av_ncl")
+                m.d.comb += ncl.eq(Mux(num > dlim, dlim, Mux(num < -dlim, -dlim, num)))
+                # |(ncl >> jr) << jl| <= 2**(W + 18): recip_div_int's clamp to that never acts
+                scaled = (ncl >> Array(jr)[arow]) << Array(jl)[arow]
+                m.d.sync += [nn_a.eq(scaled[:len(nn_a)]), r_a.eq(Array(recip)[arow]),
+                             dst_a.eq(lcnt), a_ok.eq(lcnt < nlanes)]
+                m.d.sync += [prod_b.eq(nn_a * r_a), dst_b.eq(dst_a), b_ok.eq(a_ok)]
+                q = sat((prod_b + (1 << (2 * _RECIP - 1))) >> (2 * _RECIP), W)
+                flat = [o for row_ in obuf for o in row_]
+                with m.If(b_ok):
+                    for lane, o in enumerate(flat):
+                        with m.If(dst_b == lane):
+                            m.d.sync += o.eq(q)
+                m.d.sync += lcnt.eq(lcnt + 1)
+                with m.If(acol == F - 1):
+                    m.d.sync += [acol.eq(0), arow.eq(arow + 1)]
+                with m.Else():
+                    m.d.sync += acol.eq(acol + 1)
+                with m.If(lcnt == nlanes + 1):
+                    m.d.sync += orow.eq(0)
+                    m.next = "OUT"
             with m.State("OUT"):
                 m.d.comb += self.o_tvalid.eq(1)
                 with m.If(self.o_tready):

@@ -27,6 +27,9 @@ from pathlib import Path
 from einsum.errors import ConfigError, EinarrayWarning
 
 TOP = "attention_engine"
+#: AV's latency on the 1-D array: NORM (1), the reciprocal (18), the multiplier's two stages
+#: and the lane loop's own cycle (hw.attention_engine: FIN lasts lanes + 21)
+DIV_LATENCY = 22
 CASCADE = "attention-fixed-1pass"
 ON_2D = ("QK", "LM", "SLN", "SLD", "SLNV")
 ON_1D = ("RM", "PRM", "SPD", "RD", "SPNV", "RNV", "AV")
@@ -128,6 +131,14 @@ def engine_from_config(path: str):
             if msg.startswith(key):
                 raise aerr(sub, msg) from None
         raise werr(("ranks",), msg) from None
+    div = a1.ops.get("div")
+    if div is None or (div.cycles, div.latency) != (a1.cols, DIV_LATENCY):
+        got = "none" if div is None else f"{{cycles: {div.cycles}, latency: {div.latency}}}"
+        raise aerr(("array1d", "ops") + (("div",) if div is not None else ()),
+                   f"the engine's lanes share one divider (AV: an 18-cycle reciprocal per row, "
+                   f"then one lane a cycle through a 2-stage multiplier): div must be "
+                   f"{{cycles: {a1.cols}, latency: {DIV_LATENCY}}} (cycles = array1d.width), "
+                   f"got {got}")
     if c.params["rm_init"] > eng.n_min:
         raise werr(("params", "rm_init"), f"rm_init must be at most {eng.n_min}, the least "
                                           f"integer part of a base-2 score")

@@ -32,15 +32,15 @@ def _generate(tmp_path, config=CONFIG, capsys=None):
 
 def test_writes_verilog_and_sidecar(tmp_path, capsys):
     out = _generate(tmp_path)
-    assert "130 cycles (einarray simulate: 130)" in capsys.readouterr().out
+    assert "186 cycles (einarray simulate: 186)" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [".einarray-report.json", "attention_engine.json",
                                                      "attention_engine.v"]
     d = json.loads((out / "attention_engine.json").read_text())
     assert d["top"] == "attention_engine"
     assert d["params"] == {"rows": 2, "cols": 2, "head_dim": 4, "chunk": 2, "width": 16,
                            "frac_bits": 10, "qk_shift": 13, "max_keys": 8}
-    # 2 M + T (1 + 2 P) + T (Gs (2 E + 1) + 2 P1) with M=4, P=8, T=2, P1=Gs=4, E=4
-    want = 8 + 2 * 17 + 2 * (4 * 9 + 8)
+    # (E + 2) M + T (21 + 2 P) + T (Gs (2 E + 1) + 2 P1) with M=4, P=8, T=2, P1=Gs=4, E=4
+    want = 6 * 4 + 2 * (21 + 16) + 2 * (4 * 9 + 8)
     assert d["predicted"] == {**d["predicted"], "M": 4, "P": 8, "cycles": want, "closed_form": want}
     assert d["ports"]["v"]["tdata"] == "v_tdata" and d["ports"]["o"]["direction"] == "out"
     v = (out / "attention_engine.v").read_text()
@@ -77,7 +77,7 @@ def test_generated_verilog_is_einarray_eval_on_icarus(tmp_path):
                env={"ENGINE_PARAMS": json.dumps(d["params"]),
                     "ENGINE_CASCADE_PARAMS": json.dumps(d["cascade_params"]),
                     "ENGINE_CASES": json.dumps([head]), "ENGINE_CYCLES": str(cycles)})
-    assert json.loads(cycles.read_text())[0]["cycles"] == d["predicted"]["cycles"] == 130
+    assert json.loads(cycles.read_text())[0]["cycles"] == d["predicted"]["cycles"] == 186
     assert want.shape == (m, e) and np.abs(want).max() > 100  # a real head, not zeros
 
 
@@ -143,6 +143,19 @@ def test_refuses_a_1d_array_of_other_width(tmp_path, capsys):
         "column: width must be array2d.rows x F = 2 x 4 = 8, got 3" in err, err
 
 
+@pytest.mark.parametrize("old,new,got", [
+    ("div: {cycles: 8, latency: 22}", "div: 1", "got {cycles: 1, latency: 1}"),
+    ("div: {cycles: 8, latency: 22}", "div: {cycles: 8, latency: 4}", "got {cycles: 8, latency: 4}"),
+])
+def test_refuses_a_1d_divider_the_engine_does_not_have(tmp_path, capsys, old, new, got):
+    _arch(tmp_path, **{old: new})
+    cfg = _config(tmp_path, **{"arch: attention-engine": "arch: arch.yaml"})
+    assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "arch.yaml:33 arch.array1d.ops.div: the engine's lanes share one divider" in err, err
+    assert "div must be {cycles: 8, latency: 22} (cycles = array1d.width), " + got in err, err
+
+
 # (rows, cols, head_dim E = F, chunk P0, M, P): whole and partial query tiles, chunks of one
 # and several column groups, ragged last chunks (one that skips groups), 8 x 8
 SIM_CASES = [(2, 2, 4, 2, 4, 8), (2, 2, 4, 4, 5, 11), (2, 2, 4, 8, 3, 9), (4, 4, 8, 4, 6, 13),
@@ -160,6 +173,7 @@ def test_simulator_predicts_the_engine(r, c, e, p0, m, p):
     from sim.results import simulate
 
     sets = [f"arch.array2d.rows={r}", f"arch.array2d.cols={c}", f"arch.array1d.width={r * e}",
+            f"arch.array1d.ops.div.cycles={r * e}",
             f"arch.memory.0.read_bw={e}", f"arch.memory.0.write_bw={e}",
             f"mapping.groups.0.tiles.BUF.M={r}"]
     cfg = load_config(CONFIG, ranks={"M": m, "P": p, "E": e, "F": e, "P0": p0}, sets=sets)
@@ -171,7 +185,7 @@ def test_single_chunk_heads_warn_that_the_simulator_keeps_keys(tmp_path, capsys)
     cfg = _config(tmp_path, **{"P: 8, E: 4, F: 4, P0: 2}": "P: 2, E: 4, F: 4, P0: 2}"})
     assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
-    assert "einarray simulate predicts 36 cycles for this head, the engine takes 40" in err, err
+    assert "einarray simulate predicts 92 cycles for this head, the engine takes 96" in err, err
     assert "streams them again for every tile" in err
 
 
@@ -181,4 +195,4 @@ def test_a_derived_mapping_warns_that_it_is_not_the_engines_schedule(tmp_path, c
                    "  ranks: {M: 4, P: 8, E: 4, F: 4, P0: 2}\narch: attention-engine\n")
     assert main(["generate", str(cfg), "-o", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
-    assert "the engine takes 130 (the mapping was not given" in err, err
+    assert "the engine takes 186 (the mapping was not given" in err, err

@@ -30,10 +30,10 @@ CONFIGS = {
 
 # measured on Icarus (first q handshake to last o handshake, no pauses), per config and head
 MEASURED = {
-    "2x2": {(4, 8): 130, (2, 3): 33},
-    "2x2-chunk4": {(5, 11): 259, (4, 16): 234},
-    "2x2-chunk8": {(3, 9): 142, (2, 17): 126},
-    "4x4": {(6, 13): 218, (4, 4): 36, (9, 20): 426},
+    "2x2": {(4, 8): 186, (2, 3): 61},
+    "2x2-chunk4": {(5, 11): 339, (4, 16): 290},
+    "2x2-chunk8": {(3, 9): 194, (2, 17): 154},
+    "4x4": {(6, 13): 306, (4, 4): 88, (9, 20): 558},
 }
 
 
@@ -54,12 +54,14 @@ def test_engine_on_icarus(name, tmp_path):
 
 
 @pytest.mark.parametrize("params,m,p,want", [
-    # 2 M + T (1 + 2 P) + T (Gs (2 E + 1) + 2 P1), T = ceil(M / R), P1 = ceil(P / P0),
-    # Gs = column groups over the chunks (P0 / C per whole chunk, ceil(r / C) for a last of r)
-    ({"rows": 2, "cols": 2, "head_dim": 4}, 4, 8, 2 * 4 + 2 * 17 + 2 * (4 * 9 + 8)),
-    ({"rows": 4, "cols": 4, "head_dim": 8}, 9, 20, 2 * 9 + 3 * 41 + 3 * (5 * 17 + 10)),
-    ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 4}, 5, 11, 10 + 3 * 23 + 3 * (6 * 9 + 6)),
-    ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 8}, 3, 9, 6 + 2 * 19 + 2 * (5 * 9 + 4)),
+    # (E + 2) M + T (21 + 2 P) + T (Gs (2 E + 1) + 2 P1), T = ceil(M / R), P1 = ceil(P / P0),
+    # Gs = column groups over the chunks (P0 / C per whole chunk, ceil(r / C) for a last of r);
+    # FIN of a tile of r rows = r E + 21: NORM 1, an 18-cycle reciprocal, r E lanes through
+    # a 2-stage multiplier
+    ({"rows": 2, "cols": 2, "head_dim": 4}, 4, 8, 6 * 4 + 2 * (21 + 16) + 2 * (4 * 9 + 8)),
+    ({"rows": 4, "cols": 4, "head_dim": 8}, 9, 20, 10 * 9 + 3 * (21 + 40) + 3 * (5 * 17 + 10)),
+    ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 4}, 5, 11, 30 + 3 * (21 + 22) + 3 * (6 * 9 + 6)),
+    ({"rows": 2, "cols": 2, "head_dim": 4, "chunk": 8}, 3, 9, 18 + 2 * (21 + 18) + 2 * (5 * 9 + 4)),
 ])
 def test_cycles_closed_form(params, m, p, want):
     assert AttentionEngine(**params).cycles(m, p) == want
@@ -94,6 +96,21 @@ def test_describe_and_axi_stream_port_names():
     for n in "qkvo":
         for s in ("tdata", "tvalid", "tready", "tlast"):
             assert f"{n}_{s}" in v
+
+
+@pytest.mark.parametrize("rows,cols,head_dim,chunk", [(2, 2, 4, 2), (4, 4, 8, 4), (2, 4, 4, 8)])
+def test_multipliers_are_what_the_binding_needs(rows, cols, head_dim, chunk):
+    """Two multipliers per PE (one shared by QK's MAC, SLN's interpolation and SLNV's product,
+    one by the constant log2 e of T, both in the last QK cycle) and one for all R F lanes
+    of AV; no division operator (the reciprocal is a restoring divider, a bit a cycle)."""
+    import re
+
+    v = to_verilog(AttentionEngine(rows=rows, cols=cols, head_dim=head_dim, chunk=chunk),
+                   "attention_engine")
+    muls = re.findall(r"^\s*assign .* = .*\s\*\s.*;$", v, flags=re.M)
+    assert len(muls) == 2 * rows * cols + 1, muls
+    assert sum("av_recip" in x for x in muls) == 1
+    assert not re.search(r"^\s*assign .*\s/\s", v, flags=re.M)
 
 
 def test_8x8_elaborates():
