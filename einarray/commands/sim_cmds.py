@@ -58,13 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from sim.results import simulate
 
     from einarray.default_mapping import derive_default, mapping_policy
-
-    from mapping.hierarchy import NestConfig
+    from mapping.spec import Config
 
     fmt = output_format(args)
     ranks = dict(args.rank)
     loaded = load_config(args.config, ranks=ranks, sets=args.sets, allow_hierarchy=True)
-    if isinstance(loaded, NestConfig):
+    if not isinstance(loaded, Config):  # a memory-hierarchy arch: mapping.hierarchy.NestConfig
         return _run_nest(args, loaded)
     cfg, choice = derive_default(loaded)
     want_trace = bool(args.trace)
