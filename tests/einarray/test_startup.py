@@ -75,6 +75,14 @@ def test_simulate_of_a_gemm_does_not_load_the_search(tmp_path):
     assert imported_after(code, "einarray.search", "einarray.analytic") == []
 
 
+def test_simulate_of_a_gemm_does_not_load_the_hierarchy_model(tmp_path):
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(GEMM)  # a compute-array arch: the Timeloop-style hierarchy code is not needed
+    code = ("import contextlib, io\nfrom einarray.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['simulate', {str(cfg)!r}]) == 0")
+    assert imported_after(code, "mapping.hierarchy", "sim.nest") == []
+
+
 def test_simulate_as_json_draws_no_table():
     code = ("import contextlib, io, tempfile, pathlib\nfrom einarray.cli import main\n"
             "d = pathlib.Path(tempfile.mkdtemp()); (d / 'g.yaml').write_text(" + repr(GEMM) + ")\n"
