@@ -337,7 +337,8 @@ def _repeat(step, s: Any, n: int) -> tuple[Any, Counter]:
     return s, cum[-1]
 
 
-def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> dict[tuple[int, str], tuple[int, int, int, int]]:
+def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None
+                ) -> dict[tuple[int, str], tuple[int, int, int, int]]:
     """Per storage level i and tensor t it keeps: (tile words, partition P, own fills D, words it
     serves its child U), D, P and U summed over the level's instances (the docstring's model),
     in closed form from the loops' progressions and the tile events per kind."""
