@@ -42,14 +42,43 @@ def resolve(source: str | Path) -> Path:
     return resolve_named(source, LIBRARY_DIR, "library cascade")
 
 
+#: cascades already loaded: (path, its mtime and size, overrides) -> (Cascade, the warnings its
+#: loading gave, shown again on every reuse); a model or a study loads the same few library
+#: cascades at the same shapes hundreds of times. Cascades are frozen, so sharing is safe.
+_LOADED: dict[tuple, tuple[Cascade, list[warnings.WarningMessage]]] = {}
+_LOADED_MAX = 256
+
+
 def load_cascade(source: str | Path, *, ranks: Mapping[str, int] | None = None,
                  params: Mapping[str, float] | None = None) -> Cascade:
-    """Load a cascade from a YAML file (or a library name) with optional overrides."""
+    """Load a cascade from a YAML file (or a library name) with optional overrides (a
+    file unchanged since the last load at the same overrides is not parsed again)."""
     path = resolve(source)
+    try:
+        st = path.stat()
+        key: tuple | None = (str(path.resolve()), st.st_mtime_ns, st.st_size,
+                             tuple(sorted((ranks or {}).items())), tuple(sorted((params or {}).items())))
+        hash(key)
+    except (OSError, TypeError):
+        key = None
+    hit = _LOADED.get(key) if key is not None else None
+    if hit is not None:
+        for w in hit[1]:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return hit[0]
     data, src = load_yaml(path)
     if not isinstance(data, dict) or "einsum" not in data:
         raise src.error((), "expected a top-level 'einsum:' section")
-    return cascade_from_data(data["einsum"], src, ("einsum",), ranks=ranks, params=params)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        c = cascade_from_data(data["einsum"], src, ("einsum",), ranks=ranks, params=params)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if key is not None:
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = (c, list(caught))
+    return c
 
 
 # ----------------------------------------------------------------------------------

@@ -181,3 +181,25 @@ def test_empty_partitioned_rank(ranks, parts, msg):
     else:
         with pytest.raises(ConfigError, match=msg):
             _cascade(body)
+
+
+def test_a_file_loaded_again_is_reused_with_its_warnings_and_reloaded_when_changed(tmp_path):
+    import os
+
+    body = ALIBI.replace("  params: {slope: 0.5}\n", "  params: {slope: 0.5}\n  allow: [bias-under-sum]\n")
+    p = tmp_path / "alibi.yaml"
+    p.write_text("einsum:\n  version: 1\n  name: t\n" + body)
+    with pytest.warns(EinarrayWarning, match="adds it E = 4 times"):
+        a = load_cascade(p, ranks={"M": 3})
+    with pytest.warns(EinarrayWarning, match="adds it E = 4 times"):  # shown again on reuse
+        b = load_cascade(p, ranks={"M": 3})
+    assert b is a and a.ranks["M"].size == 3
+    with pytest.warns(EinarrayWarning):
+        c = load_cascade(p, ranks={"M": 4})  # other overrides: another cascade
+    assert c is not a and c.ranks["M"].size == 4
+    p.write_text(p.read_text().replace("P: 5", "P: 7"))
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))  # a later mtime, whatever the clock
+    with pytest.warns(EinarrayWarning):
+        d = load_cascade(p, ranks={"M": 3})
+    assert d is not a and d.ranks["P"].size == 7
