@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(as for einarray run: a model workload, include, mappings or report) is searched "
                     "layer by layer, as a search: section of it does in einarray run, and the found "
                     "mappings are printed as a mappings: section to paste into it (with --output: "
-                    "DIR/best-mappings.yaml and DIR/layers.csv).")
+                    "DIR/best-mappings.yaml and DIR/layers.csv). A config whose arch has a hierarchy: "
+                    "(Timeloop-class levels) is searched over its per-level factors, spatial factors, "
+                    "loop orders and keep/bypass (einarray.commands.nest_search_cmds).")
     p.add_argument("config", help="YAML config with einsum:/workload:, arch:, optional mapping: and search:, "
                                   "or a run config")
     p.add_argument("--objective", help="latency, energy or edp (default: the config's search.objective, else edp)")
@@ -119,6 +121,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if is_run_config(args.config):
         return _search_run(args)
+    from .nest_search_cmds import hierarchy_config, search_hierarchy
+    nest = hierarchy_config(args.config, args.sets)
+    if nest is not None:  # a memory-hierarchy arch: mapping.nest_search
+        return search_hierarchy(args, nest)
     if args.rank:
         raise ConfigError("--rank is for run configs (a model workload); give ranks with --set "
                           "workload.ranks.NAME=SIZE or --set einsum.ranks.NAME=SIZE")
