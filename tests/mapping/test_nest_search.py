@@ -153,12 +153,16 @@ def test_exhaustive_search_finds_the_brute_force_minimum(space):
 
 
 def test_local_search_is_never_worse_than_the_config_and_deterministic(space):
+    """With a budget of a quarter of the space, the local search (never worse than the config,
+    never better than the brute force) reaches the optimum on each of these spaces (as it does
+    for seeds 0 to 4, measured), and two runs with one seed give one mapping."""
     name, cfg, dims, (legal, best) = space
     budget = max(legal // 4, 8)
     a = search_nest(cfg, energy, dims=dims, budget=budget, seed=3)
     b = search_nest(cfg, energy, dims=dims, budget=budget, seed=3)
     assert not a.exhaustive and a.evaluated <= budget
     assert best <= a.score <= a.given_score == energy(cfg), name
+    assert a.score == best, name
     assert mapping_section(a.best) == mapping_section(b.best) and a.score == b.score
 
 
