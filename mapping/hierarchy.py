@@ -19,9 +19,11 @@ mesh divides the next inner one's, the ratio is the fan-out); ``capacity_words``
 outermost may omit it); ``word_bits``; ``block_size`` (words per access); ``read_bw`` /
 ``write_bw`` (words per cycle per instance, optional); ``keeps`` (the tensors it may hold,
 default all); ``energy: {read, write, update, leak}`` (pJ per block access, leak pJ per cycle
-per instance); ``area_um2``; or ``component: NAME`` from ``mapping/components.yaml``, whose
-values the level's own keys override. The compute level: ``name``, ``mesh``, ``energy:
-{compute}`` (pJ per MAC), ``area_um2`` or a component.
+per instance); ``area_um2``; or ``component: NAME`` from ``mapping/components.yaml``, or
+``component: {class: sram, banks: 4, node_nm: 16, vdd: 0.8, ...}`` computed from that library's
+published tables (:mod:`mapping.components`), whose values the level's own keys override.
+The compute level: ``name``, ``mesh``, ``energy: {compute}`` (pJ per MAC), ``area_um2`` or a
+component.
 
 The ``mapping:`` section of such a config has a ``nest:`` entry per storage level (by name,
 any order; a level left out has no loops and keeps what it may keep)::
@@ -47,7 +49,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -55,9 +56,8 @@ from einsum.cascade import Cascade, Einsum
 from einsum.errors import ConfigError
 from einsum.expr import Access, BinOp, Index, Num, Param, Unary, factors
 from einsum.yamlsrc import Source, YPath
-from einsum.yamlsrc import load as load_yaml
+from mapping.components import resolve
 
-COMPONENTS_FILE = Path(__file__).parent / "components.yaml"
 STORAGE_KEYS = ("name", "component", "class", "mesh", "capacity_words", "word_bits", "block_size",
                 "read_bw", "write_bw", "keeps", "energy", "area_um2")
 STORAGE_ACTIONS = ("read", "write", "update", "leak")
@@ -189,24 +189,17 @@ def _mesh(src: Source, v: Any, path: YPath) -> tuple[int, int]:
     return _posint(src, v[0], path + (0,), "instances along X"), _posint(src, v[1], path + (1,), "instances along Y")
 
 
-def load_components() -> dict[str, dict]:
-    """The shipped component library, ``name -> entry`` (``mapping/components.yaml``)."""
-    data, src = load_yaml(COMPONENTS_FILE)
-    if not isinstance(data, dict) or not isinstance(data.get("components"), dict):
-        raise src.error((), "expected a top-level 'components:' mapping")
-    return data["components"]
-
-
-def _with_component(src: Source, d: dict, path: YPath, lib: dict[str, dict]) -> dict:
-    name = d.get("component")
-    if name is None:
+def _with_component(src: Source, d: dict, path: YPath, kind: str) -> dict:
+    """The level's keys over its component's (:func:`mapping.components.resolve`: a fixed entry
+    by name, or one computed from the library's tables for ``{class: ..., attributes}``)."""
+    spec = d.get("component")
+    if spec is None:
         return d
-    if name not in lib:
-        raise src.error(path + ("component",), f"unknown component {name!r} (mapping/components.yaml has: "
-                        f"{', '.join(sorted(lib))})")
-    merged = {k: v for k, v in lib[name].items()}
-    merged["energy"] = {**(lib[name].get("energy") or {}), **(d.get("energy") or {})}
+    comp = resolve(spec, d, src, path + ("component",), kind)
+    merged = {k: v for k, v in comp.items() if k != "label"}
+    merged["energy"] = {**(comp.get("energy") or {}), **(d.get("energy") or {})}
     merged.update({k: v for k, v in d.items() if k != "energy"})
+    merged["component"] = spec if isinstance(spec, str) else comp["label"]
     return merged
 
 
@@ -222,7 +215,6 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
     clock = _nonneg(src, sec["clock_hz"], base + ("clock_hz",), "a clock frequency in Hz")
     if clock <= 0:
         raise src.error(base + ("clock_hz",), "expected a clock frequency > 0")
-    lib = load_components()
     hier = sec["hierarchy"]
     if not isinstance(hier, list) or not hier:
         raise src.error(base + ("hierarchy",), "expected a list of storage levels, outermost first")
@@ -230,7 +222,7 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
     for i, raw in enumerate(hier):
         p = base + ("hierarchy", i)
         _mapping(src, raw, p, STORAGE_KEYS, "a storage level {name, ...}")
-        d = _with_component(src, raw, p, lib)
+        d = _with_component(src, raw, p, "storage")
         name = d.get("name")
         if not isinstance(name, str) or not name:
             raise src.error(p + ("name",), "expected a level name")
@@ -264,11 +256,11 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
             _posint(src, d.get("block_size", 1), p + ("block_size",), "a block size in words"),
             bws[0], bws[1], keeps, MappingProxyType(energy),
             None if area is None else _nonneg(src, area, p + ("area_um2",), "an area in um^2"),
-            raw.get("component"), str(d.get("class", ""))))
+            d.get("component"), str(d.get("class", ""))))
     p = base + ("compute",)
     _mapping(src, sec["compute"], p, ("name", "component", "class", "mesh", "word_bits", "energy", "area_um2"),
              "a compute level {name, mesh, energy: {compute}}")
-    d = _with_component(src, sec["compute"], p, lib)
+    d = _with_component(src, sec["compute"], p, "compute")
     en = _mapping(src, d.get("energy") or {}, p + ("energy",), ("compute",), "an energy table {compute: pJ}")
     if "compute" not in en:
         raise src.error(p + ("energy",), "missing the MAC energy 'compute' (pJ per MAC)")
@@ -277,7 +269,7 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
                            _nonneg(src, en["compute"], p + ("energy", "compute"), "an energy in pJ"),
                            _posint(src, d.get("word_bits", 16), p + ("word_bits",), "a word width in bits"),
                            None if area is None else _nonneg(src, area, p + ("area_um2",), "an area in um^2"),
-                           sec["compute"].get("component"))
+                           d.get("component"))
     meshes = [lv.mesh for lv in levels] + [compute.mesh]
     for i in range(1, len(meshes)):
         outer, inner = meshes[i - 1], meshes[i]

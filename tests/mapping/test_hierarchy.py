@@ -9,7 +9,8 @@ import yaml
 
 from einarray.cli import main
 from einsum.errors import ConfigError
-from mapping.hierarchy import NestConfig, load_components, tile_words
+from mapping.components import load_components
+from mapping.hierarchy import NestConfig, tile_words
 from mapping.config import load_config
 
 EX = Path(__file__).resolve().parents[2] / "examples" / "timeloop"
