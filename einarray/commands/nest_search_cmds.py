@@ -19,14 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from einarray.tables import emit, note, output_format
 from einsum.errors import EinarrayError
 from einsum.yamlsrc import load as load_yaml
-from mapping.hierarchy import NestConfig
+
+if TYPE_CHECKING:
+    from mapping.hierarchy import NestConfig
 
 OBJECTIVES = ("energy", "latency", "edp")
 VARY = ("factors", "spatial", "orders", "keep")
