@@ -124,6 +124,8 @@ class LevelStats:
     cycles: int  # the level's own bound (bandwidth), <= the run's cycles when not throttling
     energy_pj: float
     word_bits: int = 8
+    area_um2: float | None = None  # all instances (None: the arch gives none)
+    component: str | None = None  # the component it was resolved from
 
     @property
     def scalar_accesses(self) -> Fraction:
@@ -148,6 +150,7 @@ class NestResult:
     required_words: int = 0  # every tensor's footprint once (the minimum traffic)
     mac_instances: int = 1
     mac_area_um2: float | None = None  # all compute instances
+    mac_component: str | None = None
 
     @property
     def ops(self) -> dict[str, int]:
@@ -168,6 +171,17 @@ class NestResult:
     def edp_j_cycle(self) -> float:
         return self.energy_pj * 1e-12 * self.cycles
 
+    @property
+    def area_um2(self) -> float | None:
+        """Every level's and the compute's area, None unless the arch gives all of them."""
+        parts = [lv.area_um2 for lv in self.levels] + [self.mac_area_um2]
+        return None if any(a is None for a in parts) else sum(parts)
+
+    @property
+    def tops_per_w(self) -> float | None:
+        """Operations (Timeloop's count) per joule / 1e12: ops per pJ (None for no energy)."""
+        return self.ops["total"] / self.energy_pj if self.energy_pj else None
+
     def op_per_byte(self, lv: LevelStats) -> float:
         return self.ops["total"] / float(lv.scalar_accesses * lv.word_bits / 8)
 
@@ -181,6 +195,10 @@ class NestResult:
             "ops": self.ops, "gflops": self.gflops, "utilization": self.utilization,
             "edp_j_cycle": self.edp_j_cycle, "mac_area_um2": self.mac_area_um2,
             "memory_accesses_required": self.required_words,
+            "components": {**{lv.name: lv.component for lv in self.levels}, "compute": self.mac_component},
+            "area_um2": {"levels": {lv.name: lv.area_um2 for lv in self.levels}, "compute": self.mac_area_um2,
+                         "total": self.area_um2},
+            "tops_per_w": self.tops_per_w,
             "energy_pj": {"total": self.energy_pj, "compute": self.mac_energy_pj,
                           "levels": {lv.name: lv.energy_pj for lv in self.levels}},
             "fj_per_compute": {**{lv.name: lv.energy_pj / self.computes * 1e3 for lv in self.levels},
@@ -432,13 +450,15 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
             tens[t] = TensorStats(tile, part, r, f, u, e, t == out.name)
         leak = E["leak"] * cycles * lv.instances
         levels.append(LevelStats(lv.name, lv.instances, util[i], tens, leak, level_cycles[i],
-                                 sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits))
+                                 sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits,
+                                 None if lv.area_um2 is None else lv.area_um2 * lv.instances, lv.component))
     mac_e = computes * arch.compute.energy_pj
     total = mac_e + sum(lv.energy_pj for lv in levels)
     area = None if arch.compute.area_um2 is None else arch.compute.area_um2 * arch.compute.instances
     return NestResult(cfg.cascade.name, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
                       total, loops, arch.clock_hz, raw[(0, out.name)][0],
-                      sum(raw[(0, o.name)][0] for o in cfg.operands), arch.compute.instances, area)
+                      sum(raw[(0, o.name)][0] for o in cfg.operands), arch.compute.instances, area,
+                      arch.compute.component)
 
 
 # ----------------------------------------------------------------------------------
@@ -493,4 +513,14 @@ def table_text(res: NestResult) -> str:
         out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
         if j == 0:
             out.append("  ".join("-" * x for x in w))
+    parts = [(lv.name, lv.area_um2, lv.component) for lv in res.levels] + [("compute", res.mac_area_um2,
+                                                                           res.mac_component)]
+    if any(a is not None for _, a, _ in parts):
+        areas = ", ".join(f"{n} {'?' if a is None else f'{a / 1e6:,.4g} mm^2'}" + (f" ({c})" if c else "")
+                          for n, a, c in parts)
+        total = res.area_um2
+        tops_mm2 = "" if total is None else \
+            f", {res.ops['total'] / res.cycles * res.clock_hz / 1e12 / (total / 1e6):.4g} TOPS/mm^2"
+        out.append(f"area (all instances): {areas}; total {'unknown' if total is None else f'{total / 1e6:,.4g} mm^2'}"
+                   f"{tops_mm2}" + ("" if res.tops_per_w is None else f"; {res.tops_per_w:.4g} TOPS/W"))
     return "\n".join(out)

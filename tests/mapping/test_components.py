@@ -3,6 +3,7 @@ resolved components equal hand computations from the cited tables, and errors ar
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -227,3 +228,28 @@ def test_a_bad_component_in_an_arch_exits_2_with_its_location(tmp_path, capsys):
     assert e.value.ypath == ("arch", "hierarchy", 1, "component", "banks") and e.value.line is not None
     assert main(["simulate", str(p)]) == 2
     assert "arch.hierarchy[1].component.banks" in capsys.readouterr().err
+
+
+def test_simulate_reports_energy_and_area_per_component(capsys):
+    """examples/components/conv1d-45nm.yaml: Timeloop exercise 03's counts with library components."""
+    ex = Path(__file__).resolve().parents[2] / "examples" / "components" / "conv1d-45nm.yaml"
+    assert main(["simulate", str(ex), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["components"] == {"MainMemory": "dram(dram_type=fusemax)", "GlobalBuffer": "sram(banks=4)",
+                                 "RegisterFile": "regfile()", "compute": "intmac(word_bits=16)"}
+    # GB: 4 banks of 8 KB (H14: 10 pJ per 64-bit block of 4 words): Weights 1536 reads + 96 fills,
+    # Inputs 1536 reads + 18 fills, in blocks of 4 (ceil), plus leakage per bit over 1,536 cycles
+    gb = out["levels"]["GlobalBuffer"]["tensors"]
+    assert gb["Weights"]["energy_pj"] == pytest.approx((384 + 24) * 10.0)
+    assert gb["Inputs"]["energy_pj"] == pytest.approx((384 + 5) * 10.0)
+    assert out["area_um2"]["levels"]["GlobalBuffer"] == pytest.approx(16384 * 16 * 94.2e6 / (32768 * 4096))
+    # RF (FM, 32 x 16 bits): Outputs 1024 reads x 2.194 + 1536 updates x 1.906
+    rf = out["levels"]["RegisterFile"]["tensors"]["Outputs"]
+    assert rf["energy_pj"] == pytest.approx(1024 * 2.194 + 1536 * 1.906)
+    # MAC: H14's 16-bit multiply and add on the log-log lines through 8 and 32 bits
+    mul16 = 0.2 * (3.1 / 0.2) ** 0.5
+    add16 = 0.03 * (0.1 / 0.03) ** 0.5
+    assert out["energy_pj"]["compute"] == pytest.approx(1536 * (mul16 + add16))
+    assert out["area_um2"]["compute"] == pytest.approx(282 * (3495 / 282) ** 0.5 + 67)
+    assert out["area_um2"]["total"] is None  # DRAM and the register file publish no area
+    assert out["tops_per_w"] == pytest.approx(out["ops"]["total"] / out["energy_pj"]["total"])
