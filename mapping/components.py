@@ -31,7 +31,7 @@ intadd     word_bits, ... (also intmul, fpadd, fpmul, comparator)
 exp, div   word_bits (16 only), node_nm, vdd, flavor
 ========== ==========================================================================
 
-A NoC link is not a level: :func:`wire_energy_pj` gives a transfer's energy (bits, mm, bound).
+A NoC link is not a level: :func:`wire_energy_pj` gives a transfer's energy (bits, mm, estimate).
 """
 
 from __future__ import annotations
@@ -282,12 +282,13 @@ def _storage(c: _Ctx) -> dict:
                        "leak": leak}}
 
 
-def wire_energy_pj(bits: int, mm: float, bound: str = "high") -> float:
-    """A transfer of ``bits`` over ``mm`` of on-chip wire (a NoC hop's link), pJ."""
-    t = load_library().tables["wire_fj_per_bit_mm"]
-    if bound not in ("low", "high"):
-        raise ValueError(f"bound must be 'low' or 'high' (the published range's ends), got {bound!r}")
-    return t[bound] * bits * mm / 1000.0
+def wire_energy_pj(bits: int, mm: float, estimate: str) -> float:
+    """A transfer of ``bits`` over ``mm`` of on-chip wire (a NoC hop's link), pJ, at one of the
+    library's published per-bit-per-mm ``estimate``s (``tables.wire_fj_per_bit_mm``)."""
+    est = load_library().tables["wire_fj_per_bit_mm"]["estimates"]
+    if estimate not in est:
+        raise ValueError(f"estimate must be one of {', '.join(est)}, got {estimate!r}")
+    return est[estimate]["fj"] * bits * mm / 1000.0
 
 
 def resolve(spec: Any, level: Mapping[str, Any], src: Source, path: YPath, kind: str) -> dict:
