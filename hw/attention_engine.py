@@ -52,6 +52,22 @@ all chunks: ``G`` per whole chunk and ``ceil(r / C)`` for a partial last chunk o
 simulate`` predicts exactly this for ``mapping/configs/attention-engine.yaml``
 (arch ``attention-engine``: units that chain the element-wise Einsums of a stage; the 1-D
 array's ``div`` costs ``width`` cycles per element per lane, latency 22: one shared divider).
+
+Area
+----
+Each PE has one multiplier for QK's MAC, EXP's interpolation (the table's slope times the
+fraction's low bits) and SLNV's product, which run in different states, and one for T's
+multiply by the constant log2 e (``2**18 + (L - 2**18)``: an 18 x 18 product and a shift),
+which rides in the same cycle as the last MAC; AV has one (shared by the lanes, above): so
+``2 R C + 1`` multipliers (MULT18X18D on ECP5; AV's 36 x 18 bits takes two).  The 2**f table
+(64 x 41 bits) is read synchronously, one copy per two PEs (a DP16KD has two read ports):
+its address is the fraction of the T that EXP reads next, presented the cycle before (MAX,
+or the last SLNV cycle of the previous group), so EXP keeps its one cycle.  SLNV's row
+rotates by one column a cycle, so the column at its front is the one updated: one adder
+per row.  The chunk buffers (``P0 x E`` words for K and for V), the query tile (``R x E``) and
+the running state (``R x F`` RNV words, shifted all at once in MAX) stay in registers: they
+are read many words per cycle (every PE column its key's element, every lane its RNV), and
+at the shipped sizes they are a few hundred bits (a DP16KD holds 18 kbit).
 """
 
 from __future__ import annotations
@@ -220,11 +236,24 @@ class AttentionEngine(wiring.Component):
         last_g = Signal(range(G))
         m.d.comb += last_g.eq(sum(nkeys > gg * C for gg in range(1, G)) if G > 1 else 0)
 
-        # the 2**f table (value and slope of each 64th), one read port per PE
+        # the 2**f table (value and slope of each 64th), one synchronous read port per PE (block
+        # RAM): its address is the fraction of the T that EXP reads next, presented the cycle
+        # before (MAX, or the last SLNV cycle of the group before)
+        gnext = Signal(range(G + 1))
         tab = A.EXP2_TABLE
-        rom = Memory(shape=unsigned(24 + 17), depth=len(tab) - 1,
-                     init=[tab[k] | ((tab[k + 1] - tab[k]) << 24) for k in range(len(tab) - 1)])
-        m.submodules.exp2_rom = rom
+        init = [tab[k] | ((tab[k + 1] - tab[k]) << 24) for k in range(len(tab) - 1)]
+        m.d.comb += gnext.eq(g)
+        ports = [[None] * C for _ in range(R)]
+        for i in range(0, R * C, 2):   # a copy per two PEs: a DP16KD has two read ports
+            rom = Memory(shape=unsigned(24 + 17), depth=len(tab) - 1, init=init,
+                         attrs={"ram_style": "block"})
+            m.submodules[f"exp2_rom{i // 2}"] = rom
+            for pe in range(i, min(i + 2, R * C)):
+                ports[pe // C][pe % C] = rom.read_port(domain="sync")
+        for r in range(R):
+            for c in range(C):
+                m.d.comb += ports[r][c].addr.eq(
+                    Array([x[A.EXP2_INTERP_BITS:A.S2_FRAC] for x in tsc[r][c]])[gnext])
 
         # one multiplier per PE, shared by the states that use it: QK's MAC (q x k), EXP's
         # interpolation (slope x the fraction's low bits) and SLNV's product (SLN x v)
@@ -242,9 +271,7 @@ class AttentionEngine(wiring.Component):
             product on PE (r, c)'s multiplier."""
             n = t >> A.S2_FRAC
             f = t[:A.S2_FRAC]
-            port = rom.read_port(domain="comb")
-            m.d.comb += port.addr.eq(f[A.EXP2_INTERP_BITS:])
-            y0, dy = port.data[:24], port.data[24:]
+            y0, dy = ports[r][c].data[:24], ports[r][c].data[24:]
             m.d.comb += [pa[r][c].eq(dy), pb[r][c].eq(f[:A.EXP2_INTERP_BITS])]
             v = y0 + (pp[r][c][:17 + A.EXP2_INTERP_BITS] >> A.EXP2_INTERP_BITS)
             sh = rmax - n + (A.EXP2_FRAC - _LN_FRAC)
@@ -380,13 +407,16 @@ class AttentionEngine(wiring.Component):
                 m.next = "SLNV"
             with m.State("SLNV"):
                 # one value column per cycle: SLNV[f] += sum_c SLN V[., f]; SLD at f = 0
+                # (SLNV[r] rotates by one column a cycle: the column at the front is the one
+                # updated, so one adder per row, and after F cycles the row is in order again)
+                with m.If((fcnt == F - 1) & (g != last_g)):
+                    m.d.comb += gnext.eq(g + 1)
                 for r in range(R):
                     for c in range(C):
                         m.d.comb += [pa[r][c].eq(sln[r][c]), pb[r][c].eq(vf[c])]
                     tot = sum(pp[r][c][:_LN_WIDTH + W + 1].as_signed() for c in range(C))
-                    for f in range(F):
-                        with m.If(fcnt == f):
-                            m.d.sync += slnv[r][f].eq(slnv[r][f] + tot)
+                    m.d.sync += [slnv[r][f].eq(slnv[r][f + 1]) for f in range(F - 1)]
+                    m.d.sync += slnv[r][F - 1].eq(slnv[r][0] + tot)
                     with m.If(fcnt == 0):
                         m.d.sync += sld[r].eq(sld[r] + sum(sln[r][c] for c in range(C)))
                 m.d.sync += fcnt.eq(fcnt + 1)
