@@ -16,8 +16,11 @@ that this module turns into a level's numbers for ``component: {class: CLASS, at
 - another node: area x Stillmaker-Baas Table 2 ``area[FROM][TO]``; energy x ``f(TO, vdd) /
   f(FROM, vdd_table)`` with ``f = a V^2 + b V + c`` from their Table 5 (``flavor: hp|lp`` for 45-7
   nm); a table whose source states no supply is scaled at the target's ``vdd`` on both sides
-  (and warns so); ``vdd`` is required when ``node_nm`` differs from the table's node. Leakage
-  figures (40 nm ERTs) and off-chip DRAM are not node-scaled.
+  (and warns so); ``vdd`` is required when ``node_nm`` differs from the table's node (as in
+  nodeScale, UCLA NanoCAD's implementation of the paper), and a supply at which a fit is not
+  positive is refused (the paper's per-node voltage ranges are not in the library, so a supply
+  inside 0.3-2 V but outside a fitted range is not detected). Leakage figures (40 nm ERTs) and
+  off-chip DRAM are not node-scaled.
 
 Classes (attributes; storage ones default ``capacity_words``/``word_bits``/``block_size`` to the
 level's own keys):
@@ -193,8 +196,12 @@ class _Ctx:
             self.warn(f"{what}'s source states no supply voltage: scaled from {t_node} to {node} nm at "
                       f"{vdd} V on both sides")
             t_vdd = vdd
-        return (energy_factor(node, vdd, flavor) / energy_factor(t_node, t_vdd, flavor),
-                area_factor(t_node, node))
+        f_to, f_from = energy_factor(node, vdd, flavor), energy_factor(t_node, t_vdd, flavor)
+        for n, v, f in ((node, vdd, f_to), (t_node, t_vdd, f_from)):
+            if f <= 0:
+                raise self.err("vdd", f"Stillmaker-Baas's energy fit for {n} nm is not positive at {v} V "
+                               "(outside the supply range it was fitted over)")
+        return f_to / f_from, area_factor(t_node, node)
 
     def table(self, name: str) -> Mapping[str, Any]:
         return load_library().tables[name]

@@ -188,6 +188,9 @@ def test_extrapolation_warns_naming_the_component():
     ({"class": "sram", "capacity_words": 4096, "node_nm": 16}, "storage", "node_nm", "needs vdd"),
     ({"class": "sram", "capacity_words": 4096, "node_nm": 16, "vdd": 5}, "storage", "vdd", "vdd must be a number in"),
     ({"class": "sram", "capacity_words": 4096, "flavor": "ulp"}, "storage", "flavor", "flavor must be hp or lp"),
+    # the 180 nm fit, 24.64 V - 17.98, is negative below 0.73 V
+    ({"class": "sram", "capacity_words": 4096, "node_nm": 180, "vdd": 0.6}, "storage", "vdd",
+     "energy fit for 180 nm is not positive at 0.6 V"),
     ({"class": "dram", "dram_type": "ddr4"}, "storage", "dram_type", "DDR4, LPDDR4 and HBM2 have no confirmed"),
     ({"class": "exp", "word_bits": 32}, "compute", "word_bits", "exp is published at 16 bits only"),
     ("sram-nope", "storage", None, "unknown component 'sram-nope'"),
