@@ -44,7 +44,7 @@ from einsum.cascade import Cascade
 from mapping.arch import Arch
 from mapping.spec import EinsumMap, Loop
 from mapping.footprint import rank_extent, rank_related, tensor_footprint
-from sim.systolic import compute_cycles
+from sim.systolic import compute_cycles, psum_words
 
 if TYPE_CHECKING:  # pragma: no cover
     from .search.space import Segment
@@ -123,6 +123,10 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
                     refetch *= k
             br += tensor_footprint(c, t, ext) * refetch
         bw = math.prod(iext[ix] for ix in e.lhs_indices if ix in iext)
+        if acts_full.get("mac"):  # WS / IS partial sums, as the simulator counts them
+            ps = psum_words(u, em, e.reduced, folds_by, bw)
+            br += ps
+            bw += ps
         return cyc, br, bw, pts * len(e.reads), pts
 
     # step classes: each loop at a full tile or at its partial last tile (a chain loop:

@@ -105,7 +105,7 @@ from mapping.spec import Config, EinsumMap, Group, einsum_depth
 from mapping.footprint import (group_tensors, indirect_rows, indirect_tensors, indirect_words, rank_extent,
                                rank_related, tensor_footprint)
 
-from .systolic import compute_cycles
+from .systolic import compute_cycles, psum_words
 
 ZERO = Fraction(0)
 
@@ -371,9 +371,15 @@ class GroupSim:
                 breads.append((s, words * refetch))
         bwrites: list[tuple[str, int]] = []
         out = e.output
+        out_words = math.prod(iext[ix] for ix in e.lhs_indices if ix in iext)
         cons_units = {self.maps[m].unit for m in self.g.einsums if out in c.einsum(m).reads}
         if out in self.outs or cons_units - {em.unit}:
-            bwrites.append((out, math.prod(iext[ix] for ix in e.lhs_indices if ix in iext)))
+            bwrites.append((out, out_words))
+        if acts.get("mac"):  # WS / IS: each fold over a reduced index accumulates through the buffer
+            ps = psum_words(u, em, e.reduced, folds_by_ix, out_words)
+            if ps:
+                breads.append((out, ps))
+                bwrites.append((out, ps))
         res = (cyc, pts, Fraction(pe), tuple(breads), tuple(bwrites))
         self._ecache[key] = res
         return res

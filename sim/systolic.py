@@ -159,6 +159,22 @@ def scalesim_conv(H: int, W: int, R_f: int, S_f: int, C_in: int, N_f: int, strid
     return out
 
 
+def psum_words(u, em, reduced: tuple[str, ...], folds_by: dict[str, int], out_words: int) -> int:
+    """Partial-sum words a weight- or input-stationary sum of products on the 2-D array moves
+    through the buffer beside its result, in each direction (read and written): WS and IS
+    spread a reduced index over the rows (or columns), so with ``F`` folds over the reduced
+    indices each output element leaves the array ``F`` times, and every fold after the first
+    is accumulated onto the partial sum of the one before (read, add, write back). So
+    ``out_words x (F - 1)`` reads and as many writes besides the result's own write: the
+    writes are then SCALE-Sim's ``M N ceil(K / R)`` ofmap writes, and the reads follow
+    Timeloop's rule that the first update of an element is a write into zero, not a read.
+    An output-stationary array (and the broadcast array) accumulates in its PEs: 0."""
+    if not (u.is_2d and u.timing != "broadcast" and em.dataflow in ("ws", "is") and (em.rows or em.cols)):
+        return 0
+    f = math.prod(k for ix, k in folds_by.items() if ix in reduced)
+    return out_words * (f - 1)
+
+
 def compute_cycles(u, em, iext: dict[str, int], acts: dict[str, Fraction], words_in: int = 0,
                    words_out: int = 0, psum_continues: bool = False) -> tuple[Fraction, Fraction, dict[str, int]]:
     """Cycles of one Einsum's tile on its unit: ``(cycles, PE-cycles, folds per spatial index)``.

@@ -8,9 +8,11 @@ WS and IS; regenerate with ``benchmarks/scalesim_reference.py``). Checked here:
 * einarray's simulator, configured with SCALE-Sim's semantics (fill and drain every fold,
   a buffer that holds everything), counts the same ifmap and filter reads at the buffer and
   at DRAM for every GEMM, and one cycle more (SCALE-Sim's off-by-one);
+* WS and IS write every K fold's partial sums to the buffer, as SCALE-Sim counts them
+  (``sim.systolic.psum_words``; einarray also reads back all but the first fold's);
 * where the two differ by design, the difference is the stated one: einarray writes each
-  output once (partial sums accumulate on chip; SCALE-Sim's OS count adds R + C per fold
-  and its WS/IS count writes every K fold's partial sums, to SRAM and DRAM), and a
+  output once to DRAM (SCALE-Sim's WS/IS count also writes every K fold's partial sums to
+  DRAM), an OS array accumulates in its PEs (SCALE-Sim's OS count adds R + C per fold), and a
   convolution lowered to an im2col GEMM (``workload: {topology: ...}``) reads the im2col
   matrix, M K words, from DRAM where SCALE-Sim reads the H W C distinct ifmap elements.
 """
@@ -77,14 +79,21 @@ def test_simulator_counts_scalesims_operand_traffic(r):
     assert gb["B"]["reads"] == r["SRAM Filter Reads"]
     assert dram["A"]["reads"] == r["DRAM IFMAP Reads"] and dram["B"]["reads"] == r["DRAM Filter Reads"]
     assert res["einsums"]["C"]["cycles"] == r["cycles"] + 1
-    # outputs: written once, where SCALE-Sim counts its fold edges (OS) or every K fold (WS, IS)
-    assert gb["C"]["writes"] == dram["C"]["writes"] == M * N
+    # outputs: DRAM gets each output once; at the buffer OS writes each once (partial sums
+    # accumulate in the PEs) where SCALE-Sim also counts its fold edges, and WS/IS write every
+    # K fold's partial sums, as SCALE-Sim does, reading back all but the first
+    # (sim.systolic.psum_words), where SCALE-Sim also writes every fold to DRAM
+    assert dram["C"]["writes"] == M * N
     folds = math.ceil({"os": M, "ws": K, "is": K}[r["dataflow"]] / R) * \
         math.ceil({"os": N, "ws": N, "is": M}[r["dataflow"]] / C)
     if r["dataflow"] == "os":
+        assert gb["C"]["writes"] == M * N and gb["C"]["reads"] == M * N  # the write-back's read
         assert r["SRAM OFMAP Writes"] == M * N + folds * (R + C) and r["DRAM OFMAP Writes"] == M * N
     else:
-        assert r["SRAM OFMAP Writes"] == r["DRAM OFMAP Writes"] == M * N * math.ceil(K / R)
+        F = math.ceil(K / R)
+        assert gb["C"]["writes"] == r["SRAM OFMAP Writes"] == M * N * F
+        assert gb["C"]["reads"] == M * N * (F - 1) + M * N  # accumulation + the write-back's read
+        assert r["DRAM OFMAP Writes"] == M * N * F
 
 
 @pytest.mark.parametrize("r", [r for r in RUNS if r["kind"] == "conv" and r["array"] == [16, 16]], ids=_id)
