@@ -22,8 +22,8 @@ that this module turns into a level's numbers for ``component: {class: CLASS, at
   inside 0.3-2 V but outside a fitted range is not detected). Leakage figures (40 nm ERTs) and
   off-chip DRAM are not node-scaled.
 
-Classes (attributes; storage ones default ``capacity_words``/``word_bits``/``block_size`` to the
-level's own keys):
+Classes (attributes; storage ones default ``capacity_words``/``word_bits``/``block_size`` (and
+``banks``, should a level ever carry it) to the level's own keys):
 
 ========== ==========================================================================
 sram       capacity_words, word_bits, block_size, banks, node_nm, vdd, flavor
@@ -152,7 +152,7 @@ class _Ctx:
         if key in self.spec:
             return self.spec[key]
         lk = level_key or key
-        return self.level.get(lk, default) if lk in _STORE else default
+        return self.level.get(lk, default) if lk in _STORE + ("banks",) else default
 
     def posint(self, key: str, default: Any = None, *, level_key: str | None = None) -> int:
         v = self.get(key, default, level_key=level_key)
