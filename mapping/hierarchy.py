@@ -22,6 +22,13 @@ default all); ``energy: {read, write, update, leak}`` (pJ per block access, leak
 per instance); ``area_um2``; or ``component: NAME`` from ``mapping/components.yaml``, or
 ``component: {class: sram, banks: 4, node_nm: 16, vdd: 0.8, ...}`` computed from that library's
 published tables (:mod:`mapping.components`), whose values the level's own keys override.
+A level with fan-out may give ``network:`` (the network to its children, costed by
+:mod:`sim.network`): ``topology`` (``mesh``: XY routing between the children's routers, with
+``source: [x, y]`` the router where the level injects; or ``bus``), ``link_words`` (words per
+cycle per directed link), ``hop_latency`` (cycles per hop) and either ``energy_pj_per_word_hop``
+or ``wire: {estimate, hop_mm}`` (the component library's per-bit-per-mm wire figures,
+:func:`mapping.components.wire_energy_pj`, times the level's ``word_bits``); without it the
+network is not costed (Timeloop's tutorial outputs print no network energy).
 The compute level: ``name``, ``mesh``, ``energy: {compute}`` (pJ per MAC), ``area_um2`` or a
 component.
 
@@ -47,7 +54,7 @@ every tensor; each level's tiles fit its capacity. The counting model is :mod:`s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -56,10 +63,25 @@ from einsum.cascade import Cascade, Einsum
 from einsum.errors import ConfigError
 from einsum.expr import Access, BinOp, Index, Num, Param, Unary, factors
 from einsum.yamlsrc import Source, YPath
-from mapping.components import resolve
+from mapping.components import load_library, resolve, wire_energy_pj
 
 STORAGE_KEYS = ("name", "component", "class", "mesh", "capacity_words", "word_bits", "block_size",
-                "read_bw", "write_bw", "keeps", "energy", "area_um2")
+                "read_bw", "write_bw", "keeps", "energy", "area_um2", "network")
+NETWORK_KEYS = ("topology", "link_words", "hop_latency", "source", "energy_pj_per_word_hop", "wire")
+TOPOLOGIES = ("mesh", "bus")
+
+
+@dataclass(frozen=True)
+class Network:
+    """The network between a storage level's instance and its spatial children (``network:`` on
+    the level; the model is :mod:`sim.network`)."""
+
+    topology: str  # "mesh" (XY routing between the children's routers) or "bus" (one broadcast medium)
+    link_words: Fraction  # words per cycle per directed link (the bus: per cycle, both directions)
+    hop_latency: int  # cycles per hop
+    source: tuple[int, int] | None  # mesh: the router (x, y) where the parent injects and collects
+    energy_pj_per_word_hop: float  # pJ per word per link traversed (a bus transfer is one hop)
+    wire: str | None = None  # how the energy was derived, e.g. "keckler2011-40nm, 1.2 mm" (None: given)
 STORAGE_ACTIONS = ("read", "write", "update", "leak")
 
 
@@ -77,6 +99,7 @@ class StorageLevel:
     area_um2: float | None = None
     component: str | None = None
     klass: str = ""
+    network: Network | None = None  # to its spatial children (None: not costed)
 
     @property
     def instances(self) -> int:
@@ -276,7 +299,71 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
         if inner[0] % outer[0] or inner[1] % outer[1]:
             path = base + (("hierarchy", i) if i < len(levels) else ("compute",)) + ("mesh",)
             raise src.error(path, f"mesh {list(inner)} is not a multiple of the enclosing level's {list(outer)}")
-    return Hierarchy(str(sec.get("name", "hierarchy")), clock, tuple(levels), compute, src.file)
+    h = Hierarchy(str(sec.get("name", "hierarchy")), clock, tuple(levels), compute, src.file)
+    nets = {}
+    for i, raw in enumerate(hier):
+        if raw.get("network") is not None:
+            nets[i] = _network(src, raw["network"], base + ("hierarchy", i, "network"), h, i)
+    if nets:
+        h = replace(h, levels=tuple(replace(lv, network=nets.get(i)) for i, lv in enumerate(levels)))
+    return h
+
+
+def _network(src: Source, d: Any, p: YPath, h: Hierarchy, i: int) -> Network:
+    """A level's ``network:`` (keys :data:`NETWORK_KEYS`), checked against its fan-out."""
+    _mapping(src, d, p, NETWORK_KEYS, "a network {topology, link_words, hop_latency, source, "
+             "energy_pj_per_word_hop | wire}")
+    lv = h.levels[i]
+    fx, fy = h.fanout(i)
+    if fx * fy == 1:
+        raise src.error(p, f"{lv.name} has one child per instance (mesh ratio [1, 1]): no network to cost")
+    for k in ("topology", "link_words", "hop_latency"):
+        if k not in d:
+            raise src.error(p, f"missing required key {k!r}")
+    topo = d["topology"]
+    if topo not in TOPOLOGIES:
+        raise src.error(p + ("topology",), f"expected one of {', '.join(TOPOLOGIES)}, got {topo!r}")
+    lw = _nonneg(src, d["link_words"], p + ("link_words",), "a link width in words per cycle")
+    if lw <= 0:
+        raise src.error(p + ("link_words",), "expected a link width > 0 words per cycle")
+    hl = d["hop_latency"]
+    if isinstance(hl, bool) or not isinstance(hl, int) or hl < 0:
+        raise src.error(p + ("hop_latency",), f"expected a hop latency in cycles (an integer >= 0), got {hl!r}")
+    source = None
+    if topo == "mesh":
+        if "source" not in d:
+            raise src.error(p, f"a mesh needs 'source: [x, y]', the router of the {fx} x {fy} children where "
+                            f"{lv.name} injects")
+        sv = d["source"]
+        if (not isinstance(sv, list) or len(sv) != 2 or any(isinstance(v, bool) or not isinstance(v, int)
+                                                            for v in sv)):
+            raise src.error(p + ("source",), f"expected [x, y] router coordinates, got {sv!r}")
+        if not (0 <= sv[0] < fx and 0 <= sv[1] < fy):
+            raise src.error(p + ("source",), f"router {sv} is outside {lv.name}'s {fx} x {fy} children "
+                            f"(x in 0..{fx - 1}, y in 0..{fy - 1})")
+        source = (sv[0], sv[1])
+    elif "source" in d:
+        raise src.error(p + ("source",), "a bus has no source router (every child is one hop away)")
+    has_e, has_w = "energy_pj_per_word_hop" in d, "wire" in d
+    if has_e == has_w:
+        raise src.error(p, "give exactly one of energy_pj_per_word_hop (pJ) or wire: {estimate, hop_mm} "
+                        "(mapping/components.yaml tables.wire_fj_per_bit_mm)")
+    wire = None
+    if has_e:
+        e = _nonneg(src, d["energy_pj_per_word_hop"], p + ("energy_pj_per_word_hop",), "an energy in pJ")
+    else:
+        w = _mapping(src, d["wire"], p + ("wire",), ("estimate", "hop_mm"), "{estimate: NAME, hop_mm: length}")
+        ests = load_library().tables["wire_fj_per_bit_mm"]["estimates"]
+        for k in ("estimate", "hop_mm"):
+            if k not in w:
+                raise src.error(p + ("wire",), f"missing required key {k!r}")
+        if w["estimate"] not in ests:
+            raise src.error(p + ("wire", "estimate"), f"unknown wire estimate {w['estimate']!r} (mapping/"
+                            f"components.yaml has: {', '.join(ests)})")
+        mm = _nonneg(src, w["hop_mm"], p + ("wire", "hop_mm"), "a hop length in mm")
+        e = wire_energy_pj(lv.word_bits, mm, w["estimate"])
+        wire = f"{w['estimate']}, {mm:g} mm"
+    return Network(topo, Fraction(str(lw)), hl, source, e, wire)
 
 
 # ----------------------------------------------------------------------------------

@@ -64,10 +64,13 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
   (level, tensor, kind), independent of the layer's size: the enumerating walk this replaced
   is ``tests/sim/nest_oracle.py``, the oracle the counts are tested against on random nests.
 * **Cycles.** ``computes / utilized MACs``, or more if a level's bandwidth cannot keep up:
-  per instance, ``sum of reads / read_bw`` and ``sum of (fills + updates) / write_bw``.
+  per instance, ``sum of reads / read_bw`` and ``sum of (fills + updates) / write_bw``, or a
+  network's busiest link (:mod:`sim.network`, a level's ``network:``), whose latency is then
+  added once; :attr:`NestResult.bound_by` names the bound.
 * **Energy.** Per tensor and level ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update)
   x utilized instances`` with r, f, u per instance and B the block size; leakage ``E_leak x
-  cycles x instances`` per level; compute ``computes x E_compute``.
+  cycles x instances`` per level; compute ``computes x E_compute``; each network's word-hops x
+  its energy per word-hop (:mod:`sim.network`).
 """
 
 from __future__ import annotations
@@ -151,6 +154,19 @@ class NestResult:
     mac_instances: int = 1
     mac_area_um2: float | None = None  # all compute instances
     mac_component: str | None = None
+    networks: tuple = ()  # sim.network.NetworkStats of every level with a network:
+    network_latency: int = 0  # cycles added once (fill and drain); included in ``cycles``
+
+    @property
+    def bound_by(self) -> str:
+        """What set the cycles: 'compute', or the levels' bandwidths and the networks' busiest
+        links that reach the largest bound."""
+        top = self.cycles - self.network_latency
+        if top <= self.compute_cycles:
+            return "compute"
+        parts = [f"{lv.name}'s bandwidth" for lv in self.levels if lv.cycles == top]
+        parts += [f"{nw.level}'s network (busiest link {nw.busiest})" for nw in self.networks if nw.cycles == top]
+        return ", ".join(parts)
 
     @property
     def ops(self) -> dict[str, int]:
@@ -200,7 +216,8 @@ class NestResult:
                          "total": self.area_um2},
             "tops_per_w": self.tops_per_w,
             "energy_pj": {"total": self.energy_pj, "compute": self.mac_energy_pj,
-                          "levels": {lv.name: lv.energy_pj for lv in self.levels}},
+                          "levels": {lv.name: lv.energy_pj for lv in self.levels},
+                          **({"networks": {nw.level: nw.energy_pj for nw in self.networks}} if self.networks else {})},
             "fj_per_compute": {**{lv.name: lv.energy_pj / self.computes * 1e3 for lv in self.levels},
                                "compute": self.mac_energy_pj / self.computes * 1e3,
                                "total": self.energy_pj / self.computes * 1e3},
@@ -212,6 +229,17 @@ class NestResult:
                                                  "updates": num(s.updates), "energy_pj": s.energy_pj}
                                              for t, s in lv.tensors.items()}}
                        for lv in self.levels},
+            **({"bound_by": self.bound_by, "network_latency": self.network_latency,
+                "networks": {nw.level: {
+                    "topology": nw.topology, "fanout": list(nw.fanout),
+                    "source": None if nw.source is None else list(nw.source), "utilized": nw.utilized,
+                    "busiest_link": nw.busiest, "busiest_words": nw.busiest_words, "link_words": nw.link_words,
+                    "cycles": nw.cycles, "latency": nw.latency, "energy_pj": nw.energy_pj,
+                    "word_hops": nw.word_hops,
+                    "tensors": {t: {"words_out": s.words_out, "words_in": s.words_in, "hops_out": s.hops_out,
+                                    "hops_in": s.hops_in, "energy_pj": s.energy_pj}
+                                for t, s in nw.tensors.items()}}
+                    for nw in self.networks}} if self.networks else {}),
         }
 
 
@@ -355,6 +383,17 @@ def _repeat(step, s: Any, n: int) -> tuple[Any, Counter]:
     return s, cum[-1]
 
 
+def level_events(cfg: NestConfig, loops: tuple[Loop, ...], sp: _Space, i: int) -> Counter:
+    """The weighted tile events of one instance of storage level ``i`` for ``sp``'s tensor
+    (:func:`_events` over the temporal loops of the levels outside ``i``)."""
+    time = [lp for lp in loops if lp.level < i and not lp.spatial]
+    ticks = []
+    for p, lp in enumerate(time):
+        back = [(1 if cfg.extrapolate else q.factor - 1, sp.disp[q]) for q in time[p + 1:]]
+        ticks.append((tuple(a - sum(v * b[d] for v, b in back) for d, a in enumerate(sp.disp[lp])), lp.factor))
+    return _events(ticks, cfg.extrapolate)
+
+
 def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None
                 ) -> dict[tuple[int, str], tuple[int, int, int, int]]:
     """Per storage level i and tensor t it keeps: (tile words, partition P, own fills D, words it
@@ -368,15 +407,7 @@ def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None
         chain = [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep] + [n]
         molds = {i: sp.sets([lp for lp in loops if lp.level >= i]) for i in chain}
         inst = {i: math.prod(lp.factor for lp in loops if lp.spatial and lp.level < i) for i in chain}
-        kinds = {}
-        for i in chain[:-1]:
-            time = [lp for lp in loops if lp.level < i and not lp.spatial]
-            ticks = []
-            for p, lp in enumerate(time):
-                back = [(1 if cfg.extrapolate else q.factor - 1, sp.disp[q]) for q in time[p + 1:]]
-                ticks.append((tuple(a - sum(v * b[d] for v, b in back) for d, a in enumerate(sp.disp[lp])),
-                              lp.factor))
-            kinds[i] = _events(ticks, cfg.extrapolate)
+        kinds = {i: level_events(cfg, loops, sp, i) for i in chain[:-1]}
         for k, i in enumerate(chain[:-1]):
             M, tile = molds[i], _size(molds[i])
             P = inst[i] * _size(sp.sets([lp for lp in loops if lp.level < i and not lp.spatial], M))
@@ -403,7 +434,9 @@ def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None
 
 
 def simulate_nest(cfg: NestConfig) -> NestResult:
-    """Counts, cycles and energy of ``cfg`` (the model is this module's docstring)."""
+    """Counts, cycles and energy of ``cfg`` (the model is this module's docstring; a level's
+    ``network:`` is costed by :mod:`sim.network`)."""
+    from sim.network import network_stats  # it builds on this module's tile sets
     arch, loops = cfg.arch, build_loops(cfg)
     out = next(o for o in cfg.operands if o.is_output)
     n = len(arch.levels)
@@ -439,7 +472,10 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
             cyc = max(cyc, math.ceil(sum(c[3] + c[4] for c in per.values()) / lv.write_bw))
         level_cycles.append(cyc)
         bound = max(bound, cyc)
-    cycles = bound
+    nets = network_stats(cfg, loops) if any(lv.network for lv in arch.levels) else ()
+    bound = max([bound] + [nw.cycles for nw in nets])
+    latency = sum(nw.latency for nw in nets)
+    cycles = bound + latency
     levels = []
     for i, (lv, per) in enumerate(zip(arch.levels, counts)):
         B, E = lv.block_size, lv.energy
@@ -453,12 +489,12 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
                                  sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits,
                                  None if lv.area_um2 is None else lv.area_um2 * lv.instances, lv.component))
     mac_e = computes * arch.compute.energy_pj
-    total = mac_e + sum(lv.energy_pj for lv in levels)
+    total = mac_e + sum(lv.energy_pj for lv in levels) + sum(nw.energy_pj for nw in nets)
     area = None if arch.compute.area_um2 is None else arch.compute.area_um2 * arch.compute.instances
     return NestResult(cfg.cascade.name, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
                       total, loops, arch.clock_hz, raw[(0, out.name)][0],
                       sum(raw[(0, o.name)][0] for o in cfg.operands), arch.compute.instances, area,
-                      arch.compute.component)
+                      arch.compute.component, nets, latency)
 
 
 # ----------------------------------------------------------------------------------
@@ -503,8 +539,13 @@ def table_text(res: NestResult) -> str:
     rows.append(("compute", "MAC", str(res.macs_utilized), "", f"{res.computes:,}", "", "",
                  f"{res.mac_energy_pj:,.2f}"))
     w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
-    bound = [lv.name for lv in res.levels if lv.cycles == res.cycles and res.cycles > res.compute_cycles]
-    why = f"bound by {', '.join(bound)}'s bandwidth" if bound else "compute-bound"
+    if res.networks:
+        why = "compute-bound" if res.bound_by == "compute" else f"bound by {res.bound_by}"
+        if res.network_latency:
+            why += f", + {res.network_latency:,} cycles network latency"
+    else:
+        bound = [lv.name for lv in res.levels if lv.cycles == res.cycles and res.cycles > res.compute_cycles]
+        why = f"bound by {', '.join(bound)}'s bandwidth" if bound else "compute-bound"
     out = [f"{res.workload} on {res.arch}: {res.cycles:,} cycles ({why}; compute {res.compute_cycles:,}), "
            f"{res.computes:,} MACs on {res.macs_utilized} of {res.mac_instances} MACs (utilization "
            f"{res.utilization:.2%}, {res.gflops:.2f} GFLOPs), energy {res.energy_pj:,.2f} pJ "
@@ -513,6 +554,14 @@ def table_text(res: NestResult) -> str:
         out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
         if j == 0:
             out.append("  ".join("-" * x for x in w))
+    for nw in res.networks:
+        src = f", source {nw.source}" if nw.source is not None else ""
+        tens = "; ".join(f"{t} {s.words_out:,} down / {s.words_in:,} up, {s.word_hops:,} word-hops, "
+                         f"{s.energy_pj:,.2f} pJ" for t, s in nw.tensors.items() if s.word_hops or s.words_out)
+        out.append(f"network {nw.level} -> children ({nw.topology} {nw.fanout[0]}x{nw.fanout[1]}{src}; per "
+                   f"instance, x{nw.utilized}): {tens or 'no traffic'}; busiest link {nw.busiest} "
+                   f"{nw.busiest_words:,} words at {nw.link_words:g}/cycle = {nw.cycles:,} cycles; latency "
+                   f"{nw.latency:,} cycles; energy {nw.energy_pj:,.2f} pJ")
     parts = [(lv.name, lv.area_um2, lv.component) for lv in res.levels] + [("compute", res.mac_area_um2,
                                                                            res.mac_component)]
     if any(a is not None for _, a, _ in parts):
