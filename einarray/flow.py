@@ -548,8 +548,11 @@ def aggregate(spec: RunSpec, results: list[tuple[LayerSpec, dict]]) -> dict[str,
         "description": spec.description, "workload": dict(spec.workload), "batch": spec.batch,
         "arch": {"name": arch.name, "clock_hz": clock, "units": units,
                  "levels": [lv.name for lv in arch.levels],
-                 "peak_macs_per_s": sum(u.lanes * u.macs_per_pe for u in arch.units.values()) * clock,
-                 "peak_ops_per_s": {n: _peak_ops_per_cycle(n, u, results) * clock for n, u in arch.units.items()},
+                 "cores": arch.cores.count,
+                 "peak_macs_per_s": sum(u.lanes * u.macs_per_pe for u in arch.units.values()) * clock
+                 * arch.cores.count,
+                 "peak_ops_per_s": {n: _peak_ops_per_cycle(n, u, results) * clock * arch.cores.count
+                                    for n, u in arch.units.items()},
                  "dram_bytes_per_s": _dram_bytes_per_cycle(arch) * clock},
         "cycles": cycles, "latency_s": latency, "clock_hz": clock, "utilization": util,
         "traffic": traffic, "energy_pj": energy, "edp": energy["total"] * latency,

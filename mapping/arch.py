@@ -40,9 +40,13 @@ An architecture is up to two compute units and a chain of memory levels::
         DRAM: {read: 62.4, write: 62.4}     # per word (or access_bits: 64 with pJ per access)
         leakage_pj_per_cycle: 0
       area_um2: {array2d: 1.0e8}            # optional, summed
+      cores: 4                              # optional: identical cores under the backing store,
+                                            # or {count, noc: {...}} (mapping/cores.py)
 
 Bandwidths are words per cycle (``read_bw``/``write_bw``, floats allowed) or bytes per
 second (``bandwidth_bytes_per_s``, converted exactly with the clock and word width).
+With ``cores: N`` the compute units and the on-chip levels are per core, and so are the
+leakage and their area (the backing store's area is counted once).
 Every mistake is a :class:`~einsum.errors.ConfigError` naming file, line and YAML path.
 """
 
@@ -58,6 +62,8 @@ from einsum.errors import ConfigError
 from einsum.yamlsrc import Source, YPath, resolve_named, shipped_names
 
 from einsum.yamlsrc import load as load_yaml
+
+from .cores import ONE, Cores, cores_from_data
 
 ARCH_DIR = Path(__file__).parent / "arch"
 UNITS = ("array2d", "array1d")
@@ -143,6 +149,7 @@ class Arch:
     source: str | None = None
     lines: Any = None  # the Source the arch was read from (for located errors later)
     base: YPath = ("arch",)
+    cores: Cores = ONE  # identical cores under the backing store (mapping/cores.py)
 
     def level(self, name: str) -> Level:
         for lv in self.levels:
@@ -152,7 +159,11 @@ class Arch:
 
     @property
     def total_area_um2(self) -> float | None:
-        return sum(self.area_um2.values()) if self.area_um2 else None
+        """Every core's units and on-chip levels, and the backing store once."""
+        if not self.area_um2:
+            return None
+        store = self.levels[0].name
+        return sum(v * (1 if k == store else self.cores.count) for k, v in self.area_um2.items())
 
     def bits(self, tensor_class: str) -> int:
         return self.data_bits.get(tensor_class, self.data_bits["default"])
@@ -230,7 +241,7 @@ def _ops(src: Source, d: Any, path: YPath) -> dict[str, OpSpec]:
 def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
     """Validate an ``arch:`` section (already parsed) into an :class:`Arch`."""
     allowed = ("version", "name", "description", "clock_hz", "data_bits", "array2d", "array1d",
-               "memory", "energy", "area_um2")
+               "memory", "energy", "area_um2", "cores")
     _keys(src, sec, base, allowed, ("version", "clock_hz", "memory"),
           "an arch section with version, clock_hz, memory and at least one compute unit")
     if sec["version"] != 1:
@@ -375,8 +386,9 @@ def arch_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Arch:
     area = sec.get("area_um2", {}) or {}
     _keys(src, area, base + ("area_um2",), tuple(units) + tuple(l.name for l in levels))
     area_v = {k: float(_num(src, v, base + ("area_um2", k), "an area in um^2")) for k, v in area.items()}
+    cores = cores_from_data(sec["cores"], src, base + ("cores",)) if "cores" in sec else ONE
     return Arch(name, float(clock), MappingProxyType(units), tuple(levels), MappingProxyType(data_bits),
-                MappingProxyType(energy), leak, MappingProxyType(area_v), src.file, src, tuple(base))
+                MappingProxyType(energy), leak, MappingProxyType(area_v), src.file, src, tuple(base), cores)
 
 
 def arch_names() -> list[str]:

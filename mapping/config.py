@@ -214,7 +214,11 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
         if isinstance(inst, bool) or not isinstance(inst, int) or inst <= 0:
             raise wsrc.error(wb + ("instances",), f"instances must be a positive integer, got {inst!r}")
         instances = inst
-        for k, v in (w.get("batch", {}) or {}).items():
+        batch = w.get("batch", {}) or {}
+        if not isinstance(batch, dict):
+            raise wsrc.error(wb + ("batch",), f"expected batch dimensions and their sizes (for example "
+                             f"{{B: 4, H: 12}}; a plain count is instances: N), got {batch!r}")
+        for k, v in batch.items():
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise wsrc.error(wb + ("batch", str(k)), f"a batch size must be a positive integer, got {v!r}")
             instances *= v
@@ -238,5 +242,13 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
     else:
         m, msrc, mb = {}, src, ("mapping",)
     mapping = mapping_from_data(m, msrc, mb, casc, arch, counts)
+    if arch.cores.count > instances:
+        import warnings
+
+        from einsum.errors import EinarrayWarning
+        warnings.warn(str(asrc.error(ab + ("cores",), f"{arch.cores.count} cores split the instance loop "
+                                     f"(batch x heads), which has {instances}: "
+                                     f"{arch.cores.count - instances} cores stay idle")),
+                      EinarrayWarning, stacklevel=2)
     return Config(casc, arch, mapping, instances, MappingProxyType(counts), source or src.file,
                   "given" if "mapping" in sections else "default")

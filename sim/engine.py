@@ -63,6 +63,25 @@ index (:func:`einsum.indexing.sorted_dims`) charges the bound on its distinct ro
 ``hold:`` is kept on chip instead and moves once, like any held tensor. Which tensors
 were costed how is in the result's ``indirect`` (:mod:`sim.results`).
 
+Several cores
+-------------
+An arch with ``cores: N`` (:mod:`mapping.cores`) has N identical copies of its compute units
+and on-chip levels under one backing store. The cores split the instance loop (batch x
+heads): with ``I = q N + r`` instances, every group runs in two phases, all N cores on q
+instances each, then r cores (0 .. r-1) on one more, and the next group starts when the
+last core is done (groups are layer-synchronous across cores, as they are serial on one
+core). The backing store is shared *fairly* (processor sharing): while n cores are
+backlogged each is served at ``1 / n`` of its bandwidth. Within a phase the n cores run the
+same steps on the same tile shapes from the same start, so they are backlogged together
+and idle together, and each one's timeline is exactly that of one core whose backing store
+has ``1 / n`` of the bandwidth: that is what the phase simulates (one core, every counter
+of the timeline from it; traffic, work and actions times n). A network (``noc:``) caps the
+bandwidth the cores can share at what its busiest link carries (``Noc.link_cap``), delays
+every load's data and the last write-back by the farthest core's ``hops x hop_latency``
+(pipelined: the channel is not held), and costs ``words x hops`` word-hops per core. The
+cycles of the phase are the farthest core's, which has the same bandwidth share and the
+longest latency, so it is the critical path.
+
 Exact integer time
 ------------------
 Times are exact rationals (a word costs ``1 / bandwidth`` cycles, a stage on the 2-D array's
@@ -109,6 +128,8 @@ from .systolic import compute_cycles, psum_words
 
 ZERO = Fraction(0)
 
+#: Counters of one core's timeline (with several cores: the critical core's, not summed).
+TIMELINE_KEYS = frozenset({"stage_time", "buf_stall", "compute"})
 #: Counters whose values are cycles (kept in ticks while the engine runs, :class:`TimeBase`).
 TIME_KEYS = frozenset({"einsum_cycles", "busy", "pe_cycles", "einsum_pe", "stage_time", "buf_stall", "compute"})
 
@@ -611,13 +632,15 @@ class GroupSim:
             rd_end = rd_start + cost.read_ticks
             chan = rd_end if cost.dram_read else chan
             out_slot = w_hist[0]  # write-back of step i-k, issued during the previous step
+            ready = rd_end + self.sim.lat_t if cost.dram_read else rd_end
             if k == 1:
-                c_start = max(rd_end, c_end, out_slot)
+                c_start = max(ready, c_end, out_slot)
                 new_c = c_start + cost.compute
                 wr_start = max(chan, new_c)
                 wr_end = wr_start + cost.write_ticks if cost.dram_write else new_c
                 if cost.dram_write:
                     chan = wr_end
+                    self.sim.arrival = max(self.sim.arrival, wr_end + self.sim.lat_t)
                 s[:] = [chan, wr_end, new_c, wr_end]
             else:
                 # issue the write-back of step i-k+1 (ready when its compute ended)
@@ -627,9 +650,10 @@ class GroupSim:
                     wr_start = max(chan, ready)
                     wr_end = wr_start + words * wtpw
                     chan = wr_end
+                    self.sim.arrival = max(self.sim.arrival, wr_end + self.sim.lat_t)
                 else:
                     wr_end = ready
-                c_start = max(rd_end, c_end, out_slot)
+                c_start = max(rd_end + self.sim.lat_t if cost.dram_read else rd_end, c_end, out_slot)
                 new_c = c_start + cost.compute
                 s[:] = [chan, wr_end] + [new_c] + c_hist[:-1] + [wr_end] + w_hist[:-1]
                 self.pend_w = (cost.dram_write,) + self.pend_w[:-1]
@@ -637,10 +661,12 @@ class GroupSim:
             out_slot = w_hist[k - 1]
             rd_start = max(rd_free, slot)
             rd_end = rd_start + cost.read_ticks
-            c_start = max(rd_end, c_end, out_slot)
+            c_start = max(rd_end + self.sim.lat_t if cost.dram_read else rd_end, c_end, out_slot)
             new_c = c_start + cost.compute
             wr_start = max(wr_free, new_c)
             wr_end = wr_start + cost.write_ticks
+            if cost.dram_write:
+                self.sim.arrival = max(self.sim.arrival, wr_end + self.sim.lat_t)
             s[:] = [rd_end if cost.dram_read else rd_free, wr_end] + [new_c] + c_hist[:-1] + [wr_end] + w_hist[:-1]
         for key, x in cost.counters:
             self.counters.v[key] = self.counters.v.get(key, 0) + x
@@ -663,6 +689,7 @@ class GroupSim:
                 ready = s[2 + j]
                 start = max(s[0], ready)
                 s[0] = s[1] = start + words * self.sim.write_tpw
+                self.sim.arrival = max(self.sim.arrival, s[0] + self.sim.lat_t)
                 cy = self.sim.tb.cycles
                 self.trace is not None and self.trace.append(
                     (self.g.name, "writeback", None, None, None, None, cy(start), cy(s[0]), 0, words,
@@ -789,10 +816,12 @@ class Sim:
     (:class:`TimeBase`); ``end_time``, ``group_cycles`` and the cycle counters come out as
     cycles."""
 
-    def __init__(self, cfg: Config, *, fast: bool = True, trace: bool = False):
+    def __init__(self, cfg: Config, *, fast: bool = True, trace: bool = False, latency: int = 0):
         self.cfg, self.c, self.arch = cfg, cfg.cascade, cfg.arch
         self.fast = fast
         self._want_trace = trace
+        self.latency = latency  # cycles from the backing store to the core and back (a network)
+        self.cores: dict[str, Any] | None = None  # several cores: what each phase ran
         dram = cfg.arch.levels[0]
         self._hint_key = (cfg.arch.name, cfg.cascade.name, cfg.instances,
                           tuple((r, x.size) for r, x in cfg.cascade.ranks.items()))
@@ -804,6 +833,9 @@ class Sim:
         dram = self.arch.levels[0]
         self.read_tpw = self.tb.ticks(1 / Fraction(dram.read_bw))  # ticks per backing-store word
         self.write_tpw = self.tb.ticks(1 / Fraction(dram.write_bw))
+        self.lat_t = self.tb.ticks(self.latency)
+        self.arrival = 0  # ticks: when the last write-back has reached the backing store
+        self._end: Fraction | None = None
         self.state: list[int] = [0] * (2 + 2 * self.arch.levels[1].buffers)
         self.counters = Counters()
         self.trace: list | None = [] if self._want_trace else None
@@ -832,13 +864,16 @@ class Sim:
         self._finished = True
 
     def run(self) -> "Sim":
+        if self.arch.cores.count > 1:
+            self._run_cores(self.cfg.mapping.groups)
+            return self
         def body():
             for g in self.cfg.mapping.groups:
                 start = max(self.state)
                 self.state[:] = [start] * len(self.state)
                 before = self.counters.snapshot()
                 GroupSim(self, g).run()
-                end = max(self.state)
+                end = max(max(self.state), self.arrival)
                 self.group_cycles[g.name] = self.tb.cycles(end - start)
                 d = self.counters.diff(before)
                 self.group_dram[g.name] = (sum(x for k, x in d.items() if k[0] == "dram_read"),
@@ -849,12 +884,85 @@ class Sim:
 
     def run_alone(self, g: Group) -> Fraction | int:
         """Run group ``g`` by itself from time 0; its cycles."""
+        if self.arch.cores.count > 1:
+            self._run_cores((g,))
+            return self.group_cycles[g.name]
+
         def body():
             GroupSim(self, g).run()
+            self.state[:] = [max(max(self.state), self.arrival)] * len(self.state)
             self.group_cycles[g.name] = self.tb.cycles(max(self.state))
         self._attempt(body)
         return self.group_cycles[g.name]
 
+    def _phase(self, n: int, instances: int) -> tuple[Config, int]:
+        """One core's view of ``n`` cores running ``instances`` each (see "Several cores"):
+        its config (the backing store at its fair share, one core) and its network latency."""
+        from dataclasses import replace
+
+        from mapping.cores import ONE
+
+        arch, noc = self.arch, self.arch.cores.noc
+        dram = arch.levels[0]
+        rbw, wbw = Fraction(dram.read_bw), Fraction(dram.write_bw)
+        lat = 0
+        if noc is not None:
+            cr, cw = noc.link_cap(n, "read"), noc.link_cap(n, "write")
+            rbw = rbw if cr is None else min(rbw, cr)
+            wbw = wbw if cw is None else min(wbw, cw)
+            lat = max(noc.hops(k) for k in range(n)) * noc.hop_latency
+        one = replace(arch, levels=(replace(dram, read_bw=rbw / n, write_bw=wbw / n),) + arch.levels[1:], cores=ONE)
+        return replace(self.cfg, arch=one, instances=instances), lat
+
+    def _run_cores(self, groups) -> None:
+        """Every group in its phases across the cores (see "Several cores")."""
+        arch = self.arch
+        n_cores, noc = arch.cores.count, arch.cores.noc
+        q, r = divmod(self.cfg.instances, n_cores)
+        t = Fraction(0)
+        tot: dict[tuple, Any] = {}
+        phases = []
+        for g in groups:
+            start = t
+            dram = [0, 0]
+            for n, inst in ((n_cores, q), (r, 1)):
+                if not n or not inst:
+                    continue
+                cfg1, lat = self._phase(n, inst)
+                sub = Sim(cfg1, fast=self.fast, trace=self._want_trace, latency=lat)
+                cyc = Fraction(sub.run_alone(g))
+                words = 0
+                for k, x in sub.counters.v.items():
+                    tot[k] = tot.get(k, 0) + (x if k[0] in TIMELINE_KEYS else x * n)
+                    if k[0] in ("dram_read", "dram_write"):
+                        dram[k[0] == "dram_write"] += x * n
+                        words += x
+                if noc is not None:
+                    tot[("noc_word_hops", "all")] = (tot.get(("noc_word_hops", "all"), 0)
+                                                     + words * sum(noc.hops(k) for k in range(n)))
+                if sub.trace is not None:
+                    self.trace.extend((row[0], f"{row[1]} (cores 0-{n - 1})",
+                                       *(None if x is None else x + t for x in row[2:8]), *row[8:])
+                                      for row in sub.trace)
+                for tn, ent in sub.indirect.items():
+                    mine = self.indirect.setdefault(tn, {"kind": ent["kind"], "groups": {}})
+                    mine["groups"].update(ent["groups"])
+                self.steps += sub.steps
+                self.steps_skipped += sub.steps_skipped
+                phases.append({"group": g.name, "cores": n, "instances_each": inst, "cycles": cyc,
+                               "latency": lat, "read_bw_each": cfg1.arch.levels[0].read_bw,
+                               "write_bw_each": cfg1.arch.levels[0].write_bw})
+                t += cyc
+            self.group_cycles[g.name] = t - start
+            self.group_dram[g.name] = (dram[0], dram[1])
+        self.counters.v = tot
+        self._end = t
+        self.cores = {"count": n_cores, "instances_per_core": [q + (k < r) for k in range(n_cores)],
+                      "phases": phases}
+        self._finished = True
+
     @property
     def end_time(self) -> Fraction:
-        return Fraction(self.tb.cycles(max(self.state)))
+        if self._end is not None:
+            return self._end
+        return Fraction(self.tb.cycles(max(max(self.state), self.arrival)))

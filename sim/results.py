@@ -177,8 +177,13 @@ def collect(cfg: Config, sim: Sim) -> dict:
         comp[level.name] = {"read": r, "write": w}
         mem_e += r + w
     tensor_e = _tensor_energy(cfg, levels, v)
-    leak = arch.leakage_pj_per_cycle * cycles
-    total = compute_e + mem_e + leak
+    ncores = arch.cores.count
+    leak = arch.leakage_pj_per_cycle * cycles * ncores  # every core leaks all the time
+    noc = arch.cores.noc
+    noc_e = v.get(("noc_word_hops", "all"), 0) * noc.energy_per_word_hop if noc is not None else 0.0
+    if noc is not None:
+        comp["noc"] = {"transfer": noc_e}
+    total = compute_e + mem_e + leak + noc_e
     latency = cycles / arch.clock_hz
 
     compute_cycles = sum(Fraction(x) for k, x in v.items() if k[0] == "compute")
@@ -188,11 +193,13 @@ def collect(cfg: Config, sim: Sim) -> dict:
         busy = v.get(("busy", u), 0)
         pe = v.get(("pe_cycles", u), 0)
         macs = sum(actions[e.name].get("mac", 0) for e in c.einsums if cfg.mapping.einsums[e.name].unit == u)
-        peak = unit.lanes * unit.macs_per_pe
-        util[u] = {"busy": _f(Fraction(busy) / cycles) if cycles else 0.0,
-                   "pe_util": _f(Fraction(pe) / (unit.lanes * cycles)) if cycles else 0.0,
+        # with several cores: over every core's lanes (busy and PE-cycles are summed over cores)
+        lanes = unit.lanes * ncores
+        peak = lanes * unit.macs_per_pe
+        util[u] = {"busy": _f(Fraction(busy) / (ncores * cycles)) if cycles else 0.0,
+                   "pe_util": _f(Fraction(pe) / (lanes * cycles)) if cycles else 0.0,
                    "mac_util": _f(Fraction(macs, peak * cycles)) if cycles else 0.0,
-                   "pe_util_compute": _f(Fraction(pe) / (unit.lanes * compute_only)) if compute_only else 0.0,
+                   "pe_util_compute": _f(Fraction(pe) / (lanes * compute_only)) if compute_only else 0.0,
                    "mac_util_compute": _f(Fraction(macs) / (peak * compute_only)) if compute_only else 0.0,
                    "busy_cycles": _f(busy)}
 
@@ -218,7 +225,7 @@ def collect(cfg: Config, sim: Sim) -> dict:
         gr, gw = (_i(x) for x in sim.group_dram[g.name])
         groups[g.name] = {"cycles": _f(sim.group_cycles[g.name]), "einsums": list(g.einsums),
                           "dram_reads": gr, "dram_writes": gw, "dram_bytes": (gr + gw) * lv[0].word_bits / 8}
-    return {
+    out = {
         "workload": c.name, "arch": arch.name, "instances": cfg.instances, "clock_hz": arch.clock_hz,
         "cycles": int(cycles), "cycles_exact": _f(end), "latency_s": latency,
         "compute_cycles": _f(compute_cycles), "compute_only_cycles": _f(compute_only),
@@ -235,6 +242,30 @@ def collect(cfg: Config, sim: Sim) -> dict:
                          "dram_reads": _i(dram_r.get(t, 0)), "dram_writes": _i(dram_w.get(t, 0))}
                      for t, ent in sorted(sim.indirect.items())},
     }
+    if ncores > 1:
+        out["energy_pj"]["noc"] = noc_e
+        out["cores"] = _cores_section(arch, sim, v)
+    return out
+
+
+def _cores_section(arch, sim: Sim, v: dict) -> dict[str, Any]:
+    """What several cores did (sim.engine, "Several cores"): instances per core, each phase's
+    cores, share of the backing store and network latency, and the network's word-hops."""
+    noc = arch.cores.noc
+    sec: dict[str, Any] = {
+        "count": arch.cores.count, "partition": "instances",
+        "instances_per_core": sim.cores["instances_per_core"],
+        "phases": [{"group": p["group"], "cores": p["cores"], "instances_each": p["instances_each"],
+                    "cycles": _f(p["cycles"]), "latency_cycles": p["latency"],
+                    "read_bw_each": _f(p["read_bw_each"]), "write_bw_each": _f(p["write_bw_each"])}
+                   for p in sim.cores["phases"]],
+    }
+    if noc is not None:
+        sec["noc"] = {"topology": noc.topology, "dims": list(noc.dims), "controller": list(noc.controller),
+                      "hops": [noc.hops(k) for k in range(arch.cores.count)],
+                      "word_hops": _i(v.get(("noc_word_hops", "all"), 0)),
+                      "link_bw": _f(noc.link_bw), "energy_per_word_hop": noc.energy_per_word_hop}
+    return sec
 
 
 def _cycles_by_cause(arch, v: dict, end: Fraction, cycles: int) -> dict[str, int]:

@@ -206,6 +206,17 @@ def _print_tables(res: dict, fmt: str) -> None:
               f"{res['cycles']:,} cycles = {res['latency_s'] * 1e3:.4g} ms, "
               f"energy {res['energy_pj']['total'] / 1e6:.4g} uJ, EDP {res['edp']:.4g} pJ*s", console=con)
     note(fmt, f"mapping: {how}", console=con)
+    if "cores" in res:  # several cores (sim.engine, "Several cores")
+        cs = res["cores"]
+        per = ", ".join(f"{p['group']}: {p['cores']} cores x {p['instances_each']} at {p['read_bw_each']:.4g} "
+                        f"words/cycle each" for p in cs["phases"])
+        line = (f"{cs['count']} cores split the {res['instances']} instances "
+                f"({'/'.join(map(str, cs['instances_per_core']))} per core); {per}")
+        if "noc" in cs:
+            n = cs["noc"]
+            line += (f"; {n['topology']} network {'x'.join(map(str, n['dims']))}: {n['word_hops']:,} word-hops, "
+                     f"{res['energy_pj']['noc'] / 1e6:.4g} uJ")
+        note(fmt, line, console=con)
     for t, d in res.get("indirect", {}).items():  # gathers and scatters (sim.results)
         where = ", ".join(f"{h} in {g}" for g, h in d["groups"].items())
         note(fmt, f"{d['kind']} of {t}: costed {where}; {d['rows']:,} rows in whole "
