@@ -179,17 +179,33 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
     first = {lp.rank: lp.tile for lp in loops}
     last = {lp.rank: lp.extent(lp.trips - 1) for lp in loops}
     dram = levels[0]
-    L0 = Fraction(sum(tensor_footprint(c, t, first) for t in e.reads)) / dram.read_bw
-    W1 = Fraction(tensor_footprint(c, e.output, last)) / dram.write_bw
+    first_in = sum(tensor_footprint(c, t, first) for t in e.reads)
+    last_out = tensor_footprint(c, e.output, last)
+
+    def phase(I: int, rbw: Fraction, wbw: Fraction) -> Fraction:
+        L0, W1 = Fraction(first_in) / rbw, Fraction(last_out) / wbw
+        C = comp * I
+        R, W = Fraction(dram_r * I) / rbw, Fraction(dram_w * I) / wbw
+        if gb.buffers <= 1:
+            return C + R + W
+        if dram.shared_rw:
+            return L0 + max(C, R + W - L0 - W1) + W1
+        return L0 + max(C, R - L0, W - W1) + W1
+
     I = instances
-    C = comp * I
-    R, W = Fraction(dram_r * I) / dram.read_bw, Fraction(dram_w * I) / dram.write_bw
-    if gb.buffers <= 1:
-        cycles = C + R + W
-    elif dram.shared_rw:
-        cycles = L0 + max(C, R + W - L0 - W1) + W1
-    else:
-        cycles = L0 + max(C, R - L0, W - W1) + W1
+    if arch.cores.count == 1:
+        cycles = phase(I, dram.read_bw, dram.write_bw)
+    else:  # the simulator's phases (sim.engine, "Several cores"), without the network's latency
+        noc = arch.cores.noc
+        q, r = divmod(I, arch.cores.count)
+        cycles = Fraction(0)
+        for n, inst in ((arch.cores.count, q), (r, 1)):
+            if n and inst:
+                rbw, wbw = Fraction(dram.read_bw), Fraction(dram.write_bw)
+                if noc is not None:
+                    cr, cw = noc.link_cap(n, "read"), noc.link_cap(n, "write")
+                    rbw, wbw = (rbw if cr is None else min(rbw, cr)), (wbw if cw is None else min(wbw, cw))
+                cycles += phase(inst, rbw / n, wbw / n)
     # energy: the simulator's accounting
     en = arch.energy
     cyc_int = _ceil(cycles) if cycles else 0
@@ -205,7 +221,7 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
         tab = en.get(lv.name)
         if tab:
             energy += words[i][0] * tab["read"] + words[i][1] * tab["write"]
-    energy += arch.leakage_pj_per_cycle * cyc_int
+    energy += arch.leakage_pj_per_cycle * cyc_int * arch.cores.count
     return cycles, energy
 
 

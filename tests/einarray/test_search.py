@@ -232,6 +232,23 @@ def test_analytic_cycles_equal_the_simulator_on_untiled_gemms_and_energy_on_tile
     assert exact >= 9
 
 
+@pytest.mark.parametrize("cores", ["4", "{count: 4, noc: {topology: mesh, dims: [2, 2], link_bw: 1}}",
+                                   "{count: 3, noc: {topology: ring, link_bw: 2}}"])
+def test_analytic_model_runs_the_simulators_core_phases(cores):
+    # untiled (one step per instance): the closed form of each phase is exact, so the
+    # whole estimate equals the simulator's cycles on several cores too
+    txt = ("workload: {cascade: gemm, ranks: {M: 64, N: 48, K: 32}, instances: 6}\n"
+           "arch: systolic-16x16\n")
+    data, src = loads(txt, "t.yaml")
+    secs = {k: load_section(data, src, k, Path(".")) for k in ("workload", "arch")}
+    c = config_from_sections(secs, src, Path("."), sets=[f"arch.cores={cores}"])
+    r = simulate(c)
+    cyc, energy = estimate_config(c)
+    assert math.ceil(cyc) == r["cycles"] and len(r["cores"]["phases"]) == (1 if cores.startswith("{count: 3")
+                                                                            else 2)
+    assert energy == pytest.approx(r["energy_pj"]["total"], rel=1e-12)
+
+
 # -- constraints: errors ----------------------------------------------------------------
 BASE = "workload: {cascade: gemm, ranks: {M: 64, N: 64, K: 64}}\narch: systolic-16x16\n"
 
