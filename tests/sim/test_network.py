@@ -222,3 +222,41 @@ mapping: {version: 1, nest: {Parent: {temporal: {K: 2}}}}
 """)
     with pytest.raises(ConfigError, match="one child per instance"):
         load_config(p, allow_hierarchy=True)
+
+
+# ------------------------------------------------------------------------------------
+# sim.network against the element-by-element oracle (tests/sim/network_oracle.py) on the random
+# nests of tests/sim/test_nest.py (L0 -> 3 x 1 L1s -> 1 x 2 L2s each -> 2 x 2 L3s each), with
+# networks on L0, L1 and L2 (random topology and source), random keep/bypass (a bypassed tensor
+# crosses several networks), exact iteration
+def _random_network_config(problem: str, seed: int) -> str:
+    import random
+
+    from tests.sim.test_nest import _random_nest
+
+    rng = random.Random(1000 + seed)
+    text = _random_nest(problem, seed).replace("extrapolate: true", "extrapolate: false")
+    for name, (fx, fy) in (("L0", (3, 1)), ("L1", (1, 2)), ("L2", (2, 2))):
+        if rng.random() < 0.25:
+            net = "{topology: bus, link_words: 2, hop_latency: 1, energy_pj_per_word_hop: 1.0}"
+        else:
+            net = (f"{{topology: mesh, link_words: 1, hop_latency: 1, source: [{rng.randrange(fx)}, "
+                   f"{rng.randrange(fy)}], energy_pj_per_word_hop: 1.0}}")
+        head = f"- {{name: {name}, "
+        assert head in text
+        text = text.replace(head, f"- {{name: {name}, network: {net}, ")
+    return text
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("problem", ["conv1d-stride2", "conv2d", "gemm", "skew2", "flip"])
+def test_network_counts_equal_the_element_oracle(problem, seed, tmp_path):
+    from tests.sim.network_oracle import oracle_network
+
+    p = tmp_path / "c.yaml"
+    p.write_text(_random_network_config(problem, seed))
+    cfg = load_config(p, allow_hierarchy=True)
+    res = simulate_nest(cfg)
+    got = {nw.level: {t: (s.words_out, s.words_in, s.hops_out, s.hops_in) for t, s in nw.tensors.items()}
+           for nw in res.networks}
+    assert got == oracle_network(cfg), p.read_text()
