@@ -28,7 +28,12 @@ A level with fan-out may give ``network:`` (the network to its children, costed 
 cycle per directed link), ``hop_latency`` (cycles per hop) and either ``energy_pj_per_word_hop``
 or ``wire: {estimate, hop_mm}`` (the component library's per-bit-per-mm wire figures,
 :func:`mapping.components.wire_energy_pj`, times the level's ``word_bits``); without it the
-network is not costed (Timeloop's tutorial outputs print no network energy).
+network is not costed (Timeloop's tutorial outputs print no network energy). ``ports: N``
+(block accesses per cycle per instance, reads and writes alike) and ``banks: {count, bandwidth,
+assign}`` (words per cycle per bank; ``assign: {TENSOR: banks}`` partitions the level per
+tensor, each tile then checked against its banks' share of the capacity) are cycle bounds
+(:func:`sim.nest.port_bank_cycles`); ``count`` must divide ``capacity_words`` and agree with a
+component's ``banks``.
 The compute level: ``name``, ``mesh``, ``energy: {compute}`` (pJ per MAC), ``area_um2`` or a
 component.
 
@@ -66,7 +71,8 @@ from einsum.yamlsrc import Source, YPath
 from mapping.components import load_library, resolve, wire_energy_pj
 
 STORAGE_KEYS = ("name", "component", "class", "mesh", "capacity_words", "word_bits", "block_size",
-                "read_bw", "write_bw", "keeps", "energy", "area_um2", "network")
+                "read_bw", "write_bw", "keeps", "energy", "area_um2", "network", "ports", "banks")
+BANK_KEYS = ("count", "bandwidth", "assign")
 NETWORK_KEYS = ("topology", "link_words", "hop_latency", "source", "energy_pj_per_word_hop", "wire")
 TOPOLOGIES = ("mesh", "bus")
 
@@ -82,6 +88,15 @@ class Network:
     source: tuple[int, int] | None  # mesh: the router (x, y) where the parent injects and collects
     energy_pj_per_word_hop: float  # pJ per word per link traversed (a bus transfer is one hop)
     wire: str | None = None  # how the energy was derived, e.g. "keckler2011-40nm, 1.2 mm" (None: given)
+
+
+@dataclass(frozen=True)
+class Banks:
+    """A level's ``banks:`` (the bound is :func:`sim.nest.port_bank_cycles`)."""
+
+    count: int
+    bandwidth: Fraction  # words per cycle per bank
+    assign: Mapping[str, int] | None = None  # tensor -> its banks (None: every tensor over all banks)
 STORAGE_ACTIONS = ("read", "write", "update", "leak")
 
 
@@ -100,6 +115,8 @@ class StorageLevel:
     component: str | None = None
     klass: str = ""
     network: Network | None = None  # to its spatial children (None: not costed)
+    ports: int | None = None  # block accesses per cycle per instance, reads, fills and updates alike
+    banks: Banks | None = None
 
     @property
     def instances(self) -> int:
@@ -279,7 +296,9 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
             _posint(src, d.get("block_size", 1), p + ("block_size",), "a block size in words"),
             bws[0], bws[1], keeps, MappingProxyType(energy),
             None if area is None else _nonneg(src, area, p + ("area_um2",), "an area in um^2"),
-            d.get("component"), str(d.get("class", ""))))
+            d.get("component"), str(d.get("class", "")), None,
+            None if d.get("ports") is None else _posint(src, d["ports"], p + ("ports",), "a number of ports"),
+            None if d.get("banks") is None else _banks(src, d["banks"], p + ("banks",), raw, cap)))
     p = base + ("compute",)
     _mapping(src, sec["compute"], p, ("name", "component", "class", "mesh", "word_bits", "energy", "area_um2"),
              "a compute level {name, mesh, energy: {compute}}")
@@ -307,6 +326,35 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
     if nets:
         h = replace(h, levels=tuple(replace(lv, network=nets.get(i)) for i, lv in enumerate(levels)))
     return h
+
+
+def _banks(src: Source, d: Any, p: YPath, raw: dict, cap: int | None) -> Banks:
+    """A level's ``banks: {count, bandwidth, assign}``; the tensor names of ``assign`` are
+    checked against the Einsum by :func:`nest_config`."""
+    _mapping(src, d, p, BANK_KEYS, "banks {count, bandwidth (words per cycle per bank), assign: {TENSOR: banks}}")
+    for k in ("count", "bandwidth"):
+        if k not in d:
+            raise src.error(p, f"missing required key {k!r}")
+    n = _posint(src, d["count"], p + ("count",), "a number of banks")
+    bw = _nonneg(src, d["bandwidth"], p + ("bandwidth",), "a bandwidth in words per cycle per bank")
+    if bw <= 0:
+        raise src.error(p + ("bandwidth",), "expected a bandwidth > 0 words per cycle per bank")
+    comp = raw.get("component")
+    if isinstance(comp, dict) and comp.get("banks") is not None and comp["banks"] != n:
+        raise src.error(p + ("count",), f"{n} banks, but the level's component has banks: {comp['banks']}")
+    if cap is not None and cap % n:
+        raise src.error(p + ("count",), f"{n} banks do not divide the capacity of {cap} words")
+    assign = None
+    if d.get("assign") is not None:
+        a = d["assign"]
+        if not isinstance(a, dict) or not a:
+            raise src.error(p + ("assign",), f"expected {{TENSOR: number of banks}}, got {a!r}")
+        assign = {str(t): _posint(src, v, p + ("assign", str(t)), "a number of banks") for t, v in a.items()}
+        if sum(assign.values()) > n:
+            raise src.error(p + ("assign",), f"the tensors take {sum(assign.values())} banks, more than the "
+                            f"level's {n}")
+        assign = MappingProxyType(assign)
+    return Banks(n, Fraction(str(bw)), assign)
 
 
 def _network(src: Source, d: Any, p: YPath, h: Hierarchy, i: int) -> Network:
@@ -539,6 +587,23 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
     m, msrc, mb = mapping
     levels, flags = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops)
     for i, (lv, lm) in enumerate(zip(arch.levels, levels)):
+        bk = lv.banks
+        if bk is not None and bk.assign is not None:
+            bp = ab + ("hierarchy", i, "banks", "assign")
+            for t in bk.assign:
+                if t not in lm.keep:
+                    raise asrc.error(bp + (t,), f"{t} is not a tensor {lv.name} keeps (it keeps: "
+                                     f"{', '.join(lm.keep) or 'none'})")
+            for o in ops:
+                if o.name not in lm.keep:
+                    continue
+                if o.name not in bk.assign:
+                    raise asrc.error(bp, f"{o.name} is kept at {lv.name} but assigned no banks")
+                room = lv.capacity_words // bk.count * bk.assign[o.name]
+                if tile_words(levels, i, o) > room:
+                    raise msrc.error(mb + ("nest", lv.name), f"the tile of {o.name} at {lv.name} needs "
+                                     f"{tile_words(levels, i, o)} words, more than the {room} words of its "
+                                     f"{bk.assign[o.name]} bank(s)")
         if lv.capacity_words is None:
             continue
         words = sum(tile_words(levels, i, o) for o in ops if o.name in lm.keep)

@@ -64,7 +64,8 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
   (level, tensor, kind), independent of the layer's size: the enumerating walk this replaced
   is ``tests/sim/nest_oracle.py``, the oracle the counts are tested against on random nests.
 * **Cycles.** ``computes / utilized MACs``, or more if a level's bandwidth cannot keep up:
-  per instance, ``sum of reads / read_bw`` and ``sum of (fills + updates) / write_bw``, or a
+  per instance, ``sum of reads / read_bw`` and ``sum of (fills + updates) / write_bw``, or its
+  ports or banks (:func:`port_bank_cycles`), or a
   network's busiest link (:mod:`sim.network`, a level's ``network:``), whose latency is then
   added once; :attr:`NestResult.bound_by` names the bound.
 * **Energy.** Per tensor and level ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update)
@@ -129,6 +130,7 @@ class LevelStats:
     word_bits: int = 8
     area_um2: float | None = None  # all instances (None: the arch gives none)
     component: str | None = None  # the component it was resolved from
+    limit: str = "bandwidth"  # what sets ``cycles``: "bandwidth", "ports" or "banks"
 
     @property
     def scalar_accesses(self) -> Fraction:
@@ -158,13 +160,19 @@ class NestResult:
     network_latency: int = 0  # cycles added once (fill and drain); included in ``cycles``
 
     @property
+    def stall_cycles(self) -> int:
+        """Cycles beyond the compute's: the bandwidth, port, bank or network bound's excess plus
+        the network latency."""
+        return self.cycles - self.compute_cycles
+
+    @property
     def bound_by(self) -> str:
         """What set the cycles: 'compute', or the levels' bandwidths and the networks' busiest
         links that reach the largest bound."""
         top = self.cycles - self.network_latency
         if top <= self.compute_cycles:
             return "compute"
-        parts = [f"{lv.name}'s bandwidth" for lv in self.levels if lv.cycles == top]
+        parts = [f"{lv.name}'s {lv.limit}" for lv in self.levels if lv.cycles == top]
         parts += [f"{nw.level}'s network (busiest link {nw.busiest})" for nw in self.networks if nw.cycles == top]
         return ", ".join(parts)
 
@@ -222,15 +230,15 @@ class NestResult:
                                "compute": self.mac_energy_pj / self.computes * 1e3,
                                "total": self.energy_pj / self.computes * 1e3},
             "levels": {lv.name: {"instances": lv.instances, "utilized": lv.utilized, "leak_pj": lv.leak_pj,
-                                 "cycles": lv.cycles, "energy_pj": lv.energy_pj,
+                                 "cycles": lv.cycles, "limit": lv.limit, "energy_pj": lv.energy_pj,
                                  "scalar_accesses": num(lv.scalar_accesses),
                                  "tensors": {t: {"tile": s.tile, "partition": num(s.partition),
                                                  "reads": num(s.reads), "fills": num(s.fills),
                                                  "updates": num(s.updates), "energy_pj": s.energy_pj}
                                              for t, s in lv.tensors.items()}}
                        for lv in self.levels},
-            **({"bound_by": self.bound_by, "network_latency": self.network_latency,
-                "networks": {nw.level: {
+            "bound_by": self.bound_by, "stall_cycles": self.stall_cycles, "network_latency": self.network_latency,
+            "networks": {nw.level: {
                     "topology": nw.topology, "fanout": list(nw.fanout),
                     "source": None if nw.source is None else list(nw.source), "utilized": nw.utilized,
                     "busiest_link": nw.busiest, "busiest_words": nw.busiest_words, "link_words": nw.link_words,
@@ -239,7 +247,7 @@ class NestResult:
                     "tensors": {t: {"words_out": s.words_out, "words_in": s.words_in, "hops_out": s.hops_out,
                                     "hops_in": s.hops_in, "energy_pj": s.energy_pj}
                                 for t, s in nw.tensors.items()}}
-                    for nw in self.networks}} if self.networks else {}),
+                         for nw in self.networks},
         }
 
 
@@ -433,6 +441,33 @@ def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None
     return out
 
 
+def port_bank_cycles(lv, per: dict[str, tuple]) -> tuple[int, str]:
+    """A level's port and bank bound per instance, and which one it is ('ports' or 'banks';
+    0 and '' without either). ``per[t] = (tile, partition, reads, fills, updates)`` per instance.
+    Every read, fill and update is an access of whole blocks, ``a_t = ceil(r/B) + ceil(f/B) +
+    ceil(u/B)`` (the blocks the energy charges), ``A = sum_t a_t``. ``ports: p``: p accesses per
+    cycle, shared by reads and writes: ``ceil(A / p)``. ``banks: {count: N, bandwidth: W}``:
+    blocks interleaved over the banks (block b in bank b mod N), each bank serving W words per
+    cycle, so the busiest bank takes ``ceil(A / N)`` blocks: ``ceil(ceil(A / N) B / W)``; with
+    ``assign: {t: n_t}`` each tensor lives in its own n_t banks: ``max_t ceil(ceil(a_t / n_t) B /
+    W)``. Like the bandwidth bounds, the traffic is taken as spread evenly over the run."""
+    B = lv.block_size
+    acc = {t: sum(math.ceil(x / B) for x in c[2:5]) for t, c in per.items()}
+    best, what = 0, ""
+    if lv.ports is not None:
+        best, what = math.ceil(Fraction(sum(acc.values()), lv.ports)), "ports"
+    bk = lv.banks
+    if bk is not None:
+        if bk.assign is None:
+            busiest = [math.ceil(Fraction(sum(acc.values()), bk.count))]
+        else:
+            busiest = [math.ceil(Fraction(a, bk.assign[t])) for t, a in acc.items()]
+        c = math.ceil(max(busiest, default=0) * B / bk.bandwidth)
+        if c > best:
+            best, what = c, "banks"
+    return best, what
+
+
 def simulate_nest(cfg: NestConfig) -> NestResult:
     """Counts, cycles and energy of ``cfg`` (the model is this module's docstring; a level's
     ``network:`` is costed by :mod:`sim.network`)."""
@@ -447,7 +482,7 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     compute_cycles = -(-computes // macs)
     counts: list[dict[str, tuple]] = []
     bound = compute_cycles
-    level_cycles = []
+    level_cycles, limits = [], []
     for i, (lv, lm) in enumerate(zip(arch.levels, cfg.levels)):
         per: dict[str, tuple] = {}
         for op in cfg.operands:
@@ -470,6 +505,11 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
             cyc = max(cyc, math.ceil(sum(c[2] for c in per.values()) / lv.read_bw))
         if lv.write_bw is not None:
             cyc = max(cyc, math.ceil(sum(c[3] + c[4] for c in per.values()) / lv.write_bw))
+        limit = "bandwidth"
+        pb, what = port_bank_cycles(lv, per)
+        if pb > cyc:
+            cyc, limit = pb, what
+        limits.append(limit)
         level_cycles.append(cyc)
         bound = max(bound, cyc)
     nets = network_stats(cfg, loops) if any(lv.network for lv in arch.levels) else ()
@@ -487,7 +527,8 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
         leak = E["leak"] * cycles * lv.instances
         levels.append(LevelStats(lv.name, lv.instances, util[i], tens, leak, level_cycles[i],
                                  sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits,
-                                 None if lv.area_um2 is None else lv.area_um2 * lv.instances, lv.component))
+                                 None if lv.area_um2 is None else lv.area_um2 * lv.instances, lv.component,
+                                 limits[i]))
     mac_e = computes * arch.compute.energy_pj
     total = mac_e + sum(lv.energy_pj for lv in levels) + sum(nw.energy_pj for nw in nets)
     area = None if arch.compute.area_um2 is None else arch.compute.area_um2 * arch.compute.instances
@@ -539,7 +580,7 @@ def table_text(res: NestResult) -> str:
     rows.append(("compute", "MAC", str(res.macs_utilized), "", f"{res.computes:,}", "", "",
                  f"{res.mac_energy_pj:,.2f}"))
     w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
-    if res.networks:
+    if res.networks or any(lv.limit != "bandwidth" for lv in res.levels):
         why = "compute-bound" if res.bound_by == "compute" else f"bound by {res.bound_by}"
         if res.network_latency:
             why += f", + {res.network_latency:,} cycles network latency"
