@@ -29,9 +29,11 @@ position standing for its whole subtree (the spatial loops of the levels between
   same per-link unions, of the children's update deltas. The output's refills going down (the
   parent's Timeloop reads, U - P) use the forward links: per link, the updates that cross it
   minus the distinct elements that ever cross it (an element's first crossing, zero-initialised,
-  is no refill). At the source these give exactly the parent's served words: the union over all
-  children summed over the steps is sim.nest's U (reads of an input; updates of the output), and
-  the output's refills are U - P, its reads.
+  is no refill); a refill's depth is taken as the updates' (the deepest child sending them).
+  When the parent is j itself these give exactly its Timeloop counts at the source: the union
+  over all children summed over the steps is sim.nest's U (reads of an input; updates of the
+  output) and the output's refills are U - P, its reads (``tests/sim/test_network.py``; a tensor
+  that bypasses j is counted per instance of j, so several j under one parent each count it).
 * **Bus.** One medium reaching every child in one hop: each word of the union crosses it once
   (a broadcast is one transfer); the output's updates and refills share it with the inputs.
 * **Energy** = word-hops (down + up, per network instance) x utilized instances of j x
