@@ -172,15 +172,21 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
         inner = max((i for i, x in enumerate(rel) if x), default=-1)
         return math.prod(lp.trips for i, lp in enumerate(loops) if i < inner and not rel[i])
 
-    dram_r = sum(c.tensors[t].size * repeats(t) for t in e.reads)
-    rep_o = repeats(e.output)
-    dram_w = c.tensors[e.output].size * rep_o
-    dram_r += c.tensors[e.output].size * (rep_o - 1)
-    first = {lp.rank: lp.tile for lp in loops}
-    last = {lp.rank: lp.extent(lp.trips - 1) for lp in loops}
+    tkey = ("traffic", e.name, loops)  # backing-store traffic depends on the loops, not the mapping
+    hit = memo.get(tkey) if memo is not None else None
+    if hit is None:
+        dram_r = sum(c.tensors[t].size * repeats(t) for t in e.reads)
+        rep_o = repeats(e.output)
+        dram_w = c.tensors[e.output].size * rep_o
+        dram_r += c.tensors[e.output].size * (rep_o - 1)
+        first = {lp.rank: lp.tile for lp in loops}
+        last = {lp.rank: lp.extent(lp.trips - 1) for lp in loops}
+        hit = (dram_r, dram_w, sum(tensor_footprint(c, t, first) for t in e.reads),
+               tensor_footprint(c, e.output, last))
+        if memo is not None:
+            memo[tkey] = hit
+    dram_r, dram_w, first_in, last_out = hit
     dram = levels[0]
-    first_in = sum(tensor_footprint(c, t, first) for t in e.reads)
-    last_out = tensor_footprint(c, e.output, last)
 
     def phase(I: int, rbw: Fraction, wbw: Fraction) -> Fraction:
         L0, W1 = Fraction(first_in) / rbw, Fraction(last_out) / wbw
@@ -246,16 +252,25 @@ def rank_candidates(s: "Searcher", seg: "Segment") -> list[tuple] | None:
     cap = s.buf.capacity_words
     scored = []
     memo: dict = {}
+    fits: dict[tuple, bool] = {}  # buffer fit per tile sizes
+    ests: dict[tuple, Any] = {}  # estimate per (mapping, loops): choices can differ in nothing it reads
     for ch in itertools.product(*[range(len(d.values)) for d in seg.dims]):
         einsums, g = s.emit(seg, ch)
         if g.get("hold"):
             continue
         tiles = g["tiles"][s.buf.name]
-        if cap is not None and buffer_words(s.c, s.arch, seg.members, tiles) > cap:
+        tk = tuple(sorted(tiles.items()))
+        ok = fits.get(tk)
+        if ok is None:
+            ok = fits[tk] = cap is None or buffer_words(s.c, s.arch, seg.members, tiles) <= cap
+        if not ok:
             continue
         em = s._emaps(einsums)[n]
         loops = tuple(Loop(r, tiles.get(r, s.c.ranks[r].size), s.c.ranks[r].size) for r in g.get("loop_order", []))
-        est = estimate(s.c, s.arch, s.counts, s.cfg.instances, em, loops, memo)
+        ek = (em, loops)
+        est = ests.get(ek, False)
+        if est is False:
+            est = ests[ek] = estimate(s.c, s.arch, s.counts, s.cfg.instances, em, loops, memo)
         if est is None:
             return None
         cyc, energy = est
