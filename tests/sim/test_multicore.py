@@ -1,0 +1,72 @@
+"""Several cores (sim/multicore.py; the model in sim/engine.py, "Several cores"): the phases
+they split the instances in, the fair share of the backing store and the network's cap,
+latency and word-hops, each against a closed form."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.results import simulate
+
+
+def _gemm16(cores, instances, dram_bw=8.0):
+    from sim_helpers import config_from, gemm_arch
+
+    arch = gemm_arch(16, 16, dram_bw=dram_bw)
+    if cores is not None:
+        arch["cores"] = cores
+    return simulate(config_from({"workload": {"cascade": "gemm", "ranks": {"M": 16, "N": 16, "K": 16},
+                                              "instances": instances}, "arch": arch}))
+
+
+def test_one_core_is_todays_engine():
+    a, b = _gemm16(None, 3), _gemm16(1, 3)
+    assert a == b and "cores" not in a
+
+
+def test_cores_split_the_instances_in_phases_that_share_the_backing_store():
+    # a 16^3 GEMM is one step: 512 words in, the systolic closed form C, 256 words out on a
+    # shared channel of 8 words per cycle. 6 instances on 4 cores: 4 cores at 2 words per
+    # cycle each, then 2 cores at 4: (512 * 4 + 256 * 4) / 8 + C + (512 * 2 + 256 * 2) / 8 + C
+    from sim.systolic import systolic_cycles
+
+    C = systolic_cycles(1, 16, 16, 16, "os")
+    r = _gemm16(4, 6)
+    assert r["cycles_exact"] == 384 + 192 + 2 * C
+    assert r["cores"]["instances_per_core"] == [2, 2, 1, 1]
+    assert [(p["cores"], p["read_bw_each"]) for p in r["cores"]["phases"]] == [(4, 2.0), (2, 4.0)]
+    one = _gemm16(None, 6)
+    # the same work and traffic as on one core, over 4 cores' lanes
+    words = {lv: (t["reads"], t["writes"], t["tensors"]) for lv, t in r["traffic"].items()}
+    assert words == {lv: (t["reads"], t["writes"], t["tensors"]) for lv, t in one["traffic"].items()}
+    assert r["energy_pj"]["compute"] == one["energy_pj"]["compute"]
+    assert r["utilization"]["array2d"]["mac_util"] == pytest.approx(6 * 16 ** 3 / (4 * 256 * r["cycles"]))
+    assert sum(r["cycles_by_cause"].values()) == r["cycles"]
+
+
+def test_the_network_caps_the_shared_bandwidth_delays_the_data_and_costs_word_hops():
+    # 2 x 2 mesh from the corner, 1 word per cycle per link, 3 cycles per hop, 0.25 pJ per
+    # word-hop. Four cores: the busiest link carries 2 of 4 cores' words, so the network
+    # carries 2 words per cycle, 0.5 per core: 512 / 0.5 + 256 / 0.5 cycles, and the farthest
+    # core (2 hops) waits 6 cycles for its data and 6 for its write-back to arrive. Then 2
+    # cores (0 and 1): 1 word per cycle each, 1 hop. Word-hops: 768 words per core x
+    # (0 + 1 + 1 + 2), then x (0 + 1).
+    from sim.systolic import systolic_cycles
+
+    C = systolic_cycles(1, 16, 16, 16, "os")
+    noc = {"topology": "mesh", "dims": [2, 2], "link_bw": 1, "hop_latency": 3, "energy_per_word_hop": 0.25}
+    r = _gemm16({"count": 4, "noc": noc}, 6)
+    assert r["cycles_exact"] == (1024 + 512 + 2 * 6 + C) + (512 + 256 + 2 * 3 + C)
+    assert r["cores"]["noc"]["hops"] == [0, 1, 1, 2]
+    assert r["cores"]["noc"]["word_hops"] == 768 * 4 + 768 * 1
+    assert r["energy_pj"]["noc"] == 0.25 * 3840
+    assert r["energy_pj"]["total"] == pytest.approx(_gemm16(None, 6)["energy_pj"]["total"] + 960.0)
+
+
+def test_idle_cores_are_named(recwarn):
+    from einsum.errors import EinarrayWarning
+
+    with pytest.warns(EinarrayWarning, match=r"arch.cores: 4 cores split the instance loop .* which has 2: "
+                                             r"2 cores stay idle"):
+        r = _gemm16(4, 2)
+    assert r["cores"]["instances_per_core"] == [1, 1, 0, 0]
