@@ -144,6 +144,9 @@ class Hierarchy:
     levels: tuple[StorageLevel, ...]  # outermost first
     compute: ComputeLevel
     source: str | None = None
+    # what the arch's energies are in: pJ, or a named normalised unit (Eyeriss's costs relative
+    # to one MAC, say), which every printed energy then carries instead of pJ
+    energy_unit: str = "pJ"
 
     def index(self, name: str) -> int:
         return next(i for i, lv in enumerate(self.levels) if lv.name == name)
@@ -245,7 +248,8 @@ def _with_component(src: Source, d: dict, path: YPath, kind: str) -> dict:
 
 def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hierarchy:
     """Validate an ``arch:`` section with a ``hierarchy:`` list into a :class:`Hierarchy`."""
-    _mapping(src, sec, base, ("version", "name", "description", "clock_hz", "hierarchy", "compute"),
+    _mapping(src, sec, base, ("version", "name", "description", "clock_hz", "hierarchy", "compute",
+                              "energy_unit"),
              "an arch section with version, clock_hz, hierarchy and compute")
     for k in ("version", "clock_hz", "hierarchy", "compute"):
         if k not in sec:
@@ -318,7 +322,11 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
         if inner[0] % outer[0] or inner[1] % outer[1]:
             path = base + (("hierarchy", i) if i < len(levels) else ("compute",)) + ("mesh",)
             raise src.error(path, f"mesh {list(inner)} is not a multiple of the enclosing level's {list(outer)}")
-    h = Hierarchy(str(sec.get("name", "hierarchy")), clock, tuple(levels), compute, src.file)
+    unit = sec.get("energy_unit", "pJ")
+    if not isinstance(unit, str) or not unit.strip():
+        raise src.error(base + ("energy_unit",), f"expected the name of the energies' unit (pJ, or a "
+                        f"normalised unit such as MAC-equivalent), got {unit!r}")
+    h = Hierarchy(str(sec.get("name", "hierarchy")), clock, tuple(levels), compute, src.file, unit.strip())
     nets = {}
     for i, raw in enumerate(hier):
         if raw.get("network") is not None:

@@ -158,6 +158,7 @@ class NestResult:
     mac_component: str | None = None
     networks: tuple = ()  # sim.network.NetworkStats of every level with a network:
     network_latency: int = 0  # cycles added once (fill and drain); included in ``cycles``
+    energy_unit: str = "pJ"  # the arch's (mapping.hierarchy.Hierarchy.energy_unit); *_pj fields are in it
 
     @property
     def stall_cycles(self) -> int:
@@ -222,7 +223,8 @@ class NestResult:
             "components": {**{lv.name: lv.component for lv in self.levels}, "compute": self.mac_component},
             "area_um2": {"levels": {lv.name: lv.area_um2 for lv in self.levels}, "compute": self.mac_area_um2,
                          "total": self.area_um2},
-            "tops_per_w": self.tops_per_w,
+            "tops_per_w": self.tops_per_w if self.energy_unit == "pJ" else None,
+            "energy_unit": self.energy_unit,
             "energy_pj": {"total": self.energy_pj, "compute": self.mac_energy_pj,
                           "levels": {lv.name: lv.energy_pj for lv in self.levels},
                           **({"networks": {nw.level: nw.energy_pj for nw in self.networks}} if self.networks else {})},
@@ -535,7 +537,7 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     return NestResult(cfg.cascade.name, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
                       total, loops, arch.clock_hz, raw[(0, out.name)][0],
                       sum(raw[(0, o.name)][0] for o in cfg.operands), arch.compute.instances, area,
-                      arch.compute.component, nets, latency)
+                      arch.compute.component, nets, latency, arch.energy_unit)
 
 
 # ----------------------------------------------------------------------------------
@@ -571,7 +573,8 @@ def table_text(res: NestResult) -> str:
     def f(x: Fraction) -> str:
         return f"{int(x):,}" if x.denominator == 1 else f"{float(x):,.2f}"
 
-    rows = [("level", "tensor", "inst", "tile", "reads", "fills", "updates", "energy pJ")]
+    u = res.energy_unit
+    rows = [("level", "tensor", "inst", "tile", "reads", "fills", "updates", f"energy {u}")]
     for lv in res.levels:
         for t, s in lv.tensors.items():
             rows.append((lv.name, t, str(lv.utilized), str(s.tile), f(s.reads), f(s.fills), f(s.updates),
@@ -589,8 +592,9 @@ def table_text(res: NestResult) -> str:
         why = f"bound by {', '.join(bound)}'s bandwidth" if bound else "compute-bound"
     out = [f"{res.workload} on {res.arch}: {res.cycles:,} cycles ({why}; compute {res.compute_cycles:,}), "
            f"{res.computes:,} MACs on {res.macs_utilized} of {res.mac_instances} MACs (utilization "
-           f"{res.utilization:.2%}, {res.gflops:.2f} GFLOPs), energy {res.energy_pj:,.2f} pJ "
-           f"({res.energy_pj / res.computes:.4f} pJ/MAC), EDP {res.edp_j_cycle:.3g} J*cycle"]
+           f"{res.utilization:.2%}, {res.gflops:.2f} GFLOPs), energy {res.energy_pj:,.2f} {u} "
+           f"({res.energy_pj / res.computes:.4f} {u}/MAC), EDP "
+           + (f"{res.edp_j_cycle:.3g} J*cycle" if u == "pJ" else f"{res.energy_pj * res.cycles:.3g} {u}*cycle")]
     for j, r in enumerate(rows):
         out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
         if j == 0:
@@ -598,11 +602,11 @@ def table_text(res: NestResult) -> str:
     for nw in res.networks:
         src = f", source {nw.source}" if nw.source is not None else ""
         tens = "; ".join(f"{t} {s.words_out:,} down / {s.words_in:,} up, {s.word_hops:,} word-hops, "
-                         f"{s.energy_pj:,.2f} pJ" for t, s in nw.tensors.items() if s.word_hops or s.words_out)
+                         f"{s.energy_pj:,.2f} {u}" for t, s in nw.tensors.items() if s.word_hops or s.words_out)
         out.append(f"network {nw.level} -> children ({nw.topology} {nw.fanout[0]}x{nw.fanout[1]}{src}; per "
                    f"instance, x{nw.utilized}): {tens or 'no traffic'}; busiest link {nw.busiest} "
                    f"{nw.busiest_words:,} words at {nw.link_words:g}/cycle = {nw.cycles:,} cycles; latency "
-                   f"{nw.latency:,} cycles; energy {nw.energy_pj:,.2f} pJ")
+                   f"{nw.latency:,} cycles; energy {nw.energy_pj:,.2f} {u}")
     parts = [(lv.name, lv.area_um2, lv.component) for lv in res.levels] + [("compute", res.mac_area_um2,
                                                                            res.mac_component)]
     if any(a is not None for _, a, _ in parts):
@@ -612,5 +616,5 @@ def table_text(res: NestResult) -> str:
         tops_mm2 = "" if total is None else \
             f", {res.ops['total'] / res.cycles * res.clock_hz / 1e12 / (total / 1e6):.4g} TOPS/mm^2"
         out.append(f"area (all instances): {areas}; total {'unknown' if total is None else f'{total / 1e6:,.4g} mm^2'}"
-                   f"{tops_mm2}" + ("" if res.tops_per_w is None else f"; {res.tops_per_w:.4g} TOPS/W"))
+                   f"{tops_mm2}" + ("" if res.tops_per_w is None or u != "pJ" else f"; {res.tops_per_w:.4g} TOPS/W"))
     return "\n".join(out)

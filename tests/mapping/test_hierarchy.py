@@ -109,6 +109,7 @@ def test_every_component_has_a_citation_comment():
     (lambda a, m: a["hierarchy"][1].update(read_bw=0), "arch.hierarchy[1].read_bw", "expected a bandwidth > 0"),
     (lambda a, m: m.update(counting={"output_first_fill": "yes"}), "mapping.counting.output_first_fill",
      "expected true or false"),
+    (lambda a, m: a.update(energy_unit=""), "arch.energy_unit", "expected the name of the energies' unit"),
 ])
 def test_located_errors(tmp_path, mutate, where, msg):
     a, m = arch_doc(), nest_doc()

@@ -419,6 +419,19 @@ def test_eyeriss_example_counts_are_the_closed_forms():
                                                         (3, "Outputs"), (4, "Inputs"))] == [28800, 10816, 192, 16, 12]
 
 
+def test_eyeriss_energies_carry_their_unit_not_pj():
+    """The arch's energies are ISCA 2016's costs relative to one MAC (energy_unit): the text
+    and the JSON say so, and no TOPS/W is computed from them."""
+    from sim.nest import table_text
+
+    res = simulate_nest(load_config(EYERISS, allow_hierarchy=True))
+    d = res.as_dict()
+    assert d["energy_unit"] == "MAC-equivalent" and d["tops_per_w"] is None
+    text = table_text(res)
+    first = text.splitlines()[0]
+    assert "MAC-equivalent/MAC" in first and " pJ" not in text and "TOPS/W" not in text
+
+
 def test_eyeriss_closed_forms_hold_against_the_oracle(tmp_path):
     """The same nest at 28,800 MACs: the closed forms of the test above, and the enumerating
     oracle's raw counts, equal sim.nest's."""
