@@ -98,7 +98,8 @@ def mapping_text(section: dict[str, Any], header: str) -> str:
 
 def search_hierarchy(args: argparse.Namespace, cfg: NestConfig) -> int:
     from mapping.nest_search import Dims, mapping_section, search_nest
-    from sim.nest import simulate_nest, table_text
+    from sim.nest import simulate_nest
+    from sim.nest_text import table_text
 
     from .sim_cmds import nest_table
 

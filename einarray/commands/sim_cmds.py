@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_nest(args: argparse.Namespace, cfg) -> int:
     """A memory-hierarchy (Timeloop-style) config: per-level access counts, cycles, energy."""
-    from sim.nest import map_text, simulate_nest, table_text
+    from sim.nest import simulate_nest
+    from sim.nest_text import map_text, table_text
 
     for opt, on in (("--functional", args.functional), ("--trace", args.trace), ("--every-tile", args.every_tile)):
         if on:
@@ -147,7 +148,7 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
 
 def nest_table(res) -> Table:
     """The memory-hierarchy result's per-level counts (per instance; energy over all
-    instances), the rows of ``sim.nest.table_text``, as raw numbers."""
+    instances), the rows of ``sim.nest_text.table_text``, as raw numbers."""
     t = Table(f"{res.workload} on {res.arch}: per level and tensor",
               [Column("level"), Column("tensor"), Column("instances", numeric=True),
                Column("tile", numeric=True), Column("reads", numeric=True), Column("fills", numeric=True),

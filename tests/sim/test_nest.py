@@ -21,7 +21,8 @@ import pytest
 
 from einarray.cli import main
 from mapping.config import load_config
-from sim.nest import map_text, simulate_nest
+from sim.nest import simulate_nest
+from sim.nest_text import map_text
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = ROOT / "tests" / "expected" / "timeloop"
@@ -422,7 +423,7 @@ def test_eyeriss_example_counts_are_the_closed_forms():
 def test_eyeriss_energies_carry_their_unit_not_pj():
     """The arch's energies are ISCA 2016's costs relative to one MAC (energy_unit): the text
     and the JSON say so, and no TOPS/W is computed from them."""
-    from sim.nest import table_text
+    from sim.nest_text import table_text
 
     res = simulate_nest(load_config(EYERISS, allow_hierarchy=True))
     d = res.as_dict()
