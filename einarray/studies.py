@@ -159,6 +159,10 @@ def attention_variants(progress: bool = False, *, search: bool = False,
                     "core_util_2d": core_res["utilization"].get("array2d", 0.0),
                     "core_util_1d": core_res["utilization"].get("array1d", 0.0),
                     "passes": _seq_passes(c),
+                    # where the core's cycles go: stalls on DRAM (mostly intermediates the mapping's
+                    # groups spill to each other) against the units' own time
+                    "core_dram_stall_share": core_res["cycles_by_cause"]["dram_stall"] / core_res["cycles"]
+                    if core_res["cycles"] else 0.0,
                 })
                 if progress:
                     print(f"  {px}px {arch} {label}: {res['latency_s'] * 1e3:.4g} ms", file=sys.stderr)
@@ -249,10 +253,16 @@ def _reading_sparse(rows: list[dict[str, Any]], moe_rows: list[dict[str, Any]]) 
             f"faster than 3-pass attention on {ARCHS[0]} and {sp[(ARCHS[1], 'longformer-w64-g1')]:.3g}x on "
             f"{ARCHS[1]}; `reformer-c64-r2` (2 hash rounds, chunks of 64, 128 buckets) "
             f"{sp[(ARCHS[0], 'reformer-c64-r2')]:.3g}x and {sp[(ARCHS[1], 'reformer-c64-r2')]:.3g}x. The "
-            "Reformer gathers every query's keys and values (twice the chunk, in each round), adds E x B/2 "
-            "rotation MACs per token and round (64 x 64 at 128 buckets), and its two argsorts per round "
-            "are counted as size^2 comparisons (the language's cost of a sort), so its O(M log M) "
-            "attention is costed above what a sorting network would need.")
+            "Reformer gathers every query's keys and values (twice the chunk, in each round) and adds "
+            "E x B/2 rotation MACs per token and round (64 x 64 at 128 buckets); its two argsorts per "
+            "round cost merge sort's comparisons, n ceil(lg n) - 2^ceil(lg n) + 1 each. What sets its time "
+            "is memory: DRAM stalls are "
+            + " and ".join(f"{by[(px, a, 'reformer-c64-r2')]['core_dram_stall_share']:.0%} of its core's cycles "
+                           f"on {a}" for a in ARCHS)
+            + " (the searched mapping's groups pass per-query gathered tensors to each other through "
+            "DRAM), against "
+            + " and ".join(f"{by[(px, a, 'softmax-3pass')]['core_dram_stall_share']:.0%}" for a in ARCHS)
+            + " for 3-pass attention: the Reformer's arithmetic is smaller, its data movement is not.")
     if moe_rows:
         for arch in ARCHS:
             rs = {r["variant"]: r for r in moe_rows if r["arch"] == arch}
