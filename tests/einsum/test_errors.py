@@ -166,7 +166,8 @@ SIM = "workload: {cascade: gemm, ranks: {M: 16, N: 16, K: 16}}\narch: systolic-1
 
 @pytest.mark.parametrize("text,expected", [
     (SIM.replace("systolic-16x16", "systolic-99x99"),
-     ":2 arch: no file and no shipped arch named 'systolic-99x99' (shipped archs: attention-engine, fusemax, "),
+     ":2 arch: no file and no shipped arch named 'systolic-99x99' (shipped archs: attention-engine, "
+     "eyeriss-like, fusemax, "),
     (SIM.replace("systolic-16x16", "archs/mine.yaml"), ":2 arch: included file 'archs/mine.yaml' not found"),
     (SIM + "mapping: maps/gemm.yaml\n", ":3 mapping: included file 'maps/gemm.yaml' not found"),
     ("einsum: softmax-4pass\narch: systolic-16x16\n",
