@@ -292,6 +292,33 @@ def derive_default(cfg: Config) -> tuple[Config, DefaultChoice | None]:
         return cfg, None
     if sum(not is_free(e, cfg.counts[e.name]) for e in cfg.cascade.einsums) <= 1:
         return cfg, None  # (before importing the search: a GEMM's start-up pays for none of it)
+    import warnings
+
+    from .search_cache import layer_key
+
+    key = layer_key(cfg, "derive_default")  # everything the derivation reads
+    hit = _DERIVED.get(key)
+    if hit is not None:  # an identical layer (a model's repeated blocks, a study's shared layers)
+        mapping, choice, caught = hit
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return replace(cfg, mapping=mapping), choice
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        best_cfg, choice = _derive(cfg)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if len(_DERIVED) >= 256:
+        _DERIVED.pop(next(iter(_DERIVED)))
+    _DERIVED[key] = (best_cfg.mapping, choice, list(caught))
+    return best_cfg, choice
+
+
+#: derived defaults of this process: layer digest -> (mapping, choice, the warnings it gave)
+_DERIVED: dict[str, tuple[Any, "DefaultChoice", list]] = {}
+
+
+def _derive(cfg: Config) -> tuple[Config, "DefaultChoice"]:
     from sim.results import simulate
 
     from .search.constraints import SearchProblem, SearchSettings

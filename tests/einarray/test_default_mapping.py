@@ -325,3 +325,25 @@ def test_report_has_each_layers_loop_nest(readme_run, tmp_path):
     assert "layer attention.softmax-1pass: softmax-1pass on fusemax (mapping: default, fused" in md
     page = render_html(res, {})
     assert "<pre>layer attention.softmax-1pass" in page and "```" not in page
+
+
+def test_an_identical_layer_reuses_its_derivation(tmp_path):
+    """derive_default is kept per layer digest (einarray.search_cache.layer_key): the same
+    layer again gets the same mapping and choice without simulating; another shape does not."""
+    from einarray import default_mapping
+
+    p = tmp_path / "a.yaml"
+    p.write_text("workload: {cascade: softmax-1pass, ranks: {M: 24, P: 40, E: 8, F: 8}}\narch: fusemax\n")
+    default_mapping._DERIVED.clear()
+    a_cfg, a = derive_default(load_config(p))
+    calls = []
+    real = default_mapping._derive
+    default_mapping._derive = lambda cfg: calls.append(cfg) or real(cfg)
+    try:
+        b_cfg, b = derive_default(load_config(p))
+        assert calls == [] and b == a and b_cfg.mapping == a_cfg.mapping
+        p.write_text(p.read_text().replace("P: 40", "P: 48"))
+        _, c = derive_default(load_config(p))
+        assert len(calls) == 1 and c.unfused_cycles != a.unfused_cycles
+    finally:
+        default_mapping._derive = real
