@@ -182,8 +182,11 @@ def render_markdown(result: dict[str, Any], images: list[str]) -> str:
     lines = [f"# {result['title']}", ""]
     if result.get("description"):
         lines += [result["description"], ""]
+    cores = result["arch"].get("cores", 1)
     lines += [f"Config `{Path(result['config']).name}` on arch `{result['arch']['name']}` "
-              f"({result['arch']['clock_hz'] / 1e6:.0f} MHz), batch {result['batch']}"
+              f"({result['arch']['clock_hz'] / 1e6:.0f} MHz"
+              + (f", {cores} cores splitting each layer's batch x heads" if cores > 1 else "")
+              + f"), batch {result['batch']}"
               + (f", model `{w['model']}`" if w.get("model") else "")
               + (f", attention `{w['attention']}`" if w.get("attention") else "") + ".", ""]
     lines += ["## Summary", "", "| metric | value |", "|---|---|"]
