@@ -74,7 +74,8 @@ def _tensor_indices(e, t: str) -> set[str]:
 
 
 def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, em: EinsumMap,
-             loops: tuple[Loop, ...], memo: dict | None = None) -> tuple[Fraction, float] | None:
+             loops: tuple[Loop, ...], memo: dict | None = None,
+             parallel: int | None = None) -> tuple[Fraction, float] | None:
     """(cycles, energy in pJ including leakage) of Einsum ``em.name`` alone in a group with
     tile loops ``loops`` (outermost first), or None when the model does not apply.
 
@@ -203,9 +204,11 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
         cycles = phase(I, dram.read_bw, dram.write_bw)
     else:  # the simulator's phases (sim.engine, "Several cores"), without the network's latency
         noc = arch.cores.noc
-        q, r = divmod(I, arch.cores.count)
+        par = I if parallel is None else parallel
+        seq = I // par
+        q, r = divmod(par, arch.cores.count)
         cycles = Fraction(0)
-        for n, inst in ((arch.cores.count, q), (r, 1)):
+        for n, inst in ((arch.cores.count, q * seq), (r, seq)):
             if n and inst:
                 rbw, wbw = Fraction(dram.read_bw), Fraction(dram.write_bw)
                 if noc is not None:
@@ -237,7 +240,8 @@ def estimate_config(cfg) -> tuple[Fraction, float] | None:
     if len(gs) != 1 or len(gs[0].einsums) != 1 or gs[0].hold or gs[0].streamed:
         return None
     g = gs[0]
-    return estimate(cfg.cascade, cfg.arch, cfg.counts, cfg.instances, cfg.mapping.einsums[g.einsums[0]], g.loops)
+    return estimate(cfg.cascade, cfg.arch, cfg.counts, cfg.instances, cfg.mapping.einsums[g.einsums[0]], g.loops,
+                    parallel=cfg.parallel)
 
 
 def rank_candidates(s: "Searcher", seg: "Segment") -> list[tuple] | None:
@@ -270,7 +274,8 @@ def rank_candidates(s: "Searcher", seg: "Segment") -> list[tuple] | None:
         ek = (em, loops)
         est = ests.get(ek, False)
         if est is False:
-            est = ests[ek] = estimate(s.c, s.arch, s.counts, s.cfg.instances, em, loops, memo)
+            est = ests[ek] = estimate(s.c, s.arch, s.counts, s.cfg.instances, em, loops, memo,
+                                      parallel=s.cfg.parallel)
         if est is None:
             return None
         cyc, energy = est

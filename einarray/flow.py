@@ -188,6 +188,16 @@ def _pos_int(v: Any) -> bool:
 
 def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, desc: str,
                cli_ranks: Mapping[str, int], sets: list[str]) -> RunSpec:
+    # --set workload.KEY applies to the model workload (batch, ranks, layers, ...); the other
+    # sets (arch.*, ...) reach every layer's own sections below
+    wsets = [s for s in sets if s.split("=", 1)[0].split(".", 1)[0] == "workload"]
+    sets = [s for s in sets if s not in wsets]
+    if wsets:
+        from mapping.config import apply_sets
+
+        sections = dict(sections)
+        sections["workload"] = (copy.deepcopy(sections["workload"][0]),) + tuple(sections["workload"][1:])
+        apply_sets(sections, wsets)
     w, wsrc, wp = sections["workload"]
     for k in w:
         if k not in MODEL_KEYS:
@@ -327,7 +337,9 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         if lay["name"] in maps:
             secs["mapping"] = maps[lay["name"]]
         try:
-            cfg = config_from_sections(secs, src, p.parent, sets=sets, source=str(p))
+            # only the batch runs at once on several cores: a layer's repeats are blocks in
+            # sequence (and heads, which a preset's repeat does not tell apart)
+            cfg = config_from_sections(secs, src, p.parent, sets=sets, source=str(p), parallel=batch)
         except ConfigError as exc:
             if exc.file == model["file"]:
                 raise wsrc.error(wp, f"layer {lay['name']} ({lay['cascade']}): {exc.message}") from None

@@ -31,6 +31,7 @@ from einsum.yamlsrc import Source, YPath
 from einsum.yamlsrc import load as load_yaml
 
 from .arch import arch_from_data, resolve_arch
+from .cores import split_rank
 from .spec import Config, mapping_from_data
 
 
@@ -52,7 +53,9 @@ def _cli_error(text: str, message: str) -> ConfigError:
     return ConfigError(message, "command line", None, (f"--set {text}",))
 
 
-def _apply_sets(sections: dict[str, tuple[Any, Source, YPath]], sets: list[str]) -> None:
+def apply_sets(sections: dict[str, tuple[Any, Source, YPath]], sets: list[str]) -> None:
+    """Apply ``--set SECTION.key.path=VALUE`` overrides to loaded sections, in place (each
+    remembered, so an error in a set value names the command-line option)."""
     for s in sets:
         if "=" not in s:
             raise _cli_error(s, "expected SECTION.key.path=VALUE")
@@ -170,7 +173,8 @@ def override_error(exc: ConfigError, cli_ranks: Mapping[str, int], wsrc: Source 
 
 def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: Source, base_dir: Path, *,
                          ranks: Mapping[str, int] | None = None, sets: list[str] | None = None,
-                         source: str | None = None, allow_hierarchy: bool = False) -> Config:
+                         source: str | None = None, allow_hierarchy: bool = False,
+                         parallel: int | None = None) -> Config:
     """Build a Config from already-loaded sections, each ``(data, its Source, its YAML path)``.
 
     Used by :func:`load_config` and by callers that assemble sections from several files
@@ -181,7 +185,7 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
         raise src.error((), "missing the 'arch:' section (inline, a path, or a shipped name)")
     if ("einsum" in sections) == ("workload" in sections):
         raise src.error((), "give exactly one of 'einsum:' (a cascade) or 'workload:' (a library cascade and ranks)")
-    _apply_sets(sections, list(sets or []))
+    apply_sets(sections, list(sets or []))
     instances = 1
     if "workload" in sections:
         w, wsrc, wb = sections["workload"]
@@ -242,13 +246,15 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
     else:
         m, msrc, mb = {}, src, ("mapping",)
     mapping = mapping_from_data(m, msrc, mb, casc, arch, counts)
-    if arch.cores.count > instances:
+    par = instances if parallel is None else parallel
+    if arch.cores.count > par and not (par == 1 and split_rank(casc, arch.cores.count)):
         import warnings
 
         from einsum.errors import EinarrayWarning
-        warnings.warn(str(asrc.error(ab + ("cores",), f"{arch.cores.count} cores split the instance loop "
-                                     f"(batch x heads), which has {instances}: "
-                                     f"{arch.cores.count - instances} cores stay idle")),
-                      EinarrayWarning, stacklevel=2)
+        what = "instance loop (batch x heads)" if parallel is None else "batch"
+        why = ("no rank of its one instance splits evenly (an output rank no Einsum reduces, a multiple "
+               f"of {arch.cores.count})" if par == 1 else f"which has {par}")
+        warnings.warn(str(asrc.error(ab + ("cores",), f"{arch.cores.count} cores split the {what}, {why}: "
+                                     f"{arch.cores.count - par} cores stay idle")), EinarrayWarning, stacklevel=2)
     return Config(casc, arch, mapping, instances, MappingProxyType(counts), source or src.file,
-                  "given" if "mapping" in sections else "default")
+                  "given" if "mapping" in sections else "default", parallel)

@@ -14,8 +14,9 @@
           energy_per_word_hop: 0.5   # pJ
 
 What the simulator does with it (:mod:`sim.engine`, "Several cores"): the cores split the
-instance loop (batch x heads); they share the backing store's bandwidth fairly, and a word
-between the memory controller and core ``k`` crosses ``hops(k)`` links.
+instance loop (batch x heads), or a single instance along one rank (:func:`split_rank`: a
+GEMM's N, say); they share the backing store's bandwidth fairly, and a word between the
+memory controller and core ``k`` crosses ``hops(k)`` links.
 
 Routes, hops and link loads
 ---------------------------
@@ -130,6 +131,24 @@ class Cores:
 ONE = Cores(1)
 
 
+def split_rank(c: Any, n: int) -> str | None:
+    """The rank a single instance of cascade ``c`` is cut along for ``n`` cores, or None: a
+    base rank of every output, reduced by no Einsum, not the parent or target of another
+    rank (a chunked or aliased rank carries a pass over it), and a multiple of ``n`` (equal
+    parts keep the cores symmetric); the largest such, the first in rank order on a tie."""
+    outs = [set(c.tensors[t].ranks) for t in c.outputs]
+    reduced = {c.rank_of_index(ix).name for e in c.einsums for ix in e.reduced}
+    tied = {x.root for x in c.ranks.values() if x.root and x.root != x.name} | \
+        {x.of for x in c.ranks.values() if x.of}
+    cands = [r for r, info in c.ranks.items()
+             if info.kind == "base" and all(r in o for o in outs) and r not in reduced and r not in tied
+             and info.size >= n and info.size % n == 0]
+    if not cands:
+        return None
+    order = list(c.ranks)
+    return max(cands, key=lambda r: (c.ranks[r].size, -order.index(r)))
+
+
 def cores_from_data(sec: Any, src: Source, p: YPath) -> Cores:
     """Validate ``arch.cores`` (an int or ``{count, noc}``)."""
     from .arch import _keys, _num
@@ -181,4 +200,4 @@ def cores_from_data(sec: Any, src: Source, p: YPath) -> Cores:
     return Cores(count, Noc(topo, dims_t, ctl_t, bw, lat, e))
 
 
-__all__ = ["Cores", "Noc", "ONE", "TOPOLOGIES", "cores_from_data"]
+__all__ = ["Cores", "Noc", "ONE", "TOPOLOGIES", "cores_from_data", "split_rank"]

@@ -115,6 +115,10 @@ class Config:
     # where the mapping came from: "given" (a mapping: section, even a partial one),
     # "default" (derived: see einarray.default_mapping) or "searched" (einarray search)
     mapping_origin: str = "default"
+    # how many of the instances are independent, so that several cores may run them at once
+    # (a model's batch; its layers' repeats are blocks in sequence, heads a preset does not
+    # tell apart); None: all of them (a workload's own instances)
+    parallel: int | None = None
 
 
 # ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Several cores (``arch.cores``, :mod:`mapping.cores`): the phases in which they split the
-instance loop, each simulated as one core at its fair share of the backing store (the
-model and why it is exact: :mod:`sim.engine`, "Several cores")."""
+instance loop, or a single instance cut along one rank (:func:`split_config`), each
+simulated as one core at its fair share of the backing store (the model and why it is
+exact: :mod:`sim.engine`, "Several cores")."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engine import Sim
 
 
-def phase_config(sim: "Sim", n: int, instances: int) -> tuple[Config, int]:
-    """One core's view of ``n`` cores running ``instances`` each (see "Several cores"):
-    its config (the backing store at its fair share, one core) and its network latency."""
+def phase_config(arch: Any, cfg: Config, n: int, instances: int) -> tuple[Config, int]:
+    """One core's view of ``n`` cores of ``arch`` running ``instances`` of ``cfg`` each (see
+    "Several cores"): its config (the backing store at its fair share, one core) and its
+    network latency."""
     from dataclasses import replace
 
     from mapping.cores import ONE
 
-    arch, noc = sim.arch, sim.arch.cores.noc
+    noc = arch.cores.noc
     dram = arch.levels[0]
     rbw, wbw = Fraction(dram.read_bw), Fraction(dram.write_bw)
     lat = 0
@@ -32,28 +34,95 @@ def phase_config(sim: "Sim", n: int, instances: int) -> tuple[Config, int]:
         wbw = wbw if cw is None else min(wbw, cw)
         lat = max(noc.hops(k) for k in range(n)) * noc.hop_latency
     one = replace(arch, levels=(replace(dram, read_bw=rbw / n, write_bw=wbw / n),) + arch.levels[1:], cores=ONE)
-    return replace(sim.cfg, arch=one, instances=instances), lat
+    return replace(cfg, arch=one, instances=instances), lat
+
+
+def split_config(cfg: Config, n: int) -> tuple[str, Config] | None:
+    """``cfg`` with its one instance's :func:`mapping.cores.split_rank` cut into ``n`` equal
+    parts (the cascade reloaded at that size, the mapping's tiles of the rank clipped to
+    it), or None when no rank splits or the cascade cannot be reloaded from its file."""
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from einsum.analysis import op_counts
+    from einsum.errors import ConfigError
+    from einsum.load import load_cascade
+    from einsum.yamlsrc import Source
+    from mapping.cores import split_rank
+    from mapping.dump import mapping_to_data
+    from mapping.spec import mapping_from_data
+
+    c = cfg.cascade
+    r = split_rank(c, n)
+    if r is None or not c.source:
+        return None
+    size = c.ranks[r].size // n
+    ranks = {k: (size if k == r else v.size) for k, v in c.ranks.items() if v.kind == "base"}
+    try:
+        c2 = load_cascade(c.source, ranks=ranks, params=dict(c.params))
+        data = mapping_to_data(cfg.mapping, c, cfg.arch)
+        for g in data.get("groups", []):
+            for tiles in (g.get("tiles") or {}).values():
+                if r in tiles:
+                    tiles[r] = min(tiles[r], size)
+        counts = op_counts(c2)
+        m2 = mapping_from_data(data, Source("<a rank split across cores>"), ("mapping",), c2, cfg.arch, counts)
+    except (ConfigError, OSError):
+        return None
+    return r, replace(cfg, cascade=c2, mapping=m2, counts=MappingProxyType(counts))
 
 
 def run_cores(sim: "Sim", groups) -> None:
-    """Every group in its phases across the cores (see "Several cores")."""
+    """Every group in its phases across the cores (see "Several cores"). One independent
+    instance is cut along :func:`split_config`'s rank when that is faster than running it
+    on one core (splitting makes every core read the operands it does not cut: a
+    memory-bound GEMM can lose); ``partition`` says which ran."""
+    n_cores = sim.arch.cores.count
+    par = sim.cfg.instances if sim.cfg.parallel is None else sim.cfg.parallel
+    seq = sim.cfg.instances // par  # instances each parallel one stands for, in sequence
+    q, r = divmod(par, n_cores)
+    best = _plan(sim, groups, sim.cfg, None, ((n_cores, q * seq), (r, seq)))
+    split = split_config(sim.cfg, n_cores) if par == 1 else None
+    if split is not None:
+        cut = _plan(sim, groups, split[1], split[0], ((n_cores, seq),))
+        if cut["t"] < best["t"]:
+            best = cut
+            q, r = 1, 0
+    for k in ("group_cycles", "group_dram", "indirect"):
+        getattr(sim, k).update(best[k])
+    if sim.trace is not None:
+        sim.trace.extend(best["trace"])
+    sim.steps += best["steps"]
+    sim.steps_skipped += best["skipped"]
+    sim.counters.v = best["tot"]
+    sim._end = best["t"]
+    rank = best["rank"]
+    sim.cores = {"count": n_cores, "instances_per_core": [seq * (q + (k < r)) for k in range(n_cores)],
+                 "phases": best["phases"],
+                 "partition": "instances" if rank is None else
+                 f"rank {rank} ({sim.cfg.cascade.ranks[rank].size} = {n_cores} x "
+                 f"{split[1].cascade.ranks[rank].size})"}
+    sim._finished = True
+
+
+def _plan(sim: "Sim", groups, base: Config, rank: str | None, phases_of) -> dict[str, Any]:
+    """The groups run in phases ``phases_of`` ((cores, instances each), ...) of ``base``."""
     from .engine import Sim
 
-    arch = sim.arch
-    n_cores, noc = arch.cores.count, arch.cores.noc
-    q, r = divmod(sim.cfg.instances, n_cores)
-    t = Fraction(0)
-    tot: dict[tuple, Any] = {}
-    phases = []
+    noc = sim.arch.cores.noc
+    out: dict[str, Any] = {"t": Fraction(0), "tot": {}, "phases": [], "group_cycles": {}, "group_dram": {},
+                           "indirect": {}, "trace": [], "steps": 0, "skipped": 0, "rank": rank}
+    tot = out["tot"]
     for g in groups:
-        start = t
+        start = out["t"]
         dram = [0, 0]
-        for n, inst in ((n_cores, q), (r, 1)):
+        for n, inst in phases_of:
             if not n or not inst:
                 continue
-            cfg1, lat = phase_config(sim, n, inst)
+            cfg1, lat = phase_config(sim.arch, base, n, inst)
             sub = Sim(cfg1, fast=sim.fast, trace=sim._want_trace, latency=lat)
-            cyc = Fraction(sub.run_alone(g))
+            g1 = g if rank is None else next(x for x in cfg1.mapping.groups if x.name == g.name)
+            cyc = Fraction(sub.run_alone(g1))
             words = 0
             for k, x in sub.counters.v.items():
                 tot[k] = tot.get(k, 0) + (x if k[0] in TIMELINE_KEYS else x * n)
@@ -64,25 +133,22 @@ def run_cores(sim: "Sim", groups) -> None:
                 tot[("noc_word_hops", "all")] = (tot.get(("noc_word_hops", "all"), 0)
                                                  + words * sum(noc.hops(k) for k in range(n)))
             if sub.trace is not None:
-                sim.trace.extend((row[0], f"{row[1]} (cores 0-{n - 1})",
-                                   *(None if x is None else x + t for x in row[2:8]), *row[8:])
-                                  for row in sub.trace)
+                t0 = out["t"]
+                out["trace"].extend((row[0], f"{row[1]} (cores 0-{n - 1})",
+                                     *(None if x is None else x + t0 for x in row[2:8]), *row[8:])
+                                    for row in sub.trace)
             for tn, ent in sub.indirect.items():
-                mine = sim.indirect.setdefault(tn, {"kind": ent["kind"], "groups": {}})
+                mine = out["indirect"].setdefault(tn, {"kind": ent["kind"], "groups": {}})
                 mine["groups"].update(ent["groups"])
-            sim.steps += sub.steps
-            sim.steps_skipped += sub.steps_skipped
-            phases.append({"group": g.name, "cores": n, "instances_each": inst, "cycles": cyc,
-                           "latency": lat, "read_bw_each": cfg1.arch.levels[0].read_bw,
-                           "write_bw_each": cfg1.arch.levels[0].write_bw})
-            t += cyc
-        sim.group_cycles[g.name] = t - start
-        sim.group_dram[g.name] = (dram[0], dram[1])
-    sim.counters.v = tot
-    sim._end = t
-    sim.cores = {"count": n_cores, "instances_per_core": [q + (k < r) for k in range(n_cores)],
-                  "phases": phases}
-    sim._finished = True
+            out["steps"] += sub.steps
+            out["skipped"] += sub.steps_skipped
+            out["phases"].append({"group": g.name, "cores": n, "instances_each": inst, "cycles": cyc,
+                                  "latency": lat, "read_bw_each": cfg1.arch.levels[0].read_bw,
+                                  "write_bw_each": cfg1.arch.levels[0].write_bw})
+            out["t"] += cyc
+        out["group_cycles"][g.name] = out["t"] - start
+        out["group_dram"][g.name] = (dram[0], dram[1])
+    return out
 
 
-__all__ = ["phase_config", "run_cores"]
+__all__ = ["phase_config", "run_cores", "split_config"]

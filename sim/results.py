@@ -253,7 +253,7 @@ def _cores_section(arch, sim: Sim, v: dict) -> dict[str, Any]:
     cores, share of the backing store and network latency, and the network's word-hops."""
     noc = arch.cores.noc
     sec: dict[str, Any] = {
-        "count": arch.cores.count, "partition": "instances",
+        "count": arch.cores.count, "partition": sim.cores["partition"],
         "instances_per_core": sim.cores["instances_per_core"],
         "phases": [{"group": p["group"], "cores": p["cores"], "instances_each": p["instances_each"],
                     "cycles": _f(p["cycles"]), "latency_cycles": p["latency"],

@@ -212,7 +212,9 @@ def _print_tables(res: dict, fmt: str) -> None:
         per = ", ".join(f"{p['group']}: {p['cores']} cores x {p['instances_each']} at {p['read_bw_each']:.4g} "
                         f"words/cycle each" for p in cs["phases"])
         line = (f"{cs['count']} cores split the {res['instances']} instances "
-                f"({'/'.join(map(str, cs['instances_per_core']))} per core); {per}")
+                f"({'/'.join(map(str, cs['instances_per_core']))} per core); {per}"
+                if cs["partition"] == "instances" else
+                f"{cs['count']} cores split its one instance along {cs['partition']}; {per}")
         if "noc" in cs:
             n = cs["noc"]
             line += (f"; {n['topology']} network {'x'.join(map(str, n['dims']))}: {n['word_hops']:,} word-hops, "

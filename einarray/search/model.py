@@ -141,7 +141,8 @@ class CandidateModel(SearchSpace):
         """Validate an assembled mapping section with :func:`mapping.spec.mapping_from_data`."""
         data = json.loads(json.dumps(sec))
         m = mapping_from_data(data, _SRC, ("mapping",), self.c, self.arch, self.counts)
-        return Config(self.c, self.arch, m, self.cfg.instances, self.counts, self.cfg.source)
+        return Config(self.c, self.arch, m, self.cfg.instances, self.counts, self.cfg.source,
+                      parallel=self.cfg.parallel)
 
 
 def _pareto(items: list, key: Callable[[Any], tuple]) -> list:
@@ -178,7 +179,8 @@ def simulate_group(cfg: Config, emaps: Mapping[str, EinsumMap], group: Group) ->
     rest = tuple(n for n in (e.name for e in c.einsums) if n not in group.einsums)
     groups = (group,) + ((Group("_rest", rest, (), tuple((n,) for n in rest), MappingProxyType({}),
                                 group.buffer),) if rest else ())
-    sub = Config(c, cfg.arch, MappingSpec(MappingProxyType(dict(emaps)), groups), cfg.instances, cfg.counts)
+    sub = Config(c, cfg.arch, MappingSpec(MappingProxyType(dict(emaps)), groups), cfg.instances, cfg.counts,
+                 parallel=cfg.parallel)
     sim = Sim(sub, fast=True)
     end = Fraction(sim.run_alone(group))
     v = sim.counters.v

@@ -221,3 +221,18 @@ def test_a_grid_needs_an_attention_layer(tmp_path, capsys):
     err = _one_error_line(capsys, ["run", str(p), "--no-progress"])
     assert err.endswith("g.yaml:1 workload.grid: model bert-base has no mha layer, so no attention variant "
                         "to give a patch grid to"), err
+
+
+def test_several_cores_split_only_the_batch_of_a_model():
+    """A model layer's repeats are blocks in sequence (and heads a preset does not tell apart
+    from them): 2 cores and batch 2 give each core one input's 12 blocks, never 6 of each."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = load_run(DATA / "vit-tiny-small.yaml", sets=["arch.cores=2", "workload.batch=2"])
+        qkv = next(l for l in spec.layers if l.name == "attention.qkv")
+        assert (qkv.config.instances, qkv.config.parallel) == (24, 2)
+        res = simulate(qkv.config)
+    assert res["cores"]["partition"] == "instances" and res["cores"]["instances_per_core"] == [12, 12]
+    assert [p["cores"] for p in res["cores"]["phases"]] == [2]

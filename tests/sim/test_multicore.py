@@ -70,3 +70,36 @@ def test_idle_cores_are_named(recwarn):
                                              r"2 cores stay idle"):
         r = _gemm16(4, 2)
     assert r["cores"]["instances_per_core"] == [1, 1, 0, 0]
+
+
+def _gemm(M, N, K, cores, bw):
+    from sim_helpers import config_from, gemm_arch
+
+    arch = gemm_arch(16, 16, dram_bw=bw)
+    if cores is not None:
+        arch["cores"] = cores
+    return simulate(config_from({"workload": {"cascade": "gemm", "ranks": {"M": M, "N": N, "K": K}},
+                                 "arch": arch}))
+
+
+def test_one_instance_is_cut_along_a_rank_when_that_is_faster():
+    # C[16, 64] = A[16, 256] B[256, 64] on 16 x 16, 64 words per cycle. Cut along N (an output
+    # rank no Einsum reduces, and larger than M; K is reduced, so it is never cut): each
+    # of 4 cores loads all of A and a quarter of B, 4096 + 4096 words at 16 per cycle, does one
+    # fold, writes 256 words. One core: 4096 + 16384 words at 64, four folds, 1024 words.
+    from sim.systolic import systolic_cycles
+
+    r, one = _gemm(16, 64, 256, 4, 64), _gemm(16, 64, 256, None, 64)
+    assert r["cycles_exact"] == 8192 / 16 + systolic_cycles(1, 256, 16, 16, "os") + 256 / 16
+    assert one["cycles_exact"] == 20480 / 64 + systolic_cycles(4, 256, 16, 16, "os") + 1024 / 64
+    assert r["cores"]["partition"] == "rank N (64 = 4 x 16)" and r["cores"]["instances_per_core"] == [1] * 4
+    assert r["traffic"]["DRAM"]["reads"] == 4 * 8192  # A read by every core
+    assert r["einsums"]["C"]["actions"] == one["einsums"]["C"]["actions"]
+
+
+def test_a_cut_that_would_be_slower_is_not_taken():
+    # K = 16: one fold per quarter and four in all, but every core reading A costs more
+    # than the folds save: one core runs it, the other three idle (and the choice says so)
+    r, one = _gemm(16, 64, 16, 4, 8), _gemm(16, 64, 16, None, 8)
+    assert r["cycles_exact"] == one["cycles_exact"] and r["cores"]["partition"] == "instances"
+    assert r["cores"]["instances_per_core"] == [1, 0, 0, 0]
