@@ -80,7 +80,9 @@ bandwidth the cores can share at what its busiest link carries (``Noc.link_cap``
 every load's data and the last write-back by the farthest core's ``hops x hop_latency``
 (pipelined: the channel is not held), and costs ``words x hops`` word-hops per core. The
 cycles of the phase are the farthest core's, which has the same bandwidth share and the
-longest latency, so it is the critical path.
+longest latency, so it is the critical path. A single independent instance (``Config.parallel``
+1: a model's batch of one) is instead cut along one rank into N equal parts when that is
+faster (:func:`sim.multicore.split_config`): N symmetric cores again, each on its part.
 
 
 Exact integer time
