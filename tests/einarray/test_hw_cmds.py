@@ -60,6 +60,15 @@ def test_verilog_compute_unit(tmp_path, capsys):
     _iverilog_parses(out)
 
 
+def test_verilog_attention_engine(tmp_path):
+    out = tmp_path / "engine.v"
+    assert main(["verilog", "attention_engine", "-o", str(out)]) == 0
+    desc = json.loads(out.with_suffix(".json").read_text())
+    assert desc["top"] == "attention_engine" and set(desc["ports"]) == set("qkvo")
+    assert desc["params"]["rows"] == desc["params"]["cols"] == 2
+    _iverilog_parses(out)
+
+
 @pytest.mark.parametrize("unit", ["gelu", "softmax", "compute_unit"])
 def test_verilog_every_unit_default_params(tmp_path, unit):
     out = tmp_path / f"{unit}.v"

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from einsum.atomic import OutputError
+from hw.synth import ECP5_PARTS
 from hw.report import (EDGE_MOE, EDGE_MOE_GELU_ECP5, SEEDS, TARGET_MHZ, fmax_text, generate,
-                       like_for_like, measure_error, number_format, render_markdown)
+                       head_latency, like_for_like, measure_error, number_format,
+                       render_markdown)
 
 REPO = Path(__file__).resolve().parents[2]
 REPORT = REPO / "reports" / "hw"
@@ -44,9 +47,50 @@ def test_gelu_q10_22_error_sampled_like_edge_moe():
     ("gelu", {"width": 32, "frac_bits": 22}, "Q10.22"),
     ("softmax", {}, "Q6.10 -> Q2.14"),
     ("compute_unit", {"gelu": False}, "Q6.10 x Q2.14 -> Q6.10"),
+    ("attention_engine", {"rows": 2, "cols": 2, "head_dim": 4}, "Q6.10"),
 ])
 def test_number_format(unit, params, fmt):
     assert number_format(unit, params) == fmt
+
+
+def test_attention_engine_error_below_one_output_lsb():
+    e = measure_error("attention_engine", {"rows": 2, "cols": 2, "head_dim": 4})
+    assert e["n"] == 40 and 0 < e["max_abs"] < 2.0 ** -10
+    assert "softmax(Q K^T / 8) V" in e["metric"]
+
+
+@pytest.mark.parametrize("params,cycles", [
+    # (E + 2) M + T (21 + 2 P) + T (Gs (2 E + 1) + 2 P1) at M = P = 256, Gs = P1 = 256 / chunk
+    ({"rows": 2, "cols": 2, "head_dim": 4}, 6 * 256 + 128 * (21 + 512) + 128 * (128 * 9 + 256)),
+    ({"rows": 4, "cols": 4, "head_dim": 8}, 10 * 256 + 64 * (21 + 512) + 64 * (64 * 17 + 128)),
+])
+def test_head_latency(params, cycles):
+    h = head_latency("attention_engine", params, {"freq_target_mhz": 50.0, "fmax_mhz": 62.5})
+    assert h == {"M": 256, "P": 256, "E": params["head_dim"], "cycles": cycles,
+                 "us_at_target": round(cycles / 50.0, 2), "us_at_fmax": round(cycles / 62.5, 2)}
+    assert head_latency("gelu", {}, {}) is None
+
+
+def test_keep_regenerates_only_the_named_units(tmp_path):
+    kw = dict(targets=(), log=lambda *_: None)
+    generate(tmp_path / "out", tmp_path / "work", units=("gelu",), **kw)
+    before = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    res = generate(tmp_path / "out", tmp_path / "work", units=("softmax",), keep=True, **kw)
+    assert [r["unit"] for r in res["rows"]] == ["gelu", "gelu", "softmax"]
+    assert res["rows"][:2] == before
+    with pytest.raises(OutputError, match="--keep needs an earlier report"):
+        generate(tmp_path / "new", tmp_path / "work", units=("softmax",), keep=True, **kw)
+
+
+def test_render_the_engines_head():
+    row = _row(unit="attention_engine", format="Q6.10", params={"rows": 2, "cols": 2},
+               device="LFE5U-25F-6CABGA256",
+               head={"M": 256, "P": 256, "E": 4, "cycles": 249984, "us_at_target": 4999.68,
+                     "us_at_fmax": 1190.4})
+    md = render_markdown({"seeds": [1, 2, 3], "rows": [row]})
+    assert ("- attention_engine ecp5 {\"rows\": 2, \"cols\": 2} (E = 4): 249,984 cycles = "
+            "4,999.68 us at 200 MHz, 1,190.40 us at the median Fmax 210.0 MHz") in md
+    assert "{\"rows\": 2, \"cols\": 2} on LFE5U-25F-6CABGA256: median 210.0 MHz" in md
 
 
 def test_generate_is_atomic_and_reproducible(tmp_path):
@@ -119,7 +163,7 @@ def test_committed_fmax_over_seeds_and_met(committed):
     pnr = [r for r in committed["rows"] if r.get("freq_target_mhz")]
     assert {(r["unit"], r["format"]) for r in pnr if r["target"] == "ecp5"} == {
         ("gelu", "Q4.14"), ("gelu", "Q10.22"), ("softmax", "Q6.10 -> Q2.14"),
-        ("compute_unit", "Q6.10 x Q2.14 -> Q6.10")}
+        ("compute_unit", "Q6.10 x Q2.14 -> Q6.10"), ("attention_engine", "Q6.10")}
     for r in pnr:
         f = [x for x in r["fmax_seeds_mhz"] if x is not None]
         assert r["seeds"] == list(SEEDS) and len(r["fmax_seeds_mhz"]) == len(SEEDS)
@@ -133,14 +177,32 @@ def test_committed_fmax_over_seeds_and_met(committed):
         if r["target"] == "ecp5":
             # the stated target is the clock constraint, and the median meets it
             assert r["freq_target_mhz"] == TARGET_MHZ[r["unit"]] and r["met"] is True
-            assert r["params"]["dsp"] == "ecp5"          # the ECP5 path by default
+            if r["unit"] != "attention_engine":   # its multipliers are inferred: no dsp parameter
+                assert r["params"]["dsp"] == "ecp5"      # the ECP5 path by default
             assert r["cells"].get("MULT18X18D", 0) == r["dsps"] > 0
+
+
+def test_committed_engine_rows(committed):
+    from hw.attention_engine import AttentionEngine
+
+    rows = [r for r in committed["rows"] if r["unit"] == "attention_engine" and r["target"] == "ecp5"]
+    assert [(r["params"]["rows"], r["params"]["head_dim"]) for r in rows] == [(2, 4), (4, 8)]
+    for r in rows:
+        eng = AttentionEngine(**r["params"])
+        h = r["head"]
+        assert (h["M"], h["P"], h["E"]) == (256, 256, eng.head_dim)
+        assert h["cycles"] == eng.cycles(256, 256)
+        assert h["us_at_target"] == round(h["cycles"] / r["freq_target_mhz"], 2)
+        assert r["dsps"] == 2 * eng.rows * eng.cols + 2     # AV's 36 x 18 product takes two
+        assert r["brams"] == 3 * (eng.rows * eng.cols // 2)  # the 2**f table, 41 bits per copy
+        assert r["device"] in [p[0] for p in ECP5_PARTS]
 
 
 def test_readme_hardware_table_matches_the_report(committed):
     readme = (REPO / "README.md").read_text()
     rows = {(r["unit"], r["format"]): r for r in committed["rows"] if r["target"] == "ecp5"
-            and "luts" in r and not r["params"].get("gelu") is False}
+            and "luts" in r and not r["params"].get("gelu") is False
+            and r["unit"] != "attention_engine"}   # the README's table has the fixed blocks
     found = 0
     for line in readme.splitlines():
         m = re.match(r"\| (gelu|softmax|compute_unit) \| (Q[^|]+?) \| (\d+) \| (\d+) \| (\d+) \| "

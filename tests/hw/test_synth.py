@@ -14,7 +14,8 @@ import pytest
 
 from einsum.errors import ConfigError
 from hw.export import unit_names
-from hw.synth import CLOCK_TARGET_MHZ, TARGETS, resolve_params, synthesize, target_params
+from hw.synth import (CLOCK_TARGET_MHZ, ECP5_PARTS, TARGETS, ecp5_part, resolve_params,
+                      synthesize, target_params)
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "build" / "test_synth"
@@ -56,7 +57,8 @@ def test_real_ecp5_synthesis_and_pnr_of_a_2x2_compute_unit_over_two_seeds():
 
 
 def test_every_block_has_a_stated_clock_target():
-    assert CLOCK_TARGET_MHZ == {"gelu": 200.0, "softmax": 190.0, "compute_unit": 150.0}
+    assert CLOCK_TARGET_MHZ == {"gelu": 200.0, "softmax": 190.0, "compute_unit": 150.0,
+                                "attention_engine": 16.0}
     assert set(CLOCK_TARGET_MHZ) == set(unit_names())
 
 
@@ -83,6 +85,19 @@ def test_explicit_parameters_override_the_target():
 def test_a_target_default_that_conflicts_says_how_to_override():
     with pytest.raises(ConfigError, match=r"a_width.*dsp=ecp5 is the ecp5 default"):
         synthesize("compute_unit", {"a_width": 24}, "ecp5", WORK / "x")
+
+
+@pytest.mark.parametrize("luts,dsps,brams,part", [
+    (4809, 24, 0, "LFE5U-25F-6CABGA256"),
+    (24289, 0, 0, "LFE5U-45F-6CABGA256"),
+    (9000, 29, 0, "LFE5U-45F-6CABGA256"),
+    (9000, 0, 109, "LFE5U-85F-6CABGA381"),
+    (90000, 0, 0, "LFE5U-85F-6CABGA381"),   # larger than any: the largest (P&R then fails)
+])
+def test_the_smallest_ecp5_part_that_holds_the_netlist(luts, dsps, brams, part):
+    assert ecp5_part(luts, dsps, brams)[0] == part
+    assert [p[0] for p in ECP5_PARTS] == ["LFE5U-25F-6CABGA256", "LFE5U-45F-6CABGA256",
+                                          "LFE5U-85F-6CABGA381"]
 
 
 def test_errors():
