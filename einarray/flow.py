@@ -337,9 +337,10 @@ def _model_run(p: Path, sections: Sections, src: Source, rep: ReportOptions, des
         if lay["name"] in maps:
             secs["mapping"] = maps[lay["name"]]
         try:
-            # only the batch runs at once on several cores: a layer's repeats are blocks in
-            # sequence (and heads, which a preset's repeat does not tell apart)
-            cfg = config_from_sections(secs, src, p.parent, sets=sets, source=str(p), parallel=batch)
+            # on several cores only the batch, and the heads of a block where the layer says so
+            # (an attention variant's core), run at once: a layer's repeats are blocks in sequence
+            cfg = config_from_sections(secs, src, p.parent, sets=sets, source=str(p),
+                                       parallel=batch * int(lay.get("parallel", 1)))
         except ConfigError as exc:
             if exc.file == model["file"]:
                 raise wsrc.error(wp, f"layer {lay['name']} ({lay['cascade']}): {exc.message}") from None

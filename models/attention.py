@@ -287,8 +287,10 @@ def split_attention(layer: Mapping[str, Any], variant: str, *, grid: tuple[int, 
          "params": {}, "repeat": rep},
         *({"name": f"{name}.{suffix}", "cascade": "gemm", "ranks": {"M": rows, "K": D, "N": h * E},
            "params": {}, "repeat": rep} for suffix, rows, h in b.extra_projections),
+        # "parallel": a block's heads are independent (several cores may run them at once);
+        # its blocks are not
         {"name": f"{name}.{variant}", "cascade": b.cascade, "ranks": dict(b.ranks),
-         "params": dict(b.params), "repeat": rep * NH // b.heads},
+         "params": dict(b.params), "repeat": rep * NH // b.heads, "parallel": NH // b.heads},
         {"name": f"{name}.proj", "cascade": "gemm", "ranks": {"M": T, "K": NH * E, "N": D},
          "params": {}, "repeat": rep},
     ]

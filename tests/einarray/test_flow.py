@@ -236,3 +236,16 @@ def test_several_cores_split_only_the_batch_of_a_model():
         res = simulate(qkv.config)
     assert res["cores"]["partition"] == "instances" and res["cores"]["instances_per_core"] == [12, 12]
     assert [p["cores"] for p in res["cores"]["phases"]] == [2]
+
+
+def test_several_cores_split_the_heads_of_an_attention_core():
+    """ViT-Tiny has 3 heads: on 3 cores each core runs one head of each of the 12 blocks."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = load_run(DATA / "vit-tiny-small.yaml", sets=["arch.cores=3"])
+        core = spec.layers[3]
+        assert (core.config.instances, core.config.parallel) == (36, 3)
+        res = simulate(core.config)
+    assert res["cores"]["instances_per_core"] == [12, 12, 12] and res["cores"]["partition"] == "instances"
