@@ -47,7 +47,7 @@ def layer_key(cfg: Any, section: Any) -> str:
     the mapping do."""
     cascade = dataclasses.replace(cfg.cascade, description="", source=None)
     arch = dataclasses.replace(cfg.arch, source=None, lines=None)
-    blob = repr((cascade, arch, cfg.mapping, cfg.instances, cfg.mapping_origin))
+    blob = repr((cascade, arch, cfg.mapping, cfg.instances, cfg.mapping_origin, cfg.parallel))
     blob += json.dumps(section, sort_keys=True, default=repr)
     return hashlib.sha256(blob.encode()).hexdigest()
 
