@@ -52,9 +52,17 @@ def split_config(cfg: Config, n: int) -> tuple[str, Config] | None:
     from mapping.dump import mapping_to_data
     from mapping.spec import mapping_from_data
 
+    import warnings
+
+    from einsum.errors import EinarrayWarning
+
     c = cfg.cascade
     r = split_rank(c, n)
-    if r is None or not c.source:
+    if r is None:
+        return None
+    if not c.source:
+        warnings.warn(f"{c.name}: its rank {r} could be cut across {n} cores, but the cascade has no "
+                      "file to reload at the part's size: one core runs it", EinarrayWarning, stacklevel=2)
         return None
     size = c.ranks[r].size // n
     ranks = {k: (size if k == r else v.size) for k, v in c.ranks.items() if v.kind == "base"}
@@ -67,7 +75,9 @@ def split_config(cfg: Config, n: int) -> tuple[str, Config] | None:
                     tiles[r] = min(tiles[r], size)
         counts = op_counts(c2)
         m2 = mapping_from_data(data, Source("<a rank split across cores>"), ("mapping",), c2, cfg.arch, counts)
-    except (ConfigError, OSError):
+    except (ConfigError, OSError) as exc:
+        warnings.warn(f"{c.name}: cutting rank {r} across {n} cores failed ({exc}): one core runs it",
+                      EinarrayWarning, stacklevel=2)
         return None
     return r, replace(cfg, cascade=c2, mapping=m2, counts=MappingProxyType(counts))
 

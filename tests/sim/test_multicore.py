@@ -103,3 +103,26 @@ def test_a_cut_that_would_be_slower_is_not_taken():
     r, one = _gemm(16, 64, 16, 4, 8), _gemm(16, 64, 16, None, 8)
     assert r["cycles_exact"] == one["cycles_exact"] and r["cores"]["partition"] == "instances"
     assert r["cores"]["instances_per_core"] == [1, 0, 0, 0]
+
+
+def test_a_cut_that_cannot_be_made_is_named():
+    # the cascade was given as data ("t.yaml" is no file): no part can be reloaded, so one
+    # core runs it, and a warning says why
+    from pathlib import Path
+
+    from einsum.errors import EinarrayWarning
+    from einsum.yamlsrc import loads
+    from mapping.config import config_from_sections, load_section
+    from sim_helpers import gemm_arch
+    import yaml
+
+    txt = yaml.safe_dump({"einsum": {"version": 1, "name": "mm", "ranks": {"M": 16, "N": 64, "K": 256},
+                                     "inputs": {"A": ["M", "K"], "B": ["K", "N"]}, "outputs": ["C"],
+                                     "expressions": ["C[m,n] = A[m,k] * B[k,n]"]},
+                          "arch": {**gemm_arch(16, 16, dram_bw=64), "cores": 4}}, sort_keys=False)
+    data, src = loads(txt, "t.yaml")
+    secs = {k: load_section(data, src, k, Path(".")) for k in ("einsum", "arch")}
+    cfg = config_from_sections(secs, src, Path("."))
+    with pytest.warns(EinarrayWarning, match="mm: cutting rank N across 4 cores failed .*: one core runs it"):
+        r = simulate(cfg)
+    assert r["cores"]["partition"] == "instances" and r["cores"]["instances_per_core"] == [1, 0, 0, 0]
