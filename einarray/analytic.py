@@ -203,18 +203,12 @@ def estimate(c: Cascade, arch: Arch, counts: Mapping[str, Any], instances: int, 
     if arch.cores.count == 1:
         cycles = phase(I, dram.read_bw, dram.write_bw)
     else:  # the simulator's phases (sim.engine, "Several cores"), without the network's latency
-        noc = arch.cores.noc
-        par = I if parallel is None else parallel
-        seq = I // par
-        q, r = divmod(par, arch.cores.count)
+        from mapping.cores import phases, shared_bandwidth
+
         cycles = Fraction(0)
-        for n, inst in ((arch.cores.count, q * seq), (r, seq)):
-            if n and inst:
-                rbw, wbw = Fraction(dram.read_bw), Fraction(dram.write_bw)
-                if noc is not None:
-                    cr, cw = noc.link_cap(n, "read"), noc.link_cap(n, "write")
-                    rbw, wbw = (rbw if cr is None else min(rbw, cr)), (wbw if cw is None else min(wbw, cw))
-                cycles += phase(inst, rbw / n, wbw / n)
+        for n, inst in phases(I, parallel, arch.cores.count):
+            rbw, wbw, _ = shared_bandwidth(arch, n)
+            cycles += phase(inst, rbw, wbw)
     # energy: the simulator's accounting
     en = arch.energy
     cyc_int = _ceil(cycles) if cycles else 0

@@ -131,6 +131,32 @@ class Cores:
 ONE = Cores(1)
 
 
+def phases(instances: int, parallel: int | None, n: int) -> tuple[tuple[int, int], ...]:
+    """The phases ``((cores, instances each), ...)`` in which ``n`` cores run ``instances``
+    of which ``parallel`` (None: all) may run at once: with ``parallel = q n + r`` all ``n``
+    cores first, then ``r`` of them once more, each parallel instance standing for
+    ``instances / parallel`` in sequence. Phases with no cores or no work are left out."""
+    par = instances if parallel is None else parallel
+    seq = instances // par
+    q, r = divmod(par, n)
+    return tuple((c, i) for c, i in ((n, q * seq), (r, seq)) if c and i)
+
+
+def shared_bandwidth(arch: Any, n: int) -> tuple[Fraction, Fraction, int]:
+    """(read, write) words per cycle of the backing store that each of ``n`` cores of
+    ``arch`` gets when all are busy (a fair share of the store, capped by the network's
+    busiest link), and the farthest core's network latency in cycles."""
+    dram, noc = arch.levels[0], arch.cores.noc
+    rbw, wbw = Fraction(dram.read_bw), Fraction(dram.write_bw)
+    lat = 0
+    if noc is not None:
+        cr, cw = noc.link_cap(n, "read"), noc.link_cap(n, "write")
+        rbw = rbw if cr is None else min(rbw, cr)
+        wbw = wbw if cw is None else min(wbw, cw)
+        lat = max(noc.hops(k) for k in range(n)) * noc.hop_latency
+    return rbw / n, wbw / n, lat
+
+
 def split_rank(c: Any, n: int) -> str | None:
     """The rank a single instance of cascade ``c`` is cut along for ``n`` cores, or None: a
     base rank of every output, reduced by no Einsum, not the parent or target of another
@@ -200,4 +226,4 @@ def cores_from_data(sec: Any, src: Source, p: YPath) -> Cores:
     return Cores(count, Noc(topo, dims_t, ctl_t, bw, lat, e))
 
 
-__all__ = ["Cores", "Noc", "ONE", "TOPOLOGIES", "cores_from_data", "split_rank"]
+__all__ = ["Cores", "Noc", "ONE", "TOPOLOGIES", "cores_from_data", "phases", "shared_bandwidth", "split_rank"]

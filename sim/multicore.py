@@ -22,18 +22,11 @@ def phase_config(arch: Any, cfg: Config, n: int, instances: int) -> tuple[Config
     network latency."""
     from dataclasses import replace
 
-    from mapping.cores import ONE
+    from mapping.cores import ONE, shared_bandwidth
 
-    noc = arch.cores.noc
-    dram = arch.levels[0]
-    rbw, wbw = Fraction(dram.read_bw), Fraction(dram.write_bw)
-    lat = 0
-    if noc is not None:
-        cr, cw = noc.link_cap(n, "read"), noc.link_cap(n, "write")
-        rbw = rbw if cr is None else min(rbw, cr)
-        wbw = wbw if cw is None else min(wbw, cw)
-        lat = max(noc.hops(k) for k in range(n)) * noc.hop_latency
-    one = replace(arch, levels=(replace(dram, read_bw=rbw / n, write_bw=wbw / n),) + arch.levels[1:], cores=ONE)
+    rbw, wbw, lat = shared_bandwidth(arch, n)
+    dram = replace(arch.levels[0], read_bw=rbw, write_bw=wbw)
+    one = replace(arch, levels=(dram,) + arch.levels[1:], cores=ONE)
     return replace(cfg, arch=one, instances=instances), lat
 
 
@@ -87,17 +80,18 @@ def run_cores(sim: "Sim", groups) -> None:
     instance is cut along :func:`split_config`'s rank when that is faster than running it
     on one core (splitting makes every core read the operands it does not cut: a
     memory-bound GEMM can lose); ``partition`` says which ran."""
-    n_cores = sim.arch.cores.count
-    par = sim.cfg.instances if sim.cfg.parallel is None else sim.cfg.parallel
-    seq = sim.cfg.instances // par  # instances each parallel one stands for, in sequence
-    q, r = divmod(par, n_cores)
-    best = _plan(sim, groups, sim.cfg, None, ((n_cores, q * seq), (r, seq)))
-    split = split_config(sim.cfg, n_cores) if par == 1 else None
-    if split is not None:
-        cut = _plan(sim, groups, split[1], split[0], ((n_cores, seq),))
+    from mapping.cores import phases
+
+    n_cores, cfg = sim.arch.cores.count, sim.cfg
+    plan = phases(cfg.instances, cfg.parallel, n_cores)
+    best = _plan(sim, groups, cfg, None, plan)
+    one_instance = (cfg.instances if cfg.parallel is None else cfg.parallel) == 1
+    split = split_config(cfg, n_cores) if one_instance else None
+    if split is not None:  # one independent instance: all cores on its parts, as many in sequence
+        cut_plan = ((n_cores, cfg.instances),)
+        cut = _plan(sim, groups, split[1], split[0], cut_plan)
         if cut["t"] < best["t"]:
-            best = cut
-            q, r = 1, 0
+            best, plan = cut, cut_plan
     for k in ("group_cycles", "group_dram", "indirect"):
         getattr(sim, k).update(best[k])
     if sim.trace is not None:
@@ -107,7 +101,8 @@ def run_cores(sim: "Sim", groups) -> None:
     sim.counters.v = best["tot"]
     sim._end = best["t"]
     rank = best["rank"]
-    sim.cores = {"count": n_cores, "instances_per_core": [seq * (q + (k < r)) for k in range(n_cores)],
+    per_core = [sum(i for c, i in plan if k < c) for k in range(n_cores)]
+    sim.cores = {"count": n_cores, "instances_per_core": per_core,
                  "phases": best["phases"],
                  "partition": "instances" if rank is None else
                  f"rank {rank} ({sim.cfg.cascade.ranks[rank].size} = {n_cores} x "
@@ -127,8 +122,6 @@ def _plan(sim: "Sim", groups, base: Config, rank: str | None, phases_of) -> dict
         start = out["t"]
         dram = [0, 0]
         for n, inst in phases_of:
-            if not n or not inst:
-                continue
             cfg1, lat = phase_config(sim.arch, base, n, inst)
             sub = Sim(cfg1, fast=sim.fast, trace=sim._want_trace, latency=lat)
             g1 = g if rank is None else next(x for x in cfg1.mapping.groups if x.name == g.name)

@@ -94,3 +94,16 @@ def test_bad_cores_sections_are_located(text, where, msg):
         _cores(text)
     assert ".".join(map(str, ei.value.ypath)) == where and msg in ei.value.message
     assert ei.value.file == "a.yaml" and ei.value.line == 1
+
+
+@pytest.mark.parametrize("instances,parallel,n,want", [
+    (6, None, 4, ((4, 1), (2, 1))),      # 6 = 1 x 4 + 2
+    (8, None, 4, ((4, 2),)),
+    (2, None, 4, ((2, 1),)),             # two cores idle
+    (24, 2, 2, ((2, 12),)),              # a batch of 2, 12 blocks in sequence each
+    (36, 3, 2, ((2, 12), (1, 12))),      # 3 heads on 2 cores: 2, then 1, each 12 blocks
+])
+def test_phases_split_what_may_run_at_once(instances, parallel, n, want):
+    from mapping.cores import phases
+
+    assert phases(instances, parallel, n) == want
