@@ -79,21 +79,13 @@ class Noc:
         if self.topology == "bus":
             return [("bus", direction)]
         if self.topology == "ring":
-            n = self.dims[0]
-            c = self.controller[0]
+            n, c = self.dims[0], self.controller[0]
             d = (k - c) % n
             step = 1 if d <= n - d else -1  # a tie goes the increasing way
-            if direction == "write":  # back the same way round, reversed
-                path, node = [], k
-                for _ in range(min(d, n - d)):
-                    path.append((node, (node - step) % n))
-                    node = (node - step) % n
-                return path
-            path, node = [], c
-            for _ in range(min(d, n - d)):
-                path.append((node, (node + step) % n))
-                node = (node + step) % n
-            return path
+            nodes = [(c + i * step) % n for i in range(min(d, n - d) + 1)]
+            path = list(zip(nodes, nodes[1:]))
+            # a write-back goes the same way round, reversed
+            return path if direction == "read" else [(b, a) for a, b in reversed(path)]
         (x, y), (cx, cy) = self.position(k), self.controller
         if direction == "read":
             a, b = (cx, cy), (x, y)
