@@ -47,6 +47,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from einsum.errors import ConfigError
+from einsum.memo import WarningMemo
 from einsum.expr import accesses_in
 from einsum.yamlsrc import Source
 from mapping.dump import mapping_to_data
@@ -292,30 +293,19 @@ def derive_default(cfg: Config) -> tuple[Config, DefaultChoice | None]:
         return cfg, None
     if sum(not is_free(e, cfg.counts[e.name]) for e in cfg.cascade.einsums) <= 1:
         return cfg, None  # (before importing the search: a GEMM's start-up pays for none of it)
-    import warnings
-
     from .search_cache import layer_key
 
-    key = layer_key(cfg, "derive_default")  # everything the derivation reads
-    hit = _DERIVED.get(key)
-    if hit is not None:  # an identical layer (a model's repeated blocks, a study's shared layers)
-        mapping, choice, caught = hit
-        for w in caught:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        return replace(cfg, mapping=mapping), choice
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    def derive() -> tuple[Any, DefaultChoice]:
         best_cfg, choice = _derive(cfg)
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if len(_DERIVED) >= 256:
-        _DERIVED.pop(next(iter(_DERIVED)))
-    _DERIVED[key] = (best_cfg.mapping, choice, list(caught))
-    return best_cfg, choice
+        return best_cfg.mapping, choice
+
+    # an identical layer (a model's repeated blocks, a study's shared layers) reuses it
+    mapping, choice = _DERIVED.get(layer_key(cfg, "derive_default"), derive)
+    return replace(cfg, mapping=mapping), choice
 
 
-#: derived defaults of this process: layer digest -> (mapping, choice, the warnings it gave)
-_DERIVED: dict[str, tuple[Any, "DefaultChoice", list]] = {}
+#: derived defaults of this process, by layer digest (everything the derivation reads)
+_DERIVED = WarningMemo(256)
 
 
 def _derive(cfg: Config) -> tuple[Config, "DefaultChoice"]:

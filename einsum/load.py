@@ -17,6 +17,7 @@ from . import expr as E
 from .graphs import find_cycle, lexicographical_topological_sort, strongly_connected_components
 from .cascade import Cascade, Einsum, RankInfo, TensorInfo
 from .errors import ConfigError, EinarrayWarning
+from .memo import WarningMemo
 from .indexing import (check_fibre_out, check_gather, computed_range, declared_ranges, input_decl,
                        not_index_tensor)
 from .ops import ARG_REDUCTIONS, INDEX_FUNCTIONS, OPERATORS
@@ -42,11 +43,10 @@ def resolve(source: str | Path) -> Path:
     return resolve_named(source, LIBRARY_DIR, "library cascade")
 
 
-#: cascades already loaded: (path, its mtime and size, overrides) -> (Cascade, the warnings its
-#: loading gave, shown again on every reuse); a model or a study loads the same few library
-#: cascades at the same shapes hundreds of times. Cascades are frozen, so sharing is safe.
-_LOADED: dict[tuple, tuple[Cascade, list[warnings.WarningMessage]]] = {}
-_LOADED_MAX = 256
+#: cascades already loaded, by (path, its mtime and size, overrides); a model or a study loads
+#: the same few library cascades at the same shapes hundreds of times. Cascades are frozen, so
+#: sharing is safe; a reuse shows the load's warnings again (einsum.memo).
+_LOADED = WarningMemo(256)
 
 
 def load_cascade(source: str | Path, *, ranks: Mapping[str, int] | None = None,
@@ -61,24 +61,14 @@ def load_cascade(source: str | Path, *, ranks: Mapping[str, int] | None = None,
         hash(key)
     except (OSError, TypeError):
         key = None
-    hit = _LOADED.get(key) if key is not None else None
-    if hit is not None:
-        for w in hit[1]:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        return hit[0]
-    data, src = load_yaml(path)
-    if not isinstance(data, dict) or "einsum" not in data:
-        raise src.error((), "expected a top-level 'einsum:' section")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        c = cascade_from_data(data["einsum"], src, ("einsum",), ranks=ranks, params=params)
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if key is not None:
-        if len(_LOADED) >= _LOADED_MAX:
-            _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = (c, list(caught))
-    return c
+
+    def load() -> Cascade:
+        data, src = load_yaml(path)
+        if not isinstance(data, dict) or "einsum" not in data:
+            raise src.error((), "expected a top-level 'einsum:' section")
+        return cascade_from_data(data["einsum"], src, ("einsum",), ranks=ranks, params=params)
+
+    return _LOADED.get(key, load)
 
 
 # ----------------------------------------------------------------------------------
