@@ -199,39 +199,32 @@ def test_committed_engine_rows(committed):
 
 
 def test_readme_hardware_table_matches_the_report(committed):
+    """Every ECP5 row of the root README's hardware table is the report's: the fixed blocks by
+    unit and format, the attention engines by array size (head dim and part checked too)."""
     readme = (REPO / "README.md").read_text()
-    rows = {(r["unit"], r["format"]): r for r in committed["rows"] if r["target"] == "ecp5"
-            and "luts" in r and not r["params"].get("gelu") is False
-            and r["unit"] != "attention_engine"}   # the engines: checked below
-    found = 0
+    ecp5 = [r for r in committed["rows"] if r["target"] == "ecp5" and "luts" in r]
+    blocks = {(r["unit"], r["format"]): r for r in ecp5
+              if r["unit"] != "attention_engine" and r["params"].get("gelu") is not False}
+    engines = {(r["params"]["rows"], r["params"]["cols"]): r for r in ecp5 if r["unit"] == "attention_engine"}
+    seen = []
     for line in readme.splitlines():
-        m = re.match(r"\| (gelu|softmax|compute_unit) \| (Q[^|]+?) \| (\d+) \| (\d+) \| (\d+) \| "
-                     r"(\d+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \| (\d+) \| (yes|no) \|", line)
+        m = re.match(r"\| (gelu|softmax|compute_unit|attention_engine (\d+)x(\d+) \(E = (\d+), ([\w-]+)\)) "
+                     r"\| (Q[^|]+?) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \| "
+                     r"(\d+) \| (yes|no) \|", line)
         if not m:
             continue
-        r = rows[(m[1], m[2])]
-        assert [int(m[i]) for i in (3, 4, 5, 6)] == [r["luts"], r["ffs"], r["dsps"], r["brams"]]
-        assert [float(m[i]) for i in (7, 8, 9)] == [
+        if m[2]:
+            r = engines[(int(m[2]), int(m[3]))]
+            assert int(m[4]) == r["params"]["head_dim"] and r["device"].startswith(m[5])
+        else:
+            r = blocks[(m[1], m[6])]
+        assert [int(m[i]) for i in (7, 8, 9, 10)] == [r["luts"], r["ffs"], r["dsps"], r["brams"]]
+        assert [float(m[i]) for i in (11, 12, 13)] == [
             round(r[k], 1) for k in ("fmax_min_mhz", "fmax_mhz", "fmax_max_mhz")]
-        assert int(m[10]) == r["freq_target_mhz"] and (m[11] == "yes") is r["met"]
-        found += 1
-    assert found == len(rows) == 4
-    engines = {(r["params"]["rows"], r["params"]["cols"]): r for r in committed["rows"]
-               if r["target"] == "ecp5" and r["unit"] == "attention_engine" and "luts" in r}
-    seen = 0
-    for line in readme.splitlines():
-        m = re.match(r"\| attention_engine (\d+)x(\d+) \(E = (\d+), ([\w-]+)\) \| (Q[^|]+?) \| (\d+) \| (\d+) \| "
-                     r"(\d+) \| (\d+) \| ([\d.]+) / ([\d.]+) / ([\d.]+) \| (\d+) \| (yes|no) \|", line)
-        if not m:
-            continue
-        r = engines[(int(m[1]), int(m[2]))]
-        assert int(m[3]) == r["params"]["head_dim"] and r["device"].startswith(m[4])
-        assert [int(m[i]) for i in (6, 7, 8, 9)] == [r["luts"], r["ffs"], r["dsps"], r["brams"]]
-        assert [float(m[i]) for i in (10, 11, 12)] == [
-            round(r[k], 1) for k in ("fmax_min_mhz", "fmax_mhz", "fmax_max_mhz")]
-        assert int(m[13]) == r["freq_target_mhz"] and (m[14] == "yes") is r["met"]
-        seen += 1
-    assert seen == len(engines) == 2
+        assert int(m[14]) == r["freq_target_mhz"] and (m[15] == "yes") is r["met"]
+        seen.append(id(r))
+    assert sorted(seen) == sorted(map(id, [*blocks.values(), *engines.values()]))
+    assert (len(blocks), len(engines)) == (4, 2)
 
 
 def test_generate_never_writes_into_a_users_directory(tmp_path, capsys):
