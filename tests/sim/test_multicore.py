@@ -9,18 +9,19 @@ import pytest
 from sim.results import simulate
 
 
-def _gemm16(cores, instances, dram_bw=8.0):
+def _gemm(cores, instances=1, dram_bw=8.0, M=16, N=16, K=16):
+    """A GEMM on a 16 x 16 array (sim_helpers.gemm_arch) with ``arch.cores`` (None: none)."""
     from sim_helpers import config_from, gemm_arch
 
     arch = gemm_arch(16, 16, dram_bw=dram_bw)
     if cores is not None:
         arch["cores"] = cores
-    return simulate(config_from({"workload": {"cascade": "gemm", "ranks": {"M": 16, "N": 16, "K": 16},
+    return simulate(config_from({"workload": {"cascade": "gemm", "ranks": {"M": M, "N": N, "K": K},
                                               "instances": instances}, "arch": arch}))
 
 
 def test_one_core_is_todays_engine():
-    a, b = _gemm16(None, 3), _gemm16(1, 3)
+    a, b = _gemm(None, 3), _gemm(1, 3)
     assert a == b and "cores" not in a
 
 
@@ -31,11 +32,11 @@ def test_cores_split_the_instances_in_phases_that_share_the_backing_store():
     from sim.systolic import systolic_cycles
 
     C = systolic_cycles(1, 16, 16, 16, "os")
-    r = _gemm16(4, 6)
+    r = _gemm(4, 6)
     assert r["cycles_exact"] == 384 + 192 + 2 * C
     assert r["cores"]["instances_per_core"] == [2, 2, 1, 1]
     assert [(p["cores"], p["read_bw_each"]) for p in r["cores"]["phases"]] == [(4, 2.0), (2, 4.0)]
-    one = _gemm16(None, 6)
+    one = _gemm(None, 6)
     # the same work and traffic as on one core, over 4 cores' lanes
     words = {lv: (t["reads"], t["writes"], t["tensors"]) for lv, t in r["traffic"].items()}
     assert words == {lv: (t["reads"], t["writes"], t["tensors"]) for lv, t in one["traffic"].items()}
@@ -55,12 +56,12 @@ def test_the_network_caps_the_shared_bandwidth_delays_the_data_and_costs_word_ho
 
     C = systolic_cycles(1, 16, 16, 16, "os")
     noc = {"topology": "mesh", "dims": [2, 2], "link_bw": 1, "hop_latency": 3, "energy_per_word_hop": 0.25}
-    r = _gemm16({"count": 4, "noc": noc}, 6)
+    r = _gemm({"count": 4, "noc": noc}, 6)
     assert r["cycles_exact"] == (1024 + 512 + 2 * 6 + C) + (512 + 256 + 2 * 3 + C)
     assert r["cores"]["noc"]["hops"] == [0, 1, 1, 2]
     assert r["cores"]["noc"]["word_hops"] == 768 * 4 + 768 * 1
     assert r["energy_pj"]["noc"] == 0.25 * 3840
-    assert r["energy_pj"]["total"] == pytest.approx(_gemm16(None, 6)["energy_pj"]["total"] + 960.0)
+    assert r["energy_pj"]["total"] == pytest.approx(_gemm(None, 6)["energy_pj"]["total"] + 960.0)
 
 
 def test_idle_cores_are_named(recwarn):
@@ -68,18 +69,8 @@ def test_idle_cores_are_named(recwarn):
 
     with pytest.warns(EinarrayWarning, match=r"arch.cores: 4 cores split the instance loop .* which has 2: "
                                              r"2 cores stay idle"):
-        r = _gemm16(4, 2)
+        r = _gemm(4, 2)
     assert r["cores"]["instances_per_core"] == [1, 1, 0, 0]
-
-
-def _gemm(M, N, K, cores, bw):
-    from sim_helpers import config_from, gemm_arch
-
-    arch = gemm_arch(16, 16, dram_bw=bw)
-    if cores is not None:
-        arch["cores"] = cores
-    return simulate(config_from({"workload": {"cascade": "gemm", "ranks": {"M": M, "N": N, "K": K}},
-                                 "arch": arch}))
 
 
 def test_one_instance_is_cut_along_a_rank_when_that_is_faster():
@@ -89,7 +80,7 @@ def test_one_instance_is_cut_along_a_rank_when_that_is_faster():
     # fold, writes 256 words. One core: 4096 + 16384 words at 64, four folds, 1024 words.
     from sim.systolic import systolic_cycles
 
-    r, one = _gemm(16, 64, 256, 4, 64), _gemm(16, 64, 256, None, 64)
+    r, one = _gemm(4, dram_bw=64, N=64, K=256), _gemm(None, dram_bw=64, N=64, K=256)
     assert r["cycles_exact"] == 8192 / 16 + systolic_cycles(1, 256, 16, 16, "os") + 256 / 16
     assert one["cycles_exact"] == 20480 / 64 + systolic_cycles(4, 256, 16, 16, "os") + 1024 / 64
     assert r["cores"]["partition"] == "rank N (64 = 4 x 16)" and r["cores"]["instances_per_core"] == [1] * 4
@@ -100,7 +91,7 @@ def test_one_instance_is_cut_along_a_rank_when_that_is_faster():
 def test_a_cut_that_would_be_slower_is_not_taken():
     # K = 16: one fold per quarter and four in all, but every core reading A costs more
     # than the folds save: one core runs it, the other three idle (and the choice says so)
-    r, one = _gemm(16, 64, 16, 4, 8), _gemm(16, 64, 16, None, 8)
+    r, one = _gemm(4, N=64), _gemm(None, N=64)
     assert r["cycles_exact"] == one["cycles_exact"] and r["cores"]["partition"] == "instances"
     assert r["cores"]["instances_per_core"] == [1, 0, 0, 0]
 
