@@ -243,7 +243,7 @@ class GroupSim(StepCosts):
         arch = self.sim.arch
         dram = arch.levels[0]
         k = arch.levels[1].buffers
-        wtpw = self.sim.write_tpw
+        wtpw, lat = self.sim.write_tpw, self.sim.lat_t  # lat: a network's delay of the data
         rd_free, wr_free = s[0], s[1]
         c_hist, w_hist = s[2:2 + k], s[2 + k:2 + 2 * k]
         c_end = c_hist[0]
@@ -255,28 +255,28 @@ class GroupSim(StepCosts):
             rd_end = rd_start + cost.read_ticks
             chan = rd_end if cost.dram_read else chan
             out_slot = w_hist[0]  # write-back of step i-k, issued during the previous step
-            ready = rd_end + self.sim.lat_t if cost.dram_read else rd_end
+            data = rd_end + lat if cost.dram_read else rd_end  # when the loaded tiles are there
             if k == 1:
-                c_start = max(ready, c_end, out_slot)
+                c_start = max(data, c_end, out_slot)
                 new_c = c_start + cost.compute
                 wr_start = max(chan, new_c)
                 wr_end = wr_start + cost.write_ticks if cost.dram_write else new_c
                 if cost.dram_write:
                     chan = wr_end
-                    self.sim.arrival = max(self.sim.arrival, wr_end + self.sim.lat_t)
+                    self.sim.arrival = max(self.sim.arrival, wr_end + lat)
                 s[:] = [chan, wr_end, new_c, wr_end]
             else:
                 # issue the write-back of step i-k+1 (ready when its compute ended)
                 words = self.pend_w[-1]
-                ready = c_hist[k - 2]
+                wb_ready = c_hist[k - 2]
                 if words:
-                    wr_start = max(chan, ready)
+                    wr_start = max(chan, wb_ready)
                     wr_end = wr_start + words * wtpw
                     chan = wr_end
-                    self.sim.arrival = max(self.sim.arrival, wr_end + self.sim.lat_t)
+                    self.sim.arrival = max(self.sim.arrival, wr_end + lat)
                 else:
-                    wr_end = ready
-                c_start = max(rd_end + self.sim.lat_t if cost.dram_read else rd_end, c_end, out_slot)
+                    wr_end = wb_ready
+                c_start = max(data, c_end, out_slot)
                 new_c = c_start + cost.compute
                 s[:] = [chan, wr_end] + [new_c] + c_hist[:-1] + [wr_end] + w_hist[:-1]
                 self.pend_w = (cost.dram_write,) + self.pend_w[:-1]
@@ -284,12 +284,13 @@ class GroupSim(StepCosts):
             out_slot = w_hist[k - 1]
             rd_start = max(rd_free, slot)
             rd_end = rd_start + cost.read_ticks
-            c_start = max(rd_end + self.sim.lat_t if cost.dram_read else rd_end, c_end, out_slot)
+            data = rd_end + lat if cost.dram_read else rd_end
+            c_start = max(data, c_end, out_slot)
             new_c = c_start + cost.compute
             wr_start = max(wr_free, new_c)
             wr_end = wr_start + cost.write_ticks
             if cost.dram_write:
-                self.sim.arrival = max(self.sim.arrival, wr_end + self.sim.lat_t)
+                self.sim.arrival = max(self.sim.arrival, wr_end + lat)
             s[:] = [rd_end if cost.dram_read else rd_free, wr_end] + [new_c] + c_hist[:-1] + [wr_end] + w_hist[:-1]
         for key, x in cost.counters:
             self.counters.v[key] = self.counters.v.get(key, 0) + x
