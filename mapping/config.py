@@ -251,7 +251,8 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
         import warnings
 
         from einsum.errors import EinarrayWarning
-        what = "instance loop (batch x heads)" if parallel is None else "batch"
+        what = ("instance loop (batch x heads)" if parallel is None
+                else "independent instances (the batch, and a block's heads in an attention core)")
         why = ("no rank of its one instance splits evenly (an output rank no Einsum reduces, a multiple "
                f"of {arch.cores.count})" if par == 1 else f"which has {par}")
         warnings.warn(str(asrc.error(ab + ("cores",), f"{arch.cores.count} cores split the {what}, {why}: "
