@@ -59,7 +59,7 @@ every tensor; each level's tiles fit its capacity. The counting model is :mod:`s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -191,10 +191,16 @@ class NestConfig:
     extrapolate: bool = True  # Timeloop's temporal extrapolation (iterations #0 and #1 x (n - 1))
     source: str | None = None
     mapping_origin: str = "given"
+    tensors: Mapping[str, str] = field(default_factory=dict)  # Einsum tensor -> the arch's name (binding)
 
     @property
     def computes(self) -> int:
         return math.prod(self.ranks.values())
+
+    def arch_name(self, tensor: str) -> str:
+        """The name the arch's ``keeps`` and ``banks.assign`` use for the Einsum's ``tensor``
+        (the mapping's ``tensors:`` binding; the tensor's own name if unbound)."""
+        return self.tensors.get(tensor, tensor)
 
 
 # ----------------------------------------------------------------------------------
@@ -500,9 +506,41 @@ def _loops(src: Source, d: Any, path: YPath, ranks: Mapping[str, int]) -> tuple[
     return tuple(out)
 
 
+def tensor_binding(sec: Any, src: Source, base: YPath, arch: Hierarchy,
+                   ops: tuple[Operand, ...]) -> Mapping[str, str]:
+    """The mapping's ``tensors: {EINSUM_TENSOR: ARCH_NAME}``: which of the names the arch's
+    ``keeps`` use (Weights, Inputs, Outputs for a CNN arch) each tensor of the Einsum takes, so
+    an arch written for one workload maps another (``S[m, p] = Q[m, e] * K[p, e]`` with
+    ``{Q: Inputs, K: Weights, S: Outputs}``). Unbound tensors keep their own names; two tensors
+    may not take one name; where every level below the outermost lists its keeps, a name must
+    be one of them."""
+    d = sec.get("tensors") if isinstance(sec, dict) else None
+    if d is None:
+        return MappingProxyType({})
+    p = base + ("tensors",)
+    names = [o.name for o in ops]
+    if not isinstance(d, dict):
+        raise src.error(p, f"expected {{TENSOR: arch tensor name}}, got {d!r}")
+    known = sorted({t for lv in arch.levels if lv.keeps for t in lv.keeps})
+    strict = all(lv.keeps is not None for lv in arch.levels[1:])  # else a level keeps any name
+    for t, a in d.items():
+        if t not in names:
+            raise src.error(p + (str(t),), f"{t!r} is not a tensor of the Einsum ({', '.join(names)})")
+        if not isinstance(a, str) or not a or (strict and a not in known):
+            raise src.error(p + (t,), f"expected a tensor name the arch's levels keep "
+                            f"({', '.join(known) or 'any'}), got {a!r}")
+    out = {o: d.get(o, o) for o in names}
+    dup = [a for a in set(out.values()) if list(out.values()).count(a) > 1]
+    if dup:
+        raise src.error(p, f"two tensors of the Einsum are bound to {dup[0]!r}: "
+                        f"{', '.join(t for t in names if out[t] == dup[0])}")
+    return MappingProxyType({t: a for t, a in out.items() if a != t})
+
+
 def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, ranks: Mapping[str, int],
                            ops: tuple[Operand, ...]) -> tuple[tuple[LevelMap, ...], dict[str, bool]]:
-    _mapping(src, sec, base, ("version", "nest", "counting"), "a mapping section {version, nest, counting}")
+    _mapping(src, sec, base, ("version", "nest", "counting", "tensors"),
+             "a mapping section {version, nest, counting, tensors}")
     if "version" in sec and sec["version"] != 1:
         raise src.error(base + ("version",), f"unsupported version {sec['version']!r} (this einarray reads 1)")
     if "nest" not in sec:
@@ -517,6 +555,7 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
         if not isinstance(flags[k], bool):
             raise src.error(base + ("counting", k), f"expected true or false, got {flags[k]!r}")
     names = [o.name for o in ops]
+    bound = tensor_binding(sec, src, base, arch, ops)
     out: list[LevelMap] = []
     prod = {r: 1 for r in ranks}
     for i, lv in enumerate(arch.levels):
@@ -542,7 +581,7 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
                                 f"along {dim} ({fan})")
         for r, f in temporal + sx + sy:
             prod[r] *= f
-        allowed = lv.keeps if lv.keeps is not None else tuple(names)
+        allowed = tuple(t for t in names if lv.keeps is None or bound.get(t, t) in lv.keeps)
         for k in ("keep", "bypass"):
             v = d.get(k)
             if v is not None and (not isinstance(v, list) or any(t not in names for t in v)):
@@ -550,7 +589,9 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
         kept, bypass = d.get("keep") or [], d.get("bypass") or []
         for t in kept:
             if t not in allowed:
-                raise src.error(p + ("keep",), f"{lv.name} may not keep {t} (its keeps: {', '.join(allowed)})")
+                raise src.error(p + ("keep",), f"{lv.name} may not keep {t}"
+                                + (f" (bound to {bound[t]})" if t in bound else "")
+                                + f" (its keeps: {', '.join(lv.keeps or ())})")
             if t in bypass:
                 raise src.error(p + ("bypass",), f"{t} is both kept and bypassed at {lv.name}")
         if "keep" in d and "bypass" not in d:
@@ -594,24 +635,27 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
         raise src.error((), "a hierarchy arch needs a mapping: section with a 'nest:' entry per level")
     m, msrc, mb = mapping
     levels, flags = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops)
+    bound = tensor_binding(m, msrc, mb, arch, ops)
     for i, (lv, lm) in enumerate(zip(arch.levels, levels)):
         bk = lv.banks
         if bk is not None and bk.assign is not None:
             bp = ab + ("hierarchy", i, "banks", "assign")
+            kept = [bound.get(t, t) for t in lm.keep]
             for t in bk.assign:
-                if t not in lm.keep:
+                if t not in kept:
                     raise asrc.error(bp + (t,), f"{t} is not a tensor {lv.name} keeps (it keeps: "
-                                     f"{', '.join(lm.keep) or 'none'})")
+                                     f"{', '.join(kept) or 'none'})")
             for o in ops:
                 if o.name not in lm.keep:
                     continue
-                if o.name not in bk.assign:
-                    raise asrc.error(bp, f"{o.name} is kept at {lv.name} but assigned no banks")
-                room = lv.capacity_words // bk.count * bk.assign[o.name]
+                a = bound.get(o.name, o.name)
+                if a not in bk.assign:
+                    raise asrc.error(bp, f"{a} is kept at {lv.name} but assigned no banks")
+                room = lv.capacity_words // bk.count * bk.assign[a]
                 if tile_words(levels, i, o) > room:
                     raise msrc.error(mb + ("nest", lv.name), f"the tile of {o.name} at {lv.name} needs "
                                      f"{tile_words(levels, i, o)} words, more than the {room} words of its "
-                                     f"{bk.assign[o.name]} bank(s)")
+                                     f"{bk.assign[a]} bank(s)")
         if lv.capacity_words is None:
             continue
         words = sum(tile_words(levels, i, o) for o in ops if o.name in lm.keep)
@@ -619,4 +663,4 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
             raise msrc.error(mb + ("nest", lv.name), f"the tiles kept at {lv.name} need {words} words, more than "
                              f"its capacity of {lv.capacity_words}")
     return NestConfig(casc, e, MappingProxyType(ranks), ops, arch, levels, flags["output_first_fill"],
-                      flags["extrapolate"], source or src.file)
+                      flags["extrapolate"], source or src.file, tensors=bound)

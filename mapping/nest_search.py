@@ -124,7 +124,8 @@ class NestSpace:
                     if (kind == "T" and dims.factors) or (kind != "T" and dims.spatial)]
             self.free[r] = free
         self.given = given
-        self.allowed = [tuple(t for t in self.tensors if lv.keeps is None or t in lv.keeps) if i else self.tensors
+        self.allowed = [tuple(t for t in self.tensors if lv.keeps is None or cfg.arch_name(t) in lv.keeps) if i
+                        else self.tensors
                         for i, lv in enumerate(arch.levels)]
         self.base_order = []
         for lm in cfg.levels:
@@ -263,23 +264,47 @@ class NestSpace:
                     yield split, orders, keeps[:i] + (k,) + keeps[i + 1:]
 
     def random_point(self, rng: random.Random, tries: int = 200) -> Point | None:
+        """A random legal point. Where every free rank may put factors in the outermost level's
+        temporal loops (slot 0: its tiles are unbounded), it is built so that it is legal at
+        every step: random orders and keeps, every free factor first in slot 0 (legal: the inner
+        tiles are single words), then each prime factor in a random order moved to a random slot
+        where the point stays legal (or left at slot 0). Otherwise (the factors fixed), up to
+        ``tries`` random draws, each prime to a random free slot, the first legal one."""
         nl = len(self.cfg.levels)
+        constructive = all(not self.free[r] or 0 in self.free[r] for r in self.ranks)
         for _ in range(tries):
+            orders = tuple(tuple(rng.sample(o, len(o))) if self.dims.orders else o for o in self.base_order)
+            keeps = tuple(rng.choice(self._keeps(i)) for i in range(nl))
             split = []
-            for j, r in enumerate(self.ranks):
+            for r in self.ranks:
                 s = list(self.given[r])
                 free = self.free[r]
                 if free:
                     rest = self.cfg.ranks[r] // math.prod(v for k, v in enumerate(s) if k not in free)
                     for k in free:
                         s[k] = 1
-                    for q in _primes(rest):
-                        s[rng.choice(free)] *= q
-                split.append(tuple(s))
-            split = tuple(split)
-            orders = tuple(tuple(rng.sample(o, len(o))) if self.dims.orders else o for o in self.base_order)
-            keeps = tuple(rng.choice(self._keeps(i)) for i in range(nl))
-            p = (split, orders, keeps)
+                    if constructive:
+                        s[0] = rest
+                    else:
+                        for q in _primes(rest):
+                            s[rng.choice(free)] *= q
+                split.append(s)
+            if constructive:
+                if not self.legal((tuple(map(tuple, split)), orders, keeps)):
+                    continue  # these keeps do not fit even single-word tiles
+                moves = [(j, q) for j, r in enumerate(self.ranks) if self.free[r] for q in _primes(split[j][0])]
+                rng.shuffle(moves)
+                for j, q in moves:
+                    for b in rng.sample(self.free[self.ranks[j]], len(self.free[self.ranks[j]])):
+                        if b == 0:
+                            break
+                        split[j][0] //= q
+                        split[j][b] *= q
+                        if self.legal((tuple(map(tuple, split)), orders, keeps)):
+                            break
+                        split[j][b] //= q
+                        split[j][0] *= q
+            p = (tuple(map(tuple, split)), orders, keeps)
             if self.legal(p):
                 return p
         return None
@@ -340,5 +365,8 @@ def mapping_section(cfg: NestConfig) -> dict[str, Any]:
             d["spatial"] = sp
         d["keep"] = list(lm.keep)
         nest[lm.level] = d
-    return {"version": 1, "nest": nest,
-            "counting": {"output_first_fill": cfg.output_first_fill, "extrapolate": cfg.extrapolate}}
+    out: dict[str, Any] = {"version": 1, "nest": nest,
+                           "counting": {"output_first_fill": cfg.output_first_fill, "extrapolate": cfg.extrapolate}}
+    if cfg.tensors:
+        out["tensors"] = dict(cfg.tensors)
+    return out

@@ -443,7 +443,7 @@ def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None
     return out
 
 
-def port_bank_cycles(lv, per: dict[str, tuple]) -> tuple[int, str]:
+def port_bank_cycles(lv, per: dict[str, tuple], arch_name=lambda t: t) -> tuple[int, str]:
     """A level's port and bank bound per instance, and which one it is ('ports' or 'banks';
     0 and '' without either). ``per[t] = (tile, partition, reads, fills, updates)`` per instance.
     Every read, fill and update is an access of whole blocks, ``a_t = ceil(r/B) + ceil(f/B) +
@@ -452,7 +452,8 @@ def port_bank_cycles(lv, per: dict[str, tuple]) -> tuple[int, str]:
     blocks interleaved over the banks (block b in bank b mod N), each bank serving W words per
     cycle, so the busiest bank takes ``ceil(A / N)`` blocks: ``ceil(ceil(A / N) B / W)``; with
     ``assign: {t: n_t}`` each tensor lives in its own n_t banks: ``max_t ceil(ceil(a_t / n_t) B /
-    W)``. Like the bandwidth bounds, the traffic is taken as spread evenly over the run."""
+    W)`` (``assign`` names the arch's tensors: ``arch_name`` maps the Einsum's to them). Like the
+    bandwidth bounds, the traffic is taken as spread evenly over the run."""
     B = lv.block_size
     acc = {t: sum(math.ceil(x / B) for x in c[2:5]) for t, c in per.items()}
     best, what = 0, ""
@@ -463,7 +464,7 @@ def port_bank_cycles(lv, per: dict[str, tuple]) -> tuple[int, str]:
         if bk.assign is None:
             busiest = [math.ceil(Fraction(sum(acc.values()), bk.count))]
         else:
-            busiest = [math.ceil(Fraction(a, bk.assign[t])) for t, a in acc.items()]
+            busiest = [math.ceil(Fraction(a, bk.assign[arch_name(t)])) for t, a in acc.items()]
         c = math.ceil(max(busiest, default=0) * B / bk.bandwidth)
         if c > best:
             best, what = c, "banks"
@@ -508,7 +509,7 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
         if lv.write_bw is not None:
             cyc = max(cyc, math.ceil(sum(c[3] + c[4] for c in per.values()) / lv.write_bw))
         limit = "bandwidth"
-        pb, what = port_bank_cycles(lv, per)
+        pb, what = port_bank_cycles(lv, per, cfg.arch_name)
         if pb > cyc:
             cyc, limit = pb, what
         limits.append(limit)

@@ -93,6 +93,8 @@ def mapping_text(section: dict[str, Any], header: str) -> str:
     lines = [f"# {h}" for h in header.splitlines()] + ["mapping:", "  version: 1", "  nest:"]
     lines += [f"    {lv}: {flow(d)}" for lv, d in section["nest"].items()]
     lines.append(f"  counting: {flow(section['counting'])}")
+    if section.get("tensors"):
+        lines.append(f"  tensors: {flow(section['tensors'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +120,7 @@ def search_hierarchy(args: argparse.Namespace, cfg: NestConfig) -> int:
     header = (f"einarray search: {cfg.cascade.name} on {cfg.arch.name}, objective {s['objective']} "
               f"(varying {', '.join(s['vary'])}): {how}\n"
               f"{s['objective']} {res.score:.6g} (the config's mapping: {res.given_score:.6g}); "
-              f"{best.cycles:,} cycles, energy {best.energy_pj:.6g} pJ")
+              f"{best.cycles:,} cycles, energy {best.energy_pj:.6g} {best.energy_unit}")
     section = mapping_section(res.best)
     text = mapping_text(section, header)
     fmt = output_format(args)

@@ -110,6 +110,17 @@ def test_every_component_has_a_citation_comment():
     (lambda a, m: m.update(counting={"output_first_fill": "yes"}), "mapping.counting.output_first_fill",
      "expected true or false"),
     (lambda a, m: a.update(energy_unit=""), "arch.energy_unit", "expected the name of the energies' unit"),
+    (lambda a, m: m.update(tensors={"X": "Inputs"}), "mapping.tensors.X", "'X' is not a tensor of the Einsum"),
+    (lambda a, m: (a["hierarchy"][1].update(keeps=["Weights", "Inputs"]), a["hierarchy"][2].update(keeps=["Weights"]),
+                   m.update(tensors={"Inputs": "Ifmap"})),
+     "mapping.tensors.Inputs", "expected a tensor name the arch's levels keep (Inputs, Weights), got 'Ifmap'"),
+    (lambda a, m: m.update(tensors={"Inputs": "Weights"}), "mapping.tensors",
+     "two tensors of the Einsum are bound to 'Weights': Weights, Inputs"),
+    (lambda a, m: (a["hierarchy"][1].update(keeps=["Weights", "Inputs", "Outputs"]),
+                   a["hierarchy"][2].update(keeps=["Weights"]), m.update(tensors={"Inputs": "Weights",
+                                                                                  "Weights": "Inputs"}),
+                   m["nest"]["RF"].update(keep=["Weights"])),
+     "mapping.nest.RF.keep", "RF may not keep Weights (bound to Inputs) (its keeps: Weights)"),
 ])
 def test_located_errors(tmp_path, mutate, where, msg):
     a, m = arch_doc(), nest_doc()
@@ -149,3 +160,40 @@ def test_simulate_reports_a_bad_mapping_in_one_line(tmp_path, capsys):
     assert main(["simulate", str(write(tmp_path, mapping=m))]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "mapping.nest: the factors of rank C multiply to 16" in lines[0]
+
+
+def test_tensors_bind_an_einsum_to_the_names_an_arch_keeps(tmp_path):
+    """``mapping.tensors`` lets an arch written for a CNN (keeps: Weights / Inputs / Outputs) map
+    another Einsum: the keep rules, the bank assignment and a searched mapping use the binding,
+    and the counts are those of the same nest under the arch's own names."""
+    from mapping.nest_search import mapping_section
+    from sim.nest import simulate_nest
+
+    prob = tmp_path / "renamed.yaml"
+    prob.write_text((EX / "problems" / "conv1d-oc-ic.yaml").read_text().replace("Weights", "F")
+                    .replace("Inputs", "I").replace("Outputs", "O"))
+    arch = arch_doc()
+    arch["hierarchy"][2].update(keeps=["Weights", "Outputs"],
+                                banks={"count": 4, "bandwidth": 1, "assign": {"Weights": 2, "Outputs": 2}})
+    same = nest_doc(RF={"temporal": {"P": 16}, "keep": ["Weights", "Outputs"]})
+    p0 = tmp_path / "cfg.yaml"
+    p0.write_text(yaml.safe_dump({"einsum": str(EX / "problems" / "conv1d-oc-ic.yaml"), "arch": arch,
+                                  "mapping": same}, sort_keys=False))
+    bound = dict(nest_doc(RF={"temporal": {"P": 16}, "keep": ["F", "O"]}),
+                 tensors={"F": "Weights", "I": "Inputs", "O": "Outputs"})
+    p1 = tmp_path / "bound.yaml"
+    p1.write_text(yaml.safe_dump({"einsum": str(prob), "arch": arch, "mapping": bound}, sort_keys=False))
+    a, b = load_config(p0, allow_hierarchy=True), load_config(p1, allow_hierarchy=True)
+    assert dict(b.tensors) == {"F": "Weights", "I": "Inputs", "O": "Outputs"} and not a.tensors
+    assert b.arch_name("F") == "Weights" and a.arch_name("Weights") == "Weights"
+    assert [lm.keep for lm in b.levels] == [("F", "I", "O"), ("F", "I", "O"), ("F", "O")]
+    ra, rb = simulate_nest(a), simulate_nest(b)
+    rename = {"Weights": "F", "Inputs": "I", "Outputs": "O"}
+    assert [{rename[t]: s for t, s in lv.tensors.items()} for lv in ra.levels] == [lv.tensors for lv in rb.levels]
+    assert (ra.cycles, ra.energy_pj) == (rb.cycles, rb.energy_pj) and ra.levels[2].limit == "banks"
+    assert mapping_section(b)["tensors"] == {"F": "Weights", "I": "Inputs", "O": "Outputs"}
+    # without the binding, the renamed Einsum's F may not live at RF
+    p2 = tmp_path / "unbound.yaml"
+    p2.write_text(yaml.safe_dump({"einsum": str(prob), "arch": arch,
+                                  "mapping": nest_doc(RF={"temporal": {"P": 16}, "keep": ["F"]})}, sort_keys=False))
+    assert "RF may not keep F (its keeps: Weights, Outputs)" in str(err(p2))
