@@ -11,8 +11,10 @@ multiplexers (LUT4/PFUMX/L6MUX21, simulated in the RTL tests with
 
 What this does not check: yosys ships no behavioural MULT18X18D (only a black box,
 ``cells_bb.v``) and its DP16KD is a parameter shell whose outputs float, so both still use
-``ecp5_models.mult18x18d_model`` / ``dp16kd_model`` here; those two models are not checked
-against an independent source by this file.
+``ecp5_models.mult18x18d_model`` / ``dp16kd_model`` here. Those two models are checked
+against yosys's own ECP5 mapping of ``$mul`` and of memories by
+``tests/hw/test_primitive_models.py``, except the registered configurations the generators
+use (DSP input/output registers, ``REGMODE_B = "OUTREG"``), which yosys never emits.
 
 A Verilog testbench streams a few thousand vectors from a hex file, with pseudo-random
 input idles and output back-pressure (a 32-bit LFSR), and writes every output handshake;
