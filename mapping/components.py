@@ -20,7 +20,12 @@ that this module turns into a level's numbers for ``component: {class: CLASS, at
   nodeScale, UCLA NanoCAD's implementation of the paper), and a supply at which a fit is not
   positive is refused (the paper's per-node voltage ranges are not in the library, so a supply
   inside 0.3-2 V but outside a fitted range is not detected). Leakage figures (40 nm ERTs) and
-  off-chip DRAM are not node-scaled.
+  off-chip DRAM are not node-scaled;
+- a DRAM access costs its ``dram_type``'s published pJ/bit times the bits of a block, for reads
+  and writes alike (``tables.dram_pj_per_bit``: O'Connor et al.'s HBM2 and GDDR5, Malladi et
+  al.'s DDR3, Horowitz's range, ...; DDR4 and LPDDR4 have no sourced figure and are refused);
+- a register file has energies but no area: no published register-file area was found (see
+  ``tables.regfile.note``), so its level's ``area_um2`` stays None unless the level gives one.
 
 Classes (attributes; storage ones default ``capacity_words``/``word_bits``/``block_size`` (and
 ``banks``, should a level ever carry it) to the level's own keys):
@@ -254,8 +259,8 @@ def _storage(c: _Ctx) -> dict:
         dt = c.spec.get("dram_type")
         if dt not in types:
             raise c.err("dram_type" if "dram_type" in c.spec else None,
-                        f"dram_type must be one of {', '.join(types)} (got {dt!r}; DDR4, LPDDR4 and HBM2 have "
-                        "no confirmed published per-bit figure in mapping/components.yaml)")
+                        f"dram_type must be one of {', '.join(types)} (got {dt!r}; DDR4 and LPDDR4 have no "
+                        "published per-bit figure confirmed in mapping/components.yaml)")
         e = types[dt]["pj_per_bit"] * bits
         return {"class": "DRAM", "word_bits": w, "block_size": b,
                 "energy": {"read": e, "write": e, "update": e, "leak": 0.0}}

@@ -116,6 +116,41 @@ def test_resolved_numbers(spec, level, kind, energy, area):
         assert r["area_um2"] == pytest.approx(area, rel=1e-12)
 
 
+# ---- DRAM types from published per-bit figures ----------------------------------------
+@pytest.mark.parametrize("dram_type, pj_per_bit, source, quoted", [
+    # O'Connor et al. MICRO 2017, Section 1: "approximately 3.97 pJ/bit"
+    ("hbm2", 3.97, "OC17", "approximately 3.97 pJ/bit"),
+    # the same paper, Section 2.1: "each HBM2 access incurs 3.92 pJ/bit of energy (including ECC overhead)"
+    ("hbm2-oconnor2017-sec2", 3.92, "OC17", "incurs 3.92 pJ/bit"),
+    # its Figure 1a: "GDDR5 14.0pJ/bit"
+    ("gddr5", 14.0, "OC17", "GDDR5 14.0pJ/bit"),
+    # Malladi et al. ISCA 2012 (slides): "70pJ/bit at 100% bus utilization"
+    ("ddr3", 70.0, "MA12", "70pJ/bit at 100% bus utilization"),
+])
+def test_dram_types_are_their_published_pj_per_bit(dram_type, pj_per_bit, source, quoted):
+    lib = load_library()
+    entry = lib.tables["dram_pj_per_bit"]["types"][dram_type]
+    assert entry["source"] == source and quoted in " ".join(entry["note"].split())
+    assert isinstance(entry.get("scope"), str) and isinstance(lib.sources[source].get("checked"), str)
+    # a block of 16 words of 16 bits: 256 bits at the published pJ/bit, reads and writes alike
+    r = res({"class": "dram", "dram_type": dram_type, "word_bits": 16, "block_size": 16})
+    assert r["energy"]["read"] == r["energy"]["write"] == r["energy"]["update"] == pytest.approx(256 * pj_per_bit)
+    assert r["energy"]["leak"] == 0.0 and r.get("area_um2") is None
+
+
+def test_oconnor_figure_1a_labels_agree_with_its_60w_curve():
+    """An independent check of the transcription: Figure 1a marks each memory's pJ/bit on the
+    curve of what a 60 W DRAM budget allows, at the bandwidth it labels (GDDR5 at 536 GB/s, HBM2
+    at 1.9 TB/s): 60 W / E is that bandwidth."""
+    types = load_library().tables["dram_pj_per_bit"]["types"]
+    assert round(60 / (types["gddr5"]["pj_per_bit"] * 1e-12) / 8 / 1e9) == 536
+    assert round(60 / (3.9e-12) / 8 / 1e12, 1) == 1.9  # Figure 1a's "HBM2 3.9pJ/bit", 1.9 TB/s
+    # the paper's three HBM2 figures: 3.92 (Section 2.1) rounds to the figure's 3.9; 3.97 (Section 1)
+    # lies within 2 % of both
+    assert round(types["hbm2-oconnor2017-sec2"]["pj_per_bit"], 1) == 3.9
+    assert abs(types["hbm2"]["pj_per_bit"] / 3.9 - 1) < 0.02 and abs(3.97 / 3.92 - 1) < 0.02
+
+
 def test_sram_leak_is_per_bit_of_the_tl24_ert():
     r = res({"class": "sram", "capacity_words": 32768, "word_bits": 64})
     assert r["energy"]["leak"] == pytest.approx(0.007972, rel=1e-12)  # the ERT it was derived from
@@ -201,7 +236,8 @@ def test_extrapolation_warns_naming_the_component():
     # the 180 nm fit, 24.64 V - 17.98, is negative below 0.73 V
     ({"class": "sram", "capacity_words": 4096, "node_nm": 180, "vdd": 0.6}, "storage", "vdd",
      "energy fit for 180 nm is not positive at 0.6 V"),
-    ({"class": "dram", "dram_type": "ddr4"}, "storage", "dram_type", "DDR4, LPDDR4 and HBM2 have no confirmed"),
+    ({"class": "dram", "dram_type": "ddr4"}, "storage", "dram_type", "DDR4 and LPDDR4 have no published per-bit"),
+    ({"class": "dram", "dram_type": "lpddr4"}, "storage", "dram_type", "DDR4 and LPDDR4 have no published per-bit"),
     ({"class": "exp", "word_bits": 32}, "compute", "word_bits", "exp is published at 16 bits only"),
     ("sram-nope", "storage", None, "unknown component 'sram-nope'"),
     ({"capacity_words": 64}, "storage", None, "expected a component name or {class: CLASS"),
@@ -215,9 +251,9 @@ def test_located_errors(spec, kind, key, msg):
 
 
 # ---- in a hierarchy arch ----------------------------------------------------------------
-def arch_doc(gb_component):
+def arch_doc(gb_component, dram_type="tl-exercise"):
     return {"version": 1, "name": "t", "clock_hz": 1e9,
-            "hierarchy": [{"name": "DRAM", "component": {"class": "dram", "dram_type": "tl-exercise"},
+            "hierarchy": [{"name": "DRAM", "component": {"class": "dram", "dram_type": dram_type},
                            "word_bits": 8, "block_size": 32},
                           {"name": "GB", "capacity_words": 65536, "word_bits": 8, "block_size": 8,
                            "component": gb_component},
@@ -242,6 +278,15 @@ def test_a_hierarchy_arch_takes_class_components(tmp_path):
     assert gb.component == "sram(banks=2)" and gb.area_um2 == pytest.approx(65536 * 8 * 0.70184, rel=1e-5)
     assert rf.energy["read"] == 0.42564  # a fixed entry still resolves as before
     assert cfg.arch.compute.energy_pj == pytest.approx(0.23) and cfg.arch.compute.area_um2 == 318.0
+
+
+@pytest.mark.parametrize("dram_type, pj_per_bit", [("hbm2", 3.97), ("gddr5", 14.0), ("ddr3", 70.0)])
+def test_a_hierarchy_level_takes_a_published_dram_type(tmp_path, dram_type, pj_per_bit):
+    cfg = load_config(write(tmp_path, arch_doc({"class": "sram"}, dram_type)), allow_hierarchy=True)
+    dram = cfg.arch.levels[0]
+    # blocks of 32 words of 8 bits: 256 bits per access at the published figure (O'Connor 2017, Malladi 2012)
+    assert dram.klass == "DRAM" and dram.component == f"dram(dram_type={dram_type})"
+    assert dram.energy["read"] == pytest.approx(256 * pj_per_bit) and dram.energy["write"] == dram.energy["read"]
 
 
 def test_a_bad_component_in_an_arch_exits_2_with_its_location(tmp_path, capsys):
