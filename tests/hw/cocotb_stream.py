@@ -32,23 +32,45 @@ async def reset(dut, cycles: int = 3) -> None:
 class StallWatch:
     """The stall contract of an output stream, checked cycle by cycle: call ``observe(valid,
     ready, payload)`` once per cycle with the settled values (``ReadOnly``). ``stalled`` counts
-    the cycles checked (those following a cycle with valid and not ready)."""
+    the cycles checked (those following a cycle with valid and not ready). ``payload`` is one
+    integer, or with ``fields`` (names, e.g. ``("tdata", "tlast")`` of an AXI-Stream port) a
+    tuple of integers, one a field, each named in the message when it changes; it is only read
+    when ``valid`` is high."""
 
-    def __init__(self, name: str = "o"):
+    def __init__(self, name: str = "o", fields: tuple[str, ...] | None = None):
         self.name = name
-        self.held: int | None = None  # the payload of the last stalled cycle
+        self.fields = fields
+        self.held = None  # the payload of the last stalled cycle
         self.cycle = 0
         self.stalled = 0
+
+    def _value(self, payload):
+        return int(payload) if self.fields is None else tuple(int(x) for x in payload)
 
     def observe(self, valid: bool, ready: bool, payload) -> None:
         if self.held is not None:
             self.stalled += 1
-            assert valid, f"{self.name}.valid dropped in cycle {self.cycle} without a handshake"
-            assert int(payload) == self.held, (
-                f"{self.name}.payload changed while stalled in cycle {self.cycle}: "
-                f"{self.held:#x} -> {int(payload):#x}")
-        self.held = int(payload) if valid and not ready else None
+            if not valid:
+                raise AssertionError(f"{self.name}.valid dropped (1 -> 0) in cycle {self.cycle} "
+                                     f"without a handshake, holding {self._show(self.held)}")
+            now = self._value(payload)
+            if now != self.held:
+                raise AssertionError(self._changed(now))
+        self.held = self._value(payload) if valid and not ready else None
         self.cycle += 1
+
+    def _show(self, value) -> str:
+        if self.fields is None:
+            return f"{value:#x}"
+        return ", ".join(f"{f} {v:#x}" for f, v in zip(self.fields, value))
+
+    def _changed(self, now) -> str:
+        if self.fields is None:
+            return (f"{self.name}.payload changed while stalled in cycle {self.cycle}: "
+                    f"{self.held:#x} -> {now:#x}")
+        diff = [f"{self.name}.{f} {a:#x} -> {b:#x}"
+                for f, a, b in zip(self.fields, self.held, now) if a != b]
+        return f"changed while stalled in cycle {self.cycle}: " + ", ".join(diff)
 
 
 class Stretches:
