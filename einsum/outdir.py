@@ -225,11 +225,16 @@ def _install(stage: Path, target: Target, kind: str, files: list[str], command: 
     # completed by running again with --force.
     write_atomic(dest / MANIFEST, manifest(kind, old | set(files), command), make_parents=False)
     for f in files:
-        os.replace(stage / f, dest / f)
+        q = dest / f
+        if f in old and q.is_dir() and not q.is_symlink():  # a directory an earlier run wrote
+            shutil.rmtree(q)
+        os.replace(stage / f, q)
     for f in sorted(old - set(files)):
         q = dest / f
         if q.is_symlink() or q.is_file():
             q.unlink()
+        elif q.is_dir():
+            shutil.rmtree(q)
     write_atomic(dest / MANIFEST, manifest(kind, files, command), make_parents=False)
     stage.rmdir()
     for n in os.listdir(dest):  # temporaries of einarray runs killed before they could clean up

@@ -50,6 +50,9 @@ any order; a level left out has no loops and keeps what it may keep)::
 
 ``temporal`` lists a level's loops outermost first (``order: [...]`` may reorder them);
 ``spatial: {X: {...}, Y: {...}}`` spreads loops over the fan-out to the next inner level.
+``tensors: {Q: Inputs, K: Weights, S: Outputs}`` binds the Einsum's tensors to the names the
+arch's ``keeps`` use (:func:`tensor_binding`); ``pad: {P: 200}`` runs a rank's loops over a
+larger, zero-padded size, for a size such as 197 that does not factor (:func:`padding`).
 Checked, each error naming file, line and YAML path: the Einsum is one sum of products with
 affine subscripts; every rank's factors multiply to its size; spatial factors fit the fan-out
 (per mesh dimension); every kept tensor is one the level may keep; the outermost level keeps
@@ -192,6 +195,12 @@ class NestConfig:
     source: str | None = None
     mapping_origin: str = "given"
     tensors: Mapping[str, str] = field(default_factory=dict)  # Einsum tensor -> the arch's name (binding)
+    pad: Mapping[str, int] = field(default_factory=dict)  # padded rank -> its size in the Einsum
+
+    @property
+    def useful_computes(self) -> int:
+        """The Einsum's own MACs: :attr:`computes` less the padding's (``mapping.pad``)."""
+        return math.prod(self.pad.get(r, n) for r, n in self.ranks.items())
 
     @property
     def computes(self) -> int:
@@ -537,10 +546,42 @@ def tensor_binding(sec: Any, src: Source, base: YPath, arch: Hierarchy,
     return MappingProxyType({t: a for t, a in out.items() if a != t})
 
 
+def padding(sec: Any, src: Source, base: YPath, ranks: Mapping[str, int]) -> dict[str, int]:
+    """The mapping's ``pad: {RANK: size}``: ranks whose loops run over a larger size than the
+    Einsum's (zero-padded tensors), so that a size with a large prime factor (197 tokens) can be
+    factored over the levels. The padded elements are fetched, held and computed like the others,
+    so every count is that of the padded Einsum; the result also gives the useful MACs. Returns
+    the padded sizes of the padded ranks."""
+    d = sec.get("pad") if isinstance(sec, dict) else None
+    if d is None:
+        return {}
+    p = base + ("pad",)
+    if not isinstance(d, dict):
+        raise src.error(p, f"expected {{RANK: padded size}}, got {d!r}")
+    out = {}
+    for r, v in d.items():
+        if r not in ranks:
+            raise src.error(p + (str(r),), f"{r!r} is not a rank of the Einsum ({', '.join(ranks)})")
+        if isinstance(v, bool) or not isinstance(v, int) or v < ranks[r]:
+            raise src.error(p + (r,), f"expected a size >= the rank's {ranks[r]}, got {v!r}")
+        if v > ranks[r]:
+            out[r] = v
+    return out
+
+
+def _factor_hint(ranks: Mapping[str, int], r: str) -> str:
+    """For a factor-product error: a prime size can only go whole into one loop."""
+    n = ranks[r]
+    if n < 4 or any(n % d == 0 for d in range(2, int(n ** 0.5) + 1)):
+        return ""
+    return (f" ({n} is prime, so one loop must take it whole; mapping.pad: {{{r}: N}} runs the loops "
+            f"over a larger N, zero-padded)")
+
+
 def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, ranks: Mapping[str, int],
                            ops: tuple[Operand, ...]) -> tuple[tuple[LevelMap, ...], dict[str, bool]]:
-    _mapping(src, sec, base, ("version", "nest", "counting", "tensors"),
-             "a mapping section {version, nest, counting, tensors}")
+    _mapping(src, sec, base, ("version", "nest", "counting", "tensors", "pad"),
+             "a mapping section {version, nest, counting, tensors, pad}")
     if "version" in sec and sec["version"] != 1:
         raise src.error(base + ("version",), f"unsupported version {sec['version']!r} (this einarray reads 1)")
     if "nest" not in sec:
@@ -604,7 +645,8 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
         out.append(LevelMap(lv.name, temporal, sx, sy, keep))
     for r, n in ranks.items():
         if prod[r] != n:
-            raise src.error(base + ("nest",), f"the factors of rank {r} multiply to {prod[r]}, not its size {n}")
+            raise src.error(base + ("nest",), f"the factors of rank {r} multiply to {prod[r]}, not its size {n}"
+                            + _factor_hint(ranks, r))
     return tuple(out), flags
 
 
@@ -634,6 +676,9 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
     if mapping is None:
         raise src.error((), "a hierarchy arch needs a mapping: section with a 'nest:' entry per level")
     m, msrc, mb = mapping
+    padded = padding(m, msrc, mb, ranks)
+    pad = {r: ranks[r] for r in padded}
+    ranks = {**ranks, **padded}
     levels, flags = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops)
     bound = tensor_binding(m, msrc, mb, arch, ops)
     for i, (lv, lm) in enumerate(zip(arch.levels, levels)):
@@ -663,4 +708,4 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
             raise msrc.error(mb + ("nest", lv.name), f"the tiles kept at {lv.name} need {words} words, more than "
                              f"its capacity of {lv.capacity_words}")
     return NestConfig(casc, e, MappingProxyType(ranks), ops, arch, levels, flags["output_first_fill"],
-                      flags["extrapolate"], source or src.file, tensors=bound)
+                      flags["extrapolate"], source or src.file, tensors=bound, pad=MappingProxyType(pad))

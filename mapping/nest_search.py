@@ -369,4 +369,6 @@ def mapping_section(cfg: NestConfig) -> dict[str, Any]:
                            "counting": {"output_first_fill": cfg.output_first_fill, "extrapolate": cfg.extrapolate}}
     if cfg.tensors:
         out["tensors"] = dict(cfg.tensors)
+    if cfg.pad:
+        out["pad"] = {r: cfg.ranks[r] for r in cfg.pad}
     return out

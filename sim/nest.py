@@ -159,6 +159,8 @@ class NestResult:
     networks: tuple = ()  # sim.network.NetworkStats of every level with a network:
     network_latency: int = 0  # cycles added once (fill and drain); included in ``cycles``
     energy_unit: str = "pJ"  # the arch's (mapping.hierarchy.Hierarchy.energy_unit); *_pj fields are in it
+    padding: dict = field(default_factory=dict)  # padded rank -> (the Einsum's size, the loops' size)
+    useful_computes: int = 0  # the Einsum's own MACs (``computes`` counts the padding's too)
 
     @property
     def stall_cycles(self) -> int:
@@ -190,7 +192,13 @@ class NestResult:
 
     @property
     def utilization(self) -> float:
+        """MACs executed (padding included) per MAC-cycle."""
         return self.computes / (self.cycles * self.mac_instances)
+
+    @property
+    def useful_utilization(self) -> float:
+        """The Einsum's own MACs per MAC-cycle (the padding's MACs are not useful work)."""
+        return (self.useful_computes or self.computes) / (self.cycles * self.mac_instances)
 
     @property
     def edp_j_cycle(self) -> float:
@@ -218,6 +226,8 @@ class NestResult:
             "workload": self.workload, "arch": self.arch, "computes": self.computes,
             "macs_utilized": self.macs_utilized, "compute_cycles": self.compute_cycles, "cycles": self.cycles,
             "ops": self.ops, "gflops": self.gflops, "utilization": self.utilization,
+            "useful_computes": self.useful_computes or self.computes, "useful_utilization": self.useful_utilization,
+            "padding": {r: {"size": a, "padded": b} for r, (a, b) in self.padding.items()},
             "edp_j_cycle": self.edp_j_cycle, "mac_area_um2": self.mac_area_um2,
             "memory_accesses_required": self.required_words,
             "components": {**{lv.name: lv.component for lv in self.levels}, "compute": self.mac_component},
@@ -538,7 +548,8 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     return NestResult(cfg.cascade.name, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
                       total, loops, arch.clock_hz, raw[(0, out.name)][0],
                       sum(raw[(0, o.name)][0] for o in cfg.operands), arch.compute.instances, area,
-                      arch.compute.component, nets, latency, arch.energy_unit)
+                      arch.compute.component, nets, latency, arch.energy_unit,
+                      {r: (n, cfg.ranks[r]) for r, n in cfg.pad.items()}, cfg.useful_computes)
 
 
 # ----------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ def table_text(res: NestResult) -> str:
            f"{res.utilization:.2%}, {res.gflops:.2f} GFLOPs), energy {res.energy_pj:,.2f} {u} "
            f"({res.energy_pj / res.computes:.4f} {u}/MAC), EDP "
            + (f"{res.edp_j_cycle:.3g} J*cycle" if u == "pJ" else f"{res.energy_pj * res.cycles:.3g} {u}*cycle")]
+    if res.padding:
+        pads = ", ".join(f"{r} {a} -> {b}" for r, (a, b) in res.padding.items())
+        out[0] += (f"; padded ({pads}): {res.useful_computes:,} of the MACs are the Einsum's "
+                   f"({res.useful_computes / res.computes:.2%}), useful utilization {res.useful_utilization:.2%}")
     for j, r in enumerate(rows):
         out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
         if j == 0:

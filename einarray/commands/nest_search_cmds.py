@@ -93,8 +93,9 @@ def mapping_text(section: dict[str, Any], header: str) -> str:
     lines = [f"# {h}" for h in header.splitlines()] + ["mapping:", "  version: 1", "  nest:"]
     lines += [f"    {lv}: {flow(d)}" for lv, d in section["nest"].items()]
     lines.append(f"  counting: {flow(section['counting'])}")
-    if section.get("tensors"):
-        lines.append(f"  tensors: {flow(section['tensors'])}")
+    for k in ("tensors", "pad"):
+        if section.get(k):
+            lines.append(f"  {k}: {flow(section[k])}")
     return "\n".join(lines) + "\n"
 
 

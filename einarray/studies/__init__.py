@@ -21,6 +21,7 @@ from einsum.outdir import output_dir
 from ..report import dumps
 from .attention_variants import (ARCHS, MOE_VARIANTS, SIZES, VARIANTS, _plots, attention_variants,
                                  attention_variants_markdown)
+from .architectures import architectures, architectures_markdown, architectures_plots
 from .common import MAPPINGS_FILE, REPORTS, compare_numbers
 from .edge_moe import _edge_plots, edge_moe, edge_moe_markdown
 
@@ -32,21 +33,25 @@ class Study(NamedTuple):
     markdown: Callable[[dict[str, Any]], str]
     plots: Callable[[dict[str, Any]], dict[str, bytes]]
     mappings_header: str = ""  # the comment heading its mappings.yaml, if its search stores one
+    searches: bool = False  # takes search=True (``--search``)
 
 
 STUDIES: dict[str, Study] = {
     "attention-variants": Study(attention_variants, attention_variants_markdown, _plots,
                                 "Mappings of the attention cores found by `python -m einarray.studies attention-variants "
                                 "--search`\n(einarray search, objective latency, budget 60, seed 1); regenerating without "
-                                "--search reuses them."),
+                                "--search reuses them.", searches=True),
     "edge-moe": Study(edge_moe, edge_moe_markdown, _edge_plots),
+    "architectures": Study(architectures, architectures_markdown, architectures_plots, searches=True),
 }
 
 
 def write(name: str, data: dict[str, Any], out_dir: Path) -> None:
-    _, md, plots, header = STUDIES[name]
+    st = STUDIES[name]
+    md, plots, header = st.markdown, st.plots, st.mappings_header
     data = dict(data)
     maps = data.pop("_mappings", None)
+    configs = data.pop("_configs", None)  # file name -> text, written to configs/
     # the study's directory holds only what this wrote (its manifest says so); replaced whole
     with output_dir(out_dir, kind="study", force=True, command=f"python -m einarray.studies {name}") as tmp:
         (tmp / "results.json").write_text(dumps(data))
@@ -56,6 +61,10 @@ def write(name: str, data: dict[str, Any], out_dir: Path) -> None:
             (tmp / MAPPINGS_FILE).write_text(
                 "".join(f"# {line}\n" for line in header.splitlines())
                 + yaml.safe_dump(maps, sort_keys=True, default_flow_style=None))
+        if configs:
+            (tmp / "configs").mkdir()
+            for fname, text in configs.items():
+                (tmp / "configs" / fname).write_text(text)
         (tmp / "README.md").write_text(md(data))
         for fname, blob in plots(data).items():
             (tmp / fname).write_bytes(blob)
@@ -84,16 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for name in names:
         fn = STUDIES[name][0]
-        kw = {"search": True} if args.search and STUDIES[name].mappings_header else {}
+        kw = {"search": True} if args.search and STUDIES[name].searches else {}
         raw = fn(progress=not args.check, **kw)
-        maps = raw.pop("_mappings", None) if isinstance(raw, dict) else None
+        files = {k: raw.pop(k) for k in [k for k in raw if k.startswith("_")]}  # written as files
         data = json.loads(dumps(raw))
-        if maps is not None:
-            data["_mappings"] = maps
+        data.update(files)
         target = Path(args.reports) / name
         if args.check:
             committed = json.loads((target / "results.json").read_text())
-            diffs = compare_numbers({k: v for k, v in data.items() if k != "_mappings"}, committed)
+            diffs = compare_numbers({k: v for k, v in data.items() if not k.startswith("_")}, committed)
             if diffs:
                 print(f"{name}: results.json is out of date ({len(diffs)} differences), e.g. {diffs[:3]}; "
                       "run python -m einarray.studies", file=sys.stderr)

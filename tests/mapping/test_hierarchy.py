@@ -111,6 +111,8 @@ def test_every_component_has_a_citation_comment():
      "expected true or false"),
     (lambda a, m: a.update(energy_unit=""), "arch.energy_unit", "expected the name of the energies' unit"),
     (lambda a, m: m.update(tensors={"X": "Inputs"}), "mapping.tensors.X", "'X' is not a tensor of the Einsum"),
+    (lambda a, m: m.update(pad={"Z": 4}), "mapping.pad.Z", "'Z' is not a rank of the Einsum"),
+    (lambda a, m: m.update(pad={"P": 15}), "mapping.pad.P", "expected a size >= the rank's 16, got 15"),
     (lambda a, m: (a["hierarchy"][1].update(keeps=["Weights", "Inputs"]), a["hierarchy"][2].update(keeps=["Weights"]),
                    m.update(tensors={"Inputs": "Ifmap"})),
      "mapping.tensors.Inputs", "expected a tensor name the arch's levels keep (Inputs, Weights), got 'Ifmap'"),
@@ -197,3 +199,29 @@ def test_tensors_bind_an_einsum_to_the_names_an_arch_keeps(tmp_path):
     p2.write_text(yaml.safe_dump({"einsum": str(prob), "arch": arch,
                                   "mapping": nest_doc(RF={"temporal": {"P": 16}, "keep": ["F"]})}, sort_keys=False))
     assert "RF may not keep F (its keeps: Weights, Outputs)" in str(err(p2))
+
+
+def test_pad_runs_the_loops_over_a_larger_size(tmp_path):
+    """``mapping.pad: {P: 18}`` counts exactly as the Einsum at P = 18 (zero-padded operands are
+    fetched and computed), and the result separates the Einsum's own MACs."""
+    from mapping.nest_search import mapping_section
+    from sim.nest import simulate_nest
+    from sim.nest_text import table_text
+
+    nest = nest_doc(RF={"temporal": {"P": 18}})
+    padded = load_config(write(tmp_path, mapping=dict(nest, pad={"P": 18})), allow_hierarchy=True)
+    p18 = load_config(write(tmp_path, mapping=nest), ranks={"P": 18}, allow_hierarchy=True)
+    a, b = simulate_nest(padded), simulate_nest(p18)
+    assert [lv.tensors for lv in a.levels] == [lv.tensors for lv in b.levels]
+    assert (a.cycles, a.energy_pj, a.computes) == (b.cycles, b.energy_pj, 32 * 18 * 32 * 3)
+    assert a.useful_computes == 32 * 16 * 32 * 3 and a.padding == {"P": (16, 18)}
+    assert a.useful_utilization == a.utilization * 16 / 18
+    assert "padded (P 16 -> 18): 49,152 of the MACs are the Einsum's (88.89%)" in table_text(a)
+    assert a.as_dict()["padding"] == {"P": {"size": 16, "padded": 18}}
+    assert mapping_section(padded)["pad"] == {"P": 18}
+    # a prime size cannot be split: the error says so and names the way out
+    prime = load_config(write(tmp_path, mapping=nest_doc(RF={"temporal": {"P": 16}})), allow_hierarchy=True)
+    assert prime.useful_computes == prime.computes
+    with pytest.raises(ConfigError, match=r"multiply to 16, not its size 17 \(17 is prime.*mapping.pad"):
+        load_config(write(tmp_path, mapping=nest_doc(RF={"temporal": {"P": 16}})), ranks={"P": 17},
+                    allow_hierarchy=True)

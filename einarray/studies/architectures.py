@@ -1,0 +1,337 @@
+"""The ``architectures`` study: a conv layer and an attention layer on the two Timeloop-class
+architectures shipped with einarray, with the per-level breakdown.
+
+Architectures: ``eyeriss-like`` (168 PEs in 12 x 14, three scratchpads per PE, a 108 KB global
+buffer; Chen, Emer, Sze, ISCA 2016 / JSSC 2017; energies in MAC-equivalents, ISCA 2016's costs
+relative to one MAC) and ``simba-like`` (four chiplets of 16 PEs of 64 MACs on a package mesh;
+Shao et al., MICRO 2019; pJ from the component library). Their files state their sources and
+assumptions (``mapping/arch/``).
+
+Layers (every Einsum is one sum of products, so each maps alone; :data:`LAYERS`):
+
+* conv: AlexNet CONV3 (256 -> 384 channels, 13 x 13, 3 x 3; the layer of the Eyeriss papers) and
+  ResNet-50 conv3_x's 3 x 3 (128 -> 128, 28 x 28; the layer of ``examples/simba/``);
+* attention: one BERT-Base layer's multi-head attention at 512 tokens (12 heads of 64): the Q/K/V
+  projection (a 512 x 768 x 2304 GEMM), the scores S = Q K^T per head, the weighted values
+  O = A V per head and the output projection (512 x 768 x 768). The softmax between S and A has
+  no unit on these arrays (no exp or divide): it is not simulated, but S leaves the array for
+  DRAM and A comes back, and that traffic is counted in the two Einsums.
+
+An Einsum's tensors take the names the arch keeps by ``mapping.tensors`` (the activations are
+``Inputs``, the weights, keys or values ``Weights``, the results ``Outputs``).
+
+Mappings: every (layer, arch) pair is searched by :func:`mapping.nest_search.search_nest`
+(objective EDP, the budget and seed of :data:`SEARCH`) from the layer's trivial mapping (every
+loop in DRAM) or, for the three hand mappings shipped in ``examples/`` (Eyeriss's row-stationary
+CONV3; on Simba, CONV3 partitioned across the chiplets by output channel and the attention
+scores by head), from that mapping, which also appears as its own row. The found mappings are written as complete configs to
+``reports/architectures/configs/`` (``einarray simulate`` runs them); regenerating the study
+without ``--search`` simulates those configs again.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .common import REPORTS
+
+REPO = REPORTS.parent
+NAME = "architectures"
+CONFIGS = REPORTS / NAME / "configs"
+ARCHS = ["eyeriss-like", "simba-like"]
+SEARCH = {"objective": "edp", "budget": {"eyeriss-like": 20000, "simba-like": 3000}, "seed": 0}
+
+_CONV = "../../../examples/eyeriss/conv2d.yaml"  # paths from CONFIGS
+_LAYERS = "../../../examples/layers"
+_GEMM = {"A": "Inputs", "B": "Weights", "C": "Outputs"}
+#: layer -> its group, workload section (a cascade and its ranks), tensor binding, hand mappings by arch
+LAYERS: dict[str, dict[str, Any]] = {
+    "alexnet-conv3": {"group": "conv", "workload": {"cascade": _CONV, "ranks": {}}, "tensors": None,
+                      "hand": {"eyeriss-like": "examples/eyeriss/alexnet-conv3.yaml"}},
+    "resnet50-conv3": {"group": "conv", "workload": {"cascade": _CONV, "ranks": {
+                           "K": 128, "C": 128, "P": 28, "Q": 28, "R": 3, "S": 3}}, "tensors": None,
+                       "hand": {"simba-like": "examples/simba/resnet50-conv3.yaml"}},
+    "bert-qkv": {"group": "attention", "workload": {"cascade": "gemm", "ranks": {"M": 512, "K": 768, "N": 2304}},
+                 "tensors": _GEMM},
+    "bert-qk": {"group": "attention", "workload": {"cascade": f"{_LAYERS}/attention-qk.yaml", "ranks": {}},
+                "tensors": {"Q": "Inputs", "K": "Weights", "S": "Outputs"},
+                "hand": {"simba-like": "examples/simba/bert-qk.yaml"}},
+    "bert-av": {"group": "attention", "workload": {"cascade": f"{_LAYERS}/attention-av.yaml", "ranks": {}},
+                "tensors": {"A": "Inputs", "V": "Weights", "O": "Outputs"}},
+    "bert-out": {"group": "attention", "workload": {"cascade": "gemm", "ranks": {"M": 512, "K": 768, "N": 768}},
+                 "tensors": _GEMM},
+}
+#: the tensors of the attention Einsums that exist only because the softmax runs off the array
+SCORES = {"bert-qk": "S", "bert-av": "A"}
+
+
+def _sections(layer: str, arch: str, mapping: dict[str, Any]) -> dict[str, Any]:
+    w = dict(LAYERS[layer]["workload"])
+    if not w["ranks"]:
+        del w["ranks"]
+    return {"workload": w, "arch": arch, "mapping": mapping}
+
+
+def _path(cascade: str) -> str:
+    """A cascade written relative to ``configs/`` as an absolute path (the directory may not
+    exist yet), or a library name as it is."""
+    import os
+
+    return os.path.normpath(CONFIGS / cascade) if cascade.startswith("..") else cascade
+
+
+def _trivial(layer: str) -> dict[str, Any]:
+    """Every loop of the layer's Einsum in the outermost level (DRAM), each level keeping what it
+    may: the search's start where there is no hand mapping."""
+    from einsum.load import load_cascade
+
+    w = LAYERS[layer]["workload"]
+    casc = load_cascade(_path(w["cascade"]), ranks=w["ranks"] or None)
+    e = casc.einsums[0]
+    ranks = {ix.upper(): casc.ranks[ix.upper()].size for ix in e.iter_indices}
+    t = LAYERS[layer]["tensors"]
+    return {"version": 1, "nest": {"DRAM": {"temporal": ranks}}, **({"tensors": dict(t)} if t else {})}
+
+
+def _load(doc: dict[str, Any], where: Path) -> Any:
+    """A NestConfig from a config document whose paths are relative to ``where``."""
+    from einsum.yamlsrc import Source
+    from mapping.config import config_from_sections, load_section
+
+    doc = dict(doc, workload=dict(doc["workload"], cascade=_path(doc["workload"]["cascade"])))
+    src = Source(str(where / "study.yaml"))
+    sections = {k: s for k in ("einsum", "workload", "arch", "mapping")
+                if (s := load_section(doc, src, k, where)) is not None}
+    return config_from_sections(sections, src, where, allow_hierarchy=True,
+                                source=str(where / "study.yaml"))
+
+
+def _case_name(layer: str, arch: str, origin: str) -> str:
+    return f"{layer}@{arch}" + ("-hand" if origin == "hand" else "")
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    """(layer, arch, origin) of every row: each pair searched, plus the hand mappings."""
+    out = []
+    for arch in ARCHS:
+        for layer, spec in LAYERS.items():
+            if arch in (spec.get("hand") or {}):
+                out.append((layer, arch, "hand"))
+            out.append((layer, arch, "searched"))
+    return out
+
+
+def _search(layer: str, arch: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The searched mapping of (layer, arch) and the search's figures."""
+    from mapping.nest_search import mapping_section, search_nest
+    from mapping.config import load_config
+    from sim.nest import simulate_nest
+
+    spec = LAYERS[layer]
+    hand = (spec.get("hand") or {}).get(arch)
+    if hand:
+        start = load_config(REPO / hand, allow_hierarchy=True)
+    else:
+        start = _load(_sections(layer, arch, _trivial(layer)), CONFIGS)
+    res = search_nest(start, lambda c: (lambda r: r.energy_pj * r.cycles)(simulate_nest(c)),
+                      budget=SEARCH["budget"][arch], seed=SEARCH["seed"])
+    figures = {"start": "hand" if hand else "trivial", "evaluated": res.evaluated, "exhaustive": res.exhaustive,
+               "score": res.score, "start_score": res.given_score}
+    return mapping_section(res.best), figures
+
+
+def _config_text(layer: str, arch: str, origin: str, mapping: dict[str, Any], figures: dict[str, Any] | None) -> str:
+    spec = LAYERS[layer]
+    if origin == "hand":
+        how = f"the hand mapping of {spec['hand'][arch]}"
+    else:
+        how = (f"found by mapping.nest_search (objective edp, budget {SEARCH['budget'][arch]}, seed "
+               f"{SEARCH['seed']}, from the {(figures or {}).get('start', 'trivial')} mapping)")
+    head = [f"{layer} on {arch}: {how}.",
+            "Written by `python -m einarray.studies architectures --search`; run it with",
+            f"  einarray simulate reports/{NAME}/configs/{_case_name(layer, arch, origin)}.yaml"]
+    body = yaml.safe_dump(_sections(layer, arch, mapping), sort_keys=False, default_flow_style=None, width=100)
+    return "".join(f"# {h}\n" for h in head) + body
+
+
+def architectures(progress: bool = False, *, search: bool = False) -> dict[str, Any]:
+    """Simulate every case's committed config (``configs/``), or search them afresh."""
+    import sys
+
+    from sim.nest import simulate_nest
+
+    rows, written = [], {}
+    for layer, arch, origin in _cases():
+        name = _case_name(layer, arch, origin)
+        spec = LAYERS[layer]
+        figures = None
+        if origin == "hand":
+            from mapping.config import load_config
+            from mapping.nest_search import mapping_section
+
+            mapping = mapping_section(load_config(REPO / spec["hand"][arch], allow_hierarchy=True))
+        elif search:
+            if progress:
+                print(f"searching {name} ...", file=sys.stderr, flush=True)
+            mapping, figures = _search(layer, arch)
+        else:
+            mapping = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["mapping"]
+        text = _config_text(layer, arch, origin, mapping, figures)
+        written[f"{name}.yaml"] = text
+        cfg = _load(yaml.safe_load(text), CONFIGS)
+        res = simulate_nest(cfg)
+        d = res.as_dict()
+        dram = res.levels[0]
+        row = {"case": name, "layer": layer, "group": spec["group"], "arch": arch, "mapping": origin,
+               "macs": res.computes, "cycles": res.cycles, "compute_cycles": res.compute_cycles,
+               "utilization": res.utilization, "bound_by": res.bound_by, "energy_unit": res.energy_unit,
+               "energy": res.energy_pj, "energy_per_mac": res.energy_pj / res.computes,
+               "dram_energy": dram.energy_pj, "dram_words": float(sum(
+                   (s.reads + s.fills + s.updates) for s in dram.tensors.values())),
+               "energy_by_level": d["energy_pj"]["levels"], "energy_compute": res.mac_energy_pj,
+               "energy_networks": d["energy_pj"].get("networks", {}),
+               "levels": d["levels"], "networks": d["networks"],
+               "area_um2": d["area_um2"]["total"], "tops_per_w": d["tops_per_w"]}
+        if layer in SCORES:
+            t = SCORES[layer]
+            s = dram.tensors[t]
+            row["scores_dram_words"] = float(s.reads + s.fills + s.updates)
+            row["scores_dram_energy"] = s.energy_pj
+        if figures:
+            row["search"] = figures
+        rows.append(row)
+    return {"rows": rows, "search": SEARCH, "_configs": written}
+
+
+# -- report ---------------------------------------------------------------------------
+def _attention_totals(rows: list[dict[str, Any]], arch: str) -> dict[str, float]:
+    att = [r for r in rows if r["arch"] == arch and r["group"] == "attention" and r["mapping"] == "searched"]
+    tot = {k: sum(r[k] for r in att) for k in ("macs", "cycles", "energy", "dram_energy", "dram_words")}
+    tot["scores_dram_energy"] = sum(r.get("scores_dram_energy", 0.0) for r in att)
+    tot["scores_dram_words"] = sum(r.get("scores_dram_words", 0.0) for r in att)
+    tot["core_cycles"] = sum(r["cycles"] for r in att if r["layer"] in SCORES)
+    tot["core_energy"] = sum(r["energy"] for r in att if r["layer"] in SCORES)
+    return tot
+
+
+def _g(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def architectures_markdown(data: dict[str, Any]) -> str:
+    rows = data["rows"]
+    out = ["# Architectures: a conv layer and an attention layer on Eyeriss-like and Simba-like", "",
+           "Generated by `python -m einarray.studies architectures` (`--search` searches the mappings again); "
+           "do not edit by hand. The model is `sim/nest.py` (Timeloop's counting conventions, checked exactly "
+           "against Timeloop's tutorial exercises in `tests/sim/test_nest.py`), the search "
+           "`mapping/nest_search.py`, the study `einarray/studies/architectures.py`, whose docstring states "
+           "the layers and what is not simulated. Each row's config is in `configs/` "
+           "(`einarray simulate reports/architectures/configs/CASE.yaml --show-mapping`).", "",
+           "Energies are in each arch's unit: **MAC-equivalents** on eyeriss-like (ISCA 2016's costs relative "
+           "to one MAC, so no TOPS/W is derived) and **pJ** on simba-like; compare within an arch, not "
+           "across. Simba-like's figures were recalled from the paper, not re-read (its arch file says "
+           "which). Cycles are the model's bound: compute, or the busiest level's bandwidth, ports or banks, "
+           "or a network's busiest link (no timeline on a hierarchy arch).", "",
+           "## Every layer", "",
+           "| arch | layer | mapping | MACs | cycles | utilization | bound by | energy | energy / MAC | DRAM share |",
+           "|---|---|---|---:|---:|---:|---|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['arch']} | {r['layer']} | {r['mapping']} | {r['macs']:,} | {r['cycles']:,} | "
+                   f"{r['utilization']:.1%} | {r['bound_by']} | {_g(r['energy'])} {r['energy_unit']} | "
+                   f"{r['energy_per_mac']:.3f} | {r['dram_energy'] / r['energy']:.1%} |")
+    out += ["", "## The attention layer", ""]
+    for arch in ARCHS:
+        t = _attention_totals(rows, arch)
+        unit = next(r["energy_unit"] for r in rows if r["arch"] == arch)
+        out.append(
+            f"- **{arch}**: the four Einsums take {t['cycles']:,} cycles and {_g(t['energy'])} {unit} "
+            f"({t['energy'] / t['macs']:.3f} {unit}/MAC) for {t['macs']:,} MACs. The scores S = Q K^T and "
+            f"A V are {t['core_cycles'] / t['cycles']:.1%} of the cycles and {t['core_energy'] / t['energy']:.1%} "
+            f"of the energy, for {(2 * 12 * 512 * 512 * 64) / t['macs']:.1%} of the MACs: S written to DRAM and "
+            f"A read back ({t['scores_dram_words']:,.0f} words, {_g(t['scores_dram_energy'])} {unit}) are "
+            f"{t['scores_dram_energy'] / t['energy']:.1%} of the layer's energy, the cost of a softmax "
+            "these arrays cannot run.")
+    h = next(r for r in rows if r["case"] == "bert-qk@simba-like-hand")
+    s = next(r for r in rows if r["case"] == "bert-qk@simba-like")
+    chips = s["levels"]["GlobalBuffer"]["utilized"]
+    out += ["", "On simba-like every score crosses the package mesh to the DRAM at chiplet (0, 0), 8 words per "
+            f"cycle per link: spreading S = Q K^T over the four chiplets by head (the hand row below) leaves "
+            f"the MACs {1 - h['utilization']:.0%} idle behind the busiest link ({h['cycles']:,} cycles), so the "
+            f"search keeps it on {chips} of the 4 chiplets in {s['cycles']:,} cycles for "
+            f"{s['energy'] / h['energy']:.1%} of the energy.", "",
+            "A fused cascade keeps S and A on chip; einarray's cascade engine models that on the "
+            "array archs (`reports/fusemax/`), not yet on hierarchy archs.", ""]
+    out += ["## Hand mappings and the search", ""]
+    for arch in ARCHS:
+        for layer, spec in LAYERS.items():
+            if arch in (spec.get("hand") or {}):
+                h = next(r for r in rows if r["arch"] == arch and r["layer"] == layer and r["mapping"] == "hand")
+                s = next(r for r in rows if r["arch"] == arch and r["layer"] == layer and r["mapping"] == "searched")
+                out.append(f"- {layer} on {arch}: the hand mapping ({spec['hand'][arch]}) takes {h['cycles']:,} "
+                           f"cycles ({h['utilization']:.1%} of the MACs busy, bound by {h['bound_by']}) and "
+                           f"{_g(h['energy'])} {h['energy_unit']}; the search from it, {s['cycles']:,} cycles "
+                           f"({s['utilization']:.1%}, {s['bound_by']}) and {_g(s['energy'])} (EDP "
+                           f"x{(s['energy'] * s['cycles']) / (h['energy'] * h['cycles']):.3f}).")
+    out += ["", "## Per level and tensor", "",
+            "Per instance, as Timeloop prints them: reads, fills and updates of each tensor at each level "
+            "(the first write of an output is not a read; fills count only new data), and the energy over "
+            "all utilized instances. `inst` is the utilized instances.", ""]
+    for r in rows:
+        out += [f"### {r['case']}", "",
+                f"{r['macs']:,} MACs, {r['cycles']:,} cycles ({r['bound_by']}), {_g(r['energy'])} {r['energy_unit']}"
+                + (f", area {r['area_um2'] / 1e6:.3f} mm^2" if r["area_um2"] else "")
+                + (f", {r['tops_per_w']:.3f} TOPS/W" if r["tops_per_w"] else "") + ".", "",
+                f"| level | tensor | inst | tile | reads | fills | updates | energy ({r['energy_unit']}) |",
+                "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for lv, d in r["levels"].items():
+            for t, s in d["tensors"].items():
+                out.append(f"| {lv} | {t} | {d['utilized']} | {s['tile']:,} | {s['reads']:,.0f} | {s['fills']:,.0f} | "
+                           f"{s['updates']:,.0f} | {_g(s['energy_pj'])} |")
+        out.append(f"| compute | MAC | | | {r['macs']:,} | | | {_g(r['energy_compute'])} |")
+        for nw, d in r["networks"].items():
+            out.append(f"| {nw} network | ({d['topology']}, {d['word_hops']:,} word-hops) | | | | | | "
+                       f"{_g(d['energy_pj'])} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def architectures_plots(data: dict[str, Any]) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in data["rows"]]
+    fig, axes = plt.subplots(1, len(ARCHS), figsize=(12, 4.5))
+    for ax, arch in zip(axes, ARCHS):
+        rs = [r for r in rows if r["arch"] == arch]
+        labels = [r["layer"] + (" (hand)" if r["mapping"] == "hand" else "") for r in rs]
+        parts = list(rs[0]["energy_by_level"]) + ["compute", "networks"]
+        bottom = [0.0] * len(rs)
+        for part in parts:
+            vals = []
+            for r in rs:
+                if part == "compute":
+                    v = r["energy_compute"]
+                elif part == "networks":
+                    v = sum(r["energy_networks"].values())
+                else:
+                    v = r["energy_by_level"][part]
+                vals.append(v / r["macs"])
+            if not any(vals):
+                continue
+            ax.bar(labels, vals, bottom=bottom, label=part)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_title(arch)
+        ax.set_ylabel(f"energy per MAC ({rs[0]['energy_unit']})")
+        ax.tick_params(axis="x", rotation=35)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return {"energy.png": buf.getvalue()}
