@@ -192,6 +192,7 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
                "energy": res.energy_pj, "energy_per_mac": res.energy_pj / res.computes,
                "dram_energy": dram.energy_pj, "dram_words": float(sum(
                    (s.reads + s.fills + s.updates) for s in dram.tensors.values())),
+               "level_order": [lv.name for lv in res.levels],  # outermost first (JSON sorts the dicts' keys)
                "energy_by_level": d["energy_pj"]["levels"], "energy_compute": res.mac_energy_pj,
                "energy_networks": d["energy_pj"].get("networks", {}),
                "levels": d["levels"], "networks": d["networks"],
@@ -287,7 +288,8 @@ def architectures_markdown(data: dict[str, Any]) -> str:
                 + (f", {r['tops_per_w']:.3f} TOPS/W" if r["tops_per_w"] else "") + ".", "",
                 f"| level | tensor | inst | tile | reads | fills | updates | energy ({r['energy_unit']}) |",
                 "|---|---|---:|---:|---:|---:|---:|---:|"]
-        for lv, d in r["levels"].items():
+        for lv in r["level_order"]:
+            d = r["levels"][lv]
             for t, s in d["tensors"].items():
                 out.append(f"| {lv} | {t} | {d['utilized']} | {s['tile']:,} | {s['reads']:,.0f} | {s['fills']:,.0f} | "
                            f"{s['updates']:,.0f} | {_g(s['energy_pj'])} |")
@@ -310,7 +312,7 @@ def architectures_plots(data: dict[str, Any]) -> dict[str, bytes]:
     for ax, arch in zip(axes, ARCHS):
         rs = [r for r in rows if r["arch"] == arch]
         labels = [r["layer"] + (" (hand)" if r["mapping"] == "hand" else "") for r in rs]
-        parts = list(rs[0]["energy_by_level"]) + ["compute", "networks"]
+        parts = list(rs[0]["level_order"]) + ["compute", "networks"]
         bottom = [0.0] * len(rs)
         for part in parts:
             vals = []
