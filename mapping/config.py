@@ -253,8 +253,8 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
         from einsum.errors import EinarrayWarning
         what = ("instance loop (batch x heads)" if parallel is None
                 else "independent instances (the batch, and a block's heads in an attention core)")
-        why = ("no rank of its one instance splits evenly (an output rank no Einsum reduces, a multiple "
-               f"of {arch.cores.count})" if par == 1 else f"which has {par}")
+        why = ("no rank of its one instance can be cut (an output rank no Einsum reduces, of at least "
+               f"{arch.cores.count} elements)" if par == 1 else f"which has {par}")
         warnings.warn(str(asrc.error(ab + ("cores",), f"{arch.cores.count} cores split the {what}, {why}: "
                                      f"{arch.cores.count - par} cores stay idle")), EinarrayWarning, stacklevel=2)
     return Config(casc, arch, mapping, instances, MappingProxyType(counts), source or src.file,

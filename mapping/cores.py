@@ -149,22 +149,29 @@ def shared_bandwidth(arch: Any, n: int) -> tuple[Fraction, Fraction, int]:
     return rbw / n, wbw / n, lat
 
 
-def split_rank(c: Any, n: int) -> str | None:
-    """The rank a single instance of cascade ``c`` is cut along for ``n`` cores, or None: a
-    base rank of every output, reduced by no Einsum, not the parent or target of another
-    rank (a chunked or aliased rank carries a pass over it), and a multiple of ``n`` (equal
-    parts keep the cores symmetric); the largest such, the first in rank order on a tie."""
+def split_ranks(c: Any, n: int) -> list[str]:
+    """The ranks a single instance of cascade ``c`` may be cut along for ``n`` cores, in order
+    of preference: base ranks of every output, reduced by no Einsum, not the parent or target
+    of another rank (a chunked or aliased rank carries a pass over it), of at least ``n``
+    elements; multiples of ``n`` first (equal parts: one phase; otherwise the parts are
+    ``size // n`` on every core, then one element on each of ``size % n`` cores, a second
+    phase: :func:`sim.multicore.split_config`), then the larger, then rank order. The
+    simulator tries each and keeps the fastest cut, if it beats one core."""
     outs = [set(c.tensors[t].ranks) for t in c.outputs]
     reduced = {c.rank_of_index(ix).name for e in c.einsums for ix in e.reduced}
     tied = {x.root for x in c.ranks.values() if x.root and x.root != x.name} | \
         {x.of for x in c.ranks.values() if x.of}
     cands = [r for r, info in c.ranks.items()
              if info.kind == "base" and all(r in o for o in outs) and r not in reduced and r not in tied
-             and info.size >= n and info.size % n == 0]
-    if not cands:
-        return None
+             and info.size >= n]
     order = list(c.ranks)
-    return max(cands, key=lambda r: (c.ranks[r].size, -order.index(r)))
+    return sorted(cands, key=lambda r: (c.ranks[r].size % n != 0, -c.ranks[r].size, order.index(r)))
+
+
+def split_rank(c: Any, n: int) -> str | None:
+    """The first of :func:`split_ranks`, or None when no rank can be cut."""
+    rs = split_ranks(c, n)
+    return rs[0] if rs else None
 
 
 def cores_from_data(sec: Any, src: Source, p: YPath) -> Cores:
@@ -218,4 +225,5 @@ def cores_from_data(sec: Any, src: Source, p: YPath) -> Cores:
     return Cores(count, Noc(topo, dims_t, ctl_t, bw, lat, e))
 
 
-__all__ = ["Cores", "Noc", "ONE", "TOPOLOGIES", "cores_from_data", "phases", "shared_bandwidth", "split_rank"]
+__all__ = ["Cores", "Noc", "ONE", "TOPOLOGIES", "cores_from_data", "phases", "shared_bandwidth", "split_rank",
+           "split_ranks"]

@@ -81,8 +81,11 @@ every load's data and the last write-back by the farthest core's ``hops x hop_la
 (pipelined: the channel is not held), and costs ``words x hops`` word-hops per core. The
 cycles of the phase are the farthest core's, which has the same bandwidth share and the
 longest latency, so it is the critical path. A single independent instance (``Config.parallel``
-1: a model's batch of one) is instead cut along one rank into N equal parts when that is
-faster (:func:`sim.multicore.split_config`): N symmetric cores again, each on its part.
+1: a model's batch of one) is instead cut along one rank when that is faster
+(:func:`sim.multicore.split_config`; every rank that may be cut is tried, the fastest kept): a
+size ``s = q N + r`` runs as N symmetric cores on parts of ``q``, then, if ``r > 0``, ``r``
+symmetric cores on parts of one element (197 tokens on 4 cores: 4 x 49, then 1 x 1), each
+phase exact as above.
 
 
 Exact integer time

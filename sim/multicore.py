@@ -30,34 +30,68 @@ def phase_config(arch: Any, cfg: Config, n: int, instances: int) -> tuple[Config
     return replace(cfg, arch=one, instances=instances), lat
 
 
-def split_config(cfg: Config, n: int) -> tuple[str, Config] | None:
-    """``cfg`` with its one instance's :func:`mapping.cores.split_rank` cut into ``n`` equal
-    parts (the cascade reloaded at that size, the mapping's tiles of the rank clipped to
-    it), or None when no rank splits or the cascade cannot be reloaded from its file."""
-    from dataclasses import replace
-    from types import MappingProxyType
-
-    from einsum.analysis import op_counts
-    from einsum.errors import ConfigError
-    from einsum.load import load_cascade
-    from einsum.yamlsrc import Source
-    from mapping.cores import split_rank
-    from mapping.dump import mapping_to_data
-    from mapping.spec import mapping_from_data
-
+def split_config(cfg: Config, n: int, r: str | None = None) -> tuple[str, Config, Config | None] | None:
+    """``cfg`` with its one instance cut along rank ``r`` (default
+    :func:`mapping.cores.split_rank`'s) for ``n`` cores:
+    the rank, the config of a part of ``size // n`` (every core takes one) and, when ``n``
+    does not divide the size, of a part of one element (``size % n`` cores take one each,
+    after the others: two symmetric phases), each with the cascade reloaded at the part's
+    size and the mapping's tiles of the rank clipped to it; None when no rank can be cut or
+    the cascade cannot be reloaded from its file."""
     import warnings
 
     from einsum.errors import EinarrayWarning
+    from mapping.cores import split_rank
 
     c = cfg.cascade
-    r = split_rank(c, n)
+    r = split_rank(c, n) if r is None else r
     if r is None:
         return None
     if not c.source:
         warnings.warn(f"{c.name}: its rank {r} could be cut across {n} cores, but the cascade has no "
                       "file to reload at the part's size: one core runs it", EinarrayWarning, stacklevel=2)
         return None
-    size = c.ranks[r].size // n
+    if not _loadable(cfg):
+        return None  # a draft mapping the loader would refuse whole (a default's candidate): no cut
+    q, rest = divmod(c.ranks[r].size, n)
+    parts = [_part(cfg, r, size, n) for size in ((q, 1) if rest else (q,))]
+    if any(p is None for p in parts):
+        return None
+    return r, parts[0], parts[1] if rest else None
+
+
+def _loadable(cfg: Config) -> bool:
+    """Whether the loader accepts ``cfg``'s mapping as it is (the default derivation simulates
+    draft candidates that it would not, such as a whole layer's tiles in one buffer)."""
+    from einsum.errors import ConfigError
+    from einsum.yamlsrc import Source
+    from mapping.dump import mapping_to_data
+    from mapping.spec import mapping_from_data
+
+    try:
+        mapping_from_data(mapping_to_data(cfg.mapping, cfg.cascade, cfg.arch), Source("<the mapping as given>"),
+                          ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
+    except ConfigError:
+        return False
+    return True
+
+
+def _part(cfg: Config, r: str, size: int, n: int) -> Config | None:
+    """``cfg`` at ``size`` elements of rank ``r`` (None, with a warning, if the cascade or the
+    mapping does not load at that size)."""
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    import warnings
+
+    from einsum.analysis import op_counts
+    from einsum.errors import ConfigError, EinarrayWarning
+    from einsum.load import load_cascade
+    from einsum.yamlsrc import Source
+    from mapping.dump import mapping_to_data
+    from mapping.spec import mapping_from_data
+
+    c = cfg.cascade
     ranks = {k: (size if k == r else v.size) for k, v in c.ranks.items() if v.kind == "base"}
     try:
         c2 = load_cascade(c.source, ranks=ranks, params=dict(c.params))
@@ -70,9 +104,9 @@ def split_config(cfg: Config, n: int) -> tuple[str, Config] | None:
         m2 = mapping_from_data(data, Source("<a rank split across cores>"), ("mapping",), c2, cfg.arch, counts)
     except (ConfigError, OSError) as exc:
         warnings.warn(f"{c.name}: cutting rank {r} across {n} cores failed ({exc}): one core runs it",
-                      EinarrayWarning, stacklevel=2)
+                      EinarrayWarning, stacklevel=3)
         return None
-    return r, replace(cfg, cascade=c2, mapping=m2, counts=MappingProxyType(counts))
+    return replace(cfg, cascade=c2, mapping=m2, counts=MappingProxyType(counts))
 
 
 def run_cores(sim: "Sim", groups) -> None:
@@ -80,16 +114,22 @@ def run_cores(sim: "Sim", groups) -> None:
     instance is cut along :func:`split_config`'s rank when that is faster than running it
     on one core (splitting makes every core read the operands it does not cut: a
     memory-bound GEMM can lose); ``partition`` says which ran."""
-    from mapping.cores import phases
+    from mapping.cores import phases, split_ranks
 
     n_cores, cfg = sim.arch.cores.count, sim.cfg
-    plan = phases(cfg.instances, cfg.parallel, n_cores)
-    best = _plan(sim, groups, cfg, None, plan)
+    plan = tuple((c, i, cfg) for c, i in phases(cfg.instances, cfg.parallel, n_cores))
+    best = _plan(sim, groups, None, plan)
     one_instance = (cfg.instances if cfg.parallel is None else cfg.parallel) == 1
-    split = split_config(cfg, n_cores) if one_instance else None
-    if split is not None:  # one independent instance: all cores on its parts, as many in sequence
-        cut_plan = ((n_cores, cfg.instances),)
-        cut = _plan(sim, groups, split[1], split[0], cut_plan)
+    # one independent instance: all cores on its parts (as many in sequence as there are
+    # instances), along each rank that may be cut; the fastest, if it beats one core
+    for rank in split_ranks(cfg.cascade, n_cores) if one_instance else ():
+        split = split_config(cfg, n_cores, rank)
+        if split is None:
+            break  # the cascade cannot be reloaded (warned): no rank can be cut
+        _, whole, single = split
+        rest = cfg.cascade.ranks[rank].size % n_cores
+        cut_plan = ((n_cores, cfg.instances, whole),) + (((rest, cfg.instances, single),) if rest else ())
+        cut = _plan(sim, groups, rank, cut_plan)
         if cut["t"] < best["t"]:
             best, plan = cut, cut_plan
     for k in ("group_cycles", "group_dram", "indirect"):
@@ -101,17 +141,20 @@ def run_cores(sim: "Sim", groups) -> None:
     sim.counters.v = best["tot"]
     sim._end = best["t"]
     rank = best["rank"]
-    per_core = [sum(i for c, i in plan if k < c) for k in range(n_cores)]
-    sim.cores = {"count": n_cores, "instances_per_core": per_core,
-                 "phases": best["phases"],
-                 "partition": "instances" if rank is None else
-                 f"rank {rank} ({sim.cfg.cascade.ranks[rank].size} = {n_cores} x "
-                 f"{split[1].cascade.ranks[rank].size})"}
+    if rank is None:
+        per_core = [sum(i for c, i, _ in plan if k < c) for k in range(n_cores)]
+        how = "instances"
+    else:  # every core works on every instance's parts
+        per_core = [cfg.instances] * n_cores
+        size = sim.cfg.cascade.ranks[rank].size
+        how = f"rank {rank} ({size} = {n_cores} x {size // n_cores}" + (
+            f" + {size % n_cores} x 1, a second phase on {size % n_cores} of the cores)" if size % n_cores else ")")
+    sim.cores = {"count": n_cores, "instances_per_core": per_core, "phases": best["phases"], "partition": how}
     sim._finished = True
 
 
-def _plan(sim: "Sim", groups, base: Config, rank: str | None, phases_of) -> dict[str, Any]:
-    """The groups run in phases ``phases_of`` ((cores, instances each), ...) of ``base``."""
+def _plan(sim: "Sim", groups, rank: str | None, phases_of) -> dict[str, Any]:
+    """The groups run in phases ``phases_of`` ((cores, instances each, config), ...)."""
     from .engine import Sim
 
     noc = sim.arch.cores.noc
@@ -121,7 +164,7 @@ def _plan(sim: "Sim", groups, base: Config, rank: str | None, phases_of) -> dict
     for g in groups:
         start = out["t"]
         dram = [0, 0]
-        for n, inst in phases_of:
+        for n, inst, base in phases_of:
             cfg1, lat = phase_config(sim.arch, base, n, inst)
             sub = Sim(cfg1, fast=sim.fast, trace=sim._want_trace, latency=lat)
             g1 = g if rank is None else next(x for x in cfg1.mapping.groups if x.name == g.name)
@@ -147,7 +190,8 @@ def _plan(sim: "Sim", groups, base: Config, rank: str | None, phases_of) -> dict
             out["skipped"] += sub.steps_skipped
             out["phases"].append({"group": g.name, "cores": n, "instances_each": inst, "cycles": cyc,
                                   "latency": lat, "read_bw_each": cfg1.arch.levels[0].read_bw,
-                                  "write_bw_each": cfg1.arch.levels[0].write_bw})
+                                  "write_bw_each": cfg1.arch.levels[0].write_bw,
+                                  **({"part": {rank: base.cascade.ranks[rank].size}} if rank else {})})
             out["t"] += cyc
         out["group_cycles"][g.name] = out["t"] - start
         out["group_dram"][g.name] = (dram[0], dram[1])

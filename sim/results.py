@@ -257,7 +257,8 @@ def _cores_section(arch, sim: Sim, v: dict) -> dict[str, Any]:
         "instances_per_core": sim.cores["instances_per_core"],
         "phases": [{"group": p["group"], "cores": p["cores"], "instances_each": p["instances_each"],
                     "cycles": _f(p["cycles"]), "latency_cycles": p["latency"],
-                    "read_bw_each": _f(p["read_bw_each"]), "write_bw_each": _f(p["write_bw_each"])}
+                    "read_bw_each": _f(p["read_bw_each"]), "write_bw_each": _f(p["write_bw_each"]),
+                    **({"part": p["part"]} if "part" in p else {})}
                    for p in sim.cores["phases"]],
     }
     if noc is not None:

@@ -88,6 +88,23 @@ def test_one_instance_is_cut_along_a_rank_when_that_is_faster():
     assert r["einsums"]["C"]["actions"] == one["einsums"]["C"]["actions"]
 
 
+def test_a_rank_that_four_does_not_divide_is_cut_in_two_phases():
+    # N = 66 = 4 x 16 + 2: four cores on 16 columns each (as above: 8192 words at 16 per
+    # cycle, one fold, 256 words out), then 2 cores on one column each (all of A and one
+    # column of B, 4096 + 256 words at 32 per cycle, one fold, 16 words out). M = 16 is a
+    # multiple of 4 and is tried first, but cutting it makes every core read all of B: slower.
+    from sim.systolic import systolic_cycles
+
+    S = systolic_cycles(1, 256, 16, 16, "os")
+    r, one = _gemm(4, dram_bw=64, N=66, K=256), _gemm(None, dram_bw=64, N=66, K=256)
+    assert r["cycles_exact"] == (8192 / 16 + S + 256 / 16) + (4352 / 32 + S + 16 / 32)
+    assert one["cycles_exact"] == (4096 + 256 * 66) / 64 + systolic_cycles(5, 256, 16, 16, "os") + 16 * 66 / 64
+    assert r["cores"]["partition"] == "rank N (66 = 4 x 16 + 2 x 1, a second phase on 2 of the cores)"
+    assert [(p["cores"], p["part"]) for p in r["cores"]["phases"]] == [(4, {"N": 16}), (2, {"N": 1})]
+    assert r["traffic"]["DRAM"]["reads"] == 4 * 8192 + 2 * 4352
+    assert r["einsums"]["C"]["actions"] == one["einsums"]["C"]["actions"]
+
+
 def test_a_cut_that_would_be_slower_is_not_taken():
     # K = 16: one fold per quarter and four in all, but every core reading A costs more
     # than the folds save: one core runs it, the other three idle (and the choice says so)
