@@ -118,6 +118,7 @@ class Noc:
 class Cores:
     count: int
     noc: Noc | None = None
+    multicast: bool = False  # one backing-store read of an operand every core's part shares feeds all
 
 
 ONE = Cores(1)
@@ -175,15 +176,21 @@ def split_rank(c: Any, n: int) -> str | None:
 
 
 def cores_from_data(sec: Any, src: Source, p: YPath) -> Cores:
-    """Validate ``arch.cores`` (an int or ``{count, noc}``)."""
+    """Validate ``arch.cores`` (an int or ``{count, noc, multicast}``)."""
     from .arch import _keys, _num
 
     if isinstance(sec, int) and not isinstance(sec, bool):
         sec = {"count": sec}
-    d = _keys(src, sec, p, ("count", "noc"), ("count",))
+    d = _keys(src, sec, p, ("count", "noc", "multicast"), ("count",))
     count = _num(src, d["count"], p + ("count",), "a number of cores", integer=True)
+    mc = d.get("multicast", False)
+    if not isinstance(mc, bool):
+        raise src.error(p + ("multicast",), f"expected true or false, got {mc!r}")
+    if mc and "noc" in d:
+        raise src.error(p + ("multicast",), "multicast over a noc: is not modelled (its trees would change "
+                        "every link's load); give one or the other")
     if "noc" not in d:
-        return Cores(count)
+        return Cores(count, None, mc)
     q = p + ("noc",)
     n = _keys(src, d["noc"], q, ("topology", "dims", "controller", "link_bw", "hop_latency",
                                  "energy_per_word_hop"), ("topology", "link_bw"))

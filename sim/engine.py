@@ -85,7 +85,12 @@ longest latency, so it is the critical path. A single independent instance (``Co
 (:func:`sim.multicore.split_config`; every rank that may be cut is tried, the fastest kept): a
 size ``s = q N + r`` runs as N symmetric cores on parts of ``q``, then, if ``r > 0``, ``r``
 symmetric cores on parts of one element (197 tokens on 4 cores: 4 x 49, then 1 x 1), each
-phase exact as above.
+phase exact as above. Every core then reads the inputs its part does not cut (a GEMM cut
+along N: all of A) unless ``cores: {multicast: true}``: those inputs lack the cut rank, so
+in lockstep every core of a phase needs the same words at the same step, and one read of
+the backing store feeds them all. A step's loads then take ``(n own + shared) / bw`` on the
+shared store, so each core's timeline is one core's at ``bw / n`` whose shared words cost
+``1 / n`` of a word each (``Sim.shared_tpw``), and the shared words are counted once.
 
 
 Exact integer time
@@ -441,22 +446,28 @@ class Sim:
     (:class:`TimeBase`); ``end_time``, ``group_cycles`` and the cycle counters come out as
     cycles."""
 
-    def __init__(self, cfg: Config, *, fast: bool = True, trace: bool = False, latency: int = 0):
+    def __init__(self, cfg: Config, *, fast: bool = True, trace: bool = False, latency: int = 0,
+                 shared: tuple[int, frozenset] = (1, frozenset())):
         self.cfg, self.c, self.arch = cfg, cfg.cascade, cfg.arch
         self.fast = fast
         self._want_trace = trace
         self.latency = latency  # cycles from the backing store to the core and back (a network)
+        # (n, inputs) that n lockstep cores read once between them (multicast): each such word
+        # costs this core 1 / n of its own words' time ("Several cores")
+        self.shared_n, self.shared = shared
         self.cores: dict[str, Any] | None = None  # several cores: what each phase ran
         dram = cfg.arch.levels[0]
         self._hint_key = (cfg.arch.name, cfg.cascade.name, cfg.instances,
                           tuple((r, x.size) for r, x in cfg.cascade.ranks.items()))
-        self._d0 = math.lcm(Fraction(dram.read_bw).numerator, Fraction(dram.write_bw).numerator)
+        self._d0 = math.lcm(Fraction(dram.read_bw).numerator, Fraction(dram.write_bw).numerator,
+                            (Fraction(dram.read_bw) * self.shared_n).numerator)
         self._reset(math.lcm(self._d0, _D_HINT.get(self._hint_key, 1)))
 
     def _reset(self, d: int) -> None:
         self.tb = TimeBase(d)
         dram = self.arch.levels[0]
         self.read_tpw = self.tb.ticks(1 / Fraction(dram.read_bw))  # ticks per backing-store word
+        self.shared_tpw = self.tb.ticks(1 / (Fraction(dram.read_bw) * self.shared_n))  # a multicast word
         self.write_tpw = self.tb.ticks(1 / Fraction(dram.write_bw))
         self.lat_t = self.tb.ticks(self.latency)
         self.arrival = 0  # ticks: when the last write-back has reached the backing store

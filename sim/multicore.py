@@ -129,7 +129,7 @@ def run_cores(sim: "Sim", groups) -> None:
         _, whole, single = split
         rest = cfg.cascade.ranks[rank].size % n_cores
         cut_plan = ((n_cores, cfg.instances, whole),) + (((rest, cfg.instances, single),) if rest else ())
-        cut = _plan(sim, groups, rank, cut_plan)
+        cut = _plan(sim, groups, rank, cut_plan, shared_inputs(cfg, rank) if sim.arch.cores.multicast else ())
         if cut["t"] < best["t"]:
             best, plan = cut, cut_plan
     for k in ("group_cycles", "group_dram", "indirect"):
@@ -149,31 +149,45 @@ def run_cores(sim: "Sim", groups) -> None:
         size = sim.cfg.cascade.ranks[rank].size
         how = f"rank {rank} ({size} = {n_cores} x {size // n_cores}" + (
             f" + {size % n_cores} x 1, a second phase on {size % n_cores} of the cores)" if size % n_cores else ")")
-    sim.cores = {"count": n_cores, "instances_per_core": per_core, "phases": best["phases"], "partition": how}
+    sim.cores = {"count": n_cores, "instances_per_core": per_core, "phases": best["phases"], "partition": how,
+                 "multicast": list(best["shared"])}
     sim._finished = True
 
 
-def _plan(sim: "Sim", groups, rank: str | None, phases_of) -> dict[str, Any]:
-    """The groups run in phases ``phases_of`` ((cores, instances each, config), ...)."""
+def shared_inputs(cfg: Config, rank: str) -> tuple[str, ...]:
+    """The inputs of ``cfg``'s cascade that every part of a cut along ``rank`` reads whole (they
+    lack the rank), and not through a gather: identical words at the same step on every core."""
+    from mapping.footprint import indirect_tensors
+
+    c = cfg.cascade
+    gathered, _ = indirect_tensors(c, tuple(e.name for e in c.einsums))
+    return tuple(t for t in c.inputs if rank not in c.tensors[t].ranks and t not in gathered)
+
+
+def _plan(sim: "Sim", groups, rank: str | None, phases_of, shared: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The groups run in phases ``phases_of`` ((cores, instances each, config), ...); the
+    ``shared`` inputs are multicast (read once for the phase's cores)."""
     from .engine import Sim
 
     noc = sim.arch.cores.noc
     out: dict[str, Any] = {"t": Fraction(0), "tot": {}, "phases": [], "group_cycles": {}, "group_dram": {},
-                           "indirect": {}, "trace": [], "steps": 0, "skipped": 0, "rank": rank}
+                           "indirect": {}, "trace": [], "steps": 0, "skipped": 0, "rank": rank,
+                           "shared": tuple(shared)}
     tot = out["tot"]
     for g in groups:
         start = out["t"]
         dram = [0, 0]
         for n, inst, base in phases_of:
             cfg1, lat = phase_config(sim.arch, base, n, inst)
-            sub = Sim(cfg1, fast=sim.fast, trace=sim._want_trace, latency=lat)
+            sub = Sim(cfg1, fast=sim.fast, trace=sim._want_trace, latency=lat, shared=(n, frozenset(shared)))
             g1 = g if rank is None else next(x for x in cfg1.mapping.groups if x.name == g.name)
             cyc = Fraction(sub.run_alone(g1))
             words = 0
             for k, x in sub.counters.v.items():
-                tot[k] = tot.get(k, 0) + (x if k[0] in TIMELINE_KEYS else x * n)
+                once = k[0] == "dram_read" and k[1] in shared  # multicast: one read for the n cores
+                tot[k] = tot.get(k, 0) + (x if k[0] in TIMELINE_KEYS or once else x * n)
                 if k[0] in ("dram_read", "dram_write"):
-                    dram[k[0] == "dram_write"] += x * n
+                    dram[k[0] == "dram_write"] += x if once else x * n
                     words += x
             if noc is not None:
                 tot[("noc_word_hops", "all")] = (tot.get(("noc_word_hops", "all"), 0)

@@ -254,6 +254,7 @@ def _cores_section(arch, sim: Sim, v: dict) -> dict[str, Any]:
     noc = arch.cores.noc
     sec: dict[str, Any] = {
         "count": arch.cores.count, "partition": sim.cores["partition"],
+        "multicast": sim.cores.get("multicast", []),
         "instances_per_core": sim.cores["instances_per_core"],
         "phases": [{"group": p["group"], "cores": p["cores"], "instances_each": p["instances_each"],
                     "cycles": _f(p["cycles"]), "latency_cycles": p["latency"],

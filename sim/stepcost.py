@@ -225,7 +225,7 @@ class StepCosts:
         c, g = self.c, self.g
         ext = dict(ext_key)
         ctr: list = []
-        dram_r = dram_w = 0
+        dram_r = dram_w = shared_r = 0
         if kind == "inner":
             names = [n for n in g.einsums if self.role[n] == "inner" and n not in g.deferred]
             reload, write, readback, cont = flags
@@ -233,6 +233,8 @@ class StepCosts:
                 if f:
                     x = self._indirect(t, ext, ctr) if t in self.gather_in else tensor_footprint(c, t, ext)
                     dram_r += x
+                    if t in self.sim.shared:
+                        shared_r += x
                     ctr.append((("dram_read", t), x))
             outs_std = [t for t in self.outs if t not in self.late_out]
             for t, f, rb in zip(outs_std, write, readback):
@@ -305,7 +307,8 @@ class StepCosts:
         lags = sorted({g.deferred[n] for n in defer_names})
         out = carry + tuple((tuple(n for n in defer_names if g.deferred[n] == lag), ext_key, lag) for lag in lags)
         res = StepCost(tuple(tuple(r) for r in w), tb.ticks(comp), dram_r, dram_w, tuple(agg.items()), out,
-                       dram_r * self.sim.read_tpw, dram_w * self.sim.write_tpw)
+                       (dram_r - shared_r) * self.sim.read_tpw + shared_r * self.sim.shared_tpw,
+                       dram_w * self.sim.write_tpw)
         self._cache[key] = res
         return res
 

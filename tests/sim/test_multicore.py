@@ -105,6 +105,35 @@ def test_a_rank_that_four_does_not_divide_is_cut_in_two_phases():
     assert r["einsums"]["C"]["actions"] == one["einsums"]["C"]["actions"]
 
 
+@pytest.mark.parametrize("N,phase2", [(64, 0), (66, 256 / 32 + 4096 / 64 + 16 / 32)])
+def test_multicast_reads_the_shared_operand_once(N, phase2):
+    # as the two tests above, with cores: {multicast: true}: A (4096 words) is in every part,
+    # so one read feeds the phase's cores: it costs each core 4096 / 64 cycles (the store's
+    # whole bandwidth), its own quarter of B 4096 / 16; then 2 cores on a column each: 256
+    # words of B at 32 per cycle, A at 64. DRAM reads: A once per phase, B once in all.
+    from sim.systolic import systolic_cycles
+
+    S = systolic_cycles(1, 256, 16, 16, "os")
+    r = _gemm({"count": 4, "multicast": True}, dram_bw=64, N=N, K=256)
+    assert r["cycles_exact"] == 4096 / 16 + 4096 / 64 + S + 256 / 16 + (phase2 + S if phase2 else 0)
+    assert r["cores"]["multicast"] == ["A"]
+    assert r["traffic"]["DRAM"]["reads"] == 4096 * (2 if phase2 else 1) + 256 * N
+    plain = _gemm({"count": 4}, dram_bw=64, N=N, K=256)
+    assert plain["cores"]["multicast"] == [] and plain["cycles_exact"] > r["cycles_exact"]
+
+
+@pytest.mark.parametrize("cores,msg", [
+    ({"count": 4, "multicast": "yes"}, "arch.cores.multicast: expected true or false"),
+    ({"count": 4, "multicast": True, "noc": {"topology": "bus", "link_bw": 4}},
+     "arch.cores.multicast: multicast over a noc: is not modelled"),
+])
+def test_multicast_errors_are_located(cores, msg):
+    from einsum.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=msg):
+        _gemm(cores)
+
+
 def test_a_cut_that_would_be_slower_is_not_taken():
     # K = 16: one fold per quarter and four in all, but every core reading A costs more
     # than the folds save: one core runs it, the other three idle (and the choice says so)
@@ -134,3 +163,20 @@ def test_a_cut_that_cannot_be_made_is_named():
     with pytest.warns(EinarrayWarning, match="mm: cutting rank N across 4 cores failed .*: one core runs it"):
         r = simulate(cfg)
     assert r["cores"]["partition"] == "instances" and r["cores"]["instances_per_core"] == [1, 0, 0, 0]
+
+
+def test_multicast_fast_mode_equals_every_tile():
+    """Many steps (64 x 198 x 96 in 16 x 16 tiles, cut along M): the steady-state
+    multiplication agrees with stepping every tile, with and without multicast."""
+    from sim_helpers import config_from, gemm_arch
+
+    for cores in ({"count": 4, "multicast": True}, 4):
+        arch = {**gemm_arch(16, 16, dram_bw=8), "cores": cores}
+        cfg = config_from({"workload": {"cascade": "gemm", "ranks": {"M": 64, "N": 198, "K": 96}}, "arch": arch,
+                           "mapping": {"version": 1, "groups": [{"name": "g", "einsums": ["C"],
+                                                                 "tiles": {"GB": {"M": 16, "N": 16}}}]}})
+        fast, every = simulate(cfg), simulate(cfg, fast=False)
+        assert fast["cycles_exact"] == every["cycles_exact"] and fast["traffic"] == every["traffic"]
+        assert fast["cores"]["partition"] == "rank M (64 = 4 x 16)"
+        # B (96 x 198) is read whole by every core's part, once with multicast
+        assert fast["cores"]["multicast"] == (["B"] if isinstance(cores, dict) else [])
