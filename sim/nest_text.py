@@ -35,6 +35,10 @@ def map_text(cfg: NestConfig) -> str:
         if i < n - 1:
             lines.append("")
     lines.append("|" + " " + "  " * depth + "<< Compute >>")
+    if cfg.tensors:  # not in Timeloop's map.txt: the names the arch's keeps know the tensors by
+        lines.append("tensors: " + ", ".join(f"{t} as {a}" for t, a in cfg.tensors.items()))
+    if cfg.pad:
+        lines.append("padded: " + ", ".join(f"{r} {n} -> {cfg.ranks[r]}" for r, n in cfg.pad.items()))
     return "\n".join(lines)
 
 

@@ -194,6 +194,10 @@ def test_tensors_bind_an_einsum_to_the_names_an_arch_keeps(tmp_path):
     assert [{rename[t]: s for t, s in lv.tensors.items()} for lv in ra.levels] == [lv.tensors for lv in rb.levels]
     assert (ra.cycles, ra.energy_pj) == (rb.cycles, rb.energy_pj) and ra.levels[2].limit == "banks"
     assert mapping_section(b)["tensors"] == {"F": "Weights", "I": "Inputs", "O": "Outputs"}
+    from sim.nest_text import map_text
+
+    assert map_text(b).endswith("<< Compute >>\ntensors: F as Weights, I as Inputs, O as Outputs")
+    assert map_text(a).endswith("<< Compute >>")
     # without the binding, the renamed Einsum's F may not live at RF
     p2 = tmp_path / "unbound.yaml"
     p2.write_text(yaml.safe_dump({"einsum": str(prob), "arch": arch,
@@ -219,6 +223,9 @@ def test_pad_runs_the_loops_over_a_larger_size(tmp_path):
     assert "padded (P 16 -> 18): 49,152 of the MACs are the Einsum's (88.89%)" in table_text(a)
     assert a.as_dict()["padding"] == {"P": {"size": 16, "padded": 18}}
     assert mapping_section(padded)["pad"] == {"P": 18}
+    from sim.nest_text import map_text
+
+    assert map_text(padded).endswith("<< Compute >>\npadded: P 16 -> 18")
     # a prime size cannot be split: the error says so and names the way out
     prime = load_config(write(tmp_path, mapping=nest_doc(RF={"temporal": {"P": 16}})), allow_hierarchy=True)
     assert prime.useful_computes == prime.computes
