@@ -4,7 +4,7 @@
     python -m einarray.studies attention-variants --check   # recompute, compare with the committed JSON
 
 Each study is a module of this package (``attention_variants``, ``edge_moe``,
-``architectures``): a function computing its results, their markdown and their plots;
+``architectures``, ``timeloop``): a function computing its results, their markdown and their plots;
 :data:`STUDIES` registers them and :func:`write` writes a study's directory.
 """
 
@@ -24,6 +24,7 @@ from .attention_variants import (ARCHS, MOE_VARIANTS, SIZES, VARIANTS, _plots, a
 from .architectures import architectures, architectures_markdown, architectures_plots
 from .common import MAPPINGS_FILE, REPORTS, compare_numbers
 from .edge_moe import _edge_plots, edge_moe, edge_moe_markdown
+from .timeloop import timeloop, timeloop_markdown, timeloop_plots
 
 __all__ = ["ARCHS", "MOE_VARIANTS", "REPORTS", "SIZES", "STUDIES", "VARIANTS", "compare_numbers", "main", "write"]
 
@@ -43,6 +44,7 @@ STUDIES: dict[str, Study] = {
                                 "--search reuses them.", searches=True),
     "edge-moe": Study(edge_moe, edge_moe_markdown, _edge_plots),
     "architectures": Study(architectures, architectures_markdown, architectures_plots, searches=True),
+    "timeloop": Study(timeloop, timeloop_markdown, timeloop_plots),
 }
 
 
