@@ -146,13 +146,21 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
+def _energy_column(unit: str) -> str:
+    """The energy column's name with its unit (``energy_pj``; ``energy_mac_equivalent`` for an
+    arch whose energies are relative to one MAC)."""
+    import re
+
+    return "energy_" + (re.sub(r"[^0-9a-z]+", "_", unit.lower()).strip("_") or "pj")
+
+
 def nest_table(res) -> Table:
     """The memory-hierarchy result's per-level counts (per instance; energy over all
     instances), the rows of ``sim.nest_text.table_text``, as raw numbers."""
     t = Table(f"{res.workload} on {res.arch}: per level and tensor",
               [Column("level"), Column("tensor"), Column("instances", numeric=True),
                Column("tile", numeric=True), Column("reads", numeric=True), Column("fills", numeric=True),
-               Column("updates", numeric=True), Column("energy_pj", numeric=True)])
+               Column("updates", numeric=True), Column(_energy_column(res.energy_unit), numeric=True)])
     num = (lambda x: int(x) if x.denominator == 1 else float(x))
     for lv in res.levels:
         for name, st in lv.tensors.items():

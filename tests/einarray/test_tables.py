@@ -94,6 +94,22 @@ def test_simulate_csv_is_the_results_numbers(capsys):
     assert json.loads(capsys.readouterr().out)["cycles"] == res["cycles"]
 
 
+@pytest.mark.parametrize("example,column", [("examples/eyeriss/alexnet-conv3.yaml", "energy_mac_equivalent"),
+                                            ("examples/timeloop/01-conv1d-2level-os.yaml", "energy_pj")])
+def test_hierarchy_csv_names_the_energy_unit(example, column, capsys):
+    """A hierarchy arch's csv: the per-level rows of --json, the energy column named with the
+    arch's unit (Eyeriss-like's energies are MAC-equivalents, not pJ)."""
+    assert main(["simulate", str(ROOT / example), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert main(["simulate", str(ROOT / example), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0]) == ["level", "tensor", "instances", "tile", "reads", "fills", "updates", column]
+    for r in rows:
+        if r["tensor"] not in ("(leak)", "MAC"):
+            want = res["levels"][r["level"]]["tensors"][r["tensor"]]
+            assert float(r["reads"]) == want["reads"] and float(r[column]) == want["energy_pj"]
+
+
 def test_run_csv_summary_and_layers_are_the_reports(tmp_path, capsys):
     assert main(["run", str(DATA / "vit-tiny-small.yaml"), "-o", str(tmp_path / "r"), "--format", "csv",
                  "--no-plots"]) == 0
