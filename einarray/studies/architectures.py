@@ -15,7 +15,11 @@ Layers (every Einsum is one sum of products, so each maps alone; :data:`LAYERS`)
   projection (a 512 x 768 x 2304 GEMM), the scores S = Q K^T per head, the weighted values
   O = A V per head and the output projection (512 x 768 x 768). The softmax between S and A has
   no unit on these arrays (no exp or divide): it is not simulated, but S leaves the array for
-  DRAM and A comes back, and that traffic is counted in the two Einsums.
+  DRAM and A comes back, and that traffic is counted in the two Einsums;
+* vit-core: ViT-Base/16's S = Q K^T and A V at 224 px (197 tokens, 12 heads of 64). 197 is
+  prime, so no loop nest can split it: the mapping pads both token ranks to 200 = 2^3 x 5^2
+  (``mapping.pad``), and the padding's fetches and MACs are counted like the others; the rows
+  give the useful MACs and utilization beside the executed ones.
 
 An Einsum's tensors take the names the arch keeps by ``mapping.tensors`` (the activations are
 ``Inputs``, the weights, keys or values ``Weights``, the results ``Outputs``).
@@ -64,6 +68,13 @@ LAYERS: dict[str, dict[str, Any]] = {
                 "tensors": {"A": "Inputs", "V": "Weights", "O": "Outputs"}},
     "bert-out": {"group": "attention", "workload": {"cascade": "gemm", "ranks": {"M": 512, "K": 768, "N": 768}},
                  "tensors": _GEMM},
+    # ViT-Base/16 at 224 px: 197 tokens, a prime, padded to 200 = 2^3 5^2 so the loops factor
+    "vit-qk": {"group": "vit-core", "workload": {"cascade": f"{_LAYERS}/attention-qk.yaml",
+                                                 "ranks": {"M": 197, "P": 197}},
+               "tensors": {"Q": "Inputs", "K": "Weights", "S": "Outputs"}, "pad": {"M": 200, "P": 200}},
+    "vit-av": {"group": "vit-core", "workload": {"cascade": f"{_LAYERS}/attention-av.yaml",
+                                                 "ranks": {"M": 197, "P": 197}},
+               "tensors": {"A": "Inputs", "V": "Weights", "O": "Outputs"}, "pad": {"M": 200, "P": 200}},
 }
 #: the tensors of the attention Einsums that exist only because the softmax runs off the array
 SCORES = {"bert-qk": "S", "bert-av": "A"}
@@ -93,8 +104,10 @@ def _trivial(layer: str) -> dict[str, Any]:
     casc = load_cascade(_path(w["cascade"]), ranks=w["ranks"] or None)
     e = casc.einsums[0]
     ranks = {ix.upper(): casc.ranks[ix.upper()].size for ix in e.iter_indices}
-    t = LAYERS[layer]["tensors"]
-    return {"version": 1, "nest": {"DRAM": {"temporal": ranks}}, **({"tensors": dict(t)} if t else {})}
+    t, pad = LAYERS[layer]["tensors"], LAYERS[layer].get("pad") or {}
+    ranks.update(pad)
+    return {"version": 1, "nest": {"DRAM": {"temporal": ranks}}, **({"tensors": dict(t)} if t else {}),
+            **({"pad": dict(pad)} if pad else {})}
 
 
 def _load(doc: dict[str, Any], where: Path) -> Any:
@@ -125,32 +138,30 @@ def _cases() -> list[tuple[str, str, str]]:
     return out
 
 
-def _search(layer: str, arch: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The searched mapping of (layer, arch) and the search's figures."""
+def _search(layer: str, arch: str) -> dict[str, Any]:
+    """The searched mapping of (layer, arch), from its hand mapping if it has one."""
     from mapping.nest_search import mapping_section, search_nest
     from mapping.config import load_config
     from sim.nest import simulate_nest
 
-    spec = LAYERS[layer]
-    hand = (spec.get("hand") or {}).get(arch)
+    hand = (LAYERS[layer].get("hand") or {}).get(arch)
     if hand:
         start = load_config(REPO / hand, allow_hierarchy=True)
     else:
         start = _load(_sections(layer, arch, _trivial(layer)), CONFIGS)
     res = search_nest(start, lambda c: (lambda r: r.energy_pj * r.cycles)(simulate_nest(c)),
                       budget=SEARCH["budget"][arch], seed=SEARCH["seed"])
-    figures = {"start": "hand" if hand else "trivial", "evaluated": res.evaluated, "exhaustive": res.exhaustive,
-               "score": res.score, "start_score": res.given_score}
-    return mapping_section(res.best), figures
+    return mapping_section(res.best)
 
 
-def _config_text(layer: str, arch: str, origin: str, mapping: dict[str, Any], figures: dict[str, Any] | None) -> str:
+def _config_text(layer: str, arch: str, origin: str, mapping: dict[str, Any]) -> str:
     spec = LAYERS[layer]
+    hand = (spec.get("hand") or {}).get(arch)
     if origin == "hand":
-        how = f"the hand mapping of {spec['hand'][arch]}"
+        how = f"the hand mapping of {hand}"
     else:
         how = (f"found by mapping.nest_search (objective edp, budget {SEARCH['budget'][arch]}, seed "
-               f"{SEARCH['seed']}, from the {(figures or {}).get('start', 'trivial')} mapping)")
+               f"{SEARCH['seed']}, from " + (f"the hand mapping of {hand})" if hand else "every loop in DRAM)"))
     head = [f"{layer} on {arch}: {how}.",
             "Written by `python -m einarray.studies architectures --search`; run it with",
             f"  einarray simulate reports/{NAME}/configs/{_case_name(layer, arch, origin)}.yaml"]
@@ -168,7 +179,6 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
     for layer, arch, origin in _cases():
         name = _case_name(layer, arch, origin)
         spec = LAYERS[layer]
-        figures = None
         if origin == "hand":
             from mapping.config import load_config
             from mapping.nest_search import mapping_section
@@ -177,10 +187,10 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
         elif search:
             if progress:
                 print(f"searching {name} ...", file=sys.stderr, flush=True)
-            mapping, figures = _search(layer, arch)
+            mapping = _search(layer, arch)
         else:
             mapping = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["mapping"]
-        text = _config_text(layer, arch, origin, mapping, figures)
+        text = _config_text(layer, arch, origin, mapping)
         written[f"{name}.yaml"] = text
         cfg = _load(yaml.safe_load(text), CONFIGS)
         res = simulate_nest(cfg)
@@ -189,6 +199,7 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
         row = {"case": name, "layer": layer, "group": spec["group"], "arch": arch, "mapping": origin,
                "macs": res.computes, "cycles": res.cycles, "compute_cycles": res.compute_cycles,
                "utilization": res.utilization, "bound_by": res.bound_by, "energy_unit": res.energy_unit,
+               "useful_macs": res.useful_computes, "useful_utilization": res.useful_utilization,
                "energy": res.energy_pj, "energy_per_mac": res.energy_pj / res.computes,
                "dram_energy": dram.energy_pj, "dram_words": float(sum(
                    (s.reads + s.fills + s.updates) for s in dram.tensors.values())),
@@ -202,8 +213,6 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
             s = dram.tensors[t]
             row["scores_dram_words"] = float(s.reads + s.fills + s.updates)
             row["scores_dram_energy"] = s.energy_pj
-        if figures:
-            row["search"] = figures
         rows.append(row)
     return {"rows": rows, "search": SEARCH, "_configs": written}
 
@@ -266,7 +275,13 @@ def architectures_markdown(data: dict[str, Any]) -> str:
             f"{s['energy'] / h['energy']:.1%} of the energy.", "",
             "A fused cascade keeps S and A on chip; einarray's cascade engine models that on the "
             "array archs (`reports/fusemax/`), not yet on hierarchy archs.", ""]
-    out += ["## Hand mappings and the search", ""]
+    out += ["## ViT-Base's attention core: 197 tokens, padded to 200", ""]
+    for r in (r for r in rows if r["group"] == "vit-core"):
+        out.append(f"- {r['layer']} on {r['arch']}: {r['cycles']:,} cycles, {_g(r['energy'])} {r['energy_unit']}; "
+                   f"{r['macs']:,} MACs executed of which {r['useful_macs']:,} are the Einsum's "
+                   f"({r['useful_macs'] / r['macs']:.2%}): utilization {r['utilization']:.1%} executed, "
+                   f"{r['useful_utilization']:.1%} useful.")
+    out += ["", "## Hand mappings and the search", ""]
     for arch in ARCHS:
         for layer, spec in LAYERS.items():
             if arch in (spec.get("hand") or {}):

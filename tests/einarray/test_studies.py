@@ -93,7 +93,7 @@ def test_architecture_study_against_closed_forms():
     rows = json.loads((studies.REPORTS / "architectures" / "results.json").read_text())["rows"]
     macs = {"alexnet-conv3": 384 * 256 * 13 * 13 * 9, "resnet50-conv3": 128 * 128 * 28 * 28 * 9,
             "bert-qkv": 512 * 768 * 2304, "bert-qk": 12 * 512 * 512 * 64, "bert-av": 12 * 512 * 64 * 512,
-            "bert-out": 512 * 768 * 768}
+            "bert-out": 512 * 768 * 768, "vit-qk": 12 * 200 * 200 * 64, "vit-av": 12 * 200 * 64 * 200}
     peak = {"eyeriss-like": 168, "simba-like": 4 * 16 * 64}
     assert {(r["layer"], r["arch"]) for r in rows if r["mapping"] == "searched"} == \
         {(lay, a) for lay in LAYERS for a in ARCHS}
@@ -102,8 +102,13 @@ def test_architecture_study_against_closed_forms():
         assert r["cycles"] >= r["macs"] / peak[r["arch"]]
         out, size = {"alexnet-conv3": ("Outputs", 384 * 13 * 13), "resnet50-conv3": ("Outputs", 128 * 28 * 28),
                      "bert-qkv": ("C", 512 * 2304), "bert-qk": ("S", 12 * 512 * 512),
-                     "bert-av": ("O", 12 * 512 * 64), "bert-out": ("C", 512 * 768)}[r["layer"]]
+                     "bert-av": ("O", 12 * 512 * 64), "bert-out": ("C", 512 * 768),
+                     "vit-qk": ("S", 12 * 200 * 200), "vit-av": ("O", 12 * 200 * 64)}[r["layer"]]
         assert r["levels"]["DRAM"]["tensors"][out]["updates"] >= size  # every output reaches DRAM
+        # padded (197 -> 200 tokens): the Einsum's own MACs, and utilization over them
+        useful = 12 * 197 * 197 * 64 if r["layer"].startswith("vit") else r["macs"]
+        assert r["useful_macs"] == useful
+        assert r["useful_utilization"] == pytest.approx(r["utilization"] * useful / r["macs"], rel=1e-12)
         if r["mapping"] == "hand":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
