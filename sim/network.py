@@ -49,6 +49,8 @@ position standing for its whole subtree (the spatial loops of the levels between
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -97,6 +99,16 @@ class NetworkStats:
         return sum(t.word_hops for t in self.tensors.values())
 
 
+@lru_cache(maxsize=4096)
+def _repunit(mu: int, n: int) -> int:
+    """``sum(2**(mu * i) for i in range(n))``, by doubling."""
+    if n == 1:
+        return 1
+    h = _repunit(mu, n // 2)
+    r = h | (h << (mu * (n // 2)))
+    return r | (1 << (mu * (n - 1))) if n % 2 else r
+
+
 class _Flat:
     """A tensor's points in one region as one bitmask: component k's bit positions (relative to
     the region's lowest) times ``mult[k]``, the product of the widths before it, so a product of
@@ -117,11 +129,15 @@ class _Flat:
             if k == 0:
                 acc = m
                 continue
-            new = 0
+            # acc (below bit mult[k]) copied to every position p of m, at mult[k] * p. A run of
+            # n set bits from p is one product: acc times the repunit sum_i 2**(mult i), i < n,
+            # whose copies cannot overlap or carry (acc < 2**mult)
+            mu, new = self.mult[k], 0
             while m:
-                low = m & -m
-                new |= acc << (self.mult[k] * (low.bit_length() - 1))
-                m ^= low
+                p = (m & -m).bit_length() - 1
+                n = (~(m >> p) & ((m >> p) + 1)).bit_length() - 1  # the run's length
+                new |= (acc << (mu * p)) if n == 1 else (acc * _repunit(mu, n)) << (mu * p)
+                m &= ~(((1 << n) - 1) << p)
             acc = new
         return acc
 
