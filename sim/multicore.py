@@ -125,7 +125,9 @@ def run_cores(sim: "Sim", groups) -> None:
     for rank in split_ranks(cfg.cascade, n_cores) if one_instance else ():
         split = split_config(cfg, n_cores, rank)
         if split is None:
-            break  # the cascade cannot be reloaded (warned): no rank can be cut
+            if not cfg.cascade.source:
+                break  # no file to reload the cascade from (warned once): no rank can be cut
+            continue  # this rank's parts do not load (warned), or a draft mapping: try the next
         _, whole, single = split
         rest = cfg.cascade.ranks[rank].size % n_cores
         cut_plan = ((n_cores, cfg.instances, whole),) + (((rest, cfg.instances, single),) if rest else ())
