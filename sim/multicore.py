@@ -47,7 +47,7 @@ def split_config(cfg: Config, n: int, r: str | None = None) -> tuple[str, Config
     r = split_rank(c, n) if r is None else r
     if r is None:
         return None
-    if not c.source:
+    if not reloadable(c):
         warnings.warn(f"{c.name}: its rank {r} could be cut across {n} cores, but the cascade has no "
                       "file to reload at the part's size: one core runs it", EinarrayWarning, stacklevel=2)
         return None
@@ -58,6 +58,20 @@ def split_config(cfg: Config, n: int, r: str | None = None) -> tuple[str, Config
     if any(p is None for p in parts):
         return None
     return r, parts[0], parts[1] if rest else None
+
+
+def reloadable(c: Any) -> bool:
+    """Whether cascade ``c`` names a file (or a library cascade) it can be reloaded from."""
+    from einsum.errors import ConfigError
+    from einsum.load import resolve
+
+    if not c.source:
+        return False
+    try:
+        resolve(c.source)
+    except (ConfigError, OSError):
+        return False
+    return True
 
 
 def _loadable(cfg: Config) -> bool:
@@ -125,7 +139,7 @@ def run_cores(sim: "Sim", groups) -> None:
     for rank in split_ranks(cfg.cascade, n_cores) if one_instance else ():
         split = split_config(cfg, n_cores, rank)
         if split is None:
-            if not cfg.cascade.source:
+            if not reloadable(cfg.cascade):
                 break  # no file to reload the cascade from (warned once): no rank can be cut
             continue  # this rank's parts do not load (warned), or a draft mapping: try the next
         _, whole, single = split
@@ -214,4 +228,4 @@ def _plan(sim: "Sim", groups, rank: str | None, phases_of, shared: tuple[str, ..
     return out
 
 
-__all__ = ["phase_config", "run_cores", "split_config"]
+__all__ = ["phase_config", "reloadable", "run_cores", "shared_inputs", "split_config"]

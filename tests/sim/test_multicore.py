@@ -160,8 +160,10 @@ def test_a_cut_that_cannot_be_made_is_named():
     data, src = loads(txt, "t.yaml")
     secs = {k: load_section(data, src, k, Path(".")) for k in ("einsum", "arch")}
     cfg = config_from_sections(secs, src, Path("."))
-    with pytest.warns(EinarrayWarning, match="mm: cutting rank N across 4 cores failed .*: one core runs it"):
+    with pytest.warns(EinarrayWarning, match="mm: its rank N could be cut across 4 cores, but the cascade "
+                                             "has no file to reload at the part's size: one core runs it") as w:
         r = simulate(cfg)
+    assert len([x for x in w if issubclass(x.category, EinarrayWarning)]) == 1  # once, not per rank
     assert r["cores"]["partition"] == "instances" and r["cores"]["instances_per_core"] == [1, 0, 0, 0]
 
 
