@@ -260,3 +260,11 @@ def test_network_counts_equal_the_element_oracle(problem, seed, tmp_path):
     got = {nw.level: {t: (s.words_out, s.words_in, s.hops_out, s.hops_in) for t, s in nw.tensors.items()}
            for nw in res.networks}
     assert got == oracle_network(cfg), p.read_text()
+
+
+@pytest.mark.parametrize("mu", [1, 3, 8, 64, 1000])
+def test_repunit_is_the_sum_of_its_copies(mu):
+    from sim.network import _repunit
+
+    for n in range(1, 70):
+        assert _repunit(mu, n) == sum(1 << (mu * i) for i in range(n))
