@@ -53,6 +53,9 @@ any order; a level left out has no loops and keeps what it may keep)::
 ``tensors: {Q: Inputs, K: Weights, S: Outputs}`` binds the Einsum's tensors to the names the
 arch's ``keeps`` use (:func:`tensor_binding`); ``pad: {P: 200}`` runs a rank's loops over a
 larger, zero-padded size, for a size such as 197 that does not factor (:func:`padding`).
+A cascade of several sum-of-products Einsums maps each under ``einsums: {NAME: {nest,
+tensors, pad, counting}}`` (a :class:`CascadeNest`, run one after another by
+:mod:`sim.nest_cascade`, unfused).
 Checked, each error naming file, line and YAML path: the Einsum is one sum of products with
 affine subscripts; every rank's factors multiply to its size; spatial factors fit the fan-out
 (per mesh dimension); every kept tensor is one the level may keep; the outermost level keeps
@@ -468,10 +471,7 @@ def _affine(e: Any) -> tuple[dict[str, int], int] | None:
     return None
 
 
-def _operands(c: Cascade, src: Source, path: YPath) -> tuple[Einsum, dict[str, int], tuple[Operand, ...]]:
-    if len(c.einsums) != 1:
-        raise src.error(path, f"a hierarchy arch maps one Einsum; cascade {c.name!r} has {len(c.einsums)}")
-    e = c.einsums[0]
+def _operands(c: Cascade, e: Einsum) -> tuple[Einsum, dict[str, int], tuple[Operand, ...]]:
     epath = ("einsum", "expressions", e.position)
     if e.reduce_op not in (None, "sum") or e.kind != "plain":
         raise ConfigError(f"{e.name}: a hierarchy arch maps a sum of products (got {e.reduce_op or e.kind})",
@@ -664,18 +664,67 @@ def tile_words(cfg_levels: tuple[LevelMap, ...], i: int, op: Operand) -> int:
     return n
 
 
+@dataclass(frozen=True)
+class CascadeNest:
+    """A cascade of several sum-of-products Einsums on a hierarchy arch: one
+    :class:`NestConfig` per Einsum (``mapping.einsums: {NAME: {nest, tensors, pad, counting}}``),
+    run one after another. Unfused: a tensor one Einsum writes and a later one reads goes
+    through the outermost level, as each Einsum's counts say."""
+
+    cascade: Cascade
+    configs: tuple[NestConfig, ...]  # in the cascade's order
+    source: str | None = None
+
+    @property
+    def arch(self) -> Hierarchy:
+        return self.configs[0].arch
+
+
 def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: tuple[Any, Source, YPath] | None,
-                src: Source, source: str | None, instances: int = 1) -> NestConfig:
-    """Build a :class:`NestConfig` from the loaded sections (called by the config loader when the
-    arch has a ``hierarchy:``)."""
+                src: Source, source: str | None, instances: int = 1) -> NestConfig | CascadeNest:
+    """Build a :class:`NestConfig` (one Einsum) or a :class:`CascadeNest` (several) from the
+    loaded sections (called by the config loader when the arch has a ``hierarchy:``)."""
     arch = hierarchy_from_data(arch_sec, asrc, ab)
     if instances != 1:
         raise src.error(("workload",), "instances/batch are not modelled for a hierarchy arch; fold them "
                         "into a rank of the Einsum")
-    e, ranks, ops = _operands(casc, src, ("einsum",))
     if mapping is None:
-        raise src.error((), "a hierarchy arch needs a mapping: section with a 'nest:' entry per level")
+        what = "a 'nest:' entry per level" if len(casc.einsums) == 1 else \
+            f"'einsums:' with a nest per Einsum ({', '.join(e.name for e in casc.einsums)})"
+        raise src.error((), f"a hierarchy arch needs a mapping: section with {what}")
     m, msrc, mb = mapping
+    if len(casc.einsums) == 1:
+        if isinstance(m, dict) and "einsums" in m:
+            raise msrc.error(mb + ("einsums",), "a cascade of one Einsum maps it with 'nest:' (and tensors, pad, "
+                             "counting) directly")
+        return _one(casc, casc.einsums[0], arch, asrc, ab, m, msrc, mb, src, source)
+    if isinstance(m, dict) and "nest" in m:
+        raise msrc.error(mb + ("nest",), f"cascade {casc.name!r} has {len(casc.einsums)} Einsums "
+                         f"({', '.join(e.name for e in casc.einsums)}): map each under einsums: "
+                         "{NAME: {nest, tensors, pad}}")
+    _mapping(msrc, m, mb, ("version", "einsums", "counting"), "a mapping section {version, einsums, counting}")
+    if "version" in m and m["version"] != 1:
+        raise msrc.error(mb + ("version",), f"unsupported version {m['version']!r} (this einarray reads 1)")
+    names = [e.name for e in casc.einsums]
+    per = _mapping(msrc, m.get("einsums"), mb + ("einsums",), tuple(names),
+                   "{EINSUM: {nest, tensors, pad, counting}} for every Einsum of the cascade")
+    missing = [n for n in names if n not in per]
+    if missing:
+        raise msrc.error(mb + ("einsums",), f"no mapping for Einsum(s) {', '.join(missing)} of cascade "
+                         f"{casc.name!r} (each needs its own nest)")
+    cfgs = []
+    for e in casc.einsums:
+        sec = per[e.name]
+        if isinstance(sec, dict) and "counting" not in sec and "counting" in m:
+            sec = {**sec, "counting": m["counting"]}
+        cfgs.append(_one(casc, e, arch, asrc, ab, sec, msrc, mb + ("einsums", e.name), src, source))
+    return CascadeNest(casc, tuple(cfgs), source or src.file)
+
+
+def _one(casc: Cascade, e: Einsum, arch: Hierarchy, asrc: Source, ab: YPath, m: Any, msrc: Source, mb: YPath,
+         src: Source, source: str | None) -> NestConfig:
+    """The NestConfig of Einsum ``e`` of ``casc`` under mapping section ``m`` (at ``mb``)."""
+    e, ranks, ops = _operands(casc, e)
     padded = padding(m, msrc, mb, ranks)
     pad = {r: ranks[r] for r in padded}
     ranks = {**ranks, **padded}

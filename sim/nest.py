@@ -545,7 +545,8 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     mac_e = computes * arch.compute.energy_pj
     total = mac_e + sum(lv.energy_pj for lv in levels) + sum(nw.energy_pj for nw in nets)
     area = None if arch.compute.area_um2 is None else arch.compute.area_um2 * arch.compute.instances
-    return NestResult(cfg.cascade.name, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
+    label = cfg.cascade.name if len(cfg.cascade.einsums) == 1 else f"{cfg.cascade.name}.{cfg.einsum.name}"
+    return NestResult(label, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
                       total, loops, arch.clock_hz, raw[(0, out.name)][0],
                       sum(raw[(0, o.name)][0] for o in cfg.operands), arch.compute.instances, area,
                       arch.compute.component, nets, latency, arch.energy_unit,

@@ -85,6 +85,52 @@ def _settings(path: str, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dims) -> int:
+    """Each Einsum of a cascade searched on its own (the Einsums run one after another, so the
+    cascade's cycles and energy are sums; an Einsum's best mapping for its own EDP need not
+    give the cascade's best EDP, which the header says), ``budget`` mappings each."""
+    from dataclasses import replace
+
+    from mapping.nest_search import mapping_section, search_nest
+    from sim.nest import simulate_nest
+    from sim.nest_cascade import cascade_text, simulate_cascade_nest
+    from sim.nest_text import table_text
+
+    found, lines = [], []
+    for cfg in cn.configs:
+        res = search_nest(cfg, lambda c: metric(simulate_nest(c)), dims=dims, budget=s["budget"], seed=s["seed"])
+        found.append(res)
+        how = (f"exhaustive over all {res.space:,} legal mappings" if res.exhaustive else
+               f"local search, {res.evaluated:,} mappings scored")
+        lines.append(f"{cfg.einsum.name}: {how}; {s['objective']} {res.score:.6g} (the config's: {res.given_score:.6g})")
+    best = replace(cn, configs=tuple(r.best for r in found))
+    total = simulate_cascade_nest(best)
+    header = (f"einarray search: {cn.cascade.name} on {cn.arch.name}, objective {s['objective']} per Einsum "
+              f"(varying {', '.join(s['vary'])}; seed {s['seed']}, budget {s['budget']} each):\n" + "\n".join(lines)
+              + f"\ncascade: {total.cycles:,} cycles, energy {total.energy_pj:.6g} {total.energy_unit}")
+    sections = {c.einsum.name: mapping_section(c) for c in best.configs}
+    text = "\n".join(f"# {h}" for h in header.splitlines()) + "\nmapping:\n  version: 1\n  einsums:\n"
+    for n, sec in sections.items():
+        body = mapping_text(sec, "").split("  nest:\n", 1)[1]
+        text += f"    {n}:\n      nest:\n" + "".join(f"    {ln}\n" for ln in body.splitlines())
+    fmt = output_format(args)
+    if fmt == "json":
+        print(json.dumps({"objective": s["objective"], "seed": s["seed"], "vary": s["vary"], "budget": s["budget"],
+                          "einsums": {c.einsum.name: {"score": r.score, "given_score": r.given_score,
+                                                      "evaluated": r.evaluated, "space": r.space,
+                                                      "exhaustive": r.exhaustive}
+                                      for c, r in zip(cn.configs, found)},
+                          "mapping": {"version": 1, "einsums": sections}, "mapping_yaml": text,
+                          "result": total.as_dict()}, indent=2, sort_keys=True))
+    elif fmt != "table":
+        note(fmt, text.rstrip("\n"))
+        emit([nest_table(r) for _, r in total.einsums], fmt)
+    else:
+        print(text)
+        print(cascade_text(total, [table_text(r) for _, r in total.einsums]))
+    return 0
+
+
 def mapping_text(section: dict[str, Any], header: str) -> str:
     """A ``mapping:`` section with one flow-style line per level, as the examples write it."""
     def flow(d: Any) -> str:
@@ -114,6 +160,10 @@ def search_hierarchy(args: argparse.Namespace, cfg: NestConfig) -> int:
     metric = {"energy": lambda r: r.energy_pj, "latency": lambda r: r.cycles,
               "edp": lambda r: r.energy_pj * r.cycles}[s["objective"]]
     dims = Dims(**{k: k in s["vary"] for k in VARY})
+    from mapping.hierarchy import CascadeNest
+
+    if isinstance(cfg, CascadeNest):
+        return _search_cascade(args, cfg, s, metric, dims)
     res = search_nest(cfg, lambda c: metric(simulate_nest(c)), dims=dims, budget=s["budget"], seed=s["seed"])
     best = simulate_nest(res.best)
     how = (f"exhaustive over all {res.space:,} legal mappings" if res.exhaustive else

@@ -127,6 +127,10 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
     for opt, on in (("--functional", args.functional), ("--trace", args.trace), ("--every-tile", args.every_tile)):
         if on:
             raise EinarrayError(f"{opt} applies to array configs, not to a memory-hierarchy arch")
+    from mapping.hierarchy import CascadeNest
+
+    if isinstance(cfg, CascadeNest):
+        return _run_cascade_nest(args, cfg)
     res = simulate_nest(cfg)
     nest = map_text(cfg) if args.show_mapping else None
     fmt = output_format(args)
@@ -143,6 +147,30 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
         if nest is not None:
             print(nest)
         print(table_text(res))
+    return 0
+
+
+def _run_cascade_nest(args: argparse.Namespace, cn) -> int:
+    """Several Einsums on a memory hierarchy: each one's table, then the totals
+    (:mod:`sim.nest_cascade`)."""
+    from sim.nest_cascade import cascade_text, simulate_cascade_nest
+    from sim.nest_text import map_text, table_text
+
+    res = simulate_cascade_nest(cn)
+    nests = {c.einsum.name: map_text(c) for c in cn.configs} if args.show_mapping else {}
+    fmt = output_format(args)
+    if fmt == "json":
+        out = res.as_dict()
+        for n, t in nests.items():
+            out["einsums"][n]["loop_nest"] = t
+        print(json.dumps(out, indent=2, sort_keys=True))
+    elif fmt == "csv":
+        for n, t in nests.items():
+            note(fmt, f"{n}:\n{t}")
+        emit([nest_table(r) for _, r in res.einsums], fmt)
+    else:
+        tables = [(f"{nests[n]}\n" if n in nests else "") + table_text(r) for n, r in res.einsums]
+        print(cascade_text(res, tables))
     return 0
 
 

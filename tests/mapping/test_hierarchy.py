@@ -134,7 +134,7 @@ def test_located_errors(tmp_path, mutate, where, msg):
 
 def test_einsum_must_be_one_sum_of_products(tmp_path):
     e = err(write(tmp_path, problem="../../../einsum/library/softmax-3pass"))
-    assert "a hierarchy arch maps one Einsum" in str(e)
+    assert "mapping.nest: cascade 'softmax-3pass' has 6 Einsums" in str(e) and "map each under einsums:" in str(e)
     p = tmp_path / "relu.yaml"
     p.write_text("einsum:\n  version: 1\n  name: r\n  ranks: {M: 4}\n  inputs: {X: [M]}\n  outputs: [Y]\n"
                  "  expressions:\n    - Y[m] = relu(X[m])\n")

@@ -1,0 +1,115 @@
+"""sim.nest_cascade: a cascade of several sum-of-products Einsums on a memory hierarchy, each
+under its own nest (``mapping.einsums``), run one after another. Each Einsum's counts are
+exactly those of a config holding that Einsum alone with the same nest; the totals are sums;
+the loader's errors are located; ``einarray search`` searches each Einsum and prints a
+mapping that loads back to what it found."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from einarray.cli import main
+from einsum.errors import ConfigError
+from mapping.config import load_config
+from mapping.hierarchy import CascadeNest
+from sim.nest import simulate_nest
+from sim.nest_cascade import simulate_cascade_nest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCH = str(ROOT / "examples" / "timeloop" / "arch" / "3level.yaml")
+RANKS = {"M": 64, "K": 128, "R": 16, "N": 96}
+H_NEST = {"MainMemory": {"temporal": {"M": 2, "K": 2}},
+          "GlobalBuffer": {"temporal": {"K": 4, "R": 8, "M": 4}, "keep": ["X", "H"]},
+          "RegisterFile": {"temporal": {"M": 8, "R": 2, "K": 16}, "keep": ["A", "H"]}}
+Y_NEST = {"MainMemory": {"temporal": {"N": 4}}, "GlobalBuffer": {"temporal": {"N": 4, "R": 4, "M": 32}, "keep": ["H", "Y"]},
+          "RegisterFile": {"temporal": {"M": 2, "N": 6, "R": 4}}}
+
+
+def _einsum(path: Path, name: str, inputs: dict, outputs: list, exprs: list) -> Path:
+    path.write_text(yaml.safe_dump({"einsum": {"version": 1, "name": name, "ranks": RANKS, "inputs": inputs,
+                                               "outputs": outputs, "expressions": exprs}}, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    low = _einsum(tmp_path / "lowrank.yaml", "lowrank", {"X": ["M", "K"], "A": ["K", "R"], "B": ["R", "N"]}, ["Y"],
+                  ["H[m, r] = X[m, k] * A[k, r]", "Y[m, n] = H[m, r] * B[r, n]"])
+    h = _einsum(tmp_path / "h.yaml", "h", {"X": ["M", "K"], "A": ["K", "R"]}, ["H"], ["H[m, r] = X[m, k] * A[k, r]"])
+    y = _einsum(tmp_path / "y.yaml", "y", {"H": ["M", "R"], "B": ["R", "N"]}, ["Y"], ["Y[m, n] = H[m, r] * B[r, n]"])
+    return tmp_path, low, h, y
+
+
+def _cfg(tmp_path: Path, einsum: Path, mapping: dict, name: str = "cfg.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump({"einsum": str(einsum), "arch": ARCH, "mapping": mapping}, sort_keys=False))
+    return p
+
+
+def test_each_einsum_counts_as_it_would_alone(files):
+    tmp, low, h, y = files
+    cn = load_config(_cfg(tmp, low, {"version": 1, "einsums": {"H": {"nest": H_NEST}, "Y": {"nest": Y_NEST}}}),
+                     allow_hierarchy=True)
+    assert isinstance(cn, CascadeNest) and [c.einsum.name for c in cn.configs] == ["H", "Y"]
+    res = simulate_cascade_nest(cn)
+    alone = [simulate_nest(load_config(_cfg(tmp, f, {"version": 1, "nest": n}, f"{f.stem}-cfg.yaml"),
+                                       allow_hierarchy=True)) for f, n in ((h, H_NEST), (y, Y_NEST))]
+    for (name, r), a in zip(res.einsums, alone):
+        assert [lv.tensors for lv in r.levels] == [lv.tensors for lv in a.levels], name
+        assert (r.cycles, r.energy_pj, r.computes) == (a.cycles, a.energy_pj, a.computes)
+        assert r.workload == f"lowrank.{name}"
+    assert res.cycles == alone[0].cycles + alone[1].cycles
+    assert res.computes == 64 * 128 * 16 + 64 * 16 * 96
+    assert res.energy_pj == pytest.approx(alone[0].energy_pj + alone[1].energy_pj, rel=1e-15)
+    # the intermediate H: written to the outermost level whole by H, read from it by Y
+    mm_h = dict(res.einsums)["H"].levels[0].tensors["H"]
+    mm_y = dict(res.einsums)["Y"].levels[0].tensors["H"]
+    assert mm_h.updates == 64 * 16 and mm_y.reads >= 64 * 16
+    d = res.as_dict()
+    assert d["cycles"] == res.cycles and set(d["einsums"]) == {"H", "Y"}
+    assert d["energy_pj"]["total"] == pytest.approx(sum(v for v in d["energy_pj"]["levels"].values())
+                                                    + d["energy_pj"]["compute"] + d["energy_pj"]["networks"])
+
+
+@pytest.mark.parametrize("mapping,where,msg", [
+    ({"version": 1, "nest": H_NEST}, "mapping.nest", "cascade 'lowrank' has 2 Einsums (H, Y): map each under einsums"),
+    ({"version": 1, "einsums": {"H": {"nest": H_NEST}}}, "mapping.einsums", "no mapping for Einsum(s) Y"),
+    ({"version": 1, "einsums": {"H": {"nest": H_NEST}, "Y": {"nest": Y_NEST}, "Z": {}}}, "mapping.einsums.Z",
+     "unknown key 'Z'"),
+    ({"version": 1, "einsums": {"H": {"nest": H_NEST}, "Y": {"nest": {**Y_NEST, "MainMemory": {}}}}},
+     "mapping.einsums.Y.nest", "the factors of rank N multiply to 24, not its size 96"),
+])
+def test_located_errors(files, mapping, where, msg):
+    tmp, low, _, _ = files
+    with pytest.raises(ConfigError) as e:
+        load_config(_cfg(tmp, low, mapping), allow_hierarchy=True)
+    assert e.value.line is not None and where in str(e.value) and msg in str(e.value), str(e.value)
+
+
+def test_one_einsum_keeps_nest(files):
+    tmp, _, h, _ = files
+    with pytest.raises(ConfigError, match=r"mapping.einsums: a cascade of one Einsum maps it with 'nest:'"):
+        load_config(_cfg(tmp, h, {"version": 1, "einsums": {"H": {"nest": H_NEST}}}), allow_hierarchy=True)
+
+
+def test_simulate_and_search_commands(files, capsys):
+    tmp, low, _, _ = files
+    p = _cfg(tmp, low, {"version": 1, "einsums": {"H": {"nest": H_NEST}, "Y": {"nest": Y_NEST}}})
+    assert main(["simulate", str(p), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["cycles"] == 131072 + 98304 and set(d["einsums"]) == {"H", "Y"}
+    assert main(["simulate", str(p), "--show-mapping"]) == 0
+    out = capsys.readouterr().out
+    assert "== Einsum H ==" in out and "2 Einsums one after another" in out and "<< Compute >>" in out
+    assert main(["search", str(p), "--budget", "40", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert set(s["einsums"]) == {"H", "Y"} and all(e["score"] <= e["given_score"] for e in s["einsums"].values())
+    # the printed mapping loads back to the searched cascade
+    back = tmp / "found.yaml"
+    back.write_text(f"einsum: {low}\narch: {ARCH}\n" + s["mapping_yaml"])
+    again = simulate_cascade_nest(load_config(back, allow_hierarchy=True))
+    assert again.as_dict() == s["result"]
