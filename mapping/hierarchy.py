@@ -55,7 +55,8 @@ arch's ``keeps`` use (:func:`tensor_binding`); ``pad: {P: 200}`` runs a rank's l
 larger, zero-padded size, for a size such as 197 that does not factor (:func:`padding`).
 A cascade of several sum-of-products Einsums maps each under ``einsums: {NAME: {nest,
 tensors, pad, counting}}`` (a :class:`CascadeNest`, run one after another by
-:mod:`sim.nest_cascade`, unfused).
+:mod:`sim.nest_cascade`); ``on_chip: {H: GlobalBuffer}`` keeps an intermediate in an
+on-chip level between them instead of the outermost one (fused, :func:`on_chip`).
 Checked, each error naming file, line and YAML path: the Einsum is one sum of products with
 affine subscripts; every rank's factors multiply to its size; spatial factors fit the fan-out
 (per mesh dimension); every kept tensor is one the level may keep; the outermost level keeps
@@ -199,6 +200,12 @@ class NestConfig:
     mapping_origin: str = "given"
     tensors: Mapping[str, str] = field(default_factory=dict)  # Einsum tensor -> the arch's name (binding)
     pad: Mapping[str, int] = field(default_factory=dict)  # padded rank -> its size in the Einsum
+    roots: Mapping[str, int] = field(default_factory=dict)  # tensor -> the level it lives in, if not the outermost
+
+    def root(self, tensor: str) -> int:
+        """The level that is ``tensor``'s backing store: the outermost, or the on-chip level a
+        cascade keeps it in between its Einsums (``mapping.on_chip``)."""
+        return self.roots.get(tensor, 0)
 
     @property
     def useful_computes(self) -> int:
@@ -668,12 +675,14 @@ def tile_words(cfg_levels: tuple[LevelMap, ...], i: int, op: Operand) -> int:
 class CascadeNest:
     """A cascade of several sum-of-products Einsums on a hierarchy arch: one
     :class:`NestConfig` per Einsum (``mapping.einsums: {NAME: {nest, tensors, pad, counting}}``),
-    run one after another. Unfused: a tensor one Einsum writes and a later one reads goes
-    through the outermost level, as each Einsum's counts say."""
+    run one after another. A tensor one Einsum writes and a later one reads goes through the
+    outermost level, as each Einsum's counts say, unless ``on_chip`` keeps it in an on-chip
+    level between them (fused: its backing store is that level in both Einsums)."""
 
     cascade: Cascade
     configs: tuple[NestConfig, ...]  # in the cascade's order
     source: str | None = None
+    on_chip: Mapping[str, str] = field(default_factory=dict)  # intermediate -> the level it stays in
 
     @property
     def arch(self) -> Hierarchy:
@@ -702,7 +711,8 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
         raise msrc.error(mb + ("nest",), f"cascade {casc.name!r} has {len(casc.einsums)} Einsums "
                          f"({', '.join(e.name for e in casc.einsums)}): map each under einsums: "
                          "{NAME: {nest, tensors, pad}}")
-    _mapping(msrc, m, mb, ("version", "einsums", "counting"), "a mapping section {version, einsums, counting}")
+    _mapping(msrc, m, mb, ("version", "einsums", "counting", "on_chip"),
+             "a mapping section {version, einsums, counting, on_chip}")
     if "version" in m and m["version"] != 1:
         raise msrc.error(mb + ("version",), f"unsupported version {m['version']!r} (this einarray reads 1)")
     names = [e.name for e in casc.einsums]
@@ -712,24 +722,63 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
     if missing:
         raise msrc.error(mb + ("einsums",), f"no mapping for Einsum(s) {', '.join(missing)} of cascade "
                          f"{casc.name!r} (each needs its own nest)")
+    rooted = on_chip(m, msrc, mb, casc, arch)
     cfgs = []
     for e in casc.einsums:
         sec = per[e.name]
         if isinstance(sec, dict) and "counting" not in sec and "counting" in m:
             sec = {**sec, "counting": m["counting"]}
-        cfgs.append(_one(casc, e, arch, asrc, ab, sec, msrc, mb + ("einsums", e.name), src, source))
-    return CascadeNest(casc, tuple(cfgs), source or src.file)
+        cfgs.append(_one(casc, e, arch, asrc, ab, sec, msrc, mb + ("einsums", e.name), src, source,
+                         rooted, mb + ("on_chip",)))
+    return CascadeNest(casc, tuple(cfgs), source or src.file, MappingProxyType(
+        {t: arch.levels[i].name for t, i in rooted.items()}))
+
+
+def on_chip(m: Any, msrc: Source, mb: YPath, casc: Cascade, arch: Hierarchy) -> dict[str, int]:
+    """The cascade mapping's ``on_chip: {TENSOR: LEVEL}``: intermediates (written by one Einsum,
+    read by a later one, not an output of the cascade) that stay in an on-chip level between
+    the Einsums instead of going through the outermost one: fused. The level must have one
+    instance (the Einsums would otherwise have to partition the tensor alike over the
+    instances). Returns tensor -> level index."""
+    d = m.get("on_chip") if isinstance(m, dict) else None
+    if d is None:
+        return {}
+    p = mb + ("on_chip",)
+    if not isinstance(d, dict):
+        raise msrc.error(p, f"expected {{TENSOR: LEVEL}}, got {d!r}")
+    written = {e.output: k for k, e in enumerate(casc.einsums)}
+    read = {t: [k for k, e in enumerate(casc.einsums) if t in e.reads] for t in written}
+    names = [lv.name for lv in arch.levels]
+    out = {}
+    for t, lvl in d.items():
+        if t not in written or not any(k > written[t] for k in read[t]) or t in casc.outputs:
+            inter = [x for x in written if x not in casc.outputs and any(k > written[x] for k in read[x])]
+            raise msrc.error(p + (str(t),), f"{t!r} is not an intermediate of the cascade (one Einsum writes it, "
+                             f"a later one reads it, the cascade does not output it): {', '.join(inter) or 'none'}")
+        if lvl not in names[1:]:
+            raise msrc.error(p + (t,), f"expected an on-chip level ({', '.join(names[1:])}), got {lvl!r}")
+        i = names.index(lvl)
+        if arch.levels[i].instances != 1:
+            raise msrc.error(p + (t,), f"{lvl} has {arch.levels[i].instances} instances: keeping {t} there between "
+                             "Einsums needs a level of one instance")
+        out[t] = i
+    return out
 
 
 def _one(casc: Cascade, e: Einsum, arch: Hierarchy, asrc: Source, ab: YPath, m: Any, msrc: Source, mb: YPath,
-         src: Source, source: str | None) -> NestConfig:
-    """The NestConfig of Einsum ``e`` of ``casc`` under mapping section ``m`` (at ``mb``)."""
+         src: Source, source: str | None, rooted: Mapping[str, int] | None = None,
+         rp: YPath = ()) -> NestConfig:
+    """The NestConfig of Einsum ``e`` of ``casc`` under mapping section ``m`` (at ``mb``), the
+    tensors of ``rooted`` living in the given levels (:func:`on_chip`, at ``rp``)."""
     e, ranks, ops = _operands(casc, e)
     padded = padding(m, msrc, mb, ranks)
     pad = {r: ranks[r] for r in padded}
     ranks = {**ranks, **padded}
     levels, flags = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops)
     bound = tensor_binding(m, msrc, mb, arch, ops)
+    roots = {t: i for t, i in (rooted or {}).items() if any(o.name == t for o in ops)}
+    if roots:
+        levels = _root(levels, roots, ops, arch, bound, e, msrc, mb, rp)
     for i, (lv, lm) in enumerate(zip(arch.levels, levels)):
         bk = lv.banks
         if bk is not None and bk.assign is not None:
@@ -757,4 +806,29 @@ def _one(casc: Cascade, e: Einsum, arch: Hierarchy, asrc: Source, ab: YPath, m: 
             raise msrc.error(mb + ("nest", lv.name), f"the tiles kept at {lv.name} need {words} words, more than "
                              f"its capacity of {lv.capacity_words}")
     return NestConfig(casc, e, MappingProxyType(ranks), ops, arch, levels, flags["output_first_fill"],
-                      flags["extrapolate"], source or src.file, tensors=bound, pad=MappingProxyType(pad))
+                      flags["extrapolate"], source or src.file, tensors=bound, pad=MappingProxyType(pad),
+                      roots=MappingProxyType(roots))
+
+
+def _root(levels: tuple[LevelMap, ...], roots: Mapping[str, int], ops: tuple[Operand, ...], arch: Hierarchy,
+          bound: Mapping[str, str], e: Einsum, msrc: Source, mb: YPath, rp: YPath) -> tuple[LevelMap, ...]:
+    """``levels`` with each rooted tensor kept at its level and at none above it, checked whole
+    there: no loop above the level may index it (it has no parent to refill from)."""
+    out = list(levels)
+    for t, i in roots.items():
+        op = next(o for o in ops if o.name == t)
+        lv = arch.levels[i]
+        if lv.keeps is not None and bound.get(t, t) not in lv.keeps:
+            raise msrc.error(rp + (t,), f"{lv.name} may not keep {t} (its keeps: {', '.join(lv.keeps)})")
+        mine = {r for terms in op.terms for r, _ in terms}
+        for k in range(i):
+            lm = out[k]
+            for r, f in lm.temporal + lm.spatial_x + lm.spatial_y:
+                if r in mine and f > 1:
+                    raise msrc.error(mb + ("nest", lm.level), f"{t} stays in {lv.name} between the Einsums, so it "
+                                     f"must be whole there, but {lm.level}'s loop over {r} ({f}) in Einsum "
+                                     f"{e.name} moves it: put {r}'s loops at {lv.name} or inside")
+            out[k] = replace(lm, keep=tuple(x for x in lm.keep if x != t))
+        names = [o.name for o in ops]
+        out[i] = replace(out[i], keep=tuple(x for x in names if x in out[i].keep or x == t))
+    return tuple(out)

@@ -124,9 +124,13 @@ class NestSpace:
                     if (kind == "T" and dims.factors) or (kind != "T" and dims.spatial)]
             self.free[r] = free
         self.given = given
-        self.allowed = [tuple(t for t in self.tensors if lv.keeps is None or cfg.arch_name(t) in lv.keeps) if i
-                        else self.tensors
+        self.allowed = [tuple(t for t in self.tensors if (lv.keeps is None or cfg.arch_name(t) in lv.keeps)
+                              and i >= cfg.root(t)) if i else self.tensors
                         for i, lv in enumerate(arch.levels)]
+        # a tensor kept on chip between a cascade's Einsums (cfg.roots) lives whole in its level:
+        # no slot above that level may hold a factor of its ranks
+        self.pinned = {t: (i, {r for terms in next(o for o in cfg.operands if o.name == t).terms for r, _ in terms})
+                       for t, i in cfg.roots.items()}
         self.base_order = []
         for lm in cfg.levels:
             own = [r for r, _ in lm.temporal]
@@ -161,7 +165,9 @@ class NestSpace:
         if i == 0 or not self.dims.keep:
             return [self.cfg.levels[i].keep]
         a = self.allowed[i]
-        return [tuple(t for t, on in zip(a, bits) if on) for bits in itertools.product((True, False), repeat=len(a))]
+        must = {t for t, (root, _) in self.pinned.items() if root == i}
+        return [k for bits in itertools.product((True, False), repeat=len(a))
+                for k in [tuple(t for t, on in zip(a, bits) if on)] if must <= set(k)]
 
     def _orders(self, split, i: int) -> list[tuple[str, ...]]:
         k = self.slots.index((i, "T"))
@@ -186,7 +192,7 @@ class NestSpace:
             return bound, False
         nl, count = len(self.cfg.levels), 0
         for split in itertools.product(*(self._rank_splits(r) for r in self.ranks)):
-            if not self._spatial_ok(split):
+            if not self._spatial_ok(split) or not self._pinned_ok(split):
                 continue
             for keeps in itertools.product(*(self._keeps(i) for i in range(nl))):
                 if self._fits(split, keeps):
@@ -199,7 +205,7 @@ class NestSpace:
         """Every legal point, in a fixed order."""
         nl = len(self.cfg.levels)
         for split in itertools.product(*(self._rank_splits(r) for r in self.ranks)):
-            if not self._spatial_ok(split):
+            if not self._spatial_ok(split) or not self._pinned_ok(split):
                 continue
             for keeps in itertools.product(*(self._keeps(i) for i in range(nl))):
                 if not self._fits(split, keeps):
@@ -221,8 +227,16 @@ class NestSpace:
                     return False
         return True
 
+    def _pinned_ok(self, split) -> bool:
+        for root, ranks in self.pinned.values():
+            for k, (i, _) in enumerate(self.slots):
+                if i < root and any(split[j][k] > 1 for j, r in enumerate(self.ranks) if r in ranks):
+                    return False
+        return True
+
     def legal(self, p: Point) -> bool:
-        return self._spatial_ok(p[0]) and self._fits(p[0], p[2])
+        return (self._spatial_ok(p[0]) and self._pinned_ok(p[0])
+                and all(t in p[2][root] for t, (root, _) in self.pinned.items()) and self._fits(p[0], p[2]))
 
     def levels(self, p: Point) -> tuple[LevelMap, ...]:
         split, orders, keeps = p
@@ -263,13 +277,23 @@ class NestSpace:
                     k = tuple(x for x in self.tensors if (x in keeps[i]) != (x == t))
                     yield split, orders, keeps[:i] + (k,) + keeps[i + 1:]
 
+    def _base_slot(self, r: str) -> int:
+        """Where a built random point first puts rank ``r``'s free factors: the outermost level's
+        temporal loops (unbounded tiles), or, for a rank of a tensor kept in a level between a
+        cascade's Einsums, that level's temporal loops (nothing above it may index the tensor)."""
+        root = max((i for i, ranks in self.pinned.values() if r in ranks), default=0)
+        k = self.slots.index((root, "T"))
+        return k if k in self.free[r] else 0
+
     def random_point(self, rng: random.Random, tries: int = 200) -> Point | None:
         """A random legal point. Where every free rank may put factors in the outermost level's
         temporal loops (slot 0: its tiles are unbounded), it is built so that it is legal at
         every step: random orders and keeps, every free factor first in slot 0 (legal: the inner
         tiles are single words), then each prime factor in a random order moved to a random slot
-        where the point stays legal (or left at slot 0). Otherwise (the factors fixed), up to
-        ``tries`` random draws, each prime to a random free slot, the first legal one."""
+        where the point stays legal (or left at slot 0). A rank of a tensor a cascade keeps in
+        an on-chip level starts in that level's temporal loops instead (:meth:`_base_slot`).
+        Otherwise (the factors fixed), up to ``tries`` random draws, each prime to a random free
+        slot, the first legal one."""
         nl = len(self.cfg.levels)
         constructive = all(not self.free[r] or 0 in self.free[r] for r in self.ranks)
         for _ in range(tries):
@@ -284,7 +308,7 @@ class NestSpace:
                     for k in free:
                         s[k] = 1
                     if constructive:
-                        s[0] = rest
+                        s[self._base_slot(r)] = rest
                     else:
                         for q in _primes(rest):
                             s[rng.choice(free)] *= q
@@ -292,18 +316,20 @@ class NestSpace:
             if constructive:
                 if not self.legal((tuple(map(tuple, split)), orders, keeps)):
                     continue  # these keeps do not fit even single-word tiles
-                moves = [(j, q) for j, r in enumerate(self.ranks) if self.free[r] for q in _primes(split[j][0])]
+                moves = [(j, q) for j, r in enumerate(self.ranks) if self.free[r]
+                         for q in _primes(split[j][self._base_slot(r)])]
                 rng.shuffle(moves)
                 for j, q in moves:
+                    a = self._base_slot(self.ranks[j])
                     for b in rng.sample(self.free[self.ranks[j]], len(self.free[self.ranks[j]])):
-                        if b == 0:
+                        if b == a:
                             break
-                        split[j][0] //= q
+                        split[j][a] //= q
                         split[j][b] *= q
                         if self.legal((tuple(map(tuple, split)), orders, keeps)):
                             break
                         split[j][b] //= q
-                        split[j][0] *= q
+                        split[j][a] *= q
             p = (tuple(map(tuple, split)), orders, keeps)
             if self.legal(p):
                 return p
@@ -363,7 +389,9 @@ def mapping_section(cfg: NestConfig) -> dict[str, Any]:
         sp = {k: {r: f for r, f in v} for k, v in (("X", lm.spatial_x), ("Y", lm.spatial_y)) if v}
         if sp:
             d["spatial"] = sp
-        d["keep"] = list(lm.keep)
+        # the outermost level keeps every tensor as written; a tensor the cascade keeps on chip
+        # (cfg.roots) is taken out of it again when the mapping loads (mapping.hierarchy._root)
+        d["keep"] = [o.name for o in cfg.operands if o.name in lm.keep or (lm is cfg.levels[0] and o.name in cfg.roots)]
         nest[lm.level] = d
     out: dict[str, Any] = {"version": 1, "nest": nest,
                            "counting": {"output_first_fill": cfg.output_first_fill, "extrapolate": cfg.extrapolate}}

@@ -503,14 +503,15 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
                 continue
             tile, P, D, u = raw[(i, op.name)]
             ui = util[i]
+            top = i == cfg.root(op.name)  # its backing store: nothing above fills it
             if op.is_output:
                 upd = Fraction(u, ui)
                 reads = Fraction(u - P, ui)
-                fills = Fraction(0) if i == 0 else Fraction(D - (0 if cfg.output_first_fill else P), ui)
+                fills = Fraction(0) if top else Fraction(D - (0 if cfg.output_first_fill else P), ui)
             else:
                 upd = Fraction(0)
                 reads = Fraction(u, ui)
-                fills = Fraction(0) if i == 0 else Fraction(D, ui)
+                fills = Fraction(0) if top else Fraction(D, ui)
             per[op.name] = (tile, Fraction(P, ui), reads, fills, upd)
         counts.append(per)
         cyc = 0
@@ -547,8 +548,8 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     area = None if arch.compute.area_um2 is None else arch.compute.area_um2 * arch.compute.instances
     label = cfg.cascade.name if len(cfg.cascade.einsums) == 1 else f"{cfg.cascade.name}.{cfg.einsum.name}"
     return NestResult(label, arch.name, computes, macs, compute_cycles, cycles, mac_e, tuple(levels),
-                      total, loops, arch.clock_hz, raw[(0, out.name)][0],
-                      sum(raw[(0, o.name)][0] for o in cfg.operands), arch.compute.instances, area,
+                      total, loops, arch.clock_hz, raw[(cfg.root(out.name), out.name)][0],
+                      sum(raw[(cfg.root(o.name), o.name)][0] for o in cfg.operands), arch.compute.instances, area,
                       arch.compute.component, nets, latency, arch.energy_unit,
                       {r: (n, cfg.ranks[r]) for r, n in cfg.pad.items()}, cfg.useful_computes)
 

@@ -2,19 +2,22 @@
 (:class:`mapping.hierarchy.CascadeNest`): each Einsum counted by :mod:`sim.nest` under its own
 mapping, the Einsums run one after another.
 
-The model: unfused and sequential. An Einsum starts when the one before it has finished (a
-tensor it reads may be the one just written), so the cycles are the sum of the Einsums'
-cycles, and the energy, the MACs and every level's and network's energy are sums too. A
-tensor written by one Einsum and read by a later one goes through the outermost level: the
-producer's counts write it there (every output reaches the outermost level) and the
-consumer's read it from there, exactly as two configs of one Einsum each would count them.
-What a fused cascade saves (the intermediate kept on chip) is not modelled on hierarchy
-archs; the array archs' cascade engine (:mod:`sim.engine`) models it.
+The model: sequential. An Einsum starts when the one before it has finished (a tensor it
+reads may be the one just written), so the cycles are the sum of the Einsums' cycles, and the
+energy, the MACs and every level's and network's energy are sums too. A tensor written by one
+Einsum and read by a later one goes through the outermost level: the producer's counts write
+it there (every output reaches the outermost level) and the consumer's read it from there,
+exactly as two configs of one Einsum each would count them. Fused (``mapping.on_chip: {H:
+GlobalBuffer}``): the intermediate lives in that level instead, whole (no loop above the
+level indexes it), so in both Einsums that level is its backing store: the producer's
+updates stay there and the consumer finds it there (no fill), and no level above, nor a
+network above, ever holds it. Pipelining the Einsums (the array archs' stages,
+:mod:`sim.engine`) is not modelled here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mapping.hierarchy import CascadeNest
@@ -28,6 +31,7 @@ class CascadeNestResult:
     arch: str
     einsums: tuple[tuple[str, NestResult], ...]  # in the cascade's order
     energy_unit: str = "pJ"
+    on_chip: dict = field(default_factory=dict)  # intermediate -> the on-chip level it stays in (fused)
 
     @property
     def cycles(self) -> int:
@@ -47,6 +51,7 @@ class CascadeNestResult:
             for lv in r.levels:
                 levels[lv.name] = levels.get(lv.name, 0.0) + lv.energy_pj
         return {"workload": self.workload, "arch": self.arch, "energy_unit": self.energy_unit,
+                "on_chip": dict(self.on_chip),
                 "cycles": self.cycles, "computes": self.computes,
                 "energy_pj": {"total": self.energy_pj, "compute": sum(r.mac_energy_pj for _, r in self.einsums),
                               "levels": levels,
@@ -57,7 +62,7 @@ class CascadeNestResult:
 def simulate_cascade_nest(cn: CascadeNest) -> CascadeNestResult:
     """Every Einsum of ``cn`` by :func:`sim.nest.simulate_nest`, in order (the module docstring)."""
     res = tuple((cfg.einsum.name, simulate_nest(cfg)) for cfg in cn.configs)
-    return CascadeNestResult(cn.cascade.name, cn.arch.name, res, cn.arch.energy_unit)
+    return CascadeNestResult(cn.cascade.name, cn.arch.name, res, cn.arch.energy_unit, dict(cn.on_chip))
 
 
 def cascade_text(res: CascadeNestResult, tables: list[str]) -> str:
@@ -68,7 +73,10 @@ def cascade_text(res: CascadeNestResult, tables: list[str]) -> str:
     for (name, _), t in zip(res.einsums, tables):
         out += [f"== Einsum {name} ==", t, ""]
     parts = ", ".join(f"{n} {r.cycles:,}" for n, r in res.einsums)
-    out.append(f"{res.workload} on {res.arch}: {len(res.einsums)} Einsums one after another (unfused: each "
-               f"intermediate through the outermost level): {res.cycles:,} cycles ({parts}), {res.computes:,} MACs, "
+    how = ("each intermediate through the outermost level" if not res.on_chip else
+           "kept on chip: " + ", ".join(f"{t} in {lv}" for t, lv in res.on_chip.items())
+           + "; any other intermediate through the outermost level")
+    out.append(f"{res.workload} on {res.arch}: {len(res.einsums)} Einsums one after another ({how}): "
+               f"{res.cycles:,} cycles ({parts}), {res.computes:,} MACs, "
                f"energy {res.energy_pj:,.2f} {u} ({res.energy_pj / res.computes:.4f} {u}/MAC)")
     return "\n".join(out)

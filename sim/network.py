@@ -230,6 +230,8 @@ def network_stats(cfg: NestConfig, loops: tuple[Loop, ...]) -> tuple[NetworkStat
         depth_out = depth_in = 0
         for op in cfg.operands:
             keepers = [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep]
+            if keepers[0] > j:
+                continue  # it lives below this network (kept on chip between Einsums): never on it
             c = min([i for i in keepers if i > j] + [n])
             sp = _Space(op, loops)
             Mc = sp.sets([lp for lp in loops if lp.level >= c])

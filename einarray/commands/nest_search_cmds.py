@@ -113,6 +113,8 @@ def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dim
     for n, sec in sections.items():
         body = mapping_text(sec, "").split("  nest:\n", 1)[1]
         text += f"    {n}:\n      nest:\n" + "".join(f"    {ln}\n" for ln in body.splitlines())
+    if cn.on_chip:
+        text += "  on_chip: {" + ", ".join(f"{t}: {lv}" for t, lv in cn.on_chip.items()) + "}\n"
     fmt = output_format(args)
     if fmt == "json":
         print(json.dumps({"objective": s["objective"], "seed": s["seed"], "vary": s["vary"], "budget": s["budget"],
@@ -120,7 +122,9 @@ def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dim
                                                       "evaluated": r.evaluated, "space": r.space,
                                                       "exhaustive": r.exhaustive}
                                       for c, r in zip(cn.configs, found)},
-                          "mapping": {"version": 1, "einsums": sections}, "mapping_yaml": text,
+                          "mapping": {"version": 1, "einsums": sections,
+                                      **({"on_chip": dict(cn.on_chip)} if cn.on_chip else {})},
+                          "mapping_yaml": text,
                           "result": total.as_dict()}, indent=2, sort_keys=True))
     elif fmt != "table":
         note(fmt, text.rstrip("\n"))

@@ -113,3 +113,87 @@ def test_simulate_and_search_commands(files, capsys):
     back.write_text(f"einsum: {low}\narch: {ARCH}\n" + s["mapping_yaml"])
     again = simulate_cascade_nest(load_config(back, allow_hierarchy=True))
     assert again.as_dict() == s["result"]
+
+
+# H stays in the GlobalBuffer between the Einsums: its ranks' loops (M, R) at that level or inside
+H_FUSED = {"MainMemory": {"temporal": {"K": 2}},
+           "GlobalBuffer": {"temporal": {"K": 4, "R": 8, "M": 8}, "keep": ["X", "H"]},
+           "RegisterFile": {"temporal": {"M": 8, "R": 2, "K": 16}, "keep": ["A", "H"]}}
+
+
+def test_on_chip_keeps_an_intermediate_out_of_the_outermost_level(files):
+    """Fused: the counts are the unfused ones but for H, which the MainMemory never sees (no
+    write by H, no read by Y) and which the consumer finds in the GlobalBuffer (no fill)."""
+    tmp, low, _, _ = files
+    unf = {"version": 1, "einsums": {"H": {"nest": H_FUSED}, "Y": {"nest": Y_NEST}}}
+    a = simulate_cascade_nest(load_config(_cfg(tmp, low, unf, "u.yaml"), allow_hierarchy=True))
+    cn = load_config(_cfg(tmp, low, {**unf, "on_chip": {"H": "GlobalBuffer"}}, "f.yaml"), allow_hierarchy=True)
+    assert dict(cn.on_chip) == {"H": "GlobalBuffer"} and [c.root("H") for c in cn.configs] == [1, 1]
+    b = simulate_cascade_nest(cn)
+    saved = 0.0
+    for (name, ra), (_, rb) in zip(a.einsums, b.einsums):
+        for la, lb in zip(ra.levels, rb.levels):
+            for t, sa in la.tensors.items():
+                if t != "H":
+                    assert lb.tensors[t] == sa, (name, la.name, t)
+                elif la.name == "MainMemory":
+                    assert t not in lb.tensors
+                    saved += sa.energy_pj
+                elif name == "Y" and la.name == "GlobalBuffer":  # found there, not filled
+                    sb = lb.tensors[t]
+                    assert (sb.fills, sb.reads) == (0, sa.reads) and sa.fills == 64 * 16
+                    saved += sa.energy_pj - sb.energy_pj
+                else:
+                    assert lb.tensors[t] == sa, (name, la.name, t)
+    # the unfused cascade wrote H (1,024 words) once and read it back once
+    h_mm = [dict(a.einsums)[n].levels[0].tensors["H"] for n in ("H", "Y")]
+    assert (h_mm[0].updates, h_mm[1].reads) == (64 * 16, 64 * 16)
+    assert b.cycles == a.cycles and b.energy_pj == pytest.approx(a.energy_pj - saved, rel=1e-12)
+
+
+@pytest.mark.parametrize("over,where,msg", [
+    ({"on_chip": {"Y": "GlobalBuffer"}}, "mapping.on_chip.Y", "'Y' is not an intermediate of the cascade"),
+    ({"on_chip": {"H": "MainMemory"}}, "mapping.on_chip.H", "expected an on-chip level (GlobalBuffer, RegisterFile)"),
+    ({"on_chip": {"H": "GlobalBuffer"}, "einsums": {"H": {"nest": H_NEST}, "Y": {"nest": Y_NEST}}},
+     "mapping.einsums.H.nest.MainMemory", "H stays in GlobalBuffer between the Einsums, so it must be whole there, "
+     "but MainMemory's loop over M (2) in Einsum H moves it"),
+])
+def test_on_chip_errors_are_located(files, over, where, msg):
+    tmp, low, _, _ = files
+    m = {"version": 1, "einsums": {"H": {"nest": H_FUSED}, "Y": {"nest": Y_NEST}}, **over}
+    with pytest.raises(ConfigError) as e:
+        load_config(_cfg(tmp, low, m), allow_hierarchy=True)
+    assert e.value.line is not None and where in str(e.value) and msg in str(e.value), str(e.value)
+
+
+def test_on_chip_needs_a_level_of_one_instance(files):
+    tmp, low, _, _ = files
+    arch = yaml.safe_load((ROOT / "examples" / "timeloop" / "arch" / "3level.yaml").read_text())["arch"]
+    arch["hierarchy"][1]["mesh"] = [2, 1]
+    arch["hierarchy"][2]["mesh"] = [2, 1]
+    arch["compute"]["mesh"] = [2, 1]
+    p = tmp / "two.yaml"
+    p.write_text(yaml.safe_dump({"einsum": str(low), "arch": arch, "mapping": {
+        "version": 1, "einsums": {"H": {"nest": H_FUSED}, "Y": {"nest": Y_NEST}},
+        "on_chip": {"H": "GlobalBuffer"}}}, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"mapping.on_chip.H: GlobalBuffer has 2 instances: keeping H there"):
+        load_config(p, allow_hierarchy=True)
+
+
+def test_search_keeps_a_fused_intermediate_on_chip(files, capsys):
+    """The search never moves H out of its level nor loops over its ranks above it; the
+    mapping it prints (with on_chip) loads back to what it found."""
+    tmp, low, _, _ = files
+    p = _cfg(tmp, low, {"version": 1, "einsums": {"H": {"nest": H_FUSED}, "Y": {"nest": Y_NEST}},
+                        "on_chip": {"H": "GlobalBuffer"}})
+    assert main(["search", str(p), "--budget", "80", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["mapping"]["on_chip"] == {"H": "GlobalBuffer"} and "on_chip: {H: GlobalBuffer}" in s["mapping_yaml"]
+    back = tmp / "found.yaml"
+    back.write_text(f"einsum: {low}\narch: {ARCH}\n" + s["mapping_yaml"])
+    cn = load_config(back, allow_hierarchy=True)
+    again = simulate_cascade_nest(cn)
+    assert again.as_dict() == s["result"] and again.on_chip == {"H": "GlobalBuffer"}
+    for c in cn.configs:
+        assert "H" not in c.levels[0].keep and "H" in c.levels[1].keep
+        assert not [r for r, f in c.levels[0].temporal if r in ("M", "R") and f > 1]
