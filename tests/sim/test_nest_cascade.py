@@ -197,3 +197,20 @@ def test_search_keeps_a_fused_intermediate_on_chip(files, capsys):
     for c in cn.configs:
         assert "H" not in c.levels[0].keep and "H" in c.levels[1].keep
         assert not [r for r, f in c.levels[0].temporal if r in ("M", "R") and f > 1]
+
+
+def test_the_fused_lowrank_example_saves_exactly_h_through_dram(tmp_path):
+    """examples/eyeriss/lowrank.yaml against the same nests without on_chip: the difference is
+    H's DRAM write (by H) and read (by Y), 32,768 words each at the DRAM's 200 MAC-equivalents
+    a word, and Y's fill of H in the global buffer (32,768 words at its 6)."""
+    ex = ROOT / "examples" / "eyeriss" / "lowrank.yaml"
+    fused = simulate_cascade_nest(load_config(ex, allow_hierarchy=True))
+    doc = yaml.safe_load(ex.read_text())
+    doc["workload"]["cascade"] = str(ex.parent / doc["workload"]["cascade"])
+    del doc["mapping"]["on_chip"]
+    (tmp_path / "u.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    unf = simulate_cascade_nest(load_config(tmp_path / "u.yaml", allow_hierarchy=True))
+    words = 512 * 64
+    assert (fused.cycles, fused.energy_pj) == (524288, 382156800.0)
+    assert unf.energy_pj - fused.energy_pj == 2 * words * 200 + words * 6
+    assert fused.on_chip == {"H": "GlobalBuffer"} and unf.energy_pj == 395460608.0
