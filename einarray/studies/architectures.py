@@ -274,7 +274,9 @@ def architectures_markdown(data: dict[str, Any]) -> str:
             f"search keeps it on {chips} of the 4 chiplets in {s['cycles']:,} cycles for "
             f"{s['energy'] / h['energy']:.1%} of the energy.", "",
             "A fused cascade keeps S and A on chip; einarray's cascade engine models that on the "
-            "array archs (`reports/fusemax/`), not yet on hierarchy archs.", ""]
+            "array archs (`reports/fusemax/`). A hierarchy arch fuses a cascade of sums of products "
+            "(`mapping.on_chip`, `examples/eyeriss/lowrank.yaml`), but the softmax between S and A is "
+            "not one: these arrays have no unit to run it on.", ""]
     out += ["## ViT-Base's attention core: 197 tokens, padded to 200", ""]
     for r in (r for r in rows if r["group"] == "vit-core"):
         out.append(f"- {r['layer']} on {r['arch']}: {r['cycles']:,} cycles, {_g(r['energy'])} {r['energy_unit']}; "
