@@ -522,6 +522,15 @@ def _loops(src: Source, d: Any, path: YPath, ranks: Mapping[str, int]) -> tuple[
     return tuple(out)
 
 
+def _entry(sec: Any, src: Source, base: YPath, key: str, what: str) -> tuple[dict | None, YPath]:
+    """A mapping section's optional ``key: {...}`` entry (None if absent) and its YAML path."""
+    d = sec.get(key) if isinstance(sec, dict) else None
+    p = base + (key,)
+    if d is not None and not isinstance(d, dict):
+        raise src.error(p, f"expected {what}, got {d!r}")
+    return d, p
+
+
 def tensor_binding(sec: Any, src: Source, base: YPath, arch: Hierarchy,
                    ops: tuple[Operand, ...]) -> Mapping[str, str]:
     """The mapping's ``tensors: {EINSUM_TENSOR: ARCH_NAME}``: which of the names the arch's
@@ -530,13 +539,10 @@ def tensor_binding(sec: Any, src: Source, base: YPath, arch: Hierarchy,
     ``{Q: Inputs, K: Weights, S: Outputs}``). Unbound tensors keep their own names; two tensors
     may not take one name; where every level below the outermost lists its keeps, a name must
     be one of them."""
-    d = sec.get("tensors") if isinstance(sec, dict) else None
+    d, p = _entry(sec, src, base, "tensors", "{TENSOR: arch tensor name}")
     if d is None:
         return MappingProxyType({})
-    p = base + ("tensors",)
     names = [o.name for o in ops]
-    if not isinstance(d, dict):
-        raise src.error(p, f"expected {{TENSOR: arch tensor name}}, got {d!r}")
     known = sorted({t for lv in arch.levels if lv.keeps for t in lv.keeps})
     strict = all(lv.keeps is not None for lv in arch.levels[1:])  # else a level keeps any name
     for t, a in d.items():
@@ -559,12 +565,9 @@ def padding(sec: Any, src: Source, base: YPath, ranks: Mapping[str, int]) -> dic
     factored over the levels. The padded elements are fetched, held and computed like the others,
     so every count is that of the padded Einsum; the result also gives the useful MACs. Returns
     the padded sizes of the padded ranks."""
-    d = sec.get("pad") if isinstance(sec, dict) else None
+    d, p = _entry(sec, src, base, "pad", "{RANK: padded size}")
     if d is None:
         return {}
-    p = base + ("pad",)
-    if not isinstance(d, dict):
-        raise src.error(p, f"expected {{RANK: padded size}}, got {d!r}")
     out = {}
     for r, v in d.items():
         if r not in ranks:
@@ -740,12 +743,9 @@ def on_chip(m: Any, msrc: Source, mb: YPath, casc: Cascade, arch: Hierarchy) -> 
     the Einsums instead of going through the outermost one: fused. The level must have one
     instance (the Einsums would otherwise have to partition the tensor alike over the
     instances). Returns tensor -> level index."""
-    d = m.get("on_chip") if isinstance(m, dict) else None
+    d, p = _entry(m, msrc, mb, "on_chip", "{TENSOR: LEVEL}")
     if d is None:
         return {}
-    p = mb + ("on_chip",)
-    if not isinstance(d, dict):
-        raise msrc.error(p, f"expected {{TENSOR: LEVEL}}, got {d!r}")
     written = {e.output: k for k, e in enumerate(casc.einsums)}
     read = {t: [k for k, e in enumerate(casc.einsums) if t in e.reads] for t in written}
     names = [lv.name for lv in arch.levels]
