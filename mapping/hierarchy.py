@@ -33,7 +33,10 @@ network is not costed (Timeloop's tutorial outputs print no network energy). ``p
 assign}`` (words per cycle per bank; ``assign: {TENSOR: banks}`` partitions the level per
 tensor, each tile then checked against its banks' share of the capacity) are cycle bounds
 (:func:`sim.nest.port_bank_cycles`); ``count`` must divide ``capacity_words`` and agree with a
-component's ``banks``.
+component's ``banks``. The bandwidth bounds take a level's fills as overlapping its reads (the
+traffic spread over the run); ``double_buffered: true`` makes the capacity check reserve the
+room that takes: twice each tile the level refills (:func:`level_words`). Without it the tiles
+are counted once, as Timeloop counts them.
 The compute level: ``name``, ``mesh``, ``energy: {compute}`` (pJ per MAC), ``area_um2`` or a
 component.
 
@@ -78,7 +81,8 @@ from einsum.yamlsrc import Source, YPath
 from mapping.components import load_library, resolve, wire_energy_pj
 
 STORAGE_KEYS = ("name", "component", "class", "mesh", "capacity_words", "word_bits", "block_size",
-                "read_bw", "write_bw", "keeps", "energy", "area_um2", "network", "ports", "banks")
+                "read_bw", "write_bw", "keeps", "energy", "area_um2", "network", "ports", "banks",
+                "double_buffered")
 BANK_KEYS = ("count", "bandwidth", "assign")
 NETWORK_KEYS = ("topology", "link_words", "hop_latency", "source", "energy_pj_per_word_hop", "wire")
 TOPOLOGIES = ("mesh", "bus")
@@ -124,6 +128,7 @@ class StorageLevel:
     network: Network | None = None  # to its spatial children (None: not costed)
     ports: int | None = None  # block accesses per cycle per instance, reads, fills and updates alike
     banks: Banks | None = None
+    double_buffered: bool = False  # room for the next tile of every tensor it refills (capacity check)
 
     @property
     def instances(self) -> int:
@@ -271,6 +276,12 @@ def _with_component(src: Source, d: dict, path: YPath, kind: str) -> dict:
     return merged
 
 
+def _flag(src: Source, v: Any, path: YPath) -> bool:
+    if not isinstance(v, bool):
+        raise src.error(path, f"expected true or false, got {v!r}")
+    return v
+
+
 def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hierarchy:
     """Validate an ``arch:`` section with a ``hierarchy:`` list into a :class:`Hierarchy`."""
     _mapping(src, sec, base, ("version", "name", "description", "clock_hz", "hierarchy", "compute",
@@ -327,7 +338,8 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
             None if area is None else _nonneg(src, area, p + ("area_um2",), "an area in um^2"),
             d.get("component"), str(d.get("class", "")), None,
             None if d.get("ports") is None else _posint(src, d["ports"], p + ("ports",), "a number of ports"),
-            None if d.get("banks") is None else _banks(src, d["banks"], p + ("banks",), raw, cap)))
+            None if d.get("banks") is None else _banks(src, d["banks"], p + ("banks",), raw, cap),
+            _flag(src, d.get("double_buffered", False), p + ("double_buffered",))))
     p = base + ("compute",)
     _mapping(src, sec["compute"], p, ("name", "component", "class", "mesh", "word_bits", "energy", "area_um2"),
              "a compute level {name, mesh, energy: {compute}}")
@@ -692,6 +704,21 @@ class CascadeNest:
         return self.configs[0].arch
 
 
+def refilled(cfg_levels: tuple[LevelMap, ...], i: int, op: Operand) -> bool:
+    """Whether level ``i``'s tile of ``op`` changes while the level runs: some temporal loop of a
+    level above it indexes one of the tensor's ranks (its instances then refill it)."""
+    mine = {r for terms in op.terms for r, _ in terms}
+    return any(r in mine and f > 1 for lm in cfg_levels[:i] for r, f in lm.temporal)
+
+
+def level_words(cfg_levels: tuple[LevelMap, ...], i: int, ops: tuple[Operand, ...], keep: tuple[str, ...],
+                double_buffered: bool) -> int:
+    """Words level ``i`` needs for the tiles it keeps: each tile once, or, at a double-buffered
+    level, twice for a tensor it refills (the next tile arrives while the current one is used)."""
+    return sum(tile_words(cfg_levels, i, o) * (2 if double_buffered and refilled(cfg_levels, i, o) else 1)
+               for o in ops if o.name in keep)
+
+
 def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: tuple[Any, Source, YPath] | None,
                 src: Source, source: str | None, instances: int = 1) -> NestConfig | CascadeNest:
     """Build a :class:`NestConfig` (one Einsum) or a :class:`CascadeNest` (several) from the
@@ -801,10 +828,11 @@ def _one(casc: Cascade, e: Einsum, arch: Hierarchy, asrc: Source, ab: YPath, m: 
                                      f"{bk.assign[a]} bank(s)")
         if lv.capacity_words is None:
             continue
-        words = sum(tile_words(levels, i, o) for o in ops if o.name in lm.keep)
+        words = level_words(levels, i, ops, lm.keep, lv.double_buffered)
         if words > lv.capacity_words:
-            raise msrc.error(mb + ("nest", lv.name), f"the tiles kept at {lv.name} need {words} words, more than "
-                             f"its capacity of {lv.capacity_words}")
+            db = " (double-buffered: twice each tile it refills)" if lv.double_buffered else ""
+            raise msrc.error(mb + ("nest", lv.name), f"the tiles kept at {lv.name} need {words} words{db}, more "
+                             f"than its capacity of {lv.capacity_words}")
     return NestConfig(casc, e, MappingProxyType(ranks), ops, arch, levels, flags["output_first_fill"],
                       flags["extrapolate"], source or src.file, tensors=bound, pad=MappingProxyType(pad),
                       roots=MappingProxyType(roots))

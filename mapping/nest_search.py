@@ -10,7 +10,7 @@ factors, spatial factors, orders and keeps vary; the others stay as the config g
 rank's temporal factors then move only over the levels, its spatial factors fixed; a level's
 order is the config's, ranks it did not order placed innermost in the Einsum's order). Legal:
 the spatial factors of a level and dimension multiply to at most its fan-out, and the kept tiles
-of each level fit its capacity (:func:`mapping.hierarchy.tile_words`, as the loader checks).
+of each level fit its capacity (:func:`mapping.hierarchy.level_words`, as the loader checks).
 
 The strategy (deterministic). The config's own mapping is evaluated first, and a candidate
 replaces the best only if it scores strictly lower, so the result is never worse than the
@@ -36,7 +36,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from mapping.hierarchy import LevelMap, NestConfig, tile_words
+from mapping.hierarchy import LevelMap, NestConfig, level_words
 
 WALK = 200_000  # points of the space without orders that NestSpace.size walks to count it exactly
 Point = tuple[tuple[tuple[int, ...], ...], tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]
@@ -223,7 +223,7 @@ class NestSpace:
         levels = self.levels((split, self.base_order, keeps))
         for i, lv in enumerate(self.cfg.arch.levels):
             if lv.capacity_words is not None:
-                if sum(tile_words(levels, i, o) for o in self.cfg.operands if o.name in keeps[i]) > lv.capacity_words:
+                if level_words(levels, i, self.cfg.operands, keeps[i], lv.double_buffered) > lv.capacity_words:
                     return False
         return True
 

@@ -232,3 +232,29 @@ def test_pad_runs_the_loops_over_a_larger_size(tmp_path):
     with pytest.raises(ConfigError, match=r"multiply to 16, not its size 17 \(17 is prime.*mapping.pad"):
         load_config(write(tmp_path, mapping=nest_doc(RF={"temporal": {"P": 16}})), ranks={"P": 17},
                     allow_hierarchy=True)
+
+
+def test_double_buffered_levels_reserve_room_for_the_next_tile(tmp_path):
+    """double_buffered: true counts twice each tile a level refills. The RF's tiles (Weights 1,
+    Inputs 16, Outputs 16 words over its P loop) all change over GB's loops (C, K, R), so 33
+    words become 66 > 64; the GB's tiles move only with DRAM's spatial loop, not in time, so a
+    double-buffered GB reserves nothing more."""
+    a = arch_doc()
+    a["hierarchy"][2]["double_buffered"] = True
+    cfg = load_config(write(tmp_path, arch=arch_doc()), allow_hierarchy=True)
+    from mapping.hierarchy import level_words, refilled
+
+    rf = cfg.levels[2]
+    assert [refilled(cfg.levels, 2, o) for o in cfg.operands] == [True, True, True]
+    assert level_words(cfg.levels, 2, cfg.operands, rf.keep, False) == 1 + 16 + 16
+    assert level_words(cfg.levels, 2, cfg.operands, rf.keep, True) == 66
+    e = err(write(tmp_path, arch=a))
+    assert "mapping.nest.RF" in str(e) and "need 66 words (double-buffered: twice each tile it refills)" in str(e)
+    # the GB's tiles move only with DRAM's spatial C loop (not in time): kept once
+    assert not any(refilled(cfg.levels, 1, o) for o in cfg.operands)
+    gb = arch_doc()
+    gb["hierarchy"][1]["double_buffered"] = True
+    assert load_config(write(tmp_path, arch=gb), allow_hierarchy=True).arch.levels[1].double_buffered
+    a2 = arch_doc()
+    a2["hierarchy"][1]["double_buffered"] = "yes"
+    assert "arch.hierarchy[1].double_buffered: expected true or false" in str(err(write(tmp_path, arch=a2)))
