@@ -8,7 +8,7 @@ includes, sweeps with overrides); :func:`load_section` reads one section. A valu
 with ``--set SECTION.key=VALUE`` that turns out wrong is reported at the command line
 (``command line --set arch.foo=1: ...``), a bad ``--rank``/``--param`` override where it was
 given (:func:`override_error`). With ``allow_hierarchy`` an arch with a ``hierarchy:``
-(Timeloop-style levels) gives a :class:`mapping.hierarchy.NestConfig` instead.
+(Timeloop-style levels) gives a :class:`mapping.nest_mapping.NestConfig` instead.
 
 The mapping model and its validation are :mod:`mapping.spec`.
 """
@@ -130,7 +130,7 @@ def load_config(path: str | Path, *, ranks: Mapping[str, int] | None = None,
                 sets: list[str] | None = None, allow_hierarchy: bool = False) -> Config:
     """Load a simulation config: einsum/workload, arch and mapping (each inline or included).
     With ``allow_hierarchy``, an arch with a ``hierarchy:`` gives a
-    :class:`mapping.hierarchy.NestConfig` (see there); otherwise it is an error."""
+    :class:`mapping.nest_mapping.NestConfig` (see there); otherwise it is an error."""
     p = Path(path)
     data, src = load_yaml(p)
     if not isinstance(data, dict):
@@ -237,7 +237,7 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
         if not allow_hierarchy:
             raise asrc.error(ab + ("hierarchy",), "a memory-hierarchy arch (Timeloop-style levels) is "
                              "evaluated by 'einarray simulate' (sim/nest.py), not by this command")
-        from .hierarchy import nest_config
+        from .nest_mapping import nest_config
         return nest_config(casc, a, asrc, ab, sections.get("mapping"), src, source, instances)
     arch = arch_from_data(a, asrc, ab)
     counts = op_counts(casc)

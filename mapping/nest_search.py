@@ -1,5 +1,5 @@
 """Search over memory-hierarchy mappings: per level tile factors, loop order, spatial factors
-over X and Y, and keep/bypass, for a :class:`mapping.hierarchy.NestConfig`.
+over X and Y, and keep/bypass, for a :class:`mapping.nest_mapping.NestConfig`.
 
 The space. A *slot* is a level's temporal loops, or its spatial loops along X or Y where its
 fan-out along that dimension exceeds 1. A point gives every rank an ordered factorisation of its
@@ -10,7 +10,7 @@ factors, spatial factors, orders and keeps vary; the others stay as the config g
 rank's temporal factors then move only over the levels, its spatial factors fixed; a level's
 order is the config's, ranks it did not order placed innermost in the Einsum's order). Legal:
 the spatial factors of a level and dimension multiply to at most its fan-out, and the kept tiles
-of each level fit its capacity (:func:`mapping.hierarchy.level_words`, as the loader checks).
+of each level fit its capacity (:func:`mapping.nest_mapping.level_words`, as the loader checks).
 
 The strategy (deterministic). The config's own mapping is evaluated first, and a candidate
 replaces the best only if it scores strictly lower, so the result is never worse than the
@@ -36,7 +36,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from mapping.hierarchy import LevelMap, NestConfig, level_words
+from mapping.nest_mapping import LevelMap, NestConfig, level_words
 
 WALK = 200_000  # points of the space without orders that NestSpace.size walks to count it exactly
 Point = tuple[tuple[tuple[int, ...], ...], tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]
@@ -390,7 +390,7 @@ def mapping_section(cfg: NestConfig) -> dict[str, Any]:
         if sp:
             d["spatial"] = sp
         # the outermost level keeps every tensor as written; a tensor the cascade keeps on chip
-        # (cfg.roots) is taken out of it again when the mapping loads (mapping.hierarchy._root)
+        # (cfg.roots) is taken out of it again when the mapping loads (mapping.nest_mapping._root)
         d["keep"] = [o.name for o in cfg.operands if o.name in lm.keep or (lm is cfg.levels[0] and o.name in cfg.roots)]
         nest[lm.level] = d
     out: dict[str, Any] = {"version": 1, "nest": nest,

@@ -1,6 +1,6 @@
 """Access counts, cycles and energy of a mapped memory hierarchy, with Timeloop's conventions.
 
-The model (a :class:`mapping.hierarchy.NestConfig`: one sum-of-products Einsum, storage levels
+The model (a :class:`mapping.nest_mapping.NestConfig`: one sum-of-products Einsum, storage levels
 L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spatial loops):
 
 * **Loops and tiles.** The nest is the levels' loops in order, outermost first; a rank's index
@@ -82,7 +82,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from mapping.hierarchy import NestConfig, Operand
+from mapping.nest_mapping import NestConfig, Operand
 
 
 @dataclass(frozen=True)

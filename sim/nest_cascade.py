@@ -1,5 +1,5 @@
 """A cascade of several sum-of-products Einsums on a memory hierarchy
-(:class:`mapping.hierarchy.CascadeNest`): each Einsum counted by :mod:`sim.nest` under its own
+(:class:`mapping.nest_mapping.CascadeNest`): each Einsum counted by :mod:`sim.nest` under its own
 mapping, the Einsums run one after another.
 
 The model: sequential. An Einsum starts when the one before it has finished (a tensor it
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mapping.hierarchy import CascadeNest
+from mapping.nest_mapping import CascadeNest
 
 from .nest import NestResult, simulate_nest
 

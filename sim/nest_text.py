@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from mapping.hierarchy import NestConfig
+from mapping.nest_mapping import NestConfig
 
 from .nest import NestResult, build_loops, nest_counts
 

@@ -56,7 +56,7 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import product
 
-from mapping.hierarchy import NestConfig
+from mapping.nest_mapping import NestConfig
 from sim.nest import Loop, _Space, _shift, _sweep, level_events
 
 Link = tuple[tuple[int, int], tuple[int, int]]  # (from, to) routers, pointing away from the source

@@ -28,7 +28,7 @@ from einsum.errors import EinarrayError
 from einsum.yamlsrc import load as load_yaml
 
 if TYPE_CHECKING:
-    from mapping.hierarchy import NestConfig
+    from mapping.nest_mapping import NestConfig
 
 OBJECTIVES = ("energy", "latency", "edp")
 VARY = ("factors", "spatial", "orders", "keep")
@@ -164,7 +164,7 @@ def search_hierarchy(args: argparse.Namespace, cfg: NestConfig) -> int:
     metric = {"energy": lambda r: r.energy_pj, "latency": lambda r: r.cycles,
               "edp": lambda r: r.energy_pj * r.cycles}[s["objective"]]
     dims = Dims(**{k: k in s["vary"] for k in VARY})
-    from mapping.hierarchy import CascadeNest
+    from mapping.nest_mapping import CascadeNest
 
     if isinstance(cfg, CascadeNest):
         return _search_cascade(args, cfg, s, metric, dims)

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = output_format(args)
     ranks = dict(args.rank)
     loaded = load_config(args.config, ranks=ranks, sets=args.sets, allow_hierarchy=True)
-    if not isinstance(loaded, Config):  # a memory-hierarchy arch: mapping.hierarchy.NestConfig
+    if not isinstance(loaded, Config):  # a memory-hierarchy arch: mapping.nest_mapping.NestConfig
         return _run_nest(args, loaded)
     cfg, choice = derive_default(loaded)
     want_trace = bool(args.trace)
@@ -127,7 +127,7 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
     for opt, on in (("--functional", args.functional), ("--trace", args.trace), ("--every-tile", args.every_tile)):
         if on:
             raise EinarrayError(f"{opt} applies to array configs, not to a memory-hierarchy arch")
-    from mapping.hierarchy import CascadeNest
+    from mapping.nest_mapping import CascadeNest
 
     if isinstance(cfg, CascadeNest):
         return _run_cascade_nest(args, cfg)

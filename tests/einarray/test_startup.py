@@ -80,7 +80,7 @@ def test_simulate_of_a_gemm_does_not_load_the_hierarchy_model(tmp_path):
     cfg.write_text(GEMM)  # a compute-array arch: the Timeloop-style hierarchy code is not needed
     code = ("import contextlib, io\nfrom einarray.cli import main\n"
             f"with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['simulate', {str(cfg)!r}]) == 0")
-    assert imported_after(code, "mapping.hierarchy", "sim.nest") == []
+    assert imported_after(code, "mapping.hierarchy", "mapping.nest_mapping", "sim.nest") == []
 
 
 def test_simulate_as_json_draws_no_table():

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from mapping.hierarchy import NestConfig, Operand
+from mapping.nest_mapping import NestConfig, Operand
 from sim.nest import Loop, build_loops
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from itertools import product
 
-from mapping.hierarchy import NestConfig
+from mapping.nest_mapping import NestConfig
 from sim.nest import build_loops
 
 

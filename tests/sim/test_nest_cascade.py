@@ -15,7 +15,7 @@ import yaml
 from einarray.cli import main
 from einsum.errors import ConfigError
 from mapping.config import load_config
-from mapping.hierarchy import CascadeNest
+from mapping.nest_mapping import CascadeNest
 from sim.nest import simulate_nest
 from sim.nest_cascade import simulate_cascade_nest
 
