@@ -31,7 +31,7 @@ from einsum.yamlsrc import Source, YPath
 from einsum.yamlsrc import load as load_yaml
 
 from .arch import arch_from_data, resolve_arch
-from .cores import split_rank
+from .cores import split_ranks
 from .spec import Config, mapping_from_data
 
 
@@ -247,7 +247,7 @@ def config_from_sections(sections: dict[str, tuple[Any, Source, YPath]], src: So
         m, msrc, mb = {}, src, ("mapping",)
     mapping = mapping_from_data(m, msrc, mb, casc, arch, counts)
     par = instances if parallel is None else parallel
-    if arch.cores.count > par and not (par == 1 and split_rank(casc, arch.cores.count)):
+    if arch.cores.count > par and not (par == 1 and split_ranks(casc, arch.cores.count)):
         import warnings
 
         from einsum.errors import EinarrayWarning

@@ -14,7 +14,7 @@
           energy_per_word_hop: 0.5   # pJ
 
 What the simulator does with it (:mod:`sim.engine`, "Several cores"): the cores split the
-instance loop (batch x heads), or a single instance along one rank (:func:`split_rank`: a
+instance loop (batch x heads), or a single instance along one rank (:func:`split_ranks`: a
 GEMM's N, say); they share the backing store's bandwidth fairly, and a word between the
 memory controller and core ``k`` crosses ``hops(k)`` links.
 
@@ -169,12 +169,6 @@ def split_ranks(c: Any, n: int) -> list[str]:
     return sorted(cands, key=lambda r: (c.ranks[r].size % n != 0, -c.ranks[r].size, order.index(r)))
 
 
-def split_rank(c: Any, n: int) -> str | None:
-    """The first of :func:`split_ranks`, or None when no rank can be cut."""
-    rs = split_ranks(c, n)
-    return rs[0] if rs else None
-
-
 def cores_from_data(sec: Any, src: Source, p: YPath) -> Cores:
     """Validate ``arch.cores`` (an int or ``{count, noc, multicast}``)."""
     from .arch import _keys, _num
@@ -232,5 +226,4 @@ def cores_from_data(sec: Any, src: Source, p: YPath) -> Cores:
     return Cores(count, Noc(topo, dims_t, ctl_t, bw, lat, e))
 
 
-__all__ = ["Cores", "Noc", "ONE", "TOPOLOGIES", "cores_from_data", "phases", "shared_bandwidth", "split_rank",
-           "split_ranks"]
+__all__ = ["Cores", "Noc", "ONE", "TOPOLOGIES", "cores_from_data", "phases", "shared_bandwidth", "split_ranks"]

@@ -30,34 +30,30 @@ def phase_config(arch: Any, cfg: Config, n: int, instances: int) -> tuple[Config
     return replace(cfg, arch=one, instances=instances), lat
 
 
-def split_config(cfg: Config, n: int, r: str | None = None) -> tuple[str, Config, Config | None] | None:
-    """``cfg`` with its one instance cut along rank ``r`` (default
-    :func:`mapping.cores.split_rank`'s) for ``n`` cores:
-    the rank, the config of a part of ``size // n`` (every core takes one) and, when ``n``
-    does not divide the size, of a part of one element (``size % n`` cores take one each,
-    after the others: two symmetric phases), each with the cascade reloaded at the part's
-    size and the mapping's tiles of the rank clipped to it; None when no rank can be cut or
-    the cascade cannot be reloaded from its file."""
+def split_config(cfg: Config, n: int, r: str) -> tuple[Config, Config | None] | None:
+    """``cfg`` with its one instance cut along rank ``r`` for ``n`` cores: the config of a
+    part of ``size // n`` (every core takes one) and, when ``n`` does not divide the size, of a
+    part of one element (``size % n`` cores take one each, after the others: two symmetric
+    phases), each with the cascade reloaded at the part's size and the mapping's tiles of the
+    rank clipped to it; None (warned) when a part does not load. The cascade must be
+    :func:`reloadable` and its mapping one the loader accepts (:func:`run_cores` checks both)."""
     import warnings
 
-    from einsum.errors import EinarrayWarning
-    from mapping.cores import split_rank
+    from einsum.errors import ConfigError, EinarrayWarning
+    from einsum.load import load_cascade
 
     c = cfg.cascade
-    r = split_rank(c, n) if r is None else r
-    if r is None:
-        return None
-    if not reloadable(c):
-        warnings.warn(f"{c.name}: its rank {r} could be cut across {n} cores, but the cascade has no "
-                      "file to reload at the part's size: one core runs it", EinarrayWarning, stacklevel=2)
-        return None
-    if not _loadable(cfg):
-        return None  # a draft mapping the loader would refuse whole (a default's candidate): no cut
     q, rest = divmod(c.ranks[r].size, n)
-    parts = [_part(cfg, r, size, n) for size in ((q, 1) if rest else (q,))]
-    if any(p is None for p in parts):
-        return None
-    return r, parts[0], parts[1] if rest else None
+    parts = []
+    for size in (q, 1) if rest else (q,):
+        ranks = {k: (size if k == r else v.size) for k, v in c.ranks.items() if v.kind == "base"}
+        try:
+            parts.append(_remapped(cfg, load_cascade(c.source, ranks=ranks, params=dict(c.params)), r, size))
+        except (ConfigError, OSError) as exc:
+            warnings.warn(f"{c.name}: cutting rank {r} across {n} cores failed ({exc}): one core runs it",
+                          EinarrayWarning, stacklevel=2)
+            return None
+    return parts[0], parts[1] if rest else None
 
 
 def reloadable(c: Any) -> bool:
@@ -74,61 +70,59 @@ def reloadable(c: Any) -> bool:
     return True
 
 
-def _loadable(cfg: Config) -> bool:
-    """Whether the loader accepts ``cfg``'s mapping as it is (the default derivation simulates
-    draft candidates that it would not, such as a whole layer's tiles in one buffer)."""
-    from einsum.errors import ConfigError
-    from einsum.yamlsrc import Source
-    from mapping.dump import mapping_to_data
-    from mapping.spec import mapping_from_data
-
-    try:
-        mapping_from_data(mapping_to_data(cfg.mapping, cfg.cascade, cfg.arch), Source("<the mapping as given>"),
-                          ("mapping",), cfg.cascade, cfg.arch, cfg.counts)
-    except ConfigError:
-        return False
-    return True
-
-
-def _part(cfg: Config, r: str, size: int, n: int) -> Config | None:
-    """``cfg`` at ``size`` elements of rank ``r`` (None, with a warning, if the cascade or the
-    mapping does not load at that size)."""
+def _remapped(cfg: Config, c2: Any, r: str, size: int) -> Config:
+    """``cfg`` on cascade ``c2`` (``cfg``'s at ``size`` elements of rank ``r``): its mapping
+    dumped, its tiles of ``r`` clipped to ``size``, and loaded again, with the loader's checks
+    (a ConfigError if they fail)."""
     from dataclasses import replace
     from types import MappingProxyType
 
-    import warnings
-
     from einsum.analysis import op_counts
-    from einsum.errors import ConfigError, EinarrayWarning
-    from einsum.load import load_cascade
     from einsum.yamlsrc import Source
     from mapping.dump import mapping_to_data
     from mapping.spec import mapping_from_data
 
-    c = cfg.cascade
-    ranks = {k: (size if k == r else v.size) for k, v in c.ranks.items() if v.kind == "base"}
-    try:
-        c2 = load_cascade(c.source, ranks=ranks, params=dict(c.params))
-        data = mapping_to_data(cfg.mapping, c, cfg.arch)
-        for g in data.get("groups", []):
-            for tiles in (g.get("tiles") or {}).values():
-                if r in tiles:
-                    tiles[r] = min(tiles[r], size)
-        counts = op_counts(c2)
-        m2 = mapping_from_data(data, Source("<a rank split across cores>"), ("mapping",), c2, cfg.arch, counts)
-    except (ConfigError, OSError) as exc:
-        warnings.warn(f"{c.name}: cutting rank {r} across {n} cores failed ({exc}): one core runs it",
-                      EinarrayWarning, stacklevel=3)
-        return None
+    data = mapping_to_data(cfg.mapping, cfg.cascade, cfg.arch)
+    for g in data.get("groups", []):
+        for tiles in (g.get("tiles") or {}).values():
+            if r in tiles:
+                tiles[r] = min(tiles[r], size)
+    counts = op_counts(c2)
+    m2 = mapping_from_data(data, Source("<a rank split across cores>"), ("mapping",), c2, cfg.arch, counts)
     return replace(cfg, cascade=c2, mapping=m2, counts=MappingProxyType(counts))
+
+
+def _cuttable(cfg: Config, n: int) -> list[str]:
+    """The ranks the one instance of ``cfg`` may be cut along for ``n`` cores
+    (:func:`mapping.cores.split_ranks`), or none: when its cascade cannot be reloaded at a
+    part's size (warned, once), or its mapping is a draft the loader would refuse whole (the
+    default derivation simulates such candidates, a whole layer's tiles in one buffer, say)."""
+    import warnings
+
+    from einsum.errors import ConfigError, EinarrayWarning
+    from mapping.cores import split_ranks
+
+    c = cfg.cascade
+    ranks = split_ranks(c, n)
+    if not ranks:
+        return []
+    if not reloadable(c):
+        warnings.warn(f"{c.name}: its rank {ranks[0]} could be cut across {n} cores, but the cascade has no "
+                      "file to reload at the part's size: one core runs it", EinarrayWarning, stacklevel=3)
+        return []
+    try:
+        _remapped(cfg, c, ranks[0], c.ranks[ranks[0]].size)
+    except ConfigError:
+        return []
+    return ranks
 
 
 def run_cores(sim: "Sim", groups) -> None:
     """Every group in its phases across the cores (see "Several cores"). One independent
-    instance is cut along :func:`split_config`'s rank when that is faster than running it
+    instance is cut (:func:`split_config`) along the rank where that is fastest, if faster than
     on one core (splitting makes every core read the operands it does not cut: a
     memory-bound GEMM can lose); ``partition`` says which ran."""
-    from mapping.cores import phases, split_ranks
+    from mapping.cores import phases
 
     n_cores, cfg = sim.arch.cores.count, sim.cfg
     plan = tuple((c, i, cfg) for c, i in phases(cfg.instances, cfg.parallel, n_cores))
@@ -136,13 +130,11 @@ def run_cores(sim: "Sim", groups) -> None:
     one_instance = (cfg.instances if cfg.parallel is None else cfg.parallel) == 1
     # one independent instance: all cores on its parts (as many in sequence as there are
     # instances), along each rank that may be cut; the fastest, if it beats one core
-    for rank in split_ranks(cfg.cascade, n_cores) if one_instance else ():
+    for rank in _cuttable(cfg, n_cores) if one_instance else ():
         split = split_config(cfg, n_cores, rank)
         if split is None:
-            if not reloadable(cfg.cascade):
-                break  # no file to reload the cascade from (warned once): no rank can be cut
-            continue  # this rank's parts do not load (warned), or a draft mapping: try the next
-        _, whole, single = split
+            continue  # this rank's parts do not load (warned): try the next
+        whole, single = split
         rest = cfg.cascade.ranks[rank].size % n_cores
         cut_plan = ((n_cores, cfg.instances, whole),) + (((rest, cfg.instances, single),) if rest else ())
         cut = _plan(sim, groups, rank, cut_plan, shared_inputs(cfg, rank) if sim.arch.cores.multicast else ())
