@@ -60,6 +60,11 @@ class Operand:
     consts: tuple[int, ...]
     is_output: bool
 
+    @property
+    def ranks(self) -> frozenset[str]:
+        """The ranks its subscripts use (a loop over any other leaves its tile in place)."""
+        return frozenset(r for terms in self.terms for r, _ in terms)
+
 
 @dataclass(frozen=True)
 class NestConfig:
@@ -240,7 +245,11 @@ def _factor_hint(ranks: Mapping[str, int], r: str) -> str:
 
 
 def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, ranks: Mapping[str, int],
-                           ops: tuple[Operand, ...]) -> tuple[tuple[LevelMap, ...], dict[str, bool]]:
+                           ops: tuple[Operand, ...], on_chip: frozenset[str] = frozenset()
+                           ) -> tuple[tuple[LevelMap, ...], dict[str, bool]]:
+    """The levels' loops and keeps of a ``mapping:`` section, checked (the module docstring);
+    ``on_chip`` tensors (a cascade's intermediates kept in a level, :func:`on_chip`) need not be
+    kept at the outermost level."""
     _mapping(src, sec, base, ("version", "nest", "counting", "tensors", "pad"),
              "a mapping section {version, nest, counting, tensors, pad}")
     if "version" in sec and sec["version"] != 1:
@@ -300,8 +309,8 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
             keep = tuple(t for t in names if t in kept)  # keep: exactly these
         else:  # bypass (and keep): everything the level may keep but the bypassed
             keep = tuple(t for t in names if (t in allowed or t in kept) and t not in bypass)
-        if i == 0 and len(keep) != len(names):
-            miss = [t for t in names if t not in keep]
+        miss = [t for t in names if t not in keep and t not in on_chip]
+        if i == 0 and miss:
             raise src.error(p, f"the outermost level {lv.name} must keep every tensor (missing: {', '.join(miss)})")
         out.append(LevelMap(lv.name, temporal, sx, sy, keep))
     for r, n in ranks.items():
@@ -346,8 +355,7 @@ class CascadeNest:
 def refilled(cfg_levels: tuple[LevelMap, ...], i: int, op: Operand) -> bool:
     """Whether level ``i``'s tile of ``op`` changes while the level runs: some temporal loop of a
     level above it indexes one of the tensor's ranks (its instances then refill it)."""
-    mine = {r for terms in op.terms for r, _ in terms}
-    return any(r in mine and f > 1 for lm in cfg_levels[:i] for r, f in lm.temporal)
+    return any(r in op.ranks and f > 1 for lm in cfg_levels[:i] for r, f in lm.temporal)
 
 
 def level_words(cfg_levels: tuple[LevelMap, ...], i: int, ops: tuple[Operand, ...], keep: tuple[str, ...],
@@ -440,9 +448,9 @@ def _one(casc: Cascade, e: Einsum, arch: Hierarchy, asrc: Source, ab: YPath, m: 
     padded = padding(m, msrc, mb, ranks)
     pad = {r: ranks[r] for r in padded}
     ranks = {**ranks, **padded}
-    levels, flags = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops)
-    bound = tensor_binding(m, msrc, mb, arch, ops)
     roots = {t: i for t, i in (rooted or {}).items() if any(o.name == t for o in ops)}
+    levels, flags = nest_mapping_from_data(m, msrc, mb, arch, ranks, ops, frozenset(roots))
+    bound = tensor_binding(m, msrc, mb, arch, ops)
     if roots:
         levels = _root(levels, roots, ops, arch, bound, e, msrc, mb, rp)
     for i, (lv, lm) in enumerate(zip(arch.levels, levels)):
@@ -487,11 +495,10 @@ def _root(levels: tuple[LevelMap, ...], roots: Mapping[str, int], ops: tuple[Ope
         lv = arch.levels[i]
         if lv.keeps is not None and bound.get(t, t) not in lv.keeps:
             raise msrc.error(rp + (t,), f"{lv.name} may not keep {t} (its keeps: {', '.join(lv.keeps)})")
-        mine = {r for terms in op.terms for r, _ in terms}
         for k in range(i):
             lm = out[k]
             for r, f in lm.temporal + lm.spatial_x + lm.spatial_y:
-                if r in mine and f > 1:
+                if r in op.ranks and f > 1:
                     raise msrc.error(mb + ("nest", lm.level), f"{t} stays in {lv.name} between the Einsums, so it "
                                      f"must be whole there, but {lm.level}'s loop over {r} ({f}) in Einsum "
                                      f"{e.name} moves it: put {r}'s loops at {lv.name} or inside")

@@ -129,8 +129,7 @@ class NestSpace:
                         for i, lv in enumerate(arch.levels)]
         # a tensor kept on chip between a cascade's Einsums (cfg.roots) lives whole in its level:
         # no slot above that level may hold a factor of its ranks
-        self.pinned = {t: (i, {r for terms in next(o for o in cfg.operands if o.name == t).terms for r, _ in terms})
-                       for t, i in cfg.roots.items()}
+        self.pinned = {t: (i, next(o for o in cfg.operands if o.name == t).ranks) for t, i in cfg.roots.items()}
         self.base_order = []
         for lm in cfg.levels:
             own = [r for r, _ in lm.temporal]
@@ -389,9 +388,7 @@ def mapping_section(cfg: NestConfig) -> dict[str, Any]:
         sp = {k: {r: f for r, f in v} for k, v in (("X", lm.spatial_x), ("Y", lm.spatial_y)) if v}
         if sp:
             d["spatial"] = sp
-        # the outermost level keeps every tensor as written; a tensor the cascade keeps on chip
-        # (cfg.roots) is taken out of it again when the mapping loads (mapping.nest_mapping._root)
-        d["keep"] = [o.name for o in cfg.operands if o.name in lm.keep or (lm is cfg.levels[0] and o.name in cfg.roots)]
+        d["keep"] = list(lm.keep)
         nest[lm.level] = d
     out: dict[str, Any] = {"version": 1, "nest": nest,
                            "counting": {"output_first_fill": cfg.output_first_fill, "extrapolate": cfg.extrapolate}}
