@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping
 
 from .expr import Statement
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built (start-up time)
+    import networkx as nx
 
 RankKind = Literal["base", "part", "derived", "alias"]
 

@@ -30,7 +30,9 @@ from einsum.yamlsrc import load as load_yaml
 if TYPE_CHECKING:
     from mapping.nest_mapping import NestConfig
 
-OBJECTIVES = ("energy", "latency", "edp")
+#: what the search minimises, from a sim.nest result
+METRICS = {"energy": lambda r: r.energy_pj, "latency": lambda r: r.cycles, "edp": lambda r: r.energy_pj * r.cycles}
+OBJECTIVES = tuple(METRICS)
 VARY = ("factors", "spatial", "orders", "keep")
 
 
@@ -95,6 +97,8 @@ def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dim
     from sim.nest import simulate_nest
     from sim.nest_cascade import cascade_text, simulate_cascade_nest
     from sim.nest_text import table_text
+
+    from .sim_cmds import nest_table
 
     found, lines = [], []
     for cfg in cn.configs:
@@ -161,8 +165,7 @@ def search_hierarchy(args: argparse.Namespace, cfg: NestConfig) -> int:
         if on:
             raise EinarrayError(f"{opt} applies to array configs, not to a memory-hierarchy arch")
     s = _settings(args.config, args)
-    metric = {"energy": lambda r: r.energy_pj, "latency": lambda r: r.cycles,
-              "edp": lambda r: r.energy_pj * r.cycles}[s["objective"]]
+    metric = METRICS[s["objective"]]
     dims = Dims(**{k: k in s["vary"] for k in VARY})
     from mapping.nest_mapping import CascadeNest
 

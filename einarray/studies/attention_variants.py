@@ -8,6 +8,7 @@ differences come from the cascades, not from hand tuning."""
 from __future__ import annotations
 
 import io
+import sys
 from typing import Any, Callable
 
 from einsum.analysis import passes

@@ -108,6 +108,9 @@ def test_simulate_and_search_commands(files, capsys):
     assert main(["search", str(p), "--budget", "40", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert set(s["einsums"]) == {"H", "Y"} and all(e["score"] <= e["given_score"] for e in s["einsums"].values())
+    assert main(["search", str(p), "--budget", "40", "--format", "csv"]) == 0  # a block per Einsum
+    cap = capsys.readouterr()
+    assert cap.out.count("per level and tensor") == 2 and "mapping:" in cap.err
     # the printed mapping loads back to the searched cascade
     back = tmp / "found.yaml"
     back.write_text(f"einsum: {low}\narch: {ARCH}\n" + s["mapping_yaml"])
