@@ -134,6 +134,11 @@ def _affine(e: Any) -> tuple[dict[str, int], int] | None:
     return None
 
 
+def iterated_ranks(c: Cascade, e: Einsum) -> dict[str, int]:
+    """The ranks Einsum ``e`` of ``c`` loops over, and their sizes: what a nest must factor."""
+    return {ix.upper(): c.ranks[ix.upper()].size for ix in e.iter_indices}
+
+
 def _operands(c: Cascade, e: Einsum) -> tuple[Einsum, dict[str, int], tuple[Operand, ...]]:
     epath = ("einsum", "expressions", e.position)
     if e.reduce_op not in (None, "sum") or e.kind != "plain":
@@ -148,7 +153,7 @@ def _operands(c: Cascade, e: Einsum) -> tuple[Einsum, dict[str, int], tuple[Oper
                               "factor", c.source, None, epath)
     if not accs:
         raise ConfigError(f"{e.name}: no tensor on the right-hand side", c.source, None, epath)
-    ranks = {ix.upper(): c.ranks[ix.upper()].size for ix in e.iter_indices}
+    ranks = iterated_ranks(c, e)
     ops = []
     for a, is_out in [(a, False) for a in accs] + [(e.stmt.lhs, True)]:
         terms, consts = [], []

@@ -99,11 +99,11 @@ def _trivial(layer: str) -> dict[str, Any]:
     """Every loop of the layer's Einsum in the outermost level (DRAM), each level keeping what it
     may: the search's start where there is no hand mapping."""
     from einsum.load import load_cascade
+    from mapping.nest_mapping import iterated_ranks
 
     w = LAYERS[layer]["workload"]
     casc = load_cascade(_path(w["cascade"]), ranks=w["ranks"] or None)
-    e = casc.einsums[0]
-    ranks = {ix.upper(): casc.ranks[ix.upper()].size for ix in e.iter_indices}
+    ranks = iterated_ranks(casc, casc.einsums[0])
     t, pad = LAYERS[layer]["tensors"], LAYERS[layer].get("pad") or {}
     ranks.update(pad)
     return {"version": 1, "nest": {"DRAM": {"temporal": ranks}}, **({"tensors": dict(t)} if t else {}),
@@ -140,17 +140,19 @@ def _cases() -> list[tuple[str, str, str]]:
 
 def _search(layer: str, arch: str) -> dict[str, Any]:
     """The searched mapping of (layer, arch), from its hand mapping if it has one."""
-    from mapping.nest_search import mapping_section, search_nest
     from mapping.config import load_config
+    from mapping.nest_search import mapping_section, search_nest
     from sim.nest import simulate_nest
+
+    from ..commands.nest_search_cmds import METRICS
 
     hand = (LAYERS[layer].get("hand") or {}).get(arch)
     if hand:
         start = load_config(REPO / hand, allow_hierarchy=True)
     else:
         start = _load(_sections(layer, arch, _trivial(layer)), CONFIGS)
-    res = search_nest(start, lambda c: (lambda r: r.energy_pj * r.cycles)(simulate_nest(c)),
-                      budget=SEARCH["budget"][arch], seed=SEARCH["seed"])
+    edp = METRICS[SEARCH["objective"]]
+    res = search_nest(start, lambda c: edp(simulate_nest(c)), budget=SEARCH["budget"][arch], seed=SEARCH["seed"])
     return mapping_section(res.best)
 
 
@@ -160,7 +162,7 @@ def _config_text(layer: str, arch: str, origin: str, mapping: dict[str, Any]) ->
     if origin == "hand":
         how = f"the hand mapping of {hand}"
     else:
-        how = (f"found by mapping.nest_search (objective edp, budget {SEARCH['budget'][arch]}, seed "
+        how = (f"found by mapping.nest_search (objective {SEARCH['objective']}, budget {SEARCH['budget'][arch]}, seed "
                f"{SEARCH['seed']}, from " + (f"the hand mapping of {hand})" if hand else "every loop in DRAM)"))
     head = [f"{layer} on {arch}: {how}.",
             "Written by `python -m einarray.studies architectures --search`; run it with",
