@@ -252,13 +252,27 @@ MULS = [
 ]
 
 
-@pytest.mark.parametrize("case", MULS, ids=lambda c: c.top)
-def test_mult18x18d_model_matches_yosys_mapping(case: Mul, tmp_path):
+def _mapped(case, cell: str, count: int) -> tuple[str, dict, list]:
+    """yosys's netlist of ``case``, its cell counts and its ``cell`` instances (``count`` of them)."""
     net = _netlist(case.verilog(), case.top)
     cells = _cells(net)
-    assert cells.get("MULT18X18D") == case.dsps, cells
-    insts = _instances(net, "MULT18X18D")
-    assert len(insts) == case.dsps
+    assert cells.get(cell) == count, cells
+    insts = _instances(net, cell)
+    assert len(insts) == count
+    return net, cells, insts
+
+
+def _run_vectors(case, net: str, seed: int, out_width: int, tmp_path, match: float) -> None:
+    """3,000 of ``case``'s vectors through the netlist on Icarus, against its exact results."""
+    rows = case.vectors(np.random.default_rng(seed), 3000)
+    wi = sum(w for _, w in case.fields)
+    got = _simulate(net, case.top, wi, out_width, _pack(case.fields, rows), tmp_path)
+    _compare(got, case.expected(rows), match)
+
+
+@pytest.mark.parametrize("case", MULS, ids=lambda c: c.top)
+def test_mult18x18d_model_matches_yosys_mapping(case: Mul, tmp_path):
+    net, cells, insts = _mapped(case, "MULT18X18D", case.dsps)
     signs = set()
     for params, conns in insts:
         # dsp_map_18x18.v sets no parameter: every register is the primitive's "NONE"
@@ -270,10 +284,7 @@ def test_mult18x18d_model_matches_yosys_mapping(case: Mul, tmp_path):
     if case.registered:
         # yosys absorbs no register into the ECP5 DSP: revisit this file if it starts to
         assert cells.get("TRELLIS_FF") == 2 * 18 + 36, cells
-    rows = case.vectors(np.random.default_rng(case.wa * 100 + case.wb), 3000)
-    wi = sum(w for _, w in case.fields)
-    got = _simulate(net, case.top, wi, case.wa + case.wb, _pack(case.fields, rows), tmp_path)
-    _compare(got, case.expected(rows), 0.99)
+    _run_vectors(case, net, case.wa * 100 + case.wb, case.wa + case.wb, tmp_path, 0.99)
 
 
 # --- DP16KD -------------------------------------------------------------------------------
@@ -386,11 +397,7 @@ RAMS = [
 
 @pytest.mark.parametrize("case", RAMS, ids=lambda c: c.top)
 def test_dp16kd_model_matches_yosys_mapping(case: Ram, tmp_path):
-    net = _netlist(case.verilog(), case.top)
-    cells = _cells(net)
-    assert cells.get("DP16KD") == case.blocks, cells
-    insts = _instances(net, "DP16KD")
-    assert len(insts) == case.blocks
+    net, cells, insts = _mapped(case, "DP16KD", case.blocks)
     for params, conns in insts:
         assert params["DATA_WIDTH_A"] == params["DATA_WIDTH_B"] == f"32'd{case.mode}", params
         assert params["REGMODE_A"] == params["REGMODE_B"] == '"NOREG"', params
@@ -399,10 +406,7 @@ def test_dp16kd_model_matches_yosys_mapping(case: Ram, tmp_path):
         assert conns["CEA"] == "1'h1" and conns["WEB"] == "1'h0", conns
     if not case.rw_check and case.lanes == 1 and case.blocks == 1:
         assert set(cells) == {"DP16KD"}, cells     # the ports drive the block directly
-    rows = case.vectors(np.random.default_rng(case.abits * 100 + case.width), 3000)
-    wi = sum(w for _, w in case.fields)
-    got = _simulate(net, case.top, wi, case.width, _pack(case.fields, rows), tmp_path)
-    _compare(got, case.expected(rows), 0.7)
+    _run_vectors(case, net, case.abits * 100 + case.width, case.width, tmp_path, 0.7)
 
 
 # --- the generators' configurations (registered; yosys never emits them) ------------------
