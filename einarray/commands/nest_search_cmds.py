@@ -112,13 +112,9 @@ def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dim
     header = (f"einarray search: {cn.cascade.name} on {cn.arch.name}, objective {s['objective']} per Einsum "
               f"(varying {', '.join(s['vary'])}; seed {s['seed']}, budget {s['budget']} each):\n" + "\n".join(lines)
               + f"\ncascade: {total.cycles:,} cycles, energy {total.energy_pj:.6g} {total.energy_unit}")
-    sections = {c.einsum.name: mapping_section(c) for c in best.configs}
-    text = "\n".join(f"# {h}" for h in header.splitlines()) + "\nmapping:\n  version: 1\n  einsums:\n"
-    for n, sec in sections.items():
-        body = mapping_text(sec, "").split("  nest:\n", 1)[1]
-        text += f"    {n}:\n      nest:\n" + "".join(f"    {ln}\n" for ln in body.splitlines())
-    if cn.on_chip:
-        text += "  on_chip: {" + ", ".join(f"{t}: {lv}" for t, lv in cn.on_chip.items()) + "}\n"
+    section = {"version": 1, "einsums": {c.einsum.name: mapping_section(c) for c in best.configs},
+               **({"on_chip": dict(cn.on_chip)} if cn.on_chip else {})}
+    text = mapping_text(section, header)
     fmt = output_format(args)
     if fmt == "json":
         print(json.dumps({"objective": s["objective"], "seed": s["seed"], "vary": s["vary"], "budget": s["budget"],
@@ -126,9 +122,7 @@ def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dim
                                                       "evaluated": r.evaluated, "space": r.space,
                                                       "exhaustive": r.exhaustive}
                                       for c, r in zip(cn.configs, found)},
-                          "mapping": {"version": 1, "einsums": sections,
-                                      **({"on_chip": dict(cn.on_chip)} if cn.on_chip else {})},
-                          "mapping_yaml": text,
+                          "mapping": section, "mapping_yaml": text,
                           "result": total.as_dict()}, indent=2, sort_keys=True))
     elif fmt != "table":
         note(fmt, text.rstrip("\n"))
@@ -139,21 +133,34 @@ def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dim
     return 0
 
 
-def mapping_text(section: dict[str, Any], header: str) -> str:
-    """A ``mapping:`` section with one flow-style line per level, as the examples write it."""
-    def flow(d: Any) -> str:
-        return yaml.safe_dump(d, default_flow_style=True, sort_keys=False, width=10_000).strip()
+def _flow(d: Any) -> str:
+    return yaml.safe_dump(d, default_flow_style=True, sort_keys=False, width=10_000).strip()
 
-    lines = [f"# {h}" for h in header.splitlines()] + ["mapping:", "  version: 1", "  nest:"]
-    lines += [f"    {lv}: {flow(d)}" for lv, d in section["nest"].items()]
-    lines.append(f"  counting: {flow(section['counting'])}")
-    for k in ("tensors", "pad"):
-        if section.get(k):
-            lines.append(f"  {k}: {flow(section[k])}")
+
+def _nest_lines(section: dict[str, Any], ind: str) -> list[str]:
+    """One Einsum's ``nest`` (a flow-style line per level), ``counting``, ``tensors``, ``pad``."""
+    lines = [f"{ind}nest:"] + [f"{ind}  {lv}: {_flow(d)}" for lv, d in section["nest"].items()]
+    lines.append(f"{ind}counting: {_flow(section['counting'])}")
+    return lines + [f"{ind}{k}: {_flow(section[k])}" for k in ("tensors", "pad") if section.get(k)]
+
+
+def mapping_text(section: dict[str, Any], header: str) -> str:
+    """A ``mapping:`` section with one flow-style line per level, as the examples write it: one
+    Einsum's, or a cascade's (``einsums:`` and ``on_chip:``)."""
+    lines = [f"# {h}" for h in header.splitlines()] + ["mapping:", "  version: 1"]
+    if "einsums" in section:
+        lines.append("  einsums:")
+        for n, sec in section["einsums"].items():
+            lines += [f"    {n}:"] + _nest_lines(sec, "      ")
+        if section.get("on_chip"):
+            lines.append(f"  on_chip: {_flow(section['on_chip'])}")
+    else:
+        lines += _nest_lines(section, "  ")
     return "\n".join(lines) + "\n"
 
 
 def search_hierarchy(args: argparse.Namespace, cfg: NestConfig) -> int:
+    from mapping.nest_mapping import CascadeNest
     from mapping.nest_search import Dims, mapping_section, search_nest
     from sim.nest import simulate_nest
     from sim.nest_text import table_text
@@ -167,8 +174,6 @@ def search_hierarchy(args: argparse.Namespace, cfg: NestConfig) -> int:
     s = _settings(args.config, args)
     metric = METRICS[s["objective"]]
     dims = Dims(**{k: k in s["vary"] for k in VARY})
-    from mapping.nest_mapping import CascadeNest
-
     if isinstance(cfg, CascadeNest):
         return _search_cascade(args, cfg, s, metric, dims)
     res = search_nest(cfg, lambda c: metric(simulate_nest(c)), dims=dims, budget=s["budget"], seed=s["seed"])
