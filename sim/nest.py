@@ -63,11 +63,17 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
   it and some component reaches it through its new part). The cost is a few shifts per
   (level, tensor, kind), independent of the layer's size: the enumerating walk this replaced
   is ``tests/sim/nest_oracle.py``, the oracle the counts are tested against on random nests.
-* **Cycles.** ``computes / utilized MACs``, or more if a level's bandwidth cannot keep up:
-  per instance, ``sum of reads / read_bw`` and ``sum of (fills + updates) / write_bw``, or its
-  ports or banks (:func:`port_bank_cycles`), or a
-  network's busiest link (:mod:`sim.network`, a level's ``network:``), whose latency is then
-  added once; :attr:`NestResult.bound_by` names the bound.
+* **Cycles.** The timeline (:mod:`sim.nest_timeline`): every tile change stepped in time
+  order, each transfer throttled by the bandwidths it crosses, single or double buffered per
+  level (``double_buffered``), the MACs stalling until their tiles are in, the last outputs
+  drained; it is the MACs' ``computes / utilized MACs`` steps when no level has a bandwidth.
+  Beside it the *bounds*, Timeloop's cycles (``bound_cycles``): ``computes / utilized MACs``,
+  or more if a level's bandwidth cannot keep up on average: per instance, ``sum of reads /
+  read_bw`` and ``sum of (fills + updates) / write_bw``, or its ports or banks
+  (:func:`port_bank_cycles`), or a network's busiest link (:mod:`sim.network`, a level's
+  ``network:``). ``cycles`` is the larger of the timeline and the bounds (the bounds cover what
+  the timeline leaves out: ports, banks, networks, transfers sharing a level's bandwidth), plus
+  the networks' latency once; :attr:`NestResult.bound_by` names what set it.
 * **Energy.** Per tensor and level ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update)
   x utilized instances`` with r, f, u per instance and B the block size; leakage ``E_leak x
   cycles x instances`` per level; compute ``computes x E_compute``; each network's word-hops x
@@ -161,20 +167,31 @@ class NestResult:
     energy_unit: str = "pJ"  # the arch's (mapping.hierarchy.Hierarchy.energy_unit); *_pj fields are in it
     padding: dict = field(default_factory=dict)  # padded rank -> (the Einsum's size, the loops' size)
     useful_computes: int = 0  # the Einsum's own MACs (``computes`` counts the padding's too)
+    timeline: Any = None  # sim.nest_timeline.Timeline: the stepped schedule
+    bound_cycles: int = 0  # Timeloop's figure: the largest bound (compute, levels, networks) + latency
 
     @property
     def stall_cycles(self) -> int:
-        """Cycles beyond the compute's: the bandwidth, port, bank or network bound's excess plus
-        the network latency."""
+        """Cycles beyond the compute's: the timeline's stalls and drain, or the bandwidth, port,
+        bank or network bound's excess where that is larger, plus the network latency."""
         return self.cycles - self.compute_cycles
 
     @property
     def bound_by(self) -> str:
-        """What set the cycles: 'compute', or the levels' bandwidths and the networks' busiest
-        links that reach the largest bound."""
+        """What set the cycles: 'compute', the timeline (with the level whose transfers the MACs
+        waited for longest), or the levels' bandwidths and the networks' busiest links that reach
+        the largest bound."""
         top = self.cycles - self.network_latency
         if top <= self.compute_cycles:
             return "compute"
+        tl = self.timeline
+        if tl is not None and tl.cycles == top and top > self.bound_cycles - self.network_latency:
+            why = [f"waits for {k} ({v:,} cycles)" for k, v in sorted(tl.stalls.items(), key=lambda kv: -kv[1])[:1]]
+            why += [f"drain {tl.drain:,}"] if tl.drain else []
+            lo, hi = tl.step_cycles
+            why += [f"MAC steps of {lo}" + (f"-{hi}" if hi != lo else "") + " cycles (operand reads)"] \
+                if tl.compute > self.compute_cycles else []
+            return "the timeline: " + ", ".join(why)
         parts = [f"{lv.name}'s {lv.limit}" for lv in self.levels if lv.cycles == top]
         parts += [f"{nw.level}'s network (busiest link {nw.busiest})" for nw in self.networks if nw.cycles == top]
         return ", ".join(parts)
@@ -250,6 +267,8 @@ class NestResult:
                                              for t, s in lv.tensors.items()}}
                        for lv in self.levels},
             "bound_by": self.bound_by, "stall_cycles": self.stall_cycles, "network_latency": self.network_latency,
+            "bound_cycles": self.bound_cycles,
+            "timeline": None if self.timeline is None else self.timeline.as_dict(),
             "networks": {nw.level: {
                     "topology": nw.topology, "fanout": list(nw.fanout),
                     "source": None if nw.source is None else list(nw.source), "utilized": nw.utilized,
@@ -484,7 +503,8 @@ def port_bank_cycles(lv, per: dict[str, tuple], arch_name=lambda t: t) -> tuple[
 def simulate_nest(cfg: NestConfig) -> NestResult:
     """Counts, cycles and energy of ``cfg`` (the model is this module's docstring; a level's
     ``network:`` is costed by :mod:`sim.network`)."""
-    from sim.network import network_stats  # it builds on this module's tile sets
+    from sim.nest_timeline import nest_timeline  # they build on this module's tile sets
+    from sim.network import network_stats
     arch, loops = cfg.arch, build_loops(cfg)
     out = next(o for o in cfg.operands if o.is_output)
     n = len(arch.levels)
@@ -529,7 +549,8 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     nets = network_stats(cfg, loops) if any(lv.network for lv in arch.levels) else ()
     bound = max([bound] + [nw.cycles for nw in nets])
     latency = sum(nw.latency for nw in nets)
-    cycles = bound + latency
+    tl = nest_timeline(cfg, loops)
+    cycles = max(bound, tl.cycles) + latency
     levels = []
     for i, (lv, per) in enumerate(zip(arch.levels, counts)):
         B, E = lv.block_size, lv.energy
@@ -551,7 +572,7 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
                       total, loops, arch.clock_hz, raw[(cfg.root(out.name), out.name)][0],
                       sum(raw[(cfg.root(o.name), o.name)][0] for o in cfg.operands), arch.compute.instances, area,
                       arch.compute.component, nets, latency, arch.energy_unit,
-                      {r: (n, cfg.ranks[r]) for r, n in cfg.pad.items()}, cfg.useful_computes)
+                      {r: (n, cfg.ranks[r]) for r, n in cfg.pad.items()}, cfg.useful_computes, tl, bound + latency)
 
 
 # ----------------------------------------------------------------------------------

@@ -57,13 +57,9 @@ def table_text(res: NestResult) -> str:
     rows.append(("compute", "MAC", str(res.macs_utilized), "", f"{res.computes:,}", "", "",
                  f"{res.mac_energy_pj:,.2f}"))
     w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
-    if res.networks or any(lv.limit != "bandwidth" for lv in res.levels):
-        why = "compute-bound" if res.bound_by == "compute" else f"bound by {res.bound_by}"
-        if res.network_latency:
-            why += f", + {res.network_latency:,} cycles network latency"
-    else:
-        bound = [lv.name for lv in res.levels if lv.cycles == res.cycles and res.cycles > res.compute_cycles]
-        why = f"bound by {', '.join(bound)}'s bandwidth" if bound else "compute-bound"
+    why = "compute-bound" if res.bound_by == "compute" else f"bound by {res.bound_by}"
+    if res.network_latency:
+        why += f", + {res.network_latency:,} cycles network latency"
     out = [f"{res.workload} on {res.arch}: {res.cycles:,} cycles ({why}; compute {res.compute_cycles:,}), "
            f"{res.computes:,} MACs on {res.macs_utilized} of {res.mac_instances} MACs (utilization "
            f"{res.utilization:.2%}, {res.gflops:.2f} GFLOPs), energy {res.energy_pj:,.2f} {u} "
@@ -73,6 +69,15 @@ def table_text(res: NestResult) -> str:
         pads = ", ".join(f"{r} {a} -> {b}" for r, (a, b) in res.padding.items())
         out[0] += (f"; padded ({pads}): {res.useful_computes:,} of the MACs are the Einsum's "
                    f"({res.useful_computes / res.computes:.2%}), useful utilization {res.useful_utilization:.2%}")
+    tl = res.timeline
+    if tl is not None and tl.cycles != res.compute_cycles:
+        per = f"{tl.step_cycles[0]} cycles" if tl.step_cycles[0] == tl.step_cycles[1] else \
+            f"{tl.step_cycles[0]} cycles before the output's first write, {tl.step_cycles[1]} after"
+        parts = [f"{tl.compute:,} MAC steps ({tl.steps:,} steps at {per})"]
+        parts += [f"{v:,} waiting for {k}" for k, v in tl.stalls.items()]
+        parts += [f"{tl.drain:,} drain"] if tl.drain else []
+        out.append(f"timeline: {tl.cycles:,} cycles = " + " + ".join(parts) + "; Timeloop's bound: "
+                   f"{res.bound_cycles:,} cycles")
     for j, r in enumerate(rows):
         out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
         if j == 0:

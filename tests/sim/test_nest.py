@@ -188,19 +188,29 @@ def test_output_reads_are_updates_minus_first_writes(tmp_path):
 
 
 def test_bandwidth_bound_cycles_through_set(capsys):
-    """A register file that reads half a word per cycle: its 48 + 48 + 32 = 128 reads take 256
-    cycles, more than the 48 MACs, so the run takes 256 and leaks for 256 (closed form)."""
+    """A register file that reads half a word per cycle. Timeloop's bound: its 48 + 48 + 32 =
+    128 reads take 256 cycles, more than the 48 MACs. The timeline (closed form): each of the 16
+    output positions (P at MainMemory, R = 3 inside) takes 2 words / 0.5 = 4 cycles at r = 0
+    (the output's first write reads nothing) and 3 / 0.5 = 6 at r = 1, 2: 16 x 16 = 256; each
+    of the 15 later output moves writes one word back, read at 0.5 (2 cycles, the single buffer
+    waits); the last output word drains in max(1 / 0.5, 1 / 1) = 2. So 256 + 30 + 2 = 288, and
+    the run leaks for 288."""
     cfg = str(ROOT / "examples" / "timeloop" / "01-conv1d-2level-os.yaml")
     assert main(["simulate", cfg, "--json", "--set", "arch.hierarchy.1.read_bw=0.5",
                  "--set", "arch.hierarchy.0.write_bw=1"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert (out["compute_cycles"], out["cycles"]) == (48, 256)
+    assert (out["compute_cycles"], out["bound_cycles"], out["cycles"]) == (48, 256, 288)
+    assert out["timeline"] == {"cycles": 288, "steps": 48, "step_cycles": [4, 6], "compute": 256,
+                               "stalls": {"Buffer": 30}, "drain": 2}
     assert out["levels"]["Buffer"]["cycles"] == 256
     assert out["levels"]["MainMemory"]["cycles"] == 16  # 16 output updates at 1 word per cycle
-    assert out["levels"]["Buffer"]["leak_pj"] == pytest.approx(0.000861 * 256)
-    assert out["utilization"] == pytest.approx(48 / 256)
+    assert out["levels"]["Buffer"]["leak_pj"] == pytest.approx(0.000861 * 288)
+    assert out["utilization"] == pytest.approx(48 / 288)
     assert main(["simulate", cfg, "--set", "arch.hierarchy.1.read_bw=0.5"]) == 0
-    assert "256 cycles (bound by Buffer's bandwidth; compute 48)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "288 cycles (bound by the timeline: waits for Buffer (30 cycles), drain 2, MAC steps of 4-6 cycles" in text
+    assert ("timeline: 288 cycles = 256 MAC steps (48 steps at 4 cycles before the output's first write, "
+            "6 after) + 30 waiting for Buffer + 2 drain; Timeloop's bound: 256 cycles") in text
 
 
 @pytest.mark.parametrize("extrapolate", [True, False])

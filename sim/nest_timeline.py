@@ -1,0 +1,301 @@
+"""The timeline of a mapped memory hierarchy: every level's tile changes stepped in time order,
+each transfer throttled by the bandwidths it crosses, single or double buffered per level.
+
+:mod:`sim.nest` counts accesses as Timeloop does and bounds cycles as Timeloop does (the busiest
+level's traffic spread evenly over the run, every transfer perfectly overlapped). This module
+schedules the same nest: when the first tile arrives, which refills the MACs wait for, and what
+is written back after the last MAC.
+
+The model (per instance of each level; instances under one parent run in lockstep):
+
+* **Steps and residencies.** A *step* is one value of all temporal loops, in lexicographic order;
+  one step is one MAC per utilized MAC instance. A *residency* of storage level c is a maximal
+  run of steps in which c's tiles stay put: a new one starts whenever a temporal loop of a level
+  outside c steps (and at the first step).
+* **A transfer per residency.** At the start of residency r, each tensor c keeps (below its
+  backing store) moves: an input brings its delta (Timeloop's rule of :mod:`sim.nest`, applied to
+  the real sequence of tiles, with no temporal extrapolation); the output writes back the words
+  its tile change displaces (the delta's size, none at the first residency) and reads back the
+  new words only if they were written before (the first touch of an element is a write into
+  zero). Its duration ``x_c(r)`` is the largest of ``ceil(words / bandwidth)`` over the
+  bandwidths it crosses: c's ``write_bw`` (words coming in), c's ``read_bw`` (words written
+  back), and each parent level's ``read_bw`` and ``write_bw`` for the words it sends and takes,
+  counted per parent instance as the union over the children it fans out to (a multicast is
+  one read, a spatial reduction one update). A level without a bandwidth adds nothing.
+* **Buffering.** A single-buffered level's transfer for r starts when residency r - 1 ends (its
+  one buffer is free); a double-buffered level's (``double_buffered: true``) as soon as residency
+  r - 2 has ended and its transfer for r - 1 is done, so it overlaps residency r - 1. Either
+  also waits until every parent it reads has its own tile for r in place.
+* **MACs.** Each step takes ``c0`` cycles, ``max(1, ceil(words / bandwidth))`` over the operand
+  reads and the output update it makes at the innermost levels (``c0`` depends only on whether
+  the output's read-modify-write reads, i.e. whether a reduced loop has stepped). A step waits
+  until every level's transfer for its residency is done; the wait is a *stall*, charged to the
+  level whose transfer ended last.
+* **Drain.** After the last step, each level below the output's backing store writes its last
+  output tile back, innermost first.
+
+``cycles = compute + stalls + drain``. Not on the timeline: ports and banks, networks, and two
+transfers sharing one level's read (or write) bandwidth at the same time (a level serving its
+child's refill while it takes its own, or a level read by two children). Those remain the bounds
+of :mod:`sim.nest`, and :func:`sim.nest.simulate_nest` reports the larger of the timeline and the
+bounds (``bound_by`` names which).
+
+Computing it in closed form (no step is enumerated): the schedule's state at a loop boundary is
+per level, the translation each of its tensors' stride rule remembers, and for a double-buffered
+level ``G_c = max(end of its last transfer, end of the residency before the current one)``
+relative to now (a single-buffered level needs none: its next transfer starts at the end of the
+current residency, which is never before its last transfer ended, since the MACs wait for it).
+Three facts make that state finite, so a loop's iterations are memoized and multiplied out once
+the state cycles (:func:`sim.nest._repeat`):
+
+1. A parent's transfer end matters to a child only at a step where the parent's own tile changed:
+   otherwise the child's previous transfer (same step as the parent's, or later) already waited
+   for it, and ``G_child`` is at least it.
+2. Inside a loop of level L, no level at or outside L changes tile, so their state is only shifted
+   by the loop's elapsed time, and a loop's memo key holds the levels inside it only.
+3. A relative time below ``-H_c``, with ``H_c`` the sum over c and the levels inside it of their
+   largest transfer (whole tiles), may be replaced by ``-H_c``: every transfer chained from it (c's
+   next, then its children's at the same step) still ends by now, so no stall and no later state
+   changes (``G`` becomes ``max(end, now) = now`` either way).
+
+``tests/sim/timeline_oracle.py`` steps every step with explicit point sets, tracks first touches
+by the set of output words each instance has held, and schedules with absolute times and no
+clamping; ``tests/sim/test_nest_timeline.py`` holds this module to it on random nests and to
+closed forms (a single-buffered level's ``sum (x + W)``, a double-buffered one's ``x_1 + sum
+max(x, W) + W``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from einsum.errors import EinarrayWarning
+from mapping.nest_mapping import NestConfig
+
+from .nest import Loop, _repeat, _shift, _size, _Space, build_loops
+
+START = "start"  # a stride rule's state before the first tile
+
+
+@dataclass(frozen=True)
+class Timeline:
+    cycles: int  # compute + sum(stalls) + drain
+    steps: int  # temporal steps (one MAC per utilized instance each)
+    step_cycles: tuple[int, int]  # cycles per step: before and after the output's first write
+    compute: int  # cycles the MACs run
+    stalls: dict[str, int]  # level -> cycles the MACs waited for its transfers
+    drain: int  # cycles writing the last output tiles back
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cycles": self.cycles, "steps": self.steps, "step_cycles": list(self.step_cycles),
+                "compute": self.compute, "stalls": dict(self.stalls), "drain": self.drain}
+
+
+def _cdiv(words: int, bw: Fraction | None) -> int:
+    return 0 if bw is None or not words else math.ceil(Fraction(words) / bw)
+
+
+@dataclass
+class _Move:
+    """One tensor's transfer into one level: its parent, its translations per temporal loop, and
+    per kind (None: whole tile; a translation: a delta) its words per instance and at the parent."""
+    tensor: str
+    level: int
+    parent: int
+    is_output: bool
+    ticks: dict[int, tuple[int, ...]]  # temporal loop position -> the tile's translation
+    words: dict[Any, tuple[int, int, int]]  # kind -> (per instance, new at parent, displaced at parent)
+
+
+def plain_output(cfg: NestConfig) -> bool:
+    """Whether the output's subscripts are distinct ranks (``O[m, n]``, not ``O[m + n]``): the
+    case in which a tile change's new words were written before exactly when a reduced loop
+    outside it has left its first iteration (the timeline's first-touch rule)."""
+    out = next(o for o in cfg.operands if o.is_output)
+    ranks = [t[0][0] for t in out.terms if len(t) == 1 and t[0][1] == 1]
+    return len(ranks) == len(out.terms) and len(set(ranks)) == len(ranks)
+
+
+def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Timeline:
+    """The timeline of ``cfg`` (the model is this module's docstring)."""
+    loops = build_loops(cfg) if loops is None else loops
+    if not plain_output(cfg):
+        warnings.warn(f"{cfg.einsum.name}: the output's subscripts are not distinct ranks, so the "
+                      "timeline's first-touch rule (a tile change's new output words were written before "
+                      "once a reduced loop outside it has stepped) may not hold; its read-backs are "
+                      "approximate", EinarrayWarning, stacklevel=2)
+    arch, n = cfg.arch, len(cfg.levels)
+    lv = arch.levels
+    T = [lp for lp in loops if not lp.spatial]
+    m = len(T)
+    out = next(o for o in cfg.operands if o.is_output)
+    reduced = [lp.rank not in out.ranks for lp in T]
+    moves: list[list[_Move]] = [[] for _ in range(n)]
+    step_reads: Counter = Counter()  # level -> input words the MACs read per step (per instance)
+    out_level, out_words = None, 0
+    for op in cfg.operands:
+        sp = _Space(op, loops)
+        root = cfg.root(op.name)
+        chain = [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep and i >= root]
+        inner = chain[-1]
+        w = _size(sp.sets([lp for lp in loops if lp.spatial and lp.level >= inner], sp.sets([])))
+        if op.is_output:
+            out_level, out_words = inner, w
+        else:
+            step_reads[inner] += w
+        for par, c in zip(chain, chain[1:]):
+            M = sp.sets([lp for lp in loops if lp.level >= c])
+            time = [(p, lp) for p, lp in enumerate(T) if lp.level < c]
+            ticks = {}
+            for k, (p, lp) in enumerate(time):
+                back = [sp.disp[q] for _, q in time[k + 1:]]
+                ticks[p] = tuple(a - sum((q.factor - 1) * b[d] for (_, q), b in zip(time[k + 1:], back))
+                                 for d, a in enumerate(sp.disp[lp]))
+            fan = [lp for lp in loops if lp.spatial and par <= lp.level < c]
+            X = sp.sets(fan, M)
+            words = {None: (_size(M), _size(X), _size(X))}
+
+            def union(part: list[int]) -> int:
+                """|the union over the fan of (M with each component's ``part``)|: a point is
+                covered if every component reaches it and some one through its part."""
+                P = sp.sets(fan, part)
+                return math.prod(x.bit_count() for x in X) - math.prod(
+                    x.bit_count() - y.bit_count() for x, y in zip(X, P))
+
+            for d in set(ticks.values()):
+                e = [sp.enc(k, d) for k in range(len(M))]
+                keep = [mk & _shift(mk, -e[k]) for k, mk in enumerate(M)]
+                # the new words M \ (M - d); the displaced (M - d) \ M, a translate of the
+                # union's shape by -d (same sizes), so taken as M's part not in M + d
+                words[d] = (_size(M) - _size(keep), union([mk & ~_shift(mk, -e[k]) for k, mk in enumerate(M)]),
+                            union([mk & ~_shift(mk, e[k]) for k, mk in enumerate(M)]))
+            moves[c].append(_Move(op.name, c, par, op.is_output, ticks, words))
+
+    def step_cycles(touched: bool) -> int:
+        reads = Counter(step_reads)
+        if touched:
+            reads[out_level] += out_words
+        c0 = max([1] + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()])
+        return max(c0, _cdiv(out_words, lv[out_level].write_bw))
+
+    c0 = (step_cycles(False), step_cycles(True))
+
+    def transfer(c: int, kinds: list, first: bool, touched: bool) -> int:
+        """Cycles of level c's transfer, its moves being of ``kinds``."""
+        fill, back = 0, 0
+        reads: Counter = Counter()
+        writes: Counter = Counter()
+        for mv, kind in zip(moves[c], kinds):
+            w, wp, wb = mv.words[kind]
+            if not mv.is_output:
+                fill += w
+                reads[mv.parent] += wp
+                continue
+            if not first:
+                back += w
+                writes[mv.parent] += wb
+            if touched:
+                fill += w
+                reads[mv.parent] += wp
+        return max([_cdiv(fill, lv[c].write_bw), _cdiv(back, lv[c].read_bw)]
+                   + [_cdiv(x, lv[s].read_bw) for s, x in reads.items()]
+                   + [_cdiv(x, lv[s].write_bw) for s, x in writes.items()])
+
+    xmax = [transfer(c, [None] * len(moves[c]), False, True) if moves[c] else 0 for c in range(n)]
+    H = [sum(xmax[c:]) for c in range(n)]
+    db = [lv[c].double_buffered for c in range(n)]
+    level_of = [lp.level for lp in T] + [n - 1]  # the compute's "level": no level lies inside it
+
+    def shift(entries: tuple, first_level: int, el: int) -> tuple:
+        """``entries`` (levels first_level, ..) after ``el`` cycles in which none of them changed
+        tile: their G move back, clamped at -H (fact 3)."""
+        return tuple((mach, max(g - el, -H[first_level + k]) if db[first_level + k] else 0)
+                     for k, (mach, g) in enumerate(entries))
+
+    def event(p: int | None, st: tuple, first_level: int, touched: bool) -> tuple[tuple, Counter]:
+        """New tiles at every level in ``st`` (levels first_level, ..) when temporal loop ``p``
+        steps (None: the first step): the transfers, then the MACs' stall."""
+        ends: dict[int, int] = {}
+        new = []
+        for k, (mach, g) in enumerate(st):
+            c = first_level + k
+            if not moves[c]:
+                new.append((mach, g))
+                continue
+            kinds, mach2 = [], []
+            for mv, s in zip(moves[c], mach):
+                if p is None:
+                    kinds.append(None)
+                    mach2.append(None)
+                    continue
+                d = mv.ticks[p]
+                same = s is None or s == d
+                kinds.append(d if same else None)
+                mach2.append(d if same else None)
+            x = transfer(c, kinds, p is None, touched)
+            ready = max((ends[mv.parent] for mv in moves[c] if mv.parent in ends), default=None)
+            start = g if db[c] else 0
+            if ready is not None:
+                start = max(start, ready)
+            ends[c] = start + x
+            new.append((tuple(mach2), 0))
+        stall = max([0] + list(ends.values()))
+        cnt = Counter()
+        if stall:
+            cnt[max(ends, key=lambda c: (ends[c], -c))] = stall
+        out = []
+        for k, (mach, g) in enumerate(new):
+            c = first_level + k
+            if c in ends and db[c]:
+                g = max(ends[c], 0)
+            out.append((mach, max(g - stall, -H[c]) if db[c] else 0))
+        return tuple(out), cnt
+
+    memo: dict = {}
+
+    def run(p: int, st: tuple, touched: bool) -> tuple[tuple, Counter]:
+        """Temporal loop p and everything inside it, from state ``st`` (the levels inside it)."""
+        if p == m:
+            return (), Counter({"compute": c0[touched]})
+        key = (p, st, touched)
+        if key in memo:
+            return memo[key]
+        L, L2 = level_of[p], level_of[p + 1]
+
+        def body(s: tuple, t: bool) -> tuple[tuple, Counter]:
+            k = L2 - L
+            s2, cnt = run(p + 1, s[k:], t)
+            return shift(s[:k], L + 1, sum(cnt.values())) + s2, cnt
+
+        s1, c1 = body(st, touched)
+        t2 = touched or reduced[p]
+
+        def step(s: tuple) -> tuple[tuple, Counter]:
+            s2, ce = event(p, s, L + 1, t2)
+            s3, cb = body(s2, t2)
+            return s3, ce + cb
+
+        s2, c2 = _repeat(step, s1, T[p].factor - 1)
+        memo[key] = s2, c1 + c2
+        return memo[key]
+
+    st0 = tuple((tuple(START for _ in moves[c]), 0) for c in range(n))
+    st1, ce = event(None, st0, 0, False)
+    L0 = level_of[0]
+    _, cr = run(0, st1[L0 + 1:], False)
+    cnt = ce + cr
+    drain = 0
+    for c in range(n - 1, -1, -1):
+        for mv in moves[c]:
+            if mv.is_output:
+                w, _, wp = mv.words[None]
+                drain += max(_cdiv(w, lv[c].read_bw), _cdiv(wp, lv[mv.parent].write_bw))
+    steps = math.prod(lp.factor for lp in T)
+    stalls = {lv[c].name: int(v) for c, v in sorted((k, v) for k, v in cnt.items() if k != "compute")}
+    compute = int(cnt["compute"])
+    return Timeline(compute + sum(stalls.values()) + drain, steps, c0, compute, stalls, drain)

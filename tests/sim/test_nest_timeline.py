@@ -1,0 +1,125 @@
+"""sim.nest_timeline: the stepped schedule of a mapped hierarchy, against the enumerating oracle
+(tests/sim/timeline_oracle.py: every step, explicit point sets, absolute times, no clamping) on
+random nests, against sim.nest's counts (the words it moves), and against the closed forms of
+single and double buffering."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+from fractions import Fraction
+
+import pytest
+
+from mapping.config import load_config
+from sim.nest import build_loops, nest_counts, simulate_nest
+from sim.nest_timeline import nest_timeline
+from tests.sim.test_nest import RANDOM_PROBLEMS, _random_nest
+from tests.sim.timeline_oracle import oracle_timeline
+
+BIG = {  # larger steps counts, so loops repeat and the memo and the clamp are exercised
+    "gemm-big": ("{M: 8, K: 12, N: 8}", "{A: [M, K], B: [K, N]}", "O[m, n] = A[m, k] * B[k, n]"),
+    "conv1d-big": ('{K: 4, R: 3, P: 24, H: "P + R - 1"}', "{W: [K, R], I: [H]}", "O[k, p] = W[k, r] * I[p + r]"),
+    "conv2d-big": ('{K: 4, C: 2, R: 3, S: 2, P: 4, Q: 6, H: "P + R - 1", V: "Q + S - 1"}',
+                   "{W: [K, C, R, S], I: [C, H, V]}", "O[k, p, q] = W[k, c, r, s] * I[c, p + r, q + s]"),
+}
+
+
+def _with_bandwidths(cfg, seed: int):
+    """``cfg`` with random read/write bandwidths (none, fractional, ample) and buffering per level."""
+    rng = random.Random(seed * 7 + 1)
+    levels = tuple(replace(lv, read_bw=rng.choice([None, Fraction(1), Fraction(2), Fraction(3, 2), Fraction(8)]),
+                           write_bw=rng.choice([None, Fraction(1), Fraction(2), Fraction(1, 2), Fraction(6)]),
+                           double_buffered=rng.random() < 0.5) for lv in cfg.arch.levels)
+    return replace(cfg, arch=replace(cfg.arch, levels=levels))
+
+
+def _load(problem: str, seed: int, tmp_path, monkeypatch):
+    monkeypatch.setitem(RANDOM_PROBLEMS, problem, (RANDOM_PROBLEMS | BIG)[problem])
+    p = tmp_path / "c.yaml"
+    p.write_text(_random_nest(problem, seed))
+    return load_config(p, allow_hierarchy=True)
+
+
+@pytest.mark.parametrize("problem", sorted(RANDOM_PROBLEMS) + sorted(BIG))
+def test_the_closed_form_equals_stepping_every_step(problem, tmp_path, monkeypatch):
+    """Cycles, MAC cycles, stalls per level and drain equal the oracle's, on 12 random nests per
+    problem (factors, orders, X/Y splits, keep/bypass) with random bandwidths and buffering."""
+    stalled = 0
+    for seed in range(12):
+        cfg = _with_bandwidths(_load(problem, seed, tmp_path, monkeypatch), seed)
+        got, (want, _) = nest_timeline(cfg), oracle_timeline(cfg)
+        assert (got.cycles, got.compute, got.stalls, got.drain) == \
+            (want.cycles, want.compute, want.stalls, want.drain), seed
+        stalled += bool(got.stalls)
+    assert stalled >= 6  # the random bandwidths do throttle
+
+
+@pytest.mark.parametrize("problem", sorted(RANDOM_PROBLEMS))
+def test_the_words_it_moves_are_the_exact_counts(problem, tmp_path, monkeypatch):
+    """Each level's words taken in over the timeline (inputs' deltas, the output's read-backs of
+    words written before) equal sim.nest's fills with extrapolation off: D, and D - P for the
+    output (its first write into zero is no fill)."""
+    for seed in range(10):
+        cfg = replace(_load(problem, seed, tmp_path, monkeypatch), extrapolate=False)
+        loops = build_loops(cfg)
+        raw = nest_counts(cfg, loops)
+        _, words = oracle_timeline(cfg)
+        assert words
+        for (c, t), w in words.items():
+            tile, P, D, U = raw[(c, t)]
+            inst = math.prod(lp.factor for lp in loops if lp.spatial and lp.level < c)
+            out = next(o for o in cfg.operands if o.name == t).is_output
+            assert w * inst == (D - P if out else D), (seed, c, t)
+
+
+GEMM = """einsum:
+  version: 1
+  name: gemm
+  ranks: {M: 4, K: 8, N: 1}
+  inputs: {A: [M, K], B: [K, N]}
+  outputs: [O]
+  expressions:
+    - O[m, n] = A[m, k] * B[k, n]
+arch:
+  version: 1
+  name: two-level
+  clock_hz: 1.0e9
+  hierarchy:
+    - {name: DRAM, energy: {read: 1.0}}
+    - {name: Buffer, capacity_words: 64, write_bw: WBW, double_buffered: DB, keeps: [A]}
+  compute: {name: MAC, energy: {compute: 1.0}}
+mapping:
+  version: 1
+  nest:
+    DRAM: {temporal: {M: 4}}
+    Buffer: {temporal: {K: 8}}
+"""
+
+
+@pytest.mark.parametrize("wbw, x", [("0.5", 16), ("2", 4)])
+@pytest.mark.parametrize("db", [False, True])
+def test_single_and_double_buffering_closed_forms(tmp_path, wbw, x, db):
+    """The buffer takes an 8-word row of A per m (x = 8 / write_bw cycles) and the MACs spend
+    W = 8 cycles on it, N = 4 times. Single buffered, refill and MACs alternate: N (x + W).
+    Double buffered, the next row comes in during the MACs: x + (N - 1) max(x, W) + W."""
+    p = tmp_path / "g.yaml"
+    p.write_text(GEMM.replace("WBW", wbw).replace("DB", str(db).lower()))
+    res = simulate_nest(load_config(p, allow_hierarchy=True))
+    N, W = 4, 8
+    want = x + (N - 1) * max(x, W) + W if db else N * (x + W)
+    assert (res.compute_cycles, res.timeline.compute, res.cycles) == (32, 32, want)
+    assert res.timeline.stalls == {"Buffer": want - 32}
+    assert res.bound_cycles == max(32, math.ceil(Fraction(32) / Fraction(wbw)))  # Timeloop's: traffic averaged
+
+
+def test_no_bandwidth_no_stall():
+    """Without bandwidths the timeline is the MACs' steps: every shipped Timeloop exercise."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "timeloop"
+    for f in sorted(root.glob("0*.yaml")):
+        res = simulate_nest(load_config(f, allow_hierarchy=True))
+        assert res.cycles == res.bound_cycles == res.compute_cycles == res.timeline.cycles, f.name
+        assert res.bound_by == "compute"

@@ -1,0 +1,194 @@
+"""The enumerating oracle of :mod:`sim.nest_timeline`: every step, explicit point sets, absolute times.
+
+Per step (temporal loop values, outermost first), each level whose tiles change gets its
+transfer: per tensor it keeps below its backing store, every instance's tile as a point set, its
+delta by Timeloop's reset-on-stride-change rule, and for the output the displaced words written
+back and the new words that instance has held before (tracked as the set of every output word
+it ever held) read back. A parent's words are the union over the instances it fans out to. The
+schedule is the model's definition with absolute times and nothing dropped: a transfer starts at
+the latest of its level's previous transfer's end, the end of residency r - 1 (single buffered)
+or r - 2 (double buffered), and every parent's latest transfer end; a step starts when the
+previous one ended and every level's latest transfer is done, and takes the cycles its reads and
+update need (its output read only where that MAC instance wrote the word before). No closed
+form, no memo, no clamping: only for small nests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+
+from mapping.nest_mapping import NestConfig
+from sim.nest import build_loops
+from sim.nest_timeline import Timeline
+
+
+def _cdiv(words: int, bw) -> int:
+    return 0 if bw is None or not words else math.ceil(words / bw)
+
+
+def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
+    """The timeline, and the words each (level, tensor) took in over the run (per instance)."""
+    loops = build_loops(cfg)
+    lv, n = cfg.arch.levels, len(cfg.levels)
+    T = [j for j, lp in enumerate(loops) if not lp.spatial]
+    S = [j for j, lp in enumerate(loops) if lp.spatial]
+
+    def points(op, vals: dict[int, int], inner_of: int) -> set:
+        """``op``'s coordinates over the loops of levels >= inner_of, the other loops at ``vals``."""
+        free = [j for j, lp in enumerate(loops) if lp.level >= inner_of]
+        pts = set()
+        for fv in itertools.product(*[range(loops[j].factor) for j in free]):
+            v = dict(vals)
+            v.update(zip(free, fv))
+            pts.add(tuple(k + sum(c * loops[j].stride * v[j] for r, c in terms for j in range(len(loops))
+                                  if loops[j].rank == r) for terms, k in zip(op.terms, op.consts)))
+        return pts
+
+    moves = {c: [] for c in range(n)}
+    for op in cfg.operands:
+        root = cfg.root(op.name)
+        chain = [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep and i >= root]
+        for par, c in zip(chain, chain[1:]):
+            moves[c].append((op, par))
+    inner = {op.name: [i for i, lm in enumerate(cfg.levels) if op.name in lm.keep][-1] for op in cfg.operands}
+
+    def instances(below: int, above: int):
+        """Spatial-loop value tuples of the loops at levels in [above, below) (the rest at 0)."""
+        js = [j for j in S if above <= loops[j].level < below]
+        for vs in itertools.product(*[range(loops[j].factor) for j in js]):
+            yield dict(zip(js, vs))
+
+    state: dict = {}  # (c, tensor, instance) -> [previous tile, its translation key, stride]
+    held: dict = {}  # (c, instance) -> every output word held
+    mac_held: dict = {}  # compute instance -> output words written
+    F = [0] * n  # latest transfer end per level
+    res_start = [0] * n  # start (event time) of each level's current residency
+    words_in = Counter()
+    now = 0
+    stalls = Counter()
+    compute = 0
+    steps = 0
+    tvals_prev = None
+    for tv in itertools.product(*[range(loops[j].factor) for j in T]):
+        steps += 1
+        tvals = dict(zip(T, tv))
+        if tvals_prev is None:
+            p_level = -1
+        else:
+            p = next(j for j in T if tvals[j] != tvals_prev[j])
+            p_level = loops[p].level
+        for c in range(p_level + 1, n):
+            if not moves[c]:
+                res_start[c] = now
+                continue
+            fill = back = 0
+            reads, writes = Counter(), Counter()
+            for op, par in moves[c]:
+                per_parent: dict = {}
+                for sv in instances(c, 0):
+                    inst = tuple(sorted(sv.items()))
+                    vals = dict(tvals)
+                    vals.update(sv)
+                    tile = points(op, vals, c)
+                    key = (c, op.name, inst)
+                    st = state.get(key)
+                    prev = None
+                    if st is None:
+                        delta, first = tile, True
+                        state[key] = st = [tile, None, None]
+                    else:
+                        prev, _, stride = st
+                        # the translation is the difference of any point's position: use min points
+                        t = tuple(a - b for a, b in zip(min(tile), min(prev)))
+                        if stride is None or t == stride:
+                            delta = tile - prev
+                            st[2] = t
+                        else:
+                            delta = tile
+                            st[2] = None
+                        st[0] = tile
+                        first = False
+                    pkey = tuple(sorted((j, v) for j, v in sv.items() if loops[j].level < par))
+                    agg = per_parent.setdefault(pkey, {"in": set(), "back": set(), "n_in": 0, "n_back": 0})
+                    if op.is_output:
+                        h = held.setdefault((c, inst), set())
+                        again = delta & h  # new words this instance wrote before: read back
+                        h |= tile
+                        if not first:
+                            displaced = prev - tile if st[2] is not None else prev
+                            agg["back"] |= displaced
+                            agg["n_back"] = len(displaced)
+                        agg["in"] |= again
+                        agg["n_in"] = len(again)
+                    else:
+                        agg["in"] |= delta
+                        agg["n_in"] = len(delta)
+                # per instance words (every instance alike), unions per parent instance
+                a = next(iter(per_parent.values()))
+                words_in[(c, op.name)] += a["n_in"]
+                fill += a["n_in"]
+                back += a["n_back"]
+                reads[par] += len(a["in"])
+                if a["back"]:
+                    writes[par] += len(a["back"])
+            x = max([_cdiv(fill, lv[c].write_bw), _cdiv(back, lv[c].read_bw)]
+                    + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()]
+                    + [_cdiv(w, lv[s].write_bw) for s, w in writes.items()])
+            # single: residency r - 1 ends now; double: r - 2 ended when r - 1 started
+            slot = res_start[c] if lv[c].double_buffered else now
+            start = max([F[c], slot] + [F[par] for _, par in moves[c]])
+            F[c] = start + x
+            res_start[c] = now
+        # the step
+        go = max([now] + F)
+        if go > now:
+            c = max(range(n), key=lambda c: (F[c], -c))
+            stalls[c] += go - now
+        # the MACs' reads and update: per innermost level, the union over the MACs it feeds
+        reads = Counter()
+        touched = Counter()
+        for op in cfg.operands:
+            s = inner[op.name]
+            pts = {}
+            for sv in instances(n, 0):
+                vals = dict(tvals)
+                vals.update(sv)
+                pt = next(iter(points(op, vals, n)))
+                pkey = tuple(sorted((j, v) for j, v in sv.items() if loops[j].level < s))
+                pts.setdefault(pkey, [set(), set()])
+                if op.is_output:
+                    inst = tuple(sorted(sv.items()))
+                    h = mac_held.setdefault(inst, set())
+                    if pt in h:
+                        pts[pkey][1].add(pt)
+                    h.add(pt)
+                pts[pkey][0].add(pt)
+            a = next(iter(pts.values()))
+            if op.is_output:
+                touched[s] += len(a[1])
+                upd = len(a[0])
+                out_level = s
+            else:
+                reads[s] += len(a[0])
+        for s, w in touched.items():
+            reads[s] += w
+        c0 = max([1] + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()] + [_cdiv(upd, lv[out_level].write_bw)])
+        now = go + c0
+        compute += c0
+        tvals_prev = tvals
+    drain = 0
+    for c in range(n - 1, -1, -1):
+        for op, par in moves[c]:
+            if op.is_output:
+                vals = {j: 0 for j in range(len(loops))}
+                w = len(points(op, vals, c))
+                X = set()
+                for sv in instances(c, par):
+                    v = dict(vals)
+                    v.update(sv)
+                    X |= points(op, v, c)
+                drain += max(_cdiv(w, lv[c].read_bw), _cdiv(len(X), lv[par].write_bw))
+    st = {lv[c].name: v for c, v in sorted(stalls.items())}
+    return Timeline(compute + sum(st.values()) + drain, steps, (0, 0), compute, st, drain), words_in
