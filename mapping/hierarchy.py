@@ -34,9 +34,11 @@ assign}`` (words per cycle per bank; ``assign: {TENSOR: banks}`` partitions the 
 tensor, each tile then checked against its banks' share of the capacity) are cycle bounds
 (:func:`sim.nest.port_bank_cycles`); ``count`` must divide ``capacity_words`` and agree with a
 component's ``banks``. The bandwidth bounds take a level's fills as overlapping its reads (the
-traffic spread over the run); ``double_buffered: true`` makes the capacity check reserve the
-room that takes: twice each tile the level refills (:func:`mapping.nest_mapping.level_words`). Without it the tiles
-are counted once, as Timeloop counts them.
+traffic spread over the run, as Timeloop does); the timeline (:mod:`sim.nest_timeline`) steps
+them. ``double_buffered: true`` lets a level take its next tile while its current one is in use,
+on the timeline, and makes the capacity check reserve the room that takes: twice each tile the
+level refills (:func:`mapping.nest_mapping.level_words`). Without it the tiles are counted once,
+as Timeloop counts them, and a refill waits until the current tile is done with.
 The compute level: ``name``, ``mesh``, ``energy: {compute}`` (pJ per MAC), ``area_um2`` or a
 component.
 

@@ -29,8 +29,10 @@ The model (per instance of each level; instances under one parent run in lockste
 * **MACs.** Each step takes ``c0`` cycles, ``max(1, ceil(words / bandwidth))`` over the operand
   reads and the output update it makes at the innermost levels (``c0`` depends only on whether
   the output's read-modify-write reads, i.e. whether a reduced loop has stepped). A step waits
-  until every level's transfer for its residency is done; the wait is a *stall*, charged to the
-  level whose transfer ended last.
+  until every level's transfer for its residency is done; the wait is a *stall*. It is charged
+  along the chain of transfers that ended last: the level whose transfer ended last gets the part
+  after its start, and where that start was set by a parent's transfer (it waited for the tile it
+  reads), the parent gets the part before, and so on up.
 * **Drain.** After the last step, each level below the output's backing store writes its last
   output tile back, innermost first.
 
@@ -221,6 +223,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
         """New tiles at every level in ``st`` (levels first_level, ..) when temporal loop ``p``
         steps (None: the first step): the transfers, then the MACs' stall."""
         ends: dict[int, int] = {}
+        info: dict[int, tuple[int, int | None]] = {}  # level -> (start, the parent that set it)
         new = []
         for k, (mach, g) in enumerate(st):
             c = first_level + k
@@ -238,16 +241,23 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
                 kinds.append(d if same else None)
                 mach2.append(d if same else None)
             x = transfer(c, kinds, p is None, touched)
-            ready = max((ends[mv.parent] for mv in moves[c] if mv.parent in ends), default=None)
-            start = g if db[c] else 0
-            if ready is not None:
-                start = max(start, ready)
+            start, cause = (g if db[c] else 0), None
+            for par in sorted({mv.parent for mv in moves[c] if mv.parent in ends}):
+                if ends[par] > start:
+                    start, cause = ends[par], par
             ends[c] = start + x
+            info[c] = (start, cause)
             new.append((tuple(mach2), 0))
         stall = max([0] + list(ends.values()))
         cnt = Counter()
-        if stall:
-            cnt[max(ends, key=lambda c: (ends[c], -c))] = stall
+        if stall:  # charged along the chain of transfers that ended last, each its own part
+            c, hi = max(ends, key=lambda c: (ends[c], -c)), stall
+            while True:
+                start, cause = info[c]
+                cnt[c] += hi - max(start, 0)
+                if cause is None or start <= 0:
+                    break
+                c, hi = cause, start
         out = []
         for k, (mach, g) in enumerate(new):
             c = first_level + k

@@ -115,11 +115,12 @@ def test_energy_equal_but_for_the_three_choices(run):
 
 def test_the_timeline_shows_what_overlap_timeloop_assumes(run):
     """Timeloop's 86,016 cycles take every refill as hidden behind the MACs. Stepped, the single-
-    buffered ifmap scratchpads stall the MACs at each of their 3,584 refills (the global buffer
-    sends the union of the 126 PEs' windows at 16 words per cycle), and the last psums drain:
-    175,999 cycles. With every level double buffered (room permits: each refilled tile is at
-    most half its level), the refills overlap and the timeline is Timeloop's cycles plus the
-    first tiles' arrival and the drain: 87,047."""
+    buffered levels stall the MACs: each of the 3,584 ifmap scratchpad refills waits 17 cycles
+    for the global buffer to send the union of the 126 PEs' windows at 16 words per cycle
+    (60,928), the global buffer's own refills from DRAM at 16 words per cycle add 28,656, and
+    the last psums drain in 399: 175,999 cycles. Double buffering the global buffer alone gives
+    147,958, the ifmap scratchpads alone 140,799; every level, 87,047: Timeloop's cycles plus
+    the first tiles' arrival (615 + 17) and the drain."""
     from dataclasses import replace
 
     from sim.nest_timeline import nest_timeline
@@ -127,10 +128,16 @@ def test_the_timeline_shows_what_overlap_timeloop_assumes(run):
     cfg, res = run
     tl = res.timeline
     assert (res.cycles, tl.cycles, tl.compute, tl.stalls, tl.drain) == \
-        (175999, 175999, 86016, {"ifmap_spad": 89584}, 399)
-    assert res.bound_by == "the timeline: waits for ifmap_spad (89,584 cycles), drain 399"
-    db = replace(cfg, arch=replace(cfg.arch, levels=tuple(replace(lv, double_buffered=True)
-                                                          for lv in cfg.arch.levels)))
-    tl2 = nest_timeline(db)
-    assert (tl2.cycles, tl2.stalls, tl2.drain) == (87047, {"ifmap_spad": 632}, 399)
-    assert tl2.cycles - tl2.stalls["ifmap_spad"] - tl2.drain == REF["cycles"]
+        (175999, 175999, 86016, {"shared_glb": 28656, "ifmap_spad": 60928}, 399)
+    assert 60928 == 3584 * 17
+    assert res.bound_by == "the timeline: waits for ifmap_spad (60,928 cycles), drain 399"
+
+    def buffered(*names):
+        return replace(cfg, arch=replace(cfg.arch, levels=tuple(
+            replace(lv, double_buffered=lv.name in names) for lv in cfg.arch.levels)))
+
+    assert nest_timeline(buffered("shared_glb")).cycles == 147958
+    assert nest_timeline(buffered("ifmap_spad")).cycles == 140799
+    tl2 = nest_timeline(buffered(*(lv.name for lv in cfg.arch.levels)))
+    assert (tl2.cycles, tl2.stalls, tl2.drain) == (87047, {"shared_glb": 615, "ifmap_spad": 17}, 399)
+    assert tl2.cycles - sum(tl2.stalls.values()) - tl2.drain == REF["cycles"]

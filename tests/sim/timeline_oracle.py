@@ -8,7 +8,8 @@ it ever held) read back. A parent's words are the union over the instances it fa
 schedule is the model's definition with absolute times and nothing dropped: a transfer starts at
 the latest of its level's previous transfer's end, the end of residency r - 1 (single buffered)
 or r - 2 (double buffered), and every parent's latest transfer end; a step starts when the
-previous one ended and every level's latest transfer is done, and takes the cycles its reads and
+previous one ended and every level's latest transfer is done (the wait charged back along the
+chain of transfers that ended last), and takes the cycles its reads and
 update need (its output read only where that MAC instance wrote the word before). No closed
 form, no memo, no clamping: only for small nests.
 """
@@ -64,6 +65,7 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
     held: dict = {}  # (c, instance) -> every output word held
     mac_held: dict = {}  # compute instance -> output words written
     F = [0] * n  # latest transfer end per level
+    info = {}  # level -> (its latest transfer's start, the parent whose transfer set it)
     res_start = [0] * n  # start (event time) of each level's current residency
     words_in = Counter()
     now = 0
@@ -138,14 +140,23 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                     + [_cdiv(w, lv[s].write_bw) for s, w in writes.items()])
             # single: residency r - 1 ends now; double: r - 2 ended when r - 1 started
             slot = res_start[c] if lv[c].double_buffered else now
-            start = max([F[c], slot] + [F[par] for _, par in moves[c]])
+            start, cause = max(F[c], slot), None
+            for par in sorted({par for _, par in moves[c]}):
+                if F[par] > start:
+                    start, cause = F[par], par
             F[c] = start + x
+            info[c] = (start, cause)
             res_start[c] = now
         # the step
         go = max([now] + F)
-        if go > now:
-            c = max(range(n), key=lambda c: (F[c], -c))
-            stalls[c] += go - now
+        if go > now:  # charged along the chain of transfers that ended last
+            c, hi = max(range(n), key=lambda c: (F[c], -c)), go
+            while True:
+                start, cause = info[c]
+                stalls[c] += hi - max(start, now)
+                if cause is None or start <= now:
+                    break
+                c, hi = cause, start
         # the MACs' reads and update: per innermost level, the union over the MACs it feeds
         reads = Counter()
         touched = Counter()
