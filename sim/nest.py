@@ -66,14 +66,15 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
 * **Cycles.** The timeline (:mod:`sim.nest_timeline`): every tile change stepped in time
   order, each transfer throttled by the bandwidths it crosses, single or double buffered per
   level (``double_buffered``), the MACs stalling until their tiles are in, the last outputs
-  drained; it is the MACs' ``computes / utilized MACs`` steps when no level has a bandwidth.
+  drained, each network's busiest link and hop latency on the transfers that cross it; it is
+  the MACs' ``computes / utilized MACs`` steps when no level has a bandwidth or a network.
   Beside it the *bounds*, Timeloop's cycles (``bound_cycles``): ``computes / utilized MACs``,
   or more if a level's bandwidth cannot keep up on average: per instance, ``sum of reads /
   read_bw`` and ``sum of (fills + updates) / write_bw``, or its ports or banks
   (:func:`port_bank_cycles`), or a network's busiest link (:mod:`sim.network`, a level's
-  ``network:``). ``cycles`` is the larger of the timeline and the bounds (the bounds cover what
-  the timeline leaves out: ports, banks, networks, transfers sharing a level's bandwidth), plus
-  the networks' latency once; :attr:`NestResult.bound_by` names what set it.
+  ``network:``), plus the networks' latency once. ``cycles`` is the larger of the timeline and
+  the bounds (the bounds cover what the timeline leaves out: ports, banks, transfers sharing a
+  level's bandwidth or a network's links at once); :attr:`NestResult.bound_by` names what set it.
 * **Energy.** Per tensor and level ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update)
   x utilized instances`` with r, f, u per instance and B the block size; leakage ``E_leak x
   cycles x instances`` per level; compute ``computes x E_compute``; each network's word-hops x
@@ -181,11 +182,11 @@ class NestResult:
         """What set the cycles: 'compute', the timeline (with the level whose transfers the MACs
         waited for longest), or the levels' bandwidths and the networks' busiest links that reach
         the largest bound."""
+        tl = self.timeline
         top = self.cycles - self.network_latency
         if top <= self.compute_cycles:
             return "compute"
-        tl = self.timeline
-        if tl is not None and tl.cycles == top and top > self.bound_cycles - self.network_latency:
+        if tl is not None and tl.cycles == self.cycles > self.bound_cycles:
             why = [f"waits for {k} ({v:,} cycles)" for k, v in sorted(tl.stalls.items(), key=lambda kv: -kv[1])[:1]]
             why += [f"drain {tl.drain:,}"] if tl.drain else []
             lo, hi = tl.step_cycles
@@ -550,7 +551,7 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     bound = max([bound] + [nw.cycles for nw in nets])
     latency = sum(nw.latency for nw in nets)
     tl = nest_timeline(cfg, loops)
-    cycles = max(bound, tl.cycles) + latency
+    cycles = max(bound + latency, tl.cycles)
     levels = []
     for i, (lv, per) in enumerate(zip(arch.levels, counts)):
         B, E = lv.block_size, lv.energy

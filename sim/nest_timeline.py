@@ -21,26 +21,31 @@ The model (per instance of each level; instances under one parent run in lockste
   bandwidths it crosses: c's ``write_bw`` (words coming in), c's ``read_bw`` (words written
   back), and each parent level's ``read_bw`` and ``write_bw`` for the words it sends and takes,
   counted per parent instance as the union over the children it fans out to (a multicast is
-  one read, a spatial reduction one update). A level without a bandwidth adds nothing.
+  one read, a spatial reduction one update); and each network it crosses (a ``network:`` on the
+  parent or on a level it bypasses): its busiest directed link's words (:mod:`sim.network`'s
+  multicast trees and per-link unions, for this transfer's words) over ``link_words``, plus
+  ``hop_latency`` times the deepest child it reaches. A level without a bandwidth adds nothing.
 * **Buffering.** A single-buffered level's transfer for r starts when residency r - 1 ends (its
   one buffer is free); a double-buffered level's (``double_buffered: true``) as soon as residency
   r - 2 has ended and its transfer for r - 1 is done, so it overlaps residency r - 1. Either
   also waits until every parent it reads has its own tile for r in place.
 * **MACs.** Each step takes ``c0`` cycles, ``max(1, ceil(words / bandwidth))`` over the operand
   reads and the output update it makes at the innermost levels (``c0`` depends only on whether
-  the output's read-modify-write reads, i.e. whether a reduced loop has stepped). A step waits
+  the output's read-modify-write reads, i.e. whether a reduced loop has stepped), and the busiest
+  link of each network those cross (operands stream, so no hop latency per step). A step waits
   until every level's transfer for its residency is done; the wait is a *stall*. It is charged
   along the chain of transfers that ended last: the level whose transfer ended last gets the part
   after its start, and where that start was set by a parent's transfer (it waited for the tile it
   reads), the parent gets the part before, and so on up.
 * **Drain.** After the last step, each level below the output's backing store writes its last
-  output tile back, innermost first.
+  output tile back, innermost first (bandwidths and networks as for a transfer).
 
-``cycles = compute + stalls + drain``. Not on the timeline: ports and banks, networks, and two
-transfers sharing one level's read (or write) bandwidth at the same time (a level serving its
-child's refill while it takes its own, or a level read by two children). Those remain the bounds
-of :mod:`sim.nest`, and :func:`sim.nest.simulate_nest` reports the larger of the timeline and the
-bounds (``bound_by`` names which).
+``cycles = compute + stalls + drain``. Not on the timeline: ports and banks, and two transfers
+sharing one level's read (or write) bandwidth or one network's links at the same time (a level
+serving its child's refill while it takes its own, a level read by two children, the MACs'
+operands and a refill on one network). Those remain the bounds of :mod:`sim.nest`, and
+:func:`sim.nest.simulate_nest` reports the larger of the timeline and the bounds (``bound_by``
+names which).
 
 Computing it in closed form (no step is enumerated): the schedule's state at a loop boundary is
 per level, the translation each of its tensors' stride rule remembers, and for a double-buffered
@@ -61,8 +66,8 @@ the state cycles (:func:`sim.nest._repeat`):
    changes (``G`` becomes ``max(end, now) = now`` either way).
 
 ``tests/sim/timeline_oracle.py`` steps every step with explicit point sets, tracks first touches
-by the set of output words each instance has held, and schedules with absolute times and no
-clamping; ``tests/sim/test_nest_timeline.py`` holds this module to it on random nests and to
+by the set of output words each instance has held, builds every word's network tree explicitly,
+and schedules with absolute times and no clamping; ``tests/sim/test_nest_timeline.py`` holds this module to it on random nests and to
 closed forms (a single-buffered level's ``sum (x + W)``, a double-buffered one's ``x_1 + sum
 max(x, W) + W``).
 """
@@ -80,6 +85,7 @@ from einsum.errors import EinarrayWarning
 from mapping.nest_mapping import NestConfig
 
 from .nest import Loop, _repeat, _shift, _size, _Space, build_loops
+from .network import BUS, _depth, _Flat, _loads, _positions
 
 START = "start"  # a stride rule's state before the first tile
 
@@ -112,6 +118,8 @@ class _Move:
     is_output: bool
     ticks: dict[int, tuple[int, ...]]  # temporal loop position -> the tile's translation
     words: dict[Any, tuple[int, int, int]]  # kind -> (per instance, new at parent, displaced at parent)
+    links: dict[Any, list]  # kind -> per network crossed: (level, new words' link loads, their depth,
+    #                         the displaced words' loads, depth)
 
 
 def plain_output(cfg: NestConfig) -> bool:
@@ -138,6 +146,23 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
     out = next(o for o in cfg.operands if o.is_output)
     reduced = [lp.rank not in out.ranks for lp in T]
     moves: list[list[_Move]] = [[] for _ in range(n)]
+    step_links: list[tuple] = []  # (network level, is the output, link loads, depth) per MAC step
+
+    def net_part(sp: _Space, j: int, c: int, M: list[int], keep: list[int] | None) -> tuple[Counter, int]:
+        """Link loads and depth on network j of one move into level c (compute: n) of the words of
+        tile M not in ``keep`` (None: all of M), each child position needing its subtree's
+        (sim.network's trees and per-link unions)."""
+        net, fan = lv[j].network, arch.fanout(j)
+        fxl = [lp for lp in loops if lp.level == j and lp.spatial == "X"]
+        fyl = [lp for lp in loops if lp.level == j and lp.spatial == "Y"]
+        G = [lp for lp in loops if lp.spatial and j < lp.level < c]
+        enc = _Flat(sp, sp.sets(fxl + fyl + G, M))
+        whole = enc.of(M)
+        part = whole if keep is None else whole & ~enc.of(keep)
+        base = enc.swept(part, G)
+        S = {xy: _shift(base, enc.shift(off)) for xy, off in _positions(fxl, fyl, sp)}
+        return _loads(S, net, fan), _depth(S, net)
+
     step_reads: Counter = Counter()  # level -> input words the MACs read per step (per instance)
     out_level, out_words = None, 0
     for op in cfg.operands:
@@ -169,20 +194,47 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
                 return math.prod(x.bit_count() for x in X) - math.prod(
                     x.bit_count() - y.bit_count() for x, y in zip(X, P))
 
+            nets = [j for j in range(par, c) if lv[j].network is not None]
+            links = {None: [(j, *net_part(sp, j, c, M, None)) for j in nets]}
             for d in set(ticks.values()):
                 e = [sp.enc(k, d) for k in range(len(M))]
                 keep = [mk & _shift(mk, -e[k]) for k, mk in enumerate(M)]
                 # the new words M \ (M - d); the displaced (M - d) \ M, a translate of the
-                # union's shape by -d (same sizes), so taken as M's part not in M + d
+                # union's shape by -d (same sizes and link loads), so taken as M's part not in M + d
                 words[d] = (_size(M) - _size(keep), union([mk & ~_shift(mk, -e[k]) for k, mk in enumerate(M)]),
                             union([mk & ~_shift(mk, e[k]) for k, mk in enumerate(M)]))
-            moves[c].append(_Move(op.name, c, par, op.is_output, ticks, words))
+                links[d] = [(j, *net_part(sp, j, c, M, keep),
+                             *net_part(sp, j, c, M, [mk & _shift(mk, e[k]) for k, mk in enumerate(M)]))
+                            for j in nets]
+            links[None] = [(j, a, b, a, b) for j, a, b in links[None]]
+            moves[c].append(_Move(op.name, c, par, op.is_output, ticks, words, links))
+        for j in range(inner, n):  # the MACs' operands and updates crossing a network, per step
+            if lv[j].network is not None:
+                step_links.append((j, op.is_output, *net_part(sp, j, n, sp.sets([]), None)))
+
+    def net_cycles(j: int, down: Counter, up: Counter) -> int:
+        """Cycles of network j carrying ``down`` and ``up`` words per link (directed, full duplex;
+        a bus carries both)."""
+        net = lv[j].network
+        if net.topology == "bus":
+            return _cdiv(down[BUS] + up[BUS], net.link_words)
+        return _cdiv(max(list(down.values()) + list(up.values()) + [0]), net.link_words)
 
     def step_cycles(touched: bool) -> int:
         reads = Counter(step_reads)
         if touched:
             reads[out_level] += out_words
         c0 = max([1] + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()])
+        per: dict[int, list[Counter]] = {}
+        for j, is_out, loads, _ in step_links:
+            down, up = per.setdefault(j, [Counter(), Counter()])
+            if is_out:
+                up.update(loads)  # the update, reduced on the way up
+                if touched:
+                    down.update(loads)  # the read of the read-modify-write
+            else:
+                down.update(loads)
+        c0 = max([c0] + [net_cycles(j, a, b) for j, (a, b) in per.items()])  # pipelined: no latency
         return max(c0, _cdiv(out_words, lv[out_level].write_bw))
 
     c0 = (step_cycles(False), step_cycles(True))
@@ -204,7 +256,22 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
             if touched:
                 fill += w
                 reads[mv.parent] += wp
-        return max([_cdiv(fill, lv[c].write_bw), _cdiv(back, lv[c].read_bw)]
+        per: dict[int, list] = {}
+        for mv, kind in zip(moves[c], kinds):
+            for j, new_l, new_d, back_l, back_d in mv.links[kind]:
+                e = per.setdefault(j, [Counter(), Counter(), 0])
+                if not mv.is_output:
+                    e[0].update(new_l)
+                    e[2] = max(e[2], new_d)
+                    continue
+                if not first:
+                    e[1].update(back_l)
+                    e[2] = max(e[2], back_d)
+                if touched:
+                    e[0].update(new_l)
+                    e[2] = max(e[2], new_d)
+        nets = [net_cycles(j, a, b) + lv[j].network.hop_latency * dep for j, (a, b, dep) in per.items() if a or b]
+        return max([_cdiv(fill, lv[c].write_bw), _cdiv(back, lv[c].read_bw)] + nets
                    + [_cdiv(x, lv[s].read_bw) for s, x in reads.items()]
                    + [_cdiv(x, lv[s].write_bw) for s, x in writes.items()])
 
@@ -304,7 +371,9 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
         for mv in moves[c]:
             if mv.is_output:
                 w, _, wp = mv.words[None]
-                drain += max(_cdiv(w, lv[c].read_bw), _cdiv(wp, lv[mv.parent].write_bw))
+                ups = [net_cycles(j, Counter(), up) + lv[j].network.hop_latency * dep
+                       for j, _, _, up, dep in mv.links[None]]
+                drain += max([_cdiv(w, lv[c].read_bw), _cdiv(wp, lv[mv.parent].write_bw)] + ups)
     steps = math.prod(lp.factor for lp in T)
     stalls = {lv[c].name: int(v) for c, v in sorted((k, v) for k, v in cnt.items() if k != "compute")}
     compute = int(cnt["compute"])

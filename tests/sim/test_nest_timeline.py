@@ -123,3 +123,25 @@ def test_no_bandwidth_no_stall():
         res = simulate_nest(load_config(f, allow_hierarchy=True))
         assert res.cycles == res.bound_cycles == res.compute_cycles == res.timeline.cycles, f.name
         assert res.bound_by == "compute"
+
+
+@pytest.mark.parametrize("problem", ["conv1d-stride2", "conv2d", "gemm", "skew2", "flip", "conv1d"])
+def test_networks_on_the_timeline_equal_the_oracle(problem, tmp_path):
+    """With networks on L0, L1 and L2 (random mesh sources or a bus; tests/sim/test_network.py's
+    random configs): each transfer's words on every link (explicit XY trees in the oracle), the
+    busiest link over link_words plus hop_latency x the deepest destination, and the MACs' per-step
+    operands through the networks, equal the oracle's, with random bandwidths and buffering."""
+    from tests.sim.test_network import _random_network_config
+
+    slowed = 0
+    for seed in range(8):
+        p = tmp_path / "c.yaml"
+        p.write_text(_random_network_config(problem, seed))
+        cfg = _with_bandwidths(load_config(p, allow_hierarchy=True), seed)
+        got, (want, _) = nest_timeline(cfg), oracle_timeline(cfg)
+        assert (got.cycles, got.compute, got.stalls, got.drain, got.step_cycles[0] > 0) == \
+            (want.cycles, want.compute, want.stalls, want.drain, True), seed
+        plain = nest_timeline(replace(cfg, arch=replace(cfg.arch, levels=tuple(
+            replace(lv, network=None) for lv in cfg.arch.levels))))
+        slowed += got.cycles > plain.cycles
+    assert slowed >= 4  # the networks do cost time

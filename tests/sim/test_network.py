@@ -88,6 +88,10 @@ BCAST_NEST = "{temporal: {K: 8}, spatial: {X: {N: 4}, Y: {M: 4}}}"
     ("[1, 1]", 32, 32, 9 * 8, "(1,1)->(2,1)", 4),
 ])
 def test_broadcast_and_unicast_on_a_4x4_mesh(tmp_path, src, b_hops, z_hops, busiest, link, depth):
+    """... and on the timeline, where each k step's refill of the (single-buffered) PEs crosses
+    the mesh before that step's MACs: busiest / 8 words on the busiest link plus depth hops, then
+    1 cycle of MACs, 8 times; then Z drains up, its busiest link (into the source from the columns
+    beyond it: 12 words from the corner, 8 from the middle) plus depth hops."""
     res = simulate_nest(_config(tmp_path, BCAST, _mesh(src), BCAST_NEST))
     (nw,) = res.networks
     t = nw.tensors
@@ -96,9 +100,12 @@ def test_broadcast_and_unicast_on_a_4x4_mesh(tmp_path, src, b_hops, z_hops, busi
     assert (t["Z"].hops_in, t["Z"].words_in, t["Z"].hops_out, t["Z"].words_out) == (z_hops, 16, 0, 0)
     assert (nw.busiest_words, nw.busiest) == (busiest, link)
     assert nw.cycles == busiest and nw.latency == 2 * depth
-    # the network's link bound (1 word per cycle) is above the compute (8 cycles): it sets the cycles
-    assert res.compute_cycles == 8 and res.cycles == busiest + 2 * depth
-    assert res.bound_by == f"Parent's network (busiest link {link})"
+    # Timeloop-style, the network's link bound (1 word per cycle) is above the compute (8 cycles)
+    assert res.compute_cycles == 8 and res.bound_cycles == busiest + 2 * depth
+    z_up = {"[0, 0]": 12, "[1, 1]": 8}[src]
+    assert res.cycles == res.timeline.cycles == 8 * (busiest // 8 + depth + 1) + z_up + depth
+    assert res.timeline.stalls == {"PE": 8 * (busiest // 8 + depth)}
+    assert res.bound_by == f"the timeline: waits for PE ({8 * (busiest // 8 + depth):,} cycles), drain {z_up + depth}"
     hops = 15 * 8 + b_hops * 8 + z_hops
     assert nw.energy_pj == pytest.approx(0.5 * hops)
     no_net = simulate_nest(_config(tmp_path, BCAST, "null", BCAST_NEST))
@@ -110,14 +117,17 @@ def test_broadcast_and_unicast_on_a_4x4_mesh(tmp_path, src, b_hops, z_hops, busi
 
 def test_broadcast_on_a_bus_is_one_transfer_per_word(tmp_path):
     """A bus reaches every child in one hop: A 8 words, B 128, Z 16 up: 152 words over one medium
-    of 4 words per cycle = 38 cycles (> 8 of compute), latency 2 cycles x (1 down + 1 up)."""
+    of 4 words per cycle = 38 cycles (> 8 of compute), latency 2 cycles x (1 down + 1 up). On the
+    timeline each k step's 17 words take ceil(17 / 4) + 2 = 7 cycles before its MACs (8 x 8), and
+    Z drains in 16 / 4 + 2: 70."""
     res = simulate_nest(_config(tmp_path, BCAST, "{topology: bus, link_words: 4, hop_latency: 2, "
                                 "energy_pj_per_word_hop: 1.5}", BCAST_NEST))
     (nw,) = res.networks
     assert {k: (v.words_out, v.words_in, v.word_hops) for k, v in nw.tensors.items()} == \
         {"A": (8, 0, 8), "B": (128, 0, 128), "Z": (0, 16, 16)}
     assert (nw.busiest, nw.busiest_words, nw.cycles, nw.latency) == ("bus", 152, 38, 4)
-    assert res.cycles == 42 and nw.energy_pj == pytest.approx(1.5 * 152)
+    assert res.bound_cycles == 42 and nw.energy_pj == pytest.approx(1.5 * 152)
+    assert res.cycles == 8 * (5 + 2 + 1) + 4 + 2
 
 
 def test_spatial_reduction_and_psum_refill_on_a_4x4_mesh(tmp_path):
@@ -126,7 +136,10 @@ def test_spatial_reduction_and_psum_refill_on_a_4x4_mesh(tmp_path):
     parent counts: Z updates 6, reads 6 - 3 = 3 (k = 1 refills the 3 Z[m]); each refill goes down
     the same 15 links (per link: 6 crossings up minus its 3 distinct elements' first) = 45. A: 16
     unicasts per step, 48 hops each step, 288; B: 16 unicasts once, 48. Busiest (0,0)->(1,0): A
-    12 x 6 + B 12 + Z's refills 3 = 87 words; up, (1,0)->(0,0) carries 6."""
+    12 x 6 + B 12 + Z's refills 3 = 87 words; up, (1,0)->(0,0) carries 6. On the timeline, per
+    step down (0,0)->(1,0) carries A's 12 (and B's 12 at the first, a Z refill's 1 at k = 1) while
+    Z's previous word goes up (1 per link), each + 6 hops: 30 + 18 + 18 + 19 + 19 + 19 = 123
+    stalls, 6 MAC cycles, and Z's last word drains in 1 + 6."""
     res = simulate_nest(_config(tmp_path, REDUCE, _mesh("[0, 0]"),
                                 "{temporal: {K: 2, M: 3}, spatial: {X: {J: 4}, Y: {I: 4}}}"))
     (nw,) = res.networks
@@ -136,7 +149,9 @@ def test_spatial_reduction_and_psum_refill_on_a_4x4_mesh(tmp_path):
     assert (par.updates, par.reads) == (6, 3)
     assert (t["A"].hops_out, t["B"].hops_out) == (288, 48)
     assert (nw.busiest, nw.busiest_words) == ("(0,0)->(1,0)", 87)
-    assert res.cycles == 87 + 12
+    assert res.bound_cycles == 87 + 12
+    tl = res.timeline
+    assert (tl.stalls, tl.compute, tl.drain, res.cycles) == ({"PE": 123}, 6, 7, 136)
 
 
 @pytest.mark.parametrize("src, hops", [((0, 0), 3), ((1, 1), 3), ((1, 0), 3)])
@@ -183,7 +198,8 @@ def test_eyeriss_network_words_are_the_parents_counts(tmp_path):
         (gb["Outputs"].reads, gb["Outputs"].updates)
     # 13 x 12 PEs used; the deepest, (12, 11), is 23 hops from (0, 0), down and up
     assert nw.latency == 2 * 23
-    assert res.cycles == max(res.compute_cycles, nw.cycles) + nw.latency
+    assert res.bound_cycles == max(res.compute_cycles, nw.cycles) + nw.latency
+    assert res.cycles == res.timeline.cycles > res.bound_cycles  # single-buffered scratchpads
 
 
 @pytest.mark.parametrize("net, msg", [

@@ -23,6 +23,7 @@ from collections import Counter
 from mapping.nest_mapping import NestConfig
 from sim.nest import build_loops
 from sim.nest_timeline import Timeline
+from tests.sim.network_oracle import _tree
 
 
 def _cdiv(words: int, bw) -> int:
@@ -61,6 +62,40 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
         for vs in itertools.product(*[range(loops[j].factor) for j in js]):
             yield dict(zip(js, vs))
 
+    def net_loads(j: int, sets: dict) -> tuple[Counter, int]:
+        """Per-link words and depth on network j: ``sets`` maps an instance below j (its spatial
+        loop values) to the words it needs; each child position needs its subtree's, and each
+        word is carried once per link of its explicit tree (tests/sim/network_oracle.py)."""
+        net = lv[j].network
+        fx = [k for k in S if loops[k].level == j and loops[k].spatial == "X"]
+        fy = [k for k in S if loops[k].level == j and loops[k].spatial == "Y"]
+        at: dict = {}
+        for sv, words in sets.items():
+            sv = dict(sv)
+            if any(v and loops[k].level < j for k, v in sv.items()):
+                continue  # another instance of j
+            x = y = 0
+            for k in fx:
+                x = x * loops[k].factor + sv.get(k, 0)
+            for k in fy:
+                y = y * loops[k].factor + sv.get(k, 0)
+            at.setdefault((x, y), set()).update(words)
+        loads = Counter()
+        for e in set().union(*at.values()) if at else ():
+            for link in _tree(net, {xy for xy, w in at.items() if e in w}):
+                loads[link] += 1
+        used = [xy for xy, w in at.items() if w]
+        if net.topology == "bus":
+            return loads, 1 if used else 0
+        sx, sy = net.source
+        return loads, max((abs(x - sx) + abs(y - sy) for x, y in used), default=0)
+
+    def net_cycles(j: int, down: Counter, up: Counter) -> int:
+        net = lv[j].network
+        if net.topology == "bus":
+            return _cdiv(down["bus"] + up["bus"], net.link_words)
+        return _cdiv(max(list(down.values()) + list(up.values()) + [0]), net.link_words)
+
     state: dict = {}  # (c, tensor, instance) -> [previous tile, its translation key, stride]
     held: dict = {}  # (c, instance) -> every output word held
     mac_held: dict = {}  # compute instance -> output words written
@@ -87,8 +122,10 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                 continue
             fill = back = 0
             reads, writes = Counter(), Counter()
+            nets: dict = {}  # network level -> [down loads, up loads, depth]
             for op, par in moves[c]:
                 per_parent: dict = {}
+                new_sets, back_sets = {}, {}
                 for sv in instances(c, 0):
                     inst = tuple(sorted(sv.items()))
                     vals = dict(tvals)
@@ -122,11 +159,22 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                             displaced = prev - tile if st[2] is not None else prev
                             agg["back"] |= displaced
                             agg["n_back"] = len(displaced)
+                            back_sets[inst] = displaced
                         agg["in"] |= again
                         agg["n_in"] = len(again)
+                        new_sets[inst] = again
                     else:
                         agg["in"] |= delta
                         agg["n_in"] = len(delta)
+                        new_sets[inst] = delta
+                for j in range(par, c):
+                    if lv[j].network is None:
+                        continue
+                    e = nets.setdefault(j, [Counter(), Counter(), 0])
+                    for k, sets in ((0, new_sets), (1, back_sets)):
+                        loads, dep = net_loads(j, sets)
+                        e[k].update(loads)
+                        e[2] = max(e[2], dep)
                 # per instance words (every instance alike), unions per parent instance
                 a = next(iter(per_parent.values()))
                 words_in[(c, op.name)] += a["n_in"]
@@ -136,6 +184,7 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                 if a["back"]:
                     writes[par] += len(a["back"])
             x = max([_cdiv(fill, lv[c].write_bw), _cdiv(back, lv[c].read_bw)]
+                    + [net_cycles(j, a, b) + lv[j].network.hop_latency * d for j, (a, b, d) in nets.items() if a or b]
                     + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()]
                     + [_cdiv(w, lv[s].write_bw) for s, w in writes.items()])
             # single: residency r - 1 ends now; double: r - 2 ended when r - 1 started
@@ -160,13 +209,18 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
         # the MACs' reads and update: per innermost level, the union over the MACs it feeds
         reads = Counter()
         touched = Counter()
+        step_nets: dict = {}
         for op in cfg.operands:
             s = inner[op.name]
             pts = {}
+            need, again = {}, {}
             for sv in instances(n, 0):
                 vals = dict(tvals)
                 vals.update(sv)
                 pt = next(iter(points(op, vals, n)))
+                need[tuple(sorted(sv.items()))] = {pt}
+                if op.is_output and pt in mac_held.get(tuple(sorted(sv.items())), ()):
+                    again[tuple(sorted(sv.items()))] = {pt}
                 pkey = tuple(sorted((j, v) for j, v in sv.items() if loops[j].level < s))
                 pts.setdefault(pkey, [set(), set()])
                 if op.is_output:
@@ -176,6 +230,15 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                         pts[pkey][1].add(pt)
                     h.add(pt)
                 pts[pkey][0].add(pt)
+            for j in range(s, n):
+                if lv[j].network is None:
+                    continue
+                e = step_nets.setdefault(j, [Counter(), Counter()])
+                if op.is_output:
+                    e[1].update(net_loads(j, need)[0])
+                    e[0].update(net_loads(j, again)[0])
+                else:
+                    e[0].update(net_loads(j, need)[0])
             a = next(iter(pts.values()))
             if op.is_output:
                 touched[s] += len(a[1])
@@ -185,7 +248,8 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                 reads[s] += len(a[0])
         for s, w in touched.items():
             reads[s] += w
-        c0 = max([1] + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()] + [_cdiv(upd, lv[out_level].write_bw)])
+        c0 = max([1] + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()] + [_cdiv(upd, lv[out_level].write_bw)]
+                 + [net_cycles(j, a, b) for j, (a, b) in step_nets.items()])
         now = go + c0
         compute += c0
         tvals_prev = tvals
@@ -200,6 +264,16 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                     v = dict(vals)
                     v.update(sv)
                     X |= points(op, v, c)
-                drain += max(_cdiv(w, lv[c].read_bw), _cdiv(len(X), lv[par].write_bw))
+                tiles = {}
+                for sv in instances(c, 0):
+                    v = dict(vals)
+                    v.update(sv)
+                    tiles[tuple(sorted(sv.items()))] = points(op, v, c)
+                ups = []
+                for j in range(par, c):
+                    if lv[j].network is not None:
+                        loads, dep = net_loads(j, tiles)
+                        ups.append(net_cycles(j, Counter(), loads) + lv[j].network.hop_latency * dep)
+                drain += max([_cdiv(w, lv[c].read_bw), _cdiv(len(X), lv[par].write_bw)] + ups)
     st = {lv[c].name: v for c, v in sorted(stalls.items())}
     return Timeline(compute + sum(st.values()) + drain, steps, (0, 0), compute, st, drain), words_in
