@@ -71,13 +71,15 @@ def table_text(res: NestResult) -> str:
                    f"({res.useful_computes / res.computes:.2%}), useful utilization {res.useful_utilization:.2%}")
     tl = res.timeline
     if tl is not None and tl.cycles != res.compute_cycles:
-        per = f"{tl.step_cycles[0]} cycles" if tl.step_cycles[0] == tl.step_cycles[1] else \
-            f"{tl.step_cycles[0]} cycles before the output's first write, {tl.step_cycles[1]} after"
+        lo, hi = tl.step_cycles
+        per = f"{lo} cycle{'s' * (lo != 1)}" if lo == hi else \
+            f"{lo} cycle{'s' * (lo != 1)} before the output's first write, {hi} after"
         parts = [f"{tl.compute:,} MAC steps ({tl.steps:,} steps at {per})"]
         parts += [f"{v:,} waiting for {k}" for k, v in tl.stalls.items()]
         parts += [f"{tl.drain:,} drain"] if tl.drain else []
-        out.append(f"timeline: {tl.cycles:,} cycles = " + " + ".join(parts) + "; Timeloop's bound: "
-                   f"{res.bound_cycles:,} cycles")
+        buf = ", ".join(f"{k} {v}" for k, v in tl.buffering.items())
+        out.append(f"timeline: {tl.cycles:,} cycles = " + " + ".join(parts) + f"; buffering: {buf} "
+                   f"(double_buffered); Timeloop's bound: {res.bound_cycles:,} cycles")
     for j, r in enumerate(rows):
         out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
         if j == 0:

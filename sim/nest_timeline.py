@@ -77,7 +77,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -98,10 +98,12 @@ class Timeline:
     compute: int  # cycles the MACs run
     stalls: dict[str, int]  # level -> cycles the MACs waited for its transfers
     drain: int  # cycles writing the last output tiles back
+    buffering: dict[str, str] = field(default_factory=dict)  # level taking transfers -> "single"/"double"
 
     def as_dict(self) -> dict[str, Any]:
         return {"cycles": self.cycles, "steps": self.steps, "step_cycles": list(self.step_cycles),
-                "compute": self.compute, "stalls": dict(self.stalls), "drain": self.drain}
+                "compute": self.compute, "stalls": dict(self.stalls), "drain": self.drain,
+                "buffering": dict(self.buffering)}
 
 
 def _cdiv(words: int, bw: Fraction | None) -> int:
@@ -377,4 +379,5 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
     steps = math.prod(lp.factor for lp in T)
     stalls = {lv[c].name: int(v) for c, v in sorted((k, v) for k, v in cnt.items() if k != "compute")}
     compute = int(cnt["compute"])
-    return Timeline(compute + sum(stalls.values()) + drain, steps, c0, compute, stalls, drain)
+    buffering = {lv[c].name: "double" if db[c] else "single" for c in range(n) if moves[c]}
+    return Timeline(compute + sum(stalls.values()) + drain, steps, c0, compute, stalls, drain, buffering)

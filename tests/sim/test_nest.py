@@ -201,7 +201,7 @@ def test_bandwidth_bound_cycles_through_set(capsys):
     out = json.loads(capsys.readouterr().out)
     assert (out["compute_cycles"], out["bound_cycles"], out["cycles"]) == (48, 256, 288)
     assert out["timeline"] == {"cycles": 288, "steps": 48, "step_cycles": [4, 6], "compute": 256,
-                               "stalls": {"Buffer": 30}, "drain": 2}
+                               "stalls": {"Buffer": 30}, "drain": 2, "buffering": {"Buffer": "single"}}
     assert out["levels"]["Buffer"]["cycles"] == 256
     assert out["levels"]["MainMemory"]["cycles"] == 16  # 16 output updates at 1 word per cycle
     assert out["levels"]["Buffer"]["leak_pj"] == pytest.approx(0.000861 * 288)
@@ -210,7 +210,8 @@ def test_bandwidth_bound_cycles_through_set(capsys):
     text = capsys.readouterr().out
     assert "288 cycles (bound by the timeline: waits for Buffer (30 cycles), drain 2, MAC steps of 4-6 cycles" in text
     assert ("timeline: 288 cycles = 256 MAC steps (48 steps at 4 cycles before the output's first write, "
-            "6 after) + 30 waiting for Buffer + 2 drain; Timeloop's bound: 256 cycles") in text
+            "6 after) + 30 waiting for Buffer + 2 drain; buffering: Buffer single (double_buffered); "
+            "Timeloop's bound: 256 cycles") in text
 
 
 @pytest.mark.parametrize("extrapolate", [True, False])
