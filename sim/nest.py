@@ -73,8 +73,8 @@ L_0 (outermost) .. L_{n-1}, compute L_n, and per level temporal loops then spati
   read_bw`` and ``sum of (fills + updates) / write_bw``, or its ports or banks
   (:func:`port_bank_cycles`), or a network's busiest link (:mod:`sim.network`, a level's
   ``network:``), plus the networks' latency once. ``cycles`` is the larger of the timeline and
-  the bounds (the bounds cover what the timeline leaves out: ports, banks, transfers sharing a
-  level's bandwidth or a network's links at once); :attr:`NestResult.bound_by` names what set it.
+  the bounds (the bounds cover what the timeline leaves out: transfers sharing a level's
+  bandwidth, ports or banks, or a network's links, at once); :attr:`NestResult.bound_by` names what set it.
 * **Energy.** Per tensor and level ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update)
   x utilized instances`` with r, f, u per instance and B the block size; leakage ``E_leak x
   cycles x instances`` per level; compute ``computes x E_compute``; each network's word-hops x

@@ -21,7 +21,9 @@ The model (per instance of each level; instances under one parent run in lockste
   bandwidths it crosses: c's ``write_bw`` (words coming in), c's ``read_bw`` (words written
   back), and each parent level's ``read_bw`` and ``write_bw`` for the words it sends and takes,
   counted per parent instance as the union over the children it fans out to (a multicast is
-  one read, a spatial reduction one update); and each network it crosses (a ``network:`` on the
+  one read, a spatial reduction one update); each of those levels' ``ports`` and ``banks`` for the
+  blocks the transfer reads and writes there (:func:`sim.nest.port_bank_cycles`'s rules applied to
+  this transfer: ``ceil(words / block_size)`` blocks per tensor and direction); and each network it crosses (a ``network:`` on the
   parent or on a level it bypasses): its busiest directed link's words (:mod:`sim.network`'s
   multicast trees and per-link unions, for this transfer's words) over ``link_words``, plus
   ``hop_latency`` times the deepest child it reaches. A level without a bandwidth adds nothing.
@@ -30,7 +32,8 @@ The model (per instance of each level; instances under one parent run in lockste
   r - 2 has ended and its transfer for r - 1 is done, so it overlaps residency r - 1. Either
   also waits until every parent it reads has its own tile for r in place.
 * **MACs.** Each step takes ``c0`` cycles, ``max(1, ceil(words / bandwidth))`` over the operand
-  reads and the output update it makes at the innermost levels (``c0`` depends only on whether
+  reads and the output update it makes at the innermost levels, and their ports and banks with
+  a step's words taken as fractions of blocks (a block read feeds several steps) (``c0`` depends only on whether
   the output's read-modify-write reads, i.e. whether a reduced loop has stepped), and the busiest
   link of each network those cross (operands stream, so no hop latency per step). A step waits
   until every level's transfer for its residency is done; the wait is a *stall*. It is charged
@@ -40,8 +43,8 @@ The model (per instance of each level; instances under one parent run in lockste
 * **Drain.** After the last step, each level below the output's backing store writes its last
   output tile back, innermost first (bandwidths and networks as for a transfer).
 
-``cycles = compute + stalls + drain``. Not on the timeline: ports and banks, and two transfers
-sharing one level's read (or write) bandwidth or one network's links at the same time (a level
+``cycles = compute + stalls + drain``. Not on the timeline: two transfers sharing one level's
+bandwidth, ports or banks, or one network's links, at the same time (a level
 serving its child's refill while it takes its own, a level read by two children, the MACs'
 operands and a refill on one network). Those remain the bounds of :mod:`sim.nest`, and
 :func:`sim.nest.simulate_nest` reports the larger of the timeline and the bounds (``bound_by``
@@ -165,7 +168,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
         S = {xy: _shift(base, enc.shift(off)) for xy, off in _positions(fxl, fyl, sp)}
         return _loads(S, net, fan), _depth(S, net)
 
-    step_reads: Counter = Counter()  # level -> input words the MACs read per step (per instance)
+    step_reads: dict[int, Counter] = {}  # level -> input words the MACs read per step, per tensor
     out_level, out_words = None, 0
     for op in cfg.operands:
         sp = _Space(op, loops)
@@ -176,7 +179,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
         if op.is_output:
             out_level, out_words = inner, w
         else:
-            step_reads[inner] += w
+            step_reads.setdefault(inner, Counter())[op.name] += w
         for par, c in zip(chain, chain[1:]):
             M = sp.sets([lp for lp in loops if lp.level >= c])
             time = [(p, lp) for p, lp in enumerate(T) if lp.level < c]
@@ -222,11 +225,36 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
             return _cdiv(down[BUS] + up[BUS], net.link_words)
         return _cdiv(max(list(down.values()) + list(up.values()) + [0]), net.link_words)
 
+    def level_cycles(s: int, r: Counter, w: Counter, amortized: bool) -> int:
+        """Cycles level s needs for ``r`` words read and ``w`` written per tensor: its bandwidths,
+        and its ports and banks in blocks (:func:`sim.nest.port_bank_cycles`'s rules, per transfer;
+        ``amortized``, a MAC step's, counts its words as fractions of blocks)."""
+        L = lv[s]
+        out = max(_cdiv(sum(r.values()), L.read_bw), _cdiv(sum(w.values()), L.write_bw))
+        if L.ports is None and L.banks is None:
+            return out
+        B = L.block_size
+        blocks = {t: Fraction(r[t] + w[t], B) if amortized else -(-r[t] // B) - (-w[t] // B) for t in r | w}
+        if L.ports is not None:
+            out = max(out, math.ceil(Fraction(sum(blocks.values())) / L.ports))
+        bk = L.banks
+        if bk is not None:
+            share = [(sum(blocks.values()), bk.count)] if bk.assign is None else \
+                [(a, bk.assign[cfg.arch_name(t)]) for t, a in blocks.items()]
+            busiest = [Fraction(a, n) if amortized else -(-a // n) for a, n in share]
+            out = max(out, math.ceil(max(busiest, default=0) * B / bk.bandwidth))
+        return out
+
     def step_cycles(touched: bool) -> int:
-        reads = Counter(step_reads)
-        if touched:
-            reads[out_level] += out_words
-        c0 = max([1] + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()])
+        c0 = 1
+        for s2 in set(step_reads) | {out_level}:
+            r = Counter(step_reads.get(s2, {}))
+            w = Counter()
+            if s2 == out_level:
+                w[out.name] = out_words
+                if touched:
+                    r[out.name] += out_words
+            c0 = max(c0, level_cycles(s2, r, w, True))
         per: dict[int, list[Counter]] = {}
         for j, is_out, loads, _ in step_links:
             down, up = per.setdefault(j, [Counter(), Counter()])
@@ -236,28 +264,29 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
                     down.update(loads)  # the read of the read-modify-write
             else:
                 down.update(loads)
-        c0 = max([c0] + [net_cycles(j, a, b) for j, (a, b) in per.items()])  # pipelined: no latency
-        return max(c0, _cdiv(out_words, lv[out_level].write_bw))
+        return max([c0] + [net_cycles(j, a, b) for j, (a, b) in per.items()])  # pipelined: no latency
 
     c0 = (step_cycles(False), step_cycles(True))
 
     def transfer(c: int, kinds: list, first: bool, touched: bool) -> int:
         """Cycles of level c's transfer, its moves being of ``kinds``."""
-        fill, back = 0, 0
-        reads: Counter = Counter()
-        writes: Counter = Counter()
+        acc: dict[int, tuple[Counter, Counter]] = {}  # level -> (words read, written) per tensor
+
+        def add(level: int, k: int, t: str, words: int) -> None:
+            acc.setdefault(level, (Counter(), Counter()))[k][t] += words
+
         for mv, kind in zip(moves[c], kinds):
             w, wp, wb = mv.words[kind]
             if not mv.is_output:
-                fill += w
-                reads[mv.parent] += wp
+                add(c, 1, mv.tensor, w)
+                add(mv.parent, 0, mv.tensor, wp)
                 continue
-            if not first:
-                back += w
-                writes[mv.parent] += wb
-            if touched:
-                fill += w
-                reads[mv.parent] += wp
+            if not first:  # the displaced words: read here, written (reduced) into the parent
+                add(c, 0, mv.tensor, w)
+                add(mv.parent, 1, mv.tensor, wb)
+            if touched:  # the new words, written before: read back
+                add(c, 1, mv.tensor, w)
+                add(mv.parent, 0, mv.tensor, wp)
         per: dict[int, list] = {}
         for mv, kind in zip(moves[c], kinds):
             for j, new_l, new_d, back_l, back_d in mv.links[kind]:
@@ -273,9 +302,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
                     e[0].update(new_l)
                     e[2] = max(e[2], new_d)
         nets = [net_cycles(j, a, b) + lv[j].network.hop_latency * dep for j, (a, b, dep) in per.items() if a or b]
-        return max([_cdiv(fill, lv[c].write_bw), _cdiv(back, lv[c].read_bw)] + nets
-                   + [_cdiv(x, lv[s].read_bw) for s, x in reads.items()]
-                   + [_cdiv(x, lv[s].write_bw) for s, x in writes.items()])
+        return max([0] + nets + [level_cycles(s, r, w, False) for s, (r, w) in acc.items()])
 
     xmax = [transfer(c, [None] * len(moves[c]), False, True) if moves[c] else 0 for c in range(n)]
     H = [sum(xmax[c:]) for c in range(n)]
@@ -375,7 +402,8 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
                 w, _, wp = mv.words[None]
                 ups = [net_cycles(j, Counter(), up) + lv[j].network.hop_latency * dep
                        for j, _, _, up, dep in mv.links[None]]
-                drain += max([_cdiv(w, lv[c].read_bw), _cdiv(wp, lv[mv.parent].write_bw)] + ups)
+                drain += max([level_cycles(c, Counter({mv.tensor: w}), Counter(), False),
+                              level_cycles(mv.parent, Counter(), Counter({mv.tensor: wp}), False)] + ups)
     steps = math.prod(lp.factor for lp in T)
     stalls = {lv[c].name: int(v) for c, v in sorted((k, v) for k, v in cnt.items() if k != "compute")}
     compute = int(cnt["compute"])

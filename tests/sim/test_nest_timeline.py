@@ -13,6 +13,7 @@ from fractions import Fraction
 import pytest
 
 from mapping.config import load_config
+from mapping.hierarchy import Banks
 from sim.nest import build_loops, nest_counts, simulate_nest
 from sim.nest_timeline import nest_timeline
 from tests.sim.test_nest import RANDOM_PROBLEMS, _random_nest
@@ -27,11 +28,25 @@ BIG = {  # larger steps counts, so loops repeat and the memo and the clamp are e
 
 
 def _with_bandwidths(cfg, seed: int):
-    """``cfg`` with random read/write bandwidths (none, fractional, ample) and buffering per level."""
+    """``cfg`` with random read/write bandwidths (none, fractional, ample), buffering, block sizes,
+    ports and banks (interleaved, or partitioned per tensor) per level."""
     rng = random.Random(seed * 7 + 1)
+    names = [o.name for o in cfg.operands]
+
+    def banks():
+        k = rng.random()
+        if k < 0.5:
+            return None
+        bw = rng.choice([Fraction(1), Fraction(1, 2), Fraction(3)])
+        if k < 0.75:
+            return Banks(rng.choice([2, 4]), bw)
+        assign = {t: rng.choice([1, 2]) for t in names}
+        return Banks(sum(assign.values()), bw, assign)
+
     levels = tuple(replace(lv, read_bw=rng.choice([None, Fraction(1), Fraction(2), Fraction(3, 2), Fraction(8)]),
                            write_bw=rng.choice([None, Fraction(1), Fraction(2), Fraction(1, 2), Fraction(6)]),
-                           double_buffered=rng.random() < 0.5) for lv in cfg.arch.levels)
+                           double_buffered=rng.random() < 0.5, block_size=rng.choice([1, 1, 2, 4]),
+                           ports=rng.choice([None, None, 1, 2, 3]), banks=banks()) for lv in cfg.arch.levels)
     return replace(cfg, arch=replace(cfg.arch, levels=levels))
 
 
@@ -45,7 +60,8 @@ def _load(problem: str, seed: int, tmp_path, monkeypatch):
 @pytest.mark.parametrize("problem", sorted(RANDOM_PROBLEMS) + sorted(BIG))
 def test_the_closed_form_equals_stepping_every_step(problem, tmp_path, monkeypatch):
     """Cycles, MAC cycles, stalls per level and drain equal the oracle's, on 12 random nests per
-    problem (factors, orders, X/Y splits, keep/bypass) with random bandwidths and buffering."""
+    problem (factors, orders, X/Y splits, keep/bypass) with random bandwidths, buffering, block
+    sizes, ports and banks."""
     stalled = 0
     for seed in range(12):
         cfg = _with_bandwidths(_load(problem, seed, tmp_path, monkeypatch), seed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
+from fractions import Fraction
 
 from mapping.nest_mapping import NestConfig
 from sim.nest import build_loops
@@ -90,6 +91,29 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
         sx, sy = net.source
         return loads, max((abs(x - sx) + abs(y - sy) for x, y in used), default=0)
 
+    def level_time(L: int, r: dict, w: dict, amortized: bool = False) -> int:
+        """Level L's bandwidths, ports and banks for these words (per tensor), blocks whole per
+        transfer or, for a MAC step (``amortized``), fractional."""
+        lvl = lv[L]
+        t = max(_cdiv(sum(r.values()), lvl.read_bw), _cdiv(sum(w.values()), lvl.write_bw))
+        B = lvl.block_size
+        blocks = {}
+        for name in set(r) | set(w):
+            a, b = r.get(name, 0), w.get(name, 0)
+            blocks[name] = Fraction(a + b, B) if amortized else math.ceil(a / B) + math.ceil(b / B)
+        if lvl.ports is not None:
+            t = max(t, math.ceil(Fraction(sum(blocks.values())) / lvl.ports))
+        if lvl.banks is not None:
+            bk = lvl.banks
+            if bk.assign is None:
+                worst = Fraction(sum(blocks.values()), bk.count)
+                worst = worst if amortized else math.ceil(worst)
+            else:
+                each = [Fraction(a, bk.assign[cfg.arch_name(name)]) for name, a in blocks.items()]
+                worst = max([e if amortized else math.ceil(e) for e in each], default=0)
+            t = max(t, math.ceil(worst * B / bk.bandwidth))
+        return t
+
     def net_cycles(j: int, down: Counter, up: Counter) -> int:
         net = lv[j].network
         if net.topology == "bus":
@@ -120,8 +144,7 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
             if not moves[c]:
                 res_start[c] = now
                 continue
-            fill = back = 0
-            reads, writes = Counter(), Counter()
+            io: dict = {}  # level -> (words read, words written) per tensor
             nets: dict = {}  # network level -> [down loads, up loads, depth]
             for op, par in moves[c]:
                 per_parent: dict = {}
@@ -178,15 +201,12 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                 # per instance words (every instance alike), unions per parent instance
                 a = next(iter(per_parent.values()))
                 words_in[(c, op.name)] += a["n_in"]
-                fill += a["n_in"]
-                back += a["n_back"]
-                reads[par] += len(a["in"])
-                if a["back"]:
-                    writes[par] += len(a["back"])
-            x = max([_cdiv(fill, lv[c].write_bw), _cdiv(back, lv[c].read_bw)]
-                    + [net_cycles(j, a, b) + lv[j].network.hop_latency * d for j, (a, b, d) in nets.items() if a or b]
-                    + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()]
-                    + [_cdiv(w, lv[s].write_bw) for s, w in writes.items()])
+                for lvl, k, words in ((c, 1, a["n_in"]), (c, 0, a["n_back"]), (par, 0, len(a["in"])),
+                                      (par, 1, len(a["back"]))):
+                    side = io.setdefault(lvl, ({}, {}))[k]
+                    side[op.name] = side.get(op.name, 0) + words
+            x = max([net_cycles(j, a, b) + lv[j].network.hop_latency * d for j, (a, b, d) in nets.items() if a or b]
+                    + [level_time(L, r, w) for L, (r, w) in io.items()])
             # single: residency r - 1 ends now; double: r - 2 ended when r - 1 started
             slot = res_start[c] if lv[c].double_buffered else now
             start, cause = max(F[c], slot), None
@@ -207,8 +227,7 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                     break
                 c, hi = cause, start
         # the MACs' reads and update: per innermost level, the union over the MACs it feeds
-        reads = Counter()
-        touched = Counter()
+        reads: dict = {}  # level -> words read per tensor this step
         step_nets: dict = {}
         for op in cfg.operands:
             s = inner[op.name]
@@ -241,14 +260,12 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                     e[0].update(net_loads(j, need)[0])
             a = next(iter(pts.values()))
             if op.is_output:
-                touched[s] += len(a[1])
-                upd = len(a[0])
-                out_level = s
+                reads.setdefault(s, {})[op.name] = len(a[1])  # the read-modify-write's reads
+                upd, out_level, out_name = len(a[0]), s, op.name
             else:
-                reads[s] += len(a[0])
-        for s, w in touched.items():
-            reads[s] += w
-        c0 = max([1] + [_cdiv(w, lv[s].read_bw) for s, w in reads.items()] + [_cdiv(upd, lv[out_level].write_bw)]
+                reads.setdefault(s, {})[op.name] = len(a[0])
+        c0 = max([1] + [level_time(L, r, {out_name: upd} if L == out_level else {}, True)
+                        for L, r in reads.items()] + [level_time(out_level, {}, {out_name: upd}, True)]
                  + [net_cycles(j, a, b) for j, (a, b) in step_nets.items()])
         now = go + c0
         compute += c0
@@ -274,6 +291,6 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
                     if lv[j].network is not None:
                         loads, dep = net_loads(j, tiles)
                         ups.append(net_cycles(j, Counter(), loads) + lv[j].network.hop_latency * dep)
-                drain += max([_cdiv(w, lv[c].read_bw), _cdiv(len(X), lv[par].write_bw)] + ups)
+                drain += max([level_time(c, {op.name: w}, {}), level_time(par, {}, {op.name: len(X)})] + ups)
     st = {lv[c].name: v for c, v in sorted(stalls.items())}
     return Timeline(compute + sum(st.values()) + drain, steps, (0, 0), compute, st, drain), words_in
