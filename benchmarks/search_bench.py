@@ -7,7 +7,7 @@
    (unit/dataflow/spatial x M, N, K tiles x loop order) through
    * the analytic path (:mod:`einarray.analytic`: emit the candidate, buffer check,
      closed-form cycles + bandwidth bound + energy = counts x table); target >= 1,000/s;
-   * the simulator path (the candidate validated by ``mapping.spec`` and simulated);
+   * the simulator path (the candidate validated by ``mapping.groups`` and simulated);
    * the bare closed form on a fixed mapping (no candidate construction).
 2. Searches on the shipped configs: FuseMax mapping workload (``mapping/configs/
    fusemax.yaml``, BERT 1K, batch 64 x 12 heads on the ``fusemax`` ASIC) found vs the

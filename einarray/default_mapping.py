@@ -1,9 +1,9 @@
 """The default mapping: fused where fusing pays, placed where the data already is.
 
 A config without a ``mapping:`` section gets a mapping derived here, not the naive one of
-:mod:`mapping.spec` (one group per Einsum, so every intermediate goes through the backing
+:mod:`mapping.loader` (one group per Einsum, so every intermediate goes through the backing
 store). The derivation is deterministic, costs a dozen group simulations, and always
-returns a mapping that :func:`mapping.spec.mapping_from_data` accepts.
+returns a mapping that :func:`mapping.loader.mapping_from_data` accepts.
 
 The candidates
 --------------
@@ -51,7 +51,9 @@ from einsum.memo import WarningMemo
 from einsum.expr import accesses_in
 from einsum.yamlsrc import Source
 from mapping.dump import mapping_to_data
-from mapping.spec import Config, is_free, mapping_from_data, recurrences
+from mapping.groups import recurrences
+from mapping.loader import mapping_from_data
+from mapping.spec import Config, is_free
 
 __all__ = ["DefaultChoice", "derive_default", "describe", "mapping_policy"]
 

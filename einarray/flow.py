@@ -379,7 +379,7 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath], *,
     (:mod:`einarray.search_cache`)."""
     from dataclasses import replace
 
-    from mapping.spec import mapping_from_data
+    from mapping.loader import mapping_from_data
 
     from .progress import Bar, line
     from .search import search
@@ -681,7 +681,7 @@ def mappings_from_report(spec: RunSpec, report: str | Path) -> RunSpec:
     import json
     from dataclasses import replace
 
-    from mapping.spec import mapping_from_data
+    from mapping.loader import mapping_from_data
 
     p = Path(report)
     src = Source(str(p))

@@ -10,7 +10,8 @@ with ``--set SECTION.key=VALUE`` that turns out wrong is reported at the command
 given (:func:`override_error`). With ``allow_hierarchy`` an arch with a ``hierarchy:``
 (Timeloop-style levels) gives a :class:`mapping.nest_mapping.NestConfig` instead.
 
-The mapping model and its validation are :mod:`mapping.spec`.
+The mapping model is :mod:`mapping.spec`; loading and validating the ``mapping:`` section,
+:mod:`mapping.loader` (fused groups: :mod:`mapping.groups`; defaults: :mod:`mapping.defaults`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from einsum.yamlsrc import load as load_yaml
 
 from .arch import arch_from_data, resolve_arch
 from .cores import split_ranks
-from .spec import Config, mapping_from_data
+from .loader import mapping_from_data
+from .spec import Config
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """A loaded mapping written back as a complete ``mapping:`` section.
 
-:func:`mapping_to_data` is the inverse of :func:`mapping.spec.mapping_from_data`: every
+:func:`mapping_to_data` is the inverse of :func:`mapping.loader.mapping_from_data`: every
 Einsum's unit, dataflow and spatial factors and every group's members, tiles, loop order,
 stages, deferrals, streamed and held inputs are spelled out, nothing is left to a default.
 Loading the section again gives the same :class:`~mapping.spec.MappingSpec` (tested), so

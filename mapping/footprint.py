@@ -5,7 +5,7 @@ ranks its subscripts relate, :func:`rank_related` / :func:`rank_extent`, affine 
 included), the rows a gathered or scattered tensor moves per step (:func:`indirect_rows`,
 :func:`indirect_words`), which tensors a group keeps on chip (:func:`group_tensors`), and the
 buffer words a group's tiles need (:func:`buffer_words`). The mapping checks
-(:mod:`mapping.spec`), the simulator, the loop-nest printout and the search share them.
+(:mod:`mapping.groups`), the simulator, the loop-nest printout and the search share them.
 """
 
 from __future__ import annotations

@@ -121,7 +121,8 @@ from typing import Any, Callable
 from einsum import expr as E
 from einsum.indexing import sorted_dims
 from einsum.ragged import is_chunk_rank, ragged_pairs
-from mapping.spec import Config, Group, einsum_depth
+from mapping.groups import einsum_depth
+from mapping.spec import Config, Group
 from mapping.footprint import group_tensors, indirect_tensors, rank_related
 
 from .multicore import run_cores

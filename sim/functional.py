@@ -24,7 +24,8 @@ from einsum.errors import EinarrayError
 from einsum.indexing import run_indexed
 from einsum.interp import _Ctx, _run, evaluate, out_slice, random_inputs
 from einsum.ops import ARG_REDUCTIONS
-from mapping.spec import Config, Group, einsum_depth
+from mapping.groups import einsum_depth
+from mapping.spec import Config, Group
 
 
 MAX_POINTS = 200_000_000

@@ -80,7 +80,7 @@ def _remapped(cfg: Config, c2: Any, r: str, size: int) -> Config:
     from einsum.analysis import op_counts
     from einsum.yamlsrc import Source
     from mapping.dump import mapping_to_data
-    from mapping.spec import mapping_from_data
+    from mapping.loader import mapping_from_data
 
     data = mapping_to_data(cfg.mapping, cfg.cascade, cfg.arch)
     for g in data.get("groups", []):

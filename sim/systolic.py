@@ -13,7 +13,7 @@ WS         K           N           M
 IS         K           M           N
 =========  ==========  ==========  =====
 
-which is also einarray's default spatial mapping (see :mod:`mapping.spec`).
+which is also einarray's default spatial mapping (see :mod:`mapping.defaults`).
 
 ``fill_drain: false`` (FuseMax's analytic model): ``folds * T`` cycles.
 

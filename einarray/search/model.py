@@ -8,7 +8,7 @@ set of (cycles, energy): exact for latency, energy and EDP (both increase with e
 figure).
 
 A group candidate is first checked cheaply (its step footprint must fit the buffer), then
-validated as :mod:`mapping.spec` validates a group (:func:`mapping.spec.make_group`; a
+validated as :mod:`mapping.groups` validates a group (:func:`mapping.groups.make_group`; a
 :class:`~einsum.errors.ConfigError` makes it illegal) and simulated alone
 (:func:`simulate_group`); results are cached by the candidate's sections.
 :meth:`CandidateModel.proxy` is the objective of a candidate's (cycles, energy) with
@@ -29,7 +29,10 @@ from typing import Any, Callable, Iterable, Mapping
 from einsum.cascade import Cascade
 from einsum.errors import ConfigError
 from einsum.yamlsrc import Source
-from mapping.spec import Config, EinsumMap, Group, MappingSpec, default_spatial, make_group, mapping_from_data
+from mapping.defaults import default_spatial
+from mapping.groups import make_group
+from mapping.loader import mapping_from_data
+from mapping.spec import Config, EinsumMap, Group, MappingSpec
 from mapping.footprint import buffer_words
 
 from .constraints import SearchProblem
@@ -138,7 +141,7 @@ class CandidateModel(SearchSpace):
         return self.s.budget - self.evals
 
     def config_for(self, sec: Mapping[str, Any]) -> Config:
-        """Validate an assembled mapping section with :func:`mapping.spec.mapping_from_data`."""
+        """Validate an assembled mapping section with :func:`mapping.loader.mapping_from_data`."""
         data = json.loads(json.dumps(sec))
         m = mapping_from_data(data, _SRC, ("mapping",), self.c, self.arch, self.counts)
         return Config(self.c, self.arch, m, self.cfg.instances, self.counts, self.cfg.source,

@@ -30,7 +30,7 @@ The space
 
 Cheap checks prune before simulating: unit capabilities and spatial factors are legal by
 construction, tiles whose step footprint exceeds the buffer are dropped, and the group is
-validated by :mod:`mapping.spec` (any :class:`~einsum.errors.ConfigError` = illegal).
+validated by :mod:`mapping.groups` (any :class:`~einsum.errors.ConfigError` = illegal).
 
 :class:`SearchSpace` holds the structure (atoms, every Einsum's unit/dataflow/spatial
 options, the :class:`Segment` s with their choice dimensions under the constraints) and
@@ -50,7 +50,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from einsum.cascade import Cascade, Einsum
 from einsum.expr import accesses_in, indices_in
 from mapping.arch import Arch
-from mapping.spec import EinsumMap, default_unit, is_free, recurrences
+from mapping.defaults import default_unit
+from mapping.groups import recurrences
+from mapping.spec import EinsumMap, is_free
 from mapping.footprint import buffer_words, group_tensors, rank_related
 
 from .constraints import Constraints, EinsumConstraint, SearchProblem, _first_where

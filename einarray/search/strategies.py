@@ -11,7 +11,7 @@ budget (simulated candidates) is spent; the most fused segment gets the first de
 sweep, since its starting point underestimates it most. Single-Einsum groups are first
 ranked with the closed-form model of :mod:`einarray.analytic` and simulated best-first.
 Everything is deterministic for a given ``--seed``. The best mapping and the Pareto
-points (the 40 fastest) are re-validated with :func:`mapping.spec.mapping_from_data` and re-simulated in
+points (the 40 fastest) are re-validated with :func:`mapping.loader.mapping_from_data` and re-simulated in
 full; the figures reported are those of the full simulation.
 
 A hand-written ``mapping:`` in the config *seeds* the search (``seed_mapping: false``

@@ -2,7 +2,7 @@
 4096 patch tokens, no class token) with every attention variant of the library, on the
 FuseMax-like ASIC and on the ZCU102 FPGA config: latency, energy, utilization and the passes
 over the sequence. Layers other than attention are identical across variants and simulated
-once per (size, arch). Every layer uses the default mapping (`mapping/spec.py`), so
+once per (size, arch). Every layer uses the default mapping (`einarray/default_mapping.py`), so
 differences come from the cascades, not from hand tuning."""
 
 from __future__ import annotations

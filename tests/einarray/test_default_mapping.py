@@ -16,7 +16,7 @@ from einarray.default_mapping import derive_default, describe, mapping_section
 from einarray.flow import default_layer, load_run, run
 from einsum.yamlsrc import Source
 from mapping.config import load_config
-from mapping.spec import mapping_from_data
+from mapping.loader import mapping_from_data
 from sim.results import simulate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import yaml
 from einsum.yamlsrc import Source
 from mapping.dump import mapping_to_data
 from mapping.config import load_config
-from mapping.spec import mapping_from_data
+from mapping.loader import mapping_from_data
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (ROOT / "mapping" / "configs").glob("*.yaml")

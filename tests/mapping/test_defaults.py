@@ -1,4 +1,4 @@
-"""Default units and default tiles of mapping.spec: an architect's choice, said out loud."""
+"""Default units and default tiles of mapping.defaults: an architect's choice, said out loud."""
 
 from __future__ import annotations
 

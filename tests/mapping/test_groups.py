@@ -1,4 +1,4 @@
-"""mapping.spec group validation: reads of a recurrence's final state inside its own loop."""
+"""mapping.groups validation: reads of a recurrence's final state inside its own loop."""
 
 from __future__ import annotations
 
