@@ -24,7 +24,8 @@ per instance); ``area_um2``; or ``component: NAME`` from ``mapping/components.ya
 published tables (:mod:`mapping.components`), whose values the level's own keys override.
 A level with fan-out may give ``network:`` (the network to its children, costed by
 :mod:`sim.network`): ``topology`` (``mesh``: XY routing between the children's routers, with
-``source: [x, y]`` the router where the level injects; or ``bus``), ``link_words`` (words per
+``source: [x, y]`` the router where the level injects; ``ring``: the children's routers in one
+cycle, row by row, each word going the shorter way round from ``source``; or ``bus``), ``link_words`` (words per
 cycle per directed link), ``hop_latency`` (cycles per hop) and either ``energy_pj_per_word_hop``
 or ``wire: {estimate, hop_mm}`` (the component library's per-bit-per-mm wire figures,
 :func:`mapping.components.wire_energy_pj`, times the level's ``word_bits``); without it the
@@ -61,7 +62,7 @@ STORAGE_KEYS = ("name", "component", "class", "mesh", "capacity_words", "word_bi
                 "double_buffered")
 BANK_KEYS = ("count", "bandwidth", "assign")
 NETWORK_KEYS = ("topology", "link_words", "hop_latency", "source", "energy_pj_per_word_hop", "wire")
-TOPOLOGIES = ("mesh", "bus")
+TOPOLOGIES = ("mesh", "ring", "bus")
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,10 @@ class Network:
     """The network between a storage level's instance and its spatial children (``network:`` on
     the level; the model is :mod:`sim.network`)."""
 
-    topology: str  # "mesh" (XY routing between the children's routers) or "bus" (one broadcast medium)
+    topology: str  # "mesh" (XY routing between the children's routers), "ring" or "bus" (one broadcast medium)
     link_words: Fraction  # words per cycle per directed link (the bus: per cycle, both directions)
     hop_latency: int  # cycles per hop
-    source: tuple[int, int] | None  # mesh: the router (x, y) where the parent injects and collects
+    source: tuple[int, int] | None  # mesh, ring: the router (x, y) where the parent injects and collects
     energy_pj_per_word_hop: float  # pJ per word per link traversed (a bus transfer is one hop)
     wire: str | None = None  # how the energy was derived, e.g. "keckler2011-40nm, 1.2 mm" (None: given)
 
@@ -341,9 +342,9 @@ def _network(src: Source, d: Any, p: YPath, h: Hierarchy, i: int) -> Network:
     if isinstance(hl, bool) or not isinstance(hl, int) or hl < 0:
         raise src.error(p + ("hop_latency",), f"expected a hop latency in cycles (an integer >= 0), got {hl!r}")
     source = None
-    if topo == "mesh":
+    if topo in ("mesh", "ring"):
         if "source" not in d:
-            raise src.error(p, f"a mesh needs 'source: [x, y]', the router of the {fx} x {fy} children where "
+            raise src.error(p, f"a {topo} needs 'source: [x, y]', the router of the {fx} x {fy} children where "
                             f"{lv.name} injects")
         sv = d["source"]
         if (not isinstance(sv, list) or len(sv) != 2 or any(isinstance(v, bool) or not isinstance(v, int)

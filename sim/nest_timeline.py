@@ -166,7 +166,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
         part = whole if keep is None else whole & ~enc.of(keep)
         base = enc.swept(part, G)
         S = {xy: _shift(base, enc.shift(off)) for xy, off in _positions(fxl, fyl, sp)}
-        return _loads(S, net, fan), _depth(S, net)
+        return _loads(S, net, fan), _depth(S, net, fan)
 
     step_reads: dict[int, Counter] = {}  # level -> input words the MACs read per step, per tensor
     out_level, out_words = None, 0

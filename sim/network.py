@@ -34,6 +34,11 @@ position standing for its whole subtree (the spatial loops of the levels between
   over all children summed over the steps is sim.nest's U (reads of an input; updates of the
   output) and the output's refills are U - P, its reads (``tests/sim/test_network.py``; a tensor
   that bypasses j is counted per instance of j, so several j under one parent each count it).
+* **Ring.** The children's routers in one cycle, router (x, y) at position ``x + fx y`` (row by
+  row), the parent injecting at ``source``: a word reaches each destination the shorter way round
+  (clockwise, increasing position, on a tie), a multicast's tree being the union of those paths,
+  so the k-th link clockwise from the source carries the union of what the clockwise destinations
+  k or more hops away need (likewise counter-clockwise); reductions run it backwards.
 * **Bus.** One medium reaching every child in one hop: each word of the union crosses it once
   (a broadcast is one transfer); the output's updates and refills share it with the inputs.
 * **Energy** = word-hops (down + up, per network instance) x utilized instances of j x
@@ -196,19 +201,55 @@ def mesh_link_loads(S: dict[tuple[int, int], int], fan: tuple[int, int], src: tu
     return Counter({k: v for k, v in loads.items() if v})
 
 
+def _ring_way(p: int, s: int, N: int) -> tuple[int, int]:
+    """A ring position's route from ``s``: (direction +1 clockwise or -1, hops), the shorter way
+    (clockwise on a tie)."""
+    cw = (p - s) % N
+    return (1, cw) if cw <= N - cw else (-1, N - cw)
+
+
+def ring_link_loads(S: dict[tuple[int, int], int], fan: tuple[int, int], src: tuple[int, int]) -> Counter:
+    """Words per link (pointing away from ``src``) of one step's multicast trees on a ring: router
+    (x, y) is position ``x + fx y``, a word reaches each destination the shorter way round, so the
+    k-th link clockwise from the source carries the union of what the clockwise destinations k or
+    more hops away need (likewise counter-clockwise)."""
+    fx, fy = fan
+    N = fx * fy
+    s = src[0] + fx * src[1]
+    far: dict[tuple[int, int], int] = {}  # (direction, hops) -> union of what destinations that far need
+    for (x, y), m in S.items():
+        if m:
+            way = _ring_way(x + fx * y, s, N)
+            far[way] = far.get(way, 0) | m
+    loads: Counter = Counter()
+    for d in (1, -1):
+        acc = 0
+        for k in range(N, 0, -1):
+            acc |= far.get((d, k), 0)
+            if acc:
+                a, b = (s + d * (k - 1)) % N, (s + d * k) % N
+                loads[((a % fx, a // fx), (b % fx, b // fx))] = acc.bit_count()
+    return loads
+
+
 def _loads(S: dict[tuple[int, int], int], net, fan: tuple[int, int]) -> Counter:
     if net.topology == "bus":
         u = 0
         for m in S.values():
             u |= m
         return Counter({BUS: u.bit_count()}) if u else Counter()
+    if net.topology == "ring":
+        return ring_link_loads(S, fan, net.source)
     return mesh_link_loads(S, fan, net.source)
 
 
-def _depth(S: dict[tuple[int, int], int], net) -> int:
+def _depth(S: dict[tuple[int, int], int], net, fan: tuple[int, int] = (0, 0)) -> int:
     if net.topology == "bus":
         return 1 if any(S.values()) else 0
     sx, sy = net.source
+    if net.topology == "ring":
+        fx, fy = fan
+        return max((_ring_way(x + fx * y, sx + fx * sy, fx * fy)[1] for (x, y), m in S.items() if m), default=0)
     return max((abs(x - sx) + abs(y - sy) for (x, y), m in S.items() if m), default=0)
 
 
@@ -256,7 +297,7 @@ def network_stats(cfg: NestConfig, loops: tuple[Loop, ...]) -> tuple[NetworkStat
                 total += w * u.bit_count()
                 for link, v in _loads(S, net, fan).items():
                     served[link] += w * v
-                dep = _depth(S, net)
+                dep = _depth(S, net, fan)
                 if op.is_output:
                     depth_in = max(depth_in, dep)
                 else:

@@ -31,9 +31,26 @@ def _xy_path(src: tuple[int, int], dst: tuple[int, int]) -> list[tuple[tuple[int
     return out
 
 
-def _tree(net, dests: set[tuple[int, int]]) -> set:
+def _ring_path(src: tuple[int, int], dst: tuple[int, int], fan: tuple[int, int]) -> list:
+    """The links from ``src`` to ``dst`` on a ring of the routers row by row, the shorter way
+    round (clockwise on a tie), walked hop by hop."""
+    fx, fy = fan
+    N = fx * fy
+    s, t = src[0] + fx * src[1], dst[0] + fx * dst[1]
+    step = 1 if (t - s) % N <= (s - t) % N else -1
+    out, p = [], s
+    while p != t:
+        q = (p + step) % N
+        out.append(((p % fx, p // fx), (q % fx, q // fx)))
+        p = q
+    return out
+
+
+def _tree(net, dests: set[tuple[int, int]], fan: tuple[int, int] | None = None) -> set:
     if net.topology == "bus":
         return {"bus"}
+    if net.topology == "ring":
+        return {link for d in dests for link in _ring_path(net.source, d, fan)}
     return {link for d in dests for link in _xy_path(net.source, d)}
 
 
@@ -107,7 +124,7 @@ def oracle_network(cfg: NestConfig) -> dict[str, dict[str, tuple[int, int, int, 
                 crossed: dict[tuple, set] = {}
                 for time in sorted(steps):
                     for e, dests in steps[time].items():
-                        tr = _tree(net, dests)
+                        tr = _tree(net, dests, cfg.arch.fanout(j))
                         words += 1
                         hops += len(tr)
                         if op.is_output and e in crossed:

@@ -115,6 +115,23 @@ def test_broadcast_and_unicast_on_a_4x4_mesh(tmp_path, src, b_hops, z_hops, busi
     assert (par["A"].reads, par["B"].reads, par["Z"].updates) == (8, 128, 16)
 
 
+def test_broadcast_and_unicast_on_a_ring_of_16(tmp_path):
+    """The 4 x 4 PEs as a ring (row by row) fed at (0, 0): A's broadcast takes the 8 routers
+    clockwise (the tie at 8 hops goes clockwise) and 7 counter-clockwise, 15 links; each PE's B
+    goes the shorter way, 2 x (1 + .. + 7) + 8 = 64 hops a k; Z comes back the same ways, 64. The
+    busiest link, (0,0)->(1,0), carries A and the 8 clockwise B words a k: 9 x 8 = 72; depth 8."""
+    res = simulate_nest(_config(tmp_path, BCAST, "{topology: ring, link_words: 1, hop_latency: 1, "
+                                "source: [0, 0], energy_pj_per_word_hop: 0.5}", BCAST_NEST))
+    (nw,) = res.networks
+    t = nw.tensors
+    assert (t["A"].hops_out, t["B"].hops_out, t["Z"].hops_in) == (15 * 8, 64 * 8, 64)
+    assert (nw.busiest, nw.busiest_words, nw.latency) == ("(0,0)->(1,0)", 72, 2 * 8)
+    assert res.bound_cycles == 72 + 16
+    # the timeline: per k, 9 words on the busiest link + 8 hops, then the MACs' cycle; Z drains
+    # up its busiest link (the 8 clockwise PEs' words) + 8 hops
+    assert res.cycles == 8 * (9 + 8 + 1) + 8 + 8
+
+
 def test_broadcast_on_a_bus_is_one_transfer_per_word(tmp_path):
     """A bus reaches every child in one hop: A 8 words, B 128, Z 16 up: 152 words over one medium
     of 4 words per cycle = 38 cycles (> 8 of compute), latency 2 cycles x (1 down + 1 up). On the
@@ -203,7 +220,8 @@ def test_eyeriss_network_words_are_the_parents_counts(tmp_path):
 
 
 @pytest.mark.parametrize("net, msg", [
-    ("{topology: ring, link_words: 1, hop_latency: 1, energy_pj_per_word_hop: 1}", "expected one of mesh, bus"),
+    ("{topology: torus, link_words: 1, hop_latency: 1, energy_pj_per_word_hop: 1}", "expected one of mesh, ring, bus"),
+    ("{topology: ring, link_words: 1, hop_latency: 1, energy_pj_per_word_hop: 1}", "a ring needs 'source: [x, y]'"),
     ("{topology: mesh, link_words: 0, hop_latency: 1, source: [0, 0], energy_pj_per_word_hop: 1}",
      "link width > 0"),
     ("{topology: mesh, link_words: 1, hop_latency: -1, source: [0, 0], energy_pj_per_word_hop: 1}",
@@ -243,7 +261,7 @@ mapping: {version: 1, nest: {Parent: {temporal: {K: 2}}}}
 # ------------------------------------------------------------------------------------
 # sim.network against the element-by-element oracle (tests/sim/network_oracle.py) on the random
 # nests of tests/sim/test_nest.py (L0 -> 3 x 1 L1s -> 1 x 2 L2s each -> 2 x 2 L3s each), with
-# networks on L0, L1 and L2 (random topology and source), random keep/bypass (a bypassed tensor
+# networks on L0, L1 and L2 (random topology: mesh, ring or bus, and source), random keep/bypass (a bypassed tensor
 # crosses several networks), exact iteration
 def _random_network_config(problem: str, seed: int) -> str:
     import random
@@ -253,10 +271,12 @@ def _random_network_config(problem: str, seed: int) -> str:
     rng = random.Random(1000 + seed)
     text = _random_nest(problem, seed).replace("extrapolate: true", "extrapolate: false")
     for name, (fx, fy) in (("L0", (3, 1)), ("L1", (1, 2)), ("L2", (2, 2))):
-        if rng.random() < 0.25:
+        k = rng.random()
+        if k < 0.25:
             net = "{topology: bus, link_words: 2, hop_latency: 1, energy_pj_per_word_hop: 1.0}"
         else:
-            net = (f"{{topology: mesh, link_words: 1, hop_latency: 1, source: [{rng.randrange(fx)}, "
+            topo = "ring" if k < 0.5 else "mesh"
+            net = (f"{{topology: {topo}, link_words: 1, hop_latency: 1, source: [{rng.randrange(fx)}, "
                    f"{rng.randrange(fy)}], energy_pj_per_word_hop: 1.0}}")
         head = f"- {{name: {name}, "
         assert head in text

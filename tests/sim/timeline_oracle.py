@@ -83,13 +83,13 @@ def oracle_timeline(cfg: NestConfig) -> tuple[Timeline, Counter]:
             at.setdefault((x, y), set()).update(words)
         loads = Counter()
         for e in set().union(*at.values()) if at else ():
-            for link in _tree(net, {xy for xy, w in at.items() if e in w}):
+            for link in _tree(net, {xy for xy, w in at.items() if e in w}, cfg.arch.fanout(j)):
                 loads[link] += 1
         used = [xy for xy, w in at.items() if w]
         if net.topology == "bus":
             return loads, 1 if used else 0
-        sx, sy = net.source
-        return loads, max((abs(x - sx) + abs(y - sy) for x, y in used), default=0)
+        # the deepest destination: the longest of the explicit paths to the routers used
+        return loads, max((len(_tree(net, {xy}, cfg.arch.fanout(j))) for xy in used), default=0)
 
     def level_time(L: int, r: dict, w: dict, amortized: bool = False) -> int:
         """Level L's bandwidths, ports and banks for these words (per tensor), blocks whole per
