@@ -200,6 +200,7 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
         dram = res.levels[0]
         row = {"case": name, "layer": layer, "group": spec["group"], "arch": arch, "mapping": origin,
                "macs": res.computes, "cycles": res.cycles, "compute_cycles": res.compute_cycles,
+               "bound_cycles": res.bound_cycles, "timeline": res.timeline.as_dict(),
                "utilization": res.utilization, "bound_by": res.bound_by, "energy_unit": res.energy_unit,
                "useful_macs": res.useful_computes, "useful_utilization": res.useful_utilization,
                "energy": res.energy_pj, "energy_per_mac": res.energy_pj / res.computes,
@@ -246,13 +247,19 @@ def architectures_markdown(data: dict[str, Any]) -> str:
            "Energies are in each arch's unit: **MAC-equivalents** on eyeriss-like (ISCA 2016's costs relative "
            "to one MAC, so no TOPS/W is derived) and **pJ** on simba-like; compare within an arch, not "
            "across. Simba-like's figures were recalled from the paper, not re-read (its arch file says "
-           "which). Cycles are the model's bound: compute, or the busiest level's bandwidth, ports or banks, "
-           "or a network's busiest link (no timeline on a hierarchy arch).", "",
+           "which). Cycles are the timeline's (`sim/nest_timeline.py`: every refill stepped over the bandwidths "
+           "and networks it crosses, a single-buffered level (all of these archs' levels) refilling only once "
+           "its tile is done with, the MACs waiting for it), or the bound where that is larger; the bound, "
+           "Timeloop's figure, takes every transfer as hidden behind the MACs (compute, or the busiest "
+           "level's bandwidth, ports or banks, or a network's busiest link, plus its latency once). The "
+           "search ranks mappings by the timeline's EDP.", "",
            "## Every layer", "",
-           "| arch | layer | mapping | MACs | cycles | utilization | bound by | energy | energy / MAC | DRAM share |",
-           "|---|---|---|---:|---:|---:|---|---:|---:|---:|"]
+           "| arch | layer | mapping | MACs | cycles | the bound | utilization | bound by | energy | energy / MAC | "
+           "DRAM share |",
+           "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['arch']} | {r['layer']} | {r['mapping']} | {r['macs']:,} | {r['cycles']:,} | "
+                   f"{r['bound_cycles']:,} | "
                    f"{r['utilization']:.1%} | {r['bound_by']} | {_g(r['energy'])} {r['energy_unit']} | "
                    f"{r['energy_per_mac']:.3f} | {r['dram_energy'] / r['energy']:.1%} |")
     out += ["", "## The attention layer", ""]
@@ -272,9 +279,10 @@ def architectures_markdown(data: dict[str, Any]) -> str:
     chips = s["levels"]["GlobalBuffer"]["utilized"]
     out += ["", "On simba-like every score crosses the package mesh to the DRAM at chiplet (0, 0), 8 words per "
             f"cycle per link: spreading S = Q K^T over the four chiplets by head (the hand row below) leaves "
-            f"the MACs {1 - h['utilization']:.0%} idle behind the busiest link ({h['cycles']:,} cycles), so the "
-            f"search keeps it on {chips} of the 4 chiplets in {s['cycles']:,} cycles for "
-            f"{s['energy'] / h['energy']:.1%} of the energy.", "",
+            f"the MACs {1 - h['compute_cycles'] / h['bound_cycles']:.0%} idle behind the busiest link even by the "
+            f"bound ({h['bound_cycles']:,} cycles; {h['cycles']:,} on the timeline, where each chiplet's refills "
+            f"also wait), so the search keeps it on {chips} of the 4 chiplets in {s['cycles']:,} cycles "
+            f"(bound {s['bound_cycles']:,}) for {s['energy'] / h['energy']:.1%} of the energy.", "",
             "A fused cascade keeps S and A on chip; einarray's cascade engine models that on the "
             "array archs (`reports/fusemax/`). A hierarchy arch fuses a cascade of sums of products "
             "(`mapping.on_chip`, `examples/eyeriss/lowrank.yaml`), but the softmax between S and A is "
