@@ -110,6 +110,21 @@ def _trivial(layer: str) -> dict[str, Any]:
             **({"pad": dict(pad)} if pad else {})}
 
 
+def _double_buffered(cfg) -> dict[str, Any]:
+    """The what-if of every level double buffered: the timeline's cycles, and the levels whose
+    doubled tiles (each refilled tile twice) would not fit their capacity."""
+    from dataclasses import replace
+
+    from mapping.nest_mapping import level_words
+    from sim.nest_timeline import nest_timeline
+
+    db = replace(cfg, arch=replace(cfg.arch, levels=tuple(replace(lv, double_buffered=True)
+                                                          for lv in cfg.arch.levels)))
+    over = [lv.name for i, lv in enumerate(db.arch.levels) if lv.capacity_words is not None
+            and level_words(cfg.levels, i, cfg.operands, cfg.levels[i].keep, True) > lv.capacity_words]
+    return {"cycles": nest_timeline(db).cycles, "does_not_fit": over}
+
+
 def _load(doc: dict[str, Any], where: Path) -> Any:
     """A NestConfig from a config document whose paths are relative to ``where``."""
     from einsum.yamlsrc import Source
@@ -198,9 +213,11 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
         res = simulate_nest(cfg)
         d = res.as_dict()
         dram = res.levels[0]
+        db = _double_buffered(cfg)
         row = {"case": name, "layer": layer, "group": spec["group"], "arch": arch, "mapping": origin,
                "macs": res.computes, "cycles": res.cycles, "compute_cycles": res.compute_cycles,
                "bound_cycles": res.bound_cycles, "timeline": res.timeline.as_dict(),
+               "double_buffered": db,
                "utilization": res.utilization, "bound_by": res.bound_by, "energy_unit": res.energy_unit,
                "useful_macs": res.useful_computes, "useful_utilization": res.useful_utilization,
                "energy": res.energy_pj, "energy_per_mac": res.energy_pj / res.computes,
@@ -252,14 +269,18 @@ def architectures_markdown(data: dict[str, Any]) -> str:
            "its tile is done with, the MACs waiting for it), or the bound where that is larger; the bound, "
            "Timeloop's figure, takes every transfer as hidden behind the MACs (compute, or the busiest "
            "level's bandwidth, ports or banks, or a network's busiest link, plus its latency once). The "
-           "search ranks mappings by the timeline's EDP.", "",
+           "search ranks mappings by the timeline's EDP. *Double buffered* is the what-if of every level "
+           "double buffered, the same mapping (the larger of its timeline and the bound), and says where "
+           "the doubled tiles would not fit.", "",
            "## Every layer", "",
-           "| arch | layer | mapping | MACs | cycles | the bound | utilization | bound by | energy | energy / MAC | "
-           "DRAM share |",
-           "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+           "| arch | layer | mapping | MACs | cycles | the bound | double buffered | utilization | bound by | energy | "
+           "energy / MAC | DRAM share |",
+           "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
+        dbl = r["double_buffered"]
+        fit = f" (too big for {', '.join(dbl['does_not_fit'])})" if dbl["does_not_fit"] else ""
         out.append(f"| {r['arch']} | {r['layer']} | {r['mapping']} | {r['macs']:,} | {r['cycles']:,} | "
-                   f"{r['bound_cycles']:,} | "
+                   f"{r['bound_cycles']:,} | {max(dbl['cycles'], r['bound_cycles']):,}{fit} | "
                    f"{r['utilization']:.1%} | {r['bound_by']} | {_g(r['energy'])} {r['energy_unit']} | "
                    f"{r['energy_per_mac']:.3f} | {r['dram_energy'] / r['energy']:.1%} |")
     out += ["", "## The attention layer", ""]
