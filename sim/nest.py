@@ -501,7 +501,7 @@ def port_bank_cycles(lv, per: dict[str, tuple], arch_name=lambda t: t) -> tuple[
     return best, what
 
 
-def simulate_nest(cfg: NestConfig) -> NestResult:
+def simulate_nest(cfg: NestConfig, every_step: bool = False) -> NestResult:
     """Counts, cycles and energy of ``cfg`` (the model is this module's docstring; a level's
     ``network:`` is costed by :mod:`sim.network`)."""
     from sim.nest_timeline import nest_timeline  # they build on this module's tile sets
@@ -550,7 +550,7 @@ def simulate_nest(cfg: NestConfig) -> NestResult:
     nets = network_stats(cfg, loops) if any(lv.network for lv in arch.levels) else ()
     bound = max([bound] + [nw.cycles for nw in nets])
     latency = sum(nw.latency for nw in nets)
-    tl = nest_timeline(cfg, loops)
+    tl = nest_timeline(cfg, loops, every_step=every_step)
     cycles = max(bound + latency, tl.cycles)
     levels = []
     for i, (lv, per) in enumerate(zip(arch.levels, counts)):

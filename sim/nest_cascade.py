@@ -59,9 +59,10 @@ class CascadeNestResult:
                 "einsums": {n: r.as_dict() for n, r in self.einsums}}
 
 
-def simulate_cascade_nest(cn: CascadeNest) -> CascadeNestResult:
-    """Every Einsum of ``cn`` by :func:`sim.nest.simulate_nest`, in order (the module docstring)."""
-    res = tuple((cfg.einsum.name, simulate_nest(cfg)) for cfg in cn.configs)
+def simulate_cascade_nest(cn: CascadeNest, every_step: bool = False) -> CascadeNestResult:
+    """Every Einsum of ``cn`` by :func:`sim.nest.simulate_nest`, in order (the module docstring);
+    ``every_step`` steps each one's timeline one step at a time."""
+    res = tuple((cfg.einsum.name, simulate_nest(cfg, every_step=every_step)) for cfg in cn.configs)
     return CascadeNestResult(cn.cascade.name, cn.arch.name, res, cn.arch.energy_unit, dict(cn.on_chip))
 
 

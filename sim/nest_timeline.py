@@ -136,8 +136,10 @@ def plain_output(cfg: NestConfig) -> bool:
     return len(ranks) == len(out.terms) and len(set(ranks)) == len(ranks)
 
 
-def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Timeline:
-    """The timeline of ``cfg`` (the model is this module's docstring)."""
+def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_step: bool = False) -> Timeline:
+    """The timeline of ``cfg`` (the model is this module's docstring). ``every_step`` runs every
+    step of every loop, with no memo, no multiplied-out cycle and no clamp (``einarray simulate
+    --every-tile``): slow, and equal to the default by the proof above."""
     loops = build_loops(cfg) if loops is None else loops
     if not plain_output(cfg):
         warnings.warn(f"{cfg.einsum.name}: the output's subscripts are not distinct ranks, so the "
@@ -306,6 +308,8 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
 
     xmax = [transfer(c, [None] * len(moves[c]), False, True) if moves[c] else 0 for c in range(n)]
     H = [sum(xmax[c:]) for c in range(n)]
+    if every_step:  # no clamp: the times stay exact (relative to now)
+        H = [math.inf] * n
     db = [lv[c].double_buffered for c in range(n)]
     level_of = [lp.level for lp in T] + [n - 1]  # the compute's "level": no level lies inside it
 
@@ -369,7 +373,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
         if p == m:
             return (), Counter({"compute": c0[touched]})
         key = (p, st, touched)
-        if key in memo:
+        if not every_step and key in memo:
             return memo[key]
         L, L2 = level_of[p], level_of[p + 1]
 
@@ -386,6 +390,12 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None) -> Tim
             s3, cb = body(s2, t2)
             return s3, ce + cb
 
+        if every_step:
+            s2, c2 = s1, Counter()
+            for _ in range(T[p].factor - 1):
+                s2, c = step(s2)
+                c2 += c
+            return s2, c1 + c2
         s2, c2 = _repeat(step, s1, T[p].factor - 1)
         memo[key] = s2, c1 + c2
         return memo[key]

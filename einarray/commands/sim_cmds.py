@@ -124,14 +124,19 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
     from sim.nest import simulate_nest
     from sim.nest_text import map_text, table_text
 
-    for opt, on in (("--functional", args.functional), ("--trace", args.trace), ("--every-tile", args.every_tile)):
+    for opt, on in (("--functional", args.functional), ("--trace", args.trace)):
         if on:
             raise EinarrayError(f"{opt} applies to array configs, not to a memory-hierarchy arch")
     from mapping.nest_mapping import CascadeNest
 
     if isinstance(cfg, CascadeNest):
         return _run_cascade_nest(args, cfg)
-    res = simulate_nest(cfg)
+    if args.every_tile:  # the timeline stepped one step at a time (sim.nest_timeline)
+        steps = cfg.computes // math.prod(f for lm in cfg.levels for _, f in lm.spatial_x + lm.spatial_y)
+        if steps > MAX_STEPPED:
+            raise EinarrayError(f"--every-tile: the nest has {steps:,} steps, more than {MAX_STEPPED:,} that "
+                                "can be stepped one by one; shrink the ranks")
+    res = simulate_nest(cfg, every_step=args.every_tile)
     nest = map_text(cfg) if args.show_mapping else None
     fmt = output_format(args)
     if fmt == "json":
@@ -156,7 +161,13 @@ def _run_cascade_nest(args: argparse.Namespace, cn) -> int:
     from sim.nest_cascade import cascade_text, simulate_cascade_nest
     from sim.nest_text import map_text, table_text
 
-    res = simulate_cascade_nest(cn)
+    if args.every_tile:
+        steps = max(c.computes // math.prod(f for lm in c.levels for _, f in lm.spatial_x + lm.spatial_y)
+                    for c in cn.configs)
+        if steps > MAX_STEPPED:
+            raise EinarrayError(f"--every-tile: an Einsum's nest has {steps:,} steps, more than {MAX_STEPPED:,} "
+                                "that can be stepped one by one; shrink the ranks")
+    res = simulate_cascade_nest(cn, every_step=args.every_tile)
     nests = {c.einsum.name: map_text(c) for c in cn.configs} if args.show_mapping else {}
     fmt = output_format(args)
     if fmt == "json":

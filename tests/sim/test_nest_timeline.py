@@ -5,6 +5,7 @@ single and double buffering."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import replace
@@ -161,3 +162,37 @@ def test_networks_on_the_timeline_equal_the_oracle(problem, tmp_path):
             replace(lv, network=None) for lv in cfg.arch.levels))))
         slowed += got.cycles > plain.cycles
     assert slowed >= 4  # the networks do cost time
+
+
+@pytest.mark.parametrize("config, sets", [
+    ("examples/timeloop/designs/eyeriss_like.yaml", []),  # 86,016 steps, bandwidths, 168 PEs
+    ("examples/simba/resnet50-conv3.yaml", ["arch.hierarchy.2.double_buffered=true"]),  # two meshes
+    ("examples/timeloop/01-conv1d-2level-os.yaml", ["arch.hierarchy.1.banks={count: 2, bandwidth: 0.5}",
+                                                     "arch.hierarchy.0.read_bw=0.5"]),
+])
+def test_every_tile_steps_the_timeline_and_agrees(config, sets, capsys):
+    """``einarray simulate --every-tile`` on a hierarchy arch runs the timeline step by step (no
+    memo, no multiplied-out cycles, no clamp) and prints the same result as the closed form."""
+    from pathlib import Path
+
+    from einarray.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    args = ["simulate", str(root / config), "--json"] + [x for s in sets for x in ("--set", s)]
+    outs = []
+    for extra in ([], ["--every-tile"]):
+        assert main(args + extra) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert outs[0] == outs[1]
+    assert outs[0]["timeline"]["stalls"]  # not a trivial timeline
+
+
+def test_every_tile_refuses_a_nest_too_long_to_step(capsys):
+    from pathlib import Path
+
+    from einarray.cli import main
+
+    cfg = Path(__file__).resolve().parents[2] / "reports" / "architectures" / "configs" / "bert-qkv@eyeriss-like.yaml"
+    assert main(["simulate", str(cfg), "--every-tile"]) == 2
+    err = capsys.readouterr().err
+    assert "--every-tile: the nest has 6,291,456 steps, more than 1,000,000" in err
