@@ -49,7 +49,7 @@ legality: :mod:`mapping.nest_mapping`. The counting model is :mod:`sim.nest`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -127,6 +127,20 @@ class ComputeLevel:
 
 
 @dataclass(frozen=True)
+class Vector:
+    """A vector unit beside the MACs (``vector:``): one per instance of storage level ``level``,
+    ``lanes`` element operations per cycle each, reading and writing that level. It runs a
+    cascade's Einsums that are not sums of products (:mod:`mapping.vector`, :mod:`sim.nest_vector`)."""
+
+    name: str
+    level: int  # index of the storage level it reads and writes
+    lanes: int
+    energy: Mapping[str, float]  # per element operation (einsum.analysis.ACTIONS), in the arch's unit
+    area_um2: float | None = None  # one unit
+    cycles: Mapping[str, int] = field(default_factory=dict)  # lane-cycles per operation (default 1)
+
+
+@dataclass(frozen=True)
 class Hierarchy:
     name: str
     clock_hz: float
@@ -136,6 +150,7 @@ class Hierarchy:
     # what the arch's energies are in: pJ, or a named normalised unit (Eyeriss's costs relative
     # to one MAC, say), which every printed energy then carries instead of pJ
     energy_unit: str = "pJ"
+    vector: Vector | None = None
 
     def index(self, name: str) -> int:
         return next(i for i, lv in enumerate(self.levels) if lv.name == name)
@@ -204,7 +219,7 @@ def _flag(src: Source, v: Any, path: YPath) -> bool:
 def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hierarchy:
     """Validate an ``arch:`` section with a ``hierarchy:`` list into a :class:`Hierarchy`."""
     _mapping(src, sec, base, ("version", "name", "description", "clock_hz", "hierarchy", "compute",
-                              "energy_unit"),
+                              "energy_unit", "vector"),
              "an arch section with version, clock_hz, hierarchy and compute")
     for k in ("version", "clock_hz", "hierarchy", "compute"):
         if k not in sec:
@@ -289,7 +304,34 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
             nets[i] = _network(src, raw["network"], base + ("hierarchy", i, "network"), h, i)
     if nets:
         h = replace(h, levels=tuple(replace(lv, network=nets.get(i)) for i, lv in enumerate(levels)))
+    if sec.get("vector") is not None:
+        h = replace(h, vector=_vector(src, sec["vector"], base + ("vector",), h))
     return h
+
+
+def _vector(src: Source, d: Any, p: YPath, h: Hierarchy) -> Vector:
+    """The arch's ``vector: {name, level, lanes, energy: {OP: energy per op}, area_um2}``."""
+    from einsum.analysis import ACTIONS
+
+    _mapping(src, d, p, ("name", "level", "lanes", "energy", "cycles", "area_um2"),
+             "a vector unit {name, level, lanes, energy: {OP: energy}, cycles: {OP: lane-cycles}, area_um2}")
+    for k in ("level", "lanes", "energy"):
+        if k not in d:
+            raise src.error(p, f"missing required key {k!r}")
+    names = [lv.name for lv in h.levels]
+    if d["level"] not in names:
+        raise src.error(p + ("level",), f"expected the storage level it reads and writes ({', '.join(names)}), "
+                        f"got {d['level']!r}")
+    ops = ACTIONS
+    en = _mapping(src, d["energy"], p + ("energy",), ops, "{OP: energy per element operation}")
+    energy = {a: _nonneg(src, v, p + ("energy", a), f"an energy in {h.energy_unit}") for a, v in en.items()}
+    cyc = _mapping(src, d.get("cycles") or {}, p + ("cycles",), ops, "{OP: lane-cycles per operation}")
+    cycles = {a: _posint(src, v, p + ("cycles", a), "lane-cycles per operation") for a, v in cyc.items()}
+    area = d.get("area_um2")
+    return Vector(str(d.get("name", "Vector")), names.index(d["level"]),
+                  _posint(src, d["lanes"], p + ("lanes",), "a number of lanes"), MappingProxyType(energy),
+                  None if area is None else _nonneg(src, area, p + ("area_um2",), "an area in um^2"),
+                  MappingProxyType(cycles))
 
 
 def _banks(src: Source, d: Any, p: YPath, raw: dict, cap: int | None) -> Banks:

@@ -40,6 +40,7 @@ from einsum.expr import Access, BinOp, Index, Num, Param, Unary, factors
 from einsum.yamlsrc import Source, YPath
 
 from .hierarchy import Hierarchy, _mapping, _posint, hierarchy_from_data
+from .vector import macs_can_run, vector_job
 
 @dataclass(frozen=True)
 class LevelMap:
@@ -348,9 +349,10 @@ class CascadeNest:
     level between them (fused: its backing store is that level in both Einsums)."""
 
     cascade: Cascade
-    configs: tuple[NestConfig, ...]  # in the cascade's order
+    configs: tuple[NestConfig, ...]  # the MACs' Einsums, in the cascade's order
     source: str | None = None
     on_chip: Mapping[str, str] = field(default_factory=dict)  # intermediate -> the level it stays in
+    vector: tuple = ()  # mapping.vector.VectorJob: the vector unit's Einsums, in the cascade's order
 
     @property
     def arch(self) -> Hierarchy:
@@ -384,7 +386,7 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
             f"'einsums:' with a nest per Einsum ({', '.join(e.name for e in casc.einsums)})"
         raise src.error((), f"a hierarchy arch needs a mapping: section with {what}")
     m, msrc, mb = mapping
-    if len(casc.einsums) == 1:
+    if len(casc.einsums) == 1 and (arch.vector is None or macs_can_run(casc.einsums[0])):
         if isinstance(m, dict) and "einsums" in m:
             raise msrc.error(mb + ("einsums",), "a cascade of one Einsum maps it with 'nest:' (and tensors, pad, "
                              "counting) directly")
@@ -398,22 +400,31 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
     if "version" in m and m["version"] != 1:
         raise msrc.error(mb + ("version",), f"unsupported version {m['version']!r} (this einarray reads 1)")
     names = [e.name for e in casc.einsums]
-    per = _mapping(msrc, m.get("einsums"), mb + ("einsums",), tuple(names),
+    per = _mapping(msrc, m.get("einsums") or {}, mb + ("einsums",), tuple(names),
                    "{EINSUM: {nest, tensors, pad, counting}} for every Einsum of the cascade")
-    missing = [n for n in names if n not in per]
+
+    def on_vector(e: Einsum) -> bool:  # mapping.vector: what the MACs cannot run, or a 1-tensor sum
+        sec = per.get(e.name)
+        return arch.vector is not None and not (macs_can_run(e) or (isinstance(sec, dict) and "nest" in sec))
+
+    missing = [e.name for e in casc.einsums if e.name not in per and not on_vector(e)]
     if missing:
+        hint = "" if arch.vector is not None else " (an arch with a vector: unit runs what is not a sum of products)"
         raise msrc.error(mb + ("einsums",), f"no mapping for Einsum(s) {', '.join(missing)} of cascade "
-                         f"{casc.name!r} (each needs its own nest)")
+                         f"{casc.name!r} (each needs its own nest){hint}")
     rooted = on_chip(m, msrc, mb, casc, arch)
-    cfgs = []
+    cfgs, jobs = [], []
     for e in casc.einsums:
+        if on_vector(e):
+            jobs.append(vector_job(casc, e, arch, rooted, per.get(e.name), msrc, mb + ("einsums", e.name), asrc, ab))
+            continue
         sec = per[e.name]
         if isinstance(sec, dict) and "counting" not in sec and "counting" in m:
             sec = {**sec, "counting": m["counting"]}
         cfgs.append(_one(casc, e, arch, asrc, ab, sec, msrc, mb + ("einsums", e.name), src, source,
                          rooted, mb + ("on_chip",)))
     return CascadeNest(casc, tuple(cfgs), source or src.file, MappingProxyType(
-        {t: arch.levels[i].name for t, i in rooted.items()}))
+        {t: arch.levels[i].name for t, i in rooted.items()}), tuple(jobs))
 
 
 def on_chip(m: Any, msrc: Source, mb: YPath, casc: Cascade, arch: Hierarchy) -> dict[str, int]:

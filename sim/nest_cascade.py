@@ -1,6 +1,6 @@
-"""A cascade of several sum-of-products Einsums on a memory hierarchy
-(:class:`mapping.nest_mapping.CascadeNest`): each Einsum counted by :mod:`sim.nest` under its own
-mapping, the Einsums run one after another.
+"""A cascade of several Einsums on a memory hierarchy (:class:`mapping.nest_mapping.CascadeNest`):
+each sum of products counted by :mod:`sim.nest` under its own mapping, each Einsum of the vector
+unit by :mod:`sim.nest_vector`, the Einsums run one after another.
 
 The model: sequential. An Einsum starts when the one before it has finished (a tensor it
 reads may be the one just written), so the cycles are the sum of the Einsums' cycles, and the
@@ -54,6 +54,7 @@ class CascadeNestResult:
                 "on_chip": dict(self.on_chip),
                 "cycles": self.cycles, "computes": self.computes,
                 "energy_pj": {"total": self.energy_pj, "compute": sum(r.mac_energy_pj for _, r in self.einsums),
+                              "vector": sum(getattr(r, "vector_energy_pj", 0.0) for _, r in self.einsums),
                               "levels": levels,
                               "networks": sum(nw.energy_pj for _, r in self.einsums for nw in r.networks)},
                 "einsums": {n: r.as_dict() for n, r in self.einsums}}
@@ -62,22 +63,35 @@ class CascadeNestResult:
 def simulate_cascade_nest(cn: CascadeNest, every_step: bool = False) -> CascadeNestResult:
     """Every Einsum of ``cn`` by :func:`sim.nest.simulate_nest`, in order (the module docstring);
     ``every_step`` steps each one's timeline one step at a time."""
-    res = tuple((cfg.einsum.name, simulate_nest(cfg, every_step=every_step)) for cfg in cn.configs)
+    from .nest_vector import simulate_vector
+
+    runs = [(cfg.einsum.position, cfg.einsum.name, simulate_nest(cfg, every_step=every_step)) for cfg in cn.configs]
+    runs += [(job.position, job.einsum, simulate_vector(job, f"{cn.cascade.name}.{job.einsum}")) for job in cn.vector]
+    res = tuple((n, r) for _, n, r in sorted(runs, key=lambda x: x[0]))
     return CascadeNestResult(cn.cascade.name, cn.arch.name, res, cn.arch.energy_unit, dict(cn.on_chip))
 
 
-def cascade_text(res: CascadeNestResult, tables: list[str]) -> str:
-    """The per-Einsum tables (``tables``, as :func:`sim.nest_text.table_text` prints them) under
-    a header per Einsum, then the cascade's totals."""
+def cascade_text(res: CascadeNestResult, nests: dict[str, str] | None = None) -> str:
+    """Each Einsum's table (:func:`sim.nest_text.table_text`, after its loop nest from ``nests``
+    if given; a vector Einsum's :func:`sim.nest_vector.vector_text`) under a header per Einsum,
+    then the cascade's totals."""
+    from .nest_text import table_text
+    from .nest_vector import VectorResult, vector_text
+
     u = res.energy_unit
     out = []
-    for (name, _), t in zip(res.einsums, tables):
+    for name, r in res.einsums:
+        t = vector_text(r) if isinstance(r, VectorResult) else \
+            (f"{nests[name]}\n" if nests and name in nests else "") + table_text(r)
         out += [f"== Einsum {name} ==", t, ""]
     parts = ", ".join(f"{n} {r.cycles:,}" for n, r in res.einsums)
     how = ("each intermediate through the outermost level" if not res.on_chip else
            "kept on chip: " + ", ".join(f"{t} in {lv}" for t, lv in res.on_chip.items())
            + "; any other intermediate through the outermost level")
-    out.append(f"{res.workload} on {res.arch}: {len(res.einsums)} Einsums one after another ({how}): "
+    vec = [n for n, r in res.einsums if hasattr(r, "vector_energy_pj")]
+    on_vec = f"; on the vector unit: {', '.join(vec)}" if vec else ""
+    per_mac = f" ({res.energy_pj / res.computes:.4f} {u}/MAC)" if res.computes else ""
+    out.append(f"{res.workload} on {res.arch}: {len(res.einsums)} Einsums one after another ({how}{on_vec}): "
                f"{res.cycles:,} cycles ({parts}), {res.computes:,} MACs, "
-               f"energy {res.energy_pj:,.2f} {u} ({res.energy_pj / res.computes:.4f} {u}/MAC)")
+               f"energy {res.energy_pj:,.2f} {u}{per_mac}")
     return "\n".join(out)

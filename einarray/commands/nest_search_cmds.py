@@ -96,7 +96,6 @@ def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dim
     from mapping.nest_search import mapping_section, search_nest
     from sim.nest import simulate_nest
     from sim.nest_cascade import cascade_text, simulate_cascade_nest
-    from sim.nest_text import table_text
 
     from .sim_cmds import nest_table
 
@@ -129,7 +128,7 @@ def _search_cascade(args: argparse.Namespace, cn, s: dict[str, Any], metric, dim
         emit([nest_table(r) for _, r in total.einsums], fmt)
     else:
         print(text)
-        print(cascade_text(total, [table_text(r) for _, r in total.einsums]))
+        print(cascade_text(total))
     return 0
 
 

@@ -159,7 +159,7 @@ def _run_cascade_nest(args: argparse.Namespace, cn) -> int:
     """Several Einsums on a memory hierarchy: each one's table, then the totals
     (:mod:`sim.nest_cascade`)."""
     from sim.nest_cascade import cascade_text, simulate_cascade_nest
-    from sim.nest_text import map_text, table_text
+    from sim.nest_text import map_text
 
     if args.every_tile:
         steps = max(c.computes // math.prod(f for lm in c.levels for _, f in lm.spatial_x + lm.spatial_y)
@@ -180,8 +180,7 @@ def _run_cascade_nest(args: argparse.Namespace, cn) -> int:
             note(fmt, f"{n}:\n{t}")
         emit([nest_table(r) for _, r in res.einsums], fmt)
     else:
-        tables = [(f"{nests[n]}\n" if n in nests else "") + table_text(r) for n, r in res.einsums]
-        print(cascade_text(res, tables))
+        print(cascade_text(res, nests))
     return 0
 
 
@@ -206,7 +205,10 @@ def nest_table(res) -> Table:
             t.add(lv.name, name, lv.utilized, st.tile, num(st.reads), num(st.fills), num(st.updates),
                   st.energy_pj)
         t.add(lv.name, "(leak)", lv.instances, None, None, None, None, lv.leak_pj)
-    t.add("compute", "MAC", res.macs_utilized, None, res.computes, None, None, res.mac_energy_pj)
+    if hasattr(res, "vector_energy_pj"):  # an Einsum on the vector unit (sim.nest_vector)
+        t.add("vector", res.unit, res.units, None, sum(res.ops.values()), None, None, res.vector_energy_pj)
+    else:
+        t.add("compute", "MAC", res.macs_utilized, None, res.computes, None, None, res.mac_energy_pj)
     return t
 
 

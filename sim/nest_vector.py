@@ -1,0 +1,172 @@
+"""Counts, cycles and energy of an Einsum on a hierarchy arch's vector unit
+(:class:`mapping.vector.VectorJob`; the unit is :class:`mapping.hierarchy.Vector`).
+
+The model. The vector unit at level V (one per instance of V, ``lanes`` element operations per
+cycle each, the work split evenly over the instances) streams the Einsum: every tensor it reads
+once, whole, and its output once, whole.
+
+* **Counts** (per instance of V, over its instances; the level table of :mod:`sim.nest`). An
+  input that lives at V: the unit reads its words there. An input whose home is a level h outside
+  V: h reads it (per instance of h), V is filled with it and the unit reads it from V. The output
+  at V: the unit's updates there; with its home h outside V: V takes the updates, reads them out,
+  and h takes them as updates. Levels between h and V are bypassed.
+* **Cycles**: ``ceil(lane-cycles / (lanes x instances of V))``, an operation of kind a taking
+  ``cycles[a]`` lane-cycles (default 1; FuseMax's 1-D array takes 6 for an exp), or more if a
+  level cannot keep up:
+  per instance, its reads over ``read_bw``, its fills and updates over ``write_bw``, its ports
+  and banks (:func:`sim.nest.port_bank_cycles`). Streaming with every transfer overlapped: a bound,
+  as Timeloop counts, not a stepped timeline; a ``network:`` on the path between h and V is not
+  costed (a warning says so).
+* **Energy**: per operation kind, ``count x the unit's energy``; per level and tensor,
+  ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update) x instances``; every level's
+  leakage over the cycles, as :mod:`sim.nest` charges it.
+
+``tests/sim/test_nest_vector.py`` holds these to hand counts of a softmax cascade.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from einsum.errors import EinarrayWarning
+from mapping.vector import VectorJob
+
+from .nest import LevelStats, TensorStats, port_bank_cycles
+
+
+@dataclass(frozen=True)
+class VectorResult:
+    workload: str
+    arch: str
+    unit: str
+    lanes: int
+    units: int  # instances of the unit's level
+    ops: dict[str, int]
+    compute_cycles: int  # operations / (lanes x units)
+    cycles: int
+    vector_energy_pj: float
+    levels: tuple[LevelStats, ...]
+    energy_pj: float
+    energy_unit: str = "pJ"
+    clock_hz: float = 1e9
+    networks: tuple = ()
+    bypassed_networks: tuple[str, ...] = field(default_factory=tuple)
+    computes: int = 0  # MACs: none
+    mac_energy_pj: float = 0.0
+
+    @property
+    def bound_by(self) -> str:
+        if self.cycles <= self.compute_cycles:
+            return "the vector unit"
+        return ", ".join(f"{lv.name}'s {lv.limit}" for lv in self.levels if lv.cycles == self.cycles)
+
+    def as_dict(self) -> dict[str, Any]:
+        def num(x: Fraction) -> int | float:
+            return int(x) if x.denominator == 1 else float(x)
+
+        return {"workload": self.workload, "arch": self.arch, "unit": self.unit, "lanes": self.lanes,
+                "units": self.units, "ops": dict(self.ops), "compute_cycles": self.compute_cycles,
+                "cycles": self.cycles, "bound_by": self.bound_by, "energy_unit": self.energy_unit,
+                "energy_pj": {"total": self.energy_pj, "vector": self.vector_energy_pj,
+                              "levels": {lv.name: lv.energy_pj for lv in self.levels}},
+                "levels": {lv.name: {"instances": lv.instances, "utilized": lv.utilized, "leak_pj": lv.leak_pj,
+                                     "cycles": lv.cycles, "limit": lv.limit, "energy_pj": lv.energy_pj,
+                                     "tensors": {t: {"reads": num(s.reads), "fills": num(s.fills),
+                                                     "updates": num(s.updates), "energy_pj": s.energy_pj}
+                                                 for t, s in lv.tensors.items()}}
+                           for lv in self.levels}}
+
+
+def simulate_vector(job: VectorJob, workload: str = "") -> VectorResult:
+    """The counts, cycles and energy of ``job`` (the model is this module's docstring)."""
+    arch = job.arch
+    vec = arch.vector
+    V = vec.level
+    units = arch.levels[V].instances
+    acc: dict[int, dict[str, list[int]]] = {}  # level -> tensor -> [reads, fills, updates], all instances
+
+    def add(i: int, t: str, k: int, words: int) -> None:
+        acc.setdefault(i, {}).setdefault(t, [0, 0, 0])[k] += words
+
+    crossed = []
+    for vt in job.tensors:
+        w = vt.words
+        if vt.is_output:
+            add(V, vt.name, 2, w)
+            if vt.home < V:
+                add(V, vt.name, 0, w)
+                add(vt.home, vt.name, 2, w)
+        else:
+            add(V, vt.name, 0, w)
+            if vt.home < V:
+                add(vt.home, vt.name, 0, w)
+                add(V, vt.name, 1, w)
+        crossed += [arch.levels[j].name for j in range(vt.home, V) if arch.levels[j].network is not None]
+    crossed = tuple(dict.fromkeys(crossed))
+    if crossed:
+        warnings.warn(f"{job.einsum} on the vector unit {vec.name}: the network(s) of {', '.join(crossed)} between "
+                      f"its tensors' homes and {arch.levels[V].name} are not costed", EinarrayWarning, stacklevel=2)
+    lane_cycles = sum(n * vec.cycles.get(a, 1) for a, n in job.ops.items())
+    compute = -(-lane_cycles // (vec.lanes * units))
+    level_cycles, per_level = {}, {}
+    for i, tens in acc.items():
+        lv = arch.levels[i]
+        n = lv.instances
+        per = {t: (0, Fraction(0), Fraction(r, n), Fraction(f, n), Fraction(u, n)) for t, (r, f, u) in tens.items()}
+        cyc, limit = 0, "bandwidth"
+        if lv.read_bw is not None:
+            cyc = max(cyc, math.ceil(sum(c[2] for c in per.values()) / lv.read_bw))
+        if lv.write_bw is not None:
+            cyc = max(cyc, math.ceil(sum(c[3] + c[4] for c in per.values()) / lv.write_bw))
+        pb, what = port_bank_cycles(lv, per, lambda t: t)
+        if pb > cyc:
+            cyc, limit = pb, what
+        level_cycles[i], per_level[i] = (cyc, limit), per
+    cycles = max([compute] + [c for c, _ in level_cycles.values()])
+    levels = []
+    for i, lv in enumerate(arch.levels):
+        per = per_level.get(i, {})
+        B, E = lv.block_size, lv.energy
+        tens = {t: TensorStats(0, Fraction(0), r, f, u, (math.ceil(r / B) * E["read"] + math.ceil(f / B) * E["write"]
+                                                         + math.ceil(u / B) * E["update"]) * lv.instances,
+                               t == job.tensors[-1].name)
+                for t, (_, _, r, f, u) in per.items()}
+        leak = E["leak"] * cycles * lv.instances
+        cyc, limit = level_cycles.get(i, (0, "bandwidth"))
+        levels.append(LevelStats(lv.name, lv.instances, lv.instances, tens, leak, cyc,
+                                 sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits, None, lv.component,
+                                 limit))
+    ve = sum(n * vec.energy[a] for a, n in job.ops.items())
+    total = ve + sum(lv.energy_pj for lv in levels)
+    return VectorResult(workload or job.einsum, arch.name, vec.name, vec.lanes, units, dict(job.ops), compute,
+                        cycles, ve, tuple(levels), total, arch.energy_unit, arch.clock_hz, (), crossed)
+
+
+def vector_text(res: VectorResult) -> str:
+    """The vector Einsum's lines for ``einarray simulate``."""
+    u = res.energy_unit
+    ops = ", ".join(f"{a} {n:,}" for a, n in res.ops.items())
+    why = "bound by the vector unit" if res.bound_by == "the vector unit" else f"bound by {res.bound_by}"
+    out = [f"{res.workload} on {res.unit} ({res.units} x {res.lanes} lanes): {res.cycles:,} cycles ({why}; "
+           f"operations {res.compute_cycles:,}), {ops}; energy {res.energy_pj:,.2f} {u} (operations "
+           f"{res.vector_energy_pj:,.2f})"]
+    rows = [("level", "tensor", "inst", "reads", "fills", "updates", f"energy {u}")]
+    for lv in res.levels:
+        for t, s in lv.tensors.items():
+            rows.append((lv.name, t, str(lv.utilized), f"{float(s.reads):,.6g}", f"{float(s.fills):,.6g}",
+                         f"{float(s.updates):,.6g}", f"{s.energy_pj:,.2f}"))
+    w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    for j, r in enumerate(rows):
+        out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
+        if j == 0:
+            out.append("  ".join("-" * x for x in w))
+    if res.bypassed_networks:
+        out.append(f"not costed: the network(s) of {', '.join(res.bypassed_networks)} on the path to the unit")
+    return "\n".join(out)
+
+
+__all__ = ["VectorResult", "simulate_vector", "vector_text"]

@@ -1,0 +1,132 @@
+"""sim.nest_vector: a cascade's Einsums that are not sums of products on a hierarchy arch's
+vector unit (mapping.vector), against hand counts of FuseMax's 3-pass softmax attention."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from einarray.cli import main
+from mapping.config import load_config
+from sim.nest_cascade import simulate_cascade_nest
+
+E_DRAM = {"read": 100.0, "write": 100.0, "update": 100.0}
+E_BUF = {"read": 2.0, "write": 3.0, "update": 3.0}
+VEC = {"max": 0.1, "add": 1.0, "exp": 10.0, "div": 5.0}
+CFG = """einsum:
+  version: 1
+  name: attention-3pass
+  ranks: {M: 4, P: 8, E: 2, F: 2}
+  inputs: {Q: [M, E], K: [P, E], V: [P, F]}
+  outputs: [AV]
+  expressions:
+    - QK[m,p] = Q[m,e] * K[p,e]
+    - GM[m] = max(p) QK[m,p]
+    - SN[m,p] = exp(QK[m,p] - GM[m])
+    - SD[m] = SN[m,p]
+    - A[m,p] = SN[m,p] / SD[m]
+    - AV[m,f] = A[m,p] * V[p,f]
+arch:
+  version: 1
+  name: two-level-vector
+  clock_hz: 1.0e9
+  hierarchy:
+    - {name: DRAM, energy: {read: 100.0, write: 100.0, update: 100.0}READBW}
+    - {name: Buffer, capacity_words: 4096, energy: {read: 2.0, write: 3.0, update: 3.0}}
+  compute: {name: MAC, energy: {compute: 1.0}}
+  vector: {name: VU, level: Buffer, lanes: 4, energy: {max: 0.1, add: 1.0, exp: 10.0, div: 5.0}, cycles: {exp: 6}}
+mapping:
+  version: 1
+  einsums:
+    QK: {nest: {DRAM: {temporal: {M: 4, P: 8}}, Buffer: {temporal: {E: 2}}}}
+    AV: {nest: {DRAM: {temporal: {M: 4, F: 2}}, Buffer: {temporal: {P: 8}}}}
+ONCHIP"""
+
+
+def _load(tmp_path, read_bw: str = "", on_chip: str = "", **subs):
+    text = CFG.replace("READBW", read_bw).replace("ONCHIP", on_chip)
+    for a, b in subs.items():
+        text = text.replace(a, b)
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return load_config(p, allow_hierarchy=True)
+
+
+def _vector(res, name):
+    return dict(res.einsums)[name]
+
+
+def test_softmax_on_the_vector_unit_hand_counts(tmp_path):
+    """GM: 32 max; SN: 32 subtracts + 32 exps of 6 lane-cycles each; SD: 32 adds; A: 32 divides,
+    over 4 lanes. Each reads its inputs from DRAM through the Buffer (DRAM read, Buffer fill,
+    Buffer read) and writes its output back (Buffer update, Buffer read, DRAM update)."""
+    cn = _load(tmp_path)
+    assert [j.einsum for j in cn.vector] == ["GM", "SN", "SD", "A"]
+    res = simulate_cascade_nest(cn)
+    assert [n for n, _ in res.einsums] == ["QK", "GM", "SN", "SD", "A", "AV"]
+    words = {"QK": 32, "GM": 4, "SN": 32, "SD": 4, "A": 32}
+    for name, ops, lane_cycles, ins, out in [("GM", {"max": 32}, 32, ["QK"], "GM"),
+                                             ("SN", {"add": 32, "exp": 32}, 32 + 32 * 6, ["QK", "GM"], "SN"),
+                                             ("SD", {"add": 32}, 32, ["SN"], "SD"),
+                                             ("A", {"div": 32}, 32, ["SN", "SD"], "A")]:
+        r = _vector(res, name)
+        assert r.ops == ops and r.compute_cycles == r.cycles == -(-lane_cycles // 4)
+        dram, buf = r.levels
+        for t in ins:
+            assert (dram.tensors[t].reads, buf.tensors[t].fills, buf.tensors[t].reads) == (words[t],) * 3
+        assert (buf.tensors[out].updates, buf.tensors[out].reads, dram.tensors[out].updates) == (words[out],) * 3
+        n_in, n_out = sum(words[t] for t in ins), words[out]
+        e_ops = sum(n * VEC[a] for a, n in ops.items())
+        e_dram = (n_in + n_out) * 100.0
+        e_buf = n_in * (3.0 + 2.0) + n_out * (3.0 + 2.0)
+        assert r.vector_energy_pj == pytest.approx(e_ops)
+        assert r.energy_pj == pytest.approx(e_ops + e_dram + e_buf)
+        assert r.bound_by == "the vector unit"
+    assert res.cycles == sum(r.cycles for _, r in res.einsums)
+    assert res.computes == 2 * 64  # the MACs' only: QK and AV
+
+
+def test_a_tensor_kept_at_the_units_level_is_not_moved(tmp_path):
+    """on_chip: {SN: Buffer}: SN's exps are written into the Buffer and read there by SD and A:
+    no DRAM traffic for it, no Buffer fill."""
+    res = simulate_cascade_nest(_load(tmp_path, on_chip="  on_chip: {SN: Buffer}\n"))
+    sn, sd = _vector(res, "SN"), _vector(res, "SD")
+    assert "SN" not in sn.levels[0].tensors and sn.levels[1].tensors["SN"].updates == 32
+    assert sn.levels[1].tensors["SN"].reads == 0
+    assert "SN" not in sd.levels[0].tensors
+    assert (sd.levels[1].tensors["SN"].reads, sd.levels[1].tensors["SN"].fills) == (32, 0)
+
+
+def test_a_slow_dram_bounds_the_vector_unit(tmp_path):
+    """DRAM at a quarter word per cycle: GM's 32 + 4 DRAM words... reads 32 / 0.25 = 128 > 8."""
+    r = _vector(simulate_cascade_nest(_load(tmp_path, read_bw=", read_bw: 0.25")), "GM")
+    assert (r.compute_cycles, r.cycles, r.bound_by) == (8, 128, "DRAM's bandwidth")
+
+
+def test_simulate_prints_and_dumps_the_vector_einsums(tmp_path, capsys):
+    _load(tmp_path)
+    assert main(["simulate", str(tmp_path / "c.yaml")]) == 0
+    text = capsys.readouterr().out
+    assert "== Einsum SN ==" in text and "SN on VU (1 x 4 lanes): 56 cycles" in text
+    assert "on the vector unit: GM, SN, SD, A" in text
+    assert main(["simulate", str(tmp_path / "c.yaml"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["einsums"]["SN"]["ops"] == {"add": 32, "exp": 32}
+    assert out["energy_pj"]["vector"] == pytest.approx(32 * 0.1 + 32 * 1.0 + 32 * 10.0 + 32 * 1.0 + 32 * 5.0)
+
+
+@pytest.mark.parametrize("subs, where, msg", [
+    ({"exp: 10.0, ": ""}, "arch.vector.energy", "SN needs exp on the vector unit VU, which gives no energy for it"),
+    ({"  einsums:\n": "  einsums:\n    GM: {unit: VU}\n"}, "mapping.einsums.GM",
+     "GM runs on the vector unit VU"),
+    ({"level: Buffer, lanes": "level: Attic, lanes"}, "arch.vector.level", "expected the storage level it reads"),
+    ({"  vector: {name: VU, level: Buffer, lanes: 4, energy: {max: 0.1, add: 1.0, exp: 10.0, div: 5.0}, "
+      "cycles: {exp: 6}}\n": ""}, "mapping.einsums", "an arch with a vector: unit runs what is not a sum of products"),
+])
+def test_vector_errors_are_located(tmp_path, subs, where, msg):
+    from einsum.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, **subs)
+    assert msg in str(e.value) and "c.yaml" in str(e.value) and where in str(e.value)
