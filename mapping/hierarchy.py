@@ -138,6 +138,7 @@ class Vector:
     energy: Mapping[str, float]  # per element operation (einsum.analysis.ACTIONS), in the arch's unit
     area_um2: float | None = None  # one unit
     cycles: Mapping[str, int] = field(default_factory=dict)  # lane-cycles per operation (default 1)
+    components: Mapping[str, str] = field(default_factory=dict)  # operation -> the component its energy is from
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,9 @@ def hierarchy_from_data(sec: Any, src: Source, base: YPath = ("arch",)) -> Hiera
 
 
 def _vector(src: Source, d: Any, p: YPath, h: Hierarchy) -> Vector:
-    """The arch's ``vector: {name, level, lanes, energy: {OP: energy per op}, area_um2}``."""
+    """The arch's ``vector: {name, level, lanes, energy: {OP: energy per op}, cycles: {OP: lane-cycles},
+    area_um2}``; an energy may be a component of the library (``{class: exp, node_nm: 16, vdd: 0.8}``,
+    :func:`mapping.components.resolve`), in pJ."""
     from einsum.analysis import ACTIONS
 
     _mapping(src, d, p, ("name", "level", "lanes", "energy", "cycles", "area_um2"),
@@ -324,14 +327,23 @@ def _vector(src: Source, d: Any, p: YPath, h: Hierarchy) -> Vector:
                         f"got {d['level']!r}")
     ops = ACTIONS
     en = _mapping(src, d["energy"], p + ("energy",), ops, "{OP: energy per element operation}")
-    energy = {a: _nonneg(src, v, p + ("energy", a), f"an energy in {h.energy_unit}") for a, v in en.items()}
+    energy, labels = {}, {}
+    for a, v in en.items():
+        if isinstance(v, (dict, str)):  # a component: the library's unit for this operation
+            if h.energy_unit != "pJ":
+                raise src.error(p + ("energy", a), f"a component's energy is in pJ, but this arch's energies "
+                                f"are in {h.energy_unit}: give a number")
+            r = resolve(v, {}, src, p + ("energy", a), "compute")
+            energy[a], labels[a] = r["energy"]["compute"], r.get("label") or str(v)
+        else:
+            energy[a] = _nonneg(src, v, p + ("energy", a), f"an energy in {h.energy_unit}")
     cyc = _mapping(src, d.get("cycles") or {}, p + ("cycles",), ops, "{OP: lane-cycles per operation}")
     cycles = {a: _posint(src, v, p + ("cycles", a), "lane-cycles per operation") for a, v in cyc.items()}
     area = d.get("area_um2")
     return Vector(str(d.get("name", "Vector")), names.index(d["level"]),
                   _posint(src, d["lanes"], p + ("lanes",), "a number of lanes"), MappingProxyType(energy),
                   None if area is None else _nonneg(src, area, p + ("area_um2",), "an area in um^2"),
-                  MappingProxyType(cycles))
+                  MappingProxyType(cycles), MappingProxyType(labels))
 
 
 def _banks(src: Source, d: Any, p: YPath, raw: dict, cap: int | None) -> Banks:

@@ -130,3 +130,26 @@ def test_vector_errors_are_located(tmp_path, subs, where, msg):
     with pytest.raises(ConfigError) as e:
         _load(tmp_path, **subs)
     assert msg in str(e.value) and "c.yaml" in str(e.value) and where in str(e.value)
+
+
+def test_vector_energies_from_the_component_library(tmp_path):
+    """An operation's energy may be a library component (pJ), scaled like the MACs' and SRAMs':
+    the same figures mapping.components.resolve gives the compute level for that class."""
+    import warnings
+
+    from einsum.yamlsrc import Source
+    from mapping.components import resolve
+
+    specs = {"max": "{class: comparator, word_bits: 16, node_nm: 16, vdd: 0.8}",
+             "add": "{class: fpadd, word_bits: 16, node_nm: 16, vdd: 0.8}",
+             "exp": "{class: exp, node_nm: 16, vdd: 0.8}", "div": "{class: div, node_nm: 16, vdd: 0.8}"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exp and div state no supply voltage: the library warns
+        cn = _load(tmp_path, **{"energy: {max: 0.1, add: 1.0, exp: 10.0, div: 5.0}":
+                                "energy: {" + ", ".join(f"{a}: {v}" for a, v in specs.items()) + "}"})
+        import yaml
+        for a, v in specs.items():
+            want = resolve(yaml.safe_load(v), {}, Source("x"), (), "compute")["energy"]["compute"]
+            assert cn.arch.vector.energy[a] == pytest.approx(want)
+    assert cn.arch.vector.components["exp"] == "exp(node_nm=16, vdd=0.8)"
+    assert cn.arch.vector.energy["exp"] == pytest.approx(94.65 * cn.arch.vector.energy["div"] / 36.25)
