@@ -35,6 +35,7 @@ from einarray.analytic import estimate, estimate_config  # noqa: E402
 from einarray.search import load_search_config, search  # noqa: E402
 from einarray.search.model import figures  # noqa: E402
 from einarray.search.strategies import Searcher  # noqa: E402
+from einarray.search_eval import SIMULATOR  # noqa: E402
 from mapping.config import load_config  # noqa: E402
 from mapping.spec import Loop  # noqa: E402
 from mapping.footprint import buffer_words  # noqa: E402
@@ -50,7 +51,7 @@ def _gemm_file(d: Path, extra: str = "") -> Path:
 
 
 def rates(d: Path, limit: int) -> dict:
-    s = Searcher(load_search_config(_gemm_file(d)), use_analytic=True)
+    s = Searcher(load_search_config(_gemm_file(d)), SIMULATOR, use_analytic=True)
     seg = next(iter(s._segments(s.cons).values()))
     choices = list(itertools.islice(itertools.product(*[range(len(x.values)) for x in seg.dims]), limit))
     n = seg.members[0]
@@ -103,7 +104,7 @@ def run_search(path: Path, budget: int, seed_mapping: bool = True, objective: st
     if not seed_mapping:
         pb.settings = dataclasses.replace(pb.settings, seed_mapping=False)
     t0 = time.perf_counter()
-    r = search(pb)
+    r = search(pb, SIMULATOR)
     dt = time.perf_counter() - t0
     out = {"objective": objective, "budget": budget,
            "seeded_with_hand_mapping": seed_mapping and pb.hand_mapping is not None,

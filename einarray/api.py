@@ -195,8 +195,10 @@ def search(config: str | Path, *, objective: str | None = None, budget: int | No
     mapping and ``search:`` sections) as ``einarray search`` does; the keywords override the
     search section. For every layer of a model, use :func:`run` with a ``search:`` section."""
     from einarray.search import load_search_config, search as run_search
+    from einarray.search_eval import SIMULATOR
 
-    return run_search(load_search_config(config, objective=objective, budget=budget, seed=seed, sets=sets))
+    return run_search(load_search_config(config, objective=objective, budget=budget, seed=seed, sets=sets),
+                      SIMULATOR)
 
 
 def evaluate(cascade: str | Path | Cascade, inputs: Mapping[str, Any] | None = None, *,

@@ -316,9 +316,10 @@ def _derive(cfg: Config) -> tuple[Config, "DefaultChoice"]:
     from .search.constraints import SearchProblem, SearchSettings
     from .search.model import assemble
     from .search.strategies import Searcher
+    from .search_eval import SIMULATOR
 
     s = Searcher(SearchProblem(cfg, SearchSettings(objective="latency", budget=10**9), None,
-                               cfg.source or ""), use_analytic=False)
+                               cfg.source or ""), SIMULATOR, use_analytic=False)
     base = simulate(cfg)
     base_cycles = int(base["cycles"])
     groups0 = len(cfg.mapping.groups)

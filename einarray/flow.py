@@ -385,6 +385,7 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath], *,
     from .search import search
     from .search.constraints import SearchProblem, parse_search_section
     from .search_cache import searched_mapping
+    from .search_eval import SIMULATOR
 
     from .default_mapping import derive_default, mapping_section
 
@@ -397,7 +398,7 @@ def search_layer(lay: LayerSpec, search_sec: tuple[Any, Source, YPath], *,
         seeded = derive_default(cfg)[0] if cfg.mapping_origin == "default" else cfg
         with Bar(progress or False, f"  search of {lay.name}", settings.budget) as sbar:
             res = search(SearchProblem(seeded, settings, mapping_section(seeded) if seeded is not cfg else None,
-                                       cfg.source or ""), progress=sbar.count, full_results=False)
+                                       cfg.source or ""), SIMULATOR, progress=sbar.count, full_results=False)
         if lines:
             line(f"search of {lay.name}: {res.evaluations} candidates simulated in {res.seconds:.1f} s")
         return res.mapping

@@ -201,8 +201,9 @@ def evaluate_point(task: PointTask) -> dict[str, Any]:
 
         return _metrics(run(obj, progress=False))
     from .search import mapping_yaml, search
+    from .search_eval import SIMULATOR
 
-    res = search(obj)
+    res = search(obj, SIMULATOR)
     out = _metrics(res.result)
     out.update({"search_objective": res.objective, "search_evaluations": res.evaluations,
                 "search_exhaustive": res.exhaustive, "search_seconds": res.seconds,

@@ -91,6 +91,7 @@ def _partition_candidates(spec: str, problem) -> tuple[str, list[int]]:
 
 def _search_partitions(args: argparse.Namespace, problem) -> tuple[object, list[dict]]:
     from einarray.search import load_search_config, search
+    from einarray.search_eval import SIMULATOR
 
     name, cands = _partition_candidates(args.partition, problem)
     rows = []
@@ -106,7 +107,7 @@ def _search_partitions(args: argparse.Namespace, problem) -> tuple[object, list[
                     raise
         if args.no_seed:
             prob.settings = dataclasses.replace(prob.settings, seed_mapping=False)
-        res = search(prob)
+        res = search(prob, SIMULATOR)
         fig = res.figures
         key = {"latency": fig["latency_s"], "energy": fig["energy_pj"], "edp": fig["edp"]}[res.objective]
         rows.append({"rank": name, "size": v, "objective": res.objective, "value": key, **fig})
@@ -118,6 +119,7 @@ def _search_partitions(args: argparse.Namespace, problem) -> tuple[object, list[
 
 def cmd_search(args: argparse.Namespace) -> int:
     from einarray.search import is_run_config, load_search_config, mapping_yaml, search
+    from einarray.search_eval import SIMULATOR
 
     if is_run_config(args.config):
         return _search_run(args)
@@ -172,7 +174,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             bar.update(task, completed=min(done, total))
         bar.start()
     try:
-        res = search(problem, progress=progress)
+        res = search(problem, SIMULATOR, progress=progress)
     finally:
         if bar is not None:
             bar.stop()
@@ -333,6 +335,7 @@ def _search_run(args: argparse.Namespace) -> int:
     from einarray.search import mapping_yaml, search
     from einarray.search.constraints import SearchProblem, parse_search_section
     from einarray.search.model import figures
+    from einarray.search_eval import SIMULATOR
     from einarray.default_mapping import derive_default, mapping_section
     from einsum.yamlsrc import Source
     from sim.results import simulate
@@ -372,7 +375,7 @@ def _search_run(args: argparse.Namespace) -> int:
                               dict(cfg.cascade.params), cfg.instances, mapping_section(seeded), seed is None,
                               repr(settings)], sort_keys=True, default=str)
             if key not in done:
-                res = search(SearchProblem(seeded, settings, seed, cfg.source or str(args.config)))
+                res = search(SearchProblem(seeded, settings, seed, cfg.source or str(args.config)), SIMULATOR)
                 done[key] = (res, figures(res.hand_result if res.hand_result is not None else simulate(seeded)))
             found.append((lay, *done[key]))
             if bar is not None:

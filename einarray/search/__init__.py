@@ -11,12 +11,18 @@ The package, by responsibility:
   validation and the :class:`SearchProblem`;
 * :mod:`.space`: what a mapping can be (atoms, segments, choices per segment) and how a
   choice becomes a group's YAML sections;
-* :mod:`.model`: what a candidate costs (validated and simulated alone, cached), the
-  ``mapping:`` section of a combination and the :class:`SearchResult`;
+* :mod:`.model`: what a candidate costs (validated and costed alone by the caller's
+  :class:`Evaluator`, cached), the ``mapping:`` section of a combination and the
+  :class:`SearchResult`;
 * :mod:`.strategies`: the :class:`Searcher` (exhaustive where the budget allows, else
   seeded starting points, coordinate descent and restarts) and the combination of the
   segments' Pareto fronts;
 * here: loading a search config, :func:`search` and :func:`mapping_yaml`.
+
+The package imports nothing from :mod:`sim` (as :mod:`mapping.nest_search` takes its
+``evaluate``): the caller passes an :class:`Evaluator` whose callables simulate a candidate
+group alone, simulate a mapping found in full and (optionally) rank a segment's choices by a
+closed form; the app's is :data:`einarray.search_eval.SIMULATOR`.
 
 The ``search:`` section
 -----------------------
@@ -47,7 +53,7 @@ no legal mapping is left.
 
 Public API: :func:`load_search_config`, :func:`parse_search_section`,
 :func:`search` (returns a :class:`SearchResult`), :func:`mapping_yaml`,
-:class:`SearchSettings`, :data:`OBJECTIVES`.
+:class:`Evaluator`, :class:`SearchSettings`, :data:`OBJECTIVES`.
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ from einsum.yamlsrc import load as load_yaml
 from mapping.config import config_from_sections, load_section
 
 from .constraints import OBJECTIVES, Constraints, SearchProblem, SearchSettings, parse_search_section
-from .model import Cand, SearchResult, assemble, figures, simulate_group
+from .model import Cand, Evaluator, SearchResult, assemble, figures
 from .strategies import Searcher
 
 CONFIG_KEYS = ("einsum", "workload", "arch", "mapping", "description", "search")
@@ -178,16 +184,19 @@ def mapping_yaml(section: Mapping[str, Any], header: str | None = None) -> str:
     return text
 
 
-def search(problem: SearchProblem, *, progress: Callable[[int, int], None] | None = None,
+def search(problem: SearchProblem, evaluator: Evaluator, *, progress: Callable[[int, int], None] | None = None,
            use_analytic: bool = True, full_results: bool = True) -> SearchResult:
-    """Run the search; raises ConfigError when no legal mapping satisfies the constraints.
+    """Run the search, costing candidates with ``evaluator`` (the app's:
+    :data:`einarray.search_eval.SIMULATOR`); raises ConfigError when no legal mapping
+    satisfies the constraints.
 
     ``full_results=False`` simulates in full only the best mapping: the result's ``pareto``
     holds just that one and ``hand_result`` is None (what a run needs of a layer's search:
     its mapping; the search's own report shows the Pareto points)."""
-    return Searcher(problem, progress=progress, use_analytic=use_analytic, full_results=full_results).run()
+    return Searcher(problem, evaluator, progress=progress, use_analytic=use_analytic,
+                    full_results=full_results).run()
 
 
 __all__ = ["OBJECTIVES", "SearchSettings", "SearchProblem", "SearchResult", "Constraints", "Searcher", "Cand",
-           "load_search_config", "problem_from_sections", "parse_search_section", "search",
-           "mapping_yaml", "assemble", "simulate_group", "figures"]
+           "Evaluator", "load_search_config", "problem_from_sections", "parse_search_section", "search",
+           "mapping_yaml", "assemble", "figures"]

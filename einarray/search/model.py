@@ -1,19 +1,20 @@
 """The cost model of :mod:`einarray.search`: what a candidate costs, and the result.
 
 The simulator runs groups one after another from a common start, so a mapping's cycles
-and energy are sums over its groups. Each candidate group is simulated alone (the
-simulator's group loop and result collection, :func:`sim.results.collect`), and the best
-partition is found by dynamic programming over segments keeping, per prefix, the Pareto
-set of (cycles, energy): exact for latency, energy and EDP (both increase with either
-figure).
+and energy are sums over its groups. Each candidate group is costed alone by the caller's
+:class:`Evaluator` (the search imports nothing from :mod:`sim`; the app passes
+:data:`einarray.search_eval.SIMULATOR`, which runs the simulator's group loop and result
+collection), and the best partition is found by dynamic programming over segments keeping,
+per prefix, the Pareto set of (cycles, energy): exact for latency, energy and EDP (both
+increase with either figure).
 
 A group candidate is first checked cheaply (its step footprint must fit the buffer), then
 validated as :mod:`mapping.groups` validates a group (:func:`mapping.groups.make_group`; a
-:class:`~einsum.errors.ConfigError` makes it illegal) and simulated alone
-(:func:`simulate_group`); results are cached by the candidate's sections.
+:class:`~einsum.errors.ConfigError` makes it illegal) and costed alone
+(:attr:`Evaluator.group`); results are cached by the candidate's sections.
 :meth:`CandidateModel.proxy` is the objective of a candidate's (cycles, energy) with
 leakage; :func:`assemble` makes a ``mapping:`` section of one candidate per group, and
-:class:`SearchResult` holds the full simulations of the mappings found.
+:class:`SearchResult` holds the full simulations (:attr:`Evaluator.full`) of the mappings found.
 """
 
 from __future__ import annotations
@@ -32,13 +33,30 @@ from einsum.yamlsrc import Source
 from mapping.defaults import default_spatial
 from mapping.groups import make_group
 from mapping.loader import mapping_from_data
-from mapping.spec import Config, EinsumMap, Group, MappingSpec
+from mapping.spec import Config, EinsumMap, Group
 from mapping.footprint import buffer_words
 
 from .constraints import SearchProblem
 from .space import SearchSpace, Segment
 
 _SRC = Source("<search candidate>")
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """What the search asks of its caller, so that it need not import the simulator.
+
+    ``group(cfg, emaps, group)``: (cycles as an exact fraction, energy in pJ without leakage)
+    of one validated candidate group of ``cfg``'s cascade run alone, the other Einsums mapped
+    by ``emaps``; ``full(cfg)``: the full result of a mapping found (the dict of
+    :func:`sim.results.simulate`: ``cycles``, ``latency_s``, ``energy_pj``, ``edp``,
+    ``utilization``, ...); ``rank(searcher, segment)``: optional, every choice of a
+    single-Einsum segment best first by a cheap model, or None where it does not apply
+    (used unless ``use_analytic=False``)."""
+
+    group: Callable[[Config, Mapping[str, EinsumMap], Group], tuple[Fraction, float]]
+    full: Callable[[Config], dict[str, Any]]
+    rank: Callable[[Any, Segment], list[tuple] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,11 +69,13 @@ class Cand:
 
 
 class CandidateModel(SearchSpace):
-    """A :class:`~.space.SearchSpace` whose candidates are simulated (counted against the
-    budget, cached, kept per segment as its best and its Pareto front)."""
+    """A :class:`~.space.SearchSpace` whose candidates are costed by ``evaluator.group``
+    (counted against the budget, cached, kept per segment as its best and its Pareto front)."""
 
-    def __init__(self, problem: SearchProblem, *, progress: Callable[[int, int], None] | None = None):
+    def __init__(self, problem: SearchProblem, evaluator: Evaluator, *,
+                 progress: Callable[[int, int], None] | None = None):
         super().__init__(problem)
+        self.evaluator = evaluator
         self.progress = progress
         self.evals = 0  # simulated candidates
         self.pruned = 0  # dropped by cheap checks
@@ -84,7 +104,7 @@ class CandidateModel(SearchSpace):
 
     def evaluate(self, seg: Segment, einsums: Mapping[str, Any], g: Mapping[str, Any], origin: str = "search"
                  ) -> Cand | None:
-        """Simulate one group candidate (cached); None when pruned or illegal."""
+        """Cost one group candidate (cached); None when pruned or illegal."""
         key = json.dumps([einsums, g], sort_keys=True)
         if key in self.cache:
             return self.cache[key]
@@ -106,7 +126,7 @@ class CandidateModel(SearchSpace):
             seg.illegal_reason = exc.message
             self.cache[key] = None
             return None
-        cyc, energy = simulate_group(self.cfg, emaps, group)
+        cyc, energy = self.evaluator.group(self.cfg, emaps, group)
         self.evals += 1
         if self.progress is not None:
             self.progress(self.evals, self.s.budget)
@@ -171,31 +191,6 @@ def _thin(front: list, cap: int, s: CandidateModel) -> list:
     step = len(front) / (cap - 3)
     keep.update(int(k * step) for k in range(cap - 3))
     return [front[k] for k in sorted(keep)]
-
-
-def simulate_group(cfg: Config, emaps: Mapping[str, EinsumMap], group: Group) -> tuple[Fraction, float]:
-    """(cycles as an exact fraction, energy in pJ without leakage) of one group run alone."""
-    from sim.engine import Sim
-    from sim.results import collect
-
-    c = cfg.cascade
-    rest = tuple(n for n in (e.name for e in c.einsums) if n not in group.einsums)
-    groups = (group,) + ((Group("_rest", rest, (), tuple((n,) for n in rest), MappingProxyType({}),
-                                group.buffer),) if rest else ())
-    sub = Config(c, cfg.arch, MappingSpec(MappingProxyType(dict(emaps)), groups), cfg.instances, cfg.counts,
-                 parallel=cfg.parallel)
-    sim = Sim(sub, fast=True)
-    end = Fraction(sim.run_alone(group))
-    v = sim.counters.v
-    sim.group_dram[group.name] = (sum(x for k, x in v.items() if k[0] == "dram_read"),
-                                  sum(x for k, x in v.items() if k[0] == "dram_write"))
-    if rest:
-        sim.group_cycles["_rest"] = Fraction(0)
-        sim.group_dram["_rest"] = (0, 0)
-    if end == 0:
-        return Fraction(0), 0.0
-    res = collect(sub, sim)
-    return end, res["energy_pj"]["total"] - res["energy_pj"]["leakage"]
 
 
 def assemble(c: Cascade, cands: Iterable[Cand]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The strategies of :mod:`einarray.search`: which candidates to simulate, and the best
+"""The strategies of :mod:`einarray.search`: which candidates to cost, and the best
 combination of them.
 
 When every candidate of every segment fits in the budget the search is *exhaustive*
@@ -9,10 +9,11 @@ tried) runs on the segments of the currently best partition and, once those are 
 local optimum, on the most promising other segments, with random restarts, until the
 budget (simulated candidates) is spent; the most fused segment gets the first descent
 sweep, since its starting point underestimates it most. Single-Einsum groups are first
-ranked with the closed-form model of :mod:`einarray.analytic` and simulated best-first.
+ranked by the evaluator's cheap model (:attr:`~.model.Evaluator.rank`; the app's is the
+closed form of :mod:`einarray.analytic`) and costed best-first.
 Everything is deterministic for a given ``--seed``. The best mapping and the Pareto
 points (the 40 fastest) are re-validated with :func:`mapping.loader.mapping_from_data` and re-simulated in
-full; the figures reported are those of the full simulation.
+full (:attr:`~.model.Evaluator.full`); the figures reported are those of the full simulation.
 
 A hand-written ``mapping:`` in the config *seeds* the search (``seed_mapping: false``
 turns this off): each of its groups that is a segment is evaluated as one more candidate
@@ -38,16 +39,17 @@ from typing import Any, Callable, Mapping
 from einsum.errors import ConfigError
 
 from .constraints import Constraints, SearchProblem, _merge, violates
-from .model import CandidateModel, SearchResult, _pareto, _thin, assemble
+from .model import CandidateModel, Evaluator, SearchResult, _pareto, _thin, assemble
 from .space import Segment
 
 
 class Searcher(CandidateModel):
     """The search over one :class:`~.constraints.SearchProblem` (see :mod:`einarray.search`)."""
 
-    def __init__(self, problem: SearchProblem, *, progress: Callable[[int, int], None] | None = None,
+    def __init__(self, problem: SearchProblem, evaluator: Evaluator, *,
+                 progress: Callable[[int, int], None] | None = None,
                  use_analytic: bool = True, full_results: bool = True):
-        super().__init__(problem, progress=progress)
+        super().__init__(problem, evaluator, progress=progress)
         self.use_analytic = use_analytic
         self.full_results = full_results
         self.exhaustive = False
@@ -111,7 +113,6 @@ class Searcher(CandidateModel):
             return
         spec = self.cfg.mapping
         atom_start = {}
-        k = 0
         for ai, a in enumerate(self.atoms):
             atom_start[a[0]] = ai
         esec = (hand.get("einsums") or {}) if isinstance(hand, dict) else {}
@@ -159,11 +160,11 @@ class Searcher(CandidateModel):
     # -- heuristic --------------------------------------------------------------------
     def _heuristic(self) -> None:
         segs = sorted(self.segments.values(), key=lambda s: (s.j - s.i, s.i))
-        if self.use_analytic:
-            from ..analytic import rank_candidates
+        rank = self.evaluator.rank if self.use_analytic else None
+        if rank is not None:
             for seg in segs:
                 if seg.raw <= 20000 and sum(not self.free[n] for n in seg.members) == 1:
-                    seg.ranked = rank_candidates(self, seg)
+                    seg.ranked = rank(self, seg)
         # phase 1: a legal starting point in every segment
         for seg in segs:
             if self.left <= 0:
@@ -324,7 +325,7 @@ class Searcher(CandidateModel):
             cyc = math.ceil(p[0])
             return cyc, p[1] + leak * cyc
         pts = sorted(front, key=lambda p: (self.objective(*fig(p)), p[0]))
-        from sim.results import simulate
+        simulate = self.evaluator.full
         best = bsec = bres = None
         for p in pts:  # the best point whose whole mapping validates
             sec = assemble(self.c, p[2])

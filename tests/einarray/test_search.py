@@ -15,6 +15,7 @@ from einarray.analytic import estimate_config
 from einarray.cli import main
 from einsum.outdir import MANIFEST
 from einarray.search import Searcher, assemble, load_search_config, mapping_yaml, search
+from einarray.search_eval import SIMULATOR
 from einsum.errors import ConfigError
 from einsum.yamlsrc import loads
 from mapping.config import load_section, config_from_sections, load_config
@@ -36,7 +37,7 @@ def objective(res: dict, obj: str) -> float:
 
 def brute_force(problem) -> tuple[dict[str, float], int]:
     """Every segmentation x every choice of every segment, each simulated in full."""
-    s = Searcher(problem, use_analytic=False)
+    s = Searcher(problem, SIMULATOR, use_analytic=False)
     segs = {k: v for k, v in s._segments(s.cons).items() if v.empty_reason is None}
     n = len(s.atoms)
     best, count = {o: math.inf for o in ("latency", "energy", "edp")}, 0
@@ -84,7 +85,7 @@ def test_exhaustive_gemm_returns_the_true_optimum(tmp_path):
     best, count = brute_force(load_search_config(p))
     assert count > 300  # a real space: spatial options x M and N tiles x loop orders x hold
     for obj in ("latency", "energy", "edp"):
-        res = search(load_search_config(p, objective=obj), use_analytic=False)
+        res = search(load_search_config(p, objective=obj), SIMULATOR, use_analytic=False)
         assert res.exhaustive
         assert objective(res.result, obj) == pytest.approx(best[obj], rel=1e-12)
         # the figures the search combined per group equal the full simulation of its mapping
@@ -110,7 +111,7 @@ def test_exhaustive_fusion_returns_the_true_optimum(tmp_path):
     assert count > 100  # every partition into groups x the choices left per group
     fused = set()
     for obj in ("latency", "energy", "edp"):
-        res = search(load_search_config(p, objective=obj), use_analytic=False)
+        res = search(load_search_config(p, objective=obj), SIMULATOR, use_analytic=False)
         assert res.exhaustive
         assert objective(res.result, obj) == pytest.approx(best[obj], rel=1e-12)
         groups = [g["einsums"] for g in res.mapping["groups"]]
@@ -171,11 +172,11 @@ def test_fusemax_search_finds_only_buildable_mappings():
     # unseeded, the search does not beat FuseMax's closed form by such moves
     problem = load_search_config(FUSEMAX, objective="edp", budget=150)
     problem.settings = dataclasses.replace(problem.settings, seed_mapping=False)
-    res = search(problem)
+    res = search(problem, SIMULATOR)
     assert not res.seeded and res.hand_result["cycles"] == hand["cycles"]
     assert res.result["cycles"] >= FUSEMAX_CLOSED
     # seeded with the hand mapping: never worse, whatever the objective (here energy)
-    seeded = search(load_search_config(FUSEMAX, objective="energy", budget=40))
+    seeded = search(load_search_config(FUSEMAX, objective="energy", budget=40), SIMULATOR)
     assert seeded.result["energy_pj"]["total"] <= hand["energy_pj"]["total"]
     # the result is a legal mapping: re-validated and re-simulated from its YAML
     again = simulate(_fusemax_with(mapping_yaml(res.mapping)))
@@ -192,8 +193,8 @@ search:
     C: {spatial: {rows: [k]}, max_tile: {M: 64}, loop_order: [N, M]}
 """
     p = write(tmp_path, text)
-    a = search(load_search_config(p, seed=3))
-    b = search(load_search_config(p, seed=3))
+    a = search(load_search_config(p, seed=3), SIMULATOR)
+    b = search(load_search_config(p, seed=3), SIMULATOR)
     assert not a.exhaustive and a.evaluations == 40
     assert a.mapping == b.mapping and a.result["cycles"] == b.result["cycles"]
     m = a.mapping
@@ -270,10 +271,10 @@ def test_unknown_names_in_constraints_are_located(tmp_path, cons, msg):
 
 def test_a_constraint_that_empties_the_space_is_named(tmp_path):
     p = write(tmp_path, BASE + "search:\n  constraints:\n    C: {dataflow: os}\n")
-    assert search(load_search_config(p, budget=5)).mapping["einsums"]["C"]["dataflow"] == "os"
+    assert search(load_search_config(p, budget=5), SIMULATOR).mapping["einsums"]["C"]["dataflow"] == "os"
     p = write(tmp_path, BASE + "search:\n  constraints:\n    C:\n      dataflow: os\n      tiles: {M: 7}\n")
     with pytest.raises(ConfigError) as exc:
-        search(load_search_config(p))
+        search(load_search_config(p), SIMULATOR)
     assert "cfg.yaml:7 search.constraints.C.tiles" in str(exc.value)
     assert "leaves no legal mapping" in str(exc.value)
 
@@ -282,13 +283,13 @@ def test_fuse_and_split_conflict_names_the_split(tmp_path):
     text = MLP + "    fuse: [[H1, G]]\n    split: [[H1, G]]\n"
     p = write(tmp_path, text)
     with pytest.raises(ConfigError) as exc:
-        search(load_search_config(p))
+        search(load_search_config(p), SIMULATOR)
     assert "search.constraints.split[0]: this constraint leaves no legal mapping" in str(exc.value)
 
 
 def test_fuse_constraint_is_honoured(tmp_path):
     text = MLP + "    fuse: [[G, Y]]\n"
-    res = search(load_search_config(write(tmp_path, text)))
+    res = search(load_search_config(write(tmp_path, text)), SIMULATOR)
     g = next(g for g in res.mapping["groups"] if "G" in g["einsums"])
     assert {"G", "Y2", "Y"} <= set(g["einsums"])
 

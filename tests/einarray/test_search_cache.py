@@ -38,9 +38,9 @@ def calls(monkeypatch):
     seen = []
     real = einarray.search.search
 
-    def counted(problem, **kw):
+    def counted(problem, evaluator, **kw):
         seen.append(problem.config.cascade.ranks["M"].size)
-        return real(problem, **kw)
+        return real(problem, evaluator, **kw)
 
     monkeypatch.setattr(einarray.search, "search", counted)
     return seen
@@ -164,11 +164,11 @@ def test_prefetch_shows_the_workers_warnings(tmp_path, monkeypatch):
 
     real = einarray.search.search
 
-    def warns(problem, **kw):
+    def warns(problem, evaluator, **kw):
         import warnings
 
         warnings.warn(f"note from M={problem.config.cascade.ranks['M'].size}", EinarrayWarning)
-        return real(problem, **kw)
+        return real(problem, evaluator, **kw)
 
     monkeypatch.setattr(einarray.search, "search", warns)
     layers, sec = layers_of(tmp_path, [16, 32])
@@ -182,10 +182,10 @@ def test_a_failed_search_is_raised_by_the_run_itself(tmp_path, monkeypatch):
 
     real = einarray.search.search
 
-    def fails_for_32(problem, **kw):
+    def fails_for_32(problem, evaluator, **kw):
         if problem.config.cascade.ranks["M"].size == 32:
             raise ConfigError("no legal mapping")
-        return real(problem, **kw)
+        return real(problem, evaluator, **kw)
 
     monkeypatch.setattr(einarray.search, "search", fails_for_32)
     layers, sec = layers_of(tmp_path, [16, 32])
