@@ -356,7 +356,7 @@ class CascadeNest:
 
     @property
     def arch(self) -> Hierarchy:
-        return self.configs[0].arch
+        return self.configs[0].arch if self.configs else self.vector[0].arch
 
 
 def refilled(cfg_levels: tuple[LevelMap, ...], i: int, op: Operand) -> bool:

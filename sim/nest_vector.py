@@ -14,12 +14,15 @@ once, whole, and its output once, whole.
   ``cycles[a]`` lane-cycles (default 1; FuseMax's 1-D array takes 6 for an exp), or more if a
   level cannot keep up:
   per instance, its reads over ``read_bw``, its fills and updates over ``write_bw``, its ports
-  and banks (:func:`sim.nest.port_bank_cycles`). Streaming with every transfer overlapped: a bound,
-  as Timeloop counts, not a stepped timeline; a ``network:`` on the path between h and V is not
-  costed (a warning says so).
+  and banks (:func:`sim.nest.port_bank_cycles`), or the busiest link of a ``network:`` the
+  tensors cross: one on the level just outside V carries to each unit its even share of every
+  tensor as a unicast along :mod:`sim.network`'s routes (and back up for the output); its
+  word-hops are costed like the MACs' networks. Streaming with every transfer overlapped: a
+  bound, as Timeloop counts, not a stepped timeline. A network further out is not costed (a
+  warning says so).
 * **Energy**: per operation kind, ``count x the unit's energy``; per level and tensor,
   ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update) x instances``; every level's
-  leakage over the cycles, as :mod:`sim.nest` charges it.
+  leakage over the cycles, as :mod:`sim.nest` charges it; the networks' word-hops.
 
 ``tests/sim/test_nest_vector.py`` holds these to hand counts of a softmax cascade.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -36,6 +40,7 @@ from einsum.errors import EinarrayWarning
 from mapping.vector import VectorJob
 
 from .nest import LevelStats, TensorStats, port_bank_cycles
+from .network import BUS, NetworkStats, TensorTraffic, _loads, _name
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ class VectorResult:
     def bound_by(self) -> str:
         if self.cycles <= self.compute_cycles:
             return "the vector unit"
-        return ", ".join(f"{lv.name}'s {lv.limit}" for lv in self.levels if lv.cycles == self.cycles)
+        parts = [f"{lv.name}'s {lv.limit}" for lv in self.levels if lv.cycles == self.cycles]
+        parts += [f"{nw.level}'s network (busiest link {nw.busiest})" for nw in self.networks if nw.cycles == self.cycles]
+        return ", ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         def num(x: Fraction) -> int | float:
@@ -72,7 +79,11 @@ class VectorResult:
                 "units": self.units, "ops": dict(self.ops), "compute_cycles": self.compute_cycles,
                 "cycles": self.cycles, "bound_by": self.bound_by, "energy_unit": self.energy_unit,
                 "energy_pj": {"total": self.energy_pj, "vector": self.vector_energy_pj,
-                              "levels": {lv.name: lv.energy_pj for lv in self.levels}},
+                              "levels": {lv.name: lv.energy_pj for lv in self.levels},
+                              "networks": {nw.level: nw.energy_pj for nw in self.networks}},
+                "networks": {nw.level: {"busiest_link": nw.busiest, "busiest_words": nw.busiest_words,
+                                        "cycles": nw.cycles, "energy_pj": nw.energy_pj, "word_hops": nw.word_hops}
+                             for nw in self.networks},
                 "levels": {lv.name: {"instances": lv.instances, "utilized": lv.utilized, "leak_pj": lv.leak_pj,
                                      "cycles": lv.cycles, "limit": lv.limit, "energy_pj": lv.energy_pj,
                                      "tensors": {t: {"reads": num(s.reads), "fills": num(s.fills),
@@ -92,7 +103,7 @@ def simulate_vector(job: VectorJob, workload: str = "") -> VectorResult:
     def add(i: int, t: str, k: int, words: int) -> None:
         acc.setdefault(i, {}).setdefault(t, [0, 0, 0])[k] += words
 
-    crossed = []
+    crossed, nets = [], {}  # network level -> [down link loads, up link loads, per-tensor traffic]
     for vt in job.tensors:
         w = vt.words
         if vt.is_output:
@@ -105,7 +116,19 @@ def simulate_vector(job: VectorJob, workload: str = "") -> VectorResult:
             if vt.home < V:
                 add(vt.home, vt.name, 0, w)
                 add(V, vt.name, 1, w)
-        crossed += [arch.levels[j].name for j in range(vt.home, V) if arch.levels[j].network is not None]
+        for j in range(vt.home, V):
+            if arch.levels[j].network is None:
+                continue
+            if j + 1 != V:  # the unit sits deeper than the network's children: not modelled
+                crossed.append(arch.levels[j].name)
+                continue
+            down = _shares(arch, j, vt.words)
+            e = nets.setdefault(j, [Counter(), Counter(), {}])
+            (e[1] if vt.is_output else e[0]).update(down)
+            hops = sum(down.values())
+            e[2][vt.name] = TensorTraffic(0 if vt.is_output else vt.words, vt.words if vt.is_output else 0,
+                                          0 if vt.is_output else hops, hops if vt.is_output else 0,
+                                          hops * arch.levels[j].instances * arch.levels[j].network.energy_pj_per_word_hop)
     crossed = tuple(dict.fromkeys(crossed))
     if crossed:
         warnings.warn(f"{job.einsum} on the vector unit {vec.name}: the network(s) of {', '.join(crossed)} between "
@@ -126,7 +149,18 @@ def simulate_vector(job: VectorJob, workload: str = "") -> VectorResult:
         if pb > cyc:
             cyc, limit = pb, what
         level_cycles[i], per_level[i] = (cyc, limit), per
-    cycles = max([compute] + [c for c, _ in level_cycles.values()])
+    networks = []
+    for j, (down, up, tens) in sorted(nets.items()):
+        lvj, net = arch.levels[j], arch.levels[j].network
+        if net.topology == "bus":
+            busiest, words = "bus", down[BUS] + up[BUS]
+        else:
+            cand = [(v, _name(k)) for k, v in down.items()] + [(v, _name(k[::-1])) for k, v in up.items()]
+            words, busiest = max(cand, default=(0, "none"))
+        networks.append(NetworkStats(lvj.name, net.topology, arch.fanout(j), net.source, lvj.instances, tens,
+                                     busiest, words, float(net.link_words), math.ceil(words / net.link_words), 0,
+                                     sum(t.energy_pj for t in tens.values())))
+    cycles = max([compute] + [c for c, _ in level_cycles.values()] + [nw.cycles for nw in networks])
     levels = []
     for i, lv in enumerate(arch.levels):
         per = per_level.get(i, {})
@@ -141,9 +175,25 @@ def simulate_vector(job: VectorJob, workload: str = "") -> VectorResult:
                                  sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits, None, lv.component,
                                  limit))
     ve = sum(n * vec.energy[a] for a, n in job.ops.items())
-    total = ve + sum(lv.energy_pj for lv in levels)
+    total = ve + sum(lv.energy_pj for lv in levels) + sum(nw.energy_pj for nw in networks)
     return VectorResult(workload or job.einsum, arch.name, vec.name, vec.lanes, units, dict(job.ops), compute,
-                        cycles, ve, tuple(levels), total, arch.energy_unit, arch.clock_hz, (), crossed)
+                        cycles, ve, tuple(levels), total, arch.energy_unit, arch.clock_hz, tuple(networks), crossed)
+
+
+def _shares(arch, j: int, words: int) -> Counter:
+    """Link loads on level j's network when each of its children (the unit's instances) takes an
+    even share of ``words`` (``ceil(words / children)``, the last the remainder): each share a
+    unicast along :mod:`sim.network`'s routes."""
+    fx, fy = arch.fanout(j)
+    n = fx * fy
+    per = -(-words // n)
+    S, off = {}, 0
+    for y in range(fy):
+        for x in range(fx):
+            k = max(0, min(per, words - off))
+            S[(x, y)] = ((1 << k) - 1) << off
+            off += k
+    return _loads(S, arch.levels[j].network, (fx, fy))
 
 
 def vector_text(res: VectorResult) -> str:
@@ -164,6 +214,10 @@ def vector_text(res: VectorResult) -> str:
         out.append("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)))
         if j == 0:
             out.append("  ".join("-" * x for x in w))
+    for nw in res.networks:
+        out.append(f"network {nw.level} -> the units ({nw.topology}; each unit's share a unicast): busiest link "
+                   f"{nw.busiest} {nw.busiest_words:,} words at {nw.link_words:g}/cycle = {nw.cycles:,} cycles; "
+                   f"{nw.word_hops:,} word-hops, energy {nw.energy_pj:,.2f} {u}")
     if res.bypassed_networks:
         out.append(f"not costed: the network(s) of {', '.join(res.bypassed_networks)} on the path to the unit")
     return "\n".join(out)

@@ -14,8 +14,9 @@ Layers (every Einsum is one sum of products, so each maps alone; :data:`LAYERS`)
 * attention: one BERT-Base layer's multi-head attention at 512 tokens (12 heads of 64): the Q/K/V
   projection (a 512 x 768 x 2304 GEMM), the scores S = Q K^T per head, the weighted values
   O = A V per head and the output projection (512 x 768 x 768). The softmax between S and A has
-  no unit on these arrays (no exp or divide): it is not simulated, but S leaves the array for
-  DRAM and A comes back, and that traffic is counted in the two Einsums;
+  no unit on these arrays (no exp or divide): S leaves the array for DRAM and A comes back, and
+  that traffic is counted in the two Einsums; the softmax itself is simulated on simba-like with
+  an assumed vector unit (:data:`VECTOR`, ``arch.vector``), its intermediates through DRAM;
 * vit-core: ViT-Base/16's S = Q K^T and A V at 224 px (197 tokens, 12 heads of 64). 197 is
   prime, so no loop nest can split it: the mapping pads both token ranks to 200 = 2^3 x 5^2
   (``mapping.pad``), and the padding's fetches and MACs are counted like the others; the rows
@@ -78,6 +79,17 @@ LAYERS: dict[str, dict[str, Any]] = {
 }
 #: the tensors of the attention Einsums that exist only because the softmax runs off the array
 SCORES = {"bert-qk": "S", "bert-av": "A"}
+#: an assumed vector unit for the softmax between S and A on simba-like (the paper's chiplets have
+#: none; einarray's assumption): 16 lanes per chiplet at its global buffer, 16-bit floating point,
+#: each operation's energy a component of the library at simba-like's 16 nm, 0.8 V (comparator and
+#: fpadd: Horowitz ISSCC 2014, 45 nm; exp and div: FuseMax's 45 nm figures; all scaled by
+#: Stillmaker-Baas 2017); an exp takes 6 lane-cycles, as on FuseMax's 1-D array
+_NODE = {"node_nm": 16, "vdd": 0.8}
+VECTOR = {"name": "Vector", "level": "GlobalBuffer", "lanes": 16, "cycles": {"exp": 6},
+          "energy": {"max": {"class": "comparator", "word_bits": 16, **_NODE},
+                     "add": {"class": "fpadd", "word_bits": 16, **_NODE},
+                     "exp": {"class": "exp", **_NODE}, "div": {"class": "div", **_NODE}}}
+SOFTMAX = {"case": "bert-softmax@simba-like-vector", "cascade": f"{_LAYERS}/attention-softmax.yaml"}
 
 
 def _sections(layer: str, arch: str, mapping: dict[str, Any]) -> dict[str, Any]:
@@ -234,7 +246,42 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
             row["scores_dram_words"] = float(s.reads + s.fills + s.updates)
             row["scores_dram_energy"] = s.energy_pj
         rows.append(row)
-    return {"rows": rows, "search": SEARCH, "_configs": written}
+    sm, text = _softmax()
+    written[f"{SOFTMAX['case']}.yaml"] = text
+    return {"rows": rows, "search": SEARCH, "softmax": sm, "_configs": written}
+
+
+def _softmax() -> tuple[dict[str, Any], str]:
+    """BERT-Base's softmax (examples/layers/attention-softmax.yaml) on simba-like with the assumed
+    :data:`VECTOR` unit: its four Einsums on the unit, their intermediates through DRAM (the global
+    buffers are four instances, so none stays on chip whole). Returns its figures and its config."""
+    import warnings
+
+    from sim.nest_cascade import simulate_cascade_nest
+
+    arch = yaml.safe_load((REPO / "mapping" / "arch" / "simba-like.yaml").read_text())["arch"]
+    arch["vector"] = VECTOR
+    doc = {"workload": {"cascade": SOFTMAX["cascade"]}, "arch": arch, "mapping": {"version": 1}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library's notes on exp/div's unstated supply voltage
+        res = simulate_cascade_nest(_load(doc, CONFIGS))
+    per = {}
+    for n, r in res.einsums:
+        dram = r.levels[0]
+        per[n] = {"cycles": r.cycles, "compute_cycles": r.compute_cycles, "bound_by": r.bound_by, "ops": r.ops,
+                  "energy": r.energy_pj, "vector_energy": r.vector_energy_pj, "dram_energy": dram.energy_pj,
+                  "network_energy": sum(nw.energy_pj for nw in r.networks)}
+    out = {"case": SOFTMAX["case"], "cycles": res.cycles, "energy": res.energy_pj, "einsums": per,
+           "order": [n for n, _ in res.einsums],  # the cascade's (JSON sorts the dicts' keys)
+           "dram_energy": sum(e["dram_energy"] for e in per.values()),
+           "vector_energy": sum(e["vector_energy"] for e in per.values()),
+           "network_energy": sum(e["network_energy"] for e in per.values())}
+    head = ["BERT-Base's softmax (4 Einsums) on simba-like with an assumed vector unit "
+            "(einarray/studies/architectures.py VECTOR).",
+            "Written by `python -m einarray.studies architectures`; run it with",
+            f"  einarray simulate reports/{NAME}/configs/{SOFTMAX['case']}.yaml"]
+    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
+    return out, "".join(f"# {h}\n" for h in head) + body
 
 
 # -- report ---------------------------------------------------------------------------
@@ -295,6 +342,23 @@ def architectures_markdown(data: dict[str, Any]) -> str:
             f"A read back ({t['scores_dram_words']:,.0f} words, {_g(t['scores_dram_energy'])} {unit}) are "
             f"{t['scores_dram_energy'] / t['energy']:.1%} of the layer's energy, the cost of a softmax "
             "these arrays cannot run.")
+    sm = data.get("softmax")
+    if sm:
+        t = _attention_totals(rows, "simba-like")
+        parts = "; ".join(f"{n} {sm['einsums'][n]['cycles']:,} ({sm['einsums'][n]['bound_by']})" for n in sm["order"])
+        out.append(
+            f"- **simba-like with an assumed vector unit** (16 lanes per chiplet at its global buffer, 16-bit "
+            f"floating point, energies from the component library at 16 nm: `VECTOR` in the study, config "
+            f"`configs/{sm['case']}.yaml`): the softmax's four Einsums (row max, shifted exponentials, their "
+            f"sum, the division) take {sm['cycles']:,} cycles ({parts}) and {_g(sm['energy'])} pJ, of which "
+            f"{sm['dram_energy'] / sm['energy']:.1%} is DRAM, {sm['network_energy'] / sm['energy']:.1%} the "
+            f"package mesh and {sm['vector_energy'] / sm['energy']:.2%} the operations: every intermediate "
+            "(S, the max, the exponentials, their sum, A) goes through DRAM, since the four chiplets' global "
+            f"buffers cannot hold one whole. With it the attention layer takes {t['cycles'] + sm['cycles']:,} "
+            f"cycles and {_g(t['energy'] + sm['energy'])} pJ: the softmax is "
+            f"{sm['energy'] / (t['energy'] + sm['energy']):.1%} of the energy and "
+            f"{sm['cycles'] / (t['cycles'] + sm['cycles']):.1%} of the cycles, which is what fusing it "
+            "(FuseMax, `reports/fusemax/`) removes.")
     h = next(r for r in rows if r["case"] == "bert-qk@simba-like-hand")
     s = next(r for r in rows if r["case"] == "bert-qk@simba-like")
     chips = s["levels"]["GlobalBuffer"]["utilized"]

@@ -80,6 +80,26 @@ def test_attention_variant_study_moe_rows():
         assert by["moe-topk-edge-moe"]["gating"] == "edge-moe" and by["moe-dense"]["cascade"] == "moe"
 
 
+def test_the_softmax_on_the_assumed_vector_unit_closed_forms():
+    """BERT-Base's softmax on simba-like's assumed vector unit (4 chiplets x 16 lanes): each of the
+    four Einsums has 12 x 512 x 512 = 3,145,728 points. The exponentials take 1 + 6 lane-cycles a
+    point: 3,145,728 x 7 / 64 = 344,064 cycles. The others are bound by the package mesh: each
+    chiplet takes a quarter of a tensor from the DRAM at (0, 0), so link (0,0)->(1,0) carries two
+    quarters at 8 words a cycle: S (GM) or SN (SD) 1,572,864 / 8 = 196,608; A reads SN and SD
+    (6,144 words): (1,572,864 + 3,072) / 8 = 196,992."""
+    sm = json.loads((studies.REPORTS / "architectures" / "results.json").read_text())["softmax"]
+    n = 12 * 512 * 512
+    e = sm["einsums"]
+    assert sm["order"] == ["GM", "SN", "SD", "A"]
+    assert {k: v["ops"] for k, v in e.items()} == {"GM": {"max": n}, "SN": {"add": n, "exp": n}, "SD": {"add": n},
+                                                  "A": {"div": n}}
+    assert (e["SN"]["cycles"], e["SN"]["bound_by"]) == (n * 7 // 64, "the vector unit")
+    for k, words in (("GM", n), ("SD", n), ("A", n + 12 * 512)):
+        assert e[k]["cycles"] == words // 2 // 8, k
+        assert e[k]["bound_by"] == "DRAM's network (busiest link (0,0)->(1,0))"
+    assert sm["cycles"] == sum(v["cycles"] for v in e.values())
+
+
 def test_architecture_study_against_closed_forms():
     """reports/architectures: MACs are the layers' closed forms, no row beats the MAC-count
     bound, the hand rows are `einarray simulate` of the shipped examples, and the head-split

@@ -153,3 +153,20 @@ def test_vector_energies_from_the_component_library(tmp_path):
             assert cn.arch.vector.energy[a] == pytest.approx(want)
     assert cn.arch.vector.components["exp"] == "exp(node_nm=16, vdd=0.8)"
     assert cn.arch.vector.energy["exp"] == pytest.approx(94.65 * cn.arch.vector.energy["div"] / 36.25)
+
+
+def test_the_network_to_the_units_carries_each_units_share(tmp_path):
+    """Two Buffers (2 units) under a DRAM mesh fed at (0, 0), 1 word per link per cycle: GM's 32
+    QK words go 16 to each unit, the far one's 16 over link (0,0)->(1,0): 16 cycles, more than its
+    32 max / 8 lanes = 4; 16 word-hops in, GM's 4 words 2 back up, each word-hop 0.5."""
+    cn = _load(tmp_path, **{
+        "{name: Buffer, capacity_words: 4096,": "{name: Buffer, capacity_words: 4096, mesh: [2, 1],",
+        "READBW": "", "compute: {name: MAC,": "compute: {name: MAC, mesh: [2, 1],",
+        "energy: {read: 100.0, write: 100.0, update: 100.0}}": "energy: {read: 100.0, write: 100.0, update: 100.0}, "
+        "network: {topology: mesh, source: [0, 0], link_words: 1, hop_latency: 1, energy_pj_per_word_hop: 0.5}}"})
+    r = _vector(simulate_cascade_nest(cn), "GM")
+    (nw,) = r.networks
+    assert (r.compute_cycles, r.cycles) == (4, 16)
+    assert r.bound_by == "DRAM's network (busiest link (0,0)->(1,0))"
+    assert (nw.busiest_words, nw.word_hops, nw.energy_pj) == (16, 16 + 2, pytest.approx(0.5 * 18))
+    assert r.levels[1].tensors["QK"].fills == 16  # per Buffer: its half
