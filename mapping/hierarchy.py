@@ -41,7 +41,10 @@ on the timeline, and makes the capacity check reserve the room that takes: twice
 level refills (:func:`mapping.nest_mapping.level_words`). Without it the tiles are counted once,
 as Timeloop counts them, and a refill waits until the current tile is done with.
 The compute level: ``name``, ``mesh``, ``energy: {compute}`` (pJ per MAC), ``area_um2`` or a
-component.
+component. An optional ``vector: {name, level, lanes, energy: {OP: energy or component}, cycles:
+{OP: lane-cycles}, area_um2}`` is a vector unit per instance of storage level ``level``
+(:class:`Vector`): it runs a cascade's Einsums that are not sums of products
+(:mod:`mapping.vector`, :mod:`sim.nest_vector`).
 
 The mapping of an Einsum (or a cascade of them) onto such an arch, its loading and
 legality: :mod:`mapping.nest_mapping`. The counting model is :mod:`sim.nest`.
