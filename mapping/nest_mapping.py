@@ -381,6 +381,8 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
     if instances != 1:
         raise src.error(("workload",), "instances/batch are not modelled for a hierarchy arch; fold them "
                         "into a rank of the Einsum")
+    if mapping is None and arch.vector is not None and not any(macs_can_run(e) for e in casc.einsums):
+        mapping = ({}, src, ("mapping",))  # every Einsum on the vector unit: nothing to map
     if mapping is None:
         what = "a 'nest:' entry per level" if len(casc.einsums) == 1 else \
             f"'einsums:' with a nest per Einsum ({', '.join(e.name for e in casc.einsums)})"

@@ -91,7 +91,8 @@ def cascade_text(res: CascadeNestResult, nests: dict[str, str] | None = None) ->
     vec = [n for n, r in res.einsums if hasattr(r, "vector_energy_pj")]
     on_vec = f"; on the vector unit: {', '.join(vec)}" if vec else ""
     per_mac = f" ({res.energy_pj / res.computes:.4f} {u}/MAC)" if res.computes else ""
-    out.append(f"{res.workload} on {res.arch}: {len(res.einsums)} Einsums one after another ({how}{on_vec}): "
+    n = len(res.einsums)
+    out.append(f"{res.workload} on {res.arch}: {n} Einsum{'s' * (n != 1)} one after another ({how}{on_vec}): "
                f"{res.cycles:,} cycles ({parts}), {res.computes:,} MACs, "
                f"energy {res.energy_pj:,.2f} {u}{per_mac}")
     return "\n".join(out)

@@ -170,3 +170,16 @@ def test_the_network_to_the_units_carries_each_units_share(tmp_path):
     assert r.bound_by == "DRAM's network (busiest link (0,0)->(1,0))"
     assert (nw.busiest_words, nw.word_hops, nw.energy_pj) == (16, 16 + 2, pytest.approx(0.5 * 18))
     assert r.levels[1].tensors["QK"].fills == 16  # per Buffer: its half
+
+
+def test_an_einsum_alone_on_the_vector_unit_needs_no_mapping(tmp_path):
+    """A config whose every Einsum runs on the vector unit has nothing to map: no mapping: section."""
+    p = tmp_path / "gm.yaml"
+    text = CFG.replace("ranks: {M: 4, P: 8, E: 2, F: 2}", "ranks: {M: 4, P: 8}").replace(
+        "inputs: {Q: [M, E], K: [P, E], V: [P, F]}", "inputs: {QK: [M, P]}").replace("outputs: [AV]", "outputs: [GM]")
+    text = text[:text.index("  expressions:")] + "  expressions:\n    - GM[m] = max(p) QK[m,p]\n" + \
+        text[text.index("arch:"):text.index("mapping:")]
+    p.write_text(text.replace("READBW", ""))
+    res = simulate_cascade_nest(load_config(p, allow_hierarchy=True))
+    ((name, r),) = res.einsums
+    assert (name, r.ops, r.cycles) == ("GM", {"max": 32}, 8)
