@@ -22,7 +22,6 @@ def rank_related(c: Cascade, a: str, b: str) -> bool:
     """Ranks a and b traverse the same coordinates (equal, or a partition pair)."""
     if a == b:
         return True
-    ra, rb = c.ranks[a], c.ranks[b]
     parts = c.partitions
     return (a in parts and b in parts[a]) or (b in parts and a in parts[b])
 

@@ -246,7 +246,6 @@ def _check_group_order(src: Source, c: Cascade, emaps: Mapping[str, EinsumMap], 
     stage_of = {n: (si, j) for si, s in enumerate(g.stages) for j, n in enumerate(s)}
     prod = {c.einsum(n).output: [m for m in g.einsums if c.einsum(m).output == c.einsum(n).output]
             for n in g.einsums}
-    looped = {lp.rank for lp in g.loops if lp.trips > 1}
     for n in g.einsums:
         e = c.einsum(n)
         role = einsum_role(c, g, n)
@@ -258,7 +257,6 @@ def _check_group_order(src: Source, c: Cascade, emaps: Mapping[str, EinsumMap], 
                     continue
                 y = c.einsum(m)
                 carried = t in e.carried and y.kind == "update"
-                ydepth = einsum_depth(c, g, m)
                 # a consumer needing a complete reduction over a tiled rank
                 for ix in y.reduced:
                     r = c.rank_of_index(ix).name
