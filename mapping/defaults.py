@@ -5,7 +5,7 @@ apply them.
 
 Default units: sums of products go to the 2-D array, everything else to the 1-D array
 (when there is one). Default spatial mapping follows SCALE-Sim's assignment: OS
-rows <- first output index, cols <- second output index; WS rows <- reduced index,
+rows <- first output index, cols <- last output index; WS rows <- reduced index,
 cols <- last output index; IS rows <- reduced index, cols <- first output index.
 
 Without ``tiles`` a group's tiles are the largest that fit the buffer (halving the largest tile
