@@ -21,21 +21,23 @@ The model (per instance of each level; instances under one parent run in lockste
   bandwidths it crosses: c's ``write_bw`` (words coming in), c's ``read_bw`` (words written
   back), and each parent level's ``read_bw`` and ``write_bw`` for the words it sends and takes,
   counted per parent instance as the union over the children it fans out to (a multicast is
-  one read, a spatial reduction one update); each of those levels' ``ports`` and ``banks`` for the
-  blocks the transfer reads and writes there (:func:`sim.nest.port_bank_cycles`'s rules applied to
-  this transfer: ``ceil(words / block_size)`` blocks per tensor and direction); and each network it crosses (a ``network:`` on the
-  parent or on a level it bypasses): its busiest directed link's words (:mod:`sim.network`'s
-  multicast trees and per-link unions, for this transfer's words) over ``link_words``, plus
-  ``hop_latency`` times the deepest child it reaches. A level without a bandwidth adds nothing.
+  one read, a spatial reduction one update); each of those levels' ``ports`` and ``banks`` for
+  the blocks the transfer reads and writes there (:func:`sim.nest.port_bank_cycles`'s rules
+  applied to this transfer: ``ceil(words / block_size)`` blocks per tensor and direction); and
+  each network it crosses (a ``network:`` on the parent or on a level it bypasses): its busiest
+  directed link's words (:mod:`sim.network`'s multicast trees and per-link unions, for this
+  transfer's words) over ``link_words``, plus ``hop_latency`` times the deepest child it
+  reaches. A level without a bandwidth adds nothing.
 * **Buffering.** A single-buffered level's transfer for r starts when residency r - 1 ends (its
   one buffer is free); a double-buffered level's (``double_buffered: true``) as soon as residency
   r - 2 has ended and its transfer for r - 1 is done, so it overlaps residency r - 1. Either
   also waits until every parent it reads has its own tile for r in place.
-* **MACs.** Each step takes ``c0`` cycles, ``max(1, ceil(words / bandwidth))`` over the operand
-  reads and the output update it makes at the innermost levels, and their ports and banks with
-  a step's words taken as fractions of blocks (a block read feeds several steps) (``c0`` depends only on whether
-  the output's read-modify-write reads, i.e. whether a reduced loop has stepped), and the busiest
-  link of each network those cross (operands stream, so no hop latency per step). A step waits
+* **MACs.** Each step takes ``c0`` cycles: ``max(1, ceil(words / bandwidth))`` over the operand
+  reads and the output update it makes at the innermost levels, their ports and banks with a
+  step's words taken as fractions of blocks (a block read feeds several steps), and the busiest
+  link of each network those cross (operands stream, so no hop latency per step); ``c0``
+  depends only on whether the output's read-modify-write reads, i.e. whether a reduced loop has
+  stepped. A step waits
   until every level's transfer for its residency is done; the wait is a *stall*. It is charged
   along the chain of transfers that ended last: the level whose transfer ended last gets the part
   after its start, and where that start was set by a parent's transfer (it waited for the tile it
@@ -44,9 +46,9 @@ The model (per instance of each level; instances under one parent run in lockste
   output tile back, innermost first (bandwidths and networks as for a transfer).
 
 ``cycles = compute + stalls + drain``. Not on the timeline: two transfers sharing one level's
-bandwidth, ports or banks, or one network's links, at the same time (a level
-serving its child's refill while it takes its own, a level read by two children, the MACs'
-operands and a refill on one network). Those remain the bounds of :mod:`sim.nest`, and
+bandwidth, ports or banks, or one network's links, at the same time (a level serving its child's
+refill while it takes its own, a level read by two children, the MACs' operands and a refill on
+one network). Those remain the bounds of :mod:`sim.nest`, and
 :func:`sim.nest.simulate_nest` reports the larger of the timeline and the bounds (``bound_by``
 names which).
 
@@ -70,7 +72,8 @@ the state cycles (:func:`sim.nest._repeat`):
 
 ``tests/sim/timeline_oracle.py`` steps every step with explicit point sets, tracks first touches
 by the set of output words each instance has held, builds every word's network tree explicitly,
-and schedules with absolute times and no clamping; ``tests/sim/test_nest_timeline.py`` holds this module to it on random nests and to
+and schedules with absolute times and no clamping; ``tests/sim/test_nest_timeline.py`` holds
+this module to it on random nests (bandwidths, buffering, blocks, ports, banks, networks) and to
 closed forms (a single-buffered level's ``sum (x + W)``, a double-buffered one's ``x_1 + sum
 max(x, W) + W``).
 """
