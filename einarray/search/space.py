@@ -415,7 +415,6 @@ class SearchSpace:
         prod: dict[str, list[str]] = {}
         for n in members:
             prod.setdefault(c.einsum(n).output, []).append(n)
-        mset = set(members)
 
         def same_step_producers(n: str) -> list[str]:
             e = c.einsum(n)
