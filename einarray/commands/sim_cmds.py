@@ -162,8 +162,8 @@ def _run_cascade_nest(args: argparse.Namespace, cn) -> int:
     from sim.nest_text import map_text
 
     if args.every_tile:
-        steps = max(c.computes // math.prod(f for lm in c.levels for _, f in lm.spatial_x + lm.spatial_y)
-                    for c in cn.configs)
+        steps = max((c.computes // math.prod(f for lm in c.levels for _, f in lm.spatial_x + lm.spatial_y)
+                     for c in cn.configs), default=0)
         if steps > MAX_STEPPED:
             raise EinarrayError(f"--every-tile: an Einsum's nest has {steps:,} steps, more than {MAX_STEPPED:,} "
                                 "that can be stepped one by one; shrink the ranks")

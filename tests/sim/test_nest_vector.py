@@ -183,3 +183,13 @@ def test_an_einsum_alone_on_the_vector_unit_needs_no_mapping(tmp_path):
     res = simulate_cascade_nest(load_config(p, allow_hierarchy=True))
     ((name, r),) = res.einsums
     assert (name, r.ops, r.cycles) == ("GM", {"max": 32}, 8)
+
+
+def test_every_tile_on_a_cascade_with_vector_einsums(tmp_path, capsys):
+    """--every-tile steps the MACs' Einsums' timelines; the vector Einsums (bounds) are unchanged."""
+    _load(tmp_path)
+    outs = []
+    for extra in ([], ["--every-tile"]):
+        assert main(["simulate", str(tmp_path / "c.yaml"), "--json"] + extra) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert outs[0] == outs[1]
