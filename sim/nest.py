@@ -170,6 +170,8 @@ class NestResult:
     useful_computes: int = 0  # the Einsum's own MACs (``computes`` counts the padding's too)
     timeline: Any = None  # sim.nest_timeline.Timeline: the stepped schedule
     bound_cycles: int = 0  # Timeloop's figure: the largest bound (compute, levels, networks) + latency
+    has_vector: bool = False  # the arch has a vector unit (mapping.hierarchy.Vector)
+    vector_area_um2: float | None = None  # all its instances (None: the arch gives none)
 
     @property
     def stall_cycles(self) -> int:
@@ -224,8 +226,10 @@ class NestResult:
 
     @property
     def area_um2(self) -> float | None:
-        """Every level's and the compute's area, None unless the arch gives all of them."""
-        parts = [lv.area_um2 for lv in self.levels] + [self.mac_area_um2]
+        """Every level's, the compute's and the vector unit's (if the arch has one) area, None
+        unless the arch gives all of them."""
+        parts = [lv.area_um2 for lv in self.levels] + [self.mac_area_um2] + \
+            ([self.vector_area_um2] if self.has_vector else [])
         return None if any(a is None for a in parts) else sum(parts)
 
     @property
@@ -250,7 +254,7 @@ class NestResult:
             "memory_accesses_required": self.required_words,
             "components": {**{lv.name: lv.component for lv in self.levels}, "compute": self.mac_component},
             "area_um2": {"levels": {lv.name: lv.area_um2 for lv in self.levels}, "compute": self.mac_area_um2,
-                         "total": self.area_um2},
+                         **({"vector": self.vector_area_um2} if self.has_vector else {}), "total": self.area_um2},
             "tops_per_w": self.tops_per_w if self.energy_unit == "pJ" else None,
             "energy_unit": self.energy_unit,
             "energy_pj": {"total": self.energy_pj, "compute": self.mac_energy_pj,
@@ -573,7 +577,9 @@ def simulate_nest(cfg: NestConfig, every_step: bool = False) -> NestResult:
                       total, loops, arch.clock_hz, raw[(cfg.root(out.name), out.name)][0],
                       sum(raw[(cfg.root(o.name), o.name)][0] for o in cfg.operands), arch.compute.instances, area,
                       arch.compute.component, nets, latency, arch.energy_unit,
-                      {r: (n, cfg.ranks[r]) for r, n in cfg.pad.items()}, cfg.useful_computes, tl, bound + latency)
+                      {r: (n, cfg.ranks[r]) for r, n in cfg.pad.items()}, cfg.useful_computes, tl, bound + latency,
+                      arch.vector is not None, None if arch.vector is None or arch.vector.area_um2 is None
+                      else arch.vector.area_um2 * arch.levels[arch.vector.level].instances)
 
 
 # ----------------------------------------------------------------------------------

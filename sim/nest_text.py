@@ -94,6 +94,8 @@ def table_text(res: NestResult) -> str:
                    f"{nw.latency:,} cycles; energy {nw.energy_pj:,.2f} {u}")
     parts = [(lv.name, lv.area_um2, lv.component) for lv in res.levels] + [("compute", res.mac_area_um2,
                                                                            res.mac_component)]
+    if res.has_vector:
+        parts.append(("vector", res.vector_area_um2, None))
     if any(a is not None for _, a, _ in parts):
         areas = ", ".join(f"{n} {'?' if a is None else f'{a / 1e6:,.4g} mm^2'}" + (f" ({c})" if c else "")
                           for n, a, c in parts)

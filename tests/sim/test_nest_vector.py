@@ -193,3 +193,20 @@ def test_every_tile_on_a_cascade_with_vector_einsums(tmp_path, capsys):
         assert main(["simulate", str(tmp_path / "c.yaml"), "--json"] + extra) == 0
         outs.append(json.loads(capsys.readouterr().out))
     assert outs[0] == outs[1]
+
+
+def test_the_vector_units_area_is_in_the_arch_area(tmp_path):
+    """The MACs' Einsums report the chip's area: with a vector unit, its area too (per unit x the
+    instances of its level); an arch that gives none has no total."""
+    from sim.nest import simulate_nest
+
+    cn = _load(tmp_path, **{"cycles: {exp: 6}}": "cycles: {exp: 6}, area_um2: 500.0}",
+                            "compute: {name: MAC, energy: {compute: 1.0}}":
+                            "compute: {name: MAC, energy: {compute: 1.0}, area_um2: 100.0}",
+                            "{name: DRAM, energy:": "{name: DRAM, area_um2: 0.0, energy:",
+                            "{name: Buffer, capacity_words: 4096,": "{name: Buffer, capacity_words: 4096, area_um2: 2000.0,"})
+    r = simulate_nest(cn.configs[0])
+    assert (r.vector_area_um2, r.area_um2) == (500.0, 0.0 + 2000.0 + 100.0 + 500.0)
+    assert r.as_dict()["area_um2"]["vector"] == 500.0
+    r2 = simulate_nest(_load(tmp_path).configs[0])
+    assert r2.has_vector and r2.vector_area_um2 is None and r2.area_um2 is None
