@@ -20,7 +20,10 @@ larger, zero-padded size, for a size such as 197 that does not factor (:func:`pa
 A cascade of several sum-of-products Einsums maps each under ``einsums: {NAME: {nest,
 tensors, pad, counting}}`` (a :class:`CascadeNest`, run one after another by
 :mod:`sim.nest_cascade`); ``on_chip: {H: GlobalBuffer}`` keeps an intermediate in an
-on-chip level between them instead of the outermost one (fused, :func:`on_chip`).
+on-chip level between them instead of the outermost one (fused, :func:`on_chip`), whole or a
+tile at a time (the loops above the level tile only its ranks, alike in every Einsum that
+touches it: :func:`_check_tiles`). Einsums that are not sums of products run on the arch's
+vector unit (:mod:`mapping.vector`).
 Checked, each error naming file, line and YAML path: the Einsum is one sum of products with
 affine subscripts; every rank's factors multiply to its size; spatial factors fit the fan-out
 (per mesh dimension); every kept tensor is one the level may keep; the outermost level keeps
@@ -425,8 +428,50 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
             sec = {**sec, "counting": m["counting"]}
         cfgs.append(_one(casc, e, arch, asrc, ab, sec, msrc, mb + ("einsums", e.name), src, source,
                          rooted, mb + ("on_chip",)))
+    _check_tiles(casc, cfgs, jobs, rooted, arch, msrc, mb)
     return CascadeNest(casc, tuple(cfgs), source or src.file, MappingProxyType(
         {t: arch.levels[i].name for t, i in rooted.items()}), tuple(jobs))
+
+
+def _outer(cfg: NestConfig, i: int) -> tuple[tuple[str, int, str], ...]:
+    """The loops above level ``i`` of ``cfg``: (rank, factor, "" / "X" / "Y"), outermost first."""
+    return tuple((r, f, d) for lm in cfg.levels[:i] for d, lst in (("", lm.temporal), ("X", lm.spatial_x),
+                                                                  ("Y", lm.spatial_y)) for r, f in lst if f > 1)
+
+
+def _check_tiles(casc: Cascade, cfgs: list, jobs: list, rooted: Mapping[str, int], arch: Hierarchy,
+                 msrc: Source, mb: YPath) -> None:
+    """A tensor kept on chip may be tiled by the loops above its level (:func:`_root`): then the
+    cascade runs tile by tile, each Einsum on one tile of it before the next, so every Einsum that
+    writes or reads it must tile it alike (the same loops above the level), a vector-unit Einsum
+    between two such tensors must see them tiled alike, and none may reduce over a tiled rank
+    except by summing (a sum of products accumulates its partial sums over the tiles; a vector
+    unit's max or sum would see one tile only)."""
+    tiled: dict[str, tuple] = {}  # tensor -> (its loops above its level, the Einsum that set them)
+    for cfg in cfgs:
+        for t, i in cfg.roots.items():
+            op = next(o for o in cfg.operands if o.name == t)
+            loops = tuple(x for x in _outer(cfg, i) if x[0] in op.ranks)  # none: whole there
+            if t in tiled and tiled[t][0] != loops:
+                fmt = (lambda ls: ", ".join(f"{r} {f}" + (f" ({d})" if d else "") for r, f, d in ls) or "none")
+                raise msrc.error(mb + ("einsums", cfg.einsum.name, "nest"), f"{t} stays in {arch.levels[i].name} tile "
+                                 f"by tile, so every Einsum that writes or reads it must tile it alike above "
+                                 f"{arch.levels[i].name}: {tiled[t][1]} has loops {fmt(tiled[t][0])}, "
+                                 f"{cfg.einsum.name} has {fmt(loops)}")
+            tiled.setdefault(t, (loops, cfg.einsum.name))
+    for job in jobs:
+        e = casc.einsum(job.einsum)
+        seen = {tiled[vt.name][0] for vt in job.tensors if vt.name in tiled and tiled[vt.name][0]}
+        if len(seen) > 1:
+            raise msrc.error(mb + ("on_chip",), f"{e.name} runs on the vector unit between on-chip tensors tiled "
+                             f"differently ({', '.join(vt.name for vt in job.tensors if vt.name in tiled)}): tile "
+                             "them alike")
+        red = {ix.upper() for ix in e.reduced}
+        split = sorted({r for ls in seen for r, _, _ in ls} & red)
+        if split:
+            raise msrc.error(mb + ("on_chip",), f"{e.name} ({e.reduce_op or 'sum'} over {', '.join(split)}) runs on the "
+                             f"vector unit, which would see one tile of {', '.join(split)} at a time: tile only "
+                             "ranks it does not reduce")
 
 
 def on_chip(m: Any, msrc: Source, mb: YPath, casc: Cascade, arch: Hierarchy) -> dict[str, int]:
@@ -505,22 +550,26 @@ def _one(casc: Cascade, e: Einsum, arch: Hierarchy, asrc: Source, ab: YPath, m: 
 
 def _root(levels: tuple[LevelMap, ...], roots: Mapping[str, int], ops: tuple[Operand, ...], arch: Hierarchy,
           bound: Mapping[str, str], e: Einsum, msrc: Source, mb: YPath, rp: YPath) -> tuple[LevelMap, ...]:
-    """``levels`` with each rooted tensor kept at its level and at none above it, checked whole
-    there: no loop above the level may index it (it has no parent to refill from)."""
+    """``levels`` with each rooted tensor kept at its level and at none above it: whole there (no
+    loop above indexes it), or tiled by loops above over its own ranks only (a tile of it lives
+    there at a time; the cascade then runs tile by tile, :func:`_check_tiles`)."""
     out = list(levels)
     for t, i in roots.items():
         op = next(o for o in ops if o.name == t)
         lv = arch.levels[i]
         if lv.keeps is not None and bound.get(t, t) not in lv.keeps:
             raise msrc.error(rp + (t,), f"{lv.name} may not keep {t} (its keeps: {', '.join(lv.keeps)})")
+        above = [(lm.level, r, f) for lm in out[:i] for r, f in lm.temporal + lm.spatial_x + lm.spatial_y if f > 1]
+        if any(r in op.ranks for _, r, _ in above):  # tiled: then only its own ranks may be looped above
+            for level, r, f in above:
+                if r not in op.ranks:
+                    raise msrc.error(mb + ("nest", level), f"{t} stays in {lv.name} tile by tile (the loops above "
+                                     f"{lv.name} tile it), so they may only tile {t}'s ranks "
+                                     f"({', '.join(sorted(op.ranks))}), but {level}'s loop over {r} ({f}) in Einsum "
+                                     f"{e.name} would revisit its tiles: put {r}'s loops at {lv.name} or inside, or "
+                                     f"keep {t} whole there")
         for k in range(i):
-            lm = out[k]
-            for r, f in lm.temporal + lm.spatial_x + lm.spatial_y:
-                if r in op.ranks and f > 1:
-                    raise msrc.error(mb + ("nest", lm.level), f"{t} stays in {lv.name} between the Einsums, so it "
-                                     f"must be whole there, but {lm.level}'s loop over {r} ({f}) in Einsum "
-                                     f"{e.name} moves it: put {r}'s loops at {lv.name} or inside")
-            out[k] = replace(lm, keep=tuple(x for x in lm.keep if x != t))
+            out[k] = replace(out[k], keep=tuple(x for x in out[k].keep if x != t))
         names = [o.name for o in ops]
         out[i] = replace(out[i], keep=tuple(x for x in names if x in out[i].keep or x == t))
     return tuple(out)

@@ -158,11 +158,16 @@ def test_on_chip_keeps_an_intermediate_out_of_the_outermost_level(files):
     ({"on_chip": {"Y": "GlobalBuffer"}}, "mapping.on_chip.Y", "'Y' is not an intermediate of the cascade"),
     ({"on_chip": {"H": "MainMemory"}}, "mapping.on_chip.H", "expected an on-chip level (GlobalBuffer, RegisterFile)"),
     ({"on_chip": {"H": "GlobalBuffer"}, "einsums": {"H": {"nest": H_NEST}, "Y": {"nest": Y_NEST}}},
-     "mapping.einsums.H.nest.MainMemory", "H stays in GlobalBuffer between the Einsums, so it must be whole there, "
-     "but MainMemory's loop over M (2) in Einsum H moves it"),
+     "mapping.einsums.H.nest.MainMemory", "H stays in GlobalBuffer tile by tile (the loops above GlobalBuffer tile "
+     "it), so they may only tile H's ranks (M, R), but MainMemory's loop over K (2) in Einsum H would revisit its tiles"),
+    ({"on_chip": {"H": "GlobalBuffer"}, "einsums": {"H": {"nest": H_FUSED}, "Y": {"nest": "Y_TILED"}}},
+     "mapping.einsums.Y.nest", "every Einsum that writes or reads it must tile it alike above GlobalBuffer: H has "
+     "loops none, Y has M 2"),
 ])
 def test_on_chip_errors_are_located(files, over, where, msg):
     tmp, low, _, _ = files
+    if over.get("einsums", {}).get("Y", {}).get("nest") == "Y_TILED":  # defined below
+        over = {**over, "einsums": {**over["einsums"], "Y": {"nest": Y_TILED}}}
     m = {"version": 1, "einsums": {"H": {"nest": H_FUSED}, "Y": {"nest": Y_NEST}}, **over}
     with pytest.raises(ConfigError) as e:
         load_config(_cfg(tmp, low, m), allow_hierarchy=True)
@@ -217,3 +222,38 @@ def test_the_fused_lowrank_example_saves_exactly_h_through_dram(tmp_path):
     assert (fused.cycles, fused.energy_pj) == (524288, 382156800.0)
     assert unf.energy_pj - fused.energy_pj == 2 * words * 200 + words * 6
     assert fused.on_chip == {"H": "GlobalBuffer"} and unf.energy_pj == 395460608.0
+
+
+H_TILED = {"MainMemory": {"temporal": {"M": 2}},
+           "GlobalBuffer": {"temporal": {"K": 8, "R": 8, "M": 4}, "keep": ["X", "H"]},
+           "RegisterFile": {"temporal": {"M": 8, "R": 2, "K": 16}, "keep": ["A", "H"]}}
+Y_TILED = {"MainMemory": {"temporal": {"M": 2}},
+           "GlobalBuffer": {"temporal": {"N": 16, "R": 4, "M": 16}, "keep": ["H", "Y"]},
+           "RegisterFile": {"temporal": {"M": 2, "N": 6, "R": 4}}}
+
+
+def test_an_intermediate_tiled_on_chip(files):
+    """H kept in the GlobalBuffer tile by tile: both Einsums loop M 2 above it, so half of H (32 x
+    16 = 512 words) lives there at a time. Each Einsum counts as sim.nest's point-set oracle says
+    with H's chain starting at the GlobalBuffer; H never reaches MainMemory; against the same nests
+    unfused, exactly H's MainMemory traffic (1,024 words written, 1,024 read) and the consumer's
+    fills of it are saved."""
+    from sim.nest import nest_counts
+    from tests.sim.nest_oracle import oracle_counts
+
+    tmp, low, _, _ = files
+    m = {"version": 1, "einsums": {"H": {"nest": H_TILED}, "Y": {"nest": Y_TILED}}}
+    fused = load_config(_cfg(tmp, low, {**m, "on_chip": {"H": "GlobalBuffer"}}), allow_hierarchy=True)
+    plain = load_config(_cfg(tmp, low, m), allow_hierarchy=True)
+    for cfg in fused.configs:
+        assert nest_counts(cfg) == oracle_counts(cfg), cfg.einsum.name
+    a, b = simulate_cascade_nest(plain), simulate_cascade_nest(fused)
+    for name in ("H", "Y"):
+        rb = dict(b.einsums)[name]
+        assert "H" not in rb.levels[0].tensors
+        assert rb.levels[1].tensors["H"].tile == 32 * 16
+    h_mm = [dict(a.einsums)[n].levels[0].tensors["H"] for n in ("H", "Y")]
+    assert (h_mm[0].updates, h_mm[1].reads) == (64 * 16, 64 * 16)
+    y_gb = dict(b.einsums)["Y"].levels[1].tensors["H"]
+    assert y_gb.fills == 0 and dict(a.einsums)["Y"].levels[1].tensors["H"].fills == 64 * 16
+    assert b.energy_pj < a.energy_pj

@@ -210,3 +210,22 @@ def test_the_vector_units_area_is_in_the_arch_area(tmp_path):
     assert r.as_dict()["area_um2"]["vector"] == 500.0
     r2 = simulate_nest(_load(tmp_path).configs[0])
     assert r2.has_vector and r2.vector_area_um2 is None and r2.area_um2 is None
+
+
+def test_attention_tiled_on_chip_with_the_softmax_on_the_vector_unit(tmp_path):
+    """QK and AV loop M 4 above the Buffer, the scores QK and the weights A stay in the Buffer a
+    query row at a time (8 words), the softmax's Einsums run on the unit between: QK and A never
+    reach DRAM. Tiling P instead would split GM's max (and SD's sum) over P: refused."""
+    from einsum.errors import ConfigError
+
+    subs = {"QK: {nest: {DRAM: {temporal: {M: 4, P: 8}}, Buffer: {temporal: {E: 2}}}}":
+            "QK: {nest: {DRAM: {temporal: {M: 4}}, Buffer: {temporal: {P: 8, E: 2}}}}",
+            "AV: {nest: {DRAM: {temporal: {M: 4, F: 2}}, Buffer: {temporal: {P: 8}}}}":
+            "AV: {nest: {DRAM: {temporal: {M: 4}}, Buffer: {temporal: {F: 2, P: 8}}}}"}
+    res = simulate_cascade_nest(_load(tmp_path, on_chip="  on_chip: {QK: Buffer, A: Buffer}\n", **subs))
+    for name, r in res.einsums:
+        assert "QK" not in r.levels[0].tensors and "A" not in r.levels[0].tensors, name
+    assert dict(res.einsums)["QK"].levels[1].tensors["QK"].tile == 8
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, on_chip="  on_chip: {QK: Buffer}\n")  # QK tiled by M and P above the Buffer
+    assert "GM (max over P) runs on the vector unit, which would see one tile of P at a time" in str(e.value)
