@@ -446,7 +446,8 @@ def _check_tiles(casc: Cascade, cfgs: list, jobs: list, rooted: Mapping[str, int
     writes or reads it must tile it alike (the same loops above the level), a vector-unit Einsum
     between two such tensors must see them tiled alike, and none may reduce over a tiled rank
     except by summing (a sum of products accumulates its partial sums over the tiles; a vector
-    unit's max or sum would see one tile only)."""
+    unit's max or sum would see one tile only). Every tensor kept in a level is taken as live
+    while any Einsum runs: each Einsum's own tiles there plus the others' tiles must fit."""
     tiled: dict[str, tuple] = {}  # tensor -> (its loops above its level, the Einsum that set them)
     for cfg in cfgs:
         for t, i in cfg.roots.items():
@@ -459,6 +460,32 @@ def _check_tiles(casc: Cascade, cfgs: list, jobs: list, rooted: Mapping[str, int
                                  f"{arch.levels[i].name}: {tiled[t][1]} has loops {fmt(tiled[t][0])}, "
                                  f"{cfg.einsum.name} has {fmt(loops)}")
             tiled.setdefault(t, (loops, cfg.einsum.name))
+    # the words each kept tensor holds in its level at a time: a SoP Einsum's tile of it, or for a
+    # tensor only the vector unit touches, its words over the factors of its job's tiling
+    held: dict[str, int] = {}
+    for cfg in cfgs:
+        for t, i in cfg.roots.items():
+            held[t] = tile_words(cfg.levels, i, next(o for o in cfg.operands if o.name == t))
+    for job in jobs:
+        loops = next((tiled[vt.name][0] for vt in job.tensors if vt.name in tiled and tiled[vt.name][0]), ())
+        for vt in job.tensors:
+            if vt.name in rooted and vt.name not in held:
+                ranks = set(casc.tensors[vt.name].ranks)
+                held[vt.name] = -(-vt.words // math.prod(f for r, f, _ in loops if r in ranks))
+    for i in sorted(set(rooted.values())):
+        lv = arch.levels[i]
+        here = {t: held[t] for t, j in rooted.items() if j == i and t in held}
+        for cfg in cfgs:  # while an Einsum runs, every tensor kept there is (conservatively) live
+            own = level_words(cfg.levels, i, cfg.operands, cfg.levels[i].keep, lv.double_buffered)
+            other = sum(w for t, w in here.items() if t not in {o.name for o in cfg.operands})
+            if lv.capacity_words is not None and own + other > lv.capacity_words:
+                raise msrc.error(mb + ("on_chip",), f"while {cfg.einsum.name} runs, {lv.name} holds its own tiles "
+                                 f"({own} words) and the other tensors kept there "
+                                 f"({', '.join(t for t in here if t not in {o.name for o in cfg.operands})}: "
+                                 f"{other} words): more than its capacity of {lv.capacity_words}")
+        if jobs and lv.capacity_words is not None and sum(here.values()) > lv.capacity_words:
+            raise msrc.error(mb + ("on_chip",), f"the tensors kept in {lv.name} ({', '.join(here)}) hold "
+                             f"{sum(here.values())} words at a time, more than its capacity of {lv.capacity_words}")
     for job in jobs:
         e = casc.einsum(job.einsum)
         seen = {tiled[vt.name][0] for vt in job.tensors if vt.name in tiled and tiled[vt.name][0]}

@@ -229,3 +229,20 @@ def test_attention_tiled_on_chip_with_the_softmax_on_the_vector_unit(tmp_path):
     with pytest.raises(ConfigError) as e:
         _load(tmp_path, on_chip="  on_chip: {QK: Buffer}\n")  # QK tiled by M and P above the Buffer
     assert "GM (max over P) runs on the vector unit, which would see one tile of P at a time" in str(e.value)
+
+
+def test_the_tensors_kept_on_chip_must_fit_together(tmp_path):
+    """Each Einsum's own tiles fit a 30-word Buffer, but the query row of A (8 words) kept there
+    while QK runs does not fit beside QK's Q (2), K (16) and QK (8) tiles: refused, located."""
+    from einsum.errors import ConfigError
+
+    subs = {"QK: {nest: {DRAM: {temporal: {M: 4, P: 8}}, Buffer: {temporal: {E: 2}}}}":
+            "QK: {nest: {DRAM: {temporal: {M: 4}}, Buffer: {temporal: {P: 8, E: 2}}}}",
+            "AV: {nest: {DRAM: {temporal: {M: 4, F: 2}}, Buffer: {temporal: {P: 8}}}}":
+            "AV: {nest: {DRAM: {temporal: {M: 4}}, Buffer: {temporal: {F: 2, P: 8}}}}",
+            "capacity_words: 4096": "capacity_words: 30"}
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, on_chip="  on_chip: {QK: Buffer, A: Buffer}\n", **subs)
+    assert "mapping.on_chip" in str(e.value)
+    assert ("while QK runs, Buffer holds its own tiles (26 words) and the other tensors kept there (A: 8 words): "
+            "more than its capacity of 30") in str(e.value)
