@@ -16,7 +16,10 @@ Layers (every Einsum is one sum of products, so each maps alone; :data:`LAYERS`)
   O = A V per head and the output projection (512 x 768 x 768). The softmax between S and A has
   no unit on these arrays (no exp or divide): S leaves the array for DRAM and A comes back, and
   that traffic is counted in the two Einsums; the softmax itself is simulated on simba-like with
-  an assumed vector unit (:data:`VECTOR`, ``arch.vector``), its intermediates through DRAM;
+  an assumed vector unit (:data:`VECTOR`, ``arch.vector``), its intermediates through DRAM, and
+  the whole attention core (S, the softmax, A V) on eyeriss-like with an assumed vector unit
+  (:data:`EYERISS_VECTOR`, hand nests), fused (S, the softmax's intermediates and A kept in the
+  global buffer a tile at a time, ``mapping.on_chip``) and not;
 * vit-core: ViT-Base/16's S = Q K^T and A V at 224 px (197 tokens, 12 heads of 64). 197 is
   prime, so no loop nest can split it: the mapping pads both token ranks to 200 = 2^3 x 5^2
   (``mapping.pad``), and the padding's fetches and MACs are counted like the others; the rows
@@ -90,6 +93,22 @@ VECTOR = {"name": "Vector", "level": "GlobalBuffer", "lanes": 16, "cycles": {"ex
                      "add": {"class": "fpadd", "word_bits": 16, **_NODE},
                      "exp": {"class": "exp", **_NODE}, "div": {"class": "div", **_NODE}}}
 SOFTMAX = {"case": "bert-softmax@simba-like-vector", "cascade": f"{_LAYERS}/attention-softmax.yaml"}
+#: BERT-Base's attention core fused on eyeriss-like with an assumed vector unit: 16 lanes at the
+#: global buffer, operation energies FuseMax's 45 nm figures relative to its MAC (17.16 pJ; the
+#: arch's unit is one MAC): add 8.34, max 0.028, exp 94.65 (6 lane-cycles), divide 36.25 pJ.
+#: Hand nests (not searched): every head and 16 query rows a tile, the same nests fused or not
+EYERISS_VECTOR = {"name": "Vector", "level": "GlobalBuffer", "lanes": 16, "cycles": {"exp": 6},
+                  "energy": {"add": round(8.34 / 17.16, 6), "max": round(0.028 / 17.16, 6),
+                             "exp": round(94.65 / 17.16, 6), "div": round(36.25 / 17.16, 6)}}
+_QK = {"DRAM": {"temporal": {"H": 12, "M": 32}},
+       "GlobalBuffer": {"temporal": {"P": 8, "E": 4}, "spatial": {"X": {"P": 8}, "Y": {"M": 2, "P": 2, "E": 2}}},
+       "WeightsSpad": {"temporal": {"M": 8, "E": 2}}, "IfmapSpad": {"temporal": {"E": 4, "P": 4}}}
+_AV = {"DRAM": {"temporal": {"H": 12, "M": 32}},
+       "GlobalBuffer": {"temporal": {"P": 64}, "spatial": {"X": {"F": 8}, "Y": {"M": 4, "P": 2}}},
+       "WeightsSpad": {"temporal": {"M": 4, "F": 2}}, "PsumSpad": {"temporal": {"F": 2}},
+       "IfmapSpad": {"temporal": {"F": 2, "P": 4}}}
+FUSED = {"case": "bert-attention@eyeriss-like-vector", "cascade": f"{_LAYERS}/attention-3pass.yaml",
+         "on_chip": ["S", "GM", "SN", "SD", "A"]}
 
 
 def _sections(layer: str, arch: str, mapping: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +267,39 @@ def architectures(progress: bool = False, *, search: bool = False) -> dict[str, 
         rows.append(row)
     sm, text = _softmax()
     written[f"{SOFTMAX['case']}.yaml"] = text
-    return {"rows": rows, "search": SEARCH, "softmax": sm, "_configs": written}
+    fused = {}
+    for how in ("unfused", "fused"):
+        fused[how], written[f"{FUSED['case']}-{how}.yaml"] = _fused_attention(how == "fused")
+    return {"rows": rows, "search": SEARCH, "softmax": sm, "fused_attention": fused, "_configs": written}
+
+
+def _fused_attention(fused: bool) -> tuple[dict[str, Any], str]:
+    """BERT-Base's attention core (S = Q K^T, the softmax, A V) on eyeriss-like with the assumed
+    :data:`EYERISS_VECTOR` unit and the hand nests ``_QK`` / ``_AV``; ``fused`` keeps S, the
+    softmax's intermediates and A in the global buffer a tile (a head, 16 query rows) at a time."""
+    from sim.nest_cascade import simulate_cascade_nest
+
+    arch = yaml.safe_load((REPO / "mapping" / "arch" / "eyeriss-like.yaml").read_text())["arch"]
+    arch["vector"] = EYERISS_VECTOR
+    m: dict[str, Any] = {"version": 1, "einsums": {
+        "S": {"nest": _QK, "tensors": {"Q": "Inputs", "K": "Weights", "S": "Outputs"}},
+        "O": {"nest": _AV, "tensors": {"A": "Inputs", "V": "Weights", "O": "Outputs"}}}}
+    if fused:
+        m["on_chip"] = {t: "GlobalBuffer" for t in FUSED["on_chip"]}
+    doc = {"workload": {"cascade": FUSED["cascade"]}, "arch": arch, "mapping": m}
+    res = simulate_cascade_nest(_load(doc, CONFIGS))
+    per = {n: {"cycles": r.cycles, "energy": r.energy_pj, "dram_energy": r.levels[0].energy_pj,
+               "utilization": getattr(r, "utilization", None)} for n, r in res.einsums}
+    out = {"cycles": res.cycles, "energy": res.energy_pj, "order": [n for n, _ in res.einsums], "einsums": per,
+           "dram_energy": sum(e["dram_energy"] for e in per.values()), "energy_unit": res.energy_unit}
+    how = "fused: S, GM, SN, SD and A kept in the global buffer a tile at a time" if fused else \
+        "unfused: every intermediate through DRAM"
+    head = [f"BERT-Base's attention core on eyeriss-like with an assumed vector unit, {how} "
+            "(einarray/studies/architectures.py EYERISS_VECTOR, _QK, _AV).",
+            "Written by `python -m einarray.studies architectures`; run it with",
+            f"  einarray simulate reports/{NAME}/configs/{FUSED['case']}-{'fused' if fused else 'unfused'}.yaml"]
+    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
+    return out, "".join(f"# {h}\n" for h in head) + body
 
 
 def _softmax() -> tuple[dict[str, Any], str]:
@@ -359,6 +410,18 @@ def architectures_markdown(data: dict[str, Any]) -> str:
             f"{sm['energy'] / (t['energy'] + sm['energy']):.1%} of the energy and "
             f"{sm['cycles'] / (t['cycles'] + sm['cycles']):.1%} of the cycles, which is what fusing it "
             "(FuseMax, `reports/fusemax/`) removes.")
+    fa = data.get("fused_attention")
+    if fa:
+        u, f, n = fa["fused"]["energy_unit"], fa["fused"], fa["unfused"]
+        out.append(
+            f"- **eyeriss-like with an assumed vector unit, fused** (16 lanes at the global buffer, FuseMax's "
+            f"operation energies relative to its MAC; hand nests, the same fused or not, a head and 16 query "
+            f"rows a tile: `configs/{FUSED['case']}-fused.yaml`): the attention core (S = Q K^T, the softmax, "
+            f"A V) takes {n['cycles']:,} cycles either way and {_g(n['energy'])} {u} with every intermediate "
+            f"through DRAM, {_g(f['energy'])} {u} fused (x{f['energy'] / n['energy']:.3f}), S, the softmax's "
+            f"intermediates and A staying in the global buffer a tile at a time; DRAM is "
+            f"{n['dram_energy'] / n['energy']:.1%} of the energy unfused, {f['dram_energy'] / f['energy']:.1%} "
+            "fused (what remains: K and V read again for every tile, Q, O).")
     h = next(r for r in rows if r["case"] == "bert-qk@simba-like-hand")
     s = next(r for r in rows if r["case"] == "bert-qk@simba-like")
     chips = s["levels"]["GlobalBuffer"]["utilized"]

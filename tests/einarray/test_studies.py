@@ -100,6 +100,22 @@ def test_the_softmax_on_the_assumed_vector_unit_closed_forms():
     assert sm["cycles"] == sum(v["cycles"] for v in e.values())
 
 
+def test_fused_attention_on_eyeriss_like_saves_exactly_the_intermediates_dram_traffic():
+    """The same nests fused and unfused (eyeriss-like, DRAM 200 MAC-equivalents a word): fused, the
+    S Einsum no longer writes S (12 x 512 x 512 words) to DRAM and A V no longer reads A; the
+    softmax's four Einsums touch DRAM not at all; the cycles are the same."""
+    fa = json.loads((studies.REPORTS / "architectures" / "results.json").read_text())["fused_attention"]
+    f, u = fa["fused"]["einsums"], fa["unfused"]["einsums"]
+    n = 12 * 512 * 512
+    assert fa["fused"]["order"] == ["S", "GM", "SN", "SD", "A", "O"]
+    for k in ("S", "O"):
+        assert u[k]["dram_energy"] - f[k]["dram_energy"] == pytest.approx(n * 200.0)
+    for k in ("GM", "SN", "SD", "A"):
+        assert f[k]["dram_energy"] == 0 and u[k]["dram_energy"] > 0
+    assert fa["fused"]["cycles"] == fa["unfused"]["cycles"]
+    assert fa["fused"]["energy"] < 0.7 * fa["unfused"]["energy"]
+
+
 def test_architecture_study_against_closed_forms():
     """reports/architectures: MACs are the layers' closed forms, no row beats the MAC-count
     bound, the hand rows are `einarray simulate` of the shipped examples, and the head-split
