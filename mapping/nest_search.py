@@ -117,18 +117,26 @@ class NestSpace:
                     self.slots.append((i, dim))
         self.fan = {(i, d): arch.fanout(i)[d == "Y"] for i in range(n) for d in ("X", "Y")}
         given = self._given_split()
+        # a tensor kept on chip between a cascade's Einsums (cfg.roots) keeps the given tiling
+        # above its level, which every Einsum touching it shares (mapping.nest_mapping._check_tiles):
+        # the slots above that level stay as given for its ranks
+        pinned_above = {r: min(i for t, i in cfg.roots.items()
+                               if r in next(o for o in cfg.operands if o.name == t).ranks)
+                        for r in self.ranks if any(r in next(o for o in cfg.operands if o.name == t).ranks
+                                                   for t in cfg.roots)}
         # per rank: the slots its factors may move over, and the fixed part elsewhere
         self.free: dict[str, list[int]] = {}
         for r in self.ranks:
-            free = [k for k, (_, kind) in enumerate(self.slots)
-                    if (kind == "T" and dims.factors) or (kind != "T" and dims.spatial)]
+            free = [k for k, (i, kind) in enumerate(self.slots)
+                    if ((kind == "T" and dims.factors) or (kind != "T" and dims.spatial))
+                    and i >= pinned_above.get(r, 0)]
             self.free[r] = free
         self.given = given
         self.allowed = [tuple(t for t in self.tensors if (lv.keeps is None or cfg.arch_name(t) in lv.keeps)
                               and i >= cfg.root(t)) if i else self.tensors
                         for i, lv in enumerate(arch.levels)]
-        # a tensor kept on chip between a cascade's Einsums (cfg.roots) lives whole in its level:
-        # no slot above that level may hold a factor of its ranks
+        # a tensor kept on chip between a cascade's Einsums (cfg.roots): its ranks' factors above
+        # its level stay as given (whole there: none)
         self.pinned = {t: (i, next(o for o in cfg.operands if o.name == t).ranks) for t, i in cfg.roots.items()}
         self.base_order = []
         for lm in cfg.levels:
@@ -227,9 +235,10 @@ class NestSpace:
         return True
 
     def _pinned_ok(self, split) -> bool:
+        """Above the level of a tensor kept on chip, its ranks' factors are the given ones."""
         for root, ranks in self.pinned.values():
             for k, (i, _) in enumerate(self.slots):
-                if i < root and any(split[j][k] > 1 for j, r in enumerate(self.ranks) if r in ranks):
+                if i < root and any(split[j][k] != self.given[r][k] for j, r in enumerate(self.ranks) if r in ranks):
                     return False
         return True
 
@@ -279,7 +288,7 @@ class NestSpace:
     def _base_slot(self, r: str) -> int:
         """Where a built random point first puts rank ``r``'s free factors: the outermost level's
         temporal loops (unbounded tiles), or, for a rank of a tensor kept in a level between a
-        cascade's Einsums, that level's temporal loops (nothing above it may index the tensor)."""
+        cascade's Einsums, that level's temporal loops (above it the given tiling stays)."""
         root = max((i for i, ranks in self.pinned.values() if r in ranks), default=0)
         k = self.slots.index((root, "T"))
         return k if k in self.free[r] else 0

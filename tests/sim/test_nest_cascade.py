@@ -257,3 +257,20 @@ def test_an_intermediate_tiled_on_chip(files):
     y_gb = dict(b.einsums)["Y"].levels[1].tensors["H"]
     assert y_gb.fills == 0 and dict(a.einsums)["Y"].levels[1].tensors["H"].fills == 64 * 16
     assert b.energy_pj < a.energy_pj
+
+
+def test_search_keeps_a_tiled_intermediates_tiling(files, capsys):
+    """With H kept on chip a half at a time (both Einsums loop M 2 above the GlobalBuffer), the
+    search varies everything but those loops: the mapping it prints loads back, every Einsum
+    still tiling H by M 2 above the GlobalBuffer."""
+    tmp, low, _, _ = files
+    p = _cfg(tmp, low, {"version": 1, "einsums": {"H": {"nest": H_TILED}, "Y": {"nest": Y_TILED}},
+                        "on_chip": {"H": "GlobalBuffer"}})
+    assert main(["search", str(p), "--budget", "80", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    back = tmp / "found.yaml"
+    back.write_text(f"einsum: {low}\narch: {ARCH}\n" + s["mapping_yaml"])
+    cn = load_config(back, allow_hierarchy=True)
+    assert simulate_cascade_nest(cn).as_dict() == s["result"]
+    for c in cn.configs:
+        assert [(r, f) for r, f in c.levels[0].temporal if r in ("M", "R") and f > 1] == [("M", 2)]
