@@ -20,9 +20,9 @@ larger, zero-padded size, for a size such as 197 that does not factor (:func:`pa
 A cascade of several sum-of-products Einsums maps each under ``einsums: {NAME: {nest,
 tensors, pad, counting}}`` (a :class:`CascadeNest`, run one after another by
 :mod:`sim.nest_cascade`); ``on_chip: {H: GlobalBuffer}`` keeps an intermediate in an
-on-chip level between them instead of the outermost one (fused, :func:`on_chip`), whole or a
+on-chip level between them instead of the outermost one (fused, :mod:`mapping.fusion`), whole or a
 tile at a time (the loops above the level tile only its ranks, alike in every Einsum that
-touches it: :func:`_check_tiles`). Einsums that are not sums of products run on the arch's
+touches it: :func:`mapping.fusion.check_tiles`). Einsums that are not sums of products run on the arch's
 vector unit (:mod:`mapping.vector`).
 Checked, each error naming file, line and YAML path: the Einsum is one sum of products with
 affine subscripts; every rank's factors multiply to its size; spatial factors fit the fan-out
@@ -257,8 +257,8 @@ def nest_mapping_from_data(sec: Any, src: Source, base: YPath, arch: Hierarchy, 
                            ops: tuple[Operand, ...], on_chip: frozenset[str] = frozenset()
                            ) -> tuple[tuple[LevelMap, ...], dict[str, bool]]:
     """The levels' loops and keeps of a ``mapping:`` section, checked (the module docstring);
-    ``on_chip`` tensors (a cascade's intermediates kept in a level, :func:`on_chip`) need not be
-    kept at the outermost level."""
+    ``on_chip`` tensors (a cascade's intermediates kept in a level, :func:`mapping.fusion.on_chip`)
+    need not be kept at the outermost level."""
     _mapping(src, sec, base, ("version", "nest", "counting", "tensors", "pad"),
              "a mapping section {version, nest, counting, tensors, pad}")
     if "version" in sec and sec["version"] != 1:
@@ -417,6 +417,8 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
         hint = "" if arch.vector is not None else " (an arch with a vector: unit runs what is not a sum of products)"
         raise msrc.error(mb + ("einsums",), f"no mapping for Einsum(s) {', '.join(missing)} of cascade "
                          f"{casc.name!r} (each needs its own nest){hint}")
+    from .fusion import check_tiles, on_chip  # it builds on this module's tiles
+
     rooted = on_chip(m, msrc, mb, casc, arch)
     cfgs, jobs = [], []
     for e in casc.einsums:
@@ -428,105 +430,9 @@ def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: 
             sec = {**sec, "counting": m["counting"]}
         cfgs.append(_one(casc, e, arch, asrc, ab, sec, msrc, mb + ("einsums", e.name), src, source,
                          rooted, mb + ("on_chip",)))
-    _check_tiles(casc, cfgs, jobs, rooted, arch, msrc, mb)
+    check_tiles(casc, cfgs, jobs, rooted, arch, msrc, mb)
     return CascadeNest(casc, tuple(cfgs), source or src.file, MappingProxyType(
         {t: arch.levels[i].name for t, i in rooted.items()}), tuple(jobs))
-
-
-def _outer(cfg: NestConfig, i: int) -> tuple[tuple[str, int, str], ...]:
-    """The loops above level ``i`` of ``cfg``: (rank, factor, "" / "X" / "Y"), outermost first."""
-    return tuple((r, f, d) for lm in cfg.levels[:i] for d, lst in (("", lm.temporal), ("X", lm.spatial_x),
-                                                                  ("Y", lm.spatial_y)) for r, f in lst if f > 1)
-
-
-def _check_tiles(casc: Cascade, cfgs: list, jobs: list, rooted: Mapping[str, int], arch: Hierarchy,
-                 msrc: Source, mb: YPath) -> None:
-    """A tensor kept on chip may be tiled by the loops above its level (:func:`_root`): then the
-    cascade runs tile by tile, each Einsum on one tile of it before the next, so every Einsum that
-    writes or reads it must tile it alike (the same loops above the level), a vector-unit Einsum
-    between two such tensors must see them tiled alike, and none may reduce over a tiled rank
-    except by summing (a sum of products accumulates its partial sums over the tiles; a vector
-    unit's max or sum would see one tile only). Every tensor kept in a level is taken as live
-    while any Einsum runs: each Einsum's own tiles there plus the others' tiles must fit."""
-    tiled: dict[str, tuple] = {}  # tensor -> (its loops above its level, the Einsum that set them)
-    for cfg in cfgs:
-        for t, i in cfg.roots.items():
-            op = next(o for o in cfg.operands if o.name == t)
-            loops = tuple(x for x in _outer(cfg, i) if x[0] in op.ranks)  # none: whole there
-            if t in tiled and tiled[t][0] != loops:
-                fmt = (lambda ls: ", ".join(f"{r} {f}" + (f" ({d})" if d else "") for r, f, d in ls) or "none")
-                raise msrc.error(mb + ("einsums", cfg.einsum.name, "nest"), f"{t} stays in {arch.levels[i].name} tile "
-                                 f"by tile, so every Einsum that writes or reads it must tile it alike above "
-                                 f"{arch.levels[i].name}: {tiled[t][1]} has loops {fmt(tiled[t][0])}, "
-                                 f"{cfg.einsum.name} has {fmt(loops)}")
-            tiled.setdefault(t, (loops, cfg.einsum.name))
-    # the words each kept tensor holds in its level at a time: a SoP Einsum's tile of it, or for a
-    # tensor only the vector unit touches, its words over the factors of its job's tiling
-    held: dict[str, int] = {}
-    for cfg in cfgs:
-        for t, i in cfg.roots.items():
-            held[t] = tile_words(cfg.levels, i, next(o for o in cfg.operands if o.name == t))
-    for job in jobs:
-        loops = next((tiled[vt.name][0] for vt in job.tensors if vt.name in tiled and tiled[vt.name][0]), ())
-        for vt in job.tensors:
-            if vt.name in rooted and vt.name not in held:
-                ranks = set(casc.tensors[vt.name].ranks)
-                held[vt.name] = -(-vt.words // math.prod(f for r, f, _ in loops if r in ranks))
-    for i in sorted(set(rooted.values())):
-        lv = arch.levels[i]
-        here = {t: held[t] for t, j in rooted.items() if j == i and t in held}
-        for cfg in cfgs:  # while an Einsum runs, every tensor kept there is (conservatively) live
-            own = level_words(cfg.levels, i, cfg.operands, cfg.levels[i].keep, lv.double_buffered)
-            other = sum(w for t, w in here.items() if t not in {o.name for o in cfg.operands})
-            if lv.capacity_words is not None and own + other > lv.capacity_words:
-                raise msrc.error(mb + ("on_chip",), f"while {cfg.einsum.name} runs, {lv.name} holds its own tiles "
-                                 f"({own} words) and the other tensors kept there "
-                                 f"({', '.join(t for t in here if t not in {o.name for o in cfg.operands})}: "
-                                 f"{other} words): more than its capacity of {lv.capacity_words}")
-        if jobs and lv.capacity_words is not None and sum(here.values()) > lv.capacity_words:
-            raise msrc.error(mb + ("on_chip",), f"the tensors kept in {lv.name} ({', '.join(here)}) hold "
-                             f"{sum(here.values())} words at a time, more than its capacity of {lv.capacity_words}")
-    for job in jobs:
-        e = casc.einsum(job.einsum)
-        seen = {tiled[vt.name][0] for vt in job.tensors if vt.name in tiled and tiled[vt.name][0]}
-        if len(seen) > 1:
-            raise msrc.error(mb + ("on_chip",), f"{e.name} runs on the vector unit between on-chip tensors tiled "
-                             f"differently ({', '.join(vt.name for vt in job.tensors if vt.name in tiled)}): tile "
-                             "them alike")
-        red = {ix.upper() for ix in e.reduced}
-        split = sorted({r for ls in seen for r, _, _ in ls} & red)
-        if split:
-            raise msrc.error(mb + ("on_chip",), f"{e.name} ({e.reduce_op or 'sum'} over {', '.join(split)}) runs on the "
-                             f"vector unit, which would see one tile of {', '.join(split)} at a time: tile only "
-                             "ranks it does not reduce")
-
-
-def on_chip(m: Any, msrc: Source, mb: YPath, casc: Cascade, arch: Hierarchy) -> dict[str, int]:
-    """The cascade mapping's ``on_chip: {TENSOR: LEVEL}``: intermediates (written by one Einsum,
-    read by a later one, not an output of the cascade) that stay in an on-chip level between
-    the Einsums instead of going through the outermost one: fused. The level must have one
-    instance (the Einsums would otherwise have to partition the tensor alike over the
-    instances). Returns tensor -> level index."""
-    d, p = _entry(m, msrc, mb, "on_chip", "{TENSOR: LEVEL}")
-    if d is None:
-        return {}
-    written = {e.output: k for k, e in enumerate(casc.einsums)}
-    read = {t: [k for k, e in enumerate(casc.einsums) if t in e.reads] for t in written}
-    names = [lv.name for lv in arch.levels]
-    out = {}
-    for t, lvl in d.items():
-        if t not in written or not any(k > written[t] for k in read[t]) or t in casc.outputs:
-            inter = [x for x in written if x not in casc.outputs and any(k > written[x] for k in read[x])]
-            raise msrc.error(p + (str(t),), f"{t!r} is not an intermediate of the cascade (one Einsum writes it, "
-                             f"a later one reads it, the cascade does not output it): {', '.join(inter) or 'none'}")
-        if lvl not in names[1:]:
-            raise msrc.error(p + (t,), f"expected an on-chip level ({', '.join(names[1:])}), got {lvl!r}")
-        i = names.index(lvl)
-        if arch.levels[i].instances != 1:
-            raise msrc.error(p + (t,), f"{lvl} has {arch.levels[i].instances} instances: keeping {t} there between "
-                             "Einsums needs a level of one instance")
-        out[t] = i
-    return out
 
 
 def _one(casc: Cascade, e: Einsum, arch: Hierarchy, asrc: Source, ab: YPath, m: Any, msrc: Source, mb: YPath,
@@ -579,7 +485,7 @@ def _root(levels: tuple[LevelMap, ...], roots: Mapping[str, int], ops: tuple[Ope
           bound: Mapping[str, str], e: Einsum, msrc: Source, mb: YPath, rp: YPath) -> tuple[LevelMap, ...]:
     """``levels`` with each rooted tensor kept at its level and at none above it: whole there (no
     loop above indexes it), or tiled by loops above over its own ranks only (a tile of it lives
-    there at a time; the cascade then runs tile by tile, :func:`_check_tiles`)."""
+    there at a time; the cascade then runs tile by tile, :func:`mapping.fusion.check_tiles`)."""
     out = list(levels)
     for t, i in roots.items():
         op = next(o for o in ops if o.name == t)

@@ -118,7 +118,7 @@ class NestSpace:
         self.fan = {(i, d): arch.fanout(i)[d == "Y"] for i in range(n) for d in ("X", "Y")}
         given = self._given_split()
         # a tensor kept on chip between a cascade's Einsums (cfg.roots) keeps the given tiling
-        # above its level, which every Einsum touching it shares (mapping.nest_mapping._check_tiles):
+        # above its level, which every Einsum touching it shares (mapping.fusion.check_tiles):
         # the slots above that level stay as given for its ranks
         pinned_above = {r: min(i for t, i in cfg.roots.items()
                                if r in next(o for o in cfg.operands if o.name == t).ranks)

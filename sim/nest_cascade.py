@@ -10,7 +10,7 @@ it there (every output reaches the outermost level) and the consumer's read it f
 exactly as two configs of one Einsum each would count them. Fused (``mapping.on_chip: {H:
 GlobalBuffer}``): the intermediate lives in that level instead, whole (no loop above the
 level indexes it) or a tile at a time (the loops above the level tile only its ranks, alike in
-every Einsum that touches it, :func:`mapping.nest_mapping._check_tiles`: the cascade then runs
+every Einsum that touches it, :func:`mapping.fusion.check_tiles`: the cascade then runs
 tile by tile, each Einsum on a tile before the next, and the counts are the same sums), so in
 both Einsums that level is its backing store: the producer's updates stay there and the
 consumer finds it there (no fill), and no level above, nor a network above, ever holds it.

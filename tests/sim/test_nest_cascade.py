@@ -174,18 +174,39 @@ def test_on_chip_errors_are_located(files, over, where, msg):
     assert e.value.line is not None and where in str(e.value) and msg in str(e.value), str(e.value)
 
 
-def test_on_chip_needs_a_level_of_one_instance(files):
-    tmp, low, _, _ = files
+def _two_buffers(tmp, low, h_nest, y_nest):
     arch = yaml.safe_load((ROOT / "examples" / "timeloop" / "arch" / "3level.yaml").read_text())["arch"]
     arch["hierarchy"][1]["mesh"] = [2, 1]
     arch["hierarchy"][2]["mesh"] = [2, 1]
     arch["compute"]["mesh"] = [2, 1]
     p = tmp / "two.yaml"
     p.write_text(yaml.safe_dump({"einsum": str(low), "arch": arch, "mapping": {
-        "version": 1, "einsums": {"H": {"nest": H_FUSED}, "Y": {"nest": Y_NEST}},
+        "version": 1, "einsums": {"H": {"nest": h_nest}, "Y": {"nest": y_nest}},
         "on_chip": {"H": "GlobalBuffer"}}}, sort_keys=False))
-    with pytest.raises(ConfigError, match=r"mapping.on_chip.H: GlobalBuffer has 2 instances: keeping H there"):
-        load_config(p, allow_hierarchy=True)
+    return p
+
+
+def test_on_chip_over_several_instances_is_partitioned_alike(files):
+    """Two GlobalBuffers: H kept in them split by M over the two (spatial X above them, alike in
+    both Einsums), each holding its half: H never reaches MainMemory, and each Einsum counts as
+    the point-set oracle says. Whole H with the Einsum spread over the two by another rank (each
+    would hold a partial sum) is refused."""
+    from sim.nest import nest_counts
+    from tests.sim.nest_oracle import oracle_counts
+
+    tmp, low, _, _ = files
+    h = {**H_TILED, "MainMemory": {"spatial": {"X": {"M": 2}}}}
+    y = {**Y_TILED, "MainMemory": {"spatial": {"X": {"M": 2}}}}
+    cn = load_config(_two_buffers(tmp, low, h, y), allow_hierarchy=True)
+    for cfg in cn.configs:
+        assert nest_counts(cfg) == oracle_counts(cfg), cfg.einsum.name
+    res = simulate_cascade_nest(cn)
+    for _, r in res.einsums:
+        assert "H" not in r.levels[0].tensors and r.levels[1].utilized == 2
+    h_whole = {**H_FUSED, "MainMemory": {"temporal": {"K": 2}}}
+    y_spread = {**Y_NEST, "MainMemory": {"temporal": {"N": 2}, "spatial": {"X": {"N": 2}}}}
+    with pytest.raises(ConfigError, match=r"H stays whole in GlobalBuffer, but Y spreads over its instances by N 2"):
+        load_config(_two_buffers(tmp, low, h_whole, y_spread), allow_hierarchy=True)
 
 
 def test_search_keeps_a_fused_intermediate_on_chip(files, capsys):
