@@ -246,3 +246,25 @@ def test_the_tensors_kept_on_chip_must_fit_together(tmp_path):
     assert "mapping.on_chip" in str(e.value)
     assert ("while QK runs, Buffer holds its own tiles (26 words) and the other tensors kept there (A: 8 words): "
             "more than its capacity of 30") in str(e.value)
+
+
+def test_a_vector_unit_per_instance_takes_its_part_of_a_kept_tensor(tmp_path):
+    """Two Buffers, one unit each: QK and A kept there split by M over both (spatial X above),
+    each unit on its half; split over one of the two, the units could not each take their part:
+    refused."""
+    from einsum.errors import ConfigError
+
+    two = {"{name: Buffer, capacity_words: 4096,": "{name: Buffer, capacity_words: 4096, mesh: [2, 1],",
+           "compute: {name: MAC,": "compute: {name: MAC, mesh: [2, 1],"}
+    spread = {"QK: {nest: {DRAM: {temporal: {M: 4, P: 8}}, Buffer: {temporal: {E: 2}}}}":
+              "QK: {nest: {DRAM: {temporal: {M: 2}, spatial: {X: {M: 2}}}, Buffer: {temporal: {P: 8, E: 2}}}}",
+              "AV: {nest: {DRAM: {temporal: {M: 4, F: 2}}, Buffer: {temporal: {P: 8}}}}":
+              "AV: {nest: {DRAM: {temporal: {M: 2}, spatial: {X: {M: 2}}}, Buffer: {temporal: {F: 2, P: 8}}}}"}
+    res = simulate_cascade_nest(_load(tmp_path, on_chip="  on_chip: {QK: Buffer, A: Buffer}\n", **two, **spread))
+    gm = _vector(res, "GM")
+    assert gm.units == 2 and gm.compute_cycles == 32 // (4 * 2)
+    assert "QK" not in gm.levels[0].tensors and gm.levels[1].tensors["QK"].reads == 16  # each unit its half
+    alone = {k: v.replace("temporal: {M: 2}, spatial: {X: {M: 2}}", "temporal: {M: 4}") for k, v in spread.items()}
+    with pytest.raises(ConfigError, match="runs on the vector unit's 2 instances, each on its part, but QK is spread "
+                                          "over 1 of them"):
+        _load(tmp_path, on_chip="  on_chip: {QK: Buffer, A: Buffer}\n", **two, **alone)
