@@ -489,20 +489,41 @@ def port_bank_cycles(lv, per: dict[str, tuple], arch_name=lambda t: t) -> tuple[
     W)`` (``assign`` names the arch's tensors: ``arch_name`` maps the Einsum's to them). Like the
     bandwidth bounds, the traffic is taken as spread evenly over the run."""
     B = lv.block_size
-    acc = {t: sum(math.ceil(x / B) for x in c[2:5]) for t, c in per.items()}
+    return block_cycles(lv, {t: sum(math.ceil(x / B) for x in c[2:5]) for t, c in per.items()}, arch_name)
+
+
+def block_cycles(lv, blocks: dict[str, int | Fraction], arch_name=lambda t: t, whole: bool = True
+                 ) -> tuple[int, str]:
+    """:func:`port_bank_cycles` from the block accesses per tensor: ``ceil(A / ports)``, and the
+    busiest bank's blocks, ``ceil(A / N)`` (or ``ceil(a_t / n_t)`` assigned), times ``B / W``.
+    ``whole=False`` takes a bank's share as a fraction of blocks (a block read that feeds several
+    MAC steps, :mod:`sim.nest_timeline`)."""
     best, what = 0, ""
     if lv.ports is not None:
-        best, what = math.ceil(Fraction(sum(acc.values()), lv.ports)), "ports"
+        best, what = math.ceil(Fraction(sum(blocks.values())) / lv.ports), "ports"
     bk = lv.banks
     if bk is not None:
-        if bk.assign is None:
-            busiest = [math.ceil(Fraction(sum(acc.values()), bk.count))]
-        else:
-            busiest = [math.ceil(Fraction(a, bk.assign[arch_name(t)])) for t, a in acc.items()]
-        c = math.ceil(max(busiest, default=0) * B / bk.bandwidth)
+        share = [(sum(blocks.values()), bk.count)] if bk.assign is None else \
+            [(a, bk.assign[arch_name(t)]) for t, a in blocks.items()]
+        busiest = [Fraction(a) / n if not whole else math.ceil(Fraction(a) / n) for a, n in share]
+        c = math.ceil(max(busiest, default=0) * lv.block_size / bk.bandwidth)
         if c > best:
             best, what = c, "banks"
     return best, what
+
+
+def level_bound(lv, per: dict[str, tuple], arch_name=lambda t: t) -> tuple[int, str]:
+    """A level's cycle bound per instance over ``per[t] = (tile, partition, reads, fills,
+    updates)``: its reads over ``read_bw``, its fills and updates over ``write_bw``, or its ports
+    or banks (:func:`port_bank_cycles`), whichever is longest, and which ('bandwidth', 'ports',
+    'banks')."""
+    cyc = 0
+    if lv.read_bw is not None:
+        cyc = max(cyc, math.ceil(sum(c[2] for c in per.values()) / lv.read_bw))
+    if lv.write_bw is not None:
+        cyc = max(cyc, math.ceil(sum(c[3] + c[4] for c in per.values()) / lv.write_bw))
+    pb, what = port_bank_cycles(lv, per, arch_name)
+    return (pb, what) if pb > cyc else (cyc, "bandwidth")
 
 
 def simulate_nest(cfg: NestConfig, every_step: bool = False) -> NestResult:
@@ -539,15 +560,7 @@ def simulate_nest(cfg: NestConfig, every_step: bool = False) -> NestResult:
                 fills = Fraction(0) if top else Fraction(D, ui)
             per[op.name] = (tile, Fraction(P, ui), reads, fills, upd)
         counts.append(per)
-        cyc = 0
-        if lv.read_bw is not None:
-            cyc = max(cyc, math.ceil(sum(c[2] for c in per.values()) / lv.read_bw))
-        if lv.write_bw is not None:
-            cyc = max(cyc, math.ceil(sum(c[3] + c[4] for c in per.values()) / lv.write_bw))
-        limit = "bandwidth"
-        pb, what = port_bank_cycles(lv, per, cfg.arch_name)
-        if pb > cyc:
-            cyc, limit = pb, what
+        cyc, limit = level_bound(lv, per, cfg.arch_name)
         limits.append(limit)
         level_cycles.append(cyc)
         bound = max(bound, cyc)

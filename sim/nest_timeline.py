@@ -90,7 +90,7 @@ from typing import Any
 from einsum.errors import EinarrayWarning
 from mapping.nest_mapping import NestConfig
 
-from .nest import Loop, _repeat, _shift, _size, _Space, build_loops
+from .nest import Loop, _repeat, _shift, _size, _Space, block_cycles, build_loops
 from .network import BUS, _depth, _Flat, _loads, _positions
 
 START = "start"  # a stride rule's state before the first tile
@@ -235,20 +235,10 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
         and its ports and banks in blocks (:func:`sim.nest.port_bank_cycles`'s rules, per transfer;
         ``amortized``, a MAC step's, counts its words as fractions of blocks)."""
         L = lv[s]
-        out = max(_cdiv(sum(r.values()), L.read_bw), _cdiv(sum(w.values()), L.write_bw))
-        if L.ports is None and L.banks is None:
-            return out
         B = L.block_size
         blocks = {t: Fraction(r[t] + w[t], B) if amortized else -(-r[t] // B) - (-w[t] // B) for t in r | w}
-        if L.ports is not None:
-            out = max(out, math.ceil(Fraction(sum(blocks.values())) / L.ports))
-        bk = L.banks
-        if bk is not None:
-            share = [(sum(blocks.values()), bk.count)] if bk.assign is None else \
-                [(a, bk.assign[cfg.arch_name(t)]) for t, a in blocks.items()]
-            busiest = [Fraction(a, n) if amortized else -(-a // n) for a, n in share]
-            out = max(out, math.ceil(max(busiest, default=0) * B / bk.bandwidth))
-        return out
+        return max(_cdiv(sum(r.values()), L.read_bw), _cdiv(sum(w.values()), L.write_bw),
+                   block_cycles(L, blocks, cfg.arch_name, whole=not amortized)[0])
 
     def step_cycles(touched: bool) -> int:
         c0 = 1

@@ -14,7 +14,7 @@ once, whole, and its output once, whole.
   ``cycles[a]`` lane-cycles (default 1; FuseMax's 1-D array takes 6 for an exp), or more if a
   level cannot keep up:
   per instance, its reads over ``read_bw``, its fills and updates over ``write_bw``, its ports
-  and banks (:func:`sim.nest.port_bank_cycles`), or the busiest link of a ``network:`` the
+  and banks (:func:`sim.nest.level_bound`), or the busiest link of a ``network:`` the
   tensors cross: one on the level just outside V carries to each unit its even share of every
   tensor as a unicast along :mod:`sim.network`'s routes (and back up for the output); its
   word-hops are costed like the MACs' networks. Streaming with every transfer overlapped: a
@@ -39,7 +39,7 @@ from typing import Any
 from einsum.errors import EinarrayWarning
 from mapping.vector import VectorJob
 
-from .nest import LevelStats, TensorStats, port_bank_cycles
+from .nest import LevelStats, TensorStats, level_bound
 from .network import BUS, NetworkStats, TensorTraffic, _loads, _name
 
 
@@ -140,15 +140,7 @@ def simulate_vector(job: VectorJob, workload: str = "") -> VectorResult:
         lv = arch.levels[i]
         n = lv.instances
         per = {t: (0, Fraction(0), Fraction(r, n), Fraction(f, n), Fraction(u, n)) for t, (r, f, u) in tens.items()}
-        cyc, limit = 0, "bandwidth"
-        if lv.read_bw is not None:
-            cyc = max(cyc, math.ceil(sum(c[2] for c in per.values()) / lv.read_bw))
-        if lv.write_bw is not None:
-            cyc = max(cyc, math.ceil(sum(c[3] + c[4] for c in per.values()) / lv.write_bw))
-        pb, what = port_bank_cycles(lv, per, lambda t: t)
-        if pb > cyc:
-            cyc, limit = pb, what
-        level_cycles[i], per_level[i] = (cyc, limit), per
+        level_cycles[i], per_level[i] = level_bound(lv, per), per
     networks = []
     for j, (down, up, tens) in sorted(nets.items()):
         lvj, net = arch.levels[j], arch.levels[j].network
