@@ -526,6 +526,21 @@ def level_bound(lv, per: dict[str, tuple], arch_name=lambda t: t) -> tuple[int, 
     return (pb, what) if pb > cyc else (cyc, "bandwidth")
 
 
+def level_stats(lv, per: dict[str, tuple], utilized: int, cycles: int, bound: tuple[int, str], output: str
+                ) -> LevelStats:
+    """A level's :class:`LevelStats` from its per-instance ``per[t] = (tile, partition, reads, fills,
+    updates)``: energy per tensor ``(ceil(r/B) E_read + ceil(f/B) E_write + ceil(u/B) E_update) x
+    utilized``, leakage over ``cycles`` on every instance, and its ``bound`` (:func:`level_bound`)."""
+    B, E = lv.block_size, lv.energy
+    tens = {t: TensorStats(tile, part, r, f, u, (math.ceil(r / B) * E["read"] + math.ceil(f / B) * E["write"]
+                                                 + math.ceil(u / B) * E["update"]) * utilized, t == output)
+            for t, (tile, part, r, f, u) in per.items()}
+    leak = E["leak"] * cycles * lv.instances
+    return LevelStats(lv.name, lv.instances, utilized, tens, leak, bound[0],
+                      sum(st.energy_pj for st in tens.values()) + leak, lv.word_bits,
+                      None if lv.area_um2 is None else lv.area_um2 * lv.instances, lv.component, bound[1])
+
+
 def simulate_nest(cfg: NestConfig, every_step: bool = False) -> NestResult:
     """Counts, cycles and energy of ``cfg`` (the model is this module's docstring; a level's
     ``network:`` is costed by :mod:`sim.network`)."""
@@ -571,17 +586,7 @@ def simulate_nest(cfg: NestConfig, every_step: bool = False) -> NestResult:
     cycles = max(bound + latency, tl.cycles)
     levels = []
     for i, (lv, per) in enumerate(zip(arch.levels, counts)):
-        B, E = lv.block_size, lv.energy
-        tens = {}
-        for t, (tile, part, r, f, u) in per.items():
-            e = (math.ceil(r / B) * E["read"] + math.ceil(f / B) * E["write"] + math.ceil(u / B) * E["update"]) \
-                * util[i]
-            tens[t] = TensorStats(tile, part, r, f, u, e, t == out.name)
-        leak = E["leak"] * cycles * lv.instances
-        levels.append(LevelStats(lv.name, lv.instances, util[i], tens, leak, level_cycles[i],
-                                 sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits,
-                                 None if lv.area_um2 is None else lv.area_um2 * lv.instances, lv.component,
-                                 limits[i]))
+        levels.append(level_stats(lv, per, util[i], cycles, (level_cycles[i], limits[i]), out.name))
     mac_e = computes * arch.compute.energy_pj
     total = mac_e + sum(lv.energy_pj for lv in levels) + sum(nw.energy_pj for nw in nets)
     area = None if arch.compute.area_um2 is None else arch.compute.area_um2 * arch.compute.instances

@@ -39,7 +39,7 @@ from typing import Any
 from einsum.errors import EinarrayWarning
 from mapping.vector import VectorJob
 
-from .nest import LevelStats, TensorStats, level_bound
+from .nest import LevelStats, level_bound, level_stats
 from .network import BUS, NetworkStats, TensorTraffic, _loads, _name
 
 
@@ -153,19 +153,8 @@ def simulate_vector(job: VectorJob, workload: str = "") -> VectorResult:
                                      busiest, words, float(net.link_words), math.ceil(words / net.link_words), 0,
                                      sum(t.energy_pj for t in tens.values())))
     cycles = max([compute] + [c for c, _ in level_cycles.values()] + [nw.cycles for nw in networks])
-    levels = []
-    for i, lv in enumerate(arch.levels):
-        per = per_level.get(i, {})
-        B, E = lv.block_size, lv.energy
-        tens = {t: TensorStats(0, Fraction(0), r, f, u, (math.ceil(r / B) * E["read"] + math.ceil(f / B) * E["write"]
-                                                         + math.ceil(u / B) * E["update"]) * lv.instances,
-                               t == job.tensors[-1].name)
-                for t, (_, _, r, f, u) in per.items()}
-        leak = E["leak"] * cycles * lv.instances
-        cyc, limit = level_cycles.get(i, (0, "bandwidth"))
-        levels.append(LevelStats(lv.name, lv.instances, lv.instances, tens, leak, cyc,
-                                 sum(s.energy_pj for s in tens.values()) + leak, lv.word_bits, None, lv.component,
-                                 limit))
+    levels = [level_stats(lv, per_level.get(i, {}), lv.instances, cycles, level_cycles.get(i, (0, "bandwidth")),
+                          job.tensors[-1].name) for i, lv in enumerate(arch.levels)]
     ve = sum(n * vec.energy[a] for a, n in job.ops.items())
     total = ve + sum(lv.energy_pj for lv in levels) + sum(nw.energy_pj for nw in networks)
     return VectorResult(workload or job.einsum, arch.name, vec.name, vec.lanes, units, dict(job.ops), compute,
