@@ -427,15 +427,34 @@ def _repeat(step, s: Any, n: int) -> tuple[Any, Counter]:
     return s, cum[-1]
 
 
-def level_events(cfg: NestConfig, loops: tuple[Loop, ...], sp: _Space, i: int) -> Counter:
-    """The weighted tile events of one instance of storage level ``i`` for ``sp``'s tensor
-    (:func:`_events` over the temporal loops of the levels outside ``i``)."""
+def level_ticks(loops: tuple[Loop, ...], sp: _Space, i: int, extrapolate: bool) -> list[tuple[tuple[int, ...], int]]:
+    """Per temporal loop of the levels outside ``i``, outermost first: the translation of level
+    ``i``'s tile of ``sp``'s tensor when that loop steps (the loops inside it restarting: back by
+    ``f - 1`` of their steps, or by 1 when ``extrapolate``d), and the loop's factor."""
     time = [lp for lp in loops if lp.level < i and not lp.spatial]
     ticks = []
     for p, lp in enumerate(time):
-        back = [(1 if cfg.extrapolate else q.factor - 1, sp.disp[q]) for q in time[p + 1:]]
+        back = [(1 if extrapolate else q.factor - 1, sp.disp[q]) for q in time[p + 1:]]
         ticks.append((tuple(a - sum(v * b[d] for v, b in back) for d, a in enumerate(sp.disp[lp])), lp.factor))
-    return _events(ticks, cfg.extrapolate)
+    return ticks
+
+
+def level_events(cfg: NestConfig, loops: tuple[Loop, ...], sp: _Space, i: int) -> Counter:
+    """The weighted tile events of one instance of storage level ``i`` for ``sp``'s tensor
+    (:func:`_events` over the temporal loops of the levels outside ``i``)."""
+    return _events(level_ticks(loops, sp, i, cfg.extrapolate), cfg.extrapolate)
+
+
+def fan_union(sp: _Space, fan: list[Loop], M: list[int], part: list[int] | None = None) -> int:
+    """Words of the union, over the spatial loops ``fan``, of tile ``M``'s ``part`` (per component,
+    the part of each component's set; None: the whole tile). A point of the union is covered if
+    every component reaches it and some component reaches it through its part, so the union is
+    ``prod_c |M_c + F_c| - prod_c (|M_c + F_c| - |part_c + F_c|)``."""
+    X = sp.sets(fan, M)
+    if part is None:
+        return _size(X)
+    P = sp.sets(fan, part)
+    return math.prod(x.bit_count() for x in X) - math.prod(x.bit_count() - y.bit_count() for x, y in zip(X, P))
 
 
 def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None
@@ -460,19 +479,12 @@ def nest_counts(cfg: NestConfig, loops: tuple[Loop, ...] | None = None
             child = chain[k + 1]
             fan = [lp for lp in loops if lp.spatial and i <= lp.level < child]
             Mc = molds[child]
-            whole = _size(sp.sets(fan, Mc))
             if child == n:  # the compute level takes its point at every MAC
-                U = inst[i] * math.prod(lp.factor for lp in loops if not lp.spatial) * whole
+                U = inst[i] * math.prod(lp.factor for lp in loops if not lp.spatial) * fan_union(sp, fan, Mc)
             else:
-                U, X = 0, sp.sets(fan, Mc)
-                for d, w in kinds[child].items():
-                    if d is None:
-                        U += w * whole
-                        continue
-                    new = sp.sets(fan, [m & ~_shift(m, -sp.enc(c, d)) for c, m in enumerate(Mc)])
-                    U += w * (math.prod(x.bit_count() for x in X) -
-                              math.prod(x.bit_count() - y.bit_count() for x, y in zip(X, new)))
-                U *= inst[i]
+                U = inst[i] * sum(w * fan_union(sp, fan, Mc, None if d is None else
+                                                [m & ~_shift(m, -sp.enc(c, d)) for c, m in enumerate(Mc)])
+                                  for d, w in kinds[child].items())
             out[(i, op.name)] = (tile, P, D, U)
     return out
 

@@ -90,7 +90,7 @@ from typing import Any
 from einsum.errors import EinarrayWarning
 from mapping.nest_mapping import NestConfig
 
-from .nest import Loop, _repeat, _shift, _size, _Space, block_cycles, build_loops
+from .nest import Loop, _repeat, _shift, _size, _Space, block_cycles, build_loops, fan_union, level_ticks
 from .network import BUS, _depth, _Flat, _loads, _positions
 
 START = "start"  # a stride rule's state before the first tile
@@ -187,22 +187,11 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
             step_reads.setdefault(inner, Counter())[op.name] += w
         for par, c in zip(chain, chain[1:]):
             M = sp.sets([lp for lp in loops if lp.level >= c])
-            time = [(p, lp) for p, lp in enumerate(T) if lp.level < c]
-            ticks = {}
-            for k, (p, lp) in enumerate(time):
-                back = [sp.disp[q] for _, q in time[k + 1:]]
-                ticks[p] = tuple(a - sum((q.factor - 1) * b[d] for (_, q), b in zip(time[k + 1:], back))
-                                 for d, a in enumerate(sp.disp[lp]))
+            # the temporal loops outside c are T's first ones (loops run outermost level first)
+            ticks = {p: d for p, (d, _) in enumerate(level_ticks(loops, sp, c, False))}
             fan = [lp for lp in loops if lp.spatial and par <= lp.level < c]
-            X = sp.sets(fan, M)
-            words = {None: (_size(M), _size(X), _size(X))}
-
-            def union(part: list[int]) -> int:
-                """|the union over the fan of (M with each component's ``part``)|: a point is
-                covered if every component reaches it and some one through its part."""
-                P = sp.sets(fan, part)
-                return math.prod(x.bit_count() for x in X) - math.prod(
-                    x.bit_count() - y.bit_count() for x, y in zip(X, P))
+            whole = fan_union(sp, fan, M)
+            words = {None: (_size(M), whole, whole)}
 
             nets = [j for j in range(par, c) if lv[j].network is not None]
             links = {None: [(j, *net_part(sp, j, c, M, None)) for j in nets]}
@@ -211,8 +200,9 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
                 keep = [mk & _shift(mk, -e[k]) for k, mk in enumerate(M)]
                 # the new words M \ (M - d); the displaced (M - d) \ M, a translate of the
                 # union's shape by -d (same sizes and link loads), so taken as M's part not in M + d
-                words[d] = (_size(M) - _size(keep), union([mk & ~_shift(mk, -e[k]) for k, mk in enumerate(M)]),
-                            union([mk & ~_shift(mk, e[k]) for k, mk in enumerate(M)]))
+                words[d] = (_size(M) - _size(keep),
+                            fan_union(sp, fan, M, [mk & ~_shift(mk, -e[k]) for k, mk in enumerate(M)]),
+                            fan_union(sp, fan, M, [mk & ~_shift(mk, e[k]) for k, mk in enumerate(M)]))
                 links[d] = [(j, *net_part(sp, j, c, M, keep),
                              *net_part(sp, j, c, M, [mk & _shift(mk, e[k]) for k, mk in enumerate(M)]))
                             for j in nets]
