@@ -91,7 +91,7 @@ from einsum.errors import EinarrayWarning
 from mapping.nest_mapping import NestConfig
 
 from .nest import Loop, _repeat, _shift, _size, _Space, block_cycles, build_loops, fan_union, level_ticks
-from .network import BUS, _depth, _Flat, _loads, _positions
+from .network import ChildSets, _depth, _loads, busiest_link
 
 START = "start"  # a stride rule's state before the first tile
 
@@ -158,20 +158,10 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
     moves: list[list[_Move]] = [[] for _ in range(n)]
     step_links: list[tuple] = []  # (network level, is the output, link loads, depth) per MAC step
 
-    def net_part(sp: _Space, j: int, c: int, M: list[int], keep: list[int] | None) -> tuple[Counter, int]:
-        """Link loads and depth on network j of one move into level c (compute: n) of the words of
-        tile M not in ``keep`` (None: all of M), each child position needing its subtree's
-        (sim.network's trees and per-link unions)."""
-        net, fan = lv[j].network, arch.fanout(j)
-        fxl = [lp for lp in loops if lp.level == j and lp.spatial == "X"]
-        fyl = [lp for lp in loops if lp.level == j and lp.spatial == "Y"]
-        G = [lp for lp in loops if lp.spatial and j < lp.level < c]
-        enc = _Flat(sp, sp.sets(fxl + fyl + G, M))
-        whole = enc.of(M)
-        part = whole if keep is None else whole & ~enc.of(keep)
-        base = enc.swept(part, G)
-        S = {xy: _shift(base, enc.shift(off)) for xy, off in _positions(fxl, fyl, sp)}
-        return _loads(S, net, fan), _depth(S, net, fan)
+    def links(j: int, S: dict) -> tuple[Counter, int]:
+        """Link loads and depth on network j of what each child position needs (``S``, by
+        :class:`sim.network.ChildSets`): sim.network's trees and per-link unions."""
+        return _loads(S, lv[j].network, arch.fanout(j)), _depth(S, lv[j].network, arch.fanout(j))
 
     step_reads: dict[int, Counter] = {}  # level -> input words the MACs read per step, per tensor
     out_level, out_words = None, 0
@@ -193,8 +183,8 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
             whole = fan_union(sp, fan, M)
             words = {None: (_size(M), whole, whole)}
 
-            nets = [j for j in range(par, c) if lv[j].network is not None]
-            links = {None: [(j, *net_part(sp, j, c, M, None)) for j in nets]}
+            children = {j: ChildSets(sp, loops, j, c, M) for j in range(par, c) if lv[j].network is not None}
+            crossed = {None: [(j, *links(j, ch.without())) for j, ch in children.items()]}
             for d in set(ticks.values()):
                 e = [sp.enc(k, d) for k in range(len(M))]
                 keep = [mk & _shift(mk, -e[k]) for k, mk in enumerate(M)]
@@ -203,22 +193,18 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
                 words[d] = (_size(M) - _size(keep),
                             fan_union(sp, fan, M, [mk & ~_shift(mk, -e[k]) for k, mk in enumerate(M)]),
                             fan_union(sp, fan, M, [mk & ~_shift(mk, e[k]) for k, mk in enumerate(M)]))
-                links[d] = [(j, *net_part(sp, j, c, M, keep),
-                             *net_part(sp, j, c, M, [mk & _shift(mk, e[k]) for k, mk in enumerate(M)]))
-                            for j in nets]
-            links[None] = [(j, a, b, a, b) for j, a, b in links[None]]
-            moves[c].append(_Move(op.name, c, par, op.is_output, ticks, words, links))
+                crossed[d] = [(j, *links(j, ch.without(keep)),
+                               *links(j, ch.without([mk & _shift(mk, e[k]) for k, mk in enumerate(M)])))
+                              for j, ch in children.items()]
+            crossed[None] = [(j, a, b, a, b) for j, a, b in crossed[None]]
+            moves[c].append(_Move(op.name, c, par, op.is_output, ticks, words, crossed))
         for j in range(inner, n):  # the MACs' operands and updates crossing a network, per step
             if lv[j].network is not None:
-                step_links.append((j, op.is_output, *net_part(sp, j, n, sp.sets([]), None)))
+                step_links.append((j, op.is_output, *links(j, ChildSets(sp, loops, j, n, sp.sets([])).without())))
 
     def net_cycles(j: int, down: Counter, up: Counter) -> int:
-        """Cycles of network j carrying ``down`` and ``up`` words per link (directed, full duplex;
-        a bus carries both)."""
-        net = lv[j].network
-        if net.topology == "bus":
-            return _cdiv(down[BUS] + up[BUS], net.link_words)
-        return _cdiv(max(list(down.values()) + list(up.values()) + [0]), net.link_words)
+        """Cycles of network j carrying ``down`` and ``up`` words per link: its busiest link's."""
+        return _cdiv(busiest_link(lv[j].network, down, up)[1], lv[j].network.link_words)
 
     def level_cycles(s: int, r: Counter, w: Counter, amortized: bool) -> int:
         """Cycles level s needs for ``r`` words read and ``w`` written per tensor: its bandwidths,

@@ -40,7 +40,7 @@ from einsum.errors import EinarrayWarning
 from mapping.vector import VectorJob
 
 from .nest import LevelStats, level_bound, level_stats
-from .network import BUS, NetworkStats, TensorTraffic, _loads, _name
+from .network import NetworkStats, TensorTraffic, _loads, busiest_link
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,7 @@ def simulate_vector(job: VectorJob, workload: str = "") -> VectorResult:
     networks = []
     for j, (down, up, tens) in sorted(nets.items()):
         lvj, net = arch.levels[j], arch.levels[j].network
-        if net.topology == "bus":
-            busiest, words = "bus", down[BUS] + up[BUS]
-        else:
-            cand = [(v, _name(k)) for k, v in down.items()] + [(v, _name(k[::-1])) for k, v in up.items()]
-            words, busiest = max(cand, default=(0, "none"))
+        busiest, words = busiest_link(net, down, up)
         networks.append(NetworkStats(lvj.name, net.topology, arch.fanout(j), net.source, lvj.instances, tens,
                                      busiest, words, float(net.link_words), math.ceil(words / net.link_words), 0,
                                      sum(t.energy_pj for t in tens.values())))

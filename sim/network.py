@@ -253,6 +253,36 @@ def _depth(S: dict[tuple[int, int], int], net, fan: tuple[int, int] = (0, 0)) ->
     return max((abs(x - sx) + abs(y - sy) for (x, y), m in S.items() if m), default=0)
 
 
+class ChildSets:
+    """What each child position of level j's network needs of a tile M of a tensor whose next
+    keeper inside j is level c (each position standing for its subtree: the spatial loops
+    between j and c), as the bitmasks :func:`mesh_link_loads` takes."""
+
+    def __init__(self, sp: _Space, loops: tuple[Loop, ...], j: int, c: int, M: list[int]):
+        fxl = [lp for lp in loops if lp.level == j and lp.spatial == "X"]
+        fyl = [lp for lp in loops if lp.level == j and lp.spatial == "Y"]
+        self.G = [lp for lp in loops if lp.spatial and j < lp.level < c]
+        self.enc = _Flat(sp, sp.sets(fxl + fyl + self.G, M))
+        self.pos = [(xy, self.enc.shift(off)) for xy, off in _positions(fxl, fyl, sp)]
+        self.whole = self.enc.of(M)
+
+    def without(self, keep: list[int] | None = None) -> dict[tuple[int, int], int]:
+        """Per router, the words of M not in ``keep`` (per component; None: all of M) its subtree needs."""
+        part = self.whole if keep is None else self.whole & ~self.enc.of(keep)
+        base = self.enc.swept(part, self.G)
+        return {xy: _shift(base, s) for xy, s in self.pos}
+
+
+def busiest_link(net, down: Counter, up: Counter) -> tuple[str, int]:
+    """The busiest directed link and its words, of ``down`` (links pointing away from the source)
+    and ``up`` (the same links, reversed); a bus carries both."""
+    if net.topology == "bus":
+        return "bus", down[BUS] + up[BUS]
+    cand = [(v, _name(k)) for k, v in down.items()] + [(v, _name(k[::-1])) for k, v in up.items()]
+    words, busiest = max(cand, key=lambda c: (c[0], c[1]), default=(0, "none"))
+    return busiest, words
+
+
 def network_stats(cfg: NestConfig, loops: tuple[Loop, ...]) -> tuple[NetworkStats, ...]:
     """Every ``network:`` of ``cfg``'s arch, counted (the module docstring's model)."""
     n = len(cfg.levels)
@@ -263,8 +293,6 @@ def network_stats(cfg: NestConfig, loops: tuple[Loop, ...]) -> tuple[NetworkStat
             continue
         fan = cfg.arch.fanout(j)
         inst = math.prod(lp.factor for lp in loops if lp.spatial and lp.level < j)
-        fxl = [lp for lp in loops if lp.level == j and lp.spatial == "X"]
-        fyl = [lp for lp in loops if lp.level == j and lp.spatial == "Y"]
         down: Counter = Counter()
         up: Counter = Counter()
         tensors = {}
@@ -276,21 +304,15 @@ def network_stats(cfg: NestConfig, loops: tuple[Loop, ...]) -> tuple[NetworkStat
             c = min([i for i in keepers if i > j] + [n])
             sp = _Space(op, loops)
             Mc = sp.sets([lp for lp in loops if lp.level >= c])
-            G = [lp for lp in loops if lp.spatial and j < lp.level < c]
             if c == n:
                 kinds = Counter({None: math.prod(lp.factor for lp in loops if not lp.spatial)})
             else:
                 kinds = level_events(cfg, loops, sp, c)
-            enc = _Flat(sp, sp.sets(fxl + fyl + G, Mc))
-            pos = [(xy, enc.shift(off)) for xy, off in _positions(fxl, fyl, sp)]
-            whole = enc.of(Mc)
+            children = ChildSets(sp, loops, j, c, Mc)
             served: Counter = Counter()
             total = 0  # the union over all children, summed over the steps (sim.nest's U / instances)
             for d, w in kinds.items():
-                delta = whole if d is None else whole & ~enc.of(
-                    [m & _shift(m, -sp.enc(k, d)) for k, m in enumerate(Mc)])
-                base = enc.swept(delta, G)
-                S = {xy: _shift(base, s) for xy, s in pos}
+                S = children.without(None if d is None else [m & _shift(m, -sp.enc(k, d)) for k, m in enumerate(Mc)])
                 u = 0
                 for m in S.values():
                     u |= m
@@ -304,9 +326,7 @@ def network_stats(cfg: NestConfig, loops: tuple[Loop, ...]) -> tuple[NetworkStat
                     depth_out = max(depth_out, dep)
             if op.is_output:
                 Pc = sp.sets([lp for lp in loops if lp.level < c and not lp.spatial], Mc)
-                enc2 = _Flat(sp, sp.sets(fxl + fyl + G, Pc))
-                base2 = enc2.swept(enc2.of(Pc), G)
-                S2 = {xy: _shift(base2, enc2.shift(off)) for xy, off in _positions(fxl, fyl, sp)}
+                S2 = ChildSets(sp, loops, j, c, Pc).without()
                 first = _loads(S2, net, fan)
                 part = 0
                 for m in S2.values():
@@ -325,11 +345,7 @@ def network_stats(cfg: NestConfig, loops: tuple[Loop, ...]) -> tuple[NetworkStat
             hops_out, hops_in = sum(t_out.values()), sum(t_in.values())
             tensors[op.name] = TensorTraffic(w_out, w_in, hops_out, hops_in,
                                              (hops_out + hops_in) * inst * net.energy_pj_per_word_hop)
-        if net.topology == "bus":
-            busiest, words = ("bus", down[BUS] + up[BUS]) if (down or up) else ("bus", 0)
-        else:
-            cand = [(v, _name(k)) for k, v in down.items()] + [(v, _name(k[::-1])) for k, v in up.items()]
-            words, busiest = max(cand, key=lambda c: (c[0], c[1]), default=(0, "none"))
+        busiest, words = busiest_link(net, down, up)
         cycles = math.ceil(words / net.link_words)
         out.append(NetworkStats(lv.name, net.topology, fan, net.source, inst, tensors, busiest, words,
                                 float(net.link_words), cycles, net.hop_latency * (depth_out + depth_in),
