@@ -210,11 +210,27 @@ def _config_text(layer: str, arch: str, origin: str, mapping: dict[str, Any]) ->
     else:
         how = (f"found by mapping.nest_search (objective {SEARCH['objective']}, budget {SEARCH['budget'][arch]}, seed "
                f"{SEARCH['seed']}, from " + (f"the hand mapping of {hand})" if hand else "every loop in DRAM)"))
-    head = [f"{layer} on {arch}: {how}.",
-            "Written by `python -m einarray.studies architectures --search`; run it with",
-            f"  einarray simulate reports/{NAME}/configs/{_case_name(layer, arch, origin)}.yaml"]
-    body = yaml.safe_dump(_sections(layer, arch, mapping), sort_keys=False, default_flow_style=None, width=100)
+    return _config_file(f"{layer} on {arch}: {how}.", _case_name(layer, arch, origin),
+                        _sections(layer, arch, mapping), " --search")
+
+
+def _config_file(what: str, case: str, doc: dict[str, Any], flag: str = "") -> str:
+    """A config written to ``configs/CASE.yaml``: a header saying what it is and how it is run,
+    then the document."""
+    head = [what, f"Written by `python -m einarray.studies architectures{flag}`; run it with",
+            f"  einarray simulate reports/{NAME}/configs/{case}.yaml"]
+    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
     return "".join(f"# {h}\n" for h in head) + body
+
+
+def _vector_cascade(arch: str, vector: dict[str, Any], cascade: str, mapping: dict[str, Any]
+                    ) -> tuple[dict[str, Any], Any]:
+    """A cascade on a shipped arch given a vector unit: its config document, and its result."""
+    from sim.nest_cascade import simulate_cascade_nest
+
+    sec = yaml.safe_load((REPO / "mapping" / "arch" / f"{arch}.yaml").read_text())["arch"]
+    doc = {"workload": {"cascade": cascade}, "arch": {**sec, "vector": vector}, "mapping": mapping}
+    return doc, simulate_cascade_nest(_load(doc, CONFIGS))
 
 
 def architectures(progress: bool = False, *, search: bool = False) -> dict[str, Any]:
@@ -277,29 +293,21 @@ def _fused_attention(fused: bool) -> tuple[dict[str, Any], str]:
     """BERT-Base's attention core (S = Q K^T, the softmax, A V) on eyeriss-like with the assumed
     :data:`EYERISS_VECTOR` unit and the hand nests ``_QK`` / ``_AV``; ``fused`` keeps S, the
     softmax's intermediates and A in the global buffer a tile (a head, 16 query rows) at a time."""
-    from sim.nest_cascade import simulate_cascade_nest
-
-    arch = yaml.safe_load((REPO / "mapping" / "arch" / "eyeriss-like.yaml").read_text())["arch"]
-    arch["vector"] = EYERISS_VECTOR
     m: dict[str, Any] = {"version": 1, "einsums": {
         "S": {"nest": _QK, "tensors": {"Q": "Inputs", "K": "Weights", "S": "Outputs"}},
         "O": {"nest": _AV, "tensors": {"A": "Inputs", "V": "Weights", "O": "Outputs"}}}}
     if fused:
         m["on_chip"] = {t: "GlobalBuffer" for t in FUSED["on_chip"]}
-    doc = {"workload": {"cascade": FUSED["cascade"]}, "arch": arch, "mapping": m}
-    res = simulate_cascade_nest(_load(doc, CONFIGS))
+    doc, res = _vector_cascade("eyeriss-like", EYERISS_VECTOR, FUSED["cascade"], m)
     per = {n: {"cycles": r.cycles, "energy": r.energy_pj, "dram_energy": r.levels[0].energy_pj,
                "utilization": getattr(r, "utilization", None)} for n, r in res.einsums}
     out = {"cycles": res.cycles, "energy": res.energy_pj, "order": [n for n, _ in res.einsums], "einsums": per,
            "dram_energy": sum(e["dram_energy"] for e in per.values()), "energy_unit": res.energy_unit}
     how = "fused: S, GM, SN, SD and A kept in the global buffer a tile at a time" if fused else \
         "unfused: every intermediate through DRAM"
-    head = [f"BERT-Base's attention core on eyeriss-like with an assumed vector unit, {how} "
-            "(einarray/studies/architectures.py EYERISS_VECTOR, _QK, _AV).",
-            "Written by `python -m einarray.studies architectures`; run it with",
-            f"  einarray simulate reports/{NAME}/configs/{FUSED['case']}-{'fused' if fused else 'unfused'}.yaml"]
-    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
-    return out, "".join(f"# {h}\n" for h in head) + body
+    return out, _config_file(f"BERT-Base's attention core on eyeriss-like with an assumed vector unit, {how} "
+                             "(einarray/studies/architectures.py EYERISS_VECTOR, _QK, _AV).",
+                             f"{FUSED['case']}-{'fused' if fused else 'unfused'}", doc)
 
 
 def _softmax() -> tuple[dict[str, Any], str]:
@@ -308,14 +316,9 @@ def _softmax() -> tuple[dict[str, Any], str]:
     buffers are four instances, so none stays on chip whole). Returns its figures and its config."""
     import warnings
 
-    from sim.nest_cascade import simulate_cascade_nest
-
-    arch = yaml.safe_load((REPO / "mapping" / "arch" / "simba-like.yaml").read_text())["arch"]
-    arch["vector"] = VECTOR
-    doc = {"workload": {"cascade": SOFTMAX["cascade"]}, "arch": arch, "mapping": {"version": 1}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the library's notes on exp/div's unstated supply voltage
-        res = simulate_cascade_nest(_load(doc, CONFIGS))
+        doc, res = _vector_cascade("simba-like", VECTOR, SOFTMAX["cascade"], {"version": 1})
     per = {}
     for n, r in res.einsums:
         dram = r.levels[0]
@@ -327,12 +330,8 @@ def _softmax() -> tuple[dict[str, Any], str]:
            "dram_energy": sum(e["dram_energy"] for e in per.values()),
            "vector_energy": sum(e["vector_energy"] for e in per.values()),
            "network_energy": sum(e["network_energy"] for e in per.values())}
-    head = ["BERT-Base's softmax (4 Einsums) on simba-like with an assumed vector unit "
-            "(einarray/studies/architectures.py VECTOR).",
-            "Written by `python -m einarray.studies architectures`; run it with",
-            f"  einarray simulate reports/{NAME}/configs/{SOFTMAX['case']}.yaml"]
-    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
-    return out, "".join(f"# {h}\n" for h in head) + body
+    return out, _config_file("BERT-Base's softmax (4 Einsums) on simba-like with an assumed vector unit "
+                             "(einarray/studies/architectures.py VECTOR).", SOFTMAX["case"], doc)
 
 
 # -- report ---------------------------------------------------------------------------
@@ -432,9 +431,9 @@ def architectures_markdown(data: dict[str, Any]) -> str:
             f"also wait), so the search keeps it on {chips} of the 4 chiplets in {s['cycles']:,} cycles "
             f"(bound {s['bound_cycles']:,}) for {s['energy'] / h['energy']:.1%} of the energy.", "",
             "A fused cascade keeps S and A on chip; einarray's cascade engine models that on the "
-            "array archs (`reports/fusemax/`). A hierarchy arch fuses a cascade of sums of products "
-            "(`mapping.on_chip`, `examples/eyeriss/lowrank.yaml`), but the softmax between S and A is "
-            "not one: these arrays have no unit to run it on.", ""]
+            "array archs (`reports/fusemax/`), and a hierarchy arch with a vector unit does so with "
+            "`mapping.on_chip` (the eyeriss-like case above). The shipped eyeriss-like and simba-like "
+            "have no such unit, so their rows send S to DRAM and read A back.", ""]
     out += ["## ViT-Base's attention core: 197 tokens, padded to 200", ""]
     for r in (r for r in rows if r["group"] == "vit-core"):
         out.append(f"- {r['layer']} on {r['arch']}: {r['cycles']:,} cycles, {_g(r['energy'])} {r['energy_unit']}; "
