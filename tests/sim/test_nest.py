@@ -468,21 +468,12 @@ def test_eyeriss_example_is_the_nest_the_closed_forms_describe():
     assert got == yaml.safe_load(_eyeriss_nest(EYERISS_FULL))["mapping"]
 
 
-@pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("problem", ["conv1d", "gemm", "conv2d"])
-def test_a_chain_that_starts_below_the_outermost_level_equals_the_oracle(problem, seed, tmp_path):
-    """A tensor a cascade keeps on chip (mapping.on_chip) is absent from the levels above its
-    own (sim.nest: its chain of keepers starts there): the closed-form counts of such chains
-    equal the point-set walk's, on the random nests above with the output, then an input,
-    taken out of L0 (and the levels above its first keeper below L0)."""
+def rooted_variants(cfg):
+    """``cfg`` with the output, then the first input, kept on chip as a cascade would keep it
+    (mapping.on_chip): rooted at its first keeper below L0 and taken out of the levels above it;
+    yields (tensor, its level, the config) for each that has such a keeper."""
     from dataclasses import replace
 
-    from sim.nest import nest_counts
-    from tests.sim.nest_oracle import oracle_counts
-
-    p = tmp_path / "c.yaml"
-    p.write_text(_random_nest(problem, seed))
-    cfg = load_config(p, allow_hierarchy=True)
     for t in ("O", cfg.operands[0].name):
         below = [i for i, lm in enumerate(cfg.levels) if i and t in lm.keep]
         if not below:
@@ -490,9 +481,23 @@ def test_a_chain_that_starts_below_the_outermost_level_equals_the_oracle(problem
         root = below[0]
         levels = tuple(replace(lm, keep=tuple(x for x in lm.keep if x != t)) if i < root else lm
                        for i, lm in enumerate(cfg.levels))
-        rooted = replace(cfg, levels=levels, roots={t: root})
-        assert nest_counts(rooted) == oracle_counts(rooted), (t, root, p.read_text())
-        from sim.nest import simulate_nest
+        yield t, root, replace(cfg, levels=levels, roots={t: root})
 
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("problem", ["conv1d", "gemm", "conv2d"])
+def test_a_chain_that_starts_below_the_outermost_level_equals_the_oracle(problem, seed, tmp_path):
+    """A tensor a cascade keeps on chip (mapping.on_chip) is absent from the levels above its
+    own (sim.nest: its chain of keepers starts there): the closed-form counts of such chains
+    equal the point-set walk's, on the random nests above with the output, then an input,
+    taken out of L0 (and the levels above its first keeper below L0)."""
+    from sim.nest import nest_counts
+    from tests.sim.nest_oracle import oracle_counts
+
+    p = tmp_path / "c.yaml"
+    p.write_text(_random_nest(problem, seed))
+    cfg = load_config(p, allow_hierarchy=True)
+    for t, root, rooted in rooted_variants(cfg):
+        assert nest_counts(rooted) == oracle_counts(rooted), (t, root, p.read_text())
         r = simulate_nest(rooted)
         assert t not in r.levels[0].tensors and r.levels[root].tensors[t].fills == 0

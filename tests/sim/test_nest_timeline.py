@@ -17,7 +17,7 @@ from mapping.config import load_config
 from mapping.hierarchy import Banks
 from sim.nest import build_loops, nest_counts, simulate_nest
 from sim.nest_timeline import nest_timeline
-from tests.sim.test_nest import RANDOM_PROBLEMS, _random_nest
+from tests.sim.test_nest import RANDOM_PROBLEMS, _random_nest, rooted_variants
 from tests.sim.timeline_oracle import oracle_timeline
 
 BIG = {  # larger steps counts, so loops repeat and the memo and the clamp are exercised
@@ -206,14 +206,7 @@ def test_a_chain_kept_on_chip_equals_the_oracle(problem, tmp_path, monkeypatch):
     checked = 0
     for seed in range(6):
         cfg = _with_bandwidths(_load(problem, seed, tmp_path, monkeypatch), seed)
-        for t in ("O", cfg.operands[0].name):
-            below = [i for i, lm in enumerate(cfg.levels) if i and t in lm.keep]
-            if not below:
-                continue
-            root = below[0]
-            levels = tuple(replace(lm, keep=tuple(x for x in lm.keep if x != t)) if i < root else lm
-                           for i, lm in enumerate(cfg.levels))
-            rooted = replace(cfg, levels=levels, roots={t: root})
+        for t, _, rooted in rooted_variants(cfg):
             got, (want, _) = nest_timeline(rooted), oracle_timeline(rooted)
             assert (got.cycles, got.compute, got.stalls, got.drain) == \
                 (want.cycles, want.compute, want.stalls, want.drain), (seed, t)
