@@ -102,6 +102,11 @@ class NestConfig:
     def computes(self) -> int:
         return math.prod(self.ranks.values())
 
+    @property
+    def steps(self) -> int:
+        """Values of the temporal loops: MACs over the utilized MAC instances."""
+        return self.computes // math.prod(f for lm in self.levels for _, f in lm.spatial_x + lm.spatial_y)
+
     def arch_name(self, tensor: str) -> str:
         """The name the arch's ``keeps`` and ``banks.assign`` use for the Einsum's ``tensor``
         (the mapping's ``tensors:`` binding; the tensor's own name if unbound)."""

@@ -383,7 +383,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
                        for j, _, _, up, dep in mv.links[None]]
                 drain += max([level_cycles(c, Counter({mv.tensor: w}), Counter(), False),
                               level_cycles(mv.parent, Counter(), Counter({mv.tensor: wp}), False)] + ups)
-    steps = math.prod(lp.factor for lp in T)
+    steps = cfg.steps
     stalls = {lv[c].name: int(v) for c, v in sorted((k, v) for k, v in cnt.items() if k != "compute")}
     compute = int(cnt["compute"])
     buffering = {lv[c].name: "double" if db[c] else "single" for c in range(n) if moves[c]}

@@ -119,6 +119,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_long_nests(cfgs) -> None:
+    """``--every-tile`` steps each nest's timeline one step at a time (sim.nest_timeline): refused
+    past :data:`MAX_STEPPED` steps."""
+    for c in cfgs:
+        if c.steps > MAX_STEPPED:
+            whose = "the nest" if len(cfgs) == 1 else f"Einsum {c.einsum.name}'s nest"
+            raise EinarrayError(f"--every-tile: {whose} has {c.steps:,} steps, more than {MAX_STEPPED:,} that can "
+                                "be stepped one by one; shrink the ranks")
+
+
 def _run_nest(args: argparse.Namespace, cfg) -> int:
     """A memory-hierarchy (Timeloop-style) config: per-level access counts, cycles, energy."""
     from sim.nest import simulate_nest
@@ -131,11 +141,8 @@ def _run_nest(args: argparse.Namespace, cfg) -> int:
 
     if isinstance(cfg, CascadeNest):
         return _run_cascade_nest(args, cfg)
-    if args.every_tile:  # the timeline stepped one step at a time (sim.nest_timeline)
-        steps = cfg.computes // math.prod(f for lm in cfg.levels for _, f in lm.spatial_x + lm.spatial_y)
-        if steps > MAX_STEPPED:
-            raise EinarrayError(f"--every-tile: the nest has {steps:,} steps, more than {MAX_STEPPED:,} that "
-                                "can be stepped one by one; shrink the ranks")
+    if args.every_tile:
+        _refuse_long_nests([cfg])
     res = simulate_nest(cfg, every_step=args.every_tile)
     nest = map_text(cfg) if args.show_mapping else None
     fmt = output_format(args)
@@ -162,11 +169,7 @@ def _run_cascade_nest(args: argparse.Namespace, cn) -> int:
     from sim.nest_text import map_text
 
     if args.every_tile:
-        steps = max((c.computes // math.prod(f for lm in c.levels for _, f in lm.spatial_x + lm.spatial_y)
-                     for c in cn.configs), default=0)
-        if steps > MAX_STEPPED:
-            raise EinarrayError(f"--every-tile: an Einsum's nest has {steps:,} steps, more than {MAX_STEPPED:,} "
-                                "that can be stepped one by one; shrink the ranks")
+        _refuse_long_nests(cn.configs)
     res = simulate_cascade_nest(cn, every_step=args.every_tile)
     nests = {c.einsum.name: map_text(c) for c in cn.configs} if args.show_mapping else {}
     fmt = output_format(args)
