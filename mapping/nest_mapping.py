@@ -381,6 +381,14 @@ def level_words(cfg_levels: tuple[LevelMap, ...], i: int, ops: tuple[Operand, ..
                for o in ops if o.name in keep)
 
 
+def all_double_buffered(cfg: NestConfig) -> NestConfig:
+    """``cfg`` on its arch with every level double buffered (``double_buffered: true``): the
+    what-if the studies report beside a mapping's timeline (its tiles may then not fit:
+    :func:`level_words` says)."""
+    return replace(cfg, arch=replace(cfg.arch, levels=tuple(replace(lv, double_buffered=True)
+                                                            for lv in cfg.arch.levels)))
+
+
 def nest_config(casc: Cascade, arch_sec: Any, asrc: Source, ab: YPath, mapping: tuple[Any, Source, YPath] | None,
                 src: Source, source: str | None, instances: int = 1) -> NestConfig | CascadeNest:
     """Build a :class:`NestConfig` (one Einsum) or a :class:`CascadeNest` (several) from the

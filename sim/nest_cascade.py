@@ -26,6 +26,8 @@ from typing import Any
 from mapping.nest_mapping import CascadeNest
 
 from .nest import NestResult, simulate_nest
+from .nest_text import table_text
+from .nest_vector import VectorResult, simulate_vector, vector_text
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class CascadeNestResult:
                 "on_chip": dict(self.on_chip),
                 "cycles": self.cycles, "computes": self.computes,
                 "energy_pj": {"total": self.energy_pj, "compute": sum(r.mac_energy_pj for _, r in self.einsums),
-                              "vector": sum(getattr(r, "vector_energy_pj", 0.0) for _, r in self.einsums),
+                              "vector": sum(r.vector_energy_pj for _, r in self.einsums if isinstance(r, VectorResult)),
                               "levels": levels,
                               "networks": sum(nw.energy_pj for _, r in self.einsums for nw in r.networks)},
                 "einsums": {n: r.as_dict() for n, r in self.einsums}}
@@ -66,8 +68,6 @@ class CascadeNestResult:
 def simulate_cascade_nest(cn: CascadeNest, every_step: bool = False) -> CascadeNestResult:
     """Every Einsum of ``cn`` by :func:`sim.nest.simulate_nest`, in order (the module docstring);
     ``every_step`` steps each one's timeline one step at a time."""
-    from .nest_vector import simulate_vector
-
     runs = [(cfg.einsum.position, cfg.einsum.name, simulate_nest(cfg, every_step=every_step)) for cfg in cn.configs]
     runs += [(job.position, job.einsum, simulate_vector(job, f"{cn.cascade.name}.{job.einsum}")) for job in cn.vector]
     res = tuple((n, r) for _, n, r in sorted(runs, key=lambda x: x[0]))
@@ -78,9 +78,6 @@ def cascade_text(res: CascadeNestResult, nests: dict[str, str] | None = None) ->
     """Each Einsum's table (:func:`sim.nest_text.table_text`, after its loop nest from ``nests``
     if given; a vector Einsum's :func:`sim.nest_vector.vector_text`) under a header per Einsum,
     then the cascade's totals."""
-    from .nest_text import table_text
-    from .nest_vector import VectorResult, vector_text
-
     u = res.energy_unit
     out = []
     for name, r in res.einsums:
@@ -91,7 +88,7 @@ def cascade_text(res: CascadeNestResult, nests: dict[str, str] | None = None) ->
     how = ("each intermediate through the outermost level" if not res.on_chip else
            "kept on chip: " + ", ".join(f"{t} in {lv}" for t, lv in res.on_chip.items())
            + "; any other intermediate through the outermost level")
-    vec = [n for n, r in res.einsums if hasattr(r, "vector_energy_pj")]
+    vec = [n for n, r in res.einsums if isinstance(r, VectorResult)]
     on_vec = f"; on the vector unit: {', '.join(vec)}" if vec else ""
     per_mac = f" ({res.energy_pj / res.computes:.4f} {u}/MAC)" if res.computes else ""
     n = len(res.einsums)

@@ -208,7 +208,9 @@ def nest_table(res) -> Table:
             t.add(lv.name, name, lv.utilized, st.tile, num(st.reads), num(st.fills), num(st.updates),
                   st.energy_pj)
         t.add(lv.name, "(leak)", lv.instances, None, None, None, None, lv.leak_pj)
-    if hasattr(res, "vector_energy_pj"):  # an Einsum on the vector unit (sim.nest_vector)
+    from sim.nest_vector import VectorResult
+
+    if isinstance(res, VectorResult):  # an Einsum on the vector unit
         t.add("vector", res.unit, res.units, None, sum(res.ops.values()), None, None, res.vector_energy_pj)
     else:
         t.add("compute", "MAC", res.macs_utilized, None, res.computes, None, None, res.mac_energy_pj)

@@ -144,13 +144,10 @@ def _trivial(layer: str) -> dict[str, Any]:
 def _double_buffered(cfg) -> dict[str, Any]:
     """The what-if of every level double buffered: the timeline's cycles, and the levels whose
     doubled tiles (each refilled tile twice) would not fit their capacity."""
-    from dataclasses import replace
-
-    from mapping.nest_mapping import level_words
+    from mapping.nest_mapping import all_double_buffered, level_words
     from sim.nest_timeline import nest_timeline
 
-    db = replace(cfg, arch=replace(cfg.arch, levels=tuple(replace(lv, double_buffered=True)
-                                                          for lv in cfg.arch.levels)))
+    db = all_double_buffered(cfg)
     over = [lv.name for i, lv in enumerate(db.arch.levels) if lv.capacity_words is not None
             and level_words(cfg.levels, i, cfg.operands, cfg.levels[i].keep, True) > lv.capacity_words]
     return {"cycles": nest_timeline(db).cycles, "does_not_fit": over}

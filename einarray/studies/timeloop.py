@@ -21,7 +21,6 @@ and there they part.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from .common import REPORTS
@@ -49,6 +48,7 @@ def timeloop(progress: bool = False) -> dict[str, Any]:
 
 def _compare(cases: list) -> list[dict[str, Any]]:
     from mapping.config import load_config
+    from mapping.nest_mapping import all_double_buffered
     from sim.nest import simulate_nest
     from sim.nest_timeline import nest_timeline
 
@@ -57,8 +57,6 @@ def _compare(cases: list) -> list[dict[str, Any]]:
         ref = json.loads(ref_file.read_text())
         cfg = load_config(config, allow_hierarchy=True)
         res = simulate_nest(cfg)
-        db = replace(cfg, arch=replace(cfg.arch, levels=tuple(replace(lv, double_buffered=True)
-                                                              for lv in cfg.arch.levels)))
         rows = []
         for lv in res.levels:
             want = ref["levels"][lv.name]["tensors"]
@@ -72,7 +70,7 @@ def _compare(cases: list) -> list[dict[str, Any]]:
         out.append({"exercise": name, "legacy2020": ref["legacy2020"], "rows": rows,
                     "cycles": {"ours": res.bound_cycles, "timeloop": ref["cycles"], "timeline": res.cycles,
                                "stalls": dict(res.timeline.stalls), "drain": res.timeline.drain,
-                               "timeline_double_buffered": nest_timeline(db).cycles},
+                               "timeline_double_buffered": nest_timeline(all_double_buffered(cfg)).cycles},
                     "energy_per_compute": {"ours": round(res.energy_pj / res.computes * scale, 2),
                                            "timeloop": ref["breakdown"]["Total"], "unit": unit}})
     return out
