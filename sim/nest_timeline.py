@@ -93,8 +93,6 @@ from mapping.nest_mapping import NestConfig
 from .nest import Loop, _repeat, _shift, _size, _Space, block_cycles, build_loops, fan_union, level_ticks
 from .network import ChildSets, _depth, _loads, busiest_link
 
-START = "start"  # a stride rule's state before the first tile
-
 
 @dataclass(frozen=True)
 class Timeline:
@@ -299,16 +297,11 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
             if not moves[c]:
                 new.append((mach, g))
                 continue
-            kinds, mach2 = [], []
-            for mv, s in zip(moves[c], mach):
-                if p is None:
-                    kinds.append(None)
-                    mach2.append(None)
-                    continue
-                d = mv.ticks[p]
-                same = s is None or s == d
-                kinds.append(d if same else None)
-                mach2.append(d if same else None)
+            # Timeloop's rule: the same stride as remembered (or none remembered) moves the tile by a
+            # delta and remembers it; another stride refetches it whole (None) and forgets. So the
+            # new state is also the change's kind.
+            kinds = tuple(None if p is None or (s is not None and s != mv.ticks[p]) else mv.ticks[p]
+                          for mv, s in zip(moves[c], mach))
             x = transfer(c, kinds, p is None, touched)
             start, cause = (g if db[c] else 0), None
             for par in sorted({mv.parent for mv in moves[c] if mv.parent in ends}):
@@ -316,7 +309,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
                     start, cause = ends[par], par
             ends[c] = start + x
             info[c] = (start, cause)
-            new.append((tuple(mach2), 0))
+            new.append((kinds, 0))
         stall = max([0] + list(ends.values()))
         cnt = Counter()
         if stall:  # charged along the chain of transfers that ended last, each its own part
@@ -369,7 +362,7 @@ def nest_timeline(cfg: NestConfig, loops: tuple[Loop, ...] | None = None, every_
         memo[key] = s2, c1 + c2
         return memo[key]
 
-    st0 = tuple((tuple(START for _ in moves[c]), 0) for c in range(n))
+    st0 = tuple((tuple(None for _ in moves[c]), 0) for c in range(n))  # the first step fetches whole
     st1, ce = event(None, st0, 0, False)
     L0 = level_of[0]
     _, cr = run(0, st1[L0 + 1:], False)
